@@ -1,0 +1,31 @@
+// lanrelay: the administrator's and agent's command line.
+#include "cache_command.hpp"
+
+#include "lanrelay/common/log.hpp"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+  CLI::App app{"lanrelay: manage a LAN relay and fetch items through the segment"};
+  app.require_subcommand(1);
+  lanrelay::init_logging("warn");
+  app.add_option_function<std::string>(
+         "--log-level",
+         [](const std::string& level) {
+           if (!lanrelay::init_logging(level)) {
+             throw CLI::ValidationError("--log-level", "'" + level + "' is not a log level");
+           }
+         },
+         "trace, debug, info, warn, error, critical or off")
+      ->trigger_on_parse();
+
+  lanrelay::cli::store_location where;
+  lanrelay::cli::add_cache_commands(app, where);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}

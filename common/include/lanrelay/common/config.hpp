@@ -1,0 +1,69 @@
+#pragma once
+
+// Configuration of lanrelayd. One table of settings (config.cpp) is the single source of truth:
+// name, type, default, validation and a one-line doc. It drives the TOML loader,
+// `--print-default-config` and `--check-config`.
+
+#include "lanrelay/common/error.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lanrelay {
+
+struct http_settings {
+  std::string listen_address = "::";  // "::" listens on IPv6 and IPv4
+  std::uint16_t port = 4127;
+  std::uint32_t max_connections = 2000;
+  std::uint32_t max_header_bytes = 8192;
+  std::chrono::milliseconds header_timeout{10'000};  // whole request head, however it trickles
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds send_timeout{30'000};    // no progress sending a body for this long
+  std::uint32_t threads = 0;                          // 0: one per core
+};
+
+struct relay_config {
+  std::filesystem::path state_dir;  // resolved: never empty after loading
+  std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
+  http_settings http;
+  std::uint32_t max_peers = 10;                 // concurrent transfers served at once
+  std::chrono::seconds retry_after{5};          // Retry-After on a 503 for a busy parent
+  std::chrono::milliseconds shutdown_grace{30'000};
+  std::uint16_t discovery_port = 4126;
+  std::string log_level = "info";
+};
+
+struct config_diagnostic {
+  std::string file;
+  std::uint32_t line = 0;    // 1-based; 0 when the problem has no position
+  std::uint32_t column = 0;  // 1-based; 0 when the problem has no position
+  std::string message;
+
+  std::string to_string() const;  // "file:line:column: message"
+};
+
+struct config_load_result {
+  relay_config config;
+  std::vector<config_diagnostic> diagnostics;  // empty when the file is valid
+
+  bool ok() const noexcept { return diagnostics.empty(); }
+};
+
+// The state directory when none is configured: /var/lib/lanrelay for root, else
+// $XDG_STATE_HOME/lanrelay (~/.local/state/lanrelay).
+std::filesystem::path default_state_dir();
+
+// The embedded defaults, used when lanrelayd runs without --config.
+relay_config default_relay_config();
+
+// Reads and validates a TOML file; every problem is reported, not only the first.
+config_load_result load_relay_config(const std::filesystem::path& file);
+config_load_result parse_relay_config(std::string_view toml_text, std::string_view file_name);
+
+// Every setting with its default and doc, as a valid TOML document.
+std::string default_relay_config_text();
+
+}  // namespace lanrelay

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+#include <system_error>
+
+namespace lanrelay {
+
+// Errors of lanrelay's own domain. I/O failures keep their system error codes.
+enum class errc {
+  invalid_name = 1,     // item name or version has characters outside the allowed set
+  invalid_version,      // version text does not parse for the item's kind
+  invalid_kind,         // not one of installer, pattern, file
+  not_found,            // no such item in the store
+  size_mismatch,        // bytes received differ in length from what was expected
+  digest_mismatch,      // SHA-256 of the bytes differs from what was expected
+  too_large,            // item is larger than the store's size limit
+  store_full,           // pinned items leave no room for the new item
+  corrupt_index,        // the store's index file cannot be read
+  invalid_config,       // configuration failed validation
+  already_exists,       // an item with that key exists with different content
+};
+
+const boost::system::error_category& lanrelay_category() noexcept;
+
+inline boost::system::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), lanrelay_category()};
+}
+
+template <typename T>
+using result = boost::system::result<T>;
+
+}  // namespace lanrelay
+
+template <>
+struct boost::system::is_error_code_enum<lanrelay::errc> : std::true_type {};

@@ -1,0 +1,156 @@
+#include "lanrelay/common/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace lanrelay {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::string> messages(const config_load_result& r) {
+  std::vector<std::string> out;
+  for (const auto& d : r.diagnostics) {
+    out.push_back(d.to_string());
+  }
+  return out;
+}
+
+TEST(config, empty_file_gives_defaults) {
+  const auto r = parse_relay_config("", "empty.toml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config.http.port, 4127);
+  EXPECT_EQ(r.config.discovery_port, 4126);
+  EXPECT_EQ(r.config.max_peers, 10u);
+  EXPECT_EQ(r.config.state_dir, default_state_dir());
+}
+
+TEST(config, every_setting_is_applied) {
+  const auto r = parse_relay_config(R"(
+[state]
+dir = "/srv/lanrelay"
+[cache]
+max_size = "512MiB"
+[http]
+listen = "127.0.0.1"
+port = 8080
+max_connections = 50
+max_header_bytes = 4096
+header_timeout = "2s"
+idle_timeout = "1m"
+send_timeout = "1500ms"
+threads = 3
+[peers]
+max_peers = 4
+retry_after = "7s"
+[shutdown]
+grace_period = "0ms"
+[discovery]
+port = 5000
+[log]
+level = "debug"
+)",
+                                    "all.toml");
+  ASSERT_TRUE(r.ok()) << testing::PrintToString(messages(r));
+  const relay_config& c = r.config;
+  EXPECT_EQ(c.state_dir, "/srv/lanrelay");
+  EXPECT_EQ(c.cache_max_size, 512ULL << 20);
+  EXPECT_EQ(c.http.listen_address, "127.0.0.1");
+  EXPECT_EQ(c.http.port, 8080);
+  EXPECT_EQ(c.http.max_connections, 50u);
+  EXPECT_EQ(c.http.max_header_bytes, 4096u);
+  EXPECT_EQ(c.http.header_timeout, 2s);
+  EXPECT_EQ(c.http.idle_timeout, 1min);
+  EXPECT_EQ(c.http.send_timeout, 1500ms);
+  EXPECT_EQ(c.http.threads, 3u);
+  EXPECT_EQ(c.max_peers, 4u);
+  EXPECT_EQ(c.retry_after, 7s);
+  EXPECT_EQ(c.shutdown_grace, 0ms);
+  EXPECT_EQ(c.discovery_port, 5000);
+  EXPECT_EQ(c.log_level, "debug");
+}
+
+TEST(config, size_accepts_plain_bytes) {
+  const auto r = parse_relay_config("[cache]\nmax_size = 1000\n", "t.toml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config.cache_max_size, 1000u);
+}
+
+TEST(config, every_problem_is_reported_with_its_position) {
+  const auto r = parse_relay_config(R"([http]
+port = "4127"
+prot = 1
+max_connections = 0
+header_timeout = "10 parsecs"
+listen = "everywhere"
+[peers]
+max_peers = 10
+retry_after = 5
+[nonsense]
+x = 1
+[log]
+level = "loud"
+)",
+                                    "bad.toml");
+  const auto m = messages(r);
+  ASSERT_EQ(m.size(), 8u) << testing::PrintToString(m);
+  EXPECT_EQ(m[0], "bad.toml:2:8: http.port: expected an integer from 0 to 65535, got a string");
+  EXPECT_EQ(m[1],
+            "bad.toml:3:1: unknown setting 'http.prot'; known in [http]: listen, port, "
+            "max_connections, max_header_bytes, header_timeout, idle_timeout, send_timeout, "
+            "threads");
+  EXPECT_EQ(m[2], "bad.toml:4:19: http.max_connections: 0 is out of range (1 to 1000000)");
+  EXPECT_NE(m[3].find("bad.toml:5:18: http.header_timeout: expected a duration"), std::string::npos);
+  EXPECT_NE(m[4].find("bad.toml:6:10: http.listen: \"everywhere\" is not an IP address"),
+            std::string::npos);
+  EXPECT_NE(m[5].find("bad.toml:9:15: peers.retry_after: expected a duration"), std::string::npos);
+  EXPECT_NE(m[6].find("bad.toml:10:2: unknown section [nonsense]"), std::string::npos);
+  EXPECT_NE(m[7].find("bad.toml:13:9: log.level: \"loud\" is not a log level"), std::string::npos);
+}
+
+TEST(config, syntax_error_has_position) {
+  const auto r = parse_relay_config("[http]\nport = = 3\n", "syntax.toml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_EQ(r.diagnostics[0].file, "syntax.toml");
+  EXPECT_EQ(r.diagnostics[0].line, 2u);
+}
+
+TEST(config, durations_out_of_range_and_fractional_seconds) {
+  auto r = parse_relay_config("[http]\nheader_timeout = \"2h\"\n", "t.toml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics[0].message.find("out of range"), std::string::npos);
+  r = parse_relay_config("[peers]\nretry_after = \"1500ms\"\n", "t.toml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics[0].message.find("whole number of seconds"), std::string::npos);
+}
+
+TEST(config, relative_state_dir_is_rejected) {
+  const auto r = parse_relay_config("[state]\ndir = \"var/lib\"\n", "t.toml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics[0].message.find("not an absolute path"), std::string::npos);
+}
+
+TEST(config, missing_file_is_reported) {
+  const auto r = load_relay_config("/nonexistent/lanrelay.toml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics[0].to_string().find("/nonexistent/lanrelay.toml: cannot open"),
+            std::string::npos);
+}
+
+TEST(config, printed_defaults_parse_back_to_the_defaults) {
+  const std::string text = default_relay_config_text();
+  const auto r = parse_relay_config(text, "default.toml");
+  ASSERT_TRUE(r.ok()) << testing::PrintToString(messages(r)) << text;
+  const relay_config d = default_relay_config();
+  EXPECT_EQ(r.config.cache_max_size, d.cache_max_size);
+  EXPECT_EQ(r.config.http.header_timeout, d.http.header_timeout);
+  EXPECT_EQ(r.config.retry_after, d.retry_after);
+  EXPECT_EQ(r.config.shutdown_grace, d.shutdown_grace);
+  EXPECT_EQ(r.config.state_dir, d.state_dir);
+  EXPECT_NE(text.find("max_size = \"10GiB\""), std::string::npos);
+  EXPECT_NE(text.find("# TCP port of the content server"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lanrelay
