@@ -9,7 +9,7 @@ packages=(
   libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libsystemd-dev
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev
-  iproute2 curl procps
+  iproute2 nftables curl procps
   nginx-light wrk
 )
 

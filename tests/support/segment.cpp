@@ -1,0 +1,149 @@
+#include "segment.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+namespace lanrelay::test {
+namespace {
+
+constexpr std::string_view netns_prefix = "lrt";
+
+// Namespaces are named lrt<pid>-...; remove those whose test process is gone.
+void remove_stale_namespaces() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/var/run/netns", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(netns_prefix)) {
+      continue;
+    }
+    const auto dash = name.find('-');
+    if (dash == std::string::npos) {
+      continue;
+    }
+    const std::string pid_text = name.substr(netns_prefix.size(), dash - netns_prefix.size());
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    const pid_t owner = static_cast<pid_t>(std::stol(pid_text));
+    if (::kill(owner, 0) != 0 && errno == ESRCH) {
+      std::system(("ip netns delete " + name + " 2>/dev/null").c_str());
+    }
+  }
+}
+
+}  // namespace
+
+void run_checked(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    throw std::runtime_error("cannot run: " + command);
+  }
+  std::array<char, 512> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
+    output += buffer.data();
+  }
+  const int status = ::pclose(pipe);
+  if (status != 0) {
+    throw std::runtime_error("command failed (" + std::to_string(status) + "): " + command +
+                             "\n" + output);
+  }
+}
+
+bool segment::supported() {
+  return ::geteuid() == 0 && std::system("command -v ip >/dev/null && command -v nft >/dev/null") == 0;
+}
+
+segment::segment(std::uint8_t subnet)
+    : prefix_(std::string(netns_prefix) + std::to_string(::getpid()) + "-" +
+              std::to_string(subnet)),
+      subnet_(subnet) {
+  remove_stale_namespaces();
+  const std::string sw = prefix_ + "sw";
+  run_checked("ip netns add " + sw);
+  run_checked("ip -n " + sw + " link set dev lo up");
+  run_checked("ip -n " + sw + " link add name br0 type bridge");
+  run_checked("ip -n " + sw + " link set dev br0 up");
+}
+
+segment::~segment() {
+  for (const host& h : hosts_) {
+    std::system(("ip netns delete " + h.netns + " 2>/dev/null").c_str());
+  }
+  std::system(("ip netns delete " + prefix_ + "sw 2>/dev/null").c_str());
+}
+
+const segment::host& segment::add_host(std::string_view name) {
+  const std::size_t index = hosts_.size();
+  const std::string sw = prefix_ + "sw";
+  const std::string ns = prefix_ + "h" + std::to_string(index);
+  const std::string port = "p" + std::to_string(index);
+  const std::string address = "10." + std::to_string(subnet_) + "." + std::to_string(index / 250) +
+                              "." + std::to_string(index % 250 + 1);
+  run_checked("ip netns add " + ns);
+  hosts_.push_back(host{std::string(name), ns, address});
+  run_checked("ip -n " + ns + " link set dev lo up");
+  // Link-local IPv6 addresses usable at once: no duplicate address detection on a test bridge.
+  run_checked("ip netns exec " + ns + " sysctl -qw net.ipv6.conf.default.accept_dad=0");
+  run_checked("ip -n " + sw + " link add name " + port + " type veth peer name eth0 netns " + ns);
+  run_checked("ip -n " + sw + " link set dev " + port + " master br0");
+  run_checked("ip -n " + sw + " link set dev " + port + " up");
+  run_checked("ip -n " + ns + " addr add " + address + "/16 brd + dev eth0");
+  run_checked("ip -n " + ns + " link set dev eth0 up");
+  return hosts_.back();
+}
+
+std::string segment::broadcast_address() const {
+  return "10." + std::to_string(subnet_) + ".255.255";
+}
+
+void segment::block_broadcast() {
+  run_checked("ip netns exec " + prefix_ + "sw nft add table bridge lanrelay_test");
+  run_checked("ip netns exec " + prefix_ + "sw nft add chain bridge lanrelay_test forward "
+              "'{ type filter hook forward priority 0; policy accept; }'");
+  run_checked("ip netns exec " + prefix_ + "sw nft add rule bridge lanrelay_test forward "
+              "meta pkttype '{ broadcast, multicast }' meta l4proto udp drop");
+}
+
+void segment::shape_ports(std::string_view rate) {
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    run_checked("tc -n " + prefix_ + "sw qdisc replace dev p" + std::to_string(i) +
+                " root tbf rate " + std::string(rate) + " burst 512k latency 50ms");
+  }
+}
+
+int socket_in_netns(const std::string& netns, int domain, int type) {
+  int result = -1;
+  int error = 0;
+  // setns(CLONE_NEWNET) changes only the calling thread; the socket keeps its namespace.
+  std::thread worker([&] {
+    const std::string path = "/var/run/netns/" + netns;
+    const int ns_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0 || ::setns(ns_fd, CLONE_NEWNET) != 0) {
+      error = errno;
+    } else {
+      result = ::socket(domain, type | SOCK_CLOEXEC, 0);
+      error = errno;
+    }
+    if (ns_fd >= 0) {
+      ::close(ns_fd);
+    }
+  });
+  worker.join();
+  if (result < 0) {
+    throw std::runtime_error("cannot open a socket in " + netns + ": " + std::strerror(error));
+  }
+  return result;
+}
+
+}  // namespace lanrelay::test

@@ -1,0 +1,59 @@
+#pragma once
+
+// A LAN segment made of network namespaces for segment tests and benchmarks:
+//
+//   <prefix>sw          the switch: a Linux bridge `br0`, one port per host, no address
+//   <prefix>h<N>        one namespace per host; its `eth0` is a veth to the switch with the
+//                       address 10.<subnet>.<N / 250>.<N % 250 + 1>/16 (broadcast 10.<subnet>.255.255)
+//
+// Nothing is created in the test's own namespace and no traffic can reach the machine's real
+// interfaces. The destructor deletes every namespace (which removes the veths and the bridge);
+// the constructor first removes namespaces left behind by test processes that no longer exist.
+// Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <deque>
+
+namespace lanrelay::test {
+
+class segment {
+ public:
+  struct host {
+    std::string name;     // as given to add_host
+    std::string netns;    // namespace name, for process::options::netns
+    std::string address;  // IPv4 address of eth0
+  };
+
+  explicit segment(std::uint8_t subnet = 77);
+  ~segment();
+  segment(const segment&) = delete;
+  segment& operator=(const segment&) = delete;
+
+  const host& add_host(std::string_view name);
+  const std::deque<host>& hosts() const noexcept { return hosts_; }
+  std::string broadcast_address() const;
+
+  // Drops broadcast and multicast UDP in the switch (ARP and IPv6 neighbour discovery still
+  // pass), as cloud networks do.
+  void block_broadcast();
+  // Limits every switch port towards its host to `rate` (tc syntax, e.g. "1gbit").
+  void shape_ports(std::string_view rate);
+
+  // Whether this machine can build segments (root, ip and nft present).
+  static bool supported();
+
+ private:
+  std::string prefix_;
+  std::uint8_t subnet_;
+  std::deque<host> hosts_;  // deque: add_host hands out references that must stay valid
+};
+
+// A socket (socket(2) arguments) that lives in `netns`, opened from the calling process.
+int socket_in_netns(const std::string& netns, int domain, int type);
+
+// Runs a shell command line; throws std::runtime_error with its output when it fails.
+void run_checked(const std::string& command);
+
+}  // namespace lanrelay::test
