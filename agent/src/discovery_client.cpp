@@ -1,0 +1,174 @@
+#include "lanrelay/agent/discovery_client.hpp"
+
+#include "lanrelay/common/datagram.hpp"
+#include "lanrelay/common/interfaces.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <optional>
+#include <set>
+
+namespace lanrelay::agent {
+namespace {
+
+namespace net = boost::asio;
+using namespace net::experimental::awaitable_operators;
+using udp = net::ip::udp;
+
+struct destination {
+  udp::endpoint endpoint;
+  unsigned interface_index = 0;
+};
+
+std::vector<destination> destinations_for(const discovery_options& options) {
+  std::vector<destination> out;
+  if (!options.targets.empty()) {
+    for (const auto& address : options.targets) {
+      out.push_back({udp::endpoint(address, options.port), 0});
+    }
+    return out;
+  }
+  const auto group = net::ip::make_address_v6(discovery::kIpv6Group);
+  for (const auto& nic : list_interfaces()) {
+    if (nic.loopback) {
+      continue;
+    }
+    bool limited_sent = false;
+    for (const auto& binding : nic.ipv4) {
+      if (!binding.broadcast) {
+        continue;
+      }
+      out.push_back({udp::endpoint(*binding.broadcast, options.port), nic.index});
+      if (!limited_sent) {
+        out.push_back({udp::endpoint(net::ip::address_v4::broadcast(), options.port), nic.index});
+        limited_sent = true;
+      }
+    }
+    if (options.ipv6 && nic.multicast && !nic.ipv6_link_local.empty()) {
+      net::ip::address_v6 scoped = group;
+      scoped.scope_id(nic.index);
+      out.push_back({udp::endpoint(scoped, options.port), nic.index});
+    }
+  }
+  return out;
+}
+
+std::optional<udp::socket> open_socket(net::any_io_executor executor, udp protocol) {
+  udp::socket socket(executor);
+  boost::system::error_code ec;
+  socket.open(protocol, ec);
+  if (!ec && protocol == udp::v4()) {
+    socket.set_option(net::socket_base::broadcast(true), ec);
+  }
+  if (!ec && protocol == udp::v6()) {
+    socket.set_option(net::ip::v6_only(true), ec);
+  }
+  if (!ec) {
+    socket.bind(udp::endpoint(protocol, 0), ec);
+  }
+  if (!ec) {
+    ec = enable_arrival_interface(socket);
+  }
+  if (ec) {
+    spdlog::debug("discovery socket unavailable protocol={} error={}",
+                  protocol == udp::v4() ? "ipv4" : "ipv6", ec.message());
+    return std::nullopt;
+  }
+  return socket;
+}
+
+}  // namespace
+
+net::awaitable<discovery_result> discover(const discovery::query& query,
+                                          const discovery_options& options) {
+  discovery_result result;
+  auto executor = co_await net::this_coro::executor;
+  const auto datagram = discovery::encode(query);
+  if (!datagram) {
+    spdlog::warn("discovery query not encodable error={}", datagram.error().message());
+    co_return result;
+  }
+  const auto targets = destinations_for(options);
+  result.destinations = targets.size();
+  if (targets.empty()) {
+    co_return result;
+  }
+
+  std::optional<udp::socket> v4 = open_socket(executor, udp::v4());
+  std::optional<udp::socket> v6 = options.ipv6 ? open_socket(executor, udp::v6()) : std::nullopt;
+
+  const auto send_round = [&] {
+    for (const auto& d : targets) {
+      auto& socket = d.endpoint.address().is_v4() ? v4 : v6;
+      if (!socket) {
+        ++result.send_errors;
+        continue;
+      }
+      if (auto ec = send_datagram(*socket, *datagram, d.endpoint, d.interface_index)) {
+        ++result.send_errors;
+        spdlog::debug("discovery send failed to={} interface={} error={}",
+                      d.endpoint.address().to_string(), d.interface_index, ec.message());
+      }
+    }
+  };
+
+  std::set<std::string> urls;
+  std::array<std::byte, discovery::kMaxDatagram> buffer{};
+  const auto drain = [&](udp::socket& socket) {
+    received_datagram got;
+    while (!receive_datagram(socket, buffer, got)) {
+      auto offer = discovery::decode_offer(std::span(buffer.data(), got.size));
+      if (got.truncated || !offer || offer->transaction_id != query.transaction_id ||
+          offer->sender_cookie == query.sender_cookie) {
+        ++result.dropped;
+        continue;
+      }
+      urls.insert(offer->url);
+      result.offers.push_back(candidate{std::move(*offer), got.source, {}});
+    }
+  };
+
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + options.window;
+  const unsigned sends = std::max(1u, options.sends);
+  unsigned sent = 0;
+  net::steady_timer timer(executor);
+  while (urls.size() < options.enough_offers) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      break;
+    }
+    // Rounds at 0, 1/3 and 2/3 of the window (for three sends).
+    const auto next_send = start + options.window * 2 * sent / (3 * (sends > 1 ? sends - 1 : 1));
+    if (sent < sends && now >= next_send) {
+      send_round();
+      ++sent;
+      continue;
+    }
+    timer.expires_at(sent < sends ? std::min(deadline, next_send) : deadline);
+    auto wait_for = [&](std::optional<udp::socket>& socket) -> net::awaitable<void> {
+      if (socket) {
+        co_await socket->async_wait(udp::socket::wait_read, net::as_tuple(net::use_awaitable));
+      } else {
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+      }
+    };
+    co_await (wait_for(v4) || wait_for(v6) || timer.async_wait(net::as_tuple(net::use_awaitable)));
+    if (v4) {
+      drain(*v4);
+    }
+    if (v6) {
+      drain(*v6);
+    }
+  }
+  co_return result;
+}
+
+}  // namespace lanrelay::agent

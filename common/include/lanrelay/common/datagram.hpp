@@ -1,0 +1,37 @@
+#pragma once
+
+// UDP helpers that Asio lacks: receiving with the interface a datagram arrived on (IP_PKTINFO /
+// IPV6_RECVPKTINFO), and sending out of a chosen interface. Both work on a non-blocking socket's
+// native handle; callers wait for readiness with Asio (socket.async_wait) and call these until
+// they report would_block.
+
+#include <boost/asio/ip/udp.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <span>
+
+namespace lanrelay {
+
+struct received_datagram {
+  std::size_t size = 0;
+  boost::asio::ip::udp::endpoint source;
+  unsigned interface_index = 0;  // 0 when the kernel did not say
+  bool truncated = false;        // larger than the buffer; its tail was dropped
+};
+
+// Asks the kernel to report the arrival interface on `socket` (call once after open).
+boost::system::error_code enable_arrival_interface(boost::asio::ip::udp::socket& socket);
+
+// One non-blocking receive. error::would_block when nothing is queued.
+boost::system::error_code receive_datagram(boost::asio::ip::udp::socket& socket,
+                                           std::span<std::byte> buffer, received_datagram& out);
+
+// One non-blocking send of `data` to `destination` out of interface `interface_index` (0: let the
+// routing table decide). Used for the limited broadcast, which needs an explicit interface.
+boost::system::error_code send_datagram(boost::asio::ip::udp::socket& socket,
+                                        std::span<const std::byte> data,
+                                        const boost::asio::ip::udp::endpoint& destination,
+                                        unsigned interface_index);
+
+}  // namespace lanrelay

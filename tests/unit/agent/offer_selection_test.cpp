@@ -1,0 +1,116 @@
+#include "lanrelay/agent/offer_selection.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace lanrelay::agent {
+namespace {
+
+sha256_digest digest_of(std::uint8_t seed) {
+  sha256_digest d{};
+  d.fill(std::byte{seed});
+  return d;
+}
+
+candidate make(std::string url, std::string version, std::uint16_t free_slots,
+               std::uint8_t content = 1, std::uint64_t size = 100) {
+  candidate c;
+  c.offer.kind = item_kind::installer;
+  c.offer.name = "agent-x64";
+  c.offer.version = std::move(version);
+  c.offer.size = size;
+  c.offer.sha256 = digest_of(content);
+  c.offer.url = std::move(url);
+  c.offer.free_slots = free_slots;
+  return c;
+}
+
+const wanted_item installer_14_0{item_kind::installer, "agent-x64", "14.0", std::nullopt};
+
+std::optional<trusted_digest> trust_all_content_1(const discovery::offer&) {
+  return trusted_digest{100, digest_of(1)};
+}
+
+TEST(offer_selection, installer_qualifies_on_major_minor_only) {
+  std::mt19937_64 random(1);
+  auto s = select_offers({make("http://a/1", "14.0.1", 1), make("http://b/1", "14.1.0", 1),
+                          make("http://c/1", "13.9.9999", 1), make("http://d/1", "15.0", 1)},
+                         installer_14_0, trust_all_content_1, random);
+  EXPECT_EQ(s.ordered.size(), 3u);
+  EXPECT_EQ(s.not_qualifying, 1u);
+}
+
+TEST(offer_selection, wrong_name_kind_or_sha_does_not_qualify) {
+  std::mt19937_64 random(1);
+  auto other_name = make("http://a/1", "14.0", 1);
+  other_name.offer.name = "agent-x86";
+  auto other_kind = make("http://b/1", "14.0", 1);
+  other_kind.offer.kind = item_kind::file;
+  wanted_item exact = installer_14_0;
+  exact.sha256 = digest_of(1);
+  auto s = select_offers({other_name, other_kind, make("http://c/1", "14.0", 1, 2),
+                          make("http://d/1", "14.0", 1, 1)},
+                         exact, trust_all_content_1, random);
+  ASSERT_EQ(s.ordered.size(), 1u);
+  EXPECT_EQ(s.ordered[0].offer.url, "http://d/1");
+  EXPECT_EQ(s.not_qualifying, 3u);
+}
+
+TEST(offer_selection, offers_without_trusted_digest_are_not_used) {
+  std::mt19937_64 random(1);
+  const trust_lookup nothing = [](const discovery::offer&) -> std::optional<trusted_digest> {
+    return std::nullopt;
+  };
+  auto s = select_offers({make("http://a/1", "14.0", 1)}, installer_14_0, nothing, random);
+  EXPECT_TRUE(s.ordered.empty());
+  EXPECT_EQ(s.untrusted, 1u);
+
+  // A digest that vouches for other bytes, or another size, is no trust either.
+  s = select_offers({make("http://a/1", "14.0", 1, 2), make("http://b/1", "14.0", 1, 1, 99)},
+                    installer_14_0, trust_all_content_1, random);
+  EXPECT_TRUE(s.ordered.empty());
+  EXPECT_EQ(s.untrusted, 2u);
+}
+
+TEST(offer_selection, duplicate_urls_are_tried_once) {
+  std::mt19937_64 random(1);
+  auto s = select_offers({make("http://a/1", "14.0", 1), make("http://a/1", "14.0", 1)},
+                         installer_14_0, trust_all_content_1, random);
+  EXPECT_EQ(s.ordered.size(), 1u);
+  EXPECT_EQ(s.ordered[0].digest.size, 100u);
+}
+
+TEST(offer_selection, free_slots_first) {
+  std::mt19937_64 random(7);
+  for (int round = 0; round < 50; ++round) {
+    auto s = select_offers({make("http://busy1/1", "14.0", 0), make("http://free1/1", "14.0", 3),
+                            make("http://busy2/1", "14.0", 0), make("http://free2/1", "14.0", 1)},
+                           installer_14_0, trust_all_content_1, random);
+    ASSERT_EQ(s.ordered.size(), 4u);
+    EXPECT_GT(s.ordered[0].offer.free_slots, 0);
+    EXPECT_GT(s.ordered[1].offer.free_slots, 0);
+    EXPECT_EQ(s.ordered[2].offer.free_slots, 0);
+    EXPECT_EQ(s.ordered[3].offer.free_slots, 0);
+  }
+}
+
+TEST(offer_selection, first_choice_is_uniform) {
+  std::mt19937_64 random(2024);
+  std::map<std::string, int> first;
+  constexpr int rounds = 6000;
+  for (int round = 0; round < rounds; ++round) {
+    auto s = select_offers({make("http://a/1", "14.0", 2), make("http://b/1", "14.0", 2),
+                            make("http://c/1", "14.0", 2)},
+                           installer_14_0, trust_all_content_1, random);
+    ++first[s.ordered[0].offer.url];
+  }
+  ASSERT_EQ(first.size(), 3u);
+  for (const auto& [url, count] : first) {
+    // Expected 2000 each; 5 standard deviations (~183) is a bound a fair shuffle never misses.
+    EXPECT_NEAR(count, rounds / 3, 183) << url;
+  }
+}
+
+}  // namespace
+}  // namespace lanrelay::agent
