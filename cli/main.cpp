@@ -1,4 +1,5 @@
 // lanrelay: the administrator's and agent's command line.
+#include "agent_commands.hpp"
 #include "cache_command.hpp"
 
 #include "lanrelay/common/log.hpp"
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
 
   lanrelay::cli::store_location where;
   lanrelay::cli::add_cache_commands(app, where);
+  lanrelay::cli::add_agent_commands(app);
+  lanrelay::cli::add_key_commands(app);
 
   try {
     app.parse(argc, argv);

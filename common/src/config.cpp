@@ -28,6 +28,8 @@ enum class setting_type {
   address,   // IP address literal
   path,      // string; empty means "derive a default"
   log_level, // spdlog level name
+  boolean,   // true or false
+  choice,    // one of a fixed list of strings
 };
 
 // Problems are reported as plain text; the loader adds file, line and column.
@@ -241,6 +243,45 @@ setting string_setting(std::string_view section, std::string_view key, setting_t
       [field](const relay_config& c) { return toml_string(field(const_cast<relay_config&>(c))); }};
 }
 
+setting bool_setting(std::string_view section, std::string_view key, std::string_view doc,
+                     field_of<bool> field) {
+  return setting{
+      section, key, setting_type::boolean, doc, 0, 1,
+      [field](relay_config& c, const toml::node& node) -> apply_result {
+        const auto* value = node.as_boolean();
+        if (value == nullptr) {
+          return "expected true or false, got " + std::string(toml_type_name(node));
+        }
+        field(c) = value->get();
+        return std::nullopt;
+      },
+      [field](const relay_config& c) {
+        return std::string(field(const_cast<relay_config&>(c)) ? "true" : "false");
+      }};
+}
+
+setting choice_setting(std::string_view section, std::string_view key, std::string_view doc,
+                       std::vector<std::string_view> choices, field_of<std::string> field) {
+  return setting{
+      section, key, setting_type::choice, doc, 0, 0,
+      [choices, field](relay_config& c, const toml::node& node) -> apply_result {
+        const auto* text = node.as_string();
+        if (text == nullptr ||
+            std::find(choices.begin(), choices.end(), text->get()) == choices.end()) {
+          std::string list;
+          for (auto choice : choices) {
+            list += list.empty() ? "" : ", ";
+            list += toml_string(choice);
+          }
+          return "expected one of " + list + ", got " +
+                 (text != nullptr ? toml_string(text->get()) : std::string(toml_type_name(node)));
+        }
+        field(c) = text->get();
+        return std::nullopt;
+      },
+      [field](const relay_config& c) { return toml_string(field(const_cast<relay_config&>(c))); }};
+}
+
 setting path_setting(std::string_view section, std::string_view key, std::string_view doc,
                      field_of<std::filesystem::path> field) {
   return setting{
@@ -307,8 +348,25 @@ const std::vector<setting>& settings_table() {
       duration_setting<milliseconds>("shutdown", "grace_period",
                                      "On SIGTERM, running transfers get this long to finish.", 0ms,
                                      1h, [](relay_config& c) -> auto& { return c.shutdown_grace; }),
+      choice_setting("relay", "role",
+                     "\"relay\" for the segment's relay; \"peer\" for an agent machine sharing what it "
+                     "downloaded (see docs/operations.md, peer profile).",
+                     {"relay", "peer"}, [](relay_config& c) -> auto& { return c.role; }),
+      bool_setting("discovery", "enabled", "Answer segment queries for cached items.",
+                   [](relay_config& c) -> auto& { return c.discovery.enabled; }),
       integer_setting<std::uint16_t>("discovery", "port", "UDP port for segment queries and offers.", 1,
-                                     65535, [](relay_config& c) -> auto& { return c.discovery_port; }),
+                                     65535, [](relay_config& c) -> auto& { return c.discovery.port; }),
+      bool_setting("discovery", "ipv6", "Also answer on the IPv6 link-local group ff12::4126.",
+                   [](relay_config& c) -> auto& { return c.discovery.ipv6; }),
+      integer_setting<std::uint32_t>("discovery", "rate_limit",
+                                     "Queries answered per second per source address; more are "
+                                     "dropped.",
+                                     1, 100'000,
+                                     [](relay_config& c) -> auto& { return c.discovery.rate_limit; }),
+      duration_setting<milliseconds>("discovery", "interface_rescan",
+                                     "How often interfaces that came or went are picked up.", 100ms,
+                                     10min,
+                                     [](relay_config& c) -> auto& { return c.discovery.interface_rescan; }),
       string_setting("log", "level", setting_type::log_level,
                      "trace, debug, info, warn, error, critical or off.",
                      [](relay_config& c) -> auto& { return c.log_level; }),

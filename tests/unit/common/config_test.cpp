@@ -21,7 +21,9 @@ TEST(config, empty_file_gives_defaults) {
   const auto r = parse_relay_config("", "empty.toml");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.config.http.port, 4127);
-  EXPECT_EQ(r.config.discovery_port, 4126);
+  EXPECT_EQ(r.config.discovery.port, 4126);
+  EXPECT_TRUE(r.config.discovery.enabled);
+  EXPECT_EQ(r.config.role, "relay");
   EXPECT_EQ(r.config.max_peers, 10u);
   EXPECT_EQ(r.config.state_dir, default_state_dir());
 }
@@ -46,8 +48,14 @@ max_peers = 4
 retry_after = "7s"
 [shutdown]
 grace_period = "0ms"
+[relay]
+role = "peer"
 [discovery]
+enabled = false
 port = 5000
+ipv6 = false
+rate_limit = 3
+interface_rescan = "2s"
 [log]
 level = "debug"
 )",
@@ -67,7 +75,12 @@ level = "debug"
   EXPECT_EQ(c.max_peers, 4u);
   EXPECT_EQ(c.retry_after, 7s);
   EXPECT_EQ(c.shutdown_grace, 0ms);
-  EXPECT_EQ(c.discovery_port, 5000);
+  EXPECT_EQ(c.discovery.port, 5000);
+  EXPECT_FALSE(c.discovery.enabled);
+  EXPECT_FALSE(c.discovery.ipv6);
+  EXPECT_EQ(c.discovery.rate_limit, 3u);
+  EXPECT_EQ(c.discovery.interface_rescan, 2s);
+  EXPECT_EQ(c.role, "peer");
   EXPECT_EQ(c.log_level, "debug");
 }
 
@@ -123,6 +136,15 @@ TEST(config, durations_out_of_range_and_fractional_seconds) {
   r = parse_relay_config("[peers]\nretry_after = \"1500ms\"\n", "t.toml");
   ASSERT_EQ(r.diagnostics.size(), 1u);
   EXPECT_NE(r.diagnostics[0].message.find("whole number of seconds"), std::string::npos);
+}
+
+TEST(config, booleans_and_choices_are_checked) {
+  const auto r = parse_relay_config("[discovery]\nenabled = \"yes\"\n[relay]\nrole = \"boss\"\n", "t.toml");
+  ASSERT_EQ(r.diagnostics.size(), 2u);
+  EXPECT_EQ(r.diagnostics[0].to_string(),
+            "t.toml:2:11: discovery.enabled: expected true or false, got a string");
+  EXPECT_EQ(r.diagnostics[1].to_string(),
+            "t.toml:4:8: relay.role: expected one of \"relay\", \"peer\", got \"boss\"");
 }
 
 TEST(config, relative_state_dir_is_rejected) {

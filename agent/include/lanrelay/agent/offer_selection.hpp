@@ -26,6 +26,8 @@ struct wanted_item {
 struct trusted_digest {
   std::uint64_t size = 0;
   sha256_digest sha256{};
+
+  bool operator==(const trusted_digest&) const = default;
 };
 
 // An offer as received: what it says and who sent it.

@@ -25,6 +25,14 @@ struct http_settings {
   std::uint32_t threads = 0;                          // 0: one per core
 };
 
+struct discovery_settings {
+  bool enabled = true;
+  std::uint16_t port = 4126;
+  bool ipv6 = true;                                    // also answer on the IPv6 link-local group
+  std::uint32_t rate_limit = 20;                       // queries per second per source address
+  std::chrono::milliseconds interface_rescan{5'000};  // how often new interfaces are picked up
+};
+
 struct relay_config {
   std::filesystem::path state_dir;  // resolved: never empty after loading
   std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
@@ -32,7 +40,8 @@ struct relay_config {
   std::uint32_t max_peers = 10;                 // concurrent transfers served at once
   std::chrono::seconds retry_after{5};          // Retry-After on a 503 for a busy parent
   std::chrono::milliseconds shutdown_grace{30'000};
-  std::uint16_t discovery_port = 4126;
+  discovery_settings discovery;
+  std::string role = "relay";  // "relay" or "peer": what offers say this daemon is
   std::string log_level = "info";
 };
 

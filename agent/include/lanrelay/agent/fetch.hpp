@@ -1,0 +1,87 @@
+#pragma once
+
+// Getting one item: from the segment when someone there holds a copy we can verify, else from
+// the upstream server, silently.
+//
+// Life of a fetch:
+//  1. Trust: the size and SHA-256 the bytes must have come from the caller (`digest`) or from a
+//     catalog signed with the pinned site key, fetched from a relay that answered. Without either,
+//     segment offers are not used and only the upstream is asked.
+//  2. Discovery (discovery_client.hpp), unless this segment was silent recently (segment_memory).
+//  3. Offers are filtered and ordered (offer_selection.hpp) and tried in turn. A 503, timeout or
+//     dropped connection moves to the next offer, resuming with a Range request where the bytes
+//     stopped; a digest mismatch discards the bytes and skips that offer for the rest of the run.
+//  4. When no offer is left, or none came: the upstream URL, verified against the digest when
+//     there is one (an https:// upstream is verified by TLS when there is none).
+//  5. The bytes land in a temporary file beside `output` and are renamed over it only once
+//     verified; when this machine runs as a peer they are also added to its cache.
+
+#include "lanrelay/agent/discovery_client.hpp"
+#include "lanrelay/agent/offer_selection.hpp"
+#include "lanrelay/common/http_client.hpp"
+#include "lanrelay/common/site_key.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/url/url.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lanrelay::agent {
+
+enum class fetch_source { peer, relay, upstream };
+std::string_view to_string(fetch_source source) noexcept;
+
+struct fetch_options {
+  wanted_item wanted;
+  std::filesystem::path output;
+  std::optional<boost::urls::url> upstream;  // where the item is when the segment cannot help
+  std::optional<trusted_digest> digest;      // the exact bytes wanted, vouched for by the caller
+  std::optional<public_key> site_key;        // pinned: accept catalogs signed with it
+  discovery_options discovery;
+  bool use_discovery = true;
+  // Segment memory, the machine cookie and (with peer_cache) the local peer's cache live here.
+  std::optional<std::filesystem::path> state_dir;
+  bool peer_cache = false;
+  std::chrono::seconds silent_segment_memory{600};
+  http_timeouts timeouts;
+  tls_options tls;
+  // Called as bytes arrive: (bytes so far, total size when known, else 0).
+  std::function<void(std::uint64_t, std::uint64_t)> progress;
+};
+
+struct fetch_attempt {
+  std::string url;
+  std::string outcome;  // "ok", "busy (503)", "digest mismatch", "timeout", ...
+};
+
+struct fetch_outcome {
+  fetch_source source = fetch_source::upstream;
+  std::string responder;        // "ip:port" that served the bytes
+  std::string fallback_reason;  // why the upstream was used; empty when the segment served it
+  std::string version;          // version of the bytes fetched
+  std::uint64_t bytes = 0;
+  sha256_digest sha256{};
+  bool verified = false;        // checked against a trusted digest (else: trusted TLS upstream)
+  std::chrono::milliseconds duration{0};
+  std::size_t offers_seen = 0;
+  std::vector<fetch_attempt> attempts;
+};
+
+// Errors only when the item could not be had at all (no offer worked and the upstream failed or
+// was not given) or the output cannot be written; the message says what was tried.
+struct fetch_failure {
+  boost::system::error_code code;
+  std::string message;
+};
+[[noreturn]] void throw_exception_from_error(const fetch_failure& e,
+                                             const boost::source_location& loc);
+
+boost::asio::awaitable<boost::system::result<fetch_outcome, fetch_failure>> fetch(
+    const fetch_options& options);
+
+}  // namespace lanrelay::agent

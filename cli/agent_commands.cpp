@@ -1,0 +1,355 @@
+#include "agent_commands.hpp"
+
+#include "lanrelay/agent/fetch.hpp"
+#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/machine_cookie.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/core.h>
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+#include <memory>
+
+namespace lanrelay::cli {
+namespace {
+
+namespace net = boost::asio;
+namespace json = boost::json;
+
+struct command_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename F>
+void run_guarded(F&& body) {
+  try {
+    body();
+  } catch (const command_error& e) {
+    fmt::print(stderr, "lanrelay: {}\n", e.what());
+    throw CLI::RuntimeError(1);
+  }
+}
+
+// Runs one coroutine to completion on its own io_context.
+template <typename T>
+T run_to_completion(net::awaitable<T> task) {
+  net::io_context ioc;
+  std::optional<T> out;
+  std::exception_ptr failure;
+  net::co_spawn(ioc, std::move(task), [&](std::exception_ptr e, T value) {
+    failure = e;
+    if (!e) {
+      out.emplace(std::move(value));
+    }
+  });
+  ioc.run();
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+  return std::move(*out);
+}
+
+struct item_args {
+  std::string kind;
+  std::string name;
+  std::string version;
+  std::string sha256;
+  std::uint64_t size = 0;
+  std::string window = "500ms";
+  std::vector<std::string> targets;
+  std::uint16_t port = discovery::kDefaultPort;
+  bool json = false;
+  std::optional<std::filesystem::path> state_dir;
+
+  agent::wanted_item wanted() const {
+    const auto parsed = parse_item_kind(kind);
+    if (!parsed) {
+      throw command_error("--kind must be installer, pattern or file, not '" + kind + "'");
+    }
+    if (!is_valid_name(name)) {
+      throw command_error("--name '" + name + "' is not a valid item name");
+    }
+    agent::wanted_item w{*parsed, name, version, std::nullopt};
+    if (*parsed != item_kind::installer) {
+      auto canonical = canonical_version(*parsed, version);
+      if (!canonical) {
+        throw command_error("--version '" + version + "': " + canonical.error().message());
+      }
+      w.version = *canonical;
+    } else if (!dotted_version::parse(version)) {
+      throw command_error("--version '" + version + "' is not a dotted installer version");
+    }
+    if (!sha256.empty()) {
+      w.sha256 = parse_sha256_hex(sha256);
+      if (!w.sha256) {
+        throw command_error("--sha256 must be 64 hexadecimal digits");
+      }
+    }
+    return w;
+  }
+
+  agent::discovery_options discovery() const {
+    agent::discovery_options d;
+    d.port = port;
+    const auto ms = parse_duration_ms(window);
+    if (!ms) {
+      throw command_error("--window '" + window + "' is not a duration such as 500ms or 2s");
+    }
+    d.window = *ms;
+    for (const auto& t : targets) {
+      boost::system::error_code ec;
+      d.targets.push_back(net::ip::make_address(t, ec));
+      if (ec) {
+        throw command_error("--target '" + t + "' is not an IP address");
+      }
+    }
+    return d;
+  }
+
+  static std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text) {
+    std::uint64_t factor = 1;
+    if (text.ends_with("ms")) {
+      text.remove_suffix(2);
+    } else if (text.ends_with("s")) {
+      text.remove_suffix(1);
+      factor = 1000;
+    }
+    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string_view::npos) {
+      return std::nullopt;
+    }
+    return std::chrono::milliseconds(std::stoull(std::string(text)) * factor);
+  }
+};
+
+void add_item_options(CLI::App& cmd, item_args& args) {
+  cmd.add_option("--kind", args.kind, "installer, pattern or file")->required();
+  cmd.add_option("--name", args.name, "Item name")->required();
+  cmd.add_option("--version", args.version,
+                 "Wanted version: installers Major.Minor (or longer, only Major.Minor counts); "
+                 "patterns and files exactly")
+      ->required();
+  cmd.add_option("--window", args.window, "How long to wait for offers")->capture_default_str();
+  cmd.add_option("--target", args.targets,
+                 "Ask these addresses by unicast instead of broadcasting (e.g. 127.0.0.1)");
+  cmd.add_option("--port", args.port, "Discovery UDP port")->capture_default_str();
+  cmd.add_flag("--json", args.json, "Print one JSON object");
+  cmd.add_option("--state-dir", args.state_dir,
+                 "State directory (segment memory, machine cookie, peer cache); default: the "
+                 "daemon's");
+}
+
+// A progress bar on stderr when it is a terminal and the item is large.
+class progress_bar {
+ public:
+  progress_bar() : enabled_(::isatty(STDERR_FILENO) == 1) {}
+  ~progress_bar() {
+    if (shown_) {
+      fmt::print(stderr, "\n");
+    }
+  }
+  void update(std::uint64_t done, std::uint64_t total) {
+    constexpr std::uint64_t large = 8 << 20;
+    if (!enabled_ || total < large) {
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (shown_ && now - last_ < std::chrono::milliseconds(100) && done != total) {
+      return;
+    }
+    last_ = now;
+    shown_ = true;
+    const int width = 30;
+    const int filled = static_cast<int>(width * done / total);
+    fmt::print(stderr, "\r[{}{}] {:3}% {:.1f}/{:.1f} MiB", std::string(filled, '#'),
+               std::string(width - filled, ' '), 100 * done / total, done / 1048576.0,
+               total / 1048576.0);
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace
+
+void add_agent_commands(CLI::App& app) {
+  struct fetch_args : item_args {
+    std::filesystem::path output;
+    std::string upstream;
+    std::string site_key;
+    std::optional<std::filesystem::path> ca_file;
+    bool peer = false;
+    bool no_discovery = false;
+  };
+  auto args = std::make_shared<fetch_args>();
+  auto* fetch = app.add_subcommand(
+      "fetch", "Get one item from the segment, or from the upstream when nobody there has it");
+  add_item_options(*fetch, *args);
+  fetch->add_option("--output,-o", args->output, "Where to write the item")->required();
+  fetch->add_option("--size", args->size, "Expected size in bytes (with --sha256)");
+  fetch->add_option("--sha256", args->sha256,
+                    "Expected SHA-256: the trusted digest (with --size); lets any peer serve it");
+  fetch->add_option("--upstream", args->upstream, "URL of the item on the upstream server");
+  fetch->add_option("--site-key", args->site_key,
+                    "Pinned site public key (lanrelay-ed25519:...): trust catalogs it signed");
+  fetch->add_option("--ca-file", args->ca_file, "CA certificates for an https:// upstream");
+  fetch->add_flag("--peer", args->peer, "This machine runs as a peer: keep the item in its cache");
+  fetch->add_flag("--no-discovery", args->no_discovery, "Do not ask the segment");
+  fetch->callback([args] {
+    run_guarded([&] {
+      agent::fetch_options options;
+      options.wanted = args->wanted();
+      options.output = args->output;
+      options.discovery = args->discovery();
+      options.use_discovery = !args->no_discovery;
+      options.state_dir = args->state_dir ? *args->state_dir : default_state_dir();
+      options.peer_cache = args->peer;
+      if (options.wanted.sha256) {
+        if (args->size == 0) {
+          throw command_error("--sha256 needs --size: a trusted digest is a size and a SHA-256");
+        }
+        options.digest = agent::trusted_digest{args->size, *options.wanted.sha256};
+      }
+      if (!args->upstream.empty()) {
+        auto url = boost::urls::parse_uri(args->upstream);
+        if (!url || (url->scheme_id() != boost::urls::scheme::http &&
+                     url->scheme_id() != boost::urls::scheme::https)) {
+          throw command_error("--upstream '" + args->upstream + "' is not an http:// or https:// URL");
+        }
+        options.upstream = *url;
+      }
+      if (!args->site_key.empty()) {
+        auto key = parse_public_key(args->site_key);
+        if (!key) {
+          throw command_error("--site-key: " + key.error().message());
+        }
+        options.site_key = *key;
+      }
+      options.tls.ca_file = args->ca_file;
+      progress_bar bar;
+      options.progress = [&bar](std::uint64_t done, std::uint64_t total) { bar.update(done, total); };
+
+      auto result = run_to_completion(agent::fetch(options));
+      if (!result) {
+        throw command_error(result.error().message);
+      }
+      const auto& o = *result;
+      if (args->json) {
+        json::array attempts;
+        for (const auto& a : o.attempts) {
+          attempts.push_back(json::object{{"url", a.url}, {"outcome", a.outcome}});
+        }
+        json::object out{{"source", agent::to_string(o.source)},
+                         {"responder", o.responder},
+                         {"fallback_reason", o.fallback_reason},
+                         {"version", o.version},
+                         {"bytes", o.bytes},
+                         {"sha256", to_hex(o.sha256)},
+                         {"verified", o.verified},
+                         {"duration_ms", o.duration.count()},
+                         {"offers_seen", o.offers_seen},
+                         {"attempts", attempts}};
+        fmt::print("{}\n", json::serialize(out));
+      } else {
+        fmt::print("{} {} bytes from {} {} in {} ms (sha256 {})\n", args->output.string(), o.bytes,
+                   agent::to_string(o.source), o.responder, o.duration.count(), to_hex(o.sha256));
+      }
+    });
+  });
+
+  auto dargs = std::make_shared<item_args>();
+  auto* discover = app.add_subcommand("discover", "List who in the segment offers an item");
+  add_item_options(*discover, *dargs);
+  discover->add_option("--sha256", dargs->sha256, "Only offers of these exact bytes");
+  discover->callback([dargs] {
+    run_guarded([&] {
+      discovery::query q;
+      const auto wanted = dargs->wanted();
+      q.transaction_id = random_u64();
+      q.sender_cookie = machine_cookie(dargs->state_dir ? *dargs->state_dir : default_state_dir());
+      q.kind = wanted.kind;
+      q.name = wanted.name;
+      q.version = wanted.version;
+      q.sha256 = wanted.sha256;
+      auto options = dargs->discovery();
+      options.enough_offers = std::numeric_limits<std::size_t>::max();  // list everyone
+      auto found = run_to_completion(agent::discover(q, options));
+      std::set<std::string> seen;
+      json::array out;
+      if (!dargs->json) {
+        fmt::print("{:<6} {:<22} {:<14} {:>12} {:>5}  {}\n", "ROLE", "FROM", "VERSION", "SIZE",
+                   "FREE", "URL");
+      }
+      for (const auto& c : found.offers) {
+        if (!seen.insert(c.offer.url).second) {
+          continue;
+        }
+        const auto role = c.offer.role == discovery::responder_role::relay ? "relay" : "peer";
+        const auto from = c.from.address().to_string();
+        if (dargs->json) {
+          out.push_back(json::object{{"role", role},
+                                     {"from", from},
+                                     {"version", c.offer.version},
+                                     {"size", c.offer.size},
+                                     {"sha256", to_hex(c.offer.sha256)},
+                                     {"free_slots", c.offer.free_slots},
+                                     {"url", c.offer.url}});
+        } else {
+          fmt::print("{:<6} {:<22} {:<14} {:>12} {:>5}  {}\n", role, from, c.offer.version,
+                     c.offer.size, c.offer.free_slots, c.offer.url);
+        }
+      }
+      if (dargs->json) {
+        fmt::print("{}\n", json::serialize(out));
+      } else if (seen.empty()) {
+        fmt::print("no offers within {}\n", dargs->window);
+      }
+    });
+  });
+}
+
+void add_key_commands(CLI::App& app) {
+  auto* key = app.add_subcommand("key", "The site key that signs the relay's catalog");
+  key->require_subcommand(1);
+
+  auto out = std::make_shared<std::filesystem::path>();
+  auto force = std::make_shared<bool>(false);
+  auto* generate = key->add_subcommand("generate", "Create a site key; prints its public key");
+  generate->add_option("--out", *out, "Private key file (mode 0600), e.g. /var/lib/lanrelay/site.key")
+      ->required();
+  generate->add_flag("--force", *force, "Replace an existing key file");
+  generate->callback([out, force] {
+    run_guarded([&] {
+      auto k = site_key::generate();
+      if (!k) {
+        throw command_error("cannot generate a key: " + k.error().message());
+      }
+      auto saved = k->save(*out, *force ? site_key::overwrite::yes : site_key::overwrite::no);
+      if (!saved) {
+        throw command_error(saved.error().message);
+      }
+      fmt::print("{}\n", k->public_key().to_string());
+    });
+  });
+
+  auto file = std::make_shared<std::filesystem::path>();
+  auto* show = key->add_subcommand("show", "Print the public key of a site key file");
+  show->add_option("FILE", *file, "Private key file")->required();
+  show->callback([file] {
+    run_guarded([&] {
+      auto k = site_key::load(*file);
+      if (!k) {
+        throw command_error(k.error().message);
+      }
+      fmt::print("{}\n", k->public_key().to_string());
+    });
+  });
+}
+
+}  // namespace lanrelay::cli

@@ -1,0 +1,120 @@
+#pragma once
+
+// Answers segment queries (docs/protocol.md) for what the store holds.
+//
+// responder_core is the socket-free seam: process_packet() takes one datagram, where it came from
+// and the interface it arrived on, and returns the offer to send back, if any. Tests and the
+// fuzzer drive it directly. discovery_responder owns the sockets: 0.0.0.0:port for IPv4 (directed
+// and limited broadcast and unicast), [::]:port joined to the IPv6 link-local group on every
+// multicast interface, re-scanned every interface_rescan so interfaces that come and go are picked
+// up without a restart. A socket that fails is logged and closed; the daemon keeps running.
+//
+// Threads: responder_core is not thread safe; discovery_responder runs it on its own strand.
+// Counters are relaxed atomics, readable from any thread.
+
+#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/discovery_codec.hpp"
+#include "lanrelay/common/interfaces.hpp"
+#include "lanrelay/common/store.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace lanrelay::relay {
+
+struct responder_counters {
+  std::atomic<std::uint64_t> queries{0};        // valid queries from on-link senders
+  std::atomic<std::uint64_t> offers_sent{0};
+  std::atomic<std::uint64_t> not_held{0};       // valid query, nothing good enough in the store
+  std::atomic<std::uint64_t> malformed{0};      // not a valid query datagram (any codec error)
+  std::atomic<std::uint64_t> own_packets{0};    // our own cookie: our own query came back
+  std::atomic<std::uint64_t> off_link{0};       // sender not on a subnet of the arrival interface
+  std::atomic<std::uint64_t> rate_limited{0};   // sender over discovery.rate_limit
+  std::atomic<std::uint64_t> reply_too_large{0};// the offer would be larger than the query
+  std::atomic<std::uint64_t> send_errors{0};
+};
+
+class responder_core {
+ public:
+  struct settings {
+    std::uint64_t cookie = 0;            // ours; queries carrying it are our own
+    discovery::responder_role role = discovery::responder_role::relay;
+    std::uint16_t http_port = 4127;      // where offers tell agents to fetch
+    std::uint32_t rate_limit = 20;       // queries per second per source address (burst: 2 s)
+  };
+
+  // `free_slots` reports the content server's free transfer slots when an offer is built.
+  responder_core(settings s, content_store& store, std::function<std::uint16_t()> free_slots,
+                 responder_counters& counters);
+
+  // The offer datagram to send back to `source`, or nullopt (counted by reason). `arrival` is the
+  // interface the datagram came in on (nullptr when unknown: then nothing is answered).
+  std::optional<std::vector<std::byte>> process_packet(std::span<const std::byte> datagram,
+                                                       const boost::asio::ip::udp::endpoint& source,
+                                                       const network_interface* arrival,
+                                                       std::chrono::steady_clock::time_point now);
+
+ private:
+  bool admit(const boost::asio::ip::address& source, std::chrono::steady_clock::time_point now);
+  std::optional<std::string> url_host(const network_interface& arrival,
+                                      const boost::asio::ip::address& source) const;
+
+  struct bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point updated;
+  };
+
+  settings settings_;
+  content_store& store_;
+  std::function<std::uint16_t()> free_slots_;
+  responder_counters& counters_;
+  std::unordered_map<std::string, bucket> buckets_;  // by source address text
+};
+
+class discovery_responder {
+ public:
+  discovery_responder(boost::asio::io_context& ioc, const relay_config& config,
+                      content_store& store, std::uint16_t http_port, std::uint64_t cookie,
+                      std::function<std::uint16_t()> free_slots);
+
+  // Opens the sockets and starts answering; errors opening one family are logged, not fatal.
+  // Returns false when neither IPv4 nor IPv6 could be opened.
+  bool start();
+  void stop();
+
+  const responder_counters& counters() const noexcept { return counters_; }
+  std::uint16_t port() const noexcept { return port_; }  // the bound port (config port or actual)
+
+ private:
+  boost::asio::awaitable<void> receive_loop(boost::asio::ip::udp::socket& socket);
+  boost::asio::awaitable<void> rescan_loop();
+  void rescan();
+
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  const discovery_settings settings_;
+  responder_counters counters_;
+  responder_core core_;
+  std::optional<boost::asio::ip::udp::socket> v4_;
+  std::optional<boost::asio::ip::udp::socket> v6_;
+  boost::asio::steady_timer rescan_timer_;
+  std::vector<network_interface> interfaces_;  // strand
+  std::set<unsigned> joined_;                   // strand: interfaces in the IPv6 group
+  std::uint16_t port_ = 0;
+  bool stopped_ = false;  // strand
+};
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,310 @@
+#include "lanrelay/relay/discovery_responder.hpp"
+
+#include "lanrelay/common/datagram.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/multicast.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+
+namespace lanrelay::relay {
+namespace {
+
+namespace net = boost::asio;
+using udp = net::ip::udp;
+
+// Buckets idle this long are full again and can be forgotten; bounds the table's size.
+constexpr auto bucket_idle_expiry = std::chrono::seconds(10);
+constexpr std::size_t max_buckets = 65'536;
+
+std::string item_url(const std::string& host, std::uint16_t port, const item& it) {
+  return "http://" + host + ":" + std::to_string(port) + "/cache/" +
+         std::string(to_string(it.key.kind)) + "/" + it.key.name + "/" + it.key.version;
+}
+
+void log_exception(std::string_view what, std::exception_ptr e) {
+  if (!e) {
+    return;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("discovery {} stopped error={}", what, ex.what());
+  }
+}
+
+}  // namespace
+
+responder_core::responder_core(settings s, content_store& store,
+                               std::function<std::uint16_t()> free_slots,
+                               responder_counters& counters)
+    : settings_(s), store_(store), free_slots_(std::move(free_slots)), counters_(counters) {}
+
+bool responder_core::admit(const net::ip::address& source,
+                           std::chrono::steady_clock::time_point now) {
+  const double rate = settings_.rate_limit;
+  const double burst = 2 * rate;
+  if (buckets_.size() >= max_buckets) {
+    std::erase_if(buckets_, [&](const auto& entry) {
+      return now - entry.second.updated > bucket_idle_expiry;
+    });
+  }
+  auto [it, inserted] = buckets_.try_emplace(source.to_string(), bucket{burst, now});
+  if (inserted && buckets_.size() > max_buckets) {
+    buckets_.erase(it);
+    return false;  // more distinct senders than a segment has: treat the newcomer as a flood
+  }
+  bucket& b = it->second;
+  const std::chrono::duration<double> elapsed = now - b.updated;
+  b.tokens = std::min(burst, b.tokens + elapsed.count() * rate);
+  b.updated = now;
+  if (b.tokens < 1.0) {
+    return false;
+  }
+  b.tokens -= 1.0;
+  return true;
+}
+
+std::optional<std::string> responder_core::url_host(const network_interface& arrival,
+                                                    const net::ip::address& source) const {
+  // Prefer the IPv4 address on the sender's own subnet: every agent can reach it.
+  for (const auto& binding : arrival.ipv4) {
+    network_interface single;
+    single.ipv4.push_back(binding);
+    if (single.is_on_link(source)) {
+      return binding.network.address().to_string();
+    }
+  }
+  if (!arrival.ipv4.empty()) {
+    return arrival.ipv4.front().network.address().to_string();
+  }
+  if (!arrival.ipv6_link_local.empty()) {
+    // Without the zone: the agent adds the interface its offer arrived on.
+    auto address = arrival.ipv6_link_local.front();
+    address.scope_id(0);
+    return "[" + address.to_string() + "]";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<std::byte>> responder_core::process_packet(
+    std::span<const std::byte> datagram, const udp::endpoint& source,
+    const network_interface* arrival, std::chrono::steady_clock::time_point now) {
+  auto q = discovery::decode_query(datagram);
+  if (!q) {
+    ++counters_.malformed;
+    return std::nullopt;
+  }
+  if (q->sender_cookie == settings_.cookie) {
+    ++counters_.own_packets;
+    return std::nullopt;
+  }
+  if (arrival == nullptr || !arrival->is_on_link(source.address())) {
+    ++counters_.off_link;
+    return std::nullopt;
+  }
+  if (!admit(source.address(), now)) {
+    ++counters_.rate_limited;
+    return std::nullopt;
+  }
+  ++counters_.queries;
+
+  auto held = store_.find_satisfying(q->kind, q->name, q->version);
+  if (q->sha256) {
+    std::erase_if(held, [&](const item& it) { return it.sha256 != *q->sha256; });
+  }
+  const auto host = url_host(*arrival, source.address());
+  if (held.empty() || !host) {
+    ++counters_.not_held;
+    return std::nullopt;
+  }
+  const item& best = held.front();
+  discovery::offer o;
+  o.transaction_id = q->transaction_id;
+  o.sender_cookie = settings_.cookie;
+  o.role = settings_.role;
+  o.kind = best.key.kind;
+  o.name = best.key.name;
+  o.version = best.key.version;
+  o.size = best.size;
+  o.sha256 = best.sha256;
+  o.url = item_url(*host, settings_.http_port, best);
+  o.free_slots = free_slots_();
+  auto encoded = discovery::encode(o, datagram.size());
+  if (!encoded) {
+    ++counters_.reply_too_large;
+    return std::nullopt;
+  }
+  return std::move(*encoded);
+}
+
+discovery_responder::discovery_responder(net::io_context& ioc, const relay_config& config,
+                                         content_store& store, std::uint16_t http_port,
+                                         std::uint64_t cookie,
+                                         std::function<std::uint16_t()> free_slots)
+    : strand_(net::make_strand(ioc)),
+      settings_(config.discovery),
+      core_(responder_core::settings{cookie,
+                                     config.role == "peer" ? discovery::responder_role::peer
+                                                           : discovery::responder_role::relay,
+                                     http_port, config.discovery.rate_limit},
+            store, std::move(free_slots), counters_),
+      rescan_timer_(strand_) {}
+
+bool discovery_responder::start() {
+  boost::system::error_code ec;
+  v4_.emplace(strand_);
+  v4_->open(udp::v4(), ec);
+  if (!ec) {
+    v4_->bind(udp::endpoint(udp::v4(), settings_.port), ec);
+  }
+  if (!ec) {
+    ec = enable_arrival_interface(*v4_);
+  }
+  if (ec) {
+    spdlog::error("discovery: cannot listen on 0.0.0.0:{} udp error={}; IPv4 queries go unanswered",
+                  settings_.port, ec.message());
+    v4_.reset();
+  } else {
+    port_ = v4_->local_endpoint().port();
+  }
+
+  if (settings_.ipv6) {
+    v6_.emplace(strand_);
+    v6_->open(udp::v6(), ec);
+    if (!ec) {
+      v6_->set_option(net::ip::v6_only(true), ec);
+    }
+    if (!ec) {
+      v6_->bind(udp::endpoint(udp::v6(), port_ != 0 ? port_ : settings_.port), ec);
+    }
+    if (!ec) {
+      ec = enable_arrival_interface(*v6_);
+    }
+    if (ec) {
+      spdlog::warn("discovery: cannot listen on [::]:{} udp error={}; IPv6 queries go unanswered",
+                   settings_.port, ec.message());
+      v6_.reset();
+    } else if (port_ == 0) {
+      port_ = v6_->local_endpoint().port();
+    }
+  }
+  if (!v4_ && !v6_) {
+    return false;
+  }
+
+  net::post(strand_, [this] { rescan(); });
+  const auto spawn = [this](net::awaitable<void> loop, std::string_view what) {
+    net::co_spawn(strand_, std::move(loop),
+                  [what](std::exception_ptr e) { log_exception(what, e); });
+  };
+  if (v4_) {
+    spawn(receive_loop(*v4_), "ipv4 receive loop");
+  }
+  if (v6_) {
+    spawn(receive_loop(*v6_), "ipv6 receive loop");
+  }
+  spawn(rescan_loop(), "interface rescan");
+  spdlog::info("discovery listening port={} ipv4={} ipv6={}", port_, v4_.has_value(),
+               v6_.has_value());
+  return true;
+}
+
+void discovery_responder::stop() {
+  net::dispatch(strand_, [this] {
+    stopped_ = true;
+    boost::system::error_code ignored;
+    if (v4_) {
+      v4_->close(ignored);
+    }
+    if (v6_) {
+      v6_->close(ignored);
+    }
+    rescan_timer_.cancel();
+  });
+}
+
+void discovery_responder::rescan() {
+  interfaces_ = list_interfaces();
+  if (!v6_) {
+    return;
+  }
+  const auto group = net::ip::make_address_v6(discovery::kIpv6Group);
+  std::set<unsigned> present;
+  for (const auto& nic : interfaces_) {
+    if (!nic.multicast || nic.ipv6_link_local.empty()) {
+      continue;
+    }
+    present.insert(nic.index);
+    if (joined_.contains(nic.index)) {
+      continue;
+    }
+    boost::system::error_code ec;
+    v6_->set_option(net::ip::multicast::join_group(group, nic.index), ec);
+    if (ec && ec != boost::system::errc::address_in_use) {
+      spdlog::warn("discovery: cannot join {} on interface={} error={}", discovery::kIpv6Group,
+                   nic.name, ec.message());
+      continue;
+    }
+    joined_.insert(nic.index);
+    spdlog::info("discovery: joined {} on interface={}", discovery::kIpv6Group, nic.name);
+  }
+  // The kernel drops memberships of interfaces that went away; forget them so a returning
+  // interface is joined again.
+  std::erase_if(joined_, [&](unsigned index) { return !present.contains(index); });
+}
+
+net::awaitable<void> discovery_responder::rescan_loop() {
+  while (!stopped_) {
+    rescan_timer_.expires_after(settings_.interface_rescan);
+    auto [ec] = co_await rescan_timer_.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec || stopped_) {
+      co_return;
+    }
+    rescan();
+  }
+}
+
+net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
+  std::array<std::byte, discovery::kMaxDatagram> buffer{};
+  while (!stopped_) {
+    auto [ec] = co_await socket.async_wait(udp::socket::wait_read, net::as_tuple(net::use_awaitable));
+    if (ec || stopped_) {
+      co_return;
+    }
+    received_datagram got;
+    while (!receive_datagram(socket, buffer, got)) {
+      if (got.truncated) {
+        ++counters_.malformed;
+        continue;
+      }
+      auto arrival = std::find_if(interfaces_.begin(), interfaces_.end(),
+                                  [&](const auto& nic) { return nic.index == got.interface_index; });
+      if (arrival == interfaces_.end() && got.interface_index != 0) {
+        rescan();  // an interface newer than our last scan
+        arrival = std::find_if(interfaces_.begin(), interfaces_.end(),
+                               [&](const auto& nic) { return nic.index == got.interface_index; });
+      }
+      auto reply = core_.process_packet(std::span(buffer.data(), got.size), got.source,
+                                        arrival == interfaces_.end() ? nullptr : &*arrival,
+                                        std::chrono::steady_clock::now());
+      if (!reply) {
+        continue;
+      }
+      if (auto send_ec = send_datagram(socket, *reply, got.source, got.interface_index)) {
+        ++counters_.send_errors;
+        spdlog::debug("discovery: reply not sent to={} error={}", got.source.address().to_string(),
+                      send_ec.message());
+        continue;
+      }
+      ++counters_.offers_sent;
+    }
+  }
+}
+
+}  // namespace lanrelay::relay

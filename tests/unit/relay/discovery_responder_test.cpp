@@ -1,0 +1,153 @@
+#include "lanrelay/relay/discovery_responder.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace lanrelay::relay {
+namespace {
+
+namespace ip = boost::asio::ip;
+using namespace std::chrono_literals;
+
+class responder_test : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/lanrelay-responder.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    auto opened = content_store::open({.dir = dir_ / "cache"});
+    ASSERT_TRUE(opened);
+    store_ = std::move(*opened);
+    add("installer-14.1.bin", item_kind::installer, "agent-x64", "14.1.2000", "new agent");
+    add("pattern.zip", item_kind::pattern, "icrc", "1667900", "pattern bytes");
+
+    lan_.name = "eth0";
+    lan_.index = 2;
+    lan_.ipv4.push_back({ip::make_network_v4("10.77.0.1/16"), ip::make_address_v4("10.77.255.255")});
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void add(const std::string& file, item_kind kind, const std::string& name,
+           const std::string& version, const std::string& content) {
+    std::ofstream(dir_ / file) << content;
+    auto added = store_->add_file(dir_ / file, item_key{kind, name, version});
+    ASSERT_TRUE(added) << added.error().message();
+  }
+
+  responder_core make_core(std::uint32_t rate_limit = 20) {
+    return responder_core({.cookie = 7, .role = discovery::responder_role::relay,
+                           .http_port = 4127, .rate_limit = rate_limit},
+                          *store_, [this] { return free_slots_; }, counters_);
+  }
+
+  static std::vector<std::byte> query_for(item_kind kind, std::string name, std::string version,
+                                          std::uint64_t cookie = 99) {
+    discovery::query q;
+    q.transaction_id = 1234;
+    q.sender_cookie = cookie;
+    q.kind = kind;
+    q.name = std::move(name);
+    q.version = std::move(version);
+    return discovery::encode(q).value();
+  }
+
+  const ip::udp::endpoint agent_{ip::make_address("10.77.3.4"), 40000};
+  std::filesystem::path dir_;
+  std::unique_ptr<content_store> store_;
+  network_interface lan_;
+  responder_counters counters_;
+  std::uint16_t free_slots_ = 10;
+  std::chrono::steady_clock::time_point now_{};
+};
+
+TEST_F(responder_test, answers_an_installer_query_by_major_minor) {
+  auto core = make_core();
+  const auto q = query_for(item_kind::installer, "agent-x64", "14.0");
+  const auto reply = core.process_packet(q, agent_, &lan_, now_);
+  ASSERT_TRUE(reply);
+  EXPECT_LE(reply->size(), q.size());
+  const auto o = discovery::decode_offer(*reply).value();
+  EXPECT_EQ(o.transaction_id, 1234u);
+  EXPECT_EQ(o.sender_cookie, 7u);
+  EXPECT_EQ(o.version, "14.1.2000");
+  EXPECT_EQ(o.size, std::string("new agent").size());
+  EXPECT_EQ(o.url, "http://10.77.0.1:4127/cache/installer/agent-x64/14.1.2000");
+  EXPECT_EQ(o.free_slots, 10);
+  EXPECT_EQ(counters_.queries, 1u);
+
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::installer, "agent-x64", "14.2"), agent_,
+                                   &lan_, now_));
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::installer, "agent-x86", "14.0"), agent_,
+                                   &lan_, now_));
+  EXPECT_EQ(counters_.not_held, 2u);
+}
+
+TEST_F(responder_test, patterns_need_the_exact_version) {
+  auto core = make_core();
+  EXPECT_TRUE(core.process_packet(query_for(item_kind::pattern, "icrc", "16.679.00"), agent_, &lan_, now_));
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::pattern, "icrc", "1667800"), agent_, &lan_, now_));
+}
+
+TEST_F(responder_test, a_query_with_a_sha256_gets_only_those_bytes) {
+  auto core = make_core();
+  discovery::query q;
+  q.transaction_id = 5;
+  q.sender_cookie = 99;
+  q.kind = item_kind::installer;
+  q.name = "agent-x64";
+  q.version = "14.0";
+  q.sha256 = sha256_of(std::as_bytes(std::span(std::string_view("other bytes"))));
+  EXPECT_FALSE(core.process_packet(discovery::encode(q).value(), agent_, &lan_, now_));
+  q.sha256 = sha256_of(std::as_bytes(std::span(std::string_view("new agent"))));
+  EXPECT_TRUE(core.process_packet(discovery::encode(q).value(), agent_, &lan_, now_));
+}
+
+TEST_F(responder_test, busy_parent_still_answers_with_zero_free_slots) {
+  auto core = make_core();
+  free_slots_ = 0;
+  const auto reply = core.process_packet(query_for(item_kind::installer, "agent-x64", "14.0"),
+                                         agent_, &lan_, now_);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(discovery::decode_offer(*reply)->free_slots, 0);
+}
+
+TEST_F(responder_test, own_off_link_and_malformed_packets_are_dropped_and_counted) {
+  auto core = make_core();
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::installer, "agent-x64", "14.0", 7), agent_,
+                                   &lan_, now_));
+  EXPECT_EQ(counters_.own_packets, 1u);
+
+  const ip::udp::endpoint stranger{ip::make_address("192.168.5.5"), 4126};
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::installer, "agent-x64", "14.0"), stranger,
+                                   &lan_, now_));
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::installer, "agent-x64", "14.0"), agent_,
+                                   nullptr, now_));
+  EXPECT_EQ(counters_.off_link, 2u);
+
+  auto q = query_for(item_kind::installer, "agent-x64", "14.0");
+  q.resize(100);  // unpadded: could make us an amplifier
+  EXPECT_FALSE(core.process_packet(q, agent_, &lan_, now_));
+  q[0] = std::byte{'X'};
+  EXPECT_FALSE(core.process_packet(q, agent_, &lan_, now_));
+  EXPECT_EQ(counters_.malformed, 2u);
+  EXPECT_EQ(counters_.queries, 0u);
+}
+
+TEST_F(responder_test, rate_limit_per_source) {
+  auto core = make_core(5);  // burst of 10, then 5 per second
+  const auto q = query_for(item_kind::installer, "agent-x64", "14.0");
+  int answered = 0;
+  for (int i = 0; i < 30; ++i) {
+    answered += core.process_packet(q, agent_, &lan_, now_) ? 1 : 0;
+  }
+  EXPECT_EQ(answered, 10);
+  EXPECT_EQ(counters_.rate_limited, 20u);
+  // Another sender is not affected, and the first recovers with time.
+  const ip::udp::endpoint neighbour{ip::make_address("10.77.3.5"), 40000};
+  EXPECT_TRUE(core.process_packet(q, neighbour, &lan_, now_));
+  EXPECT_TRUE(core.process_packet(q, agent_, &lan_, now_ + 1s));
+}
+
+}  // namespace
+}  // namespace lanrelay::relay
