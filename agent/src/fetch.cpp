@@ -5,6 +5,10 @@
 #include "lanrelay/common/machine_cookie.hpp"
 #include "lanrelay/common/store.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
@@ -120,11 +124,23 @@ class fetch_job {
       trust_ = [digest = *options_.digest](const discovery::offer&) { return digest; };
     }
 
-    std::vector<candidate> offers = co_await discover();
-    outcome_.offers_seen = offers.size();
-    if (!offers.empty()) {
+    for (unsigned round = 0; !done_ && round <= options_.busy_rounds; ++round) {
+      if (round > 0) {
+        net::steady_timer pause(co_await net::this_coro::executor,
+                                busy_wait_);
+        co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+      }
+      all_busy_ = false;
+      std::vector<candidate> offers = co_await discover();
+      outcome_.offers_seen += offers.size();
+      if (offers.empty()) {
+        break;
+      }
       co_await learn_catalog(offers);
       co_await try_offers(std::move(offers));
+      if (!all_busy_) {
+        break;
+      }
     }
     if (!done_) {
       co_await try_upstream();
@@ -257,17 +273,24 @@ class fetch_job {
                                                       : "no offer qualified";
       co_return;
     }
-    std::set<std::string> bad;
+    std::size_t busy = 0;
+    std::size_t tried = 0;
+    busy_wait_ = options_.busy_wait_max;
     for (const candidate& c : chosen.ordered) {
-      if (bad.contains(c.offer.url)) {
+      if (bad_.contains(c.offer.url)) {
         continue;
       }
+      ++tried;
       // Bytes already received belong to the same content (same digest): resume them.
       if (expected_ && expected_->sha256 != c.digest.sha256) {
         part_.discard();
       }
       expected_ = c.digest;
       const auto result = co_await download(c.offer.url, c.digest.size);
+      if (result == attempt_result::busy) {
+        ++busy;
+        continue;
+      }
       if (result == attempt_result::complete) {
         if (part_.digest() == c.digest.sha256) {
           outcome_.source = c.offer.role == discovery::responder_role::relay ? fetch_source::relay
@@ -283,11 +306,13 @@ class fetch_job {
         outcome_.attempts.back().outcome = "digest mismatch: bytes discarded, offer skipped";
         spdlog::warn("peer served wrong bytes url={} expected_sha256={}", c.offer.url,
                      to_hex(c.digest.sha256));
-        bad.insert(c.offer.url);
+        bad_.insert(c.offer.url);
         part_.discard();
       }
     }
-    outcome_.fallback_reason = "no offer could deliver";
+    all_busy_ = tried > 0 && busy == tried;
+    outcome_.fallback_reason = all_busy_ ? "every parent in the segment was busy"
+                                         : "no offer could deliver";
   }
 
   net::awaitable<void> try_upstream() {
@@ -305,6 +330,9 @@ class fetch_job {
     }
     const auto result = co_await download(std::string(options_.upstream->buffer()),
                                           digest ? std::optional(digest->size) : std::nullopt);
+    if (result == attempt_result::busy) {
+      last_error_ = make_error_code(errc::not_found);
+    }
     if (result != attempt_result::complete) {
       co_return;
     }
@@ -328,7 +356,7 @@ class fetch_job {
                  options_.upstream->buffer());
   }
 
-  enum class attempt_result { complete, failed };
+  enum class attempt_result { complete, busy, failed };
 
   // Downloads (the rest of) `url` into the partial file; `size` is the expected total when known.
   net::awaitable<attempt_result> download(const std::string& url_text,
@@ -369,7 +397,11 @@ class fetch_job {
       responder_ = response->peer;
       if (response->status == 503) {
         attempt.outcome = "busy (503)";
-        co_return attempt_result::failed;
+        if (response->retry_after) {
+          busy_wait_ = std::max<std::chrono::milliseconds>(
+              std::chrono::milliseconds(200), std::min<std::chrono::milliseconds>(busy_wait_, *response->retry_after));
+        }
+        co_return attempt_result::busy;
       }
       if (response->status != 200 && response->status != 206) {
         attempt.outcome = "HTTP " + std::to_string(response->status);
@@ -426,6 +458,9 @@ class fetch_job {
   std::string responder_;
   boost::system::error_code last_error_;
   bool done_ = false;
+  bool all_busy_ = false;                  // the last round's offers all answered 503
+  std::chrono::milliseconds busy_wait_{0};  // the shortest Retry-After of that round (capped)
+  std::set<std::string> bad_;              // URLs that served wrong bytes: never again this run
 };
 
 }  // namespace

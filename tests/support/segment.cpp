@@ -3,9 +3,14 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -120,6 +125,48 @@ void segment::shape_ports(std::string_view rate) {
     run_checked("tc -n " + prefix_ + "sw qdisc replace dev p" + std::to_string(i) +
                 " root tbf rate " + std::string(rate) + " burst 512k latency 50ms");
   }
+}
+
+std::string http_get_in_netns(const std::string& netns, const std::string& address,
+                              std::uint16_t port, const std::string& path,
+                              std::chrono::milliseconds timeout) {
+  const int fd = socket_in_netns(netns, AF_INET, SOCK_STREAM);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto remaining_ms = [&] {
+    return static_cast<int>(std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count()));
+  };
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
+  std::string response;
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: " + address + "\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, remaining_ms()) != 1) {
+          response.clear();
+          break;
+        }
+        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) {
+          break;
+        }
+        response.append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  const auto body = response.find("\r\n\r\n");
+  if (!response.starts_with("HTTP/1.1 200") && !response.starts_with("HTTP/1.0 200")) {
+    return {};
+  }
+  return body == std::string::npos ? std::string() : response.substr(body + 4);
 }
 
 int socket_in_netns(const std::string& netns, int domain, int type) {

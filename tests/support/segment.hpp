@@ -11,6 +11,7 @@
 // the constructor first removes namespaces left behind by test processes that no longer exist.
 // Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN).
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -52,6 +53,12 @@ class segment {
 
 // A socket (socket(2) arguments) that lives in `netns`, opened from the calling process.
 int socket_in_netns(const std::string& netns, int domain, int type);
+
+// A plain HTTP/1.0 GET from inside `netns`; returns the body, or an empty string on any failure
+// (including a status other than 200). Bounded by `timeout`.
+std::string http_get_in_netns(const std::string& netns, const std::string& address,
+                              std::uint16_t port, const std::string& path,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // Runs a shell command line; throws std::runtime_error with its output when it fails.
 void run_checked(const std::string& command);

