@@ -367,6 +367,13 @@ const std::vector<setting>& settings_table() {
                                      "How often interfaces that came or went are picked up.", 100ms,
                                      10min,
                                      [](relay_config& c) -> auto& { return c.discovery.interface_rescan; }),
+      path_setting("trust", "site_key",
+                   "Ed25519 key that signs the catalog agents verify (lanrelay key generate). "
+                   "Empty: <state dir>/site.key when it exists.",
+                   [](relay_config& c) -> auto& { return c.trust.site_key; }),
+      duration_setting<milliseconds>("trust", "catalog_lifetime",
+                                     "How long a signed catalog stays valid for agents.", 1min, 7 * 24h,
+                                     [](relay_config& c) -> auto& { return c.trust.catalog_lifetime; }),
       string_setting("log", "level", setting_type::log_level,
                      "trace, debug, info, warn, error, critical or off.",
                      [](relay_config& c) -> auto& { return c.log_level; }),

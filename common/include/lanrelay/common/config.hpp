@@ -33,6 +33,13 @@ struct discovery_settings {
   std::chrono::milliseconds interface_rescan{5'000};  // how often new interfaces are picked up
 };
 
+struct trust_settings {
+  // Ed25519 site key that signs /-/catalog.signed. Empty: <state_dir>/site.key when that file
+  // exists; without a key the relay serves no signed catalog.
+  std::filesystem::path site_key;
+  std::chrono::milliseconds catalog_lifetime{3'600'000};  // how long a signed catalog is valid
+};
+
 struct relay_config {
   std::filesystem::path state_dir;  // resolved: never empty after loading
   std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
@@ -41,6 +48,7 @@ struct relay_config {
   std::chrono::seconds retry_after{5};          // Retry-After on a 503 for a busy parent
   std::chrono::milliseconds shutdown_grace{30'000};
   discovery_settings discovery;
+  trust_settings trust;
   std::string role = "relay";  // "relay" or "peer": what offers say this daemon is
   std::string log_level = "info";
 };
