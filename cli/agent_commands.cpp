@@ -182,7 +182,7 @@ void add_agent_commands(CLI::App& app) {
   struct fetch_args : item_args {
     std::filesystem::path output;
     std::string upstream;
-    std::string site_key;
+    std::vector<std::string> site_keys;
     std::optional<std::filesystem::path> ca_file;
     bool peer = false;
     bool no_discovery = false;
@@ -196,8 +196,9 @@ void add_agent_commands(CLI::App& app) {
   fetch->add_option("--sha256", args->sha256,
                     "Expected SHA-256: the trusted digest (with --size); lets any peer serve it");
   fetch->add_option("--upstream", args->upstream, "URL of the item on the upstream server");
-  fetch->add_option("--site-key", args->site_key,
-                    "Pinned site public key (lanrelay-ed25519:...): trust catalogs it signed");
+  fetch->add_option("--site-key", args->site_keys,
+                    "Pinned site public key (lanrelay-ed25519:...): trust catalogs it signed; "
+                    "repeat to pin two keys during a rotation");
   fetch->add_option("--ca-file", args->ca_file, "CA certificates for an https:// upstream");
   fetch->add_flag("--peer", args->peer, "This machine runs as a peer: keep the item in its cache");
   fetch->add_flag("--no-discovery", args->no_discovery, "Do not ask the segment");
@@ -224,12 +225,12 @@ void add_agent_commands(CLI::App& app) {
         }
         options.upstream = *url;
       }
-      if (!args->site_key.empty()) {
-        auto key = parse_public_key(args->site_key);
+      for (const auto& text : args->site_keys) {
+        auto key = parse_public_key(text);
         if (!key) {
-          throw command_error("--site-key: " + key.error().message());
+          throw command_error("--site-key '" + text + "': " + key.error().message());
         }
-        options.site_key = *key;
+        options.site_keys.push_back(*key);
       }
       options.tls.ca_file = args->ca_file;
       progress_bar bar;

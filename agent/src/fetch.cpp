@@ -212,7 +212,7 @@ class fetch_job {
   // Without a digest from the caller, a catalog signed with the pinned key, from a relay that
   // answered, says which bytes are genuine.
   net::awaitable<void> learn_catalog(const std::vector<candidate>& offers) {
-    if (trust_ || !options_.site_key) {
+    if (trust_ || options_.site_keys.empty()) {
       co_return;
     }
     std::set<std::string> asked;
@@ -243,7 +243,7 @@ class fetch_job {
                               : response.error().message());
         continue;
       }
-      auto verified = verify_catalog(document, *options_.site_key, std::chrono::system_clock::now());
+      auto verified = verify_with_pinned_keys(document);
       if (!verified) {
         spdlog::warn("catalog rejected url={} reason={}", catalog_url.buffer(),
                      verified.error().message());
@@ -259,6 +259,18 @@ class fetch_job {
       };
       co_return;
     }
+  }
+
+  // A catalog is believed when any pinned key verifies it (two keys are pinned during rotation).
+  result<catalog> verify_with_pinned_keys(std::string_view document) const {
+    result<catalog> verified = make_error_code(trust_errc::wrong_key);
+    for (const auto& key : options_.site_keys) {
+      verified = verify_catalog(document, key, std::chrono::system_clock::now());
+      if (verified || verified.error() != make_error_code(trust_errc::wrong_key)) {
+        break;
+      }
+    }
+    return verified;
   }
 
   net::awaitable<void> try_offers(std::vector<candidate> offers) {
@@ -371,60 +383,52 @@ class fetch_job {
     if (size && part_.size() >= *size) {
       part_.discard();  // cannot happen with honest peers; start clean
     }
-    for (int round = 0; round < 2; ++round) {
-      fetch_request request{.url = *url, .offset = part_.size(), .timeouts = options_.timeouts,
-                            .tls = options_.tls};
-      if (size) {
-        request.max_bytes = *size;
-      }
-      const std::uint64_t start_offset = part_.size();
-      bool wrong_start = false;
-      auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
-        if (auto written = part_.write(chunk); !written) {
-          return written;
-        }
-        if (options_.progress) {
-          options_.progress(part_.size(), size.value_or(0));
-        }
-        return {};
-      });
-      if (!response) {
-        last_error_ = response.error();
-        attempt.outcome = describe_error(response.error()) + " after " +
-                          std::to_string(part_.size() - start_offset) + " bytes";
-        co_return attempt_result::failed;
-      }
-      responder_ = response->peer;
-      if (response->status == 503) {
-        attempt.outcome = "busy (503)";
-        if (response->retry_after) {
-          busy_wait_ = std::max<std::chrono::milliseconds>(
-              std::chrono::milliseconds(200), std::min<std::chrono::milliseconds>(busy_wait_, *response->retry_after));
-        }
-        co_return attempt_result::busy;
-      }
-      if (response->status != 200 && response->status != 206) {
-        attempt.outcome = "HTTP " + std::to_string(response->status);
-        last_error_ = make_error_code(errc::not_found);
-        co_return attempt_result::failed;
-      }
-      wrong_start = start_offset > 0 && !response->range_honoured;
-      if (wrong_start) {
-        // The server sent the whole item after our partial bytes: start over from byte zero.
-        part_.discard();
-        continue;
-      }
-      if (size && part_.size() != *size) {
-        attempt.outcome = "short body: " + std::to_string(part_.size()) + " of " +
-                          std::to_string(*size) + " bytes";
-        co_return attempt_result::failed;
-      }
-      attempt.outcome = "ok";
-      outcome_.bytes = part_.size();
-      co_return attempt_result::complete;
+    // A server that ignores Range costs bytes, not correctness: http_fetch drops the first
+    // `offset` bytes itself, so the sink always continues where the partial file ends.
+    fetch_request request{.url = *url, .offset = part_.size(), .timeouts = options_.timeouts,
+                          .tls = options_.tls};
+    if (size) {
+      request.max_bytes = *size;
     }
-    attempt.outcome = "server ignores Range";
-    co_return attempt_result::failed;
+    const std::uint64_t start_offset = part_.size();
+    auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
+      if (auto written = part_.write(chunk); !written) {
+        return written;
+      }
+      if (options_.progress) {
+        options_.progress(part_.size(), size.value_or(0));
+      }
+      return {};
+    });
+    if (!response) {
+      last_error_ = response.error();
+      attempt.outcome = describe_error(response.error()) + " after " +
+                        std::to_string(part_.size() - start_offset) + " bytes";
+      co_return attempt_result::failed;
+    }
+    responder_ = response->peer;
+    if (response->status == 503) {
+      attempt.outcome = "busy (503)";
+      if (response->retry_after) {
+        busy_wait_ = std::max<std::chrono::milliseconds>(
+            std::chrono::milliseconds(200),
+            std::min<std::chrono::milliseconds>(busy_wait_, *response->retry_after));
+      }
+      co_return attempt_result::busy;
+    }
+    if (response->status != 200 && response->status != 206) {
+      attempt.outcome = "HTTP " + std::to_string(response->status);
+      last_error_ = make_error_code(errc::not_found);
+      co_return attempt_result::failed;
+    }
+    if (size && part_.size() != *size) {
+      attempt.outcome = "short body: " + std::to_string(part_.size()) + " of " +
+                        std::to_string(*size) + " bytes";
+      co_return attempt_result::failed;
+    }
+    attempt.outcome = "ok";
+    outcome_.bytes = part_.size();
+    co_return attempt_result::complete;
   }
 
   void add_to_peer_cache() {

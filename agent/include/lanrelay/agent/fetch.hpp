@@ -42,7 +42,7 @@ struct fetch_options {
   std::filesystem::path output;
   std::optional<boost::urls::url> upstream;  // where the item is when the segment cannot help
   std::optional<trusted_digest> digest;      // the exact bytes wanted, vouched for by the caller
-  std::optional<public_key> site_key;        // pinned: accept catalogs signed with it
+  std::vector<public_key> site_keys;         // pinned: accept catalogs signed with any of them
   discovery_options discovery;
   bool use_discovery = true;
   // Segment memory, the machine cookie and (with peer_cache) the local peer's cache live here.
