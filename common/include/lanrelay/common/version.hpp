@@ -6,6 +6,7 @@
 //   least the wanted Major.Minor; Build and later parts are never compared for qualification.
 // - pattern: an ActiveUpdate pattern number `RRRRRVVVBB` (an unsigned integer), displayed
 //   `R.VVV.BB` (1667900 is 16.679.00). Either form parses; the canonical text is the integer.
+//   Only the exact version qualifies.
 // - file: an opaque version string; only exact equality qualifies.
 
 #include "lanrelay/common/error.hpp"

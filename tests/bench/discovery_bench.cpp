@@ -1,0 +1,205 @@
+// Discovery responder throughput on loopback, beside a minimal recvmmsg/sendmmsg UDP echo that
+// bounds what any UDP responder can do on this machine.
+//
+// Usage: bench_discovery [SECONDS]   (default 5 per run)
+// Prints queries answered per second by lanrelay's discovery_responder (the daemon's code, with a
+// real store holding one item) and datagrams echoed per second by the echo, and their ratio.
+// Everything is on 127.0.0.1 and stops by itself.
+
+#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/discovery_codec.hpp"
+#include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/discovery_responder.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+
+constexpr int batch = 32;
+
+sockaddr_in loopback(std::uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+int bound_socket(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const auto addr = loopback(port);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    std::perror("bind");
+    std::exit(1);
+  }
+  const int size = 4 << 20;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  return fd;
+}
+
+std::uint16_t port_of(int fd) {
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return ntohs(addr.sin_port);
+}
+
+// The bound: receive a batch, send every datagram straight back.
+void echo_server(int fd, const std::atomic<bool>& stop) {
+  std::vector<std::array<char, 1500>> buffers(batch);
+  std::vector<sockaddr_in> peers(batch);
+  std::vector<iovec> iov(batch);
+  std::vector<mmsghdr> msgs(batch);
+  while (!stop) {
+    for (int i = 0; i < batch; ++i) {
+      iov[i] = {buffers[i].data(), buffers[i].size()};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_name = &peers[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof peers[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) != 1) {
+      continue;
+    }
+    const int n = ::recvmmsg(fd, msgs.data(), batch, MSG_DONTWAIT, nullptr);
+    for (int i = 0; i < n; ++i) {
+      iov[i].iov_len = msgs[i].msg_len;
+    }
+    if (n > 0) {
+      ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(n), 0);
+    }
+  }
+}
+
+// Keeps up to `window` queries in flight against `port` for `duration`; returns replies per second.
+double load(std::uint16_t port, const std::vector<std::byte>& query, std::chrono::seconds duration) {
+  const int fd = bound_socket(0);
+  const auto target = loopback(port);
+  constexpr int window = 256;
+  std::vector<iovec> iov(batch);
+  std::vector<mmsghdr> out(batch);
+  for (int i = 0; i < batch; ++i) {
+    iov[i] = {const_cast<std::byte*>(query.data()), query.size()};
+    out[i] = {};
+    out[i].msg_hdr.msg_name = const_cast<sockaddr_in*>(&target);
+    out[i].msg_hdr.msg_namelen = sizeof target;
+    out[i].msg_hdr.msg_iov = &iov[i];
+    out[i].msg_hdr.msg_iovlen = 1;
+  }
+  std::vector<std::array<char, 1500>> buffers(batch);
+  std::vector<iovec> in_iov(batch);
+  std::vector<mmsghdr> in(batch);
+  for (int i = 0; i < batch; ++i) {
+    in_iov[i] = {buffers[i].data(), buffers[i].size()};
+    in[i] = {};
+    in[i].msg_hdr.msg_iov = &in_iov[i];
+    in[i].msg_hdr.msg_iovlen = 1;
+  }
+
+  std::uint64_t replies = 0;
+  std::int64_t in_flight = 0;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + duration;
+  auto last_reply = start;
+  while (std::chrono::steady_clock::now() < end) {
+    if (in_flight < window) {
+      const int sent = ::sendmmsg(fd, out.data(), batch, MSG_DONTWAIT);
+      in_flight += sent > 0 ? sent : 0;
+    }
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 1);
+    const int got = ::recvmmsg(fd, in.data(), batch, MSG_DONTWAIT, nullptr);
+    if (got > 0) {
+      replies += static_cast<std::uint64_t>(got);
+      in_flight -= got;
+      last_reply = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - last_reply > 20ms) {
+      in_flight = 0;  // datagrams were dropped somewhere: refill the window
+      last_reply = std::chrono::steady_clock::now();
+    }
+  }
+  ::close(fd);
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  return static_cast<double>(replies) / elapsed.count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::chrono::seconds duration(argc > 1 ? std::atoi(argv[1]) : 5);
+
+  char pattern[] = "/tmp/lanrelay-discovery-bench.XXXXXX";
+  if (::mkdtemp(pattern) == nullptr) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  const std::filesystem::path dir = pattern;
+  std::ofstream(dir / "pattern.zip") << std::string(100'000, 'p');
+  auto store = lanrelay::content_store::open({.dir = dir / "cache"}).value();
+  store->add_file(dir / "pattern.zip", {lanrelay::item_kind::pattern, "icrc", "1667900"}).value();
+
+  lanrelay::relay_config config = lanrelay::default_relay_config();
+  config.discovery.port = 0;
+  config.discovery.ipv6 = false;
+  config.discovery.rate_limit = 100'000;  // one source sends everything here
+  net::io_context ioc(1);
+  lanrelay::relay::discovery_responder responder(ioc, config, *store, 4127, 1, [] {
+    return std::uint16_t{10};
+  });
+  if (!responder.start()) {
+    std::fprintf(stderr, "responder did not start\n");
+    return 1;
+  }
+  std::thread responder_thread([&] { ioc.run(); });
+
+  lanrelay::discovery::query q;
+  q.transaction_id = 42;
+  q.sender_cookie = 2;
+  q.kind = lanrelay::item_kind::pattern;
+  q.name = "icrc";
+  q.version = "1667900";
+  const auto query = lanrelay::discovery::encode(q).value();
+
+  const double answered = load(responder.port(), query, duration);
+  responder.stop();
+  ioc.stop();
+  responder_thread.join();
+
+  std::atomic<bool> stop{false};
+  const int echo_fd = bound_socket(0);
+  std::thread echo_thread([&] { echo_server(echo_fd, stop); });
+  const double echoed = load(port_of(echo_fd), query, duration);
+  stop = true;
+  echo_thread.join();
+  ::close(echo_fd);
+  std::filesystem::remove_all(dir);
+
+  std::printf("%-34s %12s\n", "run (loopback, 1024-byte queries)", "per second");
+  std::printf("%-34s %12.0f\n", "lanrelay discovery_responder", answered);
+  std::printf("%-34s %12.0f\n", "recvmmsg/sendmmsg echo", echoed);
+  std::printf("%-34s %12.2f  (goal >= 0.50)\n", "ratio responder/echo", answered / echoed);
+  std::printf("queries answered by the responder: %llu offers sent, %llu rate limited\n",
+              static_cast<unsigned long long>(responder.counters().offers_sent.load()),
+              static_cast<unsigned long long>(responder.counters().rate_limited.load()));
+  return 0;
+}
