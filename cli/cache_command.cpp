@@ -105,6 +105,8 @@ void run_guarded(F&& body) {
 void add_cache_commands(CLI::App& app, store_location& where) {
   auto* cache = app.add_subcommand("cache", "Manage the relay's cache (works while lanrelayd runs)");
   cache->require_subcommand(1);
+  // --state-dir and --config may follow the subcommand: `cache add --state-dir D FILE`.
+  cache->fallthrough();
   cache->add_option("--state-dir", where.state_dir, "State directory of the relay");
   cache->add_option("--config", where.config_file, "lanrelayd configuration file");
 
@@ -116,6 +118,7 @@ void add_cache_commands(CLI::App& app, store_location& where) {
   };
   auto args = std::make_shared<add_args>();
   auto* add = cache->add_subcommand("add", "Copy a file into the cache as an item");
+  add->fallthrough();
   add->add_option("FILE", args->file, "File to add")->required()->check(CLI::ExistingFile);
   add_key_options(*add, args->key);
   add->add_option("--sha256", args->sha256, "Expected SHA-256 (hex); the add fails on a mismatch");
@@ -141,6 +144,7 @@ void add_cache_commands(CLI::App& app, store_location& where) {
 
   auto list_json = std::make_shared<bool>(false);
   auto* list = cache->add_subcommand("list", "List cached items, most recently used first");
+  list->fallthrough();
   list->add_flag("--json", *list_json, "Print a JSON array");
   list->callback([list_json, &where] {
     run_guarded([&] {
@@ -177,6 +181,7 @@ void add_cache_commands(CLI::App& app, store_location& where) {
 
   auto remove_key = std::make_shared<key_options>();
   auto* remove = cache->add_subcommand("remove", "Remove an item from the cache");
+  remove->fallthrough();
   add_key_options(*remove, *remove_key);
   remove->callback([remove_key, &where] {
     run_guarded([&] {
@@ -194,6 +199,7 @@ void add_cache_commands(CLI::App& app, store_location& where) {
     auto* pin = cache->add_subcommand(pinned ? "pin" : "unpin",
                                       pinned ? "Keep an item from eviction"
                                              : "Let an item be evicted again");
+    pin->fallthrough();
     add_key_options(*pin, *pin_key);
     pin->callback([pin_key, pinned, &where] {
       run_guarded([&] {
