@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
   lanrelay::cli::add_cache_commands(app, where);
   lanrelay::cli::add_agent_commands(app);
   lanrelay::cli::add_key_commands(app);
+  // Global options such as --log-level may also follow a subcommand.
+  for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    sub->fallthrough();
+  }
 
   try {
     app.parse(argc, argv);
