@@ -1,0 +1,73 @@
+#pragma once
+
+// The content server's request handler: a parsed request head in, a response plan out. It does no
+// socket I/O, so unit tests drive it directly (Beast's handle_request is the model).
+//
+// Order of decisions for /cache/... (RFC 9110 §13.2.2): target (400/404) → method (405) → store
+// lookup (404) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
+// transfer slot (503 when every slot is taken). HEAD, 304, 416 and empty items take no slot.
+//
+// Thread safety: handle() may run on any number of threads at once; the handler keeps no mutable
+// state of its own (the store, the slot pool and the counters are thread safe).
+
+#include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/slot_pool.hpp"
+#include "lanrelay/relay/stats.hpp"
+
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <variant>
+
+namespace lanrelay::relay {
+
+// Item bytes to send from an open file after `head`. `head` carries Content-Length == length.
+struct file_transfer {
+  boost::beast::http::response<boost::beast::http::empty_body> head;
+  item_file file;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  slot_pool::slot slot;  // held until the plan is destroyed: the transfer's end frees it
+};
+
+// A complete response (its body, if any, is in the message; a HEAD answer has Content-Length set
+// and an empty body), or a file transfer.
+using small_response = boost::beast::http::response<boost::beast::http::string_body>;
+using response_plan = std::variant<small_response, file_transfer>;
+
+struct handler_settings {
+  std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
+};
+
+class request_handler {
+ public:
+  // All three must outlive the handler.
+  request_handler(content_store& store, slot_pool& slots, relay_counters& counters,
+                  handler_settings settings) noexcept
+      : store_(store), slots_(slots), counters_(counters), settings_(settings) {}
+
+  response_plan handle(const boost::beast::http::request_header<>& request);
+
+  // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
+  void set_draining() noexcept { draining_.store(true, std::memory_order_relaxed); }
+
+  // A small response for a request the server could not even parse (431, 400, 413...).
+  static small_response error_response(boost::beast::http::status status, unsigned version,
+                                       std::string_view text);
+
+ private:
+  response_plan serve_item(const boost::beast::http::request_header<>& request,
+                           const item_key& key);
+
+  content_store& store_;
+  slot_pool& slots_;
+  relay_counters& counters_;
+  const handler_settings settings_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,59 @@
+#pragma once
+
+// The relay's URL scheme and the pure parser that maps a request-target onto it.
+//
+// URL scheme (origin-form targets only):
+//
+//   GET|HEAD /cache/<kind>/<name>/<version>   a cached item. <kind> is installer, pattern or file;
+//                                             <version> may be any spelling canonical_version()
+//                                             accepts (a pattern as 1667900 or 16.679.00). The
+//                                             body is the item's bytes; ETag is "<sha256 hex>".
+//                                             Range (one byte range), If-Range, If-None-Match
+//                                             and If-Match are honoured.
+//   GET|HEAD /-/healthz                       200 "ok" while the server accepts requests.
+//   GET|HEAD /-/catalog                       JSON: {"items":[{"kind","name","version","size",
+//                                             "sha256","url"}...]}, url being the /cache path.
+//   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
+//                                             bytes served, requests, connections).
+//
+// Anything else is 404; a known path with a method other than GET or HEAD is 405 with
+// `Allow: GET, HEAD`. A query component ("?...") is ignored.
+//
+// 400 versus 404, consistently: a target that is malformed or unsafe gets 400 — not origin-form
+// (absolute-form, authority-form, "*"), a fragment, raw control characters, spaces, backslashes,
+// bytes >= 0x80, NUL, a malformed percent escape, an escape of '.', '/', '\' or NUL (%2e %2f %5c
+// %00 in any case), an escape of anything outside the name alphabet, an empty segment ("//" or a
+// trailing '/'), a segment that is "." or contains "..", or an item name or version that fails
+// is_valid_name / canonical_version. A well-formed target that names nothing gets 404 — an unknown
+// path, an unknown kind, the wrong number of segments under /cache, an item the store lacks.
+//
+// The target only ever becomes an item_key for a store lookup; no filesystem path is built from it.
+
+#include "lanrelay/common/store.hpp"
+
+#include <string_view>
+
+namespace lanrelay::relay {
+
+enum class resource_kind { cache_item, healthz, catalog, stats };
+
+enum class target_verdict {
+  ok,           // `resource` names what was asked for
+  bad_request,  // malformed or unsafe: answer 400
+  not_found,    // well-formed but names nothing: answer 404
+};
+
+struct parsed_target {
+  target_verdict verdict = target_verdict::bad_request;
+  resource_kind resource = resource_kind::healthz;
+  item_key key;              // only for resource_kind::cache_item; version canonicalised
+  std::string_view reason;   // why it was rejected, for the log (static text)
+};
+
+// Pure and thread safe; never touches the filesystem.
+parsed_target parse_request_target(std::string_view target);
+
+// The path under which the catalog lists `key`: /cache/<kind>/<name>/<version>.
+std::string cache_path(const item_key& key);
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,112 @@
+#pragma once
+
+// The HTTP content server: accepts peers' connections and runs one coroutine per connection that
+// reads request heads, asks request_handler for a plan and sends it, item bodies with sendfile(2).
+//
+// Deadlines (all from http_settings): a request head must arrive whole within header_timeout
+// (from accept, or from the first byte of a keep-alive request); a keep-alive connection waits
+// idle_timeout for that first byte; sending stops after send_timeout without progress.
+//
+// Threads and shared state: the io_context may run on many threads. Each connection lives on its
+// own strand and owns its socket, buffers and flags; nothing else touches them except through a
+// post to that strand. The acceptor, the accept back-off timer and the shutdown sequence live on
+// the server's control strand. The table of open connections (used for max_connections and for
+// shutdown) is guarded by `registry_mutex_`. The handler, slot pool and counters are thread safe.
+//
+// Lifetime: the server is shared-owned; every connection coroutine holds a reference, so the
+// store, slot pool and counters stay valid until the last connection has ended.
+
+#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/error.hpp"
+#include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/handler.hpp"
+#include "lanrelay/relay/slot_pool.hpp"
+#include "lanrelay/relay/stats.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace lanrelay::relay {
+
+namespace detail {
+class connection;
+}
+
+class server : public std::enable_shared_from_this<server> {
+ public:
+  // Binds and listens on config.http.listen_address:port ("::" is dual-stack); port 0 picks a
+  // free port. Does not accept before start(). `store` must outlive the server.
+  static result<std::shared_ptr<server>> create(boost::asio::io_context& ioc,
+                                                const relay_config& config, content_store& store);
+  ~server();
+
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Starts accepting. Ignores SIGPIPE process-wide: sendfile(2) has no MSG_NOSIGNAL.
+  void start();
+
+  // Graceful stop, from any thread, once: stop accepting, close idle connections, give running
+  // transfers shutdown_grace, then cancel the rest. `on_stopped(clean)` runs on an io thread when
+  // every connection has ended (`clean` false if some did not end even after cancellation).
+  void stop(std::function<void(bool clean)> on_stopped);
+
+  // Cuts the grace period short: running transfers are cancelled now. No-op before stop().
+  void abort();
+
+  stats_snapshot stats() const noexcept;
+  // Transfer slots not taken right now (what discovery offers advertise). Any thread.
+  std::uint32_t free_slots() const noexcept { return slots_.capacity() - slots_.active(); }
+
+  struct private_tag {};
+  server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
+         content_store& store);
+
+ private:
+  friend class detail::connection;
+
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> shutdown_sequence();
+  // Until every connection has ended, `deadline` passes, or (when asked) abort() is called.
+  boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline,
+                                                    bool interrupt_on_abort);
+  boost::asio::awaitable<void> run_session(std::shared_ptr<detail::connection> conn);
+  boost::asio::awaitable<bool> send_plan(detail::connection& conn, response_plan& plan);
+  boost::asio::awaitable<boost::system::error_code> send_file(detail::connection& conn,
+                                                              file_transfer& transfer);
+  bool register_connection(const std::shared_ptr<detail::connection>& conn);
+  void unregister_connection(std::uint64_t id);
+
+  boost::asio::io_context& ioc_;
+  const http_settings http_;
+  const std::chrono::milliseconds shutdown_grace_;
+  relay_counters counters_;
+  slot_pool slots_;
+  request_handler handler_;
+
+  // Control strand state.
+  boost::asio::strand<boost::asio::io_context::executor_type> control_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer backoff_timer_;
+  boost::asio::steady_timer drain_timer_;
+  bool all_done_ = false;        // set (via a post) when the last connection ends while stopping
+  bool abort_requested_ = false;
+  std::function<void(bool)> on_stopped_;  // non-empty once stop() has begun
+
+  // Guarded by registry_mutex_.
+  mutable std::mutex registry_mutex_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<detail::connection>> connections_;
+  std::uint64_t next_connection_id_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,190 @@
+#include "lanrelay/relay/daemon.hpp"
+
+#include "lanrelay/common/machine_cookie.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace lanrelay::relay {
+
+namespace net = boost::asio;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// How often last-used times of cached items are written to the store's index.
+constexpr std::chrono::seconds store_flush_interval{60};
+
+auto log_failure(std::string_view what) {
+  return [what](std::exception_ptr e) {
+    if (!e) {
+      return;
+    }
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} failed: {}", what, ex.what());
+    }
+  };
+}
+
+std::string_view signal_name(int signo) {
+  switch (signo) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    default:
+      return "a signal";
+  }
+}
+
+}  // namespace
+
+daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
+               std::shared_ptr<server> srv)
+    : ioc_(ioc),
+      config_(std::move(config)),
+      store_(std::move(store)),
+      server_(std::move(srv)),
+      control_(net::make_strand(ioc)),
+      signals_(control_, SIGTERM, SIGINT),
+      flush_timer_(control_) {
+  if (config_.discovery.enabled) {
+    discovery_ = std::make_unique<discovery_responder>(
+        ioc, config_, *store_, server_->local_endpoint().port(),
+        machine_cookie(config_.state_dir), [srv = server_]() {
+          return static_cast<std::uint16_t>(std::min<std::uint32_t>(srv->free_slots(), 0xffff));
+        });
+  }
+}
+
+daemon::~daemon() = default;
+
+result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_config config) {
+  std::error_code fs_error;
+  std::filesystem::create_directories(config.state_dir, fs_error);
+  if (fs_error) {
+    spdlog::error("cannot create the state directory {}: {}; create it, fix its permissions or "
+                  "set state.dir",
+                  config.state_dir.string(), fs_error.message());
+    return boost::system::error_code(fs_error);
+  }
+  const auto cache_dir = config.state_dir / "cache";
+  auto store = content_store::open({cache_dir, config.cache_max_size});
+  if (!store) {
+    spdlog::error("cannot open the cache at {}: {}", cache_dir.string(), store.error().message());
+    return store.error();
+  }
+  auto srv = server::create(ioc, config, **store);
+  if (!srv) {
+    return srv.error();
+  }
+  return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*srv));
+}
+
+net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_endpoint(); }
+
+void daemon::start() {
+  if (discovery_ && !discovery_->start()) {
+    spdlog::error("discovery: no socket could be opened on udp port {}; agents cannot find this "
+                  "relay by query; free the port or set discovery.port",
+                  config_.discovery.port);
+    discovery_.reset();
+  }
+  server_->start();
+  net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
+  net::co_spawn(control_, flush_loop(), log_failure("cache flushing"));
+
+  const auto endpoint = server_->local_endpoint();
+  const auto address = endpoint.address();
+  const std::string shown =
+      address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  spdlog::info("lanrelayd listening address={} port={} max_peers={} cache={} items={} bytes={}",
+               shown, endpoint.port(), config_.max_peers, store_->dir().string(),
+               store_->list().size(), store_->total_size());
+  std::printf("listening on %s:%u\n", shown.c_str(), static_cast<unsigned>(endpoint.port()));
+  std::fflush(stdout);
+}
+
+net::awaitable<void> daemon::signal_loop() {
+  auto [ec, signo] = co_await signals_.async_wait(use_tuple);
+  if (ec) {
+    co_return;
+  }
+  spdlog::info("received {}; stopping within shutdown.grace_period ({} ms); send it again to "
+               "cancel running transfers",
+               signal_name(signo), config_.shutdown_grace.count());
+  stopping_ = true;
+  flush_timer_.cancel();
+  if (discovery_) {
+    discovery_->stop();  // no more offers for a relay that is going away
+  }
+  server_->stop([this](bool clean) {
+    net::post(control_, [this, clean] {
+      flush_store();
+      signals_.cancel();
+      if (!clean) {
+        ioc_.stop();  // connections that ignored cancellation must not keep the process alive
+      }
+      spdlog::info("lanrelayd stopped");
+    });
+  });
+  auto [again, signo_again] = co_await signals_.async_wait(use_tuple);
+  if (!again) {
+    spdlog::warn("received {} again; cancelling running transfers", signal_name(signo_again));
+    server_->abort();
+  }
+}
+
+net::awaitable<void> daemon::flush_loop() {
+  while (!stopping_) {
+    flush_timer_.expires_after(store_flush_interval);
+    auto [ec] = co_await flush_timer_.async_wait(use_tuple);
+    if (ec || stopping_) {
+      co_return;
+    }
+    flush_store();
+  }
+}
+
+void daemon::flush_store() {
+  if (auto flushed = store_->flush(); !flushed) {
+    spdlog::warn("cannot save cache usage times in {}: {}", store_->dir().string(),
+                 flushed.error().message());
+  }
+}
+
+unsigned worker_threads(const relay_config& config) noexcept {
+  if (config.http.threads != 0) {
+    return config.http.threads;
+  }
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores != 0 ? cores : 1;
+}
+
+void run_io_context(net::io_context& ioc, unsigned threads) {
+  std::vector<std::thread> workers;
+  workers.reserve(threads > 0 ? threads - 1 : 0);
+  for (unsigned i = 1; i < threads; ++i) {
+    workers.emplace_back([&ioc] { ioc.run(); });
+  }
+  ioc.run();
+  for (auto& worker : workers) {
+    worker.join();
+  }
+}
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,257 @@
+#include "lanrelay/relay/handler.hpp"
+
+#include "lanrelay/common/version.hpp"
+#include "lanrelay/relay/range.hpp"
+#include "lanrelay/relay/request_target.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+#include <string>
+
+namespace lanrelay::relay {
+namespace {
+
+namespace http = boost::beast::http;
+
+constexpr std::string_view server_name = "lanrelay";
+constexpr std::string_view allowed_methods = "GET, HEAD";
+
+// The target as log text: anything but printable ASCII becomes \xNN.
+std::string printable(std::string_view text) {
+  constexpr std::size_t max_logged = 256;
+  std::string out;
+  for (const char c : text.substr(0, max_logged)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      constexpr char digits[] = "0123456789abcdef";
+      out += "\\x";
+      out += digits[u >> 4];
+      out += digits[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+bool wants_keep_alive(const http::request_header<>& request) {
+  bool close = false;
+  bool keep_alive = false;
+  for (auto [it, last] = request.equal_range(http::field::connection); it != last; ++it) {
+    for (const auto& token : http::token_list{it->value()}) {
+      close = close || boost::beast::iequals(token, "close");
+      keep_alive = keep_alive || boost::beast::iequals(token, "keep-alive");
+    }
+  }
+  if (close) {
+    return false;
+  }
+  return request.version() >= 11 || keep_alive;
+}
+
+// Every value of a field that may be repeated, joined as one list (RFC 9110 §5.3).
+std::optional<std::string> field_list(const http::request_header<>& request, http::field name) {
+  auto [first, last] = request.equal_range(name);
+  if (first == last) {
+    return std::nullopt;
+  }
+  std::string out;
+  for (auto it = first; it != last; ++it) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out.append(it->value().data(), it->value().size());
+  }
+  return out;
+}
+
+http::response_header<> base_header(http::status status, const http::request_header<>& request) {
+  http::response_header<> h;
+  h.version(request.version());
+  h.result(status);
+  h.set(http::field::server, server_name);
+  return h;
+}
+
+small_response text_response(http::status status, const http::request_header<>& request,
+                             std::string_view content_type, std::string body) {
+  small_response res{base_header(status, request)};
+  res.set(http::field::content_type, content_type);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  res.keep_alive(wants_keep_alive(request));
+  if (request.method() == http::verb::head) {
+    res.body().clear();  // Content-Length keeps the GET length
+  }
+  return res;
+}
+
+std::string catalog_json(content_store& store) {
+  boost::json::array items;
+  for (const item& it : store.list()) {
+    boost::json::object o;
+    o["kind"] = to_string(it.key.kind);
+    o["name"] = it.key.name;
+    o["version"] = it.key.version;
+    o["size"] = it.size;
+    o["sha256"] = to_hex(it.sha256);
+    o["url"] = cache_path(it.key);
+    items.push_back(std::move(o));
+  }
+  boost::json::object root;
+  root["items"] = std::move(items);
+  return boost::json::serialize(root);
+}
+
+}  // namespace
+
+small_response request_handler::error_response(http::status status, unsigned version,
+                                               std::string_view text) {
+  small_response res{status, version};
+  res.set(http::field::server, server_name);
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.body() = std::string(text) + "\n";
+  res.prepare_payload();
+  res.keep_alive(false);
+  return res;
+}
+
+response_plan request_handler::handle(const http::request_header<>& request) {
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);
+
+  const parsed_target target = parse_request_target(request.target());
+  if (target.verdict == target_verdict::bad_request) {
+    counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("bad request target: {} target=\"{}\"", target.reason,
+                  printable(request.target()));
+    return text_response(http::status::bad_request, request, "text/plain; charset=utf-8",
+                         "bad request target: " + std::string(target.reason) + "\n");
+  }
+  if (target.verdict == target_verdict::not_found) {
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "not found\n");
+  }
+  if (request.method() != http::verb::get && request.method() != http::verb::head) {
+    counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    auto res = text_response(http::status::method_not_allowed, request,
+                             "text/plain; charset=utf-8", "only GET and HEAD are served\n");
+    res.set(http::field::allow, allowed_methods);
+    return res;
+  }
+
+  switch (target.resource) {
+    case resource_kind::healthz:
+      if (draining_.load(std::memory_order_relaxed)) {
+        return text_response(http::status::service_unavailable, request,
+                             "text/plain; charset=utf-8", "stopping");
+      }
+      return text_response(http::status::ok, request, "text/plain; charset=utf-8", "ok");
+    case resource_kind::catalog:
+      return text_response(http::status::ok, request, "application/json", catalog_json(store_));
+    case resource_kind::stats:
+      return text_response(http::status::ok, request, "application/json",
+                           to_json(take_snapshot(counters_, slots_)));
+    case resource_kind::cache_item:
+      break;
+  }
+  return serve_item(request, target.key);
+}
+
+response_plan request_handler::serve_item(const http::request_header<>& request,
+                                          const item_key& key) {
+  auto file = store_.open_item(key);
+  if (!file) {
+    if (file.error() == errc::not_found) {
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "not cached here\n");
+    }
+    spdlog::error("cannot open cached item {}: {}; check the cache directory", cache_path(key),
+                  file.error().message());
+    return text_response(http::status::internal_server_error, request,
+                         "text/plain; charset=utf-8", "cannot read the cached item\n");
+  }
+  const std::uint64_t size = file->info().size;
+  const std::string etag = make_etag(file->info().sha256);
+
+  if (auto if_match = field_list(request, http::field::if_match);
+      if_match && !etag_list_matches(*if_match, etag, etag_comparison::strong)) {
+    auto res = text_response(http::status::precondition_failed, request,
+                             "text/plain; charset=utf-8", "the item has changed\n");
+    res.set(http::field::etag, etag);
+    return res;
+  }
+
+  if (auto if_none_match = field_list(request, http::field::if_none_match);
+      if_none_match && etag_list_matches(*if_none_match, etag, etag_comparison::weak)) {
+    small_response res{base_header(http::status::not_modified, request)};
+    res.set(http::field::etag, etag);
+    res.keep_alive(wants_keep_alive(request));
+    return res;  // no Content-Length: a 304 has no body
+  }
+
+  range_result range;
+  if (request.method() == http::verb::get) {
+    if (auto range_field = field_list(request, http::field::range)) {
+      range = parse_range(*range_field, size);
+      if (auto if_range = field_list(request, http::field::if_range);
+          if_range && !if_range_matches(*if_range, etag)) {
+        range = range_result{};
+      }
+    }
+  }
+
+  if (range.verdict == range_verdict::unsatisfiable) {
+    small_response res{base_header(http::status::range_not_satisfiable, request)};
+    res.set(http::field::content_range, "bytes */" + std::to_string(size));
+    res.set(http::field::etag, etag);
+    res.set(http::field::accept_ranges, "bytes");
+    res.content_length(0);
+    res.keep_alive(wants_keep_alive(request));
+    return res;
+  }
+
+  const bool partial = range.verdict == range_verdict::satisfiable;
+  const std::uint64_t offset = partial ? range.first : 0;
+  const std::uint64_t length = partial ? range.length : size;
+  http::response_header<> head =
+      base_header(partial ? http::status::partial_content : http::status::ok, request);
+  head.set(http::field::content_type, "application/octet-stream");
+  head.set(http::field::etag, etag);
+  head.set(http::field::accept_ranges, "bytes");
+  if (partial) {
+    head.set(http::field::content_range, content_range(range, size));
+  }
+
+  if (request.method() == http::verb::head || length == 0) {
+    small_response res{std::move(head)};
+    res.content_length(length);
+    res.keep_alive(wants_keep_alive(request));
+    return res;
+  }
+
+  auto slot = slots_.try_acquire();
+  if (!slot) {
+    spdlog::debug("every transfer slot is taken; answering 503 item={}", cache_path(key));
+    auto res = text_response(http::status::service_unavailable, request,
+                             "text/plain; charset=utf-8",
+                             "every transfer slot is busy; retry later or use another relay\n");
+    res.set(http::field::retry_after, std::to_string(settings_.retry_after.count()));
+    res.keep_alive(false);
+    return res;
+  }
+
+  file_transfer transfer{http::response<http::empty_body>{std::move(head)}, std::move(*file),
+                         offset, length, std::move(*slot)};
+  transfer.head.content_length(length);
+  transfer.head.keep_alive(wants_keep_alive(request));
+  return transfer;
+}
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,235 @@
+#include "lanrelay/relay/request_target.hpp"
+
+#include "lanrelay/common/version.hpp"
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lanrelay::relay {
+namespace {
+
+parsed_target reject(target_verdict verdict, std::string_view reason) {
+  parsed_target out;
+  out.verdict = verdict;
+  out.reason = reason;
+  return out;
+}
+
+std::optional<int> hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return std::nullopt;
+}
+
+// Characters item names and versions are made of (is_valid_name's alphabet), minus '.', which is
+// only accepted unescaped.
+bool is_escapable_name_char(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '+' || c == '-';
+}
+
+// Raw characters allowed in a path: RFC 3986 pchar minus '%' (handled apart) and minus '\'.
+bool is_raw_path_char(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  if (u <= 0x20 || u >= 0x7f) {
+    return false;  // controls, space, DEL, NUL and non-ASCII
+  }
+  switch (c) {
+    case '\\':
+    case '"':
+    case '<':
+    case '>':
+    case '^':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '[':
+    case ']':
+    case '#':
+    case '?':
+      return false;
+    default:
+      return true;
+  }
+}
+
+// %00, %2e, %2f and %5c in any case, anywhere in the target (the query included).
+bool has_forbidden_escape(std::string_view target) noexcept {
+  for (std::size_t i = 0; i + 2 < target.size(); ++i) {
+    if (target[i] != '%') {
+      continue;
+    }
+    const auto hi = hex_value(target[i + 1]);
+    const auto lo = hex_value(target[i + 2]);
+    if (!hi || !lo) {
+      continue;  // malformed escapes are refused by split_path
+    }
+    const int decoded = *hi * 16 + *lo;
+    if (decoded == 0x00 || decoded == 0x2e || decoded == 0x2f || decoded == 0x5c) {
+      return true;
+    }
+  }
+  return false;
+}
+
+struct split_result {
+  std::vector<std::string> segments;
+  std::string_view error;  // empty when the path was acceptable
+};
+
+// Splits an origin-form path into percent-decoded segments, refusing everything unsafe.
+split_result split_path(std::string_view path) {
+  split_result out;
+  std::string segment;
+  for (std::size_t i = 1; i <= path.size(); ++i) {  // path[0] is the leading '/'
+    if (i == path.size() || path[i] == '/') {
+      if (segment.empty()) {
+        out.error = "empty path segment";
+        return out;
+      }
+      if (segment == "." || segment.find("..") != std::string::npos) {
+        out.error = "dot segment";
+        return out;
+      }
+      out.segments.push_back(std::move(segment));
+      segment.clear();
+      continue;
+    }
+    const char c = path[i];
+    if (c == '%') {
+      if (i + 2 >= path.size()) {
+        out.error = "truncated percent escape";
+        return out;
+      }
+      const auto hi = hex_value(path[i + 1]);
+      const auto lo = hex_value(path[i + 2]);
+      if (!hi || !lo) {
+        out.error = "malformed percent escape";
+        return out;
+      }
+      const char decoded = static_cast<char>(*hi * 16 + *lo);
+      if (decoded == '.' || decoded == '/' || decoded == '\\' || decoded == '\0') {
+        out.error = "percent-encoded dot, slash, backslash or NUL";
+        return out;
+      }
+      if (!is_escapable_name_char(decoded)) {
+        out.error = "percent escape of a character no name contains";
+        return out;
+      }
+      segment += decoded;
+      i += 2;
+      continue;
+    }
+    if (c == '\\') {
+      out.error = "backslash in path";
+      return out;
+    }
+    if (!is_raw_path_char(c)) {
+      out.error = "character not allowed in a path";
+      return out;
+    }
+    segment += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+parsed_target parse_request_target(std::string_view target) {
+  if (target.empty() || target.front() != '/') {
+    return reject(target_verdict::bad_request, "not an origin-form target");
+  }
+  if (target.find('\0') != std::string_view::npos) {
+    return reject(target_verdict::bad_request, "NUL in target");
+  }
+  if (target.find('#') != std::string_view::npos) {
+    return reject(target_verdict::bad_request, "fragment in target");
+  }
+  if (has_forbidden_escape(target)) {
+    return reject(target_verdict::bad_request, "percent-encoded dot, slash, backslash or NUL");
+  }
+
+  std::string_view path = target;
+  if (const auto q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    for (const char c : target.substr(q + 1)) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u >= 0x7f || c == '\\') {
+        return reject(target_verdict::bad_request, "character not allowed in the query");
+      }
+    }
+  }
+  if (path == "/") {
+    return reject(target_verdict::not_found, "nothing is served at /");
+  }
+  if (path.size() >= 2 && path[1] == '/') {
+    return reject(target_verdict::bad_request, "empty path segment");  // also "//host/..."
+  }
+
+  split_result split = split_path(path);
+  if (!split.error.empty()) {
+    return reject(target_verdict::bad_request, split.error);
+  }
+  const std::vector<std::string>& seg = split.segments;
+
+  parsed_target out;
+  if (seg.size() == 2 && seg[0] == "-") {
+    out.verdict = target_verdict::ok;
+    if (seg[1] == "healthz") {
+      out.resource = resource_kind::healthz;
+    } else if (seg[1] == "catalog") {
+      out.resource = resource_kind::catalog;
+    } else if (seg[1] == "stats") {
+      out.resource = resource_kind::stats;
+    } else {
+      return reject(target_verdict::not_found, "unknown endpoint");
+    }
+    return out;
+  }
+  if (seg.empty() || seg[0] != "cache") {
+    return reject(target_verdict::not_found, "unknown path");
+  }
+  if (seg.size() != 4) {
+    return reject(target_verdict::not_found, "a cache path is /cache/<kind>/<name>/<version>");
+  }
+  const auto kind = parse_item_kind(seg[1]);
+  if (!kind) {
+    return reject(target_verdict::not_found, "unknown item kind");
+  }
+  if (!is_valid_name(seg[2])) {
+    return reject(target_verdict::bad_request, "invalid item name");
+  }
+  if (!is_valid_name(seg[3])) {
+    return reject(target_verdict::bad_request, "invalid item version");
+  }
+  auto version = canonical_version(*kind, seg[3]);
+  if (!version) {
+    return reject(target_verdict::bad_request, "invalid item version");
+  }
+  out.verdict = target_verdict::ok;
+  out.resource = resource_kind::cache_item;
+  out.key = item_key{*kind, seg[2], std::move(*version)};
+  return out;
+}
+
+std::string cache_path(const item_key& key) {
+  std::string out = "/cache/";
+  out += to_string(key.kind);
+  out += '/';
+  out += key.name;
+  out += '/';
+  out += key.version;
+  return out;
+}
+
+}  // namespace lanrelay::relay

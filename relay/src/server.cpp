@@ -1,0 +1,538 @@
+#include "lanrelay/relay/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/sendfile.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace lanrelay::relay {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// Accept back-off while the process or system is out of descriptors or memory.
+constexpr std::chrono::milliseconds accept_backoff_min{50};
+constexpr std::chrono::milliseconds accept_backoff_max{2'000};
+// After a response with Connection: close, unread request bytes are drained this long so the
+// kernel sends FIN rather than RST, which could destroy the response before the peer reads it.
+constexpr std::chrono::milliseconds lingering_close_timeout{2'000};
+// Once running transfers are cancelled at the end of the grace period, connections get this long
+// to unwind before the server reports an unclean stop.
+constexpr std::chrono::milliseconds cancel_wait{5'000};
+// sendfile(2) bytes per call, and bytes sent before a transfer yields to other connections on
+// the same thread.
+constexpr std::size_t sendfile_chunk = 16U << 20;
+constexpr std::uint64_t fairness_quantum = 4U << 20;
+constexpr std::size_t first_read_size = 1024;
+
+bool is_resource_exhaustion(const boost::system::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+         ec == net::error::no_memory ||
+         ec == boost::system::error_code(ENFILE, boost::system::system_category());
+}
+
+// Errors that concern one connection attempt only; the accept loop carries on at once.
+bool is_per_connection_accept_error(const boost::system::error_code& ec) {
+  return ec == net::error::connection_aborted || ec == net::error::connection_reset ||
+         ec == boost::system::error_code(EPROTO, boost::system::system_category()) ||
+         ec == boost::system::error_code(EPERM, boost::system::system_category());
+}
+
+std::string to_string(const tcp::endpoint& ep) {
+  const auto address = ep.address();
+  if (address.is_v6()) {
+    return "[" + address.to_string() + "]:" + std::to_string(ep.port());
+  }
+  return address.to_string() + ":" + std::to_string(ep.port());
+}
+
+// co_spawn completion for coroutines whose failure must not go unnoticed.
+auto log_failure(std::string_view what) {
+  return [what](std::exception_ptr e) {
+    if (!e) {
+      return;
+    }
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} failed: {}", what, ex.what());
+    }
+  };
+}
+
+}  // namespace
+
+namespace detail {
+
+// One peer connection. Every member is owned by the connection's strand (the stream's executor);
+// other threads reach it only through request_stop(), which posts to that strand.
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  explicit connection(tcp::socket socket) : stream_(std::move(socket)) {
+    boost::system::error_code ec;
+    peer_ = stream_.socket().remote_endpoint(ec);
+  }
+
+  // From any thread. Graceful: close now if idle, else after the running response. Abort: cancel
+  // whatever runs, a transfer included.
+  void request_stop(bool abort) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), abort] {
+      self->stopping_ = true;
+      self->aborting_ = self->aborting_ || abort;
+      if (!self->busy_ || self->aborting_) {
+        boost::system::error_code ec;
+        self->stream_.socket().cancel(ec);
+      }
+    });
+  }
+
+  std::uint64_t id_ = 0;  // set once by register_connection before the session starts
+  beast::tcp_stream stream_;
+  tcp::endpoint peer_;
+  bool busy_ = false;  // a request head has been read and its response is not yet sent
+  bool stopping_ = false;
+  bool aborting_ = false;
+};
+
+}  // namespace detail
+
+server::server(private_tag, net::io_context& ioc, const relay_config& config,
+               content_store& store)
+    : ioc_(ioc),
+      http_(config.http),
+      shutdown_grace_(config.shutdown_grace),
+      slots_(config.max_peers),
+      handler_(store, slots_, counters_, handler_settings{config.retry_after}),
+      control_(net::make_strand(ioc)),
+      acceptor_(control_),
+      backoff_timer_(control_),
+      drain_timer_(control_) {}
+
+server::~server() = default;
+
+result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay_config& config,
+                                               content_store& store) {
+  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store);
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(config.http.listen_address, ec);
+  if (ec) {
+    spdlog::error("http.listen \"{}\" is not an IP address; use \"::\" or \"0.0.0.0\" for all",
+                  config.http.listen_address);
+    return ec;
+  }
+  tcp::endpoint endpoint{address, config.http.port};
+  auto& acceptor = srv->acceptor_;
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec == net::error::address_family_not_supported && address == net::ip::address_v6::any()) {
+    spdlog::warn("IPv6 is not available on this host; listening on IPv4 only (0.0.0.0)");
+    endpoint = tcp::endpoint{net::ip::address_v4::any(), config.http.port};
+    acceptor.open(endpoint.protocol(), ec);
+  }
+  if (ec) {
+    spdlog::error("cannot open a TCP socket for the content server: {}", ec.message());
+    return ec;
+  }
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (endpoint.address().is_v6()) {
+    boost::system::error_code ignored;  // dual-stack is best effort; IPv6 still works without it
+    acceptor.set_option(net::ip::v6_only(false), ignored);
+  }
+  acceptor.bind(endpoint, ec);
+  if (ec) {
+    spdlog::error("cannot listen on {}: {}; is another lanrelayd running? set http.port or "
+                  "http.listen",
+                  to_string(endpoint), ec.message());
+    return ec;
+  }
+  acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    spdlog::error("cannot listen on {}: {}", to_string(endpoint), ec.message());
+    return ec;
+  }
+  return srv;
+}
+
+tcp::endpoint server::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
+stats_snapshot server::stats() const noexcept { return take_snapshot(counters_, slots_); }
+
+void server::start() {
+  std::signal(SIGPIPE, SIG_IGN);
+  net::co_spawn(control_, accept_loop(),
+                [self = shared_from_this()](std::exception_ptr e) { log_failure("accept loop")(e); });
+}
+
+void server::stop(std::function<void(bool)> on_stopped) {
+  net::post(control_, [self = shared_from_this(), cb = std::move(on_stopped)]() mutable {
+    if (self->on_stopped_) {
+      return;  // already stopping
+    }
+    self->on_stopped_ = cb ? std::move(cb) : [](bool) {};
+    net::co_spawn(self->control_, self->shutdown_sequence(), [self](std::exception_ptr e) {
+      log_failure("shutdown")(e);
+    });
+  });
+}
+
+void server::abort() {
+  net::post(control_, [self = shared_from_this()] {
+    self->abort_requested_ = true;
+    self->drain_timer_.cancel();
+  });
+}
+
+bool server::register_connection(const std::shared_ptr<detail::connection>& conn) {
+  std::lock_guard lock(registry_mutex_);
+  if (stopping_ || connections_.size() >= http_.max_connections) {
+    return false;
+  }
+  conn->id_ = ++next_connection_id_;
+  connections_.emplace(conn->id_, conn);
+  counters_.active_connections.store(connections_.size(), std::memory_order_relaxed);
+  return true;
+}
+
+void server::unregister_connection(std::uint64_t id) {
+  bool last = false;
+  {
+    std::lock_guard lock(registry_mutex_);
+    connections_.erase(id);
+    counters_.active_connections.store(connections_.size(), std::memory_order_relaxed);
+    last = stopping_ && connections_.empty();
+  }
+  if (last) {
+    net::post(control_, [self = shared_from_this()] {
+      self->all_done_ = true;
+      self->drain_timer_.cancel();
+    });
+  }
+}
+
+net::awaitable<void> server::accept_loop() {
+  auto backoff = accept_backoff_min;
+  bool backing_off = false;
+  bool at_limit = false;
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(ioc_), use_tuple);
+    if (!acceptor_.is_open()) {
+      co_return;  // stop() closed it
+    }
+    if (ec) {
+      if (is_per_connection_accept_error(ec)) {
+        continue;
+      }
+      if (!backing_off) {
+        spdlog::warn("accepting connections failed: {}; retrying with back-off{}", ec.message(),
+                     is_resource_exhaustion(ec) ? " (raise the open-files limit, LimitNOFILE)"
+                                                : "");
+        backing_off = true;
+      }
+      backoff_timer_.expires_after(backoff);
+      co_await backoff_timer_.async_wait(use_tuple);
+      backoff = std::min(backoff * 2, accept_backoff_max);
+      continue;
+    }
+    if (backing_off) {
+      spdlog::info("accepting connections again");
+      backing_off = false;
+      backoff = accept_backoff_min;
+    }
+
+    auto conn = std::make_shared<detail::connection>(std::move(socket));
+    if (!register_connection(conn)) {
+      counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      if (!at_limit) {
+        spdlog::warn("{} connections are open (http.max_connections); closing new ones at once "
+                     "peer={}",
+                     http_.max_connections, to_string(conn->peer_));
+        at_limit = true;
+      }
+      continue;  // `conn` goes out of scope: the socket closes
+    }
+    if (at_limit) {
+      spdlog::info("below http.max_connections again; accepting connections");
+      at_limit = false;
+    }
+    counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+    auto executor = conn->stream_.get_executor();
+    net::co_spawn(executor, run_session(std::move(conn)),
+                  [self = shared_from_this()](std::exception_ptr e) { log_failure("connection")(e); });
+  }
+}
+
+net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> conn) {
+  struct unregister_at_exit {
+    server& srv;
+    std::uint64_t id;
+    ~unregister_at_exit() { srv.unregister_connection(id); }
+  } const registration{*this, conn->id_};
+
+  auto& stream = conn->stream_;
+  beast::flat_buffer buffer;
+  bool first_request = true;
+  bool linger = false;  // we announced Connection: close; drain before closing
+  for (;;) {
+    if (conn->stopping_) {
+      break;
+    }
+    // A keep-alive connection waits idle_timeout for the next request to begin; its head then
+    // has header_timeout, like the first request's head from accept.
+    if (!first_request && buffer.size() == 0) {
+      stream.expires_after(http_.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(first_read_size), use_tuple);
+      if (ec) {
+        break;  // idle timeout, the peer closed, or shutdown
+      }
+      buffer.commit(n);
+    }
+    first_request = false;
+
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(http_.max_header_bytes);
+    parser.body_limit(0);
+    stream.expires_after(http_.header_timeout);
+    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        counters_.header_timeouts.fetch_add(1, std::memory_order_relaxed);
+        spdlog::debug("request head not complete within http.header_timeout; dropping peer={}",
+                      to_string(conn->peer_));
+        break;
+      }
+      if (ec.category() != http::make_error_code(http::error::bad_target).category() ||
+          ec == http::error::end_of_stream || ec == http::error::partial_message) {
+        break;  // the peer closed, reset, or shutdown cancelled the read
+      }
+      counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      http::status status = http::status::bad_request;
+      if (ec == http::error::header_limit) {
+        status = http::status::request_header_fields_too_large;
+      } else if (ec == http::error::body_limit) {
+        status = http::status::payload_too_large;
+      }
+      spdlog::debug("unparsable request: {} peer={}", ec.message(), to_string(conn->peer_));
+      response_plan plan = request_handler::error_response(status, 11, ec.message());
+      co_await send_plan(*conn, plan);
+      linger = true;
+      break;
+    }
+    if (!parser.is_done()) {
+      counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      response_plan plan = request_handler::error_response(
+          http::status::payload_too_large, parser.get().version(), "requests have no body here");
+      co_await send_plan(*conn, plan);
+      linger = true;
+      break;
+    }
+    if (conn->aborting_) {
+      break;
+    }
+
+    conn->busy_ = true;
+    response_plan plan = handler_.handle(parser.get());
+    const bool keep_alive = co_await send_plan(*conn, plan);
+    conn->busy_ = false;
+    if (!keep_alive) {
+      linger = !conn->aborting_;
+      break;
+    }
+  }
+
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  if (linger && !conn->aborting_ && stream.socket().is_open()) {
+    stream.expires_after(lingering_close_timeout);
+    std::array<char, 4096> sink{};
+    for (;;) {
+      auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+      if (ec) {
+        break;
+      }
+    }
+  }
+  stream.socket().close(ignored);
+}
+
+net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& plan) {
+  auto& stream = conn.stream_;
+  if (auto* response = std::get_if<small_response>(&plan)) {
+    if (conn.stopping_) {
+      response->keep_alive(false);
+    }
+    stream.expires_after(http_.send_timeout);
+    auto [ec, n] = co_await http::async_write(stream, *response, use_tuple);
+    co_return !ec && response->keep_alive();
+  }
+
+  auto& transfer = std::get<file_transfer>(plan);
+  if (conn.stopping_) {
+    transfer.head.keep_alive(false);
+  }
+  http::response_serializer<http::empty_body> serializer{transfer.head};
+  stream.expires_after(http_.send_timeout);
+  auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
+  stream.expires_never();
+  if (!ec) {
+    ec = co_await send_file(conn, transfer);
+  }
+  transfer.slot.release();  // the slot frees as soon as the transfer ends, however it ended
+  transfer.file = item_file{};
+  if (ec) {
+    counters_.transfers_aborted.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("transfer ended early: {} peer={}", ec.message(), to_string(conn.peer_));
+    co_return false;
+  }
+  counters_.transfers_completed.fetch_add(1, std::memory_order_relaxed);
+  co_return transfer.head.keep_alive();
+}
+
+net::awaitable<boost::system::error_code> server::send_file(detail::connection& conn,
+                                                            file_transfer& transfer) {
+  using namespace net::experimental::awaitable_operators;
+  auto& socket = conn.stream_.socket();
+  boost::system::error_code ec;
+  socket.native_non_blocking(true, ec);
+  if (ec) {
+    co_return ec;
+  }
+  net::steady_timer timer(socket.get_executor());
+  auto offset = static_cast<off_t>(transfer.offset);
+  std::uint64_t remaining = transfer.length;
+  std::uint64_t since_yield = 0;
+  while (remaining > 0) {
+    if (conn.aborting_) {
+      co_return net::error::operation_aborted;
+    }
+    const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, sendfile_chunk));
+    const ssize_t sent = ::sendfile(socket.native_handle(), transfer.file.fd(), &offset, chunk);
+    if (sent > 0) {
+      remaining -= static_cast<std::uint64_t>(sent);
+      since_yield += static_cast<std::uint64_t>(sent);
+      counters_.bytes_served.fetch_add(static_cast<std::uint64_t>(sent), std::memory_order_relaxed);
+      if (since_yield >= fairness_quantum) {
+        since_yield = 0;
+        co_await net::post(socket.get_executor(), net::use_awaitable);
+      }
+      continue;
+    }
+    if (sent == 0) {
+      // The file is shorter than the store says: it was truncated behind the store's back.
+      spdlog::error("cached file for {} ended early at byte {}; the cache directory was modified "
+                    "by something else",
+                    std::string_view(transfer.head[http::field::etag]), static_cast<std::uint64_t>(offset));
+      co_return make_error_code(errc::size_mismatch);
+    }
+    const int error = errno;
+    if (error == EINTR) {
+      continue;
+    }
+    if (error != EAGAIN && error != EWOULDBLOCK) {
+      co_return boost::system::error_code(error, boost::system::system_category());
+    }
+    timer.expires_after(http_.send_timeout);
+    auto waited = co_await (socket.async_wait(tcp::socket::wait_write, use_tuple) ||
+                            timer.async_wait(use_tuple));
+    if (waited.index() == 1) {
+      co_return beast::error::timeout;  // no progress for http.send_timeout
+    }
+    if (auto [wait_ec] = std::get<0>(waited); wait_ec) {
+      co_return wait_ec;
+    }
+  }
+  co_return boost::system::error_code{};
+}
+
+net::awaitable<void> server::wait_for_connections(std::chrono::steady_clock::time_point deadline,
+                                                  bool interrupt_on_abort) {
+  while (!all_done_ && !(interrupt_on_abort && abort_requested_) &&
+         std::chrono::steady_clock::now() < deadline) {
+    drain_timer_.expires_at(deadline);
+    co_await drain_timer_.async_wait(use_tuple);
+  }
+}
+
+net::awaitable<void> server::shutdown_sequence() {
+  handler_.set_draining();
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  backoff_timer_.cancel();
+
+  std::vector<std::shared_ptr<detail::connection>> open;
+  {
+    std::lock_guard lock(registry_mutex_);
+    stopping_ = true;
+    for (const auto& [id, weak] : connections_) {
+      if (auto conn = weak.lock()) {
+        open.push_back(std::move(conn));
+      }
+    }
+    all_done_ = all_done_ || connections_.empty();
+  }
+  spdlog::info("stopping: no new connections; closing idle ones; {} transfers may run for up to "
+               "{} ms (shutdown.grace_period)",
+               slots_.active(), shutdown_grace_.count());
+  for (const auto& conn : open) {
+    conn->request_stop(false);
+  }
+  open.clear();
+
+  co_await wait_for_connections(std::chrono::steady_clock::now() + shutdown_grace_, true);
+  if (!all_done_) {
+    {
+      std::lock_guard lock(registry_mutex_);
+      for (const auto& [id, weak] : connections_) {
+        if (auto conn = weak.lock()) {
+          open.push_back(std::move(conn));
+        }
+      }
+    }
+    spdlog::warn("{}; cancelling {} running transfers",
+                 abort_requested_ ? "asked again to stop" : "shutdown.grace_period is over",
+                 slots_.active());
+    for (const auto& conn : open) {
+      conn->request_stop(true);
+    }
+    open.clear();
+    co_await wait_for_connections(std::chrono::steady_clock::now() + cancel_wait, false);
+  }
+  if (!all_done_) {
+    spdlog::error("some connections did not end within {} ms of being cancelled",
+                  cancel_wait.count());
+  }
+  auto on_stopped = std::exchange(on_stopped_, [](bool) {});
+  on_stopped(all_done_);
+}
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,47 @@
+#include "lanrelay/relay/stats.hpp"
+
+#include "lanrelay/relay/slot_pool.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace lanrelay::relay {
+
+stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) noexcept {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  stats_snapshot s;
+  s.active_transfers = slots.active();
+  s.peak_active_transfers = slots.peak();
+  s.max_peers = slots.capacity();
+  s.refused_busy = slots.refused();
+  s.bytes_served = c.bytes_served.load(relaxed);
+  s.requests = c.requests.load(relaxed);
+  s.transfers_completed = c.transfers_completed.load(relaxed);
+  s.transfers_aborted = c.transfers_aborted.load(relaxed);
+  s.connections_accepted = c.connections_accepted.load(relaxed);
+  s.connections_refused = c.connections_refused.load(relaxed);
+  s.active_connections = c.active_connections.load(relaxed);
+  s.header_timeouts = c.header_timeouts.load(relaxed);
+  s.bad_requests = c.bad_requests.load(relaxed);
+  return s;
+}
+
+std::string to_json(const stats_snapshot& s) {
+  boost::json::object o;
+  o["active_transfers"] = s.active_transfers;
+  o["peak_active_transfers"] = s.peak_active_transfers;
+  o["max_peers"] = s.max_peers;
+  o["refused_busy"] = s.refused_busy;
+  o["bytes_served"] = s.bytes_served;
+  o["requests"] = s.requests;
+  o["transfers_completed"] = s.transfers_completed;
+  o["transfers_aborted"] = s.transfers_aborted;
+  o["connections_accepted"] = s.connections_accepted;
+  o["connections_refused"] = s.connections_refused;
+  o["active_connections"] = s.active_connections;
+  o["header_timeouts"] = s.header_timeouts;
+  o["bad_requests"] = s.bad_requests;
+  return boost::json::serialize(o);
+}
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,367 @@
+#include "lanrelay/relay/handler.hpp"
+
+#include "lanrelay/relay/range.hpp"
+
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lanrelay::relay {
+namespace {
+
+namespace http = boost::beast::http;
+namespace fs = std::filesystem;
+
+class relay_handler : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/lanrelay-handler.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    auto store = content_store::open({dir_ / "cache", 0});
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+    for (std::size_t i = 0; i < 1000; ++i) {
+      content_.push_back(static_cast<char>('a' + i % 26));
+    }
+    blob_ = add({item_kind::file, "blob", "1"}, content_);
+    add({item_kind::pattern, "vsapi", "16.679.00"}, "pattern bytes");
+    add({item_kind::file, "empty", "1"}, "");
+    etag_ = make_etag(blob_.sha256);
+    handler_ = std::make_unique<request_handler>(*store_, slots_, counters_,
+                                                 handler_settings{std::chrono::seconds(7)});
+  }
+  void TearDown() override {
+    handler_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  item add(item_key key, std::string_view bytes) {
+    auto writer = store_->begin_add(std::move(key));
+    EXPECT_TRUE(writer);
+    EXPECT_TRUE(writer->write(std::as_bytes(std::span(bytes.data(), bytes.size()))));
+    auto committed = writer->commit(bytes.size(), std::nullopt);
+    EXPECT_TRUE(committed) << committed.error().message();
+    return *committed;
+  }
+
+  static http::request_header<> request(std::string_view target,
+                                        http::verb method = http::verb::get, unsigned version = 11) {
+    http::request_header<> h;
+    h.method(method);
+    h.target(target);
+    h.version(version);
+    h.set(http::field::host, "relay");
+    return h;
+  }
+
+  static const small_response& small(const response_plan& plan) {
+    EXPECT_TRUE(std::holds_alternative<small_response>(plan));
+    return std::get<small_response>(plan);
+  }
+  static const file_transfer& transfer(const response_plan& plan) {
+    EXPECT_TRUE(std::holds_alternative<file_transfer>(plan));
+    return std::get<file_transfer>(plan);
+  }
+
+  static std::string read_range(const file_transfer& t) {
+    std::string out(t.length, '\0');
+    EXPECT_EQ(::pread(t.file.fd(), out.data(), out.size(), static_cast<off_t>(t.offset)),
+              static_cast<ssize_t>(t.length));
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<content_store> store_;
+  slot_pool slots_{2};
+  relay_counters counters_;
+  std::unique_ptr<request_handler> handler_;
+  std::string content_;
+  item blob_;
+  std::string etag_;
+};
+
+TEST_F(relay_handler, get_plans_a_file_transfer_holding_a_slot) {
+  {
+    const response_plan plan = handler_->handle(request("/cache/file/blob/1"));
+    const file_transfer& t = transfer(plan);
+    EXPECT_EQ(t.head.result(), http::status::ok);
+    EXPECT_EQ(t.head[http::field::content_length], "1000");
+    EXPECT_EQ(t.head[http::field::content_type], "application/octet-stream");
+    EXPECT_EQ(t.head[http::field::accept_ranges], "bytes");
+    EXPECT_EQ(t.head[http::field::etag], etag_);
+    EXPECT_TRUE(t.head.keep_alive());
+    EXPECT_EQ(t.offset, 0U);
+    EXPECT_EQ(t.length, 1000U);
+    EXPECT_TRUE(t.slot.held());
+    EXPECT_EQ(slots_.active(), 1U);
+    EXPECT_EQ(read_range(t), content_);
+  }
+  EXPECT_EQ(slots_.active(), 0U);  // destroying the plan (the transfer's end) frees the slot
+  EXPECT_EQ(slots_.peak(), 1U);
+  EXPECT_EQ(counters_.requests.load(), 1U);
+}
+
+TEST_F(relay_handler, head_has_the_length_but_no_body_and_no_slot) {
+  auto head = request("/cache/file/blob/1", http::verb::head);
+  head.set(http::field::range, "bytes=0-9");  // Range applies to GET only
+  const response_plan plan = handler_->handle(head);
+  const small_response& res = small(plan);
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_length], "1000");
+  EXPECT_EQ(res[http::field::etag], etag_);
+  EXPECT_EQ(res.count(http::field::content_range), 0U);
+  EXPECT_TRUE(res.body().empty());
+  EXPECT_EQ(slots_.active(), 0U);
+}
+
+TEST_F(relay_handler, pattern_display_version_finds_the_canonical_item) {
+  const response_plan plan = handler_->handle(request("/cache/pattern/vsapi/16.679.00"));
+  EXPECT_EQ(transfer(plan).length, std::string_view("pattern bytes").size());
+}
+
+TEST_F(relay_handler, empty_item_is_a_small_response) {
+  const response_plan plan = handler_->handle(request("/cache/file/empty/1"));
+  const small_response& res = small(plan);
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_length], "0");
+  EXPECT_EQ(slots_.active(), 0U);
+}
+
+TEST_F(relay_handler, range_gives_206) {
+  auto req = request("/cache/file/blob/1");
+  req.set(http::field::range, "bytes=10-19");
+  const response_plan plan = handler_->handle(req);
+  const file_transfer& t = transfer(plan);
+  EXPECT_EQ(t.head.result(), http::status::partial_content);
+  EXPECT_EQ(t.head[http::field::content_range], "bytes 10-19/1000");
+  EXPECT_EQ(t.head[http::field::content_length], "10");
+  EXPECT_EQ(read_range(t), content_.substr(10, 10));
+
+  req.set(http::field::range, "bytes=-5");
+  const response_plan suffix = handler_->handle(req);
+  EXPECT_EQ(transfer(suffix).head[http::field::content_range], "bytes 995-999/1000");
+  EXPECT_EQ(read_range(transfer(suffix)), content_.substr(995));
+}
+
+TEST_F(relay_handler, several_or_invalid_ranges_give_the_whole_item) {
+  for (const char* value : {"bytes=0-1,5-6", "bytes=9-2", "lines=1-2", "bytes=x"}) {
+    auto req = request("/cache/file/blob/1");
+    req.set(http::field::range, value);
+    const response_plan plan = handler_->handle(req);
+    EXPECT_EQ(transfer(plan).head.result(), http::status::ok) << value;
+    EXPECT_EQ(transfer(plan).length, 1000U) << value;
+  }
+  auto req = request("/cache/file/blob/1");
+  req.insert(http::field::range, "bytes=0-1");
+  req.insert(http::field::range, "bytes=5-6");  // two Range fields are two ranges
+  EXPECT_EQ(transfer(handler_->handle(req)).head.result(), http::status::ok);
+}
+
+TEST_F(relay_handler, unsatisfiable_range_gives_416_without_a_slot) {
+  auto req = request("/cache/file/blob/1");
+  req.set(http::field::range, "bytes=1000-");
+  const response_plan plan = handler_->handle(req);
+  const small_response& res = small(plan);
+  EXPECT_EQ(res.result(), http::status::range_not_satisfiable);
+  EXPECT_EQ(res[http::field::content_range], "bytes */1000");
+  EXPECT_EQ(res[http::field::content_length], "0");
+  EXPECT_EQ(slots_.active(), 0U);
+}
+
+TEST_F(relay_handler, if_none_match_gives_304) {
+  for (const std::string& value :
+       {etag_, "W/" + etag_, std::string("*"), "\"nope\", " + etag_, " W/\"x\" ,W/" + etag_}) {
+    auto req = request("/cache/file/blob/1");
+    req.set(http::field::if_none_match, value);
+    const response_plan plan = handler_->handle(req);
+    const small_response& res = small(plan);
+    EXPECT_EQ(res.result(), http::status::not_modified) << value;
+    EXPECT_EQ(res[http::field::etag], etag_);
+    EXPECT_TRUE(res.body().empty());
+    EXPECT_EQ(slots_.active(), 0U);
+  }
+  auto head = request("/cache/file/blob/1", http::verb::head);
+  head.set(http::field::if_none_match, etag_);
+  EXPECT_EQ(small(handler_->handle(head)).result(), http::status::not_modified);
+
+  auto split = request("/cache/file/blob/1");
+  split.insert(http::field::if_none_match, "\"other\"");
+  split.insert(http::field::if_none_match, etag_);
+  EXPECT_EQ(small(handler_->handle(split)).result(), http::status::not_modified);
+
+  auto stale = request("/cache/file/blob/1");
+  stale.set(http::field::if_none_match, "\"" + std::string(64, '0') + "\"");
+  EXPECT_EQ(transfer(handler_->handle(stale)).head.result(), http::status::ok);
+}
+
+TEST_F(relay_handler, if_none_match_wins_over_range) {
+  auto req = request("/cache/file/blob/1");
+  req.set(http::field::if_none_match, etag_);
+  req.set(http::field::range, "bytes=5000-");
+  EXPECT_EQ(small(handler_->handle(req)).result(), http::status::not_modified);
+}
+
+TEST_F(relay_handler, if_range_applies_the_range_only_when_it_matches) {
+  auto req = request("/cache/file/blob/1");
+  req.set(http::field::range, "bytes=0-9");
+  req.set(http::field::if_range, etag_);
+  EXPECT_EQ(transfer(handler_->handle(req)).head.result(), http::status::partial_content);
+
+  for (const std::string& value : {"\"" + std::string(64, '0') + "\"", "W/" + etag_,
+                                  std::string("Wed, 21 Oct 2015 07:28:00 GMT")}) {
+    req.set(http::field::if_range, value);
+    const response_plan plan = handler_->handle(req);
+    EXPECT_EQ(transfer(plan).head.result(), http::status::ok) << value;
+    EXPECT_EQ(transfer(plan).length, 1000U) << value;
+  }
+  // A failed If-Range also turns an unsatisfiable range into the whole item.
+  req.set(http::field::range, "bytes=5000-");
+  EXPECT_EQ(transfer(handler_->handle(req)).head.result(), http::status::ok);
+}
+
+TEST_F(relay_handler, if_match_mismatch_gives_412) {
+  auto req = request("/cache/file/blob/1");
+  req.set(http::field::if_match, "\"" + std::string(64, '0') + "\"");
+  EXPECT_EQ(small(handler_->handle(req)).result(), http::status::precondition_failed);
+  req.set(http::field::if_match, etag_);
+  EXPECT_EQ(transfer(handler_->handle(req)).head.result(), http::status::ok);
+}
+
+TEST_F(relay_handler, full_pool_gives_503_and_a_freed_slot_is_reused) {
+  auto get = request("/cache/file/blob/1");
+  response_plan first = handler_->handle(get);
+  response_plan second = handler_->handle(get);
+  ASSERT_TRUE(std::holds_alternative<file_transfer>(first));
+  ASSERT_TRUE(std::holds_alternative<file_transfer>(second));
+  EXPECT_EQ(slots_.active(), 2U);
+
+  const response_plan busy = handler_->handle(get);
+  const small_response& res = small(busy);
+  EXPECT_EQ(res.result(), http::status::service_unavailable);
+  EXPECT_EQ(res[http::field::retry_after], "7");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_EQ(slots_.refused(), 1U);
+
+  // What takes no slot still works while the pool is full.
+  EXPECT_EQ(small(handler_->handle(request("/cache/file/blob/1", http::verb::head))).result(),
+            http::status::ok);
+  auto conditional = request("/cache/file/blob/1");
+  conditional.set(http::field::if_none_match, etag_);
+  EXPECT_EQ(small(handler_->handle(conditional)).result(), http::status::not_modified);
+  auto beyond = request("/cache/file/blob/1");
+  beyond.set(http::field::range, "bytes=2000-");
+  EXPECT_EQ(small(handler_->handle(beyond)).result(), http::status::range_not_satisfiable);
+  EXPECT_EQ(small(handler_->handle(request("/-/healthz"))).result(), http::status::ok);
+  EXPECT_EQ(small(handler_->handle(request("/cache/file/missing/1"))).result(),
+            http::status::not_found);
+
+  std::get<file_transfer>(first).slot.release();
+  EXPECT_EQ(slots_.active(), 1U);
+  const response_plan again = handler_->handle(get);
+  EXPECT_TRUE(std::holds_alternative<file_transfer>(again));
+  EXPECT_EQ(slots_.peak(), 2U);
+  EXPECT_EQ(slots_.refused(), 1U);
+}
+
+TEST_F(relay_handler, errors_and_methods) {
+  EXPECT_EQ(small(handler_->handle(request("/cache/file/missing/1"))).result(),
+            http::status::not_found);
+  EXPECT_EQ(small(handler_->handle(request("/cache/file/../../etc/passwd"))).result(),
+            http::status::bad_request);
+  EXPECT_EQ(small(handler_->handle(request("/cache/file/%2e%2e/1"))).result(),
+            http::status::bad_request);
+  EXPECT_EQ(small(handler_->handle(request("/nothing"))).result(), http::status::not_found);
+  EXPECT_EQ(small(handler_->handle(request("http://x/cache/file/blob/1"))).result(),
+            http::status::bad_request);
+
+  for (const auto method : {http::verb::post, http::verb::put, http::verb::delete_,
+                            http::verb::options, http::verb::trace}) {
+    for (const char* target : {"/cache/file/blob/1", "/-/healthz"}) {
+      const response_plan plan = handler_->handle(request(target, method));
+      EXPECT_EQ(small(plan).result(), http::status::method_not_allowed);
+      EXPECT_EQ(small(plan)[http::field::allow], "GET, HEAD");
+    }
+  }
+  EXPECT_EQ(slots_.active(), 0U);
+  EXPECT_EQ(slots_.peak(), 0U);
+}
+
+TEST_F(relay_handler, keep_alive_follows_the_request) {
+  auto close = request("/cache/file/blob/1");
+  close.set(http::field::connection, "close");
+  EXPECT_FALSE(transfer(handler_->handle(close)).head.keep_alive());
+
+  const auto http10 = request("/-/healthz", http::verb::get, 10);
+  EXPECT_FALSE(small(handler_->handle(http10)).keep_alive());
+
+  auto http10_keep = request("/-/healthz", http::verb::get, 10);
+  http10_keep.set(http::field::connection, "Keep-Alive");
+  EXPECT_TRUE(small(handler_->handle(http10_keep)).keep_alive());
+
+  EXPECT_TRUE(small(handler_->handle(request("/cache/file/missing/1"))).keep_alive());
+}
+
+TEST_F(relay_handler, healthz) {
+  const response_plan plan = handler_->handle(request("/-/healthz"));
+  EXPECT_EQ(small(plan).result(), http::status::ok);
+  EXPECT_EQ(small(plan).body(), "ok");
+  handler_->set_draining();
+  EXPECT_EQ(small(handler_->handle(request("/-/healthz"))).result(),
+            http::status::service_unavailable);
+}
+
+TEST_F(relay_handler, catalog_lists_items_with_their_urls) {
+  const response_plan plan = handler_->handle(request("/-/catalog"));
+  EXPECT_EQ(small(plan)[http::field::content_type], "application/json");
+  const auto json = boost::json::parse(small(plan).body());
+  const auto& items = json.at("items").as_array();
+  ASSERT_EQ(items.size(), 3U);
+  bool found = false;
+  for (const auto& value : items) {
+    const auto& o = value.as_object();
+    if (o.at("name") == "blob") {
+      found = true;
+      EXPECT_EQ(o.at("kind"), "file");
+      EXPECT_EQ(o.at("version"), "1");
+      EXPECT_EQ(o.at("size").to_number<std::uint64_t>(), 1000U);
+      EXPECT_EQ(o.at("sha256").as_string(), to_hex(blob_.sha256));
+      EXPECT_EQ(o.at("url"), "/cache/file/blob/1");
+    }
+    if (o.at("name") == "vsapi") {
+      EXPECT_EQ(o.at("url"), "/cache/pattern/vsapi/1667900");
+    }
+  }
+  EXPECT_TRUE(found);
+
+  const response_plan head = handler_->handle(request("/-/catalog", http::verb::head));
+  EXPECT_TRUE(small(head).body().empty());
+  EXPECT_EQ(small(head)[http::field::content_length],
+            std::to_string(small(plan).body().size()));
+}
+
+TEST_F(relay_handler, stats_report_peak_and_refusals) {
+  {
+    const response_plan a = handler_->handle(request("/cache/file/blob/1"));
+    const response_plan b = handler_->handle(request("/cache/file/blob/1"));
+    const response_plan c = handler_->handle(request("/cache/file/blob/1"));
+    EXPECT_EQ(small(c).result(), http::status::service_unavailable);
+  }
+  const response_plan plan = handler_->handle(request("/-/stats"));
+  const auto json = boost::json::parse(small(plan).body()).as_object();
+  EXPECT_EQ(json.at("active_transfers").to_number<int>(), 0);
+  EXPECT_EQ(json.at("peak_active_transfers").to_number<int>(), 2);
+  EXPECT_EQ(json.at("refused_busy").to_number<int>(), 1);
+  EXPECT_EQ(json.at("max_peers").to_number<int>(), 2);
+  EXPECT_EQ(json.at("requests").to_number<int>(), 4);
+}
+
+}  // namespace
+}  // namespace lanrelay::relay
