@@ -27,6 +27,31 @@ std::string item_url(const std::string& host, std::uint16_t port, const item& it
          std::string(to_string(it.key.kind)) + "/" + it.key.name + "/" + it.key.version;
 }
 
+// Queries arrive in bursts (every agent checks at the top of the hour): queue plenty. The kernel
+// caps the size at net.core.rmem_max; a smaller buffer is not an error.
+void set_receive_buffer(udp::socket& socket) {
+  boost::system::error_code ignored;
+  socket.set_option(net::socket_base::receive_buffer_size(4 << 20), ignored);
+}
+
+}  // namespace
+
+responder_core::source_key responder_core::address_key(const net::ip::address& address) {
+  source_key key{};
+  if (address.is_v4()) {
+    const auto bytes = address.to_v4().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), key.begin());
+    key[16] = 4;
+  } else {
+    const auto bytes = address.to_v6().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), key.begin());
+    key[16] = 6;
+  }
+  return key;
+}
+
+namespace {
+
 void log_exception(std::string_view what, std::exception_ptr e) {
   if (!e) {
     return;
@@ -54,7 +79,7 @@ bool responder_core::admit(const net::ip::address& source,
       return now - entry.second.updated > bucket_idle_expiry;
     });
   }
-  auto [it, inserted] = buckets_.try_emplace(source.to_string(), bucket{burst, now});
+  auto [it, inserted] = buckets_.try_emplace(address_key(source), bucket{burst, now});
   if (inserted && buckets_.size() > max_buckets) {
     buckets_.erase(it);
     return false;  // more distinct senders than a segment has: treat the newcomer as a flood
@@ -73,15 +98,25 @@ bool responder_core::admit(const net::ip::address& source,
 std::optional<std::string> responder_core::url_host(const network_interface& arrival,
                                                     const net::ip::address& source) const {
   // Prefer the IPv4 address on the sender's own subnet: every agent can reach it.
-  for (const auto& binding : arrival.ipv4) {
-    network_interface single;
-    single.ipv4.push_back(binding);
-    if (single.is_on_link(source)) {
-      return binding.network.address().to_string();
+  const ipv4_binding* chosen = arrival.ipv4.empty() ? nullptr : &arrival.ipv4.front();
+  if (source.is_v4()) {
+    const auto peer = source.to_v4().to_uint();
+    for (const auto& binding : arrival.ipv4) {
+      const auto mask = binding.network.netmask().to_uint();
+      if ((peer & mask) == (binding.network.address().to_uint() & mask)) {
+        chosen = &binding;
+        break;
+      }
     }
   }
-  if (!arrival.ipv4.empty()) {
-    return arrival.ipv4.front().network.address().to_string();
+  if (chosen != nullptr) {
+    // Formatting an address is costly next to answering a query: remember the text.
+    const auto address = chosen->network.address().to_uint();
+    auto [it, inserted] = host_texts_.try_emplace(address);
+    if (inserted) {
+      it->second = chosen->network.address().to_string();
+    }
+    return it->second;
   }
   if (!arrival.ipv6_link_local.empty()) {
     // Without the zone: the agent adds the interface its offer arrived on.
@@ -166,6 +201,9 @@ bool discovery_responder::start() {
   if (!ec) {
     ec = enable_arrival_interface(*v4_);
   }
+  if (!ec) {
+    set_receive_buffer(*v4_);
+  }
   if (ec) {
     spdlog::error("discovery: cannot listen on 0.0.0.0:{} udp error={}; IPv4 queries go unanswered",
                   settings_.port, ec.message());
@@ -185,6 +223,9 @@ bool discovery_responder::start() {
     }
     if (!ec) {
       ec = enable_arrival_interface(*v6_);
+    }
+    if (!ec) {
+      set_receive_buffer(*v6_);
     }
     if (ec) {
       spdlog::warn("discovery: cannot listen on [::]:{} udp error={}; IPv6 queries go unanswered",
@@ -271,40 +312,57 @@ net::awaitable<void> discovery_responder::rescan_loop() {
 }
 
 net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
-  std::array<std::byte, discovery::kMaxDatagram> buffer{};
+  // Datagrams are read and answered in batches (recvmmsg/sendmmsg): one system call each way
+  // for up to `batch` queries.
+  constexpr std::size_t batch = 32;
+  std::vector<std::byte> storage(batch * discovery::kMaxDatagram);
+  std::vector<std::span<std::byte>> buffers;
+  for (std::size_t i = 0; i < batch; ++i) {
+    buffers.emplace_back(storage.data() + i * discovery::kMaxDatagram, discovery::kMaxDatagram);
+  }
+  std::vector<received_datagram> received;
+  std::vector<std::vector<std::byte>> replies;
+  std::vector<outgoing_datagram> outgoing;
+  replies.reserve(batch);
+  outgoing.reserve(batch);
+
   while (!stopped_) {
     auto [ec] = co_await socket.async_wait(udp::socket::wait_read, net::as_tuple(net::use_awaitable));
     if (ec || stopped_) {
       co_return;
     }
-    received_datagram got;
-    while (!receive_datagram(socket, buffer, got)) {
-      if (got.truncated) {
-        ++counters_.malformed;
-        continue;
+    while (!receive_datagrams(socket, buffers, received)) {
+      replies.clear();
+      outgoing.clear();
+      const auto now = std::chrono::steady_clock::now();
+      for (std::size_t i = 0; i < received.size(); ++i) {
+        const auto& got = received[i];
+        if (got.truncated) {
+          ++counters_.malformed;
+          continue;
+        }
+        const network_interface* arrival = find_interface(got.interface_index);
+        auto reply = core_.process_packet(buffers[i].first(got.size), got.source, arrival, now);
+        if (reply) {
+          replies.push_back(std::move(*reply));
+          outgoing.push_back({replies.back(), got.source, got.interface_index});
+        }
       }
-      auto arrival = std::find_if(interfaces_.begin(), interfaces_.end(),
-                                  [&](const auto& nic) { return nic.index == got.interface_index; });
-      if (arrival == interfaces_.end() && got.interface_index != 0) {
-        rescan();  // an interface newer than our last scan
-        arrival = std::find_if(interfaces_.begin(), interfaces_.end(),
-                               [&](const auto& nic) { return nic.index == got.interface_index; });
-      }
-      auto reply = core_.process_packet(std::span(buffer.data(), got.size), got.source,
-                                        arrival == interfaces_.end() ? nullptr : &*arrival,
-                                        std::chrono::steady_clock::now());
-      if (!reply) {
-        continue;
-      }
-      if (auto send_ec = send_datagram(socket, *reply, got.source, got.interface_index)) {
-        ++counters_.send_errors;
-        spdlog::debug("discovery: reply not sent to={} error={}", got.source.address().to_string(),
-                      send_ec.message());
-        continue;
-      }
-      ++counters_.offers_sent;
+      const std::size_t sent = send_datagrams(socket, outgoing);
+      counters_.offers_sent += sent;
+      counters_.send_errors += outgoing.size() - sent;
     }
   }
+}
+
+const network_interface* discovery_responder::find_interface(unsigned index) {
+  const auto match = [&](const network_interface& nic) { return nic.index == index; };
+  auto it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
+  if (it == interfaces_.end() && index != 0) {
+    rescan();  // an interface newer than our last scan
+    it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
+  }
+  return it == interfaces_.end() ? nullptr : &*it;
 }
 
 }  // namespace lanrelay::relay

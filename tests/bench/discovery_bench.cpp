@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
   lanrelay::relay_config config = lanrelay::default_relay_config();
   config.discovery.port = 0;
   config.discovery.ipv6 = false;
-  config.discovery.rate_limit = 100'000;  // one source sends everything here
+  config.discovery.rate_limit = 100'000'000;  // one source sends everything: no limit here
   net::io_context ioc(1);
   lanrelay::relay::discovery_responder responder(ioc, config, *store, 4127, 1, [] {
     return std::uint16_t{10};

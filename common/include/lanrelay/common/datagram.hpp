@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <span>
+#include <vector>
 
 namespace lanrelay {
 
@@ -26,6 +27,23 @@ boost::system::error_code enable_arrival_interface(boost::asio::ip::udp::socket&
 // One non-blocking receive. error::would_block when nothing is queued.
 boost::system::error_code receive_datagram(boost::asio::ip::udp::socket& socket,
                                            std::span<std::byte> buffer, received_datagram& out);
+
+// Up to `buffers.size()` datagrams in one non-blocking recvmmsg(2); `out` is resized to the count
+// received (each entry describes the buffer of the same index). error::would_block when none.
+boost::system::error_code receive_datagrams(boost::asio::ip::udp::socket& socket,
+                                            std::span<std::span<std::byte>> buffers,
+                                            std::vector<received_datagram>& out);
+
+struct outgoing_datagram {
+  std::span<const std::byte> data;
+  boost::asio::ip::udp::endpoint destination;
+  unsigned interface_index = 0;
+};
+
+// Sends `datagrams` with as few sendmmsg(2) calls as possible; returns how many were sent (a
+// datagram the kernel refused is skipped and counted as not sent).
+std::size_t send_datagrams(boost::asio::ip::udp::socket& socket,
+                           std::span<const outgoing_datagram> datagrams);
 
 // One non-blocking send of `data` to `destination` out of interface `interface_index` (0: let the
 // routing table decide). Used for the limited broadcast, which needs an explicit interface.

@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -77,12 +78,22 @@ class responder_core {
     double tokens = 0;
     std::chrono::steady_clock::time_point updated;
   };
+  // The source address as bytes plus its family: cheap to hash, no allocation per query.
+  using source_key = std::array<unsigned char, 17>;
+  struct source_key_hash {
+    std::size_t operator()(const source_key& k) const noexcept {
+      return std::hash<std::string_view>{}(
+          std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+    }
+  };
+  static source_key address_key(const boost::asio::ip::address& address);
 
   settings settings_;
   content_store& store_;
   std::function<std::uint16_t()> free_slots_;
   responder_counters& counters_;
-  std::unordered_map<std::string, bucket> buckets_;  // by source address text
+  std::unordered_map<source_key, bucket, source_key_hash> buckets_;
+  mutable std::unordered_map<std::uint32_t, std::string> host_texts_;  // IPv4 address -> text
 };
 
 class discovery_responder {
@@ -103,6 +114,8 @@ class discovery_responder {
   boost::asio::awaitable<void> receive_loop(boost::asio::ip::udp::socket& socket);
   boost::asio::awaitable<void> rescan_loop();
   void rescan();
+  // The interface with `index`, rescanning once when it is unknown; nullptr when there is none.
+  const network_interface* find_interface(unsigned index);
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   const discovery_settings settings_;
