@@ -4,9 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -15,6 +18,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -463,6 +467,26 @@ class store_core {
   const fs::path index_tmp_path_;
   const fs::path lock_path_;
   unique_fd lock_fd_;
+  // The first 8 bytes of `lock`, mapped shared: a generation counter every writer bumps after
+  // replacing index.json. Readers skip the stat of index.json while it is unchanged, and stat at
+  // least every `index_recheck` anyway (an index.json replaced by hand). nullptr when the mapping
+  // failed: then every read stats.
+  struct unmap_generation {
+    void operator()(std::uint64_t* p) const noexcept { ::munmap(p, sizeof *p); }
+  };
+  std::unique_ptr<std::uint64_t, unmap_generation> generation_;
+  std::uint64_t seen_generation_ = 0;
+  std::chrono::steady_clock::time_point last_check_;
+  static constexpr std::chrono::seconds index_recheck{1};
+
+  std::uint64_t generation() const noexcept {
+    return generation_ == nullptr ? 0 : std::atomic_ref<std::uint64_t>(*generation_).load();
+  }
+  void bump_generation() noexcept {
+    if (generation_ != nullptr) {
+      std::atomic_ref<std::uint64_t>(*generation_).fetch_add(1);
+    }
+  }
 
   std::mutex mutex_;
   // The index as last read or written, with touches_ applied; least recently used first.
@@ -493,7 +517,17 @@ result<void> store_core::initialise() {
                   ec.message());
     return ec;
   }
-  return with_flock([&] { return recover_locked(); });
+  return with_flock([&]() -> result<void> {
+    struct ::stat st {};
+    if (::fstat(lock_fd_.get(), &st) == 0 &&
+        (st.st_size >= 8 || ::ftruncate(lock_fd_.get(), 8) == 0)) {
+      void* mapped = ::mmap(nullptr, 8, PROT_READ | PROT_WRITE, MAP_SHARED, lock_fd_.get(), 0);
+      if (mapped != MAP_FAILED) {
+        generation_.reset(static_cast<std::uint64_t*>(mapped));
+      }
+    }
+    return recover_locked();
+  });
 }
 
 result<void> store_core::recover_locked() {
@@ -636,6 +670,14 @@ result<void> store_core::load_locked(std::string& problem) {
 }
 
 void store_core::refresh_locked(bool force) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto generation_now = generation();
+  if (!force && generation_ != nullptr && generation_now == seen_generation_ &&
+      now - last_check_ < index_recheck) {
+    return;
+  }
+  seen_generation_ = generation_now;
+  last_check_ = now;
   const auto current = stamp_of(index_path_);
   if (!force && current == stamp_) {
     return;
@@ -705,6 +747,7 @@ result<void> store_core::write_index_locked(std::vector<item> next) {
   touches_.clear();
   disk_index_bad_ = false;
   stamp_ = stamp_of(index_path_);
+  bump_generation();
   if (auto synced = sync_dir(opts_.dir); !synced) {
     spdlog::error("cannot fsync cache directory path={} error=\"{}\"", opts_.dir.string(),
                   synced.error().message());
