@@ -54,10 +54,11 @@ std::string_view signal_name(int signo) {
 }  // namespace
 
 daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
-               std::shared_ptr<server> srv)
+               std::unique_ptr<catalog_signer> signer, std::shared_ptr<server> srv)
     : ioc_(ioc),
       config_(std::move(config)),
       store_(std::move(store)),
+      signer_(std::move(signer)),
       server_(std::move(srv)),
       control_(net::make_strand(ioc)),
       signals_(control_, SIGTERM, SIGINT),
@@ -88,11 +89,16 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
     spdlog::error("cannot open the cache at {}: {}", cache_dir.string(), store.error().message());
     return store.error();
   }
-  auto srv = server::create(ioc, config, **store);
+  auto signer = catalog_signer::from_config(config);
+  if (!signer) {
+    return signer.error();
+  }
+  auto srv = server::create(ioc, config, **store, signer->get());
   if (!srv) {
     return srv.error();
   }
-  return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*srv));
+  return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
+                                  std::move(*srv));
 }
 
 net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_endpoint(); }

@@ -1,5 +1,7 @@
 #include "lanrelay/relay/handler.hpp"
 
+#include "lanrelay/relay/catalog_signer.hpp"
+
 #include "lanrelay/common/version.hpp"
 #include "lanrelay/relay/range.hpp"
 #include "lanrelay/relay/request_target.hpp"
@@ -155,6 +157,13 @@ response_plan request_handler::handle(const http::request_header<>& request) {
       return text_response(http::status::ok, request, "text/plain; charset=utf-8", "ok");
     case resource_kind::catalog:
       return text_response(http::status::ok, request, "application/json", catalog_json(store_));
+    case resource_kind::signed_catalog:
+      if (settings_.signer == nullptr) {
+        return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                             "this relay has no site key\n");
+      }
+      return text_response(http::status::ok, request, "application/json",
+                           settings_.signer->sign(store_));
     case resource_kind::stats:
       return text_response(http::status::ok, request, "application/json",
                            to_json(take_snapshot(counters_, slots_)));

@@ -189,6 +189,8 @@ parsed_target parse_request_target(std::string_view target) {
       out.resource = resource_kind::healthz;
     } else if (seg[1] == "catalog") {
       out.resource = resource_kind::catalog;
+    } else if (seg[1] == "catalog.signed") {
+      out.resource = resource_kind::signed_catalog;
     } else if (seg[1] == "stats") {
       out.resource = resource_kind::stats;
     } else {

@@ -126,12 +126,12 @@ class connection : public std::enable_shared_from_this<connection> {
 }  // namespace detail
 
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
-               content_store& store)
+               content_store& store, const catalog_signer* signer)
     : ioc_(ioc),
       http_(config.http),
       shutdown_grace_(config.shutdown_grace),
       slots_(config.max_peers),
-      handler_(store, slots_, counters_, handler_settings{config.retry_after}),
+      handler_(store, slots_, counters_, handler_settings{config.retry_after, signer}),
       control_(net::make_strand(ioc)),
       acceptor_(control_),
       backoff_timer_(control_),
@@ -140,8 +140,9 @@ server::server(private_tag, net::io_context& ioc, const relay_config& config,
 server::~server() = default;
 
 result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay_config& config,
-                                               content_store& store) {
-  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store);
+                                               content_store& store,
+                                               const catalog_signer* signer) {
+  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer);
   boost::system::error_code ec;
   auto address = net::ip::make_address(config.http.listen_address, ec);
   if (ec) {

@@ -136,7 +136,8 @@ class discovery_segment : public testing::Test {
 
   // Runs `lanrelay fetch` on every host in `agents` at once and waits for all of them.
   std::vector<fetch_result> fetch_all(const std::vector<const segment::host*>& agents,
-                                      bool with_digest = true, bool as_peer = false) {
+                                      bool with_digest = true, bool as_peer = false,
+                                      const std::vector<std::string>& extra = {}) {
     std::vector<process> running;
     std::vector<fs::path> outputs;
     for (const auto* agent : agents) {
@@ -153,6 +154,7 @@ class discovery_segment : public testing::Test {
       if (as_peer) {
         argv.push_back("--peer");
       }
+      argv.insert(argv.end(), extra.begin(), extra.end());
       fs::remove(dir / "fetch.out");
       fs::remove(dir / "payload.bin");
       running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
@@ -177,6 +179,20 @@ class discovery_segment : public testing::Test {
       results.push_back(std::move(r));
     }
     return results;
+  }
+
+  // Creates <work>/<name>/state/site.key with `lanrelay key generate`; returns the public key.
+  std::string generate_site_key(const std::string& name) {
+    const fs::path state = work_ / name / "state";
+    fs::create_directories(state);
+    process generate({LANRELAY_CLI_PATH, "key", "generate", "--out", (state / "site.key").string()},
+                     process::options{.output = work_ / (name + "-key.out")});
+    EXPECT_TRUE(generate.wait_for(10s));
+    std::string text = read_file(work_ / (name + "-key.out"));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+      text.pop_back();
+    }
+    return text;
   }
 
   std::vector<const segment::host*> add_agents(std::size_t count) {
@@ -304,6 +320,29 @@ TEST_F(discovery_segment, offers_without_a_trusted_digest_are_not_used) {
   EXPECT_TRUE(results[0].bytes_ok);
   EXPECT_EQ(text(results[0].report, "source"), "upstream");
   EXPECT_EQ(text(results[0].report, "fallback_reason"), "no trusted digest for the offered content");
+  EXPECT_EQ(upstream_requests(), 1u);
+}
+
+TEST_F(discovery_segment, a_catalog_signed_with_the_pinned_key_makes_offers_trusted) {
+  start_upstream();
+  const std::string site_key = generate_site_key("relay");
+  ASSERT_EQ(site_key.rfind("lanrelay-ed25519:", 0), 0u) << site_key;
+  start_daemon("relay", "relay", holding::payload);
+  auto agents = add_agents(2);
+
+  // No digest from the caller: the relay's signed catalog vouches for the bytes.
+  auto trusted = fetch_all({agents[0]}, /*with_digest=*/false, false, {"--site-key", site_key});
+  ASSERT_EQ(trusted[0].exit_status, 0) << trusted[0].log;
+  EXPECT_TRUE(trusted[0].bytes_ok);
+  EXPECT_EQ(text(trusted[0].report, "source"), "relay") << trusted[0].log;
+  EXPECT_EQ(upstream_requests(), 0u);
+
+  // Another key pinned: the catalog is not believed, the offers are not used.
+  const std::string other_key = generate_site_key("elsewhere");
+  auto untrusted = fetch_all({agents[1]}, /*with_digest=*/false, false, {"--site-key", other_key});
+  ASSERT_EQ(untrusted[0].exit_status, 0) << untrusted[0].log;
+  EXPECT_TRUE(untrusted[0].bytes_ok);
+  EXPECT_EQ(text(untrusted[0].report, "source"), "upstream") << untrusted[0].log;
   EXPECT_EQ(upstream_requests(), 1u);
 }
 

@@ -10,6 +10,7 @@
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"
+#include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -37,7 +38,7 @@ class daemon {
   int exit_code() const noexcept { return exit_code_; }  // valid once the io_context has stopped
 
   daemon(boost::asio::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
-         std::shared_ptr<server> srv);
+         std::unique_ptr<catalog_signer> signer, std::shared_ptr<server> srv);
   daemon(const daemon&) = delete;
   daemon& operator=(const daemon&) = delete;
 
@@ -49,6 +50,7 @@ class daemon {
   boost::asio::io_context& ioc_;
   const relay_config config_;
   std::unique_ptr<content_store> store_;
+  std::unique_ptr<catalog_signer> signer_;  // before server_: the server uses it until it is gone
   std::shared_ptr<server> server_;
   std::unique_ptr<discovery_responder> discovery_;  // null when discovery.enabled is off
   boost::asio::strand<boost::asio::io_context::executor_type> control_;

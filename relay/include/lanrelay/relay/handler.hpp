@@ -41,6 +41,8 @@ using response_plan = std::variant<small_response, file_transfer>;
 
 struct handler_settings {
   std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
+  // Signs the catalog for /-/catalog.signed; nullptr: the relay has no site key (404). Not owned.
+  const class catalog_signer* signer = nullptr;
 };
 
 class request_handler {

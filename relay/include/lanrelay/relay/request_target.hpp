@@ -13,6 +13,8 @@
 //   GET|HEAD /-/healthz                       200 "ok" while the server accepts requests.
 //   GET|HEAD /-/catalog                       JSON: {"items":[{"kind","name","version","size",
 //                                             "sha256","url"}...]}, url being the /cache path.
+//   GET|HEAD /-/catalog.signed                the catalog signed with the site key (catalog_signer);
+//                                             404 when the relay has no key.
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
 //                                             bytes served, requests, connections).
 //
@@ -35,7 +37,7 @@
 
 namespace lanrelay::relay {
 
-enum class resource_kind { cache_item, healthz, catalog, stats };
+enum class resource_kind { cache_item, healthz, catalog, signed_catalog, stats };
 
 enum class target_verdict {
   ok,           // `resource` names what was asked for

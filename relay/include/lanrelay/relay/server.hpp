@@ -38,6 +38,8 @@
 
 namespace lanrelay::relay {
 
+class catalog_signer;
+
 namespace detail {
 class connection;
 }
@@ -46,8 +48,10 @@ class server : public std::enable_shared_from_this<server> {
  public:
   // Binds and listens on config.http.listen_address:port ("::" is dual-stack); port 0 picks a
   // free port. Does not accept before start(). `store` must outlive the server.
+  // `signer` (may be null) serves /-/catalog.signed and must outlive the server too.
   static result<std::shared_ptr<server>> create(boost::asio::io_context& ioc,
-                                                const relay_config& config, content_store& store);
+                                                const relay_config& config, content_store& store,
+                                                const catalog_signer* signer = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
@@ -69,7 +73,7 @@ class server : public std::enable_shared_from_this<server> {
 
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
-         content_store& store);
+         content_store& store, const catalog_signer* signer);
 
  private:
   friend class detail::connection;

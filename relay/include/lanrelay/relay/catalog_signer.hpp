@@ -1,0 +1,38 @@
+#pragma once
+
+// Signs the relay's catalog with the site key, for /-/catalog.signed: agents that pin the public
+// key learn from it which bytes are genuine and may then fetch them from any peer.
+//
+// Thread safe: sign() only reads the key and the store (itself thread safe).
+
+#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/common/store.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace lanrelay::relay {
+
+class catalog_signer {
+ public:
+  // The key named by trust.site_key, or <state_dir>/site.key when that file exists. A relay with
+  // no key serves no signed catalog (nullptr, not an error); a configured key that cannot be
+  // loaded is an error, with a message for the administrator.
+  static result<std::unique_ptr<catalog_signer>> from_config(const relay_config& config);
+
+  catalog_signer(site_key key, std::string relay_id, std::chrono::milliseconds lifetime);
+
+  // Every item of `store`, issued now and valid for the configured lifetime.
+  std::string sign(content_store& store) const;
+
+  const lanrelay::public_key public_key() const { return key_.public_key(); }
+
+ private:
+  site_key key_;
+  std::string relay_id_;
+  std::chrono::milliseconds lifetime_;
+};
+
+}  // namespace lanrelay::relay
