@@ -273,7 +273,7 @@ void add_agent_commands(CLI::App& app) {
       discovery::query q;
       const auto wanted = dargs->wanted();
       q.transaction_id = random_u64();
-      q.sender_cookie = machine_cookie(dargs->state_dir ? *dargs->state_dir : default_state_dir());
+      q.sender_cookie = random_u64();
       q.kind = wanted.kind;
       q.name = wanted.name;
       q.version = wanted.version;

@@ -139,8 +139,12 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
   const auto deadline = start + options.window;
   const unsigned sends = std::max(1u, options.sends);
   unsigned sent = 0;
+  // Asking known addresses by unicast, we are done once each of them has answered.
+  const std::size_t enough = options.targets.empty()
+                                 ? options.enough_offers
+                                 : std::min(options.enough_offers, options.targets.size());
   net::steady_timer timer(executor);
-  while (urls.size() < options.enough_offers) {
+  while (urls.size() < enough) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
       break;

@@ -132,7 +132,10 @@ class fetch_job {
       }
       all_busy_ = false;
       std::vector<candidate> offers = co_await discover();
-      outcome_.offers_seen += offers.size();
+      for (const auto& c : offers) {
+        offers_seen_.insert(c.offer.url);
+      }
+      outcome_.offers_seen = offers_seen_.size();
       if (offers.empty()) {
         break;
       }
@@ -187,7 +190,7 @@ class fetch_job {
 
     discovery::query q;
     q.transaction_id = random_u64();
-    q.sender_cookie = options_.state_dir ? machine_cookie(*options_.state_dir) : random_u64();
+    q.sender_cookie = random_u64();  // per query: a daemon on this machine may answer us
     q.kind = options_.wanted.kind;
     q.name = options_.wanted.name;
     q.version = options_.wanted.version;
@@ -465,6 +468,7 @@ class fetch_job {
   bool all_busy_ = false;                  // the last round's offers all answered 503
   std::chrono::milliseconds busy_wait_{0};  // the shortest Retry-After of that round (capped)
   std::set<std::string> bad_;              // URLs that served wrong bytes: never again this run
+  std::set<std::string> offers_seen_;      // distinct offers (by URL) over every round
 };
 
 }  // namespace

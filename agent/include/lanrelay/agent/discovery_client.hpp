@@ -6,7 +6,8 @@
 // every interface that is up and has a broadcast address, and to the IPv6 link-local group
 // (discovery::kIpv6Group) on every multicast interface; or, when `targets` is set, by unicast to
 // those addresses only. It is sent `sends` times spread over the first two thirds of `window`,
-// and the wait ends early when `enough_offers` distinct offers (by URL) have arrived.
+// and the wait ends early when `enough_offers` distinct offers (by URL) have arrived (with
+// `targets`: as soon as each target has answered).
 
 #include "lanrelay/agent/offer_selection.hpp"
 
@@ -29,7 +30,8 @@ struct discovery_options {
 };
 
 struct discovery_result {
-  std::vector<candidate> offers;  // every valid offer for our transaction, in arrival order
+  std::vector<candidate> offers;  // every valid offer for our transaction, in arrival order;
+                                  // a responder that got several copies of the query repeats
   std::size_t destinations = 0;   // where the query was sent (per round)
   std::size_t send_errors = 0;
   std::size_t dropped = 0;        // datagrams that were not a valid offer for this query

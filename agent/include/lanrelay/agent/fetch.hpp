@@ -74,7 +74,7 @@ struct fetch_outcome {
   sha256_digest sha256{};
   bool verified = false;        // checked against a trusted digest (else: trusted TLS upstream)
   std::chrono::milliseconds duration{0};
-  std::size_t offers_seen = 0;
+  std::size_t offers_seen = 0;  // distinct offers (by URL) received
   std::vector<fetch_attempt> attempts;
 };
 
