@@ -96,7 +96,7 @@ class discovery_segment : public testing::Test {
 
   // Starts lanrelayd on a new host; with `holding` the item is put in its cache first.
   const segment::host& start_daemon(const std::string& name, const std::string& role,
-                                    holding what) {
+                                    holding what, const std::string& extra_config = "") {
     const auto& host = lan_->add_host(name);
     const fs::path state = work_ / name / "state";
     fs::create_directories(state);
@@ -116,7 +116,8 @@ class discovery_segment : public testing::Test {
     std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
                           << "[relay]\nrole = \"" << role << "\"\n"
                           << "[peers]\nretry_after = \"1s\"\n"
-                          << "[log]\nlevel = \"info\"\n";
+                          << "[log]\nlevel = \"info\"\n"
+                          << extra_config;
     const fs::path log = work_ / name / "lanrelayd.log";
     processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                             process::options{.netns = host.netns, .output = log});
@@ -293,6 +294,44 @@ TEST_F(discovery_segment, without_broadcast_every_agent_falls_back_to_upstream_q
   EXPECT_NE(text(again[0].report, "fallback_reason").find("gave no answers recently"),
             std::string::npos)
       << again[0].log;
+}
+
+TEST_F(discovery_segment, ipv6_multicast_alone_finds_the_relay) {
+  start_upstream();
+  const auto& relay = start_daemon("relay", "relay", holding::payload);
+  auto agents = add_agents(2);
+  lan_->block_broadcast(segment::family::ipv4);
+
+  const auto results = fetch_all(agents);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.exit_status, 0) << r.log;
+    EXPECT_TRUE(r.bytes_ok);
+    EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
+  }
+  EXPECT_EQ(upstream_requests(), 0u);
+  EXPECT_NE(read_file(work_ / relay.name / "lanrelayd.log").find("joined ff12::4126 on interface=eth0"),
+            std::string::npos);
+}
+
+TEST_F(discovery_segment, an_interface_that_appears_later_is_served_without_restart) {
+  start_upstream();
+  const auto& relay = start_daemon("relay", "relay", holding::payload,
+                                   "[discovery]\ninterface_rescan = \"200ms\"\n");
+  // A second segment reaches the running relay through a new interface, by IPv6 multicast only:
+  // answering there needs the relay to notice the interface and join the group on it.
+  segment second(79);
+  second.attach(relay);
+  second.block_broadcast(segment::family::ipv4);
+  const auto& late = second.add_host("late-agent");
+  const fs::path log = work_ / relay.name / "lanrelayd.log";
+  ASSERT_TRUE(eventually(10s, [&] {
+    return read_file(log).find("joined ff12::4126 on interface=seg79") != std::string::npos;
+  })) << read_file(log);
+
+  const auto results = fetch_all({&late});
+  EXPECT_EQ(results[0].exit_status, 0) << results[0].log;
+  EXPECT_TRUE(results[0].bytes_ok);
+  EXPECT_EQ(text(results[0].report, "source"), "relay") << results[0].log;
 }
 
 TEST_F(discovery_segment, corrupted_bytes_from_a_peer_are_rejected) {

@@ -82,8 +82,10 @@ segment::segment(std::uint8_t subnet)
 }
 
 segment::~segment() {
-  for (const host& h : hosts_) {
-    std::system(("ip netns delete " + h.netns + " 2>/dev/null").c_str());
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    if (!attached_.contains(i)) {
+      std::system(("ip netns delete " + hosts_[i].netns + " 2>/dev/null").c_str());
+    }
   }
   std::system(("ip netns delete " + prefix_ + "sw 2>/dev/null").c_str());
 }
@@ -108,16 +110,40 @@ const segment::host& segment::add_host(std::string_view name) {
   return hosts_.back();
 }
 
+const segment::host& segment::attach(const host& existing) {
+  const std::size_t index = hosts_.size();
+  const std::string sw = prefix_ + "sw";
+  const std::string port = "p" + std::to_string(index);
+  const std::string device = "seg" + std::to_string(subnet_);
+  const std::string address = "10." + std::to_string(subnet_) + "." + std::to_string(index / 250) +
+                              "." + std::to_string(index % 250 + 1);
+  run_checked("ip -n " + sw + " link add name " + port + " type veth peer name " + device +
+              " netns " + existing.netns);
+  // Owned by the other segment's namespace: recorded without one, so it is not deleted twice.
+  hosts_.push_back(host{existing.name, "", address});
+  run_checked("ip -n " + sw + " link set dev " + port + " master br0");
+  run_checked("ip -n " + sw + " link set dev " + port + " up");
+  run_checked("ip -n " + existing.netns + " addr add " + address + "/16 brd + dev " + device);
+  run_checked("ip -n " + existing.netns + " link set dev " + device + " up");
+  hosts_.back().netns = existing.netns;
+  attached_.insert(index);
+  return hosts_.back();
+}
+
 std::string segment::broadcast_address() const {
   return "10." + std::to_string(subnet_) + ".255.255";
 }
 
-void segment::block_broadcast() {
+void segment::block_broadcast(family which) {
   run_checked("ip netns exec " + prefix_ + "sw nft add table bridge lanrelay_test");
   run_checked("ip netns exec " + prefix_ + "sw nft add chain bridge lanrelay_test forward "
               "'{ type filter hook forward priority 0; policy accept; }'");
   run_checked("ip netns exec " + prefix_ + "sw nft add rule bridge lanrelay_test forward "
-              "meta pkttype '{ broadcast, multicast }' meta l4proto udp drop");
+              "meta pkttype '{ broadcast, multicast }' " +
+              std::string(which == family::ipv4   ? "ether type ip "
+                          : which == family::ipv6 ? "ether type ip6 "
+                                                  : "") +
+              "meta l4proto udp drop");
 }
 
 void segment::shape_ports(std::string_view rate) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <deque>
+#include <set>
 
 namespace lanrelay::test {
 
@@ -33,12 +34,16 @@ class segment {
   segment& operator=(const segment&) = delete;
 
   const host& add_host(std::string_view name);
+  // Connects a host of another segment to this one as well (a second interface, `seg<subnet>`,
+  // appears in its namespace while whatever runs there keeps running).
+  const host& attach(const host& existing);
   const std::deque<host>& hosts() const noexcept { return hosts_; }
   std::string broadcast_address() const;
 
-  // Drops broadcast and multicast UDP in the switch (ARP and IPv6 neighbour discovery still
-  // pass), as cloud networks do.
-  void block_broadcast();
+  enum class family { ipv4, ipv6, both };
+  // Drops broadcast and multicast UDP of `which` in the switch (ARP and IPv6 neighbour discovery
+  // still pass), as cloud networks do.
+  void block_broadcast(family which = family::both);
   // Limits every switch port towards its host to `rate` (tc syntax, e.g. "1gbit").
   void shape_ports(std::string_view rate);
 
@@ -48,7 +53,8 @@ class segment {
  private:
   std::string prefix_;
   std::uint8_t subnet_;
-  std::deque<host> hosts_;  // deque: add_host hands out references that must stay valid
+  std::deque<host> hosts_;
+  std::set<std::size_t> attached_;  // hosts_ entries whose namespace another segment owns  // deque: add_host hands out references that must stay valid
 };
 
 // A socket (socket(2) arguments) that lives in `netns`, opened from the calling process.
