@@ -186,6 +186,7 @@ void add_agent_commands(CLI::App& app) {
     std::optional<std::filesystem::path> ca_file;
     bool peer = false;
     bool no_discovery = false;
+    unsigned busy_rounds = 10;
   };
   auto args = std::make_shared<fetch_args>();
   auto* fetch = app.add_subcommand(
@@ -202,6 +203,10 @@ void add_agent_commands(CLI::App& app) {
   fetch->add_option("--ca-file", args->ca_file, "CA certificates for an https:// upstream");
   fetch->add_flag("--peer", args->peer, "This machine runs as a peer: keep the item in its cache");
   fetch->add_flag("--no-discovery", args->no_discovery, "Do not ask the segment");
+  fetch->add_option("--busy-rounds", args->busy_rounds,
+                    "When every holder is busy (503), ask the segment again this many times "
+                    "before the upstream")
+      ->capture_default_str();
   fetch->callback([args] {
     run_guarded([&] {
       agent::fetch_options options;
@@ -211,6 +216,7 @@ void add_agent_commands(CLI::App& app) {
       options.use_discovery = !args->no_discovery;
       options.state_dir = args->state_dir ? *args->state_dir : default_state_dir();
       options.peer_cache = args->peer;
+      options.busy_rounds = args->busy_rounds;
       if (options.wanted.sha256) {
         if (args->size == 0) {
           throw command_error("--sha256 needs --size: a trusted digest is a size and a SHA-256");

@@ -52,7 +52,7 @@ struct fetch_options {
   // When every offer answered 503 (all parents busy), wait for their Retry-After (at most
   // busy_wait_max) and ask the segment again, up to busy_rounds times, before the upstream: by
   // then agents that finished serve as peers, and the WAN is spared.
-  unsigned busy_rounds = 3;
+  unsigned busy_rounds = 10;
   std::chrono::milliseconds busy_wait_max{5'000};
   http_timeouts timeouts;
   tls_options tls;
