@@ -1,4 +1,5 @@
 #include "agent_commands.hpp"
+#include "command_error.hpp"
 
 #include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/common/config.hpp"
@@ -20,20 +21,6 @@ namespace {
 
 namespace net = boost::asio;
 namespace json = boost::json;
-
-struct command_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <typename F>
-void run_guarded(F&& body) {
-  try {
-    body();
-  } catch (const command_error& e) {
-    fmt::print(stderr, "lanrelay: {}\n", e.what());
-    throw CLI::RuntimeError(1);
-  }
-}
 
 // Runs one coroutine to completion on its own io_context.
 template <typename T>

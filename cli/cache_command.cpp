@@ -1,4 +1,5 @@
 #include "cache_command.hpp"
+#include "command_error.hpp"
 
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/store.hpp"
@@ -11,11 +12,6 @@
 
 namespace lanrelay::cli {
 namespace {
-
-// Thrown to end a command with a message for the administrator and exit status 1.
-struct command_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 std::filesystem::path resolve_state_dir(const store_location& where) {
   if (where.state_dir) {
@@ -87,17 +83,6 @@ std::string describe(const item& it) {
 
 std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-// Runs `body`, turning failures into one line on stderr and exit status 1.
-template <typename F>
-void run_guarded(F&& body) {
-  try {
-    body();
-  } catch (const command_error& e) {
-    fmt::print(stderr, "lanrelay: {}\n", e.what());
-    throw CLI::RuntimeError(1);
-  }
 }
 
 }  // namespace

@@ -26,4 +26,17 @@ bool init_logging(std::string_view level) {
   return true;
 }
 
+void log_failure(std::string_view what, std::exception_ptr e) {
+  if (!e) {
+    return;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} failed: {}", what, ex.what());
+  } catch (...) {
+    spdlog::error("{} failed: unknown exception", what);
+  }
+}
+
 }  // namespace lanrelay

@@ -1,5 +1,6 @@
 #include "lanrelay/relay/daemon.hpp"
 
+#include "lanrelay/common/log.hpp"
 #include "lanrelay/common/machine_cookie.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -27,18 +28,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // How often last-used times of cached items are written to the store's index.
 constexpr std::chrono::seconds store_flush_interval{60};
 
-auto log_failure(std::string_view what) {
-  return [what](std::exception_ptr e) {
-    if (!e) {
-      return;
-    }
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("{} failed: {}", what, ex.what());
-    }
-  };
-}
 
 std::string_view signal_name(int signo) {
   switch (signo) {

@@ -1,6 +1,8 @@
 #include "lanrelay/relay/discovery_responder.hpp"
 
 #include "lanrelay/common/datagram.hpp"
+#include "lanrelay/common/log.hpp"
+#include "lanrelay/relay/request_target.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -23,8 +25,7 @@ constexpr auto bucket_idle_expiry = std::chrono::seconds(10);
 constexpr std::size_t max_buckets = 65'536;
 
 std::string item_url(const std::string& host, std::uint16_t port, const item& it) {
-  return "http://" + host + ":" + std::to_string(port) + "/cache/" +
-         std::string(to_string(it.key.kind)) + "/" + it.key.name + "/" + it.key.version;
+  return "http://" + host + ":" + std::to_string(port) + cache_path(it.key);
 }
 
 // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty. The kernel
@@ -49,21 +50,6 @@ responder_core::source_key responder_core::address_key(const net::ip::address& a
   }
   return key;
 }
-
-namespace {
-
-void log_exception(std::string_view what, std::exception_ptr e) {
-  if (!e) {
-    return;
-  }
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("discovery {} stopped error={}", what, ex.what());
-  }
-}
-
-}  // namespace
 
 responder_core::responder_core(settings s, content_store& store,
                                std::function<std::uint16_t()> free_slots,
@@ -242,7 +228,7 @@ bool discovery_responder::start() {
   net::post(strand_, [this] { rescan(); });
   const auto spawn = [this](net::awaitable<void> loop, std::string_view what) {
     net::co_spawn(strand_, std::move(loop),
-                  [what](std::exception_ptr e) { log_exception(what, e); });
+                  log_failure(what));
   };
   if (v4_) {
     spawn(receive_loop(*v4_), "ipv4 receive loop");

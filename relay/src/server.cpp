@@ -1,5 +1,7 @@
 #include "lanrelay/relay/server.hpp"
 
+#include "lanrelay/common/log.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -75,19 +77,6 @@ std::string to_string(const tcp::endpoint& ep) {
   return address.to_string() + ":" + std::to_string(ep.port());
 }
 
-// co_spawn completion for coroutines whose failure must not go unnoticed.
-auto log_failure(std::string_view what) {
-  return [what](std::exception_ptr e) {
-    if (!e) {
-      return;
-    }
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("{} failed: {}", what, ex.what());
-    }
-  };
-}
 
 }  // namespace
 
