@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds lanrelay and runs the whole test suite: unit, integration,
-# segment (network namespaces; needs root) and a short run of every fuzz target.
+# Installs dependencies, builds lanrelay and runs the whole test suite: a short run of every fuzz
+# target, then unit, integration and segment tests (network namespaces; needs root).
 # Usage: deploy/test.sh            (as root on Debian 12)
 #        FUZZ_SECONDS=0 deploy/test.sh   to skip fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
-
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)"
-ctest --preset release -j 2 --timeout 300
 
 fuzz_seconds=${FUZZ_SECONDS:-20}
 if ((fuzz_seconds > 0)); then
@@ -26,3 +22,8 @@ if ((fuzz_seconds > 0)); then
     rm -rf "$corpus"
   done
 fi
+
+# The suite runs last, so that its summary closes the output.
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)"
+ctest --preset release -j 2 --timeout 300
