@@ -193,7 +193,11 @@ int main(int argc, char** argv) {
   const auto star = run(false, agents, work, payload, sha, size, rate);
   fs::remove_all(work);
 
-  const double round_s = static_cast<double>(size) * 8 / 1e9 * (rate == "1gbit" ? 1.0 : 0.0);
+  // tc rate units: kbit, mbit, gbit (decimal).
+  const double bits_per_s = std::strtod(rate.c_str(), nullptr) *
+                            (rate.ends_with("gbit") ? 1e9 : rate.ends_with("mbit") ? 1e6
+                                                          : rate.ends_with("kbit") ? 1e3 : 0);
+  const double round_s = bits_per_s > 0 ? static_cast<double>(size) * 8 / bits_per_s : 0;
   std::printf("%d agents, %llu MiB item, ports shaped to %s, at most 10 transfers per parent\n",
               agents, static_cast<unsigned long long>(mib), rate.c_str());
   std::printf("%-22s %10s %10s %8s %8s %10s %9s %s\n", "mode", "last done", "median", "relay",
