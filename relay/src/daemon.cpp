@@ -57,7 +57,8 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
         ioc, config_, *store_, server_->local_endpoint().port(),
         machine_cookie(config_.state_dir), [srv = server_]() {
           return static_cast<std::uint16_t>(std::min<std::uint32_t>(srv->free_slots(), 0xffff));
-        });
+        },
+        server_->counters().discovery);
   }
 }
 

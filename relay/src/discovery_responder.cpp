@@ -167,9 +167,11 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
 discovery_responder::discovery_responder(net::io_context& ioc, const relay_config& config,
                                          content_store& store, std::uint16_t http_port,
                                          std::uint64_t cookie,
-                                         std::function<std::uint16_t()> free_slots)
+                                         std::function<std::uint16_t()> free_slots,
+                                         responder_counters& counters)
     : strand_(net::make_strand(ioc)),
       settings_(config.discovery),
+      counters_(counters),
       core_(responder_core::settings{cookie,
                                      config.role == "peer" ? discovery::responder_role::peer
                                                            : discovery::responder_role::relay,

@@ -23,6 +23,12 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
   s.active_connections = c.active_connections.load(relaxed);
   s.header_timeouts = c.header_timeouts.load(relaxed);
   s.bad_requests = c.bad_requests.load(relaxed);
+  const auto& d = c.discovery;
+  s.discovery = {d.queries.load(relaxed),     d.offers_sent.load(relaxed),
+                 d.not_held.load(relaxed),    d.malformed.load(relaxed),
+                 d.own_packets.load(relaxed), d.off_link.load(relaxed),
+                 d.rate_limited.load(relaxed), d.reply_too_large.load(relaxed),
+                 d.send_errors.load(relaxed)};
   return s;
 }
 
@@ -41,6 +47,13 @@ std::string to_json(const stats_snapshot& s) {
   o["active_connections"] = s.active_connections;
   o["header_timeouts"] = s.header_timeouts;
   o["bad_requests"] = s.bad_requests;
+  const auto& d = s.discovery;
+  o["discovery"] = boost::json::object{
+      {"queries", d.queries},         {"offers_sent", d.offers_sent},
+      {"not_held", d.not_held},       {"malformed", d.malformed},
+      {"own_packets", d.own_packets}, {"off_link", d.off_link},
+      {"rate_limited", d.rate_limited}, {"reply_too_large", d.reply_too_large},
+      {"send_errors", d.send_errors}};
   return boost::json::serialize(o);
 }
 

@@ -163,9 +163,9 @@ int main(int argc, char** argv) {
   config.discovery.ipv6 = false;
   config.discovery.rate_limit = 100'000'000;  // one source sends everything: no limit here
   net::io_context ioc(1);
-  lanrelay::relay::discovery_responder responder(ioc, config, *store, 4127, 1, [] {
-    return std::uint16_t{10};
-  });
+  lanrelay::relay::responder_counters counters;
+  lanrelay::relay::discovery_responder responder(
+      ioc, config, *store, 4127, 1, [] { return std::uint16_t{10}; }, counters);
   if (!responder.start()) {
     std::fprintf(stderr, "responder did not start\n");
     return 1;

@@ -243,6 +243,9 @@ TEST_F(discovery_segment, agents_get_the_item_from_the_relay_and_never_from_upst
   std::printf("relay stats after %zu agents: %s\n", agent_count, json::serialize(stats).c_str());
   ASSERT_TRUE(stats.contains("peak_active_transfers")) << json::serialize(stats);
   EXPECT_LE(stats.at("peak_active_transfers").to_number<std::uint64_t>(), 10u);
+  const auto& discovery = stats.at("discovery").as_object();
+  EXPECT_GE(discovery.at("offers_sent").to_number<std::uint64_t>(), agent_count);
+  EXPECT_EQ(discovery.at("malformed").to_number<std::uint64_t>(), 0u);
   if (stats.at("refused_busy").to_number<std::uint64_t>() > 0) {
     EXPECT_EQ(stats.at("peak_active_transfers").to_number<std::uint64_t>(), 10u);
   }

@@ -16,6 +16,7 @@
 #include "lanrelay/common/discovery_codec.hpp"
 #include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/stats.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -36,18 +37,6 @@
 #include <vector>
 
 namespace lanrelay::relay {
-
-struct responder_counters {
-  std::atomic<std::uint64_t> queries{0};        // valid queries from on-link senders
-  std::atomic<std::uint64_t> offers_sent{0};
-  std::atomic<std::uint64_t> not_held{0};       // valid query, nothing good enough in the store
-  std::atomic<std::uint64_t> malformed{0};      // not a valid query datagram (any codec error)
-  std::atomic<std::uint64_t> own_packets{0};    // our own cookie: our own query came back
-  std::atomic<std::uint64_t> off_link{0};       // sender not on a subnet of the arrival interface
-  std::atomic<std::uint64_t> rate_limited{0};   // sender over discovery.rate_limit
-  std::atomic<std::uint64_t> reply_too_large{0};// the offer would be larger than the query
-  std::atomic<std::uint64_t> send_errors{0};
-};
 
 class responder_core {
  public:
@@ -98,9 +87,10 @@ class responder_core {
 
 class discovery_responder {
  public:
+  // `counters` (the server's, so /-/stats shows them) must outlive the responder.
   discovery_responder(boost::asio::io_context& ioc, const relay_config& config,
                       content_store& store, std::uint16_t http_port, std::uint64_t cookie,
-                      std::function<std::uint16_t()> free_slots);
+                      std::function<std::uint16_t()> free_slots, responder_counters& counters);
 
   // Opens the sockets and starts answering; errors opening one family are logged, not fatal.
   // Returns false when neither IPv4 nor IPv6 could be opened.
@@ -119,7 +109,7 @@ class discovery_responder {
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   const discovery_settings settings_;
-  responder_counters counters_;
+  responder_counters& counters_;
   responder_core core_;
   std::optional<boost::asio::ip::udp::socket> v4_;
   std::optional<boost::asio::ip::udp::socket> v6_;

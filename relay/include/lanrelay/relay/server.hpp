@@ -68,6 +68,8 @@ class server : public std::enable_shared_from_this<server> {
   void abort();
 
   stats_snapshot stats() const noexcept;
+  // The counters behind /-/stats; others (the discovery responder) add theirs here.
+  relay_counters& counters() noexcept { return counters_; }
   // Transfer slots not taken right now (what discovery offers advertise). Any thread.
   std::uint32_t free_slots() const noexcept { return slots_.capacity() - slots_.active(); }
 

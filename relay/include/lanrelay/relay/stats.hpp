@@ -13,6 +13,19 @@ namespace lanrelay::relay {
 
 class slot_pool;
 
+// Discovery responder (discovery_responder.hpp): queries and why some were not answered.
+struct responder_counters {
+  std::atomic<std::uint64_t> queries{0};        // valid queries from on-link senders
+  std::atomic<std::uint64_t> offers_sent{0};
+  std::atomic<std::uint64_t> not_held{0};       // valid query, nothing good enough in the store
+  std::atomic<std::uint64_t> malformed{0};      // not a valid query datagram (any codec error)
+  std::atomic<std::uint64_t> own_packets{0};    // our own cookie: our own query came back
+  std::atomic<std::uint64_t> off_link{0};       // sender not on a subnet of the arrival interface
+  std::atomic<std::uint64_t> rate_limited{0};   // sender over discovery.rate_limit
+  std::atomic<std::uint64_t> reply_too_large{0}; // the offer would be larger than the query
+  std::atomic<std::uint64_t> send_errors{0};
+};
+
 struct relay_counters {
   std::atomic<std::uint64_t> requests{0};             // request heads handled
   std::atomic<std::uint64_t> bytes_served{0};         // item bytes sent (bodies only)
@@ -23,6 +36,7 @@ struct relay_counters {
   std::atomic<std::uint64_t> active_connections{0};
   std::atomic<std::uint64_t> header_timeouts{0};      // request head not complete in time
   std::atomic<std::uint64_t> bad_requests{0};         // 400, 405, 413 and 431 answers
+  responder_counters discovery;
 };
 
 struct stats_snapshot {
@@ -39,6 +53,10 @@ struct stats_snapshot {
   std::uint64_t active_connections = 0;
   std::uint64_t header_timeouts = 0;
   std::uint64_t bad_requests = 0;
+  struct {
+    std::uint64_t queries = 0, offers_sent = 0, not_held = 0, malformed = 0, own_packets = 0,
+                  off_link = 0, rate_limited = 0, reply_too_large = 0, send_errors = 0;
+  } discovery;
 };
 
 stats_snapshot take_snapshot(const relay_counters& counters, const slot_pool& slots) noexcept;
