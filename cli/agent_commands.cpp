@@ -173,7 +173,7 @@ void add_agent_commands(CLI::App& app) {
     std::optional<std::filesystem::path> ca_file;
     bool peer = false;
     bool no_discovery = false;
-    unsigned busy_rounds = 10;
+    std::string busy_patience = "60s";
   };
   auto args = std::make_shared<fetch_args>();
   auto* fetch = app.add_subcommand(
@@ -190,9 +190,9 @@ void add_agent_commands(CLI::App& app) {
   fetch->add_option("--ca-file", args->ca_file, "CA certificates for an https:// upstream");
   fetch->add_flag("--peer", args->peer, "This machine runs as a peer: keep the item in its cache");
   fetch->add_flag("--no-discovery", args->no_discovery, "Do not ask the segment");
-  fetch->add_option("--busy-rounds", args->busy_rounds,
-                    "When every holder is busy (503), ask the segment again this many times "
-                    "before the upstream")
+  fetch->add_option("--busy-patience", args->busy_patience,
+                    "When every holder is busy (503), keep asking the segment this long before "
+                    "the upstream")
       ->capture_default_str();
   fetch->callback([args] {
     run_guarded([&] {
@@ -203,7 +203,12 @@ void add_agent_commands(CLI::App& app) {
       options.use_discovery = !args->no_discovery;
       options.state_dir = args->state_dir ? *args->state_dir : default_state_dir();
       options.peer_cache = args->peer;
-      options.busy_rounds = args->busy_rounds;
+      const auto patience = item_args::parse_duration_ms(args->busy_patience);
+      if (!patience) {
+        throw command_error("--busy-patience '" + args->busy_patience +
+                            "' is not a duration such as 500ms or 60s");
+      }
+      options.busy_patience = *patience;
       if (options.wanted.sha256) {
         if (args->size == 0) {
           throw command_error("--sha256 needs --size: a trusted digest is a size and a SHA-256");

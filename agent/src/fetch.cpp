@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
 #include <set>
 
@@ -124,10 +126,13 @@ class fetch_job {
       trust_ = [digest = *options_.digest](const discovery::offer&) { return digest; };
     }
 
-    for (unsigned round = 0; !done_ && round <= options_.busy_rounds; ++round) {
-      if (round > 0) {
-        net::steady_timer pause(co_await net::this_coro::executor,
-                                busy_wait_);
+    const auto patience_ends = clock::now() + options_.busy_patience;
+    for (bool first = true; !done_; first = false) {
+      if (!first) {
+        if (clock::now() + options_.busy_poll > patience_ends) {
+          break;
+        }
+        net::steady_timer pause(co_await net::this_coro::executor, options_.busy_poll);
         co_await pause.async_wait(net::as_tuple(net::use_awaitable));
       }
       all_busy_ = false;
@@ -290,9 +295,14 @@ class fetch_job {
     }
     std::size_t busy = 0;
     std::size_t tried = 0;
-    busy_wait_ = options_.busy_wait_max;
     for (const candidate& c : chosen.ordered) {
       if (bad_.contains(c.offer.url)) {
+        continue;
+      }
+      if (const auto it = not_before_.find(c.offer.url);
+          it != not_before_.end() && clock::now() < it->second) {
+        ++busy;  // said 503 a moment ago: honour its Retry-After
+        ++tried;
         continue;
       }
       ++tried;
@@ -303,6 +313,7 @@ class fetch_job {
       expected_ = c.digest;
       const auto result = co_await download(c.offer.url, c.digest.size);
       if (result == attempt_result::busy) {
+        not_before_[c.offer.url] = clock::now() + retry_after_;
         ++busy;
         continue;
       }
@@ -412,11 +423,10 @@ class fetch_job {
     responder_ = response->peer;
     if (response->status == 503) {
       attempt.outcome = "busy (503)";
-      if (response->retry_after) {
-        busy_wait_ = std::max<std::chrono::milliseconds>(
-            std::chrono::milliseconds(200),
-            std::min<std::chrono::milliseconds>(busy_wait_, *response->retry_after));
-      }
+      // Bounded: a parent cannot park us for long with a huge Retry-After.
+      retry_after_ = std::clamp<std::chrono::milliseconds>(
+          response->retry_after.value_or(std::chrono::seconds(1)), std::chrono::milliseconds(100),
+          std::chrono::milliseconds(10'000));
       co_return attempt_result::busy;
     }
     if (response->status != 200 && response->status != 206) {
@@ -466,7 +476,8 @@ class fetch_job {
   boost::system::error_code last_error_;
   bool done_ = false;
   bool all_busy_ = false;                  // the last round's offers all answered 503
-  std::chrono::milliseconds busy_wait_{0};  // the shortest Retry-After of that round (capped)
+  std::chrono::milliseconds retry_after_{1000};  // of the last 503
+  std::map<std::string, clock::time_point> not_before_;  // busy parents: not again before
   std::set<std::string> bad_;              // URLs that served wrong bytes: never again this run
   std::set<std::string> offers_seen_;      // distinct offers (by URL) over every round
 };

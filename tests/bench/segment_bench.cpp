@@ -115,7 +115,7 @@ run_result run(bool peers, int agents, const fs::path& work, const fs::path& pay
                                   "--version", "1", "--output", (agent_state[i] / "payload.bin").string(),
                                   "--sha256", sha, "--size", std::to_string(size), "--upstream",
                                   "http://" + upstream.address + "/payload.bin", "--state-dir",
-                                  agent_state[i].string(), "--json", "--busy-rounds", "30"};
+                                  agent_state[i].string(), "--json", "--busy-patience", "240s"};
     if (peers) {
       argv.push_back("--peer");
     }

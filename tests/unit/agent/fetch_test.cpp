@@ -197,7 +197,7 @@ class fetch_test : public testing::Test {
       o.discovery.targets.push_back(net::ip::make_address(t));
     }
     o.state_dir = dir_ / "state";
-    o.busy_rounds = 0;
+    o.busy_patience = std::chrono::milliseconds(0);
     return o;
   }
 

@@ -11,7 +11,8 @@
 //  3. Offers are filtered and ordered (offer_selection.hpp) and tried in turn. A 503, timeout or
 //     dropped connection moves to the next offer, resuming with a Range request where the bytes
 //     stopped; a digest mismatch discards the bytes and skips that offer for the rest of the run.
-//     When every offer was busy (503), it waits for Retry-After and asks the segment again.
+//     When every parent is busy (503), it asks the segment again shortly (new peers appear as
+//     agents finish), never asking a busy parent again before its Retry-After.
 //  4. When no offer is left, or none came: the upstream URL, verified against the digest when
 //     there is one (an https:// upstream is verified by TLS when there is none).
 //  5. The bytes land in a temporary file beside `output` and are renamed over it only once
@@ -49,11 +50,11 @@ struct fetch_options {
   std::optional<std::filesystem::path> state_dir;
   bool peer_cache = false;
   std::chrono::seconds silent_segment_memory{600};
-  // When every offer answered 503 (all parents busy), wait for their Retry-After (at most
-  // busy_wait_max) and ask the segment again, up to busy_rounds times, before the upstream: by
-  // then agents that finished serve as peers, and the WAN is spared.
-  unsigned busy_rounds = 10;
-  std::chrono::milliseconds busy_wait_max{5'000};
+  // When every parent is busy (503), ask the segment again every busy_poll for up to
+  // busy_patience before going to the upstream: agents that finish meanwhile serve as peers, and
+  // the WAN is spared. A parent that answered 503 is not asked again before its Retry-After.
+  std::chrono::milliseconds busy_poll{250};
+  std::chrono::milliseconds busy_patience{60'000};
   http_timeouts timeouts;
   tls_options tls;
   // Called as bytes arrive: (bytes so far, total size when known, else 0).
