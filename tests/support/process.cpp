@@ -109,6 +109,8 @@ void process::signal(int sig) const {
 
 void process::kill() {
   if (pid_ > 0) {
+    // The whole process group: servers such as nginx leave workers behind otherwise.
+    ::kill(-pid_, SIGKILL);
     ::kill(pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);

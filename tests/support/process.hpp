@@ -36,7 +36,7 @@ class process {
   // Waits for exit; nullopt when it still runs after `timeout`. Returns the wait status.
   std::optional<int> wait_for(std::chrono::milliseconds timeout);
   void signal(int sig) const;
-  // SIGKILL and reap.
+  // SIGKILL to the process and its process group (its own children), and reap.
   void kill();
 
  private:
