@@ -1,6 +1,7 @@
 #include "lanrelay/agent/fetch.hpp"
 
 #include "lanrelay/agent/segment_memory.hpp"
+#include "lanrelay/common/file_io.hpp"
 #include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/machine_cookie.hpp"
 #include "lanrelay/common/store.hpp"
@@ -57,18 +58,8 @@ class partial_file {
   }
 
   result<void> write(std::span<const std::byte> data) {
-    const std::byte* p = data.data();
-    std::size_t left = data.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        return boost::system::error_code(errno, boost::system::system_category());
-      }
-      p += n;
-      left -= static_cast<std::size_t>(n);
+    if (auto written = write_all(fd_, data); !written) {
+      return written;
     }
     hasher_.update(data);
     size_ += data.size();

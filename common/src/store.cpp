@@ -1,5 +1,7 @@
 #include "lanrelay/common/store.hpp"
 
+#include "lanrelay/common/file_io.hpp"
+
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -37,82 +39,12 @@ constexpr std::int64_t index_format = 1;
 // Timestamps in index.json are unix seconds; this bound keeps them representable in nanoseconds.
 constexpr std::int64_t max_unix_seconds = 9'000'000'000;
 
-boost::system::error_code errno_code(int e) { return {e, boost::system::system_category()}; }
-boost::system::error_code last_errno() { return errno_code(errno); }
-
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {}
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  void reset() noexcept {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
-
-unique_fd open_fd(const fs::path& path, int flags, ::mode_t mode = 0) {
-  int fd = -1;
-  do {
-    fd = ::open(path.c_str(), flags, mode);
-  } while (fd < 0 && errno == EINTR);
-  return unique_fd(fd);
-}
-
 int flock_retry(int fd, int operation) {
   int rc = 0;
   do {
     rc = ::flock(fd, operation);
   } while (rc != 0 && errno == EINTR);
   return rc;
-}
-
-result<void> write_all(int fd, std::span<const std::byte> data) {
-  while (!data.empty()) {
-    const ::ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return last_errno();
-    }
-    data = data.subspan(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
-result<void> sync_fd(int fd) {
-  if (::fsync(fd) != 0) {
-    return last_errno();
-  }
-  return {};
-}
-
-result<void> sync_dir(const fs::path& dir) {
-  const unique_fd fd = open_fd(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (!fd) {
-    return last_errno();
-  }
-  return sync_fd(fd.get());
 }
 
 // Identifies one version of index.json: a rename gives a new inode, a rewrite a new size or mtime.

@@ -1,5 +1,7 @@
 #include "lanrelay/relay/mirror.hpp"
 
+#include "lanrelay/common/file_io.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -40,74 +42,6 @@ constexpr std::uint64_t max_signature_bytes = std::uint64_t{1} << 20;
 constexpr std::string_view partial_suffix = ".partial";
 constexpr std::string_view served_index_name = "server.ini";
 constexpr std::string_view history_prefix = "server.ini.";
-
-boost::system::error_code last_errno() { return {errno, boost::system::system_category()}; }
-
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {}
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  void reset() noexcept {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
-
-unique_fd open_fd(const fs::path& path, int flags, ::mode_t mode = 0) {
-  int fd = -1;
-  do {
-    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  } while (fd < 0 && errno == EINTR);
-  return unique_fd(fd);
-}
-
-result<void> write_all(int fd, std::span<const std::byte> data) {
-  while (!data.empty()) {
-    const ::ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return last_errno();
-    }
-    data = data.subspan(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
-result<void> sync_fd(int fd) {
-  if (::fsync(fd) != 0) {
-    return last_errno();
-  }
-  return {};
-}
-
-result<void> sync_dir(const fs::path& dir) {
-  const unique_fd fd = open_fd(dir, O_RDONLY | O_DIRECTORY);
-  if (!fd) {
-    return last_errno();
-  }
-  return sync_fd(fd.get());
-}
 
 // Writes `text` to `tmp`, fsyncs it, renames it over `target` and fsyncs target's directory.
 result<void> write_atomically(const fs::path& tmp, const fs::path& target, std::string_view text) {
