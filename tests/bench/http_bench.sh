@@ -47,6 +47,10 @@ max_connections = 5000
 threads = $threads
 [peers]
 max_peers = 100000
+[discovery]
+# The benchmark measures HTTP only, outside any test namespace: no discovery sockets, and above
+# all no IPv6 group membership (MLD reports) on the machine's real interfaces.
+enabled = false
 [log]
 level = "warn"
 CONF
