@@ -39,6 +39,7 @@
 namespace lanrelay::relay {
 
 class catalog_signer;
+class mirror_service;
 
 namespace detail {
 class connection;
@@ -48,10 +49,12 @@ class server : public std::enable_shared_from_this<server> {
  public:
   // Binds and listens on config.http.listen_address:port ("::" is dual-stack); port 0 picks a
   // free port. Does not accept before start(). `store` must outlive the server.
-  // `signer` (may be null) serves /-/catalog.signed and must outlive the server too.
+  // `signer` (may be null) serves /-/catalog.signed and `mirrors` (may be null) /activeupdate/;
+  // both must outlive the server too.
   static result<std::shared_ptr<server>> create(boost::asio::io_context& ioc,
                                                 const relay_config& config, content_store& store,
-                                                const catalog_signer* signer = nullptr);
+                                                const catalog_signer* signer = nullptr,
+                                                mirror_service* mirrors = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
@@ -75,7 +78,7 @@ class server : public std::enable_shared_from_this<server> {
 
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
-         content_store& store, const catalog_signer* signer);
+         content_store& store, const catalog_signer* signer, mirror_service* mirrors);
 
  private:
   friend class detail::connection;
@@ -98,6 +101,7 @@ class server : public std::enable_shared_from_this<server> {
   relay_counters counters_;
   slot_pool slots_;
   request_handler handler_;
+  mirror_service* const mirrors_;  // null without mirror sources
 
   // Control strand state.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
