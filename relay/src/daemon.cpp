@@ -41,9 +41,8 @@ std::string_view signal_name(int signo) {
   }
 }
 
-// mirror.public_url, or http://<host name>:<port> (the bound port when http.port is 0 is not
-// known yet; such test setups configure public_url).
-std::string public_url(const relay_config& config) {
+// mirror.public_url, or http://<host name>:<port>.
+std::string public_url(const relay_config& config, std::uint16_t port) {
   if (!config.mirror.public_url.empty()) {
     return config.mirror.public_url;
   }
@@ -51,7 +50,7 @@ std::string public_url(const relay_config& config) {
   if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
     std::snprintf(host, sizeof host, "localhost");
   }
-  return "http://" + std::string(host) + ":" + std::to_string(config.http.port);
+  return "http://" + std::string(host) + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -99,11 +98,12 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
   if (!signer) {
     return signer.error();
   }
-  auto mirrors = std::make_unique<mirror_service>(ioc, config, public_url(config));
+  auto mirrors = std::make_unique<mirror_service>(ioc, config, public_url(config, config.http.port));
   auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get());
   if (!srv) {
     return srv.error();
   }
+  mirrors->set_public_base(public_url(config, (*srv)->local_endpoint().port()));
   return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
                                   std::move(mirrors), std::move(*srv));
 }

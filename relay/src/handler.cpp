@@ -161,6 +161,23 @@ response_plan request_handler::handle(const http::request_header<>& request, boo
     return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                          "not found\n");
   }
+  if (target.resource == resource_kind::mirror_sync) {
+    if (request.method() != http::verb::post) {
+      counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      auto res = text_response(http::status::method_not_allowed, request,
+                               "text/plain; charset=utf-8", "a sync is started with POST\n");
+      res.set(http::field::allow, "POST");
+      return res;
+    }
+    if (settings_.mirrors == nullptr ||
+        (!target.mirror_source.empty() &&
+         settings_.mirrors->lookup(target.mirror_source, "server.ini").verdict ==
+             mirror_lookup_verdict::unknown_source)) {
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "no mirror source of that name\n");
+    }
+    return mirror_sync_request{target.mirror_source};
+  }
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
     auto res = text_response(http::status::method_not_allowed, request,
@@ -197,10 +214,32 @@ response_plan request_handler::handle(const http::request_header<>& request, boo
                            to_json(take_snapshot(counters_, slots_)));
     case resource_kind::mirror_file:
       return serve_mirror_file(request, target, after_pull);
+    case resource_kind::mirror_status:
+      return text_response(
+          http::status::ok, request, "application/json",
+          boost::json::serialize(to_json(settings_.mirrors != nullptr ? settings_.mirrors->status()
+                                                                      : std::vector<mirror_source_view>{})));
+    case resource_kind::mirror_sync:
     case resource_kind::cache_item:
       break;
   }
   return serve_item(request, target.key);
+}
+
+small_response request_handler::mirror_sync_response(
+    const http::request_header<>& request,
+    const std::vector<std::pair<std::string, sync_result>>& results) {
+  boost::json::array out;
+  bool all_ok = true;
+  for (const auto& [name, r] : results) {
+    auto o = to_json(r);
+    o["source"] = name;
+    out.push_back(std::move(o));
+    all_ok = all_ok && r.ok();
+  }
+  // 502: the relay is fine, an upstream (or the disk) was not.
+  return text_response(all_ok ? http::status::ok : http::status::bad_gateway, request,
+                       "application/json", boost::json::serialize(boost::json::object{{"results", std::move(out)}}));
 }
 
 response_plan request_handler::serve_mirror_file(const http::request_header<>& request,

@@ -53,6 +53,7 @@ struct served_snapshot {
   bool has_index = false;
   std::unordered_map<std::string, std::optional<std::uint64_t>> names;  // path -> listed size
   digest_map digests;  // only paths in `names` whose file is present
+  std::vector<std::pair<std::string, std::string>> versions;  // see mirror_source_view
 };
 
 std::optional<std::pair<std::uint64_t, std::int64_t>> regular_file(const fs::path& path) {
@@ -183,7 +184,53 @@ std::function<bool(const au::listed_file&)> include_filter(const std::vector<std
   };
 }
 
+std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+json::value optional_time(const std::optional<std::chrono::system_clock::time_point>& t) {
+  return t ? json::value(unix_seconds(*t)) : json::value(nullptr);
+}
+
 }  // namespace
+
+json::object to_json(const sync_result& r) {
+  return {{"ok", r.ok()},
+          {"changed", r.changed},
+          {"not_modified", r.not_modified},
+          {"files_downloaded", r.files_downloaded},
+          {"files_kept", r.files_kept},
+          {"files_skipped", r.files_skipped},
+          {"bytes_downloaded", r.bytes_downloaded},
+          {"requests", r.requests},
+          {"error", r.error}};
+}
+
+json::array to_json(const std::vector<mirror_source_view>& sources) {
+  json::array out;
+  for (const auto& v : sources) {
+    json::object o{{"name", v.name},
+                   {"upstream", v.upstream},
+                   {"has_snapshot", v.status.has_snapshot},
+                   {"generation", v.status.generation},
+                   {"last_attempt", optional_time(v.status.last_attempt)},
+                   {"last_success", optional_time(v.status.last_success)},
+                   {"last_change", optional_time(v.status.last_change)},
+                   {"last_error", v.status.last_error},
+                   {"syncing", v.syncing},
+                   {"next_sync", optional_time(v.next_sync)},
+                   {"files", v.files},
+                   {"bytes", v.bytes},
+                   {"pulls_running", v.pulls_running}};
+    json::array versions;
+    for (const auto& [component, version] : v.versions) {
+      versions.push_back(json::object{{"component", component}, {"version", version}});
+    }
+    o["versions"] = std::move(versions);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
 
 struct mirror_service::pull_state {
   explicit pull_state(net::strand<net::io_context::executor_type> ex) : done(ex) {
@@ -237,15 +284,12 @@ struct mirror_service::source {
 mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
                                std::string public_base)
     : ioc_(ioc), pull_wait_(config.mirror.pull_through_wait) {
-  while (!public_base.empty() && public_base.back() == '/') {
-    public_base.pop_back();
-  }
   for (const auto& settings : config.mirror.sources) {
     auto s = std::make_unique<source>(ioc, settings, config.state_dir / "mirror" / settings.name);
     mirror_source& up = s->upstream;
     up.name = settings.name;
     up.upstream = boost::urls::url(*boost::urls::parse_absolute_uri(settings.url));  // checked by the config
-    up.served_base_url = public_base + mirror_path(settings.name, "");
+
     if (!settings.ca_file.empty()) {
       up.tls.ca_file = settings.ca_file;
     }
@@ -254,6 +298,16 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
     }
     up.include = include_filter(settings.include);
     sources_.push_back(std::move(s));
+  }
+  set_public_base(std::move(public_base));
+}
+
+void mirror_service::set_public_base(std::string public_base) {
+  while (!public_base.empty() && public_base.back() == '/') {
+    public_base.pop_back();
+  }
+  for (auto& s : sources_) {
+    s->upstream.served_base_url = public_base + mirror_path(s->settings.name, "");
   }
 }
 
@@ -387,6 +441,12 @@ net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
   if (const auto text = read_small_file(tree / "server.ini", au::max_document_bytes)) {
     if (auto doc = au::parse(*text)) {
       next->has_index = true;
+      for (const auto& p : doc->patterns()) {
+        next->versions.emplace_back("PATTERN:" + p.id, p.version.to_display());
+      }
+      for (const auto& e : doc->engines()) {
+        next->versions.emplace_back("ENGINE:" + e.id, e.version.to_string());
+      }
       for (const auto& f : doc->files()) {
         next->names.emplace(f.path, f.size);
         if (au::needs_signature(f.path)) {
@@ -593,6 +653,7 @@ std::vector<mirror_source_view> mirror_service::status() const {
       ++v.files;
       v.bytes += d.size;
     }
+    v.versions = snapshot->versions;
     std::lock_guard lock(s->mutex);
     v.syncing = s->syncing;
     v.last_result = s->last_result;

@@ -222,6 +222,15 @@ parsed_target parse_request_target(std::string_view target) {
   const std::vector<std::string>& seg = split.segments;
 
   parsed_target out;
+  if (seg.size() >= 3 && seg.size() <= 4 && seg[0] == "-" && seg[1] == "mirror" && seg[2] == "sync") {
+    if (seg.size() == 4 && !activeupdate::is_valid_source_name(seg[3])) {
+      return reject(target_verdict::bad_request, "invalid mirror source name");
+    }
+    out.verdict = target_verdict::ok;
+    out.resource = resource_kind::mirror_sync;
+    out.mirror_source = seg.size() == 4 ? seg[3] : std::string{};
+    return out;
+  }
   if (seg.size() == 2 && seg[0] == "-") {
     out.verdict = target_verdict::ok;
     if (seg[1] == "healthz") {
@@ -232,6 +241,8 @@ parsed_target parse_request_target(std::string_view target) {
       out.resource = resource_kind::signed_catalog;
     } else if (seg[1] == "stats") {
       out.resource = resource_kind::stats;
+    } else if (seg[1] == "mirror") {
+      out.resource = resource_kind::mirror_status;
     } else {
       return reject(target_verdict::not_found, "unknown endpoint");
     }

@@ -361,6 +361,9 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
       co_await mirrors_->pull_through(pull->source, pull->path);
       plan = handler_.handle(parser.get(), true);
     }
+    if (auto* sync = std::get_if<mirror_sync_request>(&plan)) {
+      plan = co_await run_mirror_sync(*conn, parser.get(), *sync);
+    }
     const bool keep_alive = co_await send_plan(*conn, plan);
     conn->busy_ = false;
     if (!keep_alive) {
@@ -382,6 +385,28 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
   }
   stream.socket().close(ignored);
+}
+
+net::awaitable<small_response> server::run_mirror_sync(detail::connection& conn,
+                                                       const http::request_header<>& request,
+                                                       mirror_sync_request sync) {
+  // An admin action: only from this machine.
+  if (!conn.peer_.address().is_loopback() &&
+      !(conn.peer_.address().is_v6() && conn.peer_.address().to_v6().is_v4_mapped() &&
+        net::ip::make_address_v4(net::ip::v4_mapped, conn.peer_.address().to_v6()).is_loopback())) {
+    co_return request_handler::error_response(http::status::forbidden, request.version(),
+                                              "admin requests are accepted from this machine only");
+  }
+  std::vector<std::pair<std::string, sync_result>> results;
+  const auto names = sync.source.empty() ? mirrors_->source_names() : std::vector{sync.source};
+  for (const auto& name : names) {
+    spdlog::info("mirror sync requested name={} peer={}", name, to_string(conn.peer_));
+    auto r = co_await mirrors_->sync_now(name);
+    results.emplace_back(name, r ? std::move(*r) : sync_result{.error = "no such source"});
+  }
+  auto res = request_handler::mirror_sync_response(request, results);
+  res.keep_alive(false);
+  co_return res;
 }
 
 net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& plan) {

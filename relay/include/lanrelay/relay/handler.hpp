@@ -11,6 +11,7 @@
 // state of its own (the store, the slot pool and the counters are thread safe).
 
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -21,7 +22,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 namespace lanrelay::relay {
 
@@ -41,10 +45,16 @@ struct pull_request {
   std::string path;
 };
 
+// "Update now" for one mirror source (empty: every source): the server runs the syncs
+// (mirror_service::sync_now), an admin action, and answers with their results.
+struct mirror_sync_request {
+  std::string source;
+};
+
 // A complete response (its body, if any, is in the message; a HEAD answer has Content-Length set
-// and an empty body), a file transfer, or a pull-through to wait for.
+// and an empty body), a file transfer, or work the server must await first.
 using small_response = boost::beast::http::response<boost::beast::http::string_body>;
-using response_plan = std::variant<small_response, file_transfer, pull_request>;
+using response_plan = std::variant<small_response, file_transfer, pull_request, mirror_sync_request>;
 
 struct handler_settings {
   std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
@@ -67,6 +77,10 @@ class request_handler {
 
   // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
   void set_draining() noexcept { draining_.store(true, std::memory_order_relaxed); }
+
+  // The answer to a mirror_sync_request once its syncs are over.
+  static small_response mirror_sync_response(const boost::beast::http::request_header<>& request,
+                                             const std::vector<std::pair<std::string, sync_result>>& results);
 
   // A small response for a request the server could not even parse (431, 400, 413...).
   static small_response error_response(boost::beast::http::status status, unsigned version,

@@ -28,6 +28,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -58,6 +60,8 @@ struct mirror_source_view {
   std::size_t files = 0;      // files the served index names that the tree holds
   std::uint64_t bytes = 0;    // their total size
   std::size_t pulls_running = 0;
+  // The served index's components: ("PATTERN:<id>", "16.679.00"), ("ENGINE:<id>", "12.500.1004").
+  std::vector<std::pair<std::string, std::string>> versions;
 };
 
 enum class mirror_lookup_verdict {
@@ -75,6 +79,10 @@ struct mirror_lookup {
   std::optional<sha256_digest> sha256;  // when known
 };
 
+// For /-/mirror, /-/mirror/sync and `lanrelay mirror status`.
+boost::json::object to_json(const sync_result& r);
+boost::json::array to_json(const std::vector<mirror_source_view>& sources);
+
 class mirror_service {
  public:
   // `public_base`: how agents reach this relay, e.g. "http://relay.corp:4127"; the served
@@ -83,6 +91,9 @@ class mirror_service {
   ~mirror_service();
   mirror_service(const mirror_service&) = delete;
   mirror_service& operator=(const mirror_service&) = delete;
+
+  // The relay's own URL when it is known only after binding (http.port 0); before start().
+  void set_public_base(std::string public_base);
 
   // Loads each source's served snapshot and starts the schedules.
   void start();

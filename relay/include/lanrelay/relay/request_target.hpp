@@ -16,6 +16,9 @@
 //                                             percent-decoding (escapes of '.', '/', '\' and NUL
 //                                             are refused as everywhere). ETag, Range and the
 //                                             conditional headers as for /cache.
+//   GET|HEAD /-/mirror                        JSON: every mirror source with its last sync.
+//   POST /-/mirror/sync[/<source>]            an admin request: syncs the source (every source
+//                                             without one) now and answers with the results.
 //   GET|HEAD /-/healthz                       200 "ok" while the server accepts requests.
 //   GET|HEAD /-/catalog                       JSON: {"items":[{"kind","name","version","size",
 //                                             "sha256","url"}...]}, url being the /cache path.
@@ -24,8 +27,8 @@
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
 //                                             bytes served, requests, connections).
 //
-// Anything else is 404; a known path with a method other than GET or HEAD is 405 with
-// `Allow: GET, HEAD`. A query component ("?...") is ignored.
+// Anything else is 404; a known path with a method other than GET or HEAD (POST for
+// /-/mirror/sync) is 405 with the Allow header. A query component ("?...") is ignored.
 //
 // 400 versus 404, consistently: a target that is malformed or unsafe gets 400 — not origin-form
 // (absolute-form, authority-form, "*"), a fragment, raw control characters, spaces, backslashes,
@@ -45,7 +48,16 @@
 
 namespace lanrelay::relay {
 
-enum class resource_kind { cache_item, mirror_file, healthz, catalog, signed_catalog, stats };
+enum class resource_kind {
+  cache_item,
+  mirror_file,
+  mirror_status,  // GET /-/mirror
+  mirror_sync,    // POST /-/mirror/sync[/<source>]
+  healthz,
+  catalog,
+  signed_catalog,
+  stats,
+};
 
 enum class target_verdict {
   ok,           // `resource` names what was asked for
@@ -57,7 +69,7 @@ struct parsed_target {
   target_verdict verdict = target_verdict::bad_request;
   resource_kind resource = resource_kind::healthz;
   item_key key;              // only for resource_kind::cache_item; version canonicalised
-  std::string mirror_source;  // only for resource_kind::mirror_file: a valid source name
+  std::string mirror_source;  // mirror_file, mirror_sync: a valid source name (sync: may be empty)
   std::string mirror_path;    // only for resource_kind::mirror_file: a safe relative path
   std::string_view reason;   // why it was rejected, for the log (static text)
 };

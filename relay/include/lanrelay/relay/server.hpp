@@ -100,6 +100,10 @@ class server : public std::enable_shared_from_this<server> {
   const std::chrono::milliseconds shutdown_grace_;
   relay_counters counters_;
   slot_pool slots_;
+  boost::asio::awaitable<small_response> run_mirror_sync(
+      detail::connection& conn, const boost::beast::http::request_header<>& request,
+      mirror_sync_request sync);
+
   request_handler handler_;
   mirror_service* const mirrors_;  // null without mirror sources
 
