@@ -228,14 +228,15 @@ class relayd {
  public:
   // `config_toml`: settings written to a config file (state dir and address come as options).
   // `max_open_files` > 0 starts the daemon with that RLIMIT_NOFILE.
+  // `state_dir`: instead of one inside the temporary directory (e.g. on a filesystem the test made).
   explicit relayd(const std::string& config_toml = "", std::vector<std::string> extra_args = {},
-                  rlim_t max_open_files = 0) {
+                  rlim_t max_open_files = 0, std::filesystem::path state_dir = {}) {
     char pattern[] = "/tmp/lanrelay-relayd.XXXXXX";
     if (::mkdtemp(pattern) == nullptr) {
       throw std::runtime_error("mkdtemp failed");
     }
     dir_ = pattern;
-    state_ = dir_ / "state";
+    state_ = state_dir.empty() ? dir_ / "state" : state_dir;
     log_ = dir_ / "relayd.log";
     // Discovery stays off: it would bind UDP on every interface, and these tests talk to
     // 127.0.0.1 only.
