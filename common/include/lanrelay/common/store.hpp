@@ -129,6 +129,10 @@ class content_store {
 
   std::uint64_t total_size();
   std::uint64_t max_size() const noexcept;
+  // A new size limit (configuration reload). When the store is now over it, least recently used
+  // unpinned items are evicted at once; pinned items are never evicted, so the store may stay
+  // over a limit smaller than they are (then adds fail with store_full).
+  result<void> set_max_size(std::uint64_t max_size);
   const std::filesystem::path& dir() const noexcept;
 
  private:
