@@ -1215,16 +1215,21 @@ result<std::unique_ptr<content_store>> content_store::open(options opts) {
 
 result<item> content_store::add_file(const fs::path& source, item_key key,
                                      std::optional<sha256_digest> expected_sha256, bool pin) {
-  auto writer = begin_add(std::move(key));
-  if (!writer) {
-    return writer.error();
-  }
   const unique_fd fd = open_fd(source, O_RDONLY | O_CLOEXEC);
   if (!fd) {
     return last_errno();
   }
+  return add_from(fd.get(), std::move(key), expected_sha256, pin);
+}
+
+result<item> content_store::add_from(int fd, item_key key,
+                                     std::optional<sha256_digest> expected_sha256, bool pin) {
+  auto writer = begin_add(std::move(key));
+  if (!writer) {
+    return writer.error();
+  }
   struct ::stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
+  if (::fstat(fd, &st) != 0) {
     return last_errno();
   }
   // A regular file that changes length while it is copied fails with size_mismatch.
@@ -1237,7 +1242,7 @@ result<item> content_store::add_file(const fs::path& source, item_key key,
   }
   std::vector<std::byte> buffer(copy_chunk_size);
   while (true) {
-    const ::ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    const ::ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0) {
       if (errno == EINTR) {
         continue;
