@@ -166,11 +166,12 @@ not_owned=$(find /var/lib/lanrelay ! -user "$user" -print)
   "http://127.0.0.1:$port/cache/installer/agent-x64/14.0.1" || fail "the added item is not served"
 cmp -s "$tmp/agent.msi" "$tmp/served" || fail "the served item differs from the added file"
 
-# A reload applies a new peer cap.
-sed -i 's/^max_peers = 10$/max_peers = 3/' /etc/lanrelay/lanrelayd.toml
+# A reload applies a new peer cap and log level.
+sed -i -e 's/^max_peers = 10$/max_peers = 3/' -e 's/^level = "info"$/level = "debug"/' \
+  /etc/lanrelay/lanrelayd.toml
 kill -HUP "$daemon_pid"
-timeout 10 grep -q -m1 "configuration reloaded applied=peers.max_peers" \
-  <(tail --pid="$daemon_pid" -n +1 -f "$tmp/daemon.log") || fail "SIGHUP did not reload peers.max_peers"
+timeout 10 grep -q -m1 "configuration reloaded applied=peers.max_peers,log.level" \
+  <(tail --pid="$daemon_pid" -n +1 -f "$tmp/daemon.log") || fail "SIGHUP did not reload peers.max_peers and log.level"
 "${in_ns[@]}" curl -fsS --max-time 5 "http://127.0.0.1:$port/-/stats" | grep -q '"max_peers":3' ||
   fail "/-/stats does not show max_peers 3 after the reload"
 
