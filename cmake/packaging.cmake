@@ -55,9 +55,10 @@ function(lanrelay_finish_packaging)
   set(CPACK_PACKAGE_CONTACT "lanrelay maintainers <dev@lanrelay.invalid>")
   set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
       "LAN relay for security agents' installers and pattern files")
-  set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "lanrelayd keeps the downloads of security agents on the LAN: one machine per segment holds
-installers and pattern files and serves them to the agents of its segment, which find it by
-a segment query. The lanrelay command manages its cache and fetches items as an agent.")
+  set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "lanrelayd keeps the downloads of security agents on the \
+LAN: one machine per segment holds installers and pattern files and serves them to the agents \
+of its segment, which find them by a segment query. The lanrelay command manages its cache and \
+fetches items as an agent.")
   set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
   set(CPACK_STRIP_FILES ON)
   set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # lanrelay_<version>_<arch>.deb

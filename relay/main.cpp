@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
   const unsigned threads = lanrelay::relay::worker_threads(config);
   boost::asio::io_context ioc{static_cast<int>(threads)};
   auto daemon = lanrelay::relay::daemon::create(
-      ioc, std::move(config), config_file ? std::move(load_config) : lanrelay::relay::config_source{});
+      ioc, std::move(config),
+      config_file ? std::move(load_config) : lanrelay::relay::config_source{});
   if (!daemon) {
     return 1;
   }
