@@ -59,6 +59,9 @@ struct mirror_source_settings {
 };
 
 struct mirror_settings {
+  // How agents reach this relay; the served server.ini's [Server] section points at
+  // <public_url>/activeupdate/<name>/. Empty: http://<host name>:<http.port>.
+  std::string public_url;
   std::uint64_t rate_limit = 0;  // bytes per second for all sources together; 0: unlimited
   // How long agents asking for a file that is being pulled through from upstream wait for it.
   std::chrono::milliseconds pull_through_wait{60'000};

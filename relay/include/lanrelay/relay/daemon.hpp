@@ -1,8 +1,8 @@
 #pragma once
 
-// lanrelayd's life: open the store, run the content server and (unless discovery.enabled is off)
-// the discovery responder, flush the store periodically, and on SIGTERM or SIGINT stop gracefully
-// (a second signal cancels running transfers at once).
+// lanrelayd's life: open the store, run the content server, the ActiveUpdate mirrors and (unless
+// discovery.enabled is off) the discovery responder, flush the store periodically, and on SIGTERM
+// or SIGINT stop gracefully (a second signal cancels running transfers at once).
 //
 // Service manager: READY=1 once listening, WATCHDOG=1 every half WatchdogSec from the io_context,
 // RELOADING=1 ... READY=1 around a reload, STOPPING=1 when shutdown begins (service_notify.hpp).
@@ -22,6 +22,7 @@
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"
 #include "lanrelay/relay/catalog_signer.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -58,8 +59,8 @@ class daemon {
   int exit_code() const noexcept { return exit_code_; }  // valid once the io_context has stopped
 
   daemon(boost::asio::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
-         std::unique_ptr<catalog_signer> signer, std::shared_ptr<server> srv,
-         config_source reload_source = {});
+         std::unique_ptr<catalog_signer> signer, std::unique_ptr<mirror_service> mirrors,
+         std::shared_ptr<server> srv, config_source reload_source = {});
   daemon(const daemon&) = delete;
   daemon& operator=(const daemon&) = delete;
 
@@ -80,6 +81,7 @@ class daemon {
   config_source reload_source_;
   std::unique_ptr<content_store> store_;
   std::unique_ptr<catalog_signer> signer_;  // before server_: the server uses it until it is gone
+  std::unique_ptr<mirror_service> mirrors_;  // likewise; never null (may have no sources)
   std::shared_ptr<server> server_;
   std::unique_ptr<discovery_responder> discovery_;  // null when discovery.enabled is off
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
