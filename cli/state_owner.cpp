@@ -15,12 +15,12 @@
 
 namespace lanrelay::cli {
 
-std::optional<std::string> become_owner_of(const std::filesystem::path& state_dir) {
+std::optional<std::string> become_owner_of(const std::filesystem::path& dir) {
   if (::geteuid() != 0) {
     return std::nullopt;
   }
   struct ::stat st {};
-  if (::stat(state_dir.c_str(), &st) != 0 || st.st_uid == 0) {
+  if (::stat(dir.c_str(), &st) != 0 || st.st_uid == 0) {
     return std::nullopt;
   }
 
@@ -39,7 +39,7 @@ std::optional<std::string> become_owner_of(const std::filesystem::path& state_di
     return command_error(fmt::format(
         "{} belongs to {}, and running as root the command writes as that user, but {} failed: "
         "{}; run it as that user instead (runuser -u {} -- lanrelay ...)",
-        state_dir.string(), name, step, std::strerror(errno), name));
+        dir.string(), name, step, std::strerror(errno), name));
   };
   // Groups first: once the user id is gone, so is the right to change them.
   if ((known ? ::initgroups(entry.pw_name, gid) : ::setgroups(0, nullptr)) != 0) {
@@ -57,7 +57,7 @@ std::optional<std::string> become_owner_of(const std::filesystem::path& state_di
   }
   spdlog::info("running as {}, the owner of {}, so that the daemon can use what this command "
                "writes uid={} gid={}",
-               name, state_dir.string(), st.st_uid, gid);
+               name, dir.string(), st.st_uid, gid);
   return name;
 }
 

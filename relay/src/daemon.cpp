@@ -122,7 +122,8 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
   }
   mirrors->set_public_base(public_url(config, (*srv)->local_endpoint().port()));
   return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
-                                  std::move(mirrors), std::move(*srv), std::move(reload_source));
+                                  std::move(mirrors), std::move(*srv),
+                                  std::move(reload_source));
 }
 
 net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_endpoint(); }

@@ -1,6 +1,6 @@
-// `lanrelay cache add` run as root on a state directory owned by the daemon's user writes as that
-// user: every file it creates in the store belongs to the owner, so the daemon (which does not
-// run as root) can manage them; a source file only root can read is still added.
+// `lanrelay cache add` (and `key generate`) run as root on a state directory owned by the daemon's
+// user write as that user: every file they create belongs to the owner, so the daemon (which does
+// not run as root) can use them; a source file only root can read is still added.
 
 #include "process.hpp"
 
@@ -106,6 +106,15 @@ TEST_F(cache_owner_test, add_as_root_writes_as_the_state_directory_owner) {
   const std::string listed = read_file(dir_ / "cli.log");
   EXPECT_NE(listed.find("\"name\":\"agent-x64\""), std::string::npos) << listed;
   EXPECT_NE(listed.find("\"pinned\":true"), std::string::npos) << listed;
+}
+
+TEST_F(cache_owner_test, key_generated_as_root_into_the_state_directory_belongs_to_its_owner) {
+  const fs::path key = state_ / "site.key";
+  ASSERT_EQ(run_cli({"key", "generate", "--out", key.string()}), 0) << read_file(dir_ / "cli.log");
+  struct ::stat st {};
+  ASSERT_EQ(::stat(key.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, owner_uid_);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
 }
 
 TEST_F(cache_owner_test, root_owned_state_directory_stays_root_owned) {
