@@ -131,12 +131,15 @@ expect_eq "lanrelayd.toml" "$(stat -c '%U:%G %a' /etc/lanrelay/lanrelayd.toml)" 
 [[ -L /etc/systemd/system/multi-user.target.wants/lanrelayd.service ]] ||
   fail "lanrelayd.service is not enabled"
 
+# Silent when a unit is valid and its ExecStart exists.
+for unit in /usr/lib/systemd/system/lanrelayd.service /usr/lib/systemd/system/proxyhelperd.service; do
+  [[ -f $unit ]] || continue
+  if ! systemd-analyze verify "$unit" >"$tmp/verify.log" 2>&1 || grep -q . "$tmp/verify.log"; then
+    cat "$tmp/verify.log"
+    fail "systemd-analyze verify reports problems in $unit"
+  fi
+done
 unit=/usr/lib/systemd/system/lanrelayd.service
-# Silent when the unit is valid and its ExecStart exists.
-if ! systemd-analyze verify "$unit" >"$tmp/verify.log" 2>&1 || grep -q . "$tmp/verify.log"; then
-  cat "$tmp/verify.log"
-  fail "systemd-analyze verify reports problems in $unit"
-fi
 expect_eq "unit user" "$(sed -n 's/^User=//p' "$unit")" "$user"
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 read -r -a command <<<"$exec_start"
