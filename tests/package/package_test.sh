@@ -132,7 +132,7 @@ expect_eq "lanrelayd.toml" "$(stat -c '%U:%G %a' /etc/lanrelay/lanrelayd.toml)" 
   fail "lanrelayd.service is not enabled"
 
 # Silent when a unit is valid and its ExecStart exists.
-for unit in /usr/lib/systemd/system/lanrelayd.service /usr/lib/systemd/system/proxyhelperd.service; do
+for unit in /usr/lib/systemd/system/{lanrelayd,proxyhelperd}.service; do
   [[ -f $unit ]] || continue
   if ! systemd-analyze verify "$unit" >"$tmp/verify.log" 2>&1 || grep -q . "$tmp/verify.log"; then
     cat "$tmp/verify.log"
