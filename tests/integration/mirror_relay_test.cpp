@@ -88,7 +88,7 @@ class mirror_relay : public testing::Test {
                       const std::string& state_dir = "") {
     std::string config = "[mirror]\npublic_url = \"http://relay.lan:4127\"\npull_through_wait = \"20s\"\n";
     config += "[[mirror.source]]\nname = \"vendor\"\nurl = \"" + url + "\"\njitter = \"0ms\"\n" + extra;
-    relays_.push_back(std::make_unique<relayd>(config, std::vector<std::string>{}, 0, state_dir));
+    relays_.push_back(std::make_unique<relayd>(config, std::vector<std::string>{}, 0, std::vector<std::string>{}, state_dir));
     return *relays_.back();
   }
 
