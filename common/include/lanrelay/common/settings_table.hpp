@@ -348,8 +348,9 @@ list_reader<Config> make_list_reader(list_of_tables<Config, Item> list) {
       Item item = Item{};
       bool item_ok = true;
       for (const auto& [key, value] : *table) {
+        const std::string_view key_name = key.str();
         auto s = std::find_if(list.item_settings.begin(), list.item_settings.end(),
-                              [&](const setting<Item>& candidate) { return candidate.key == key.str(); });
+                              [&](const setting<Item>& candidate) { return candidate.key == key_name; });
         if (s == list.item_settings.end()) {
           diagnostics.push_back(diagnostic_at(
               file, key.source(),
