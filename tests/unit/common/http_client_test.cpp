@@ -1020,9 +1020,78 @@ TEST(http_client_proxy, refused_tunnel_is_an_error) {
   collector out;
   const auto response = http_fetch_blocking(request, out.sink());
   ASSERT_FALSE(response);
-  EXPECT_EQ(response.error(), http_errc::proxy_refused);
+  EXPECT_EQ(response.error(), http_errc::proxy_auth_failed);
   ASSERT_EQ(proxy.requests().size(), 1U);
   EXPECT_EQ(proxy.requests()[0].count(http::field::proxy_authorization), 0U);
+}
+
+TEST(http_client_proxy, forbidden_tunnel_is_refused) {
+  test_server proxy([](test_connection& c) -> net::awaitable<void> {
+    co_await c.write(head("403 Forbidden", content_length(0)));
+  });
+  auto request = get("https://localhost:9/");
+  request.tls.ca_file = pki().ca_file;
+  request.proxy =
+      proxy_settings{boost::urls::url("http://127.0.0.1:" + std::to_string(proxy.port()))};
+  collector out;
+  const auto response = http_fetch_blocking(request, out.sink());
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), http_errc::proxy_refused);
+}
+
+TEST(http_client_proxy, bad_proxy_urls_fail_before_connecting) {
+  for (const auto* proxy : {"https://127.0.0.1:3128", "socks4://127.0.0.1:1080",
+                            "socks5://:password@127.0.0.1:1080", "socks5://"}) {
+    auto request = get("http://127.0.0.1:9/");
+    request.proxy = proxy_settings{boost::urls::url(proxy)};
+    collector out;
+    const auto response = http_fetch_blocking(request, out.sink());
+    ASSERT_FALSE(response) << proxy;
+    EXPECT_TRUE(response.error() == http_errc::unsupported_scheme ||
+                response.error() == http_errc::invalid_url)
+        << proxy << ": " << response.error().message();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limiter (the paced transfers themselves are measured in integration/upstream_proxy_test)
+
+TEST(rate_limiter_test, burst_is_free_then_debt_is_paid_in_time) {
+  rate_limiter limit(1'000'000, 100'000);
+  EXPECT_EQ(limit.take(100'000), std::chrono::nanoseconds::zero());
+  // 500 kB more at 1 MB/s: half a second (less the few microseconds that passed).
+  const auto wait = limit.take(500'000);
+  EXPECT_GT(wait, std::chrono::milliseconds(490));
+  EXPECT_LE(wait, std::chrono::milliseconds(500));
+  // Debt accumulates: the next taker queues behind the first.
+  EXPECT_GT(limit.take(250'000), std::chrono::milliseconds(740));
+}
+
+TEST(rate_limiter_test, default_burst_is_a_tenth_of_a_second_at_least_16_kib) {
+  rate_limiter fast(10'000'000);
+  EXPECT_EQ(fast.take(1'000'000), std::chrono::nanoseconds::zero());
+  EXPECT_GT(fast.take(1'000'000), std::chrono::milliseconds(99));
+  rate_limiter slow(1'000);
+  EXPECT_EQ(slow.take(16 * 1024), std::chrono::nanoseconds::zero());
+  EXPECT_GT(slow.take(1'000), std::chrono::milliseconds(990));
+}
+
+TEST(rate_limiter_test, many_threads_together_get_the_rate) {
+  const auto limit = std::make_shared<rate_limiter>(1'000'000, 1);
+  std::vector<std::thread> takers;
+  std::vector<std::chrono::nanoseconds> waits(4);
+  for (std::size_t i = 0; i < waits.size(); ++i) {
+    takers.emplace_back([&, i] {
+      for (int n = 0; n < 1000; ++n) {
+        waits[i] = limit->take(250);
+      }
+    });
+  }
+  for (auto& t : takers) {
+    t.join();
+  }
+  // 4 x 1000 x 250 bytes = 1 MB at 1 MB/s: the last taker waits about a second.
+  EXPECT_GT(*std::max_element(waits.begin(), waits.end()), std::chrono::milliseconds(900));
 }
 
 // ---------------------------------------------------------------------------------------------
