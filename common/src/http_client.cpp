@@ -656,14 +656,13 @@ error_code configure_tls(net::ssl::context& context, const tls_options& options)
 // Under a rate limit, reads are small enough (about a tenth of a second of the slowest limit,
 // at least 4 KiB) that the transfer flows evenly instead of in bursts and long pauses.
 std::size_t chunk_size_for(const std::vector<std::shared_ptr<rate_limiter>>& limits) {
-  std::size_t size = body_chunk_size;
+  std::uint64_t size = body_chunk_size;
   for (const auto& limit : limits) {
     if (limit) {
-      const auto tenth = std::max<std::uint64_t>(limit->bytes_per_second() / 10, 4096);
-      size = std::min<std::size_t>(size, static_cast<std::size_t>(std::min<std::uint64_t>(tenth, size)));
+      size = std::min(size, std::max<std::uint64_t>(limit->bytes_per_second() / 10, 4096));
     }
   }
-  return size;
+  return static_cast<std::size_t>(size);
 }
 
 // Accounts `bytes` with every limiter and waits as long as the strictest one asks. The wait is
