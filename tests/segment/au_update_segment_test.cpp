@@ -164,7 +164,10 @@ TEST_F(au_update_segment, the_pattern_comes_from_the_relay_not_the_upstream) {
   const std::string site_key = start_relay();
   ASSERT_EQ(site_key.rfind("lanrelay-ed25519:", 0), 0U) << site_key;
 
-  const auto r = update_on("agent0", {"--site-key", site_key});
+  // The pinned key as a file, as an agent's installer would drop it.
+  const fs::path key_file = work_ / "site.pub";
+  std::ofstream(key_file) << site_key << "\n";
+  const auto r = update_on("agent0", {"--site-key", key_file.string()});
   ASSERT_EQ(r.exit_status, 0) << r.log;
   const auto icrc = component(r, "P.48020000");
   EXPECT_EQ(icrc.at("action").as_string(), "full");
