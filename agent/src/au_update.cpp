@@ -215,6 +215,7 @@ class update_job {
     payload.output = staging_ / plan.path;
     payload.upstream = url_of(tree_, plan.path);
     payload.digest.reset();
+    payload.expected_size = plan.size;
     payload.use_discovery = options_.fetch.use_discovery && segment_name.has_value();
     if (!payload.use_discovery) {
       payload.peer_cache = false;
@@ -225,7 +226,8 @@ class update_job {
     }
     auto got = co_await fetch(payload);
     if (!got) {
-      fail(done, got.error().message);
+      fail(done, "cannot get " + plan.path + " (the index lists " + std::to_string(plan.size) +
+                     " bytes): " + got.error().message);
       co_return;
     }
     done.source = got->source;

@@ -268,12 +268,24 @@ TEST_F(au_update, a_size_that_differs_from_the_index_installs_nothing) {
   EXPECT_NE(r.output.find("P.48020000 1667900 -> 1668000 diff " + icrc_diff_900 + " FAILED"),
             std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("size"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the index lists " + std::to_string(tree_->size(icrc_diff_900) + 7) +
+                          " bytes"),
+            std::string::npos)
+      << r.output;
   EXPECT_FALSE(fs::exists(dir_ / icrc_diff_900));
   // The failed component keeps its old version; the engine, which succeeded, is recorded.
   EXPECT_EQ(recorded("P.48020000"), "1667900");
   EXPECT_EQ(recorded("E.4"), "12.600.1010");
   ASSERT_NO_FATAL_FAILURE(expect_consistent());
+
+  // Listed 7 bytes too small: the download is refused, never written past the listed size.
+  tree_->publish(index_v2(-7));
+  const auto smaller = run_update();
+  EXPECT_EQ(smaller.exit_code, 2) << smaller.output;
+  EXPECT_NE(smaller.output.find("larger than the allowed maximum size"), std::string::npos)
+      << smaller.output;
+  EXPECT_FALSE(fs::exists(dir_ / icrc_diff_900));
+  EXPECT_EQ(recorded("P.48020000"), "1667900");
 }
 
 TEST_F(au_update, bad_requests_fail_before_any_download) {
