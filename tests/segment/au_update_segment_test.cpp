@@ -62,8 +62,9 @@ class au_update_segment : public testing::Test {
     ASSERT_NO_FATAL_FAILURE(upstream_->start());
   }
 
-  // The relay, with a site key, holding the icrc pattern file under the mirror's identity.
-  std::string start_relay() {
+  // The relay, with a site key; with `mirror_config` it mirrors the tree instead of holding the
+  // icrc pattern file in its cache under the mirror's identity.
+  std::string start_relay(const std::string& mirror_config = {}) {
     const auto& host = lan_->add_host("relay");
     const fs::path state = work_ / "relay" / "state";
     fs::create_directories(state);
@@ -74,16 +75,19 @@ class au_update_segment : public testing::Test {
     while (!key.empty() && key.back() == '\n') {
       key.pop_back();
     }
-    EXPECT_EQ(run({LANRELAY_CLI_PATH, "cache", "add", tree_->file(pattern_path).string(), "--kind",
+    if (mirror_config.empty()) {
+      EXPECT_EQ(run({LANRELAY_CLI_PATH, "cache", "add", tree_->file(pattern_path).string(), "--kind",
                    "file", "--name", activeupdate::segment_item_name(pattern_path).value(),
                    "--version", "2500000", "--state-dir",
                    state.string()},
                   work_ / "cache-add.out"),
               0)
         << read_file(work_ / "cache-add.out");
+    }
     const fs::path config = work_ / "relay" / "lanrelayd.toml";
     std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
-                          << "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n";
+                          << "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n"
+                          << mirror_config;
     const fs::path log = work_ / "relay" / "lanrelayd.log";
     relay_.emplace(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                    process::options{.netns = host.netns, .output = log});
@@ -91,6 +95,8 @@ class au_update_segment : public testing::Test {
       return read_file(log).find("discovery listening") != std::string::npos &&
              !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
     })) << read_file(log);
+    relay_address_ = host.address;
+    relay_netns_ = host.netns;
     return key;
   }
 
@@ -108,12 +114,16 @@ class au_update_segment : public testing::Test {
     fs::path dir;
   };
 
-  update_result update_on(const std::string& name, const std::vector<std::string>& extra) {
+  update_result update_on(const std::string& name, const std::vector<std::string>& extra,
+                          const std::string& index_url = {}) {
     const auto& host = lan_->add_host(name);
     update_result r;
     r.dir = work_ / name / "au";
     std::vector<std::string> argv{LANRELAY_CLI_PATH, "update", "--index-url",
-                                  "http://" + upstream_address_ + "/activeupdate/", "--dir",
+                                  index_url.empty()
+                                      ? "http://" + upstream_address_ + "/activeupdate/"
+                                      : index_url,
+                                  "--dir",
                                   r.dir.string(), "--state-dir", (work_ / name / "state").string(),
                                   "--json", "--log-level", "info"};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -157,6 +167,8 @@ class au_update_segment : public testing::Test {
   std::optional<nginx> upstream_;
   std::optional<process> relay_;
   std::string upstream_address_;
+  std::string relay_address_;
+  std::string relay_netns_;
 };
 
 TEST_F(au_update_segment, the_pattern_comes_from_the_relay_not_the_upstream) {
@@ -198,6 +210,38 @@ TEST_F(au_update_segment, without_the_site_key_the_offer_is_not_trusted) {
   EXPECT_EQ(slurp(r.dir / pattern_path), slurp(tree_->file(pattern_path)));
   upstream_->log_of(3);
   EXPECT_EQ(upstream_gets(pattern_path), 1U);
+}
+
+// The whole chain: upstream tree -> the relay's mirror -> the agent's update through discovery.
+TEST_F(au_update_segment, a_mirroring_relay_serves_index_and_files_the_upstream_sends_once) {
+  ASSERT_NO_FATAL_FAILURE(start_upstream());
+  const std::string site_key =
+      start_relay("[[mirror.source]]\nname = \"osce\"\nurl = \"http://" + upstream_address_ +
+                  "/activeupdate/\"\n");
+  // The relay syncs at start; its signed catalog lists a mirrored file once its digest is known.
+  const std::string icrc_name = activeupdate::segment_item_name(pattern_path).value();
+  const std::string vsapi_name = activeupdate::segment_item_name(vsapi_path).value();
+  ASSERT_TRUE(eventually(20s, [&] {
+    const auto catalog = http_get_in_netns(relay_netns_, relay_address_, 4127, "/-/catalog", 1s);
+    return catalog.find(icrc_name) != std::string::npos &&
+           catalog.find(vsapi_name) != std::string::npos;
+  })) << read_file(work_ / "relay" / "lanrelayd.log");
+
+  const auto r = update_on("agent0", {"--site-key", site_key},
+                           "http://" + relay_address_ + ":4127/activeupdate/osce/");
+  ASSERT_EQ(r.exit_status, 0) << r.log;
+  for (const auto* name : {"P.48020000", "P.4"}) {
+    const auto c = component(r, name);
+    EXPECT_EQ(c.at("source").as_string(), "relay") << name << ": " << r.log;
+    EXPECT_TRUE(c.at("verified").as_bool()) << name;
+  }
+  EXPECT_EQ(slurp(r.dir / pattern_path), slurp(tree_->file(pattern_path)));
+  EXPECT_EQ(slurp(r.dir / pattern_sig), slurp(tree_->file(pattern_sig)));
+  EXPECT_EQ(slurp(r.dir / vsapi_path), slurp(tree_->file(vsapi_path)));
+  // Only the relay's sync reached the upstream: each file once.
+  for (const auto& path : {pattern_path, pattern_sig, vsapi_path}) {
+    EXPECT_EQ(upstream_gets(path), 1U) << path;
+  }
 }
 
 }  // namespace
