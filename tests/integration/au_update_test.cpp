@@ -92,7 +92,7 @@ class au_update : public testing::Test {
                                   "update",
                                   "--index-url",
                                   "http://127.0.0.1:" + std::to_string(server_->port()) +
-                                      "/activeupdate/",
+                                      index_path_,
                                   "--dir",
                                   dir_.string(),
                                   "--state-dir",
@@ -177,6 +177,7 @@ class au_update : public testing::Test {
   std::unique_ptr<test::au_tree> tree_;
   std::unique_ptr<test::nginx> server_;
   int runs_ = 0;
+  std::string index_path_ = "/activeupdate/";  // the tree; or its server.ini
 };
 
 TEST_F(au_update, first_update_takes_full_files_then_a_diff_then_nothing) {
@@ -245,7 +246,10 @@ TEST_F(au_update, a_local_version_without_a_matching_diff_takes_the_full_file) {
   fs::create_directories(dir_);
   ASSERT_TRUE(agent::write_local_versions(dir_, local));
 
+  index_path_ = "/activeupdate/server.ini";  // the index's own URL works as well as the tree's
   const auto doc = run_json({"--component", "P.48020000"});
+  EXPECT_EQ(doc.at("index_url").as_string(),
+            "http://127.0.0.1:" + std::to_string(server_->port()) + "/activeupdate/server.ini");
   ASSERT_EQ(doc.at("components").as_array().size(), 1U);
   const auto& icrc = component(doc, "P.48020000");
   EXPECT_EQ(icrc.at("action").as_string(), "full");
