@@ -1,5 +1,6 @@
 #include "agent_commands.hpp"
 #include "command_error.hpp"
+#include "command_support.hpp"
 #include "state_owner.hpp"
 
 #include "lanrelay/agent/fetch.hpp"
@@ -22,25 +23,6 @@ namespace {
 
 namespace net = boost::asio;
 namespace json = boost::json;
-
-// Runs one coroutine to completion on its own io_context.
-template <typename T>
-T run_to_completion(net::awaitable<T> task) {
-  net::io_context ioc;
-  std::optional<T> out;
-  std::exception_ptr failure;
-  net::co_spawn(ioc, std::move(task), [&](std::exception_ptr e, T value) {
-    failure = e;
-    if (!e) {
-      out.emplace(std::move(value));
-    }
-  });
-  ioc.run();
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
-  return std::move(*out);
-}
 
 struct item_args {
   std::string kind;
@@ -97,20 +79,6 @@ struct item_args {
       }
     }
     return d;
-  }
-
-  static std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text) {
-    std::uint64_t factor = 1;
-    if (text.ends_with("ms")) {
-      text.remove_suffix(2);
-    } else if (text.ends_with("s")) {
-      text.remove_suffix(1);
-      factor = 1000;
-    }
-    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string_view::npos) {
-      return std::nullopt;
-    }
-    return std::chrono::milliseconds(std::stoull(std::string(text)) * factor);
   }
 };
 
@@ -204,7 +172,7 @@ void add_agent_commands(CLI::App& app) {
       options.use_discovery = !args->no_discovery;
       options.state_dir = args->state_dir ? *args->state_dir : default_state_dir();
       options.peer_cache = args->peer;
-      const auto patience = item_args::parse_duration_ms(args->busy_patience);
+      const auto patience = parse_duration_ms(args->busy_patience);
       if (!patience) {
         throw command_error("--busy-patience '" + args->busy_patience +
                             "' is not a duration such as 500ms or 60s");

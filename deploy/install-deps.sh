@@ -12,6 +12,7 @@ packages=(
   iproute2 nftables curl procps
   nginx-light wrk
   dpkg-dev file systemd adduser
+  dante-server tinyproxy-bin openssl
 )
 
 missing=()
@@ -34,4 +35,12 @@ if ((${#missing[@]})); then
     systemctl disable --now nginx >/dev/null 2>&1 || true
   fi
   pkill -x nginx 2>/dev/null || true
+fi
+# Tests run their own SOCKS5 proxy (danted) with their own configuration; the package's system
+# service is never wanted (its default configuration would not start anyway).
+if dpkg-query -W -f='${Status}' dante-server 2>/dev/null | grep -q "install ok installed"; then
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now danted >/dev/null 2>&1 || true
+  fi
+  update-rc.d danted disable >/dev/null 2>&1 || true
 fi

@@ -339,14 +339,20 @@ class fetch_job {
     const bool tls = options_.upstream->scheme_id() == boost::urls::scheme::https;
     const auto digest = options_.digest ? options_.digest : expected_;
     if (!digest && !tls) {
-      spdlog::warn("upstream over plain HTTP and no digest: bytes cannot be verified url={}",
-                   options_.upstream->buffer());
+      if (options_.expected_size) {
+        spdlog::info("upstream over plain HTTP and no digest: only the size is checked url={}",
+                     options_.upstream->buffer());
+      } else {
+        spdlog::warn("upstream over plain HTTP and no digest: bytes cannot be verified url={}",
+                     options_.upstream->buffer());
+      }
     }
     if (digest != expected_) {
       part_.discard();
     }
     const auto result = co_await download(std::string(options_.upstream->buffer()),
-                                          digest ? std::optional(digest->size) : std::nullopt);
+                                          digest ? std::optional(digest->size)
+                                                 : options_.expected_size);
     if (result == attempt_result::busy) {
       last_error_ = make_error_code(errc::not_found);
     }

@@ -3,6 +3,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -21,6 +23,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/url/grammar/ci_string.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <openssl/err.h>
@@ -114,6 +117,24 @@ class http_category_impl final : public boost::system::error_category {
       case http_errc::bad_ca_file:
         return "the CA file cannot be read or holds no PEM certificate; check its path and "
                "permissions";
+      case http_errc::proxy_auth_failed:
+        return "the proxy rejected the credentials (or wants some): check the user name and "
+               "password in the proxy URL (scheme://user:password@host:port)";
+      case http_errc::proxy_auth_unsupported:
+        return "the SOCKS5 proxy accepts none of the offered authentication methods; put "
+               "user:password in the proxy URL if it requires a login";
+      case http_errc::proxy_protocol_error:
+        return "the proxy broke the SOCKS5 protocol; check that the proxy URL names a SOCKS5 "
+               "proxy";
+      case http_errc::socks_not_allowed:
+        return "the SOCKS5 proxy's rules do not allow this connection; ask its administrator";
+      case http_errc::socks_host_unreachable:
+        return "the SOCKS5 proxy cannot reach the server (name not resolved, host or network "
+               "unreachable)";
+      case http_errc::socks_connection_refused:
+        return "the server refused the SOCKS5 proxy's connection; check the URL's port";
+      case http_errc::socks_failed:
+        return "the SOCKS5 proxy could not open the connection (general failure)";
     }
     return "unknown lanrelay.http error " + std::to_string(ev);
   }
@@ -184,6 +205,8 @@ struct target {
   std::string origin_form;          // path and query
 };
 
+result<target> parse_authority(urls::url_view url, target t);
+
 result<target> parse_target(urls::url_view url) {
   target t;
   switch (url.scheme_id()) {
@@ -196,6 +219,12 @@ result<target> parse_target(urls::url_view url) {
     default:
       return http_errc::unsupported_scheme;
   }
+  return parse_authority(url, t);
+}
+
+// Host, port and origin form of `url`, whose scheme the caller has checked; `t.tls` and, when the
+// URL has no port, `t.port` are already set.
+result<target> parse_authority(urls::url_view url, target t) {
   if (!url.has_authority() || url.encoded_host().empty()) {
     return http_errc::invalid_url;
   }
@@ -219,7 +248,7 @@ result<target> parse_target(urls::url_view url) {
       return http_errc::invalid_url;
     }
     t.port = url.port_number();
-  } else {
+  } else if (t.port == 0) {
     t.port = t.tls ? 443 : 80;
   }
   const std::string host_text(url.encoded_host());
@@ -266,10 +295,60 @@ result<urls::url> resolve_location(const urls::url& base, std::string_view locat
   return next;
 }
 
+enum class proxy_protocol { http, socks5 };
+
+struct proxy_endpoint {
+  proxy_protocol protocol = proxy_protocol::http;
+  target hop;
+  std::string authorization;  // http: "Basic ...", or empty
+  bool has_credentials = false;  // socks5: authenticate with user and password (RFC 1929)
+  std::string user;
+  std::string password;
+};
+
+constexpr std::uint16_t default_socks_port = 1080;
+// RFC 1929 and RFC 1928 carry these in one length byte.
+constexpr std::size_t max_socks_field = 255;
+
+result<proxy_endpoint> parse_proxy(urls::url_view url) {
+  proxy_endpoint p;
+  const auto scheme = url.scheme();
+  if (urls::grammar::ci_is_equal(scheme, "http")) {
+    auto hop = parse_target(url);
+    if (!hop) {
+      return hop.error();
+    }
+    p.hop = std::move(*hop);
+    p.authorization = basic_credentials(url);
+    return p;
+  }
+  if (!urls::grammar::ci_is_equal(scheme, "socks5") &&
+      !urls::grammar::ci_is_equal(scheme, "socks5h")) {
+    return http_errc::unsupported_scheme;
+  }
+  target t;
+  t.port = default_socks_port;
+  auto hop = parse_authority(url, t);
+  if (!hop) {
+    return hop.error();
+  }
+  p.protocol = proxy_protocol::socks5;
+  p.hop = std::move(*hop);
+  if (url.has_userinfo()) {
+    p.has_credentials = true;
+    p.user = url.user();
+    p.password = url.password();
+    if (p.user.empty() || p.user.size() > max_socks_field ||
+        p.password.size() > max_socks_field) {
+      return http_errc::invalid_url;
+    }
+  }
+  return p;
+}
+
 // How one hop reaches its target.
 struct route {
-  const target* proxy = nullptr;   // when set, connect here instead of to the target
-  std::string proxy_authorization;  // "Basic ...", or empty
+  const proxy_endpoint* proxy = nullptr;   // when set, connect here instead of to the target
   std::optional<net::ip::address> pinned;  // connect to this instead of resolving the target
 };
 
@@ -339,8 +418,8 @@ net::awaitable<result<tcp::endpoint>> connect(beast::tcp_stream& stream, const t
 }
 
 // Asks the proxy on `stream` for a tunnel to `t`. Runs under the connect deadline.
-net::awaitable<error_code> open_tunnel(beast::tcp_stream& stream, const target& t,
-                                       const std::string& proxy_authorization) {
+net::awaitable<error_code> open_http_tunnel(beast::tcp_stream& stream, const target& t,
+                                            const std::string& proxy_authorization) {
   http::request<http::empty_body> request{http::verb::connect, t.authority_with_port, 11};
   request.set(http::field::host, t.authority_with_port);
   request.set(http::field::user_agent, user_agent);
@@ -362,13 +441,162 @@ net::awaitable<error_code> open_tunnel(beast::tcp_stream& stream, const target& 
   const unsigned status = parser.get().result_int();
   if (status / 100 != 2) {
     spdlog::debug("http client: proxy answered CONNECT {} with {}", t.authority_with_port, status);
-    co_return http_errc::proxy_refused;
+    // Only the proxy answers CONNECT: 401 (tinyproxy's answer) means the same as 407 here.
+    co_return status == 407 || status == 401 ? http_errc::proxy_auth_failed
+                                             : http_errc::proxy_refused;
   }
   if (buffer.size() != 0) {
     // The target speaks only after our ClientHello; anything here came from the proxy.
     co_return http_errc::protocol_error;
   }
   co_return error_code{};
+}
+
+net::awaitable<error_code> socks_write(beast::tcp_stream& stream,
+                                       const std::vector<std::uint8_t>& bytes) {
+  auto [ec, written] = co_await net::async_write(stream, net::buffer(bytes), use_tuple);
+  co_return ec ? classify(ec, http_errc::connect_timeout) : error_code{};
+}
+
+// Reads exactly `into.size()` bytes. A proxy that hangs up mid-handshake broke the protocol.
+net::awaitable<error_code> socks_read(beast::tcp_stream& stream, std::span<std::uint8_t> into) {
+  auto [ec, read] =
+      co_await net::async_read(stream, net::buffer(into.data(), into.size()), use_tuple);
+  if (ec == net::error::eof) {
+    co_return http_errc::proxy_protocol_error;
+  }
+  co_return ec ? classify(ec, http_errc::connect_timeout) : error_code{};
+}
+
+error_code socks_reply_error(std::uint8_t reply) {
+  switch (reply) {
+    case 0x02:
+      return http_errc::socks_not_allowed;
+    case 0x03:
+    case 0x04:
+    case 0x06:
+      return http_errc::socks_host_unreachable;
+    case 0x05:
+      return http_errc::socks_connection_refused;
+    default:
+      return http_errc::socks_failed;
+  }
+}
+
+// Asks the SOCKS5 proxy on `stream` for a connection to `t` (RFC 1928), authenticating with user
+// name and password (RFC 1929) when the proxy URL has them. Host names go to the proxy unresolved.
+// Runs under the connect deadline.
+net::awaitable<error_code> open_socks_tunnel(beast::tcp_stream& stream, const target& t,
+                                             const proxy_endpoint& proxy) {
+  constexpr std::uint8_t version = 0x05;
+  constexpr std::uint8_t no_authentication = 0x00;
+  constexpr std::uint8_t username_password = 0x02;
+  constexpr std::uint8_t no_acceptable_method = 0xff;
+  std::vector<std::uint8_t> greeting{version, 1, no_authentication};
+  if (proxy.has_credentials) {
+    greeting = {version, 2, no_authentication, username_password};
+  }
+  if (auto ec = co_await socks_write(stream, greeting); ec) {
+    co_return ec;
+  }
+  std::array<std::uint8_t, 2> choice{};
+  if (auto ec = co_await socks_read(stream, choice); ec) {
+    co_return ec;
+  }
+  if (choice[0] != version) {
+    co_return http_errc::proxy_protocol_error;
+  }
+  if (choice[1] == no_acceptable_method) {
+    co_return http_errc::proxy_auth_unsupported;
+  }
+  if (choice[1] == username_password && proxy.has_credentials) {
+    std::vector<std::uint8_t> login{0x01, static_cast<std::uint8_t>(proxy.user.size())};
+    login.insert(login.end(), proxy.user.begin(), proxy.user.end());
+    login.push_back(static_cast<std::uint8_t>(proxy.password.size()));
+    login.insert(login.end(), proxy.password.begin(), proxy.password.end());
+    auto ec = co_await socks_write(stream, login);
+    std::fill(login.begin(), login.end(), std::uint8_t{0});
+    if (ec) {
+      co_return ec;
+    }
+    std::array<std::uint8_t, 2> verdict{};
+    if (auto read_ec = co_await socks_read(stream, verdict); read_ec) {
+      co_return read_ec;
+    }
+    if (verdict[0] != 0x01) {
+      co_return http_errc::proxy_protocol_error;
+    }
+    if (verdict[1] != 0x00) {
+      co_return http_errc::proxy_auth_failed;
+    }
+  } else if (choice[1] != no_authentication) {
+    co_return http_errc::proxy_protocol_error;  // a method we did not offer
+  }
+
+  constexpr std::uint8_t connect_command = 0x01;
+  constexpr std::uint8_t ipv4 = 0x01;
+  constexpr std::uint8_t domain_name = 0x03;
+  constexpr std::uint8_t ipv6 = 0x04;
+  std::vector<std::uint8_t> request{version, connect_command, 0x00};
+  if (t.host_is_address) {
+    const auto address = net::ip::make_address(t.host);
+    if (address.is_v4()) {
+      request.push_back(ipv4);
+      const auto bytes = address.to_v4().to_bytes();
+      request.insert(request.end(), bytes.begin(), bytes.end());
+    } else {
+      request.push_back(ipv6);
+      const auto bytes = address.to_v6().to_bytes();
+      request.insert(request.end(), bytes.begin(), bytes.end());
+    }
+  } else {
+    if (t.host.size() > max_socks_field) {
+      co_return http_errc::invalid_url;
+    }
+    request.push_back(domain_name);
+    request.push_back(static_cast<std::uint8_t>(t.host.size()));
+    request.insert(request.end(), t.host.begin(), t.host.end());
+  }
+  request.push_back(static_cast<std::uint8_t>(t.port >> 8));
+  request.push_back(static_cast<std::uint8_t>(t.port & 0xff));
+  if (auto ec = co_await socks_write(stream, request); ec) {
+    co_return ec;
+  }
+
+  // VER REP RSV ATYP, then the bound address (ignored) and port.
+  std::array<std::uint8_t, 4> reply{};
+  if (auto ec = co_await socks_read(stream, reply); ec) {
+    co_return ec;
+  }
+  if (reply[0] != version) {
+    co_return http_errc::proxy_protocol_error;
+  }
+  if (reply[1] != 0x00) {
+    spdlog::debug("http client: SOCKS5 proxy answered CONNECT {} with reply {}",
+                  t.authority_with_port, reply[1]);
+    co_return socks_reply_error(reply[1]);
+  }
+  std::size_t bound_length = 0;
+  switch (reply[3]) {
+    case ipv4:
+      bound_length = 4;
+      break;
+    case ipv6:
+      bound_length = 16;
+      break;
+    case domain_name: {
+      std::array<std::uint8_t, 1> length{};
+      if (auto ec = co_await socks_read(stream, length); ec) {
+        co_return ec;
+      }
+      bound_length = length[0];
+      break;
+    }
+    default:
+      co_return http_errc::proxy_protocol_error;
+  }
+  std::vector<std::uint8_t> bound(bound_length + 2);
+  co_return co_await socks_read(stream, bound);
 }
 
 net::awaitable<error_code> handshake(net::ssl::stream<beast::tcp_stream>& stream, const target& t) {
@@ -425,6 +653,36 @@ error_code configure_tls(net::ssl::context& context, const tls_options& options)
   return ec;
 }
 
+// Under a rate limit, reads are small enough (about a tenth of a second of the slowest limit,
+// at least 4 KiB) that the transfer flows evenly instead of in bursts and long pauses.
+std::size_t chunk_size_for(const std::vector<std::shared_ptr<rate_limiter>>& limits) {
+  std::uint64_t size = body_chunk_size;
+  for (const auto& limit : limits) {
+    if (limit) {
+      size = std::min(size, std::max<std::uint64_t>(limit->bytes_per_second() / 10, 4096));
+    }
+  }
+  return static_cast<std::size_t>(size);
+}
+
+// Accounts `bytes` with every limiter and waits as long as the strictest one asks. The wait is
+// outside the idle-body deadline, which restarts at the next read.
+net::awaitable<error_code> pace(const std::vector<std::shared_ptr<rate_limiter>>& limits,
+                                std::size_t bytes) {
+  std::chrono::nanoseconds wait{0};
+  for (const auto& limit : limits) {
+    if (limit) {
+      wait = std::max(wait, limit->take(bytes));
+    }
+  }
+  if (wait <= std::chrono::nanoseconds::zero()) {
+    co_return error_code{};
+  }
+  net::steady_timer timer(co_await net::this_coro::executor, wait);
+  auto [ec] = co_await timer.async_wait(use_tuple);
+  co_return ec;
+}
+
 beast::tcp_stream& transport_of(beast::tcp_stream& stream) { return stream; }
 beast::tcp_stream& transport_of(net::ssl::stream<beast::tcp_stream>& stream) {
   return stream.next_layer();
@@ -437,7 +695,7 @@ net::awaitable<result<exchange_outcome>> exchange(Stream& stream, const fetch_re
                                                   const target& t, const route& via,
                                                   body_sink& sink) {
   beast::tcp_stream& transport = transport_of(stream);
-  const bool absolute = via.proxy != nullptr && !t.tls;
+  const bool absolute = via.proxy != nullptr && via.proxy->protocol == proxy_protocol::http && !t.tls;
 
   http::request<http::empty_body> get{http::verb::get, absolute ? absolute_form(t) : t.origin_form,
                                       11};
@@ -454,8 +712,8 @@ net::awaitable<result<exchange_outcome>> exchange(Stream& stream, const fetch_re
   if (request.if_modified_since) {
     get.set(http::field::if_modified_since, *request.if_modified_since);
   }
-  if (absolute && !via.proxy_authorization.empty()) {
-    get.set(http::field::proxy_authorization, via.proxy_authorization);
+  if (absolute && !via.proxy->authorization.empty()) {
+    get.set(http::field::proxy_authorization, via.proxy->authorization);
   }
 
   transport.expires_after(request.timeouts.response_head);
@@ -497,6 +755,9 @@ net::awaitable<result<exchange_outcome>> exchange(Stream& stream, const fetch_re
         detail::parse_retry_after(it->value(), std::chrono::system_clock::now());
   }
 
+  if (absolute && response.status == 407) {
+    co_return http_errc::proxy_auth_failed;
+  }
   if (is_redirect(response.status)) {
     outcome.location = std::string(head[http::field::location]);
     co_return outcome;
@@ -544,7 +805,7 @@ net::awaitable<result<exchange_outcome>> exchange(Stream& stream, const fetch_re
     co_return http_errc::too_large;
   }
 
-  std::vector<std::byte> chunk(body_chunk_size);
+  std::vector<std::byte> chunk(chunk_size_for(request.rate_limits));
   std::uint64_t received = 0;
   while (!parser->is_done()) {
     auto& body = parser->get().body();
@@ -576,6 +837,9 @@ net::awaitable<result<exchange_outcome>> exchange(Stream& stream, const fetch_re
       }
       response.body_bytes += data.size();
     }
+    if (auto paced = co_await pace(request.rate_limits, got); paced) {
+      co_return paced;
+    }
   }
   if (expected_body && received != *expected_body) {
     co_return http_errc::protocol_error;
@@ -591,18 +855,23 @@ net::awaitable<result<exchange_outcome>> fetch_once(const fetch_request& request
                                                     body_sink& sink) {
   const auto deadline = std::chrono::steady_clock::now() + request.timeouts.connect;
   beast::tcp_stream transport(co_await net::this_coro::executor);
-  const target& hop = via.proxy != nullptr ? *via.proxy : t;
+  const target& hop = via.proxy != nullptr ? via.proxy->hop : t;
   auto peer = co_await connect(transport, hop, via.pinned, deadline);
   if (!peer) {
     co_return peer.error();
+  }
+  if (via.proxy != nullptr && via.proxy->protocol == proxy_protocol::socks5) {
+    if (auto ec = co_await open_socks_tunnel(transport, t, *via.proxy); ec) {
+      co_return ec;
+    }
   }
 
   result<exchange_outcome> outcome;
   if (!t.tls) {
     outcome = co_await exchange(transport, request, t, via, sink);
   } else {
-    if (via.proxy != nullptr) {
-      if (auto ec = co_await open_tunnel(transport, t, via.proxy_authorization); ec) {
+    if (via.proxy != nullptr && via.proxy->protocol == proxy_protocol::http) {
+      if (auto ec = co_await open_http_tunnel(transport, t, via.proxy->authorization); ec) {
         co_return ec;
       }
     }
@@ -635,18 +904,13 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
   if (!original) {
     co_return original.error();
   }
-  std::optional<target> proxy;
-  std::string proxy_authorization;
+  std::optional<proxy_endpoint> proxy;
   if (request.proxy) {
-    auto parsed = parse_target(request.proxy->proxy);
+    auto parsed = parse_proxy(request.proxy->proxy);
     if (!parsed) {
       co_return parsed.error();
     }
-    if (parsed->tls) {
-      co_return http_errc::unsupported_scheme;
-    }
     proxy = std::move(*parsed);
-    proxy_authorization = basic_credentials(request.proxy->proxy);
   }
 
   std::optional<net::ssl::context> tls_context;
@@ -666,7 +930,6 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
     route via;
     if (proxy) {
       via.proxy = &*proxy;
-      via.proxy_authorization = proxy_authorization;
     } else if (request.host_address && t->host == original->host) {
       via.pinned = request.host_address;
     }
@@ -703,6 +966,27 @@ net::awaitable<result<fetch_response>> fetch_on_own_strand(fetch_request request
 }
 
 }  // namespace
+
+rate_limiter::rate_limiter(std::uint64_t bytes_per_second, std::uint64_t burst)
+    : rate_(std::max<std::uint64_t>(bytes_per_second, 1)),
+      burst_(static_cast<double>(burst > 0 ? burst
+                                           : std::max<std::uint64_t>(rate_ / 10, 16 * 1024))),
+      tokens_(burst_),
+      last_(clock::now()) {}
+
+std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes) {
+  const std::lock_guard lock(mutex_);
+  const auto now = clock::now();
+  const std::chrono::duration<double> elapsed = now - last_;
+  last_ = now;
+  tokens_ = std::min(burst_, tokens_ + elapsed.count() * static_cast<double>(rate_));
+  tokens_ -= static_cast<double>(bytes);
+  if (tokens_ >= 0) {
+    return std::chrono::nanoseconds::zero();
+  }
+  const std::chrono::duration<double> debt(-tokens_ / static_cast<double>(rate_));
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(debt);
+}
 
 const boost::system::error_category& http_category() noexcept {
   static const http_category_impl category;

@@ -1,10 +1,12 @@
 #pragma once
 
 // A real upstream for ActiveUpdate tests: nginx (Debian's) serving a generated AU tree from a
-// temporary directory on 127.0.0.1, with an access log the tests read to count requests.
+// temporary directory on 127.0.0.1 (or inside a test segment's namespace), over http:// or
+// https://, with an access log the tests read to count requests.
 
 #include "lanrelay/common/activeupdate_index.hpp"
 #include "process.hpp"
+#include "segment.hpp"
 
 #include <gtest/gtest.h>
 
@@ -82,14 +84,45 @@ struct request_line {
   std::string if_none_match;  // likewise
 };
 
+inline bool can_connect_in(const std::string& netns, const std::string& address,
+                           unsigned short port) {
+  const int fd = socket_in_netns(netns, AF_INET, SOCK_STREAM);
+  if (fd < 0) {
+    return false;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Where nginx listens: by default a free port on 127.0.0.1 of the test's own namespace; or an
+// address and port inside a network namespace of a test segment (segment.hpp).
+struct listen_on {
+  std::string netns;
+  std::string address = "127.0.0.1";
+  unsigned short port = 0;  // 0: a free port (own namespace only)
+};
+
 // nginx as a child process: one process (master_process off), so kill -9 ends every transfer.
 class nginx {
  public:
-  nginx(au_fs::path prefix, au_fs::path root) : prefix_(std::move(prefix)), root_(std::move(root)) {
-    port_ = free_port();
+  nginx(au_fs::path prefix, au_fs::path root, listen_on where = {})
+      : prefix_(std::move(prefix)), root_(std::move(root)), where_(std::move(where)) {
+    port_ = where_.port != 0 ? where_.port : free_port();
   }
 
-  // Serves root_; `slow_uri` (exact URI), when set, at `rate` bytes per second.
+  // Serve https:// instead (PEM certificate and key), from the next start().
+  void use_tls(au_fs::path certificate, au_fs::path key) {
+    certificate_ = std::move(certificate);
+    key_ = std::move(key);
+  }
+
+  // Serves root_; `slow_uri` (exact URI, or a prefix when it ends with '/'), when set, at `rate`
+  // bytes per second.
   void start(const std::string& slow_uri = {}, const std::string& rate = "512k") {
     au_fs::create_directories(prefix_);
     au_fs::remove(prefix_ / "access.log");
@@ -113,18 +146,27 @@ class nginx {
          << "  scgi_temp_path " << (prefix_ / "scgi").string() << ";\n"
          << "  sendfile off;\n"
          << "  server {\n"
-         << "    listen 127.0.0.1:" << port_ << ";\n"
+         << "    listen " << where_.address << ":" << port_
+         << (certificate_.empty() ? "" : " ssl") << ";\n"
          << "    root " << root_.string() << ";\n";
+    if (!certificate_.empty()) {
+      conf << "    ssl_certificate " << certificate_.string() << ";\n"
+           << "    ssl_certificate_key " << key_.string() << ";\n";
+    }
     if (!slow_uri.empty()) {
-      conf << "    location = " << slow_uri << " { limit_rate " << rate << "; }\n";
+      conf << "    location " << (slow_uri.back() == '/' ? "" : "= ") << slow_uri
+           << " { limit_rate " << rate << "; }\n";
     }
     conf << "  }\n}\n";
     spew(prefix_ / "nginx.conf", conf.str());
     proc_ = process({std::string(nginx_path), "-e", (prefix_ / "error.log").string(), "-c",
                            (prefix_ / "nginx.conf").string(), "-p", prefix_.string() + "/", "-g",
                            "daemon off;"},
-                          {.output = prefix_ / "nginx.out"});
-    ASSERT_TRUE(eventually(10s, [&] { return can_connect(port_); }))
+                          {.netns = where_.netns, .output = prefix_ / "nginx.out"});
+    ASSERT_TRUE(eventually(10s, [&] {
+      return where_.netns.empty() ? can_connect(port_)
+                                  : can_connect_in(where_.netns, where_.address, port_);
+    }))
         << read_file(prefix_ / "nginx.out") << read_file(prefix_ / "error.log");
   }
 
@@ -166,6 +208,9 @@ class nginx {
  private:
   au_fs::path prefix_;
   au_fs::path root_;
+  au_fs::path certificate_;
+  au_fs::path key_;
+  listen_on where_;
   unsigned short port_ = 0;
   process proc_;
 };

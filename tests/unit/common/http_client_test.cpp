@@ -1020,9 +1020,241 @@ TEST(http_client_proxy, refused_tunnel_is_an_error) {
   collector out;
   const auto response = http_fetch_blocking(request, out.sink());
   ASSERT_FALSE(response);
-  EXPECT_EQ(response.error(), http_errc::proxy_refused);
+  EXPECT_EQ(response.error(), http_errc::proxy_auth_failed);
   ASSERT_EQ(proxy.requests().size(), 1U);
   EXPECT_EQ(proxy.requests()[0].count(http::field::proxy_authorization), 0U);
+}
+
+TEST(http_client_proxy, forbidden_tunnel_is_refused) {
+  test_server proxy([](test_connection& c) -> net::awaitable<void> {
+    co_await c.write(head("403 Forbidden", content_length(0)));
+  });
+  auto request = get("https://localhost:9/");
+  request.tls.ca_file = pki().ca_file;
+  request.proxy =
+      proxy_settings{boost::urls::url("http://127.0.0.1:" + std::to_string(proxy.port()))};
+  collector out;
+  const auto response = http_fetch_blocking(request, out.sink());
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), http_errc::proxy_refused);
+}
+
+// A scripted SOCKS5 proxy for byte-level checks: accepts one connection on a thread, records what
+// the client sends in each step and answers with the given bytes. After a successful CONNECT
+// reply it serves `http_response` as the tunnelled target.
+class scripted_socks {
+ public:
+  struct script {
+    std::string method_choice;       // answer to the greeting
+    std::string auth_verdict;        // answer to RFC 1929 credentials; empty: not expected
+    std::string connect_reply;       // answer to CONNECT; empty: close after the greeting step
+    std::string http_response;
+  };
+
+  explicit scripted_socks(script s) : script_(std::move(s)) {
+    acceptor_.open(tcp::v4());
+    acceptor_.bind({net::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~scripted_socks() { done(); }
+
+  // Waits for the proxy's side to finish; its records may be read afterwards.
+  scripted_socks& done() {
+    if (thread_.joinable()) {
+      boost::system::error_code ignored;
+      acceptor_.cancel(ignored);
+      thread_.join();
+    }
+    return *this;
+  }
+
+  std::string url(std::string_view userinfo = {}) const {
+    return "socks5h://" + std::string(userinfo) + (userinfo.empty() ? "" : "@") + "127.0.0.1:" +
+           std::to_string(acceptor_.local_endpoint().port());
+  }
+
+  std::string greeting, credentials, connect_request;
+
+ private:
+  // One read per step: the client sends each step in one write, which loopback delivers whole.
+  static std::string read_some(tcp::socket& socket) {
+    std::array<char, 512> buffer;
+    boost::system::error_code ec;
+    const auto n = socket.read_some(net::buffer(buffer), ec);
+    return ec ? std::string() : std::string(buffer.data(), n);
+  }
+
+  void serve() {
+    boost::system::error_code ec;
+    tcp::socket socket(ioc_);
+    acceptor_.accept(socket, ec);
+    if (ec) {
+      return;
+    }
+    greeting = read_some(socket);
+    net::write(socket, net::buffer(script_.method_choice), ec);
+    if (!script_.auth_verdict.empty()) {
+      credentials = read_some(socket);
+      net::write(socket, net::buffer(script_.auth_verdict), ec);
+    }
+    if (script_.connect_reply.empty()) {
+      return;
+    }
+    connect_request = read_some(socket);
+    net::write(socket, net::buffer(script_.connect_reply), ec);
+    if (!script_.http_response.empty()) {
+      read_some(socket);
+      net::write(socket, net::buffer(script_.http_response), ec);
+      socket.shutdown(tcp::socket::shutdown_send, ec);
+      read_some(socket);
+    }
+  }
+
+  script script_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+};
+
+std::string bytes(std::initializer_list<int> values) {
+  std::string out;
+  for (const int v : values) {
+    out.push_back(static_cast<char>(v));
+  }
+  return out;
+}
+
+TEST(http_client_socks, wire_format_with_credentials_and_a_host_name) {
+  // Bound address given as a domain name (ATYP 3), which the client must skip correctly.
+  scripted_socks proxy({.method_choice = bytes({5, 2}),
+                        .auth_verdict = bytes({1, 0}),
+                        .connect_reply = bytes({5, 0, 0, 3, 4}) + "host" + bytes({0x10, 0x92}),
+                        .http_response = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"});
+  auto request = get("http://update.example.com:8080/x");
+  request.proxy = proxy_settings{boost::urls::url(proxy.url("agent:p%40ss"))};
+  collector out;
+  const auto response = http_fetch_blocking(request, out.sink());
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(out.bytes, "hello");
+  proxy.done();
+  EXPECT_EQ(proxy.greeting, bytes({5, 2, 0, 2}));
+  EXPECT_EQ(proxy.credentials, bytes({1, 5}) + "agent" + bytes({4}) + "p@ss");
+  EXPECT_EQ(proxy.connect_request,
+            bytes({5, 1, 0, 3, 18}) + "update.example.com" + bytes({0x1f, 0x90}));
+}
+
+TEST(http_client_socks, addresses_are_sent_as_addresses) {
+  scripted_socks v4({.method_choice = bytes({5, 0}),
+                     .connect_reply = bytes({5, 0, 0, 1, 10, 0, 0, 1, 0, 80}),
+                     .http_response = "HTTP/1.1 204 No Content\r\n\r\n"});
+  auto request = get("http://192.0.2.7/x");
+  request.proxy = proxy_settings{boost::urls::url(v4.url())};
+  collector out;
+  ASSERT_TRUE(http_fetch_blocking(request, out.sink()));
+  v4.done();
+  EXPECT_EQ(v4.greeting, bytes({5, 1, 0}));
+  EXPECT_EQ(v4.connect_request, bytes({5, 1, 0, 1, 192, 0, 2, 7, 0, 80}));
+
+  scripted_socks v6({.method_choice = bytes({5, 0}),
+                     .connect_reply = bytes({5, 0, 0, 1, 10, 0, 0, 1, 0, 80}),
+                     .http_response = "HTTP/1.1 204 No Content\r\n\r\n"});
+  request.url = boost::urls::url("http://[2001:db8::1]:8080/x");
+  request.proxy = proxy_settings{boost::urls::url(v6.url())};
+  ASSERT_TRUE(http_fetch_blocking(request, out.sink()));
+  v6.done();
+  EXPECT_EQ(v6.connect_request, bytes({5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 1, 0x1f, 0x90}));
+}
+
+TEST(http_client_socks, broken_or_refusing_proxies_give_their_errors) {
+  struct scripted_case {
+    scripted_socks::script script;
+    std::string userinfo;
+    http_errc expected;
+  };
+  const scripted_case cases[] = {
+      {{.method_choice = bytes({4, 0})}, "", http_errc::proxy_protocol_error},
+      {{.method_choice = bytes({5, 0xff})}, "", http_errc::proxy_auth_unsupported},
+      {{.method_choice = bytes({5, 2})}, "", http_errc::proxy_protocol_error},  // not offered
+      {{.method_choice = bytes({5, 2}), .auth_verdict = bytes({1, 1})}, "u:p",
+       http_errc::proxy_auth_failed},
+      {{.method_choice = bytes({5, 0}), .connect_reply = bytes({5, 2, 0, 1, 0, 0, 0, 0, 0, 0})}, "",
+       http_errc::socks_not_allowed},
+      {{.method_choice = bytes({5, 0}), .connect_reply = bytes({5, 4, 0, 1, 0, 0, 0, 0, 0, 0})}, "",
+       http_errc::socks_host_unreachable},
+      {{.method_choice = bytes({5, 0}), .connect_reply = bytes({5, 5, 0, 1, 0, 0, 0, 0, 0, 0})}, "",
+       http_errc::socks_connection_refused},
+      {{.method_choice = bytes({5, 0}), .connect_reply = bytes({5, 1, 0, 1, 0, 0, 0, 0, 0, 0})}, "",
+       http_errc::socks_failed},
+      {{.method_choice = bytes({5, 0}), .connect_reply = bytes({5, 0, 0, 9, 0, 0})}, "",
+       http_errc::proxy_protocol_error},
+  };
+  for (const auto& c : cases) {
+    scripted_socks proxy(c.script);
+    auto request = get("http://update.example.com/x");
+    request.timeouts.connect = std::chrono::milliseconds(2'000);
+    request.proxy = proxy_settings{boost::urls::url(proxy.url(c.userinfo))};
+    collector out;
+    const auto response = http_fetch_blocking(request, out.sink());
+    ASSERT_FALSE(response) << make_error_code(c.expected).message();
+    EXPECT_EQ(response.error(), c.expected) << response.error().message();
+  }
+}
+
+TEST(http_client_proxy, bad_proxy_urls_fail_before_connecting) {
+  for (const auto* proxy : {"https://127.0.0.1:3128", "socks4://127.0.0.1:1080",
+                            "socks5://:password@127.0.0.1:1080", "socks5://"}) {
+    auto request = get("http://127.0.0.1:9/");
+    request.proxy = proxy_settings{boost::urls::url(proxy)};
+    collector out;
+    const auto response = http_fetch_blocking(request, out.sink());
+    ASSERT_FALSE(response) << proxy;
+    EXPECT_TRUE(response.error() == http_errc::unsupported_scheme ||
+                response.error() == http_errc::invalid_url)
+        << proxy << ": " << response.error().message();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limiter (the paced transfers themselves are measured in integration/upstream_proxy_test)
+
+TEST(rate_limiter_test, burst_is_free_then_debt_is_paid_in_time) {
+  rate_limiter limit(1'000'000, 100'000);
+  EXPECT_EQ(limit.take(100'000), std::chrono::nanoseconds::zero());
+  // 500 kB more at 1 MB/s: half a second (less the few microseconds that passed).
+  const auto wait = limit.take(500'000);
+  EXPECT_GT(wait, std::chrono::milliseconds(490));
+  EXPECT_LE(wait, std::chrono::milliseconds(500));
+  // Debt accumulates: the next taker queues behind the first.
+  EXPECT_GT(limit.take(250'000), std::chrono::milliseconds(740));
+}
+
+TEST(rate_limiter_test, default_burst_is_a_tenth_of_a_second_at_least_16_kib) {
+  rate_limiter fast(10'000'000);
+  EXPECT_EQ(fast.take(1'000'000), std::chrono::nanoseconds::zero());
+  EXPECT_GT(fast.take(1'000'000), std::chrono::milliseconds(99));
+  rate_limiter slow(1'000);
+  EXPECT_EQ(slow.take(16 * 1024), std::chrono::nanoseconds::zero());
+  EXPECT_GT(slow.take(1'000), std::chrono::milliseconds(990));
+}
+
+TEST(rate_limiter_test, many_threads_together_get_the_rate) {
+  const auto limit = std::make_shared<rate_limiter>(1'000'000, 1);
+  std::vector<std::thread> takers;
+  std::vector<std::chrono::nanoseconds> waits(4);
+  for (std::size_t i = 0; i < waits.size(); ++i) {
+    takers.emplace_back([&, i] {
+      for (int n = 0; n < 1000; ++n) {
+        waits[i] = limit->take(250);
+      }
+    });
+  }
+  for (auto& t : takers) {
+    t.join();
+  }
+  // 4 x 1000 x 250 bytes = 1 MB at 1 MB/s: the last taker waits about a second.
+  EXPECT_GT(*std::max_element(waits.begin(), waits.end()), std::chrono::milliseconds(900));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ struct fetch_options {
   std::filesystem::path output;
   std::optional<boost::urls::url> upstream;  // where the item is when the segment cannot help
   std::optional<trusted_digest> digest;      // the exact bytes wanted, vouched for by the caller
+  // Without a digest: the size the upstream's bytes must have (e.g. listed in an ActiveUpdate
+  // index). The download stops beyond it and fails when shorter.
+  std::optional<std::uint64_t> expected_size;
   std::vector<public_key> site_keys;         // pinned: accept catalogs signed with any of them
   discovery_options discovery;
   bool use_discovery = true;

@@ -2,8 +2,13 @@
 
 // The download client: one HTTP/1.1 GET, streamed into a caller's sink, from a LAN peer or the
 // relay (plain http://) or from the upstream update server (https://, certificate and host name
-// verified). Used by the agent to fetch items and, later, by the relay to mirror an ActiveUpdate
-// tree.
+// verified), directly or through an HTTP CONNECT or SOCKS5 proxy, optionally under shared
+// download rate limits. Used by the agent to fetch items and by the relay to mirror an
+// ActiveUpdate tree.
+//
+// Retries are the caller's: one http_fetch is one attempt (redirects aside). The mirror retries a
+// file with exponential backoff and jitter and resumes it with `offset` (relay/mirror.hpp);
+// agent::fetch moves to the next holder and resumes there (agent/fetch.hpp).
 //
 // Each fetch opens its own connection (no keep-alive) and closes it when done. Every network step
 // has a deadline from `http_timeouts`. The body is never buffered whole: it goes to the sink in
@@ -26,6 +31,8 @@
 #include <boost/url/url.hpp>
 
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -35,6 +42,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace lanrelay {
 
@@ -46,7 +54,8 @@ enum class http_errc {
   head_timeout,              // connected, but no complete response head in time
   body_timeout,              // the body stopped making progress
   invalid_url,               // no host, or a URL the client cannot use
-  unsupported_scheme,        // neither http:// nor https:// (or a proxy that is not http://)
+  unsupported_scheme,        // neither http:// nor https:// (or a proxy that is neither http://,
+                             // socks5:// nor socks5h://)
   protocol_error,            // malformed status line, header, chunk or Content-Range
   incomplete_response,       // the server closed the connection before the response was complete
   range_mismatch,            // a 206 for another range than the one asked for
@@ -58,6 +67,16 @@ enum class http_errc {
   certificate_untrusted,     // the server's certificate does not chain to a trusted CA
   certificate_name_mismatch, // the certificate is valid but for another host name or address
   bad_ca_file,               // tls_options::ca_file cannot be read as PEM certificates
+  proxy_auth_failed,         // the proxy wants (other) credentials: HTTP 407, or SOCKS5
+                             // username/password rejected
+  proxy_auth_unsupported,    // the SOCKS5 proxy accepts none of the offered methods (no
+                             // authentication; username/password when the URL has credentials)
+  proxy_protocol_error,      // the SOCKS5 proxy broke the protocol (RFC 1928/1929)
+  socks_not_allowed,         // SOCKS5 reply 2: the proxy's rules forbid this connection
+  socks_host_unreachable,    // SOCKS5 replies 3, 4, 6: the proxy cannot reach the target (or
+                             // cannot resolve its name)
+  socks_connection_refused,  // SOCKS5 reply 5: the target refused the proxy's connection
+  socks_failed,              // any other SOCKS5 failure reply
 };
 
 const boost::system::error_category& http_category() noexcept;
@@ -87,11 +106,46 @@ struct tls_options {
   std::optional<std::filesystem::path> ca_file;
 };
 
-// An HTTP proxy, `http://[user:password@]host:port`. https:// targets go through a CONNECT tunnel
-// (TLS is end to end); http:// targets are requested in absolute form. Userinfo, when present, is
-// sent as Basic Proxy-Authorization and nowhere else.
+// The proxy between us and the targets:
+// - `http://[user:password@]host:port`: an HTTP proxy. https:// targets go through a CONNECT
+//   tunnel (TLS is end to end); http:// targets are requested in absolute form. Userinfo, when
+//   present, is sent as Basic Proxy-Authorization and nowhere else. A 407 answer, to CONNECT or
+//   to a request, fails with proxy_auth_failed.
+// - `socks5://[user:password@]host:port` or `socks5h://…`: a SOCKS5 proxy (RFC 1928), username
+//   and password authentication (RFC 1929) when the URL has userinfo (each at most 255 bytes),
+//   no authentication otherwise. Both spellings let the proxy resolve host names (ATYP domain
+//   name, curl's socks5h semantics): the machine behind a proxy often cannot resolve outside
+//   names. IP-literal targets are sent as addresses. Every target, http:// or https://, goes
+//   through the tunnel as if connected directly. The port defaults to 1080.
+// The proxy's own host name is resolved here. Its handshake runs under the connect deadline.
 struct proxy_settings {
   boost::urls::url proxy;
+};
+
+// A download rate limit in bytes per second, shared by any number of fetches at once (hold it in
+// a shared_ptr and put it in each fetch_request::rate_limits): together they receive at most
+// `bytes_per_second` on average, plus a burst of at most `burst` bytes after a quiet time.
+// A token bucket that may go into debt: take() always succeeds and returns how long the caller
+// must wait before reading on, so concurrent takers queue up fairly in arrival order.
+// Thread-safe: the bucket is guarded by a mutex; any thread may call take() at any time.
+class rate_limiter {
+ public:
+  // bytes_per_second > 0. burst 0 means 100 ms worth of the rate, at least 16 KiB.
+  explicit rate_limiter(std::uint64_t bytes_per_second, std::uint64_t burst = 0);
+
+  // Accounts `bytes` just received (or about to be) and returns the wait before the next read.
+  std::chrono::nanoseconds take(std::uint64_t bytes);
+
+  std::uint64_t bytes_per_second() const noexcept { return rate_; }
+
+ private:
+  using clock = std::chrono::steady_clock;
+
+  const std::uint64_t rate_;
+  const double burst_;
+  std::mutex mutex_;
+  double tokens_;            // guarded by mutex_; negative while in debt
+  clock::time_point last_;   // guarded by mutex_: when tokens_ was last refilled
 };
 
 struct fetch_request {
@@ -113,6 +167,9 @@ struct fetch_request {
   // header, SNI and certificate checks still use the URL's host. Applies to that host on any
   // port; a redirect to another host is resolved normally. Not used with a proxy.
   std::optional<boost::asio::ip::address> host_address;
+  // Every limiter here is applied to the body: e.g. the mirror's per-source limit and its total
+  // limit. The wait is the longest any of them asks for. Empty: as fast as the network goes.
+  std::vector<std::shared_ptr<rate_limiter>> rate_limits;
 };
 
 struct fetch_response {

@@ -1,0 +1,53 @@
+#pragma once
+
+// Helpers shared by the agent-side commands (fetch, discover, update).
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace lanrelay::cli {
+
+// Runs one coroutine to completion on its own io_context.
+template <typename T>
+T run_to_completion(boost::asio::awaitable<T> task) {
+  boost::asio::io_context ioc;
+  std::optional<T> out;
+  std::exception_ptr failure;
+  boost::asio::co_spawn(ioc, std::move(task), [&](std::exception_ptr e, T value) {
+    failure = e;
+    if (!e) {
+      out.emplace(std::move(value));
+    }
+  });
+  ioc.run();
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+  return std::move(*out);
+}
+
+// "500ms", "2s" or a bare number of milliseconds; nullopt for anything else.
+inline std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text) {
+  std::uint64_t factor = 1;
+  if (text.ends_with("ms")) {
+    text.remove_suffix(2);
+  } else if (text.ends_with("s")) {
+    text.remove_suffix(1);
+    factor = 1000;
+  }
+  if (text.empty() || text.size() > 9 ||
+      text.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(std::stoull(std::string(text)) * factor);
+}
+
+}  // namespace lanrelay::cli
