@@ -1,6 +1,8 @@
 #include "lanrelay/common/config.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
 #include <spdlog/common.h>
 #include <toml++/toml.h>
 
@@ -30,6 +32,8 @@ enum class setting_type {
   log_level, // spdlog level name
   boolean,   // true or false
   choice,    // one of a fixed list of strings
+  secret,    // string that is never printed back (an admin token)
+  networks,  // array of CIDR strings ("10.0.0.0/8", "fd00::/8") or single addresses
 };
 
 // Problems are reported as plain text; the loader adds file, line and column.
@@ -302,6 +306,88 @@ setting path_setting(std::string_view section, std::string_view key, std::string
       }};
 }
 
+// A bearer token: token68 characters (RFC 7235 §2.1), long enough not to be guessed.
+constexpr std::size_t min_token_length = 16;
+
+bool is_token_char(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+}
+
+setting secret_setting(std::string_view section, std::string_view key, std::string_view doc,
+                       field_of<std::string> field) {
+  return setting{
+      section, key, setting_type::secret, doc, 0, 0,
+      [field](relay_config& c, const toml::node& node) -> apply_result {
+        const auto* text = node.as_string();
+        if (text == nullptr) {
+          return "expected a string, got " + std::string(toml_type_name(node));
+        }
+        const std::string& value = text->get();
+        if (!value.empty() && (value.size() < min_token_length ||
+                               !std::all_of(value.begin(), value.end(), is_token_char))) {
+          return "a token must be at least " + std::to_string(min_token_length) +
+                 " characters of A-Z a-z 0-9 - . _ ~ + / = (generate one with: openssl rand "
+                 "-hex 32)";
+        }
+        field(c) = value;
+        return std::nullopt;
+      },
+      // The default is printed; a configured token never is.
+      [field](const relay_config& c) {
+        return toml_string(field(const_cast<relay_config&>(c)).empty() ? "" : "<secret>");
+      }};
+}
+
+// "10.0.0.0/8", "fd00::/8", "127.0.0.1" (one address): true when Asio accepts it as a network.
+bool is_network(const std::string& text) {
+  boost::system::error_code ec;
+  if (text.find('/') == std::string::npos) {
+    boost::asio::ip::make_address(text, ec);
+    return !ec;
+  }
+  boost::asio::ip::make_network_v4(text, ec);
+  if (!ec) {
+    return true;
+  }
+  ec.clear();
+  boost::asio::ip::make_network_v6(text, ec);
+  return !ec;
+}
+
+setting networks_setting(std::string_view section, std::string_view key, std::string_view doc,
+                         field_of<std::vector<std::string>> field) {
+  return setting{
+      section, key, setting_type::networks, doc, 0, 0,
+      [field](relay_config& c, const toml::node& node) -> apply_result {
+        const auto* list = node.as_array();
+        if (list == nullptr) {
+          return "expected an array of networks such as [\"10.0.0.0/8\", \"127.0.0.1\"], got " +
+                 std::string(toml_type_name(node));
+        }
+        std::vector<std::string> values;
+        for (const auto& element : *list) {
+          const auto* text = element.as_string();
+          if (text == nullptr || !is_network(text->get())) {
+            return (text != nullptr ? toml_string(text->get()) : std::string(toml_type_name(element))) +
+                   " is not a network (address/prefix length, e.g. \"10.0.0.0/8\" or "
+                   "\"fd00::/8\", or one address)";
+          }
+          values.push_back(text->get());
+        }
+        field(c) = std::move(values);
+        return std::nullopt;
+      },
+      [field](const relay_config& c) {
+        std::string out = "[";
+        for (const auto& network : field(const_cast<relay_config&>(c))) {
+          out += out.size() > 1 ? ", " : "";
+          out += toml_string(network);
+        }
+        return out + "]";
+      }};
+}
+
 // The single source of truth for lanrelayd's settings, in the order they are printed.
 const std::vector<setting>& settings_table() {
   using std::chrono::milliseconds;
@@ -377,6 +463,14 @@ const std::vector<setting>& settings_table() {
       string_setting("log", "level", setting_type::log_level,
                      "trace, debug, info, warn, error, critical or off.",
                      [](relay_config& c) -> auto& { return c.log_level; }),
+      secret_setting("admin", "token",
+                     "Bearer token for endpoints that change anything (PUT /-/log-level...). "
+                     "Empty: they are refused. Keep this file readable by the daemon only.",
+                     [](relay_config& c) -> auto& { return c.admin.token; }),
+      networks_setting("admin", "read_networks",
+                       "Networks that may read /, /-/status, /-/metrics and /-/stats and reach "
+                       "admin endpoints, e.g. [\"10.0.0.0/8\", \"127.0.0.1/32\"]. Empty: any.",
+                       [](relay_config& c) -> auto& { return c.admin.read_networks; }),
   };
   return table;
 }

@@ -137,7 +137,11 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
 
   auto held = store_.find_satisfying(q->kind, q->name, q->version);
   if (q->sha256) {
-    std::erase_if(held, [&](const item& it) { return it.sha256 != *q->sha256; });
+    const auto mismatched =
+        std::erase_if(held, [&](const item& it) { return it.sha256 != *q->sha256; });
+    if (mismatched > 0 && held.empty()) {
+      ++counters_.digest_mismatches;
+    }
   }
   const auto host = url_host(*arrival, source.address());
   if (held.empty() || !host) {

@@ -1,6 +1,7 @@
 #include "lanrelay/relay/handler.hpp"
 
 #include "lanrelay/relay/catalog_signer.hpp"
+#include "lanrelay/relay/monitor.hpp"
 
 #include "lanrelay/common/version.hpp"
 #include "lanrelay/relay/range.hpp"
@@ -12,6 +13,8 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
+
+#include <cctype>
 
 #include <optional>
 #include <string>
@@ -95,6 +98,43 @@ small_response text_response(http::status status, const http::request_header<>& 
   return res;
 }
 
+// Monitoring and admin endpoints: their methods, and which of them change anything.
+bool is_monitoring_endpoint(resource_kind resource) {
+  switch (resource) {
+    case resource_kind::stats:
+    case resource_kind::status_page:
+    case resource_kind::status:
+    case resource_kind::metrics:
+    case resource_kind::log_level:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The admin verb of an endpoint (PUT /-/log-level), none for read-only ones.
+std::optional<http::verb> admin_method(resource_kind resource) {
+  if (resource == resource_kind::log_level) {
+    return http::verb::put;
+  }
+  return std::nullopt;
+}
+
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+std::string client_text(const request_context& context) {
+  return context.client ? context.client->to_string() : std::string("unknown");
+}
+
 std::string catalog_json(content_store& store) {
   boost::json::array items;
   for (const item& it : store.list()) {
@@ -125,13 +165,14 @@ small_response request_handler::error_response(http::status status, unsigned ver
   return res;
 }
 
-response_plan request_handler::handle(const http::request_header<>& request) {
+response_plan request_handler::handle(const http::request_header<>& request,
+                                      const request_context& context) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
 
   const parsed_target target = parse_request_target(request.target());
   if (target.verdict == target_verdict::bad_request) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
-    spdlog::debug("bad request target: {} target=\"{}\"", target.reason,
+    spdlog::debug("event=bad_request reason=\"{}\" target=\"{}\"", target.reason,
                   printable(request.target()));
     return text_response(http::status::bad_request, request, "text/plain; charset=utf-8",
                          "bad request target: " + std::string(target.reason) + "\n");
@@ -139,6 +180,9 @@ response_plan request_handler::handle(const http::request_header<>& request) {
   if (target.verdict == target_verdict::not_found) {
     return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                          "not found\n");
+  }
+  if (is_monitoring_endpoint(target.resource)) {
+    return serve_monitoring(request, target.resource, context);
   }
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
@@ -164,13 +208,122 @@ response_plan request_handler::handle(const http::request_header<>& request) {
       }
       return text_response(http::status::ok, request, "application/json",
                            settings_.signer->sign(store_));
-    case resource_kind::stats:
-      return text_response(http::status::ok, request, "application/json",
-                           to_json(take_snapshot(counters_, slots_)));
     case resource_kind::cache_item:
       break;
+    case resource_kind::stats:
+    case resource_kind::status_page:
+    case resource_kind::status:
+    case resource_kind::metrics:
+    case resource_kind::log_level:
+      break;  // served by serve_monitoring
   }
   return serve_item(request, target.key);
+}
+
+// Monitoring and admin endpoints.
+
+std::size_t request_handler::accepts_body(const http::request_header<>& request) {
+  const parsed_target target = parse_request_target(request.target());
+  if (target.verdict != target_verdict::ok || !is_monitoring_endpoint(target.resource)) {
+    return 0;
+  }
+  const auto verb = admin_method(target.resource);
+  return verb && request.method() == *verb ? max_body_size : 0;
+}
+
+std::optional<small_response> request_handler::authorize(endpoint_access access,
+                                                         const http::request_header<>& request,
+                                                         const request_context& context) const {
+  const auto decision =
+      settings_.access.check(access, context.client, request[http::field::authorization]);
+  if (decision.allowed) {
+    return std::nullopt;
+  }
+  spdlog::info("event=access_refused client={} target=\"{}\" access={} status={}",
+               client_text(context), printable(request.target()),
+               access == endpoint_access::admin ? "admin" : "read",
+               static_cast<unsigned>(decision.status));
+  auto res = text_response(decision.status, request, "text/plain; charset=utf-8",
+                           decision.message + "\n");
+  if (decision.challenge) {
+    res.set(http::field::www_authenticate, "Bearer realm=\"lanrelay\"");
+  }
+  return res;
+}
+
+response_plan request_handler::serve_monitoring(const http::request_header<>& request,
+                                                resource_kind resource,
+                                                const request_context& context) {
+  const auto admin_verb = admin_method(resource);
+  const bool reading =
+      request.method() == http::verb::get || request.method() == http::verb::head;
+  const bool changing = admin_verb && request.method() == *admin_verb;
+  if (!reading && !changing) {
+    counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    const std::string allow =
+        admin_verb ? std::string(allowed_methods) + ", " + std::string(http::to_string(*admin_verb))
+                   : std::string(allowed_methods);
+    auto res = text_response(http::status::method_not_allowed, request,
+                             "text/plain; charset=utf-8", "allowed methods: " + allow + "\n");
+    res.set(http::field::allow, allow);
+    return res;
+  }
+  if (auto refused =
+          authorize(changing ? endpoint_access::admin : endpoint_access::read, request, context)) {
+    return std::move(*refused);
+  }
+
+  if (resource == resource_kind::stats) {
+    return text_response(http::status::ok, request, "application/json",
+                         to_json(take_snapshot(counters_, slots_)));
+  }
+  if (resource == resource_kind::log_level) {
+    if (!changing) {
+      return text_response(http::status::ok, request, "text/plain; charset=utf-8",
+                           std::string(spdlog::level::to_string_view(spdlog::get_level()).data(),
+                                       spdlog::level::to_string_view(spdlog::get_level()).size()) +
+                               "\n");
+    }
+    const std::string wanted(trim(context.body));
+    const auto level = spdlog::level::from_str(wanted);
+    if (level == spdlog::level::off && wanted != "off") {
+      return text_response(http::status::bad_request, request, "text/plain; charset=utf-8",
+                           "\"" + printable(wanted) +
+                               "\" is not a log level; send one of trace, debug, info, warn, "
+                               "error, critical, off\n");
+    }
+    spdlog::set_level(level);
+    spdlog::info("event=log_level_changed level={} client={}", wanted, client_text(context));
+    return text_response(http::status::ok, request, "text/plain; charset=utf-8",
+                         "log level " + wanted + "\n");
+  }
+  if (settings_.monitoring == nullptr) {
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "monitoring is not available here\n");
+  }
+  switch (resource) {
+    case resource_kind::status_page: {
+      auto res = text_response(http::status::ok, request, "text/html; charset=utf-8",
+                               render_status_page(settings_.monitoring->report()));
+      // The page needs nothing but itself: no script, no outside resource.
+      res.set("Content-Security-Policy",
+              "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'");
+      res.set(http::field::cache_control, "no-store");
+      return res;
+    }
+    case resource_kind::status: {
+      auto res = text_response(http::status::ok, request, "application/json",
+                               to_json(settings_.monitoring->report()));
+      res.set(http::field::cache_control, "no-store");
+      return res;
+    }
+    case resource_kind::metrics:
+      return text_response(http::status::ok, request, metrics::content_type,
+                           settings_.monitoring->render_metrics());
+    default:
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "not found\n");
+  }
 }
 
 response_plan request_handler::serve_item(const http::request_header<>& request,
@@ -181,8 +334,8 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "not cached here\n");
     }
-    spdlog::error("cannot open cached item {}: {}; check the cache directory", cache_path(key),
-                  file.error().message());
+    spdlog::error("event=cache_read_error item={} error=\"{}\"; check the cache directory",
+                  cache_path(key), file.error().message());
     return text_response(http::status::internal_server_error, request,
                          "text/plain; charset=utf-8", "cannot read the cached item\n");
   }
@@ -247,7 +400,7 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
 
   auto slot = slots_.try_acquire();
   if (!slot) {
-    spdlog::debug("every transfer slot is taken; answering 503 item={}", cache_path(key));
+    spdlog::debug("event=refused_busy item={} slots={}", cache_path(key), slots_.capacity());
     auto res = text_response(http::status::service_unavailable, request,
                              "text/plain; charset=utf-8",
                              "every transfer slot is busy; retry later or use another relay\n");
@@ -257,7 +410,7 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
   }
 
   file_transfer transfer{http::response<http::empty_body>{std::move(head)}, std::move(*file),
-                         offset, length, std::move(*slot)};
+                         offset, length, std::move(*slot), cache_path(key)};
   transfer.head.content_length(length);
   transfer.head.keep_alive(wants_keep_alive(request));
   return transfer;

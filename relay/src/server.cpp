@@ -55,6 +55,8 @@ constexpr std::chrono::milliseconds cancel_wait{5'000};
 constexpr std::size_t sendfile_chunk = 16U << 20;
 constexpr std::uint64_t fairness_quantum = 4U << 20;
 constexpr std::size_t first_read_size = 1024;
+// How often the traffic history takes the growth of the byte counters (its buckets are 5 min).
+constexpr std::chrono::seconds traffic_record_interval{60};
 
 bool is_resource_exhaustion(const boost::system::error_code& ec) {
   return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
@@ -115,23 +117,32 @@ class connection : public std::enable_shared_from_this<connection> {
 }  // namespace detail
 
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
-               content_store& store, const catalog_signer* signer)
+               content_store& store, const catalog_signer* signer, access_policy access)
     : ioc_(ioc),
       http_(config.http),
       shutdown_grace_(config.shutdown_grace),
       slots_(config.max_peers),
-      handler_(store, slots_, counters_, handler_settings{config.retry_after, signer}),
+      monitor_(store, counters_, slots_, config.role),
+      handler_(store, slots_, counters_,
+               handler_settings{config.retry_after, signer, std::move(access), &monitor_}),
       control_(net::make_strand(ioc)),
       acceptor_(control_),
       backoff_timer_(control_),
-      drain_timer_(control_) {}
+      drain_timer_(control_),
+      traffic_timer_(control_) {}
 
 server::~server() = default;
 
 result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay_config& config,
                                                content_store& store,
                                                const catalog_signer* signer) {
-  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer);
+  auto access = access_policy::from_config(config.admin);
+  if (!access) {
+    spdlog::error("event=config_error setting=admin.read_networks error=\"not a list of networks\"");
+    return access.error();
+  }
+  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer,
+                                      std::move(*access));
   boost::system::error_code ec;
   auto address = net::ip::make_address(config.http.listen_address, ec);
   if (ec) {
@@ -182,6 +193,20 @@ void server::start() {
   std::signal(SIGPIPE, SIG_IGN);
   net::co_spawn(control_, accept_loop(),
                 [self = shared_from_this()](std::exception_ptr e) { log_failure("accept loop")(e); });
+  net::co_spawn(control_, traffic_loop(), [self = shared_from_this()](std::exception_ptr e) {
+    log_failure("traffic history")(e);
+  });
+}
+
+net::awaitable<void> server::traffic_loop() {
+  while (!on_stopped_) {
+    traffic_timer_.expires_after(traffic_record_interval);
+    auto [ec] = co_await traffic_timer_.async_wait(use_tuple);
+    monitor_.record_traffic(std::chrono::system_clock::now());
+    if (ec) {
+      co_return;  // cancelled by the shutdown sequence
+    }
+  }
 }
 
 void server::stop(std::function<void(bool)> on_stopped) {
@@ -309,9 +334,9 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
     first_request = false;
 
-    http::request_parser<http::empty_body> parser;
+    http::request_parser<http::string_body> parser;
     parser.header_limit(http_.max_header_bytes);
-    parser.body_limit(0);
+    parser.body_limit(request_handler::max_body_size);
     stream.expires_after(http_.header_timeout);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     if (ec) {
@@ -338,6 +363,13 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
       linger = true;
       break;
     }
+    if (!parser.is_done() && request_handler::accepts_body(parser.get()) > 0) {
+      // An admin endpoint's small argument; the head's deadline covers it too.
+      auto [body_ec, body_n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      if (body_ec && body_ec != http::error::body_limit) {
+        break;
+      }
+    }
     if (!parser.is_done()) {
       counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
       response_plan plan = request_handler::error_response(
@@ -351,7 +383,8 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
 
     conn->busy_ = true;
-    response_plan plan = handler_.handle(parser.get());
+    response_plan plan =
+        handler_.handle(parser.get(), request_context{conn->peer_.address(), parser.get().body()});
     const bool keep_alive = co_await send_plan(*conn, plan);
     conn->busy_ = false;
     if (!keep_alive) {
@@ -391,25 +424,36 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
     transfer.head.keep_alive(false);
   }
   http::response_serializer<http::empty_body> serializer{transfer.head};
+  const auto started = std::chrono::steady_clock::now();
+  auto tracked = monitor_.transfers().begin(conn.peer_.address().to_string(), transfer.item,
+                                            transfer.offset, transfer.length);
   stream.expires_after(http_.send_timeout);
   auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
   stream.expires_never();
   if (!ec) {
-    ec = co_await send_file(conn, transfer);
+    ec = co_await send_file(conn, transfer, tracked);
   }
   transfer.slot.release();  // the slot frees as soon as the transfer ends, however it ended
   transfer.file = item_file{};
+  tracked = transfer_registry::handle{};
+  const auto duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - started)
+                               .count();
   if (ec) {
     counters_.transfers_aborted.fetch_add(1, std::memory_order_relaxed);
-    spdlog::debug("transfer ended early: {} peer={}", ec.message(), to_string(conn.peer_));
+    spdlog::debug("event=transfer_aborted peer={} item={} length={} duration_ms={} error=\"{}\"",
+                  to_string(conn.peer_), transfer.item, transfer.length, duration_ms,
+                  ec.message());
     co_return false;
   }
   counters_.transfers_completed.fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("event=transfer_done peer={} item={} bytes={} duration_ms={}",
+                to_string(conn.peer_), transfer.item, transfer.length, duration_ms);
   co_return transfer.head.keep_alive();
 }
 
-net::awaitable<boost::system::error_code> server::send_file(detail::connection& conn,
-                                                            file_transfer& transfer) {
+net::awaitable<boost::system::error_code> server::send_file(
+    detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked) {
   using namespace net::experimental::awaitable_operators;
   auto& socket = conn.stream_.socket();
   boost::system::error_code ec;
@@ -431,6 +475,7 @@ net::awaitable<boost::system::error_code> server::send_file(detail::connection& 
       remaining -= static_cast<std::uint64_t>(sent);
       since_yield += static_cast<std::uint64_t>(sent);
       counters_.bytes_served.fetch_add(static_cast<std::uint64_t>(sent), std::memory_order_relaxed);
+      tracked.add_bytes(static_cast<std::uint64_t>(sent));
       if (since_yield >= fairness_quantum) {
         since_yield = 0;
         co_await net::post(socket.get_executor(), net::use_awaitable);
@@ -439,9 +484,11 @@ net::awaitable<boost::system::error_code> server::send_file(detail::connection& 
     }
     if (sent == 0) {
       // The file is shorter than the store says: it was truncated behind the store's back.
-      spdlog::error("cached file for {} ended early at byte {}; the cache directory was modified "
-                    "by something else",
-                    std::string_view(transfer.head[http::field::etag]), static_cast<std::uint64_t>(offset));
+      counters_.hash_mismatches.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("event=cached_file_short item={} etag={} at_byte={}; the cache directory was "
+                    "modified by something else",
+                    transfer.item, std::string_view(transfer.head[http::field::etag]),
+                    static_cast<std::uint64_t>(offset));
       co_return make_error_code(errc::size_mismatch);
     }
     const int error = errno;
@@ -478,6 +525,7 @@ net::awaitable<void> server::shutdown_sequence() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   backoff_timer_.cancel();
+  traffic_timer_.cancel();
 
   std::vector<std::shared_ptr<detail::connection>> open;
   {

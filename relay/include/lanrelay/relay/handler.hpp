@@ -7,10 +7,15 @@
 // lookup (404) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
 // transfer slot (503 when every slot is taken). HEAD, 304, 416 and empty items take no slot.
 //
+// Monitoring and admin endpoints (/, /-/status, /-/metrics, /-/stats, /-/log-level) go through
+// authorize() (admin_access.hpp) before anything else is decided.
+//
 // Thread safety: handle() may run on any number of threads at once; the handler keeps no mutable
 // state of its own (the store, the slot pool and the counters are thread safe).
 
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/admin_access.hpp"
+#include "lanrelay/relay/request_target.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -18,12 +23,19 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <variant>
 
 namespace lanrelay::relay {
+
+class monitor;
 
 // Item bytes to send from an open file after `head`. `head` carries Content-Length == length.
 struct file_transfer {
@@ -32,6 +44,7 @@ struct file_transfer {
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
   slot_pool::slot slot;  // held until the plan is destroyed: the transfer's end frees it
+  std::string item;      // what is sent, for the status (e.g. /cache/installer/agent-x64/14.0.1)
 };
 
 // A complete response (its body, if any, is in the message; a HEAD answer has Content-Length set
@@ -43,6 +56,16 @@ struct handler_settings {
   std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
   // Signs the catalog for /-/catalog.signed; nullptr: the relay has no site key (404). Not owned.
   const class catalog_signer* signer = nullptr;
+  // Monitoring and admin endpoints: who may use them, and what they show (nullptr: /, /-/status
+  // and /-/metrics answer 404). Not owned.
+  access_policy access;
+  monitor* monitoring = nullptr;
+};
+
+// What the server knows about a request beyond its head.
+struct request_context {
+  std::optional<boost::asio::ip::address> client;  // the peer; nullopt when unknown
+  std::string_view body;  // only for requests accepts_body() allowed; empty otherwise
 };
 
 class request_handler {
@@ -52,7 +75,13 @@ class request_handler {
                   handler_settings settings) noexcept
       : store_(store), slots_(slots), counters_(counters), settings_(settings) {}
 
-  response_plan handle(const boost::beast::http::request_header<>& request);
+  response_plan handle(const boost::beast::http::request_header<>& request,
+                       const request_context& context = {});
+
+  // The largest body the request may carry (0: none; the server answers 413 to one). Only admin
+  // endpoints that take an argument accept a body.
+  static std::size_t accepts_body(const boost::beast::http::request_header<>& request);
+  static constexpr std::size_t max_body_size = 1024;  // the most accepts_body() ever allows
 
   // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
   void set_draining() noexcept { draining_.store(true, std::memory_order_relaxed); }
@@ -64,6 +93,15 @@ class request_handler {
  private:
   response_plan serve_item(const boost::beast::http::request_header<>& request,
                            const item_key& key);
+
+  // Monitoring and admin endpoints.
+  response_plan serve_monitoring(const boost::beast::http::request_header<>& request,
+                                 resource_kind resource, const request_context& context);
+  // The one authorization decision for every monitoring and admin endpoint: nullopt when
+  // `access` is granted, else the refusal to send (403, or 401 with WWW-Authenticate).
+  std::optional<small_response> authorize(endpoint_access access,
+                                          const boost::beast::http::request_header<>& request,
+                                          const request_context& context) const;
 
   content_store& store_;
   slot_pool& slots_;

@@ -18,6 +18,13 @@
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
 //                                             bytes served, requests, connections).
 //
+// Monitoring and admin (relay/admin_access.hpp decides who may use them):
+//   GET|HEAD /                                the status page (HTML, no script).
+//   GET|HEAD /-/status                        the same status as JSON.
+//   GET|HEAD /-/metrics                       Prometheus text exposition format 0.0.4.
+//   GET|HEAD /-/log-level                     the current log level; PUT with a level as the body
+//                                             (admin token) changes it.
+//
 // Anything else is 404; a known path with a method other than GET or HEAD is 405 with
 // `Allow: GET, HEAD`. A query component ("?...") is ignored.
 //
@@ -37,7 +44,18 @@
 
 namespace lanrelay::relay {
 
-enum class resource_kind { cache_item, healthz, catalog, signed_catalog, stats };
+enum class resource_kind {
+  cache_item,
+  healthz,
+  catalog,
+  signed_catalog,
+  stats,
+  // Monitoring and admin endpoints.
+  status_page,
+  status,
+  metrics,
+  log_level,
+};
 
 enum class target_verdict {
   ok,           // `resource` names what was asked for
