@@ -3,6 +3,7 @@
 #include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/monitor.hpp"
 
+#include "lanrelay/common/log.hpp"
 #include "lanrelay/common/version.hpp"
 #include "lanrelay/relay/range.hpp"
 #include "lanrelay/relay/request_target.hpp"
@@ -14,6 +15,7 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include <optional>
@@ -280,9 +282,7 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
   if (resource == resource_kind::log_level) {
     if (!changing) {
       return text_response(http::status::ok, request, "text/plain; charset=utf-8",
-                           std::string(spdlog::level::to_string_view(spdlog::get_level()).data(),
-                                       spdlog::level::to_string_view(spdlog::get_level()).size()) +
-                               "\n");
+                           std::string(current_log_level()) + "\n");
     }
     const std::string wanted(trim(context.body));
     const auto level = spdlog::level::from_str(wanted);
@@ -292,8 +292,10 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
                                "\" is not a log level; send one of trace, debug, info, warn, "
                                "error, critical, off\n");
     }
-    spdlog::set_level(level);
+    // The change itself is logged at the more verbose of the two levels, so it always shows.
+    spdlog::set_level(std::min(spdlog::get_level(), level));
     spdlog::info("event=log_level_changed level={} client={}", wanted, client_text(context));
+    spdlog::set_level(level);
     return text_response(http::status::ok, request, "text/plain; charset=utf-8",
                          "log level " + wanted + "\n");
   }

@@ -1,6 +1,6 @@
 #include "lanrelay/relay/monitor.hpp"
 
-#include <spdlog/spdlog.h>
+#include "lanrelay/common/log.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -69,8 +69,7 @@ status_report monitor::report() const {
   r.role = role_;
   r.now = std::chrono::system_clock::now();
   r.started = started_;
-  r.log_level = std::string(spdlog::level::to_string_view(spdlog::get_level()).data(),
-                            spdlog::level::to_string_view(spdlog::get_level()).size());
+  r.log_level = std::string(current_log_level());
   r.items = store_.list();
   std::sort(r.items.begin(), r.items.end(), [](const item& a, const item& b) {
     return std::tie(a.key.kind, a.key.name, a.key.version) <

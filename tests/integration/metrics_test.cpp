@@ -1,0 +1,203 @@
+// The real lanrelayd on 127.0.0.1 (discovery off): /-/metrics and /-/status after real traffic —
+// whole downloads, a HEAD, a range, a 503 while the only slot is held by a slow reader — move
+// exactly the counters they should; the exposition parses with the Prometheus Python client;
+// the admin endpoint takes its body over the wire and wants the token.
+
+#include "relayd_harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace lanrelay::test {
+namespace {
+
+const std::string admin_token = "integration-token-0123456789";
+
+// "name{labels}" -> value, for every sample line of an exposition.
+std::map<std::string, double> parse_samples(const std::string& text) {
+  std::map<std::string, double> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto end = text.find('\n', at);
+    const std::string line = text.substr(at, end - at);
+    at = end == std::string::npos ? text.size() : end + 1;
+    if (line.empty() || line.front() == '#') {
+      continue;
+    }
+    const auto space = line.rfind(' ');
+    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return out;
+}
+
+class metrics_integration : public testing::Test {
+ protected:
+  void SetUp() override {
+    relay_ = std::make_unique<relayd>("[peers]\nmax_peers = 1\n[admin]\ntoken = \"" + admin_token +
+                                      "\"\nread_networks = [\"127.0.0.0/8\"]\n");
+    small_ = random_bytes(small_size, 11);
+    big_ = random_bytes(big_size, 12);
+    relay_->add({item_kind::installer, "agent-x64", "14.0.1234"}, small_);
+    relay_->add({item_kind::pattern, "vsapi", "16.679.00"}, big_);
+  }
+
+  std::string scrape_text() {
+    auto res = relay_->request("GET", "/-/metrics");
+    EXPECT_TRUE(res.complete);
+    EXPECT_EQ(res.message.result(), http::status::ok);
+    EXPECT_EQ(res.message[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+    return res.message.body();
+  }
+  std::map<std::string, double> scrape() { return parse_samples(scrape_text()); }
+
+  static constexpr std::size_t small_size = 200 * 1024 + 3;
+  static constexpr std::size_t big_size = 32 << 20;  // far more than loopback buffers hold
+  std::unique_ptr<relayd> relay_;
+  std::string small_;
+  std::string big_;
+};
+
+TEST_F(metrics_integration, counters_follow_real_traffic) {
+  auto before = scrape();
+  EXPECT_EQ(before["lanrelay_cache_items"], 2);
+  EXPECT_EQ(before["lanrelay_cache_bytes"], static_cast<double>(small_size + big_size));
+  EXPECT_EQ(before["lanrelay_transfer_slots"], 1);
+  EXPECT_EQ(before["lanrelay_served_bytes_total"], 0);
+
+  const std::string small_path = "/cache/installer/agent-x64/14.0.1234";
+  for (int i = 0; i < 2; ++i) {
+    auto got = relay_->request("GET", small_path);
+    ASSERT_EQ(got.message.result(), http::status::ok);
+    ASSERT_EQ(got.message.body().size(), small_size);
+  }
+  EXPECT_EQ(relay_->request("HEAD", small_path).message.result(), http::status::ok);
+  auto range = relay_->request("GET", small_path, "Range: bytes=100-1099\r\n");
+  ASSERT_EQ(range.message.result(), http::status::partial_content);
+
+  // A slow reader holds the only slot: the next download is refused as busy.
+  raw_connection slow(relay_->port(), 4096);
+  ASSERT_TRUE(slow.connected());
+  ASSERT_TRUE(slow.send_all("GET /cache/pattern/vsapi/1667900 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto head = slow.read_head();
+  ASSERT_TRUE(head);
+  ASSERT_NE(head->find("200 OK"), std::string::npos);
+  auto busy = relay_->request("GET", small_path);
+  ASSERT_EQ(busy.message.result(), http::status::service_unavailable);
+
+  auto during = scrape();
+  EXPECT_EQ(during["lanrelay_transfers_running"], 1);
+  EXPECT_EQ(during["lanrelay_transfers_refused_busy_total"], 1);
+
+  auto status = relay_->request("GET", "/-/status");
+  ASSERT_EQ(status.message.result(), http::status::ok);
+  const auto json = boost::json::parse(status.message.body()).as_object();
+  const auto& running = json.at("transfers").at("list").as_array();
+  ASSERT_EQ(running.size(), 1U);
+  EXPECT_EQ(running[0].at("item").as_string(), "/cache/pattern/vsapi/1667900");
+  EXPECT_EQ(running[0].at("client").as_string(), "127.0.0.1");
+  EXPECT_EQ(running[0].at("length").to_number<std::uint64_t>(), big_size);
+  EXPECT_LT(running[0].at("bytes_sent").to_number<std::uint64_t>(), big_size);
+
+  slow.close();  // the reader vanishes: the transfer is aborted and its slot freed
+  ASSERT_TRUE(eventually(10s, [&] { return scrape()["lanrelay_transfers_running"] == 0; }));
+
+  auto after = scrape();
+  const double whole = 2.0 * small_size + 1000;
+  const double served = after["lanrelay_served_bytes_total"];
+  EXPECT_GE(served, whole);  // plus what the slow reader's socket took before it closed
+  EXPECT_LT(served, whole + big_size);
+  EXPECT_EQ(after["lanrelay_transfers_completed_total"], 3);  // two whole, one range
+  EXPECT_EQ(after["lanrelay_transfers_aborted_total"], 1);
+  EXPECT_EQ(after["lanrelay_transfers_refused_busy_total"], 1);
+  EXPECT_EQ(after["lanrelay_upstream_fetched_bytes_total"], 0);
+  EXPECT_EQ(after["lanrelay_wan_spared_bytes"], served);
+  EXPECT_EQ(after["lanrelay_http_bad_requests_total"], 0);
+  EXPECT_EQ(after["lanrelay_hash_mismatches_total{where=\"relay\"}"], 0);
+  // Requests: the scrapes and status requests count too; everything here was one request each.
+  EXPECT_GE(after["lanrelay_http_requests_total"] - before["lanrelay_http_requests_total"], 8);
+  EXPECT_EQ(after["lanrelay_cache_items"], 2);
+
+  // Everything served shows in the 24-hour history, and the peer table has the loopback client.
+  const auto final_status =
+      boost::json::parse(relay_->request("GET", "/-/status").message.body()).as_object();
+  double history = 0;
+  for (const auto& v : final_status.at("traffic").at("served").as_array()) {
+    history += v.to_number<double>();
+  }
+  EXPECT_EQ(history, served);
+  const auto& peers = final_status.at("top_peers").as_array();
+  ASSERT_EQ(peers.size(), 1U);
+  EXPECT_EQ(peers[0].at("client").as_string(), "127.0.0.1");
+  EXPECT_EQ(peers[0].at("bytes").to_number<double>(), served);
+  EXPECT_EQ(peers[0].at("transfers").to_number<int>(), 4);
+}
+
+// The Prometheus project's Python client parses the whole exposition (Debian
+// python3-prometheus-client): names, HELP/TYPE lines, label escaping and values are valid.
+TEST_F(metrics_integration, exposition_parses_with_the_prometheus_client) {
+  ASSERT_EQ(relay_->request("GET", "/cache/installer/agent-x64/14.0.1234").message.result(),
+            http::status::ok);
+  const auto text = scrape_text();
+  const auto file = relay_->dir() / "metrics.txt";
+  std::ofstream(file) << text;
+  const std::string script =
+      "import sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "families = list(text_string_to_metric_families(open(sys.argv[1]).read()))\n"
+      "values = {s.name: s.value for f in families for s in f.samples if not s.labels}\n"
+      "print(len(families), int(values['lanrelay_served_bytes_total']))\n";
+  const auto script_file = relay_->dir() / "parse.py";
+  std::ofstream(script_file) << script;
+  const std::string command =
+      "/usr/bin/python3 " + script_file.string() + " " + file.string() + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[4096];
+  while (const auto n = std::fread(buf, 1, sizeof buf, pipe)) {
+    output.append(buf, n);
+  }
+  const int status = ::pclose(pipe);
+  ASSERT_EQ(status, 0) << "the Prometheus client could not parse /-/metrics (install "
+                          "python3-prometheus-client, deploy/install-deps.sh):\n"
+                       << output << "\n---\n" << text;
+  const auto counted = parse_samples(text).size();
+  EXPECT_GT(counted, 20U);
+  EXPECT_NE(output.find(" " + std::to_string(small_size) + "\n"), std::string::npos) << output;
+}
+
+TEST_F(metrics_integration, log_level_changes_over_the_wire_with_the_token) {
+  const auto put = [&](std::string_view body, std::string_view auth) {
+    raw_connection c(relay_->port());
+    std::string text = "PUT /-/log-level HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n";
+    if (!auth.empty()) {
+      text += "Authorization: " + std::string(auth) + "\r\n";
+    }
+    text += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+    EXPECT_TRUE(c.send_all(text));
+    return c.read_response();
+  };
+  EXPECT_EQ(put("warn", "").message.result(), http::status::unauthorized);
+  EXPECT_EQ(put("warn", "Bearer wrong-token-wrong-token").message.result(),
+            http::status::unauthorized);
+  EXPECT_EQ(put(std::string(2000, 'x'), "Bearer " + admin_token).message.result(),
+            http::status::payload_too_large);
+  const auto ok = put("warn", "Bearer " + admin_token);
+  ASSERT_TRUE(ok.complete);
+  EXPECT_EQ(ok.message.result(), http::status::ok);
+  EXPECT_EQ(relay_->request("GET", "/-/log-level").message.body(), "warn\n");
+  EXPECT_NE(relay_->log().find("event=log_level_changed level=warn client=127.0.0.1"),
+            std::string::npos);
+  // At warn, a debug event (a refused request) is no longer written.
+  const auto size = relay_->log().size();
+  EXPECT_EQ(relay_->request("GET", "/cache/file/none%2e/1").message.result(),
+            http::status::bad_request);
+  EXPECT_EQ(relay_->log().size(), size);
+}
+
+}  // namespace
+}  // namespace lanrelay::test
