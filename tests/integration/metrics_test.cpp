@@ -199,5 +199,40 @@ TEST_F(metrics_integration, log_level_changes_over_the_wire_with_the_token) {
   EXPECT_EQ(relay_->log().size(), size);
 }
 
+// `lanrelay status HOST:PORT` prints the same status for a terminal, and `--json` the document.
+TEST_F(metrics_integration, lanrelay_status_prints_the_relays_status) {
+  ASSERT_EQ(relay_->request("GET", "/cache/installer/agent-x64/14.0.1234").message.result(),
+            http::status::ok);
+  const auto run = [&](std::vector<std::string> extra) {
+    const auto out = relay_->dir() / "status.out";
+    std::vector<std::string> argv{LANRELAY_CLI_PATH, "status",
+                                  "127.0.0.1:" + std::to_string(relay_->port())};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process cli(argv, process::options{.output = out});
+    const auto status = cli.wait_for(10s);
+    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(out);
+    return read_file(out);
+  };
+  const auto text = run({});
+  EXPECT_NE(text.find("lanrelay relay "), std::string::npos) << text;
+  EXPECT_NE(text.find("agent-x64"), std::string::npos) << text;
+  EXPECT_NE(text.find("14.0.1234"), std::string::npos) << text;
+  EXPECT_NE(text.find("1667900"), std::string::npos) << text;
+  EXPECT_NE(text.find("127.0.0.1"), std::string::npos) << text;  // the top peer
+  EXPECT_NE(text.find("none configured"), std::string::npos) << text;
+
+  const auto json = boost::json::parse(run({"--json"})).as_object();
+  EXPECT_EQ(json.at("cache").at("item_count").to_number<int>(), 2);
+  EXPECT_EQ(json.at("totals").at("bytes_served").to_number<std::uint64_t>(), small_size);
+
+  process refused({LANRELAY_CLI_PATH, "status", "127.0.0.1:1"},
+                  process::options{.output = relay_->dir() / "refused.out"});
+  const auto status = refused.wait_for(10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+  EXPECT_NE(read_file(relay_->dir() / "refused.out").find("is lanrelayd running there?"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace lanrelay::test
