@@ -204,7 +204,7 @@ TEST_F(metrics_integration, lanrelay_status_prints_the_relays_status) {
   ASSERT_EQ(relay_->request("GET", "/cache/installer/agent-x64/14.0.1234").message.result(),
             http::status::ok);
   const auto run = [&](std::vector<std::string> extra) {
-    const auto out = relay_->dir() / "status.out";
+    const auto out = relay_->dir() / ("status" + std::to_string(extra.size()) + ".out");
     std::vector<std::string> argv{LANRELAY_CLI_PATH, "status",
                                   "127.0.0.1:" + std::to_string(relay_->port())};
     argv.insert(argv.end(), extra.begin(), extra.end());
