@@ -208,7 +208,7 @@ std::string render_status_page(const status_report& r) {
        fmt::format("{} / {}", r.stats.active_transfers, r.stats.max_peers));
   card(out, "refused as busy", std::to_string(r.stats.refused_busy));
   card(out, "cache",
-       fmt::format("{} items, {}", r.items.size(), human_bytes(r.cache_bytes)) +
+       fmt::format("{} {}, {}", r.items.size(), r.items.size() == 1 ? "item" : "items", human_bytes(r.cache_bytes)) +
            (r.cache_max_bytes != 0 ? " of " + human_bytes(r.cache_max_bytes) : ""));
   card(out, "queries answered",
        fmt::format("{} of {}", r.stats.discovery.offers_sent, r.stats.discovery.queries));
