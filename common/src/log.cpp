@@ -42,9 +42,9 @@ void log_failure(std::string_view what, std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    spdlog::error("{} failed: {}", what, ex.what());
+    spdlog::error("event=task_failed task=\"{}\" error=\"{}\"", what, ex.what());
   } catch (...) {
-    spdlog::error("{} failed: unknown exception", what);
+    spdlog::error("event=task_failed task=\"{}\" error=\"unknown exception\"", what);
   }
 }
 

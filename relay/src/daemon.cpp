@@ -68,15 +68,16 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
   std::error_code fs_error;
   std::filesystem::create_directories(config.state_dir, fs_error);
   if (fs_error) {
-    spdlog::error("cannot create the state directory {}: {}; create it, fix its permissions or "
-                  "set state.dir",
+    spdlog::error("event=state_dir_error dir={} error=\"{}\" hint=\"create it, fix its "
+                  "permissions or set state.dir\"",
                   config.state_dir.string(), fs_error.message());
     return boost::system::error_code(fs_error);
   }
   const auto cache_dir = config.state_dir / "cache";
   auto store = content_store::open({cache_dir, config.cache_max_size});
   if (!store) {
-    spdlog::error("cannot open the cache at {}: {}", cache_dir.string(), store.error().message());
+    spdlog::error("event=cache_open_error dir={} error=\"{}\"", cache_dir.string(),
+                  store.error().message());
     return store.error();
   }
   auto signer = catalog_signer::from_config(config);
@@ -95,8 +96,8 @@ net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_en
 
 void daemon::start() {
   if (discovery_ && !discovery_->start()) {
-    spdlog::error("discovery: no socket could be opened on udp port {}; agents cannot find this "
-                  "relay by query; free the port or set discovery.port",
+    spdlog::error("event=discovery_unavailable port={} hint=\"agents cannot find this relay by "
+                  "query; free the port or set discovery.port\"",
                   config_.discovery.port);
     discovery_.reset();
   }
@@ -108,7 +109,7 @@ void daemon::start() {
   const auto address = endpoint.address();
   const std::string shown =
       address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  spdlog::info("lanrelayd listening address={} port={} max_peers={} cache={} items={} bytes={}",
+  spdlog::info("event=listening address={} port={} max_peers={} cache={} items={} bytes={}",
                shown, endpoint.port(), config_.max_peers, store_->dir().string(),
                store_->list().size(), store_->total_size());
   std::printf("listening on %s:%u\n", shown.c_str(), static_cast<unsigned>(endpoint.port()));
@@ -120,8 +121,8 @@ net::awaitable<void> daemon::signal_loop() {
   if (ec) {
     co_return;
   }
-  spdlog::info("received {}; stopping within shutdown.grace_period ({} ms); send it again to "
-               "cancel running transfers",
+  spdlog::info("event=stopping signal={} grace_ms={} hint=\"send it again to cancel running "
+               "transfers\"",
                signal_name(signo), config_.shutdown_grace.count());
   stopping_ = true;
   flush_timer_.cancel();
@@ -135,12 +136,13 @@ net::awaitable<void> daemon::signal_loop() {
       if (!clean) {
         ioc_.stop();  // connections that ignored cancellation must not keep the process alive
       }
-      spdlog::info("lanrelayd stopped");
+      spdlog::info("event=stopped clean={}", clean);
     });
   });
   auto [again, signo_again] = co_await signals_.async_wait(use_tuple);
   if (!again) {
-    spdlog::warn("received {} again; cancelling running transfers", signal_name(signo_again));
+    spdlog::warn("event=stopping_now signal={} hint=\"cancelling running transfers\"",
+                 signal_name(signo_again));
     server_->abort();
   }
 }
@@ -158,7 +160,7 @@ net::awaitable<void> daemon::flush_loop() {
 
 void daemon::flush_store() {
   if (auto flushed = store_->flush(); !flushed) {
-    spdlog::warn("cannot save cache usage times in {}: {}", store_->dir().string(),
+    spdlog::warn("event=cache_flush_error dir={} error=\"{}\"", store_->dir().string(),
                  flushed.error().message());
   }
 }

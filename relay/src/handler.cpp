@@ -336,7 +336,7 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "not cached here\n");
     }
-    spdlog::error("event=cache_read_error item={} error=\"{}\"; check the cache directory",
+    spdlog::error("event=cache_read_error item={} error=\"{}\" hint=\"check the cache directory\"",
                   cache_path(key), file.error().message());
     return text_response(http::status::internal_server_error, request,
                          "text/plain; charset=utf-8", "cannot read the cached item\n");

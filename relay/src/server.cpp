@@ -146,7 +146,8 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
   boost::system::error_code ec;
   auto address = net::ip::make_address(config.http.listen_address, ec);
   if (ec) {
-    spdlog::error("http.listen \"{}\" is not an IP address; use \"::\" or \"0.0.0.0\" for all",
+    spdlog::error("event=config_error setting=http.listen value=\"{}\" hint=\"not an IP address; "
+                  "use :: or 0.0.0.0 for all\"",
                   config.http.listen_address);
     return ec;
   }
@@ -154,12 +155,12 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
   auto& acceptor = srv->acceptor_;
   acceptor.open(endpoint.protocol(), ec);
   if (ec == net::error::address_family_not_supported && address == net::ip::address_v6::any()) {
-    spdlog::warn("IPv6 is not available on this host; listening on IPv4 only (0.0.0.0)");
+    spdlog::warn("event=ipv6_unavailable hint=\"listening on IPv4 only (0.0.0.0)\"");
     endpoint = tcp::endpoint{net::ip::address_v4::any(), config.http.port};
     acceptor.open(endpoint.protocol(), ec);
   }
   if (ec) {
-    spdlog::error("cannot open a TCP socket for the content server: {}", ec.message());
+    spdlog::error("event=listen_error error=\"{}\"", ec.message());
     return ec;
   }
   acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -169,14 +170,15 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
   }
   acceptor.bind(endpoint, ec);
   if (ec) {
-    spdlog::error("cannot listen on {}: {}; is another lanrelayd running? set http.port or "
-                  "http.listen",
+    spdlog::error("event=listen_error endpoint={} error=\"{}\" hint=\"is another lanrelayd "
+                  "running? set http.port or http.listen\"",
                   to_string(endpoint), ec.message());
     return ec;
   }
   acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    spdlog::error("cannot listen on {}: {}", to_string(endpoint), ec.message());
+    spdlog::error("event=listen_error endpoint={} error=\"{}\"", to_string(endpoint),
+                  ec.message());
     return ec;
   }
   return srv;
@@ -269,9 +271,10 @@ net::awaitable<void> server::accept_loop() {
         continue;
       }
       if (!backing_off) {
-        spdlog::warn("accepting connections failed: {}; retrying with back-off{}", ec.message(),
-                     is_resource_exhaustion(ec) ? " (raise the open-files limit, LimitNOFILE)"
-                                                : "");
+        spdlog::warn("event=accept_failed error=\"{}\" hint=\"accepting connections failed; "
+                     "retrying with back-off{}\"",
+                     ec.message(),
+                     is_resource_exhaustion(ec) ? "; raise the open-files limit, LimitNOFILE" : "");
         backing_off = true;
       }
       backoff_timer_.expires_after(backoff);
@@ -280,7 +283,7 @@ net::awaitable<void> server::accept_loop() {
       continue;
     }
     if (backing_off) {
-      spdlog::info("accepting connections again");
+      spdlog::info("event=accept_resumed hint=\"accepting connections again\"");
       backing_off = false;
       backoff = accept_backoff_min;
     }
@@ -289,15 +292,15 @@ net::awaitable<void> server::accept_loop() {
     if (!register_connection(conn)) {
       counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
       if (!at_limit) {
-        spdlog::warn("{} connections are open (http.max_connections); closing new ones at once "
-                     "peer={}",
+        spdlog::warn("event=connection_limit open={} peer={} hint=\"http.max_connections reached; "
+                     "closing new connections at once\"",
                      http_.max_connections, to_string(conn->peer_));
         at_limit = true;
       }
       continue;  // `conn` goes out of scope: the socket closes
     }
     if (at_limit) {
-      spdlog::info("below http.max_connections again; accepting connections");
+      spdlog::info("event=connection_limit_cleared");
       at_limit = false;
     }
     counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
@@ -342,7 +345,7 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     if (ec) {
       if (ec == beast::error::timeout) {
         counters_.header_timeouts.fetch_add(1, std::memory_order_relaxed);
-        spdlog::debug("request head not complete within http.header_timeout; dropping peer={}",
+        spdlog::debug("event=header_timeout peer={}",
                       to_string(conn->peer_));
         break;
       }
@@ -357,7 +360,7 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
       } else if (ec == http::error::body_limit) {
         status = http::status::payload_too_large;
       }
-      spdlog::debug("unparsable request: {} peer={}", ec.message(), to_string(conn->peer_));
+      spdlog::debug("event=bad_request peer={} error=\"{}\"", to_string(conn->peer_), ec.message());
       response_plan plan = request_handler::error_response(status, 11, ec.message());
       co_await send_plan(*conn, plan);
       linger = true;
@@ -485,8 +488,8 @@ net::awaitable<boost::system::error_code> server::send_file(
     if (sent == 0) {
       // The file is shorter than the store says: it was truncated behind the store's back.
       counters_.hash_mismatches.fetch_add(1, std::memory_order_relaxed);
-      spdlog::error("event=cached_file_short item={} etag={} at_byte={}; the cache directory was "
-                    "modified by something else",
+      spdlog::error("event=cached_file_short item={} etag={} at_byte={} hint=\"the cache "
+                    "directory was modified by something else\"",
                     transfer.item, std::string_view(transfer.head[http::field::etag]),
                     static_cast<std::uint64_t>(offset));
       co_return make_error_code(errc::size_mismatch);
@@ -538,8 +541,8 @@ net::awaitable<void> server::shutdown_sequence() {
     }
     all_done_ = all_done_ || connections_.empty();
   }
-  spdlog::info("stopping: no new connections; closing idle ones; {} transfers may run for up to "
-               "{} ms (shutdown.grace_period)",
+  spdlog::info("event=draining transfers={} grace_ms={} hint=\"no new connections; idle ones "
+               "closed\"",
                slots_.active(), shutdown_grace_.count());
   for (const auto& conn : open) {
     conn->request_stop(false);
@@ -556,9 +559,8 @@ net::awaitable<void> server::shutdown_sequence() {
         }
       }
     }
-    spdlog::warn("{}; cancelling {} running transfers",
-                 abort_requested_ ? "asked again to stop" : "shutdown.grace_period is over",
-                 slots_.active());
+    spdlog::warn("event=transfers_cancelled reason={} transfers={}",
+                 abort_requested_ ? "second_signal" : "grace_period_over", slots_.active());
     for (const auto& conn : open) {
       conn->request_stop(true);
     }
@@ -566,7 +568,8 @@ net::awaitable<void> server::shutdown_sequence() {
     co_await wait_for_connections(std::chrono::steady_clock::now() + cancel_wait, false);
   }
   if (!all_done_) {
-    spdlog::error("some connections did not end within {} ms of being cancelled",
+    spdlog::error("event=stop_unclean wait_ms={} hint=\"some connections did not end after being "
+                  "cancelled\"",
                   cancel_wait.count());
   }
   auto on_stopped = std::exchange(on_stopped_, [](bool) {});
