@@ -288,6 +288,10 @@ net::awaitable<void> server::accept_loop() {
       backoff = accept_backoff_min;
     }
 
+    // A response head and a small body go out as two writes; with Nagle's algorithm the body
+    // would wait for the client's delayed ACK of the head (~40 ms per small item).
+    boost::system::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
     auto conn = std::make_shared<detail::connection>(std::move(socket));
     if (!register_connection(conn)) {
       counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
