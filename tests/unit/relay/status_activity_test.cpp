@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 namespace lanrelay::relay {
 namespace {
 
@@ -56,6 +60,47 @@ TEST(status_transfers, the_client_served_least_is_forgotten_beyond_the_limit) {
     EXPECT_NE(p.client, "client-0");
   }
   EXPECT_EQ(all.front().client, "client-" + std::to_string(transfer_registry::max_clients));
+}
+
+// Connections begin, feed and end transfers on their threads while status requests read.
+TEST(status_transfers, readers_and_transfers_on_many_threads) {
+  transfer_registry r;
+  traffic_history h;
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> total{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      for (const auto& t : r.running()) {
+        EXPECT_LE(t.bytes_sent, t.length);
+      }
+      (void)r.top_peers(10);
+      h.record(clock_type::now(), total.load(), 0);
+      (void)h.series(clock_type::now(), total.load(), 0);
+    }
+  });
+  std::vector<std::thread> connections;
+  for (int c = 0; c < 4; ++c) {
+    connections.emplace_back([&, c] {
+      for (int i = 0; i < 2000; ++i) {
+        auto t = r.begin("10.0.0." + std::to_string(c), "/cache/file/x/1", 0, 100);
+        t.add_bytes(60);
+        t.add_bytes(40);
+        total.fetch_add(100);
+      }
+    });
+  }
+  for (auto& t : connections) {
+    t.join();
+  }
+  done = true;
+  reader.join();
+  EXPECT_TRUE(r.running().empty());
+  const auto peers = r.top_peers(10);
+  ASSERT_EQ(peers.size(), 4U);
+  for (const auto& p : peers) {
+    EXPECT_EQ(p.bytes, 200'000U);
+    EXPECT_EQ(p.transfers, 2000U);
+  }
 }
 
 TEST(status_traffic, growth_lands_in_the_bucket_of_its_record) {
