@@ -80,6 +80,15 @@ std::string to_string(const tcp::endpoint& ep) {
 }
 
 
+// The client as people read it: an IPv4 peer of the dual-stack listener without "::ffff:".
+net::ip::address client_address(const tcp::endpoint& peer) {
+  const auto address = peer.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  }
+  return address;
+}
+
 }  // namespace
 
 namespace detail {
@@ -390,8 +399,8 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
 
     conn->busy_ = true;
-    response_plan plan =
-        handler_.handle(parser.get(), request_context{conn->peer_.address(), parser.get().body()});
+    const request_context context{client_address(conn->peer_), parser.get().body()};
+    response_plan plan = handler_.handle(parser.get(), context);
     const bool keep_alive = co_await send_plan(*conn, plan);
     conn->busy_ = false;
     if (!keep_alive) {
@@ -432,8 +441,8 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
   }
   http::response_serializer<http::empty_body> serializer{transfer.head};
   const auto started = std::chrono::steady_clock::now();
-  auto tracked = monitor_.transfers().begin(conn.peer_.address().to_string(), transfer.item,
-                                            transfer.offset, transfer.length);
+  auto tracked = monitor_.transfers().begin(client_address(conn.peer_).to_string(),
+                                            transfer.item, transfer.offset, transfer.length);
   stream.expires_after(http_.send_timeout);
   auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
   stream.expires_never();
