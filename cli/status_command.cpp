@@ -6,16 +6,14 @@
 
 #include "status_command.hpp"
 #include "command_error.hpp"
-
-#include "lanrelay/common/http_client.hpp"
+#include "relay_admin.hpp"
 
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <array>
-#include <charconv>
+#include <chrono>
 #include <string>
 
 namespace lanrelay::cli {
@@ -23,54 +21,10 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::uint16_t default_port = 4127;
-
 struct status_args {
   std::string target = "127.0.0.1";
   bool json = false;
 };
-
-// "host", "host:port", "[v6]", "[v6]:port", or a bare IPv6 address; the URL of its /-/status.
-std::string status_url(const std::string& target) {
-  std::string host = target;
-  std::uint16_t port = default_port;
-  std::string_view port_text;
-  bool has_port = false;
-  if (!target.empty() && target.front() == '[') {
-    const auto close = target.find(']');
-    if (close == std::string::npos) {
-      throw command_error("'" + target + "' has no closing ']'; write an IPv6 address as [::1]:4127");
-    }
-    host = target.substr(0, close + 1);
-    if (close + 1 < target.size()) {
-      if (target[close + 1] != ':') {
-        throw command_error("'" + target + "': expected ':PORT' after ']'");
-      }
-      port_text = std::string_view(target).substr(close + 2);
-      has_port = true;
-    }
-  } else if (std::count(target.begin(), target.end(), ':') == 1) {
-    const auto colon = target.find(':');
-    host = target.substr(0, colon);
-    port_text = std::string_view(target).substr(colon + 1);
-    has_port = true;
-  } else if (target.find(':') != std::string::npos) {
-    host = "[" + target + "]";  // a bare IPv6 address
-  }
-  if (has_port) {
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-    if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 ||
-        value > 65535) {
-      throw command_error("'" + std::string(port_text) + "' is not a TCP port (1-65535)");
-    }
-    port = static_cast<std::uint16_t>(value);
-  }
-  if (host.empty()) {
-    throw command_error("no host given; use HOST[:PORT], e.g. 127.0.0.1:4127");
-  }
-  return "http://" + host + ":" + std::to_string(port) + "/-/status";
-}
 
 std::string terminal_safe(std::string_view text) {
   std::string out;
@@ -244,33 +198,19 @@ void print_status(const json::object& s, const std::string& where) {
 }
 
 void run_status(const status_args& args) {
-  const std::string url_text = status_url(args.target);
-  auto url = boost::urls::parse_uri(url_text);
-  if (!url) {
-    throw command_error("'" + args.target + "' is not a host name or address");
-  }
-  fetch_request request;
-  request.url = *url;
-  request.max_bytes = 64U << 20;
-  std::string body;
-  auto response = http_fetch_blocking(request, [&](std::span<const std::byte> data) -> result<void> {
-    body.append(reinterpret_cast<const char*>(data.data()), data.size());
-    return {};
-  });
-  if (!response) {
-    throw command_error("cannot get " + url_text + ": " + response.error().message() +
-                        "; is lanrelayd running there? (lanrelay status HOST[:PORT])");
-  }
-  if (response->status != 200) {
-    throw command_error(url_text + " answered " + std::to_string(response->status) +
-                        (response->status == 403
-                             ? "; this machine is not in the relay's [admin] read_networks"
-                             : std::string()));
+  const auto relay = parse_relay_address(args.target);
+  const std::string where = relay.host + ":" + relay.port;
+  const auto reply = relay_request(relay, "GET", "/-/status", std::chrono::seconds(30));
+  if (reply.status != 200) {
+    throw command_error("lanrelayd at " + where + " answered " + std::to_string(reply.status) +
+                        (reply.status == 403
+                             ? ": this machine is not in the relay's [admin] read_networks"
+                             : ": " + terminal_safe(reply.body)));
   }
   boost::system::error_code ec;
-  auto parsed = json::parse(body, ec);
+  auto parsed = json::parse(reply.body, ec);
   if (ec || !parsed.is_object()) {
-    throw command_error(url_text + " did not return a status document: " +
+    throw command_error("lanrelayd at " + where + " did not return a status document: " +
                         (ec ? ec.message() : std::string("not a JSON object")));
   }
   if (args.json) {
@@ -278,10 +218,10 @@ void run_status(const status_args& args) {
     return;
   }
   try {
-    print_status(parsed.as_object(), args.target);
+    print_status(parsed.as_object(), where);
   } catch (const std::exception& e) {
-    throw command_error(url_text + " returned a status document this lanrelay does not "
-                        "understand (" + e.what() + "); use --json to see it");
+    throw command_error("lanrelayd at " + where + " returned a status document this lanrelay "
+                        "does not understand (" + e.what() + "); use --json to see it");
   }
 }
 

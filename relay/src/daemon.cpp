@@ -15,6 +15,7 @@
 #include <exception>
 #include <system_error>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace lanrelay::relay {
@@ -40,14 +41,28 @@ std::string_view signal_name(int signo) {
   }
 }
 
+// mirror.public_url, or http://<host name>:<port>.
+std::string public_url(const relay_config& config, std::uint16_t port) {
+  if (!config.mirror.public_url.empty()) {
+    return config.mirror.public_url;
+  }
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+    std::snprintf(host, sizeof host, "localhost");
+  }
+  return "http://" + std::string(host) + ":" + std::to_string(port);
+}
+
 }  // namespace
 
 daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
-               std::unique_ptr<catalog_signer> signer, std::shared_ptr<server> srv)
+               std::unique_ptr<catalog_signer> signer, std::unique_ptr<mirror_service> mirrors,
+               std::shared_ptr<server> srv)
     : ioc_(ioc),
       config_(std::move(config)),
       store_(std::move(store)),
       signer_(std::move(signer)),
+      mirrors_(std::move(mirrors)),
       server_(std::move(srv)),
       control_(net::make_strand(ioc)),
       signals_(control_, SIGTERM, SIGINT),
@@ -58,8 +73,28 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
         machine_cookie(config_.state_dir), [srv = server_]() {
           return static_cast<std::uint16_t>(std::min<std::uint32_t>(srv->free_slots(), 0xffff));
         },
-        server_->counters().discovery);
+        server_->counters().discovery, mirrors_.get());
   }
+  // The status page, /-/status and /-/metrics show the mirror sources; mirrors_ outlives the
+  // server's use of it like the handler's (the io_context stops before the daemon is destroyed).
+  if (mirrors_->has_sources()) {
+    server_->monitor().set_mirror_provider([mirrors = mirrors_.get()] {
+      std::vector<mirror_report> out;
+      for (auto& view : mirrors->status()) {
+        mirror_report r;
+        r.name = std::move(view.name);
+        r.upstream = std::move(view.upstream);
+        r.status = std::move(view.status);
+        r.syncs_ok = view.syncs_ok;
+        r.syncs_not_modified = view.syncs_not_modified;
+        r.syncs_failed = view.syncs_failed;
+        out.push_back(std::move(r));
+      }
+      return out;
+    });
+  }
+  server_->monitor().set_upstream_bytes(
+      [mirrors = mirrors_.get()] { return mirrors->upstream_bytes(); });
 }
 
 daemon::~daemon() = default;
@@ -84,12 +119,14 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
   if (!signer) {
     return signer.error();
   }
-  auto srv = server::create(ioc, config, **store, signer->get());
+  auto mirrors = std::make_unique<mirror_service>(ioc, config, public_url(config, config.http.port));
+  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get());
   if (!srv) {
     return srv.error();
   }
+  mirrors->set_public_base(public_url(config, (*srv)->local_endpoint().port()));
   return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
-                                  std::move(*srv));
+                                  std::move(mirrors), std::move(*srv));
 }
 
 net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_endpoint(); }
@@ -102,6 +139,7 @@ void daemon::start() {
     discovery_.reset();
   }
   server_->start();
+  mirrors_->start();
   net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
   net::co_spawn(control_, flush_loop(), log_failure("cache flushing"));
 
@@ -129,6 +167,7 @@ net::awaitable<void> daemon::signal_loop() {
   if (discovery_) {
     discovery_->stop();  // no more offers for a relay that is going away
   }
+  mirrors_->stop();  // a sync cut short resumes at the next start
   server_->stop([this](bool clean) {
     net::post(control_, [this, clean] {
       flush_store();

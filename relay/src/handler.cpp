@@ -2,6 +2,7 @@
 
 #include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/monitor.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
 
 #include "lanrelay/common/log.hpp"
 #include "lanrelay/common/version.hpp"
@@ -18,8 +19,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include <cstdio>
 #include <optional>
 #include <string>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace lanrelay::relay {
 namespace {
@@ -104,6 +110,8 @@ small_response text_response(http::status status, const http::request_header<>& 
 bool is_monitoring_endpoint(resource_kind resource) {
   switch (resource) {
     case resource_kind::stats:
+    case resource_kind::mirror_status:
+    case resource_kind::mirror_sync:
     case resource_kind::status_page:
     case resource_kind::status:
     case resource_kind::metrics:
@@ -114,13 +122,22 @@ bool is_monitoring_endpoint(resource_kind resource) {
   }
 }
 
-// The admin verb of an endpoint (PUT /-/log-level), none for read-only ones.
+// The admin verb of an endpoint (PUT /-/log-level, POST /-/mirror/sync), none for read-only ones.
 std::optional<http::verb> admin_method(resource_kind resource) {
   if (resource == resource_kind::log_level) {
     return http::verb::put;
   }
+  if (resource == resource_kind::mirror_sync) {
+    return http::verb::post;
+  }
   return std::nullopt;
 }
+
+// Endpoints that answer GET and HEAD (everything but a sync, which only starts with POST).
+bool is_readable(resource_kind resource) { return resource != resource_kind::mirror_sync; }
+
+// Admin endpoints whose request carries an argument in its body.
+bool takes_body(resource_kind resource) { return resource == resource_kind::log_level; }
 
 
 std::string_view trim(std::string_view text) {
@@ -137,7 +154,12 @@ std::string client_text(const request_context& context) {
   return context.client ? context.client->to_string() : std::string("unknown");
 }
 
-std::string catalog_json(content_store& store) {
+// Mirrored files, offered like cached items (docs/protocol.md).
+std::vector<mirrored_item> mirrored_items(const mirror_service* mirrors) {
+  return mirrors != nullptr ? mirrors->items() : std::vector<mirrored_item>{};
+}
+
+std::string catalog_json(content_store& store, const mirror_service* mirrors) {
   boost::json::array items;
   for (const item& it : store.list()) {
     boost::json::object o;
@@ -147,6 +169,16 @@ std::string catalog_json(content_store& store) {
     o["size"] = it.size;
     o["sha256"] = to_hex(it.sha256);
     o["url"] = cache_path(it.key);
+    items.push_back(std::move(o));
+  }
+  for (const mirrored_item& m : mirrored_items(mirrors)) {
+    boost::json::object o;
+    o["kind"] = to_string(m.entry.key.kind);
+    o["name"] = m.entry.key.name;
+    o["version"] = m.entry.key.version;
+    o["size"] = m.entry.size;
+    o["sha256"] = to_hex(m.entry.sha256);
+    o["url"] = m.url_path;
     items.push_back(std::move(o));
   }
   boost::json::object root;
@@ -202,17 +234,28 @@ response_plan request_handler::handle(const http::request_header<>& request,
       }
       return text_response(http::status::ok, request, "text/plain; charset=utf-8", "ok");
     case resource_kind::catalog:
-      return text_response(http::status::ok, request, "application/json", catalog_json(store_));
+      return text_response(http::status::ok, request, "application/json",
+                           catalog_json(store_, settings_.mirrors));
     case resource_kind::signed_catalog:
       if (settings_.signer == nullptr) {
         return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                              "this relay has no site key\n");
       }
-      return text_response(http::status::ok, request, "application/json",
-                           settings_.signer->sign(store_));
+      {
+        std::vector<item> extra;
+        for (auto& m : mirrored_items(settings_.mirrors)) {
+          extra.push_back(std::move(m.entry));
+        }
+        return text_response(http::status::ok, request, "application/json",
+                             settings_.signer->sign(store_, extra));
+      }
+    case resource_kind::mirror_file:
+      return serve_mirror_file(request, target, context.after_pull);
     case resource_kind::cache_item:
       break;
     case resource_kind::stats:
+    case resource_kind::mirror_status:
+    case resource_kind::mirror_sync:
     case resource_kind::status_page:
     case resource_kind::status:
     case resource_kind::metrics:
@@ -230,7 +273,7 @@ std::size_t request_handler::accepts_body(const http::request_header<>& request)
     return 0;
   }
   const auto verb = admin_method(target.resource);
-  return verb && request.method() == *verb ? max_body_size : 0;
+  return takes_body(target.resource) && verb && request.method() == *verb ? max_body_size : 0;
 }
 
 std::optional<small_response> request_handler::authorize(endpoint_access access,
@@ -257,14 +300,15 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
                                                 resource_kind resource,
                                                 const request_context& context) {
   const auto admin_verb = admin_method(resource);
-  const bool reading =
-      request.method() == http::verb::get || request.method() == http::verb::head;
+  const bool reading = is_readable(resource) && (request.method() == http::verb::get ||
+                                                  request.method() == http::verb::head);
   const bool changing = admin_verb && request.method() == *admin_verb;
   if (!reading && !changing) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
-    const std::string allow =
-        admin_verb ? std::string(allowed_methods) + ", " + std::string(http::to_string(*admin_verb))
-                   : std::string(allowed_methods);
+    std::string allow = is_readable(resource) ? std::string(allowed_methods) : std::string();
+    if (admin_verb) {
+      allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(*admin_verb));
+    }
     auto res = text_response(http::status::method_not_allowed, request,
                              "text/plain; charset=utf-8", "allowed methods: " + allow + "\n");
     res.set(http::field::allow, allow);
@@ -278,6 +322,27 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
   if (resource == resource_kind::stats) {
     return text_response(http::status::ok, request, "application/json",
                          to_json(take_snapshot(counters_, slots_)));
+  }
+  if (resource == resource_kind::mirror_status) {
+    return text_response(
+        http::status::ok, request, "application/json",
+        boost::json::serialize(to_json(settings_.mirrors != nullptr
+                                           ? settings_.mirrors->status()
+                                           : std::vector<mirror_source_view>{})));
+  }
+  if (resource == resource_kind::mirror_sync) {
+    const parsed_target target = parse_request_target(request.target());
+    if (settings_.mirrors == nullptr ||
+        (!target.mirror_source.empty() &&
+         settings_.mirrors->lookup(target.mirror_source, "server.ini").verdict ==
+             mirror_lookup_verdict::unknown_source)) {
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "no mirror source of that name\n");
+    }
+    spdlog::info("event=mirror_sync_requested source={} client={}",
+                 target.mirror_source.empty() ? "all" : target.mirror_source,
+                 client_text(context));
+    return mirror_sync_request{target.mirror_source};
   }
   if (resource == resource_kind::log_level) {
     if (!changing) {
@@ -328,6 +393,80 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
   }
 }
 
+small_response request_handler::mirror_sync_response(
+    const http::request_header<>& request,
+    const std::vector<std::pair<std::string, sync_result>>& results) {
+  boost::json::array out;
+  bool all_ok = true;
+  for (const auto& [name, r] : results) {
+    auto o = to_json(r);
+    o["source"] = name;
+    out.push_back(std::move(o));
+    all_ok = all_ok && r.ok();
+  }
+  // 502: the relay is fine, an upstream (or the disk) was not.
+  return text_response(all_ok ? http::status::ok : http::status::bad_gateway, request,
+                       "application/json", boost::json::serialize(boost::json::object{{"results", std::move(out)}}));
+}
+
+response_plan request_handler::serve_mirror_file(const http::request_header<>& request,
+                                                 const parsed_target& target, bool after_pull) {
+  const auto found = settings_.mirrors != nullptr
+                         ? settings_.mirrors->lookup(target.mirror_source, target.mirror_path)
+                         : mirror_lookup{mirror_lookup_verdict::unknown_source};
+  switch (found.verdict) {
+    case mirror_lookup_verdict::unknown_source:
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "no mirror source of that name\n");
+    case mirror_lookup_verdict::not_listed:
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "not in the mirrored index\n");
+    case mirror_lookup_verdict::pullable:
+      if (!after_pull) {
+        return pull_request{target.mirror_source, target.mirror_path};
+      }
+      {
+        auto res = text_response(http::status::service_unavailable, request,
+                                 "text/plain; charset=utf-8",
+                                 "the relay is still fetching this file from upstream; retry later\n");
+        res.set(http::field::retry_after, std::to_string(settings_.retry_after.count()));
+        return res;
+      }
+    case mirror_lookup_verdict::served:
+      break;
+  }
+  const int fd = ::open(found.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    // Pruned or replaced between the lookup and the open: the agent retries.
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "not in the mirrored index\n");
+  }
+  struct ::stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "not in the mirrored index\n");
+  }
+  item info;
+  info.size = static_cast<std::uint64_t>(st.st_size);
+  std::string etag;
+  if (found.sha256 && found.size == info.size) {
+    etag = make_etag(*found.sha256);
+  } else {
+    // No digest (server.ini, a .sig, a file not hashed yet): size and modification time.
+    const auto mtime = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000ULL +
+                       static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
+    char text[64];
+    std::snprintf(text, sizeof text, "\"%llx-%llx\"", static_cast<unsigned long long>(info.size),
+                  static_cast<unsigned long long>(mtime));
+    etag = text;
+  }
+  const bool is_index = target.mirror_path == "server.ini";
+  return serve_file(request, item_file{fd, std::move(info)}, etag,
+                    is_index ? "text/plain; charset=utf-8" : "application/octet-stream",
+                    mirror_path(target.mirror_source, target.mirror_path));
+}
+
 response_plan request_handler::serve_item(const http::request_header<>& request,
                                           const item_key& key) {
   auto file = store_.open_item(key);
@@ -341,8 +480,14 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
     return text_response(http::status::internal_server_error, request,
                          "text/plain; charset=utf-8", "cannot read the cached item\n");
   }
-  const std::uint64_t size = file->info().size;
   const std::string etag = make_etag(file->info().sha256);
+  return serve_file(request, std::move(*file), etag, "application/octet-stream", cache_path(key));
+}
+
+response_plan request_handler::serve_file(const http::request_header<>& request, item_file file,
+                                          const std::string& etag, std::string_view content_type,
+                                          std::string_view label) {
+  const std::uint64_t size = file.info().size;
 
   if (auto if_match = field_list(request, http::field::if_match);
       if_match && !etag_list_matches(*if_match, etag, etag_comparison::strong)) {
@@ -386,7 +531,7 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
   const std::uint64_t length = partial ? range.length : size;
   http::response_header<> head =
       base_header(partial ? http::status::partial_content : http::status::ok, request);
-  head.set(http::field::content_type, "application/octet-stream");
+  head.set(http::field::content_type, content_type);
   head.set(http::field::etag, etag);
   head.set(http::field::accept_ranges, "bytes");
   if (partial) {
@@ -402,7 +547,7 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
 
   auto slot = slots_.try_acquire();
   if (!slot) {
-    spdlog::debug("event=refused_busy item={} slots={}", cache_path(key), slots_.capacity());
+    spdlog::debug("event=refused_busy item={} slots={}", label, slots_.capacity());
     auto res = text_response(http::status::service_unavailable, request,
                              "text/plain; charset=utf-8",
                              "every transfer slot is busy; retry later or use another relay\n");
@@ -411,8 +556,8 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
     return res;
   }
 
-  file_transfer transfer{http::response<http::empty_body>{std::move(head)}, std::move(*file),
-                         offset, length, std::move(*slot), cache_path(key)};
+  file_transfer transfer{http::response<http::empty_body>{std::move(head)}, std::move(file),
+                         offset, length, std::move(*slot), std::string(label)};
   transfer.head.content_length(length);
   transfer.head.keep_alive(wants_keep_alive(request));
   return transfer;

@@ -49,6 +49,20 @@ void monitor::set_mirror_provider(mirror_provider provider) {
   mirror_provider_ = std::move(provider);
 }
 
+void monitor::set_upstream_bytes(std::function<std::uint64_t()> source) {
+  std::lock_guard lock(provider_mutex_);
+  upstream_bytes_ = std::move(source);
+}
+
+std::uint64_t monitor::upstream_total() const {
+  std::function<std::uint64_t()> source;
+  {
+    std::lock_guard lock(provider_mutex_);
+    source = upstream_bytes_;
+  }
+  return counters_.bytes_fetched_upstream.load(std::memory_order_relaxed) + (source ? source() : 0);
+}
+
 std::vector<mirror_report> monitor::mirrors() const {
   mirror_provider provider;
   {
@@ -59,8 +73,7 @@ std::vector<mirror_report> monitor::mirrors() const {
 }
 
 void monitor::record_traffic(std::chrono::system_clock::time_point now) {
-  history_.record(now, counters_.bytes_served.load(std::memory_order_relaxed),
-                  counters_.bytes_fetched_upstream.load(std::memory_order_relaxed));
+  history_.record(now, counters_.bytes_served.load(std::memory_order_relaxed), upstream_total());
 }
 
 status_report monitor::report() const {
@@ -86,7 +99,8 @@ status_report monitor::report() const {
   r.transfers = transfers_.running();
   r.top_peers = transfers_.top_peers(10);
   r.stats = take_snapshot(counters_, slots_);
-  r.bytes_fetched_upstream = r.stats.bytes_fetched_upstream;
+  r.bytes_fetched_upstream = upstream_total();
+  r.stats.bytes_fetched_upstream = r.bytes_fetched_upstream;
   r.hash_mismatches = r.stats.hash_mismatches + r.stats.discovery.digest_mismatches;
   r.traffic = history_.series(r.now, r.stats.bytes_served, r.bytes_fetched_upstream);
   return r;
@@ -166,12 +180,13 @@ void monitor::register_metrics() {
                   metric_type::counter, {}, read(c.bytes_served));
   r.add_collector("lanrelay_upstream_fetched_bytes_total",
                   "Bytes downloaded from upstream servers (mirror syncs, pull-through).",
-                  metric_type::counter, {}, read(c.bytes_fetched_upstream));
+                  metric_type::counter, {},
+                  value_of([this] { return static_cast<double>(upstream_total()); }));
   r.add_collector("lanrelay_wan_spared_bytes",
                   "Bytes the WAN was spared: served locally minus fetched upstream, at least 0.",
-                  metric_type::gauge, {}, [&c] {
+                  metric_type::gauge, {}, [this, &c] {
                     const auto served = c.bytes_served.load(std::memory_order_relaxed);
-                    const auto fetched = c.bytes_fetched_upstream.load(std::memory_order_relaxed);
+                    const auto fetched = upstream_total();
                     return std::vector<sample>{
                         {{}, static_cast<double>(served > fetched ? served - fetched : 0)}};
                   });

@@ -1,7 +1,7 @@
 #pragma once
 
-// lanrelayd's life: open the store, run the content server and (unless discovery.enabled is off)
-// the discovery responder, flush the store periodically, and on SIGTERM or SIGINT stop gracefully
+// lanrelayd's life: open the store, run the content server, the ActiveUpdate mirrors and (unless
+// discovery.enabled is off) the discovery responder, flush the store periodically, and on SIGTERM or SIGINT stop gracefully
 // (a second signal cancels running transfers at once).
 //
 // Threads: the daemon's own timers and signal set live on one strand; see server.hpp for the rest.
@@ -11,6 +11,7 @@
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"
 #include "lanrelay/relay/catalog_signer.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -38,7 +39,8 @@ class daemon {
   int exit_code() const noexcept { return exit_code_; }  // valid once the io_context has stopped
 
   daemon(boost::asio::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
-         std::unique_ptr<catalog_signer> signer, std::shared_ptr<server> srv);
+         std::unique_ptr<catalog_signer> signer, std::unique_ptr<mirror_service> mirrors,
+         std::shared_ptr<server> srv);
   daemon(const daemon&) = delete;
   daemon& operator=(const daemon&) = delete;
 
@@ -51,6 +53,7 @@ class daemon {
   const relay_config config_;
   std::unique_ptr<content_store> store_;
   std::unique_ptr<catalog_signer> signer_;  // before server_: the server uses it until it is gone
+  std::unique_ptr<mirror_service> mirrors_;  // likewise; never null (may have no sources)
   std::shared_ptr<server> server_;
   std::unique_ptr<discovery_responder> discovery_;  // null when discovery.enabled is off
   boost::asio::strand<boost::asio::io_context::executor_type> control_;

@@ -3,12 +3,12 @@
 // The content server's request handler: a parsed request head in, a response plan out. It does no
 // socket I/O, so unit tests drive it directly (Beast's handle_request is the model).
 //
-// Order of decisions for /cache/... (RFC 9110 §13.2.2): target (400/404) → method (405) → store
-// lookup (404) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
+// Order of decisions for /cache/... and /activeupdate/... (RFC 9110 §13.2.2): target (400/404) →
+// method (405) → store or mirror lookup (404; a mirrored file the relay lacks: pull-through) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
 // transfer slot (503 when every slot is taken). HEAD, 304, 416 and empty items take no slot.
 //
-// Monitoring and admin endpoints (/, /-/status, /-/metrics, /-/stats, /-/log-level) go through
-// authorize() (admin_access.hpp) before anything else is decided.
+// Monitoring and admin endpoints (/, /-/status, /-/metrics, /-/stats, /-/log-level, /-/mirror,
+// /-/mirror/sync) go through authorize() (admin_access.hpp) before anything else is decided.
 //
 // Thread safety: handle() may run on any number of threads at once; the handler keeps no mutable
 // state of its own (the store, the slot pool and the counters are thread safe).
@@ -16,6 +16,7 @@
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/admin_access.hpp"
 #include "lanrelay/relay/request_target.hpp"
+#include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -31,7 +32,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
+#include <vector>
 
 namespace lanrelay::relay {
 
@@ -47,10 +50,23 @@ struct file_transfer {
   std::string item;      // what is sent, for the status (e.g. /cache/installer/agent-x64/14.0.1)
 };
 
+// A mirrored file the relay must first get from upstream (mirror_service::pull_through); the
+// server awaits that, then asks the handler again with after_pull set.
+struct pull_request {
+  std::string source;
+  std::string path;
+};
+
+// "Update now" for one mirror source (empty: every source): the server runs the syncs
+// (mirror_service::sync_now), an admin action, and answers with their results.
+struct mirror_sync_request {
+  std::string source;
+};
+
 // A complete response (its body, if any, is in the message; a HEAD answer has Content-Length set
-// and an empty body), or a file transfer.
+// and an empty body), a file transfer, or work the server must await first.
 using small_response = boost::beast::http::response<boost::beast::http::string_body>;
-using response_plan = std::variant<small_response, file_transfer>;
+using response_plan = std::variant<small_response, file_transfer, pull_request, mirror_sync_request>;
 
 struct handler_settings {
   std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
@@ -60,12 +76,17 @@ struct handler_settings {
   // and /-/metrics answer 404). Not owned.
   access_policy access;
   monitor* monitoring = nullptr;
+  // The ActiveUpdate mirrors served at /activeupdate/; nullptr: none (404). Not owned.
+  class mirror_service* mirrors = nullptr;
 };
 
 // What the server knows about a request beyond its head.
 struct request_context {
   std::optional<boost::asio::ip::address> client;  // the peer; nullopt when unknown
   std::string_view body;  // only for requests accepts_body() allowed; empty otherwise
+  // The request was answered with a pull_request before and the pull is over (or timed out); a
+  // file still missing is then a 503 with Retry-After, not another pull.
+  bool after_pull = false;
 };
 
 class request_handler {
@@ -86,6 +107,10 @@ class request_handler {
   // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
   void set_draining() noexcept { draining_.store(true, std::memory_order_relaxed); }
 
+  // The answer to a mirror_sync_request once its syncs are over.
+  static small_response mirror_sync_response(const boost::beast::http::request_header<>& request,
+                                             const std::vector<std::pair<std::string, sync_result>>& results);
+
   // A small response for a request the server could not even parse (431, 400, 413...).
   static small_response error_response(boost::beast::http::status status, unsigned version,
                                        std::string_view text);
@@ -93,6 +118,12 @@ class request_handler {
  private:
   response_plan serve_item(const boost::beast::http::request_header<>& request,
                            const item_key& key);
+  response_plan serve_mirror_file(const boost::beast::http::request_header<>& request,
+                                  const struct parsed_target& target, bool after_pull);
+  // Conditional headers, Range and the transfer slot for an open file (cache item or mirror file).
+  response_plan serve_file(const boost::beast::http::request_header<>& request, item_file file,
+                           const std::string& etag, std::string_view content_type,
+                           std::string_view label);
 
   // Monitoring and admin endpoints.
   response_plan serve_monitoring(const boost::beast::http::request_header<>& request,

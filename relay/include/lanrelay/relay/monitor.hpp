@@ -35,6 +35,9 @@ class monitor {
 
   // The daemon's mirror sources; without one, status says none is configured.
   void set_mirror_provider(mirror_provider provider);
+  // Bytes downloaded from upstream that are counted elsewhere (the mirror service's own total);
+  // added to relay_counters::bytes_fetched_upstream. Any thread; quick.
+  void set_upstream_bytes(std::function<std::uint64_t()> source);
 
   // Moves the traffic since the last call into the history (the server calls it every minute).
   void record_traffic(std::chrono::system_clock::time_point now);
@@ -45,6 +48,7 @@ class monitor {
  private:
   void register_metrics();
   std::vector<mirror_report> mirrors() const;
+  std::uint64_t upstream_total() const;
 
   content_store& store_;
   relay_counters& counters_;
@@ -58,6 +62,7 @@ class monitor {
 
   mutable std::mutex provider_mutex_;
   mirror_provider mirror_provider_;  // guarded by provider_mutex_
+  std::function<std::uint64_t()> upstream_bytes_;  // guarded by provider_mutex_
 };
 
 }  // namespace lanrelay::relay

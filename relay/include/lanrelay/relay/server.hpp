@@ -41,6 +41,7 @@
 namespace lanrelay::relay {
 
 class catalog_signer;
+class mirror_service;
 
 namespace detail {
 class connection;
@@ -50,10 +51,12 @@ class server : public std::enable_shared_from_this<server> {
  public:
   // Binds and listens on config.http.listen_address:port ("::" is dual-stack); port 0 picks a
   // free port. Does not accept before start(). `store` must outlive the server.
-  // `signer` (may be null) serves /-/catalog.signed and must outlive the server too.
+  // `signer` (may be null) serves /-/catalog.signed and `mirrors` (may be null) /activeupdate/;
+  // both must outlive the server too.
   static result<std::shared_ptr<server>> create(boost::asio::io_context& ioc,
                                                 const relay_config& config, content_store& store,
-                                                const catalog_signer* signer = nullptr);
+                                                const catalog_signer* signer = nullptr,
+                                                mirror_service* mirrors = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
@@ -80,7 +83,8 @@ class server : public std::enable_shared_from_this<server> {
 
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
-         content_store& store, const catalog_signer* signer, access_policy access);
+         content_store& store, const catalog_signer* signer, mirror_service* mirrors,
+         access_policy access);
 
  private:
   friend class detail::connection;
@@ -96,6 +100,9 @@ class server : public std::enable_shared_from_this<server> {
   boost::asio::awaitable<bool> send_plan(detail::connection& conn, response_plan& plan);
   boost::asio::awaitable<boost::system::error_code> send_file(
       detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked);
+  boost::asio::awaitable<small_response> run_mirror_sync(
+      detail::connection& conn, const boost::beast::http::request_header<>& request,
+      mirror_sync_request sync);
   bool register_connection(const std::shared_ptr<detail::connection>& conn);
   void unregister_connection(std::uint64_t id);
 
@@ -106,6 +113,7 @@ class server : public std::enable_shared_from_this<server> {
   slot_pool slots_;
   relay::monitor monitor_;
   request_handler handler_;
+  mirror_service* const mirrors_;  // null without mirror sources
 
   // Control strand state.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
