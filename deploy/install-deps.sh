@@ -12,6 +12,7 @@ packages=(
   iproute2 nftables curl procps
   nginx-light wrk
   python3-prometheus-client chromium fonts-dejavu-core
+  dpkg-dev file systemd adduser
 )
 
 missing=()

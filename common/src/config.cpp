@@ -324,4 +324,17 @@ std::string default_relay_config_text() {
       "# lanrelayd configuration. Every setting with its default; delete what you keep as is.\n");
 }
 
+std::vector<std::string> changed_settings(const relay_config& before, const relay_config& after) {
+  std::vector<std::string> changed;
+  for (const auto& s : settings_table().scalars) {
+    if (s.show(before) != s.show(after)) {
+      changed.push_back(std::string(s.section) + "." + std::string(s.key));
+    }
+  }
+  if (before.mirror.sources != after.mirror.sources) {
+    changed.emplace_back("mirror.source");
+  }
+  return changed;
+}
+
 }  // namespace lanrelay

@@ -265,6 +265,10 @@ bool discovery_responder::start() {
   return true;
 }
 
+void discovery_responder::set_rate_limit(std::uint32_t per_second) {
+  net::dispatch(strand_, [this, per_second] { core_.set_rate_limit(per_second); });
+}
+
 void discovery_responder::stop() {
   net::dispatch(strand_, [this] {
     stopped_ = true;

@@ -429,7 +429,8 @@ response_plan request_handler::serve_mirror_file(const http::request_header<>& r
         auto res = text_response(http::status::service_unavailable, request,
                                  "text/plain; charset=utf-8",
                                  "the relay is still fetching this file from upstream; retry later\n");
-        res.set(http::field::retry_after, std::to_string(settings_.retry_after.count()));
+        res.set(http::field::retry_after,
+                std::to_string(retry_after_.load(std::memory_order_relaxed)));
         return res;
       }
     case mirror_lookup_verdict::served:
@@ -551,7 +552,8 @@ response_plan request_handler::serve_file(const http::request_header<>& request,
     auto res = text_response(http::status::service_unavailable, request,
                              "text/plain; charset=utf-8",
                              "every transfer slot is busy; retry later or use another relay\n");
-    res.set(http::field::retry_after, std::to_string(settings_.retry_after.count()));
+    res.set(http::field::retry_after,
+            std::to_string(retry_after_.load(std::memory_order_relaxed)));
     res.keep_alive(false);
     return res;
   }

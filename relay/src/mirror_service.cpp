@@ -107,10 +107,10 @@ std::string serialize_digests(const digest_map& digests) {
 }
 
 // Digests of every present file `names` lists: kept from `known` when size and mtime still
-// match, else computed. Blocking; runs on the hashing thread.
+// match, else computed (only with `hash_missing`; blocking: then it runs on the hashing thread).
 digest_map compute_digests(const fs::path& tree,
                            const std::unordered_map<std::string, std::optional<std::uint64_t>>& names,
-                           const digest_map& known) {
+                           const digest_map& known, bool hash_missing = true) {
   digest_map out;
   for (const auto& [path, listed] : names) {
     const auto present = regular_file(tree / path);
@@ -122,6 +122,9 @@ digest_map compute_digests(const fs::path& tree,
       out.emplace(path, it->second);
       continue;
     }
+    if (!hash_missing) {
+      continue;
+    }
     auto digest = sha256_of_file(tree / path);
     if (!digest) {
       spdlog::warn("mirror cannot hash path={} error=\"{}\"", (tree / path).string(),
@@ -131,6 +134,15 @@ digest_map compute_digests(const fs::path& tree,
     out.emplace(path, digest_entry{present->first, present->second, *digest});
   }
   return out;
+}
+
+using listed_names = std::unordered_map<std::string, std::optional<std::uint64_t>>;
+
+// compute_digests as a coroutine to co_spawn onto the hashing thread. Pointers, not a lambda
+// with captures: GCC 12 destroys captured temporaries of a co_await expression twice.
+net::awaitable<digest_map> digests_of(const fs::path* tree, const listed_names* names,
+                                      const digest_map* known) {
+  co_return compute_digests(*tree, *names, *known);
 }
 
 std::function<bool(const au::listed_file&)> include_filter(const std::vector<std::string>& include) {
@@ -460,13 +472,19 @@ net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
                     doc.error().to_string((tree / "server.ini").string()));
     }
   }
-  const digest_map known = load_digests(s.dir / "digests.json");
-  const auto& names = next->names;
-  next->digests = co_await net::co_spawn(
-      hashing_, [tree, &names, &known]() -> net::awaitable<digest_map> {
-        co_return compute_digests(tree, names, known);
-      },
-      net::use_awaitable);
+  digest_map known = load_digests(s.dir / "digests.json");
+  {
+    // Publish the new names at once (with the digests still valid): the served server.ini may
+    // already be the new one, and its files must be served while new ones are hashed.
+    const auto previous = s.snapshot();
+    known.insert(previous->digests.begin(), previous->digests.end());
+    auto quick = std::make_shared<served_snapshot>(*next);
+    quick->digests = compute_digests(tree, quick->names, known, false);
+    std::lock_guard lock(s.mutex);
+    s.served = std::move(quick);
+  }
+  next->digests = co_await net::co_spawn(hashing_, digests_of(&tree, &next->names, &known),
+                                         net::use_awaitable);
   if (auto w = write_atomically(s.dir / "staging" / ".digests.json.tmp", s.dir / "digests.json",
                                 serialize_digests(next->digests));
       !w && fs::exists(s.dir / "staging")) {
@@ -495,6 +513,14 @@ mirror_lookup mirror_service::lookup(std::string_view name, std::string_view pat
   const auto snapshot = s->snapshot();
   const auto listed = snapshot->names.find(std::string(path));
   if (listed == snapshot->names.end()) {
+    // Not in the index this process has read, but in the tree: the served server.ini was just
+    // replaced and names it (a sync publishes files before the index; only the mirror writes
+    // the tree). Served without a digest until the snapshot catches up.
+    if (const auto present = regular_file(out.file); present && present->first > 0) {
+      out.verdict = mirror_lookup_verdict::served;
+      out.size = present->first;
+      out.mtime_ns = present->second;
+    }
     return out;
   }
   const auto present = regular_file(out.file);
@@ -562,14 +588,9 @@ net::awaitable<void> mirror_service::pull(source& s, std::string path,
   if (ok) {
     // Add the new file's digest so that the segment may be offered it.
     const fs::path tree = s.dir / "tree";
-    const auto current = s.snapshot();
-    std::unordered_map<std::string, std::optional<std::uint64_t>> one{{path, size}};
+    const listed_names one{{path, size}};
     const digest_map known;
-    auto digests = co_await net::co_spawn(
-        hashing_, [tree, &one, &known]() -> net::awaitable<digest_map> {
-          co_return compute_digests(tree, one, known);
-        },
-        net::use_awaitable);
+    auto digests = co_await net::co_spawn(hashing_, digests_of(&tree, &one, &known), net::use_awaitable);
     auto next = std::make_shared<served_snapshot>(*s.snapshot());
     for (auto& [p, d] : digests) {
       next->digests[p] = d;

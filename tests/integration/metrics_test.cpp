@@ -3,6 +3,7 @@
 // exactly the counters they should; the exposition parses with the Prometheus Python client;
 // the admin endpoint takes its body over the wire and wants the token.
 
+#include "au_upstream.hpp"
 #include "relayd_harness.hpp"
 
 #include <gtest/gtest.h>
@@ -255,6 +256,68 @@ TEST_F(metrics_integration, small_items_on_a_keep_alive_connection_do_not_wait_f
   EXPECT_LT(elapsed, 600ms) << requests << " requests took "
                             << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
                             << " ms";
+}
+
+// A mirror source against a real nginx upstream: "update now" needs the admin token, and its
+// result shows in /-/metrics (syncs by result, age of the last success, upstream bytes), in
+// /-/status and on the status page.
+TEST(metrics_mirror, a_sync_shows_in_metrics_status_and_page) {
+  char pattern[] = "/tmp/lanrelay-metrics-mirror.XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::filesystem::path root = pattern;
+  au_tree tree(root / "www");
+  const std::string zip = "pattern/vsapi667905.zip";
+  const auto zip_size = tree.add(zip, 300'000);
+  tree.publish("[Server]\r\nServer.1=http://au.example.com/activeupdate\r\n\r\n"
+               "[PATTERN]\r\nP.4=" + zip + ",1667905," + std::to_string(zip_size) + "\r\n");
+  nginx upstream(root / "nginx", root / "www");
+  upstream.start();
+  {
+    relayd relay("[admin]\ntoken = \"" + admin_token +
+                 "\"\n[[mirror.source]]\nname = \"au-main\"\nurl = \"http://127.0.0.1:" +
+                 std::to_string(upstream.port()) + "/activeupdate/\"\n");
+    const auto sync = [&](std::string_view auth) {
+      raw_connection c(relay.port());
+      std::string text = "POST /-/mirror/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n";
+      if (!auth.empty()) {
+        text += "Authorization: " + std::string(auth) + "\r\n";
+      }
+      EXPECT_TRUE(c.send_all(text + "\r\n"));
+      return c.read_response(60s);
+    };
+    EXPECT_EQ(sync("").message.result(), http::status::unauthorized);
+    const auto synced = sync("Bearer " + admin_token);
+    ASSERT_TRUE(synced.complete);
+    ASSERT_EQ(synced.message.result(), http::status::ok) << synced.message.body();
+
+    auto metrics = parse_samples(relay.request("GET", "/-/metrics").message.body());
+    const double ok = metrics["lanrelay_mirror_syncs_total{source=\"au-main\",result=\"ok\"}"];
+    const double unchanged =
+        metrics["lanrelay_mirror_syncs_total{source=\"au-main\",result=\"not_modified\"}"];
+    EXPECT_GE(ok, 1);  // the start-up sync may have run first; then ours found it unchanged
+    EXPECT_EQ(metrics["lanrelay_mirror_syncs_total{source=\"au-main\",result=\"failed\"}"], 0);
+    EXPECT_GE(ok + unchanged, 1);
+    const double age = metrics["lanrelay_mirror_last_success_age_seconds{source=\"au-main\"}"];
+    EXPECT_GE(age, 0);
+    EXPECT_LT(age, 60);
+    EXPECT_GE(metrics["lanrelay_upstream_fetched_bytes_total"], static_cast<double>(zip_size));
+
+    const auto status =
+        boost::json::parse(relay.request("GET", "/-/status").message.body()).as_object();
+    ASSERT_TRUE(status.at("mirrors").at("configured").as_bool());
+    const auto& source = status.at("mirrors").at("sources").as_array().at(0);
+    EXPECT_EQ(source.at("name").as_string(), "au-main");
+    EXPECT_TRUE(source.at("has_snapshot").as_bool());
+    EXPECT_FALSE(source.at("last_success").is_null());
+    EXPECT_GE(status.at("totals").at("bytes_fetched_upstream").to_number<std::uint64_t>(),
+              zip_size);
+
+    const auto page = relay.request("GET", "/").message.body();
+    EXPECT_NE(page.find("<td>au-main</td>"), std::string::npos);
+    EXPECT_EQ(page.find("No mirror source is configured."), std::string::npos);
+  }
+  upstream.kill();
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -62,6 +62,9 @@ class responder_core {
                                                        const network_interface* arrival,
                                                        std::chrono::steady_clock::time_point now);
 
+  // Queries answered per second per source from now on (configuration reload).
+  void set_rate_limit(std::uint32_t per_second) noexcept { settings_.rate_limit = per_second; }
+
  private:
   bool admit(const boost::asio::ip::address& source, std::chrono::steady_clock::time_point now);
   std::optional<std::string> url_host(const network_interface& arrival,
@@ -102,6 +105,8 @@ class discovery_responder {
   // Returns false when neither IPv4 nor IPv6 could be opened.
   bool start();
   void stop();
+  // From any thread; applied on the responder's strand (configuration reload).
+  void set_rate_limit(std::uint32_t per_second);
 
   const responder_counters& counters() const noexcept { return counters_; }
   std::uint16_t port() const noexcept { return port_; }  // the bound port (config port or actual)

@@ -94,7 +94,11 @@ class request_handler {
   // All three must outlive the handler.
   request_handler(content_store& store, slot_pool& slots, relay_counters& counters,
                   handler_settings settings) noexcept
-      : store_(store), slots_(slots), counters_(counters), settings_(settings) {}
+      : store_(store),
+        slots_(slots),
+        counters_(counters),
+        settings_(settings),
+        retry_after_(settings.retry_after.count()) {}
 
   response_plan handle(const boost::beast::http::request_header<>& request,
                        const request_context& context = {});
@@ -106,6 +110,11 @@ class request_handler {
 
   // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
   void set_draining() noexcept { draining_.store(true, std::memory_order_relaxed); }
+
+  // The Retry-After of later 503 answers (configuration reload); any thread.
+  void set_retry_after(std::chrono::seconds retry_after) noexcept {
+    retry_after_.store(retry_after.count(), std::memory_order_relaxed);
+  }
 
   // The answer to a mirror_sync_request once its syncs are over.
   static small_response mirror_sync_response(const boost::beast::http::request_header<>& request,
@@ -137,7 +146,8 @@ class request_handler {
   content_store& store_;
   slot_pool& slots_;
   relay_counters& counters_;
-  const handler_settings settings_;
+  const handler_settings settings_;  // retry_after: see retry_after_, which reloads change
+  std::atomic<std::chrono::seconds::rep> retry_after_;
   std::atomic<bool> draining_{false};
 };
 

@@ -79,7 +79,14 @@ class server : public std::enable_shared_from_this<server> {
   // provider here. Any thread.
   relay::monitor& monitor() noexcept { return monitor_; }
   // Transfer slots not taken right now (what discovery offers advertise). Any thread.
-  std::uint32_t free_slots() const noexcept { return slots_.capacity() - slots_.active(); }
+  std::uint32_t free_slots() const noexcept { return slots_.available(); }
+
+  // Settings a configuration reload changes at run time; any thread. Running transfers are not
+  // affected: a lower cap refuses new transfers until enough of them have ended.
+  void set_max_peers(std::uint32_t max_peers) noexcept { slots_.set_capacity(max_peers); }
+  void set_retry_after(std::chrono::seconds retry_after) noexcept {
+    handler_.set_retry_after(retry_after);
+  }
 
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
