@@ -294,6 +294,15 @@ std::vector<std::string> daemon::apply_changes(const relay_config& next) {
         spdlog::error("cache.max_size is now {} bytes but evicting down to it failed: {}",
                       next.cache_max_size, resized.error().message());
       }
+    } else if (name == "admin.token" || name == "admin.read_networks") {
+      // Validated by the loader; a token can be rotated without a restart.
+      auto access = access_policy::from_config(next.admin);
+      if (!access) {
+        need_restart.push_back(name);
+        continue;
+      }
+      server_->set_access_policy(std::move(*access));
+      config_.admin = next.admin;
     } else if (name == "discovery.rate_limit") {
       if (discovery_) {
         discovery_->set_rate_limit(next.discovery.rate_limit);

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -198,6 +199,27 @@ TEST_F(metrics_integration, log_level_changes_over_the_wire_with_the_token) {
   EXPECT_EQ(relay_->request("GET", "/cache/file/none%2e/1").message.result(),
             http::status::bad_request);
   EXPECT_EQ(relay_->log().size(), size);
+}
+
+// SIGHUP with a new [admin] token: the old one stops working at once, no restart.
+TEST_F(metrics_integration, a_reload_rotates_the_admin_token) {
+  const std::string rotated = "rotated-token-0123456789abcdef";
+  const auto put = [&](const std::string& token) {
+    raw_connection c(relay_->port());
+    EXPECT_TRUE(c.send_all("PUT /-/log-level HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                           token + "\r\nContent-Length: 5\r\n\r\ndebug"));
+    return c.read_response().message.result();
+  };
+  ASSERT_EQ(put(admin_token), http::status::ok);
+  std::ofstream(relay_->dir() / "relayd.toml")
+      << "[discovery]\nenabled = false\n[peers]\nmax_peers = 1\n[admin]\ntoken = \"" << rotated
+      << "\"\nread_networks = [\"127.0.0.0/8\"]\n";
+  relay_->proc().signal(SIGHUP);
+  ASSERT_TRUE(eventually(10s, [&] {
+    return relay_->log().find("configuration reloaded applied=admin.token") != std::string::npos;
+  })) << relay_->log();
+  EXPECT_EQ(put(admin_token), http::status::unauthorized);
+  EXPECT_EQ(put(rotated), http::status::ok);
 }
 
 // `lanrelay status HOST:PORT` prints the same status for a terminal, and `--json` the document.

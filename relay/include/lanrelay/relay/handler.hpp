@@ -29,6 +29,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -98,7 +99,8 @@ class request_handler {
         slots_(slots),
         counters_(counters),
         settings_(settings),
-        retry_after_(settings.retry_after.count()) {}
+        retry_after_(settings.retry_after.count()),
+        access_(std::make_shared<const access_policy>(settings.access)) {}
 
   response_plan handle(const boost::beast::http::request_header<>& request,
                        const request_context& context = {});
@@ -114,6 +116,12 @@ class request_handler {
   // The Retry-After of later 503 answers (configuration reload); any thread.
   void set_retry_after(std::chrono::seconds retry_after) noexcept {
     retry_after_.store(retry_after.count(), std::memory_order_relaxed);
+  }
+
+  // Who may use monitoring and admin endpoints from now on (configuration reload: a new token or
+  // read_networks); any thread. Requests being decided keep the policy they started with.
+  void set_access_policy(access_policy access) {
+    access_.store(std::make_shared<const access_policy>(std::move(access)));
   }
 
   // The answer to a mirror_sync_request once its syncs are over.
@@ -148,6 +156,7 @@ class request_handler {
   relay_counters& counters_;
   const handler_settings settings_;  // retry_after: see retry_after_, which reloads change
   std::atomic<std::chrono::seconds::rep> retry_after_;
+  std::atomic<std::shared_ptr<const access_policy>> access_;  // settings_.access until reloaded
   std::atomic<bool> draining_{false};
 };
 

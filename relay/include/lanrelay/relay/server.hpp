@@ -84,6 +84,7 @@ class server : public std::enable_shared_from_this<server> {
   // Settings a configuration reload changes at run time; any thread. Running transfers are not
   // affected: a lower cap refuses new transfers until enough of them have ended.
   void set_max_peers(std::uint32_t max_peers) noexcept { slots_.set_capacity(max_peers); }
+  void set_access_policy(access_policy access) { handler_.set_access_policy(std::move(access)); }
   void set_retry_after(std::chrono::seconds retry_after) noexcept {
     handler_.set_retry_after(retry_after);
   }
