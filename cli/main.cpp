@@ -2,6 +2,7 @@
 #include "agent_commands.hpp"
 #include "cache_command.hpp"
 #include "mirror_command.hpp"
+#include "status_command.hpp"
 #include "update_command.hpp"
 
 #include "lanrelay/common/log.hpp"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   lanrelay::cli::add_key_commands(app);
   lanrelay::cli::add_mirror_commands(app);
   lanrelay::cli::add_update_command(app);
+  lanrelay::cli::add_status_command(app);
   // Global options such as --log-level may also follow a subcommand.
   for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     sub->fallthrough();

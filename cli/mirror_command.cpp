@@ -23,6 +23,7 @@ struct mirror_options {
   std::string source;
   bool json_output = false;
   unsigned timeout_s = 3600;
+  std::string token_file;
 };
 
 std::string when(const json::value& unix_seconds) {
@@ -47,13 +48,17 @@ json::value parse_reply(const relay_reply& reply) {
 void run_sync(const mirror_options& o) {
   const auto relay = parse_relay_address(o.relay);
   const std::string target = o.source.empty() ? "/-/mirror/sync" : "/-/mirror/sync/" + o.source;
-  const auto reply = relay_request(relay, "POST", target, std::chrono::seconds(o.timeout_s));
+  const auto reply = relay_request(relay, "POST", target, std::chrono::seconds(o.timeout_s),
+                                   admin_token(o.token_file));
   if (reply.status == 404) {
     throw command_error(o.source.empty() ? "lanrelayd has no mirror configured"
                                          : "lanrelayd has no mirror source '" + o.source + "'");
   }
-  if (reply.status == 403) {
-    throw command_error("lanrelayd refused the sync: " + reply.body);
+  if (reply.status == 401 || reply.status == 403) {
+    throw command_error("lanrelayd refused the sync: " + reply.body +
+                        (reply.status == 401 ? "; set LANRELAY_ADMIN_TOKEN or --token-file to "
+                                               "the relay's [admin] token"
+                                             : ""));
   }
   const auto v = parse_reply(reply);
   if (o.json_output) {
@@ -129,6 +134,9 @@ void add_mirror_commands(CLI::App& app) {
   sync->add_option("--timeout", options->timeout_s, "Give up waiting after this many seconds")
       ->default_val(3600);
   sync->add_flag("--json", options->json_output, "Print the results as JSON");
+  sync->add_option("--token-file", options->token_file,
+                   "File whose first line is the relay's [admin] token (or set "
+                   "LANRELAY_ADMIN_TOKEN)");
   sync->callback([options] { run_guarded([&] { run_sync(*options); }); });
 
   auto* status = mirror->add_subcommand("status", "Last attempt, last success, versions and errors per source");

@@ -16,6 +16,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <cstdlib>
+#include <fstream>
+
 namespace lanrelay::cli {
 
 namespace net = boost::asio;
@@ -56,7 +59,8 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 // Fills `reply`, or `failure` and `step` (what was being done) when something went wrong.
 net::awaitable<void> exchange(const relay_address& relay, std::string_view method,
-                              std::string target, std::chrono::seconds timeout, relay_reply& reply,
+                              std::string target, std::chrono::seconds timeout,
+                              std::string token, relay_reply& reply,
                               boost::system::error_code& failure, std::string& step) {
   auto executor = co_await net::this_coro::executor;
   beast::tcp_stream stream(executor);
@@ -77,6 +81,9 @@ net::awaitable<void> exchange(const relay_address& relay, std::string_view metho
   http::request<http::string_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, relay.host);
   request.set(http::field::user_agent, "lanrelay");
+  if (!token.empty()) {
+    request.set(http::field::authorization, "Bearer " + token);
+  }
   request.prepare_payload();
   auto [write_ec, written] = co_await http::async_write(stream, request, use_tuple);
   if (write_ec) {
@@ -100,12 +107,15 @@ net::awaitable<void> exchange(const relay_address& relay, std::string_view metho
 }  // namespace
 
 relay_reply relay_request(const relay_address& relay, std::string_view method,
-                          std::string_view target, std::chrono::seconds timeout) {
+                          std::string_view target, std::chrono::seconds timeout,
+                          std::string_view admin_token) {
   net::io_context ioc;
   relay_reply reply;
   boost::system::error_code failure;
   std::string step;
-  net::co_spawn(ioc, exchange(relay, method, std::string(target), timeout, reply, failure, step),
+  net::co_spawn(ioc,
+                exchange(relay, method, std::string(target), timeout, std::string(admin_token),
+                         reply, failure, step),
                 [](std::exception_ptr e) {
                   if (e) {
                     std::rethrow_exception(e);
@@ -118,6 +128,24 @@ relay_reply relay_request(const relay_address& relay, std::string_view method,
                         "; is lanrelayd running there (systemctl status lanrelayd)?");
   }
   return reply;
+}
+
+std::string admin_token(const std::string& token_file) {
+  if (const char* env = std::getenv("LANRELAY_ADMIN_TOKEN"); env != nullptr && env[0] != '\0') {
+    return env;
+  }
+  if (token_file.empty()) {
+    return {};
+  }
+  std::ifstream in(token_file);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    throw command_error("cannot read the admin token from " + token_file);
+  }
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+    line.pop_back();
+  }
+  return line;
 }
 
 }  // namespace lanrelay::cli

@@ -23,8 +23,14 @@ struct relay_reply {
 };
 
 // Sends `method target` to the relay and returns its answer. Throws command_error (with what to
-// do) when the relay cannot be reached or does not answer within `timeout`.
+// do) when the relay cannot be reached or does not answer within `timeout`. A non-empty
+// `admin_token` is sent as `Authorization: Bearer <token>` (admin endpoints, [admin] token).
 relay_reply relay_request(const relay_address& relay, std::string_view method,
-                          std::string_view target, std::chrono::seconds timeout);
+                          std::string_view target, std::chrono::seconds timeout,
+                          std::string_view admin_token = {});
+
+// The admin token for endpoints that change the relay: $LANRELAY_ADMIN_TOKEN, else the first line
+// of `token_file` when given. Empty when neither is set (the relay then answers 401 or 403).
+std::string admin_token(const std::string& token_file);
 
 }  // namespace lanrelay::cli

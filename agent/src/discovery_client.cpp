@@ -77,7 +77,7 @@ std::optional<udp::socket> open_socket(net::any_io_executor executor, udp protoc
     ec = enable_arrival_interface(socket);
   }
   if (ec) {
-    spdlog::debug("discovery socket unavailable protocol={} error={}",
+    spdlog::debug("event=discovery_socket_unavailable protocol={} error=\"{}\"",
                   protocol == udp::v4() ? "ipv4" : "ipv6", ec.message());
     return std::nullopt;
   }
@@ -92,7 +92,7 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
   auto executor = co_await net::this_coro::executor;
   const auto datagram = discovery::encode(query);
   if (!datagram) {
-    spdlog::warn("discovery query not encodable error={}", datagram.error().message());
+    spdlog::warn("event=discovery_query_unencodable error=\"{}\"", datagram.error().message());
     co_return result;
   }
   const auto targets = destinations_for(options);
@@ -113,7 +113,7 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
       }
       if (auto ec = send_datagram(*socket, *datagram, d.endpoint, d.interface_index)) {
         ++result.send_errors;
-        spdlog::debug("discovery send failed to={} interface={} error={}",
+        spdlog::debug("event=discovery_send_failed to={} interface={} error=\"{}\"",
                       d.endpoint.address().to_string(), d.interface_index, ec.message());
       }
     }

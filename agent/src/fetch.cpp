@@ -237,14 +237,14 @@ class fetch_job {
         return {};
       });
       if (!response || response->status != 200) {
-        spdlog::info("catalog unavailable url={} error={}", catalog_url.buffer(),
+        spdlog::info("event=catalog_unavailable url={} error=\"{}\"", catalog_url.buffer(),
                      response ? "status " + std::to_string(response->status)
                               : response.error().message());
         continue;
       }
       auto verified = verify_with_pinned_keys(document);
       if (!verified) {
-        spdlog::warn("catalog rejected url={} reason={}", catalog_url.buffer(),
+        spdlog::warn("event=catalog_rejected url={} reason=\"{}\"", catalog_url.buffer(),
                      verified.error().message());
         continue;
       }
@@ -321,7 +321,7 @@ class fetch_job {
           co_return;
         }
         outcome_.attempts.back().outcome = "digest mismatch: bytes discarded, offer skipped";
-        spdlog::warn("peer served wrong bytes url={} expected_sha256={}", c.offer.url,
+        spdlog::warn("event=hash_mismatch url={} expected_sha256={}", c.offer.url,
                      to_hex(c.digest.sha256));
         bad_.insert(c.offer.url);
         part_.discard();
@@ -340,10 +340,12 @@ class fetch_job {
     const auto digest = options_.digest ? options_.digest : expected_;
     if (!digest && !tls) {
       if (options_.expected_size) {
-        spdlog::info("upstream over plain HTTP and no digest: only the size is checked url={}",
+        spdlog::info("event=upstream_size_only url={} hint=\"plain HTTP and no digest: only the size "
+                     "is checked\"",
                      options_.upstream->buffer());
       } else {
-        spdlog::warn("upstream over plain HTTP and no digest: bytes cannot be verified url={}",
+        spdlog::warn("event=upstream_unverified url={} hint=\"plain HTTP and no digest: bytes cannot "
+                     "be verified\"",
                      options_.upstream->buffer());
       }
     }
@@ -375,7 +377,7 @@ class fetch_job {
       outcome_.fallback_reason = "no offer could deliver";
     }
     done_ = true;
-    spdlog::info("fetched from upstream reason=\"{}\" url={}", outcome_.fallback_reason,
+    spdlog::info("event=upstream_fallback reason=\"{}\" url={}", outcome_.fallback_reason,
                  options_.upstream->buffer());
   }
 
@@ -447,7 +449,7 @@ class fetch_job {
     }
     auto store = content_store::open({.dir = *options_.state_dir / "cache"});
     if (!store) {
-      spdlog::warn("peer cache unavailable dir={} error={}", (*options_.state_dir / "cache").string(),
+      spdlog::warn("event=peer_cache_unavailable dir={} error=\"{}\"", (*options_.state_dir / "cache").string(),
                    store.error().message());
       return;
     }
@@ -459,7 +461,7 @@ class fetch_job {
                                     item_key{options_.wanted.kind, options_.wanted.name, *version},
                                     outcome_.sha256);
     if (!added) {
-      spdlog::warn("not added to the peer cache name={} error={}", options_.wanted.name,
+      spdlog::warn("event=peer_cache_add_failed name={} error=\"{}\"", options_.wanted.name,
                    added.error().message());
     }
   }

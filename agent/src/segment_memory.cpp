@@ -24,7 +24,7 @@ json::object read_entries(const std::filesystem::path& file) {
   boost::system::error_code ec;
   auto value = json::parse(text.str(), ec);
   if (ec || !value.is_object()) {
-    spdlog::warn("segment memory unreadable, starting afresh file={} error={}", file.string(),
+    spdlog::warn("event=segment_memory_reset file={} error=\"{}\"", file.string(),
                  ec ? ec.message() : "not an object");
     return {};
   }
@@ -39,14 +39,14 @@ void write_entries(const std::filesystem::path& file, const json::object& entrie
     std::ofstream out(temp, std::ios::trunc);
     out << json::serialize(entries);
     if (!out) {
-      spdlog::warn("cannot write segment memory file={}", temp);
+      spdlog::warn("event=segment_memory_write_error file={}", temp);
       std::filesystem::remove(temp, ec);
       return;
     }
   }
   std::filesystem::rename(temp, file, ec);
   if (ec) {
-    spdlog::warn("cannot write segment memory file={} error={}", file.string(), ec.message());
+    spdlog::warn("event=segment_memory_write_error file={} error=\"{}\"", file.string(), ec.message());
     std::filesystem::remove(temp, ec);
   }
 }

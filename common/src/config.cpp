@@ -3,6 +3,9 @@
 #include "lanrelay/common/activeupdate_index.hpp"
 #include "lanrelay/common/settings_table.hpp"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
@@ -54,6 +57,42 @@ apply_result check_include(std::string_view entry) {
     return settings::toml_string(entry) +
            " is not a component: use \"PATTERN\", \"PATTERN:<id>\", \"ENGINE\", "
            "\"ENGINE:<id>\", \"Info_<...>\" or \"path:<prefix>\"";
+  }
+  return std::nullopt;
+}
+
+// [admin] token: a bearer token (token68 characters, RFC 7235 §2.1) long enough not to be guessed.
+apply_result check_admin_token(std::string_view token) {
+  constexpr std::size_t min_length = 16;
+  const auto is_token_char = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+  };
+  if (!token.empty() &&
+      (token.size() < min_length || !std::all_of(token.begin(), token.end(), is_token_char))) {
+    return "a token must be at least " + std::to_string(min_length) +
+           " characters of A-Z a-z 0-9 - . _ ~ + / = (generate one with: openssl rand -hex 32)";
+  }
+  return std::nullopt;
+}
+
+// [admin] read_networks entries: "10.0.0.0/8", "fd00::/8", or one address.
+apply_result check_network(std::string_view text) {
+  const std::string value(text);
+  boost::system::error_code ec;
+  if (value.find('/') == std::string::npos) {
+    boost::asio::ip::make_address(value, ec);
+  } else {
+    boost::asio::ip::make_network_v4(value, ec);
+    if (ec) {
+      ec.clear();
+      boost::asio::ip::make_network_v6(value, ec);
+    }
+  }
+  if (ec) {
+    return settings::toml_string(text) +
+           " is not a network (address/prefix length, e.g. \"10.0.0.0/8\" or \"fd00::/8\", or "
+           "one address)";
   }
   return std::nullopt;
 }
@@ -212,6 +251,16 @@ const settings::table<relay_config>& settings_table() {
           "mirror", "pull_through_wait",
           "Agents asking for a mirrored file the relay is still fetching wait this long for it.",
           1s, 1h, [](relay_config& c) -> auto& { return c.mirror.pull_through_wait; }),
+      settings::string_setting<relay_config>(
+          "admin", "token", settings::setting_type::text,
+          "Bearer token for endpoints that change anything (PUT /-/log-level, POST /-/mirror/...). "
+          "Empty: they are refused. Keep this file readable by the daemon only.",
+          [](relay_config& c) -> auto& { return c.admin.token; }, check_admin_token),
+      settings::string_list_setting<relay_config>(
+          "admin", "read_networks",
+          "Networks that may read /, /-/status, /-/metrics and /-/stats and reach admin "
+          "endpoints, e.g. [\"10.0.0.0/8\", \"127.0.0.1/32\"]. Empty: any.",
+          [](relay_config& c) -> auto& { return c.admin.read_networks; }, check_network),
   }, {
       settings::make_list_reader(mirror_source_list()),
   }};

@@ -26,6 +26,15 @@ bool init_logging(std::string_view level) {
   return true;
 }
 
+std::string_view current_log_level() noexcept {
+  const auto level = spdlog::get_level();
+  if (level == spdlog::level::warn) {
+    return "warn";
+  }
+  const auto name = spdlog::level::to_string_view(level);
+  return {name.data(), name.size()};
+}
+
 void log_failure(std::string_view what, std::exception_ptr e) {
   if (!e) {
     return;
@@ -33,9 +42,9 @@ void log_failure(std::string_view what, std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    spdlog::error("{} failed: {}", what, ex.what());
+    spdlog::error("event=task_failed task=\"{}\" error=\"{}\"", what, ex.what());
   } catch (...) {
-    spdlog::error("{} failed: unknown exception", what);
+    spdlog::error("event=task_failed task=\"{}\" error=\"unknown exception\"", what);
   }
 }
 

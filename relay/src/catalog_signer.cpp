@@ -30,16 +30,17 @@ result<std::unique_ptr<catalog_signer>> catalog_signer::from_config(const relay_
   const auto path = configured ? config.trust.site_key : config.state_dir / kSiteKeyFileName;
   std::error_code ec;
   if (!configured && !std::filesystem::exists(path, ec)) {
-    spdlog::info("no site key at {}; /-/catalog.signed is off (lanrelay key generate --out {})",
+    spdlog::info("event=site_key_missing path={} hint=\"/-/catalog.signed is off; lanrelay key "
+                 "generate --out {}\"",
                  path.string(), path.string());
     return std::unique_ptr<catalog_signer>();
   }
   auto key = site_key::load(path);
   if (!key) {
-    spdlog::error("cannot load the site key: {}", key.error().message);
+    spdlog::error("event=site_key_error error=\"{}\"", key.error().message);
     return key.error().code;
   }
-  spdlog::info("signing the catalog with site key={} public={}", path.string(),
+  spdlog::info("event=catalog_signing site_key={} public={}", path.string(),
                key->public_key().to_string());
   return std::make_unique<catalog_signer>(std::move(*key), host_name(),
                                           config.trust.catalog_lifetime);

@@ -91,6 +91,26 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
         },
         server_->counters().discovery, mirrors_.get());
   }
+  // The status page, /-/status and /-/metrics show the mirror sources; mirrors_ outlives the
+  // server's use of it like the handler's (the io_context stops before the daemon is destroyed).
+  if (mirrors_->has_sources()) {
+    server_->monitor().set_mirror_provider([mirrors = mirrors_.get()] {
+      std::vector<mirror_report> out;
+      for (auto& view : mirrors->status()) {
+        mirror_report r;
+        r.name = std::move(view.name);
+        r.upstream = std::move(view.upstream);
+        r.status = std::move(view.status);
+        r.syncs_ok = view.syncs_ok;
+        r.syncs_not_modified = view.syncs_not_modified;
+        r.syncs_failed = view.syncs_failed;
+        out.push_back(std::move(r));
+      }
+      return out;
+    });
+  }
+  server_->monitor().set_upstream_bytes(
+      [mirrors = mirrors_.get()] { return mirrors->upstream_bytes(); });
 }
 
 daemon::~daemon() = default;
@@ -100,15 +120,16 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
   std::error_code fs_error;
   std::filesystem::create_directories(config.state_dir, fs_error);
   if (fs_error) {
-    spdlog::error("cannot create the state directory {}: {}; create it, fix its permissions or "
-                  "set state.dir",
+    spdlog::error("event=state_dir_error dir={} error=\"{}\" hint=\"create it, fix its "
+                  "permissions or set state.dir\"",
                   config.state_dir.string(), fs_error.message());
     return boost::system::error_code(fs_error);
   }
   const auto cache_dir = config.state_dir / "cache";
   auto store = content_store::open({cache_dir, config.cache_max_size});
   if (!store) {
-    spdlog::error("cannot open the cache at {}: {}", cache_dir.string(), store.error().message());
+    spdlog::error("event=cache_open_error dir={} error=\"{}\"", cache_dir.string(),
+                  store.error().message());
     return store.error();
   }
   auto signer = catalog_signer::from_config(config);
@@ -130,8 +151,8 @@ net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_en
 
 void daemon::start() {
   if (discovery_ && !discovery_->start()) {
-    spdlog::error("discovery: no socket could be opened on udp port {}; agents cannot find this "
-                  "relay by query; free the port or set discovery.port",
+    spdlog::error("event=discovery_unavailable port={} hint=\"agents cannot find this relay by "
+                  "query; free the port or set discovery.port\"",
                   config_.discovery.port);
     discovery_.reset();
   }
@@ -145,7 +166,7 @@ void daemon::start() {
   const auto address = endpoint.address();
   const std::string shown =
       address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  spdlog::info("lanrelayd listening address={} port={} max_peers={} cache={} items={} bytes={}",
+  spdlog::info("event=listening address={} port={} max_peers={} cache={} items={} bytes={}",
                shown, endpoint.port(), config_.max_peers, store_->dir().string(),
                store_->list().size(), store_->total_size());
   std::printf("listening on %s:%u\n", shown.c_str(), static_cast<unsigned>(endpoint.port()));
@@ -159,8 +180,8 @@ net::awaitable<void> daemon::signal_loop() {
   if (ec) {
     co_return;
   }
-  spdlog::info("received {}; stopping within shutdown.grace_period ({} ms); send it again to "
-               "cancel running transfers",
+  spdlog::info("event=stopping signal={} grace_ms={} hint=\"send it again to cancel running "
+               "transfers\"",
                signal_name(signo), config_.shutdown_grace.count());
   stopping_ = true;
   service::notify_stopping("stopping; running transfers may finish");
@@ -178,12 +199,13 @@ net::awaitable<void> daemon::signal_loop() {
       if (!clean) {
         ioc_.stop();  // connections that ignored cancellation must not keep the process alive
       }
-      spdlog::info("lanrelayd stopped");
+      spdlog::info("event=stopped clean={}", clean);
     });
   });
   auto [again, signo_again] = co_await signals_.async_wait(use_tuple);
   if (!again) {
-    spdlog::warn("received {} again; cancelling running transfers", signal_name(signo_again));
+    spdlog::warn("event=stopping_now signal={} hint=\"cancelling running transfers\"",
+                 signal_name(signo_again));
     server_->abort();
   }
 }
@@ -201,7 +223,7 @@ net::awaitable<void> daemon::flush_loop() {
 
 void daemon::flush_store() {
   if (auto flushed = store_->flush(); !flushed) {
-    spdlog::warn("cannot save cache usage times in {}: {}", store_->dir().string(),
+    spdlog::warn("event=cache_flush_error dir={} error=\"{}\"", store_->dir().string(),
                  flushed.error().message());
   }
 }
@@ -272,6 +294,15 @@ std::vector<std::string> daemon::apply_changes(const relay_config& next) {
         spdlog::error("cache.max_size is now {} bytes but evicting down to it failed: {}",
                       next.cache_max_size, resized.error().message());
       }
+    } else if (name == "admin.token" || name == "admin.read_networks") {
+      // Validated by the loader; a token can be rotated without a restart.
+      auto access = access_policy::from_config(next.admin);
+      if (!access) {
+        need_restart.push_back(name);
+        continue;
+      }
+      server_->set_access_policy(std::move(*access));
+      config_.admin = next.admin;
     } else if (name == "discovery.rate_limit") {
       if (discovery_) {
         discovery_->set_rate_limit(next.discovery.rate_limit);

@@ -143,7 +143,11 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
 
   auto held = store_.find_satisfying(q->kind, q->name, q->version);
   if (q->sha256) {
-    std::erase_if(held, [&](const item& it) { return it.sha256 != *q->sha256; });
+    const auto mismatched =
+        std::erase_if(held, [&](const item& it) { return it.sha256 != *q->sha256; });
+    if (mismatched > 0 && held.empty()) {
+      ++counters_.digest_mismatches;
+    }
   }
   std::vector<mirrored_item> mirrored;
   if (held.empty() && mirrors_ != nullptr) {
@@ -208,7 +212,8 @@ bool discovery_responder::start() {
     set_receive_buffer(*v4_);
   }
   if (ec) {
-    spdlog::error("discovery: cannot listen on 0.0.0.0:{} udp error={}; IPv4 queries go unanswered",
+    spdlog::error("event=discovery_listen_error address=0.0.0.0 port={} error=\"{}\" "
+                  "hint=\"IPv4 queries go unanswered\"",
                   settings_.port, ec.message());
     v4_.reset();
   } else {
@@ -231,7 +236,8 @@ bool discovery_responder::start() {
       set_receive_buffer(*v6_);
     }
     if (ec) {
-      spdlog::warn("discovery: cannot listen on [::]:{} udp error={}; IPv6 queries go unanswered",
+      spdlog::warn("event=discovery_listen_error address=:: port={} error=\"{}\" "
+                   "hint=\"IPv6 queries go unanswered\"",
                    settings_.port, ec.message());
       v6_.reset();
     } else if (port_ == 0) {
@@ -254,7 +260,7 @@ bool discovery_responder::start() {
     spawn(receive_loop(*v6_), "ipv6 receive loop");
   }
   spawn(rescan_loop(), "interface rescan");
-  spdlog::info("discovery listening port={} ipv4={} ipv6={}", port_, v4_.has_value(),
+  spdlog::info("event=discovery_listening port={} ipv4={} ipv6={}", port_, v4_.has_value(),
                v6_.has_value());
   return true;
 }
@@ -295,12 +301,13 @@ void discovery_responder::rescan() {
     boost::system::error_code ec;
     v6_->set_option(net::ip::multicast::join_group(group, nic.index), ec);
     if (ec && ec != boost::system::errc::address_in_use) {
-      spdlog::warn("discovery: cannot join {} on interface={} error={}", discovery::kIpv6Group,
+      spdlog::warn("event=discovery_join_error group={} interface={} error=\"{}\"",
+                   discovery::kIpv6Group,
                    nic.name, ec.message());
       continue;
     }
     joined_.insert(nic.index);
-    spdlog::info("discovery: joined {} on interface={}", discovery::kIpv6Group, nic.name);
+    spdlog::info("event=discovery_joined group={} interface={}", discovery::kIpv6Group, nic.name);
   }
   // The kernel drops memberships of interfaces that went away; forget them so a returning
   // interface is joined again.

@@ -1,8 +1,10 @@
 #include "lanrelay/relay/handler.hpp"
 
 #include "lanrelay/relay/catalog_signer.hpp"
+#include "lanrelay/relay/monitor.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
 
+#include "lanrelay/common/log.hpp"
 #include "lanrelay/common/version.hpp"
 #include "lanrelay/relay/range.hpp"
 #include "lanrelay/relay/request_target.hpp"
@@ -13,6 +15,9 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
 
 #include <cstdio>
 #include <optional>
@@ -101,6 +106,54 @@ small_response text_response(http::status status, const http::request_header<>& 
   return res;
 }
 
+// Monitoring and admin endpoints: their methods, and which of them change anything.
+bool is_monitoring_endpoint(resource_kind resource) {
+  switch (resource) {
+    case resource_kind::stats:
+    case resource_kind::mirror_status:
+    case resource_kind::mirror_sync:
+    case resource_kind::status_page:
+    case resource_kind::status:
+    case resource_kind::metrics:
+    case resource_kind::log_level:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The admin verb of an endpoint (PUT /-/log-level, POST /-/mirror/sync), none for read-only ones.
+std::optional<http::verb> admin_method(resource_kind resource) {
+  if (resource == resource_kind::log_level) {
+    return http::verb::put;
+  }
+  if (resource == resource_kind::mirror_sync) {
+    return http::verb::post;
+  }
+  return std::nullopt;
+}
+
+// Endpoints that answer GET and HEAD (everything but a sync, which only starts with POST).
+bool is_readable(resource_kind resource) { return resource != resource_kind::mirror_sync; }
+
+// Admin endpoints whose request carries an argument in its body.
+bool takes_body(resource_kind resource) { return resource == resource_kind::log_level; }
+
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+std::string client_text(const request_context& context) {
+  return context.client ? context.client->to_string() : std::string("unknown");
+}
+
 // Mirrored files, offered like cached items (docs/protocol.md).
 std::vector<mirrored_item> mirrored_items(const mirror_service* mirrors) {
   return mirrors != nullptr ? mirrors->items() : std::vector<mirrored_item>{};
@@ -146,13 +199,14 @@ small_response request_handler::error_response(http::status status, unsigned ver
   return res;
 }
 
-response_plan request_handler::handle(const http::request_header<>& request, bool after_pull) {
+response_plan request_handler::handle(const http::request_header<>& request,
+                                      const request_context& context) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
 
   const parsed_target target = parse_request_target(request.target());
   if (target.verdict == target_verdict::bad_request) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
-    spdlog::debug("bad request target: {} target=\"{}\"", target.reason,
+    spdlog::debug("event=bad_request reason=\"{}\" target=\"{}\"", target.reason,
                   printable(request.target()));
     return text_response(http::status::bad_request, request, "text/plain; charset=utf-8",
                          "bad request target: " + std::string(target.reason) + "\n");
@@ -161,22 +215,8 @@ response_plan request_handler::handle(const http::request_header<>& request, boo
     return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                          "not found\n");
   }
-  if (target.resource == resource_kind::mirror_sync) {
-    if (request.method() != http::verb::post) {
-      counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
-      auto res = text_response(http::status::method_not_allowed, request,
-                               "text/plain; charset=utf-8", "a sync is started with POST\n");
-      res.set(http::field::allow, "POST");
-      return res;
-    }
-    if (settings_.mirrors == nullptr ||
-        (!target.mirror_source.empty() &&
-         settings_.mirrors->lookup(target.mirror_source, "server.ini").verdict ==
-             mirror_lookup_verdict::unknown_source)) {
-      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
-                           "no mirror source of that name\n");
-    }
-    return mirror_sync_request{target.mirror_source};
+  if (is_monitoring_endpoint(target.resource)) {
+    return serve_monitoring(request, target.resource, context);
   }
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
@@ -209,21 +249,148 @@ response_plan request_handler::handle(const http::request_header<>& request, boo
         return text_response(http::status::ok, request, "application/json",
                              settings_.signer->sign(store_, extra));
       }
-    case resource_kind::stats:
-      return text_response(http::status::ok, request, "application/json",
-                           to_json(take_snapshot(counters_, slots_)));
     case resource_kind::mirror_file:
-      return serve_mirror_file(request, target, after_pull);
-    case resource_kind::mirror_status:
-      return text_response(
-          http::status::ok, request, "application/json",
-          boost::json::serialize(to_json(settings_.mirrors != nullptr ? settings_.mirrors->status()
-                                                                      : std::vector<mirror_source_view>{})));
-    case resource_kind::mirror_sync:
+      return serve_mirror_file(request, target, context.after_pull);
     case resource_kind::cache_item:
       break;
+    case resource_kind::stats:
+    case resource_kind::mirror_status:
+    case resource_kind::mirror_sync:
+    case resource_kind::status_page:
+    case resource_kind::status:
+    case resource_kind::metrics:
+    case resource_kind::log_level:
+      break;  // served by serve_monitoring
   }
   return serve_item(request, target.key);
+}
+
+// Monitoring and admin endpoints.
+
+std::size_t request_handler::accepts_body(const http::request_header<>& request) {
+  const parsed_target target = parse_request_target(request.target());
+  if (target.verdict != target_verdict::ok || !is_monitoring_endpoint(target.resource)) {
+    return 0;
+  }
+  const auto verb = admin_method(target.resource);
+  return takes_body(target.resource) && verb && request.method() == *verb ? max_body_size : 0;
+}
+
+std::optional<small_response> request_handler::authorize(endpoint_access access,
+                                                         const http::request_header<>& request,
+                                                         const request_context& context) const {
+  const auto decision =
+      access_.load()->check(access, context.client, request[http::field::authorization]);
+  if (decision.allowed) {
+    return std::nullopt;
+  }
+  spdlog::info("event=access_refused client={} target=\"{}\" access={} status={}",
+               client_text(context), printable(request.target()),
+               access == endpoint_access::admin ? "admin" : "read",
+               static_cast<unsigned>(decision.status));
+  auto res = text_response(decision.status, request, "text/plain; charset=utf-8",
+                           decision.message + "\n");
+  if (decision.challenge) {
+    res.set(http::field::www_authenticate, "Bearer realm=\"lanrelay\"");
+  }
+  return res;
+}
+
+response_plan request_handler::serve_monitoring(const http::request_header<>& request,
+                                                resource_kind resource,
+                                                const request_context& context) {
+  const auto admin_verb = admin_method(resource);
+  const bool reading = is_readable(resource) && (request.method() == http::verb::get ||
+                                                  request.method() == http::verb::head);
+  const bool changing = admin_verb && request.method() == *admin_verb;
+  if (!reading && !changing) {
+    counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    std::string allow = is_readable(resource) ? std::string(allowed_methods) : std::string();
+    if (admin_verb) {
+      allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(*admin_verb));
+    }
+    auto res = text_response(http::status::method_not_allowed, request,
+                             "text/plain; charset=utf-8", "allowed methods: " + allow + "\n");
+    res.set(http::field::allow, allow);
+    return res;
+  }
+  if (auto refused =
+          authorize(changing ? endpoint_access::admin : endpoint_access::read, request, context)) {
+    return std::move(*refused);
+  }
+
+  if (resource == resource_kind::stats) {
+    return text_response(http::status::ok, request, "application/json",
+                         to_json(take_snapshot(counters_, slots_)));
+  }
+  if (resource == resource_kind::mirror_status) {
+    return text_response(
+        http::status::ok, request, "application/json",
+        boost::json::serialize(to_json(settings_.mirrors != nullptr
+                                           ? settings_.mirrors->status()
+                                           : std::vector<mirror_source_view>{})));
+  }
+  if (resource == resource_kind::mirror_sync) {
+    const parsed_target target = parse_request_target(request.target());
+    if (settings_.mirrors == nullptr ||
+        (!target.mirror_source.empty() &&
+         settings_.mirrors->lookup(target.mirror_source, "server.ini").verdict ==
+             mirror_lookup_verdict::unknown_source)) {
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "no mirror source of that name\n");
+    }
+    spdlog::info("event=mirror_sync_requested source={} client={}",
+                 target.mirror_source.empty() ? "all" : target.mirror_source,
+                 client_text(context));
+    return mirror_sync_request{target.mirror_source};
+  }
+  if (resource == resource_kind::log_level) {
+    if (!changing) {
+      return text_response(http::status::ok, request, "text/plain; charset=utf-8",
+                           std::string(current_log_level()) + "\n");
+    }
+    const std::string wanted(trim(context.body));
+    const auto level = spdlog::level::from_str(wanted);
+    if (level == spdlog::level::off && wanted != "off") {
+      return text_response(http::status::bad_request, request, "text/plain; charset=utf-8",
+                           "\"" + printable(wanted) +
+                               "\" is not a log level; send one of trace, debug, info, warn, "
+                               "error, critical, off\n");
+    }
+    // The change itself is logged at the more verbose of the two levels, so it always shows.
+    spdlog::set_level(std::min(spdlog::get_level(), level));
+    spdlog::info("event=log_level_changed level={} client={}", wanted, client_text(context));
+    spdlog::set_level(level);
+    return text_response(http::status::ok, request, "text/plain; charset=utf-8",
+                         "log level " + wanted + "\n");
+  }
+  if (settings_.monitoring == nullptr) {
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "monitoring is not available here\n");
+  }
+  switch (resource) {
+    case resource_kind::status_page: {
+      auto res = text_response(http::status::ok, request, "text/html; charset=utf-8",
+                               render_status_page(settings_.monitoring->report()));
+      // The page needs nothing but itself: no script, no outside resource.
+      res.set("Content-Security-Policy",
+              "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'");
+      res.set(http::field::cache_control, "no-store");
+      return res;
+    }
+    case resource_kind::status: {
+      auto res = text_response(http::status::ok, request, "application/json",
+                               to_json(settings_.monitoring->report()));
+      res.set(http::field::cache_control, "no-store");
+      return res;
+    }
+    case resource_kind::metrics:
+      return text_response(http::status::ok, request, metrics::content_type,
+                           settings_.monitoring->render_metrics());
+    default:
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "not found\n");
+  }
 }
 
 small_response request_handler::mirror_sync_response(
@@ -309,8 +476,8 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "not cached here\n");
     }
-    spdlog::error("cannot open cached item {}: {}; check the cache directory", cache_path(key),
-                  file.error().message());
+    spdlog::error("event=cache_read_error item={} error=\"{}\" hint=\"check the cache directory\"",
+                  cache_path(key), file.error().message());
     return text_response(http::status::internal_server_error, request,
                          "text/plain; charset=utf-8", "cannot read the cached item\n");
   }
@@ -381,7 +548,7 @@ response_plan request_handler::serve_file(const http::request_header<>& request,
 
   auto slot = slots_.try_acquire();
   if (!slot) {
-    spdlog::debug("every transfer slot is taken; answering 503 item={}", label);
+    spdlog::debug("event=refused_busy item={} slots={}", label, slots_.capacity());
     auto res = text_response(http::status::service_unavailable, request,
                              "text/plain; charset=utf-8",
                              "every transfer slot is busy; retry later or use another relay\n");
@@ -392,7 +559,7 @@ response_plan request_handler::serve_file(const http::request_header<>& request,
   }
 
   file_transfer transfer{http::response<http::empty_body>{std::move(head)}, std::move(file),
-                         offset, length, std::move(*slot)};
+                         offset, length, std::move(*slot), std::string(label)};
   transfer.head.content_length(length);
   transfer.head.keep_alive(wants_keep_alive(request));
   return transfer;

@@ -286,6 +286,7 @@ struct mirror_service::source {
   std::optional<std::chrono::system_clock::time_point> next_sync;
   bool syncing = false;
   std::size_t pulls_running = 0;
+  std::uint64_t syncs_ok = 0, syncs_not_modified = 0, syncs_failed = 0;  // since start
 
   std::shared_ptr<const served_snapshot> snapshot() const {
     std::lock_guard lock(mutex);
@@ -440,6 +441,7 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
     std::lock_guard lock(s.mutex);
     s.syncing = false;
     s.last_result = result;
+    ++(!result.ok() ? s.syncs_failed : result.not_modified ? s.syncs_not_modified : s.syncs_ok);
   }
   job->result = result;
   s.job.reset();
@@ -680,6 +682,9 @@ std::vector<mirror_source_view> mirror_service::status() const {
     v.last_result = s->last_result;
     v.next_sync = s->next_sync;
     v.pulls_running = s->pulls_running;
+    v.syncs_ok = s->syncs_ok;
+    v.syncs_not_modified = s->syncs_not_modified;
+    v.syncs_failed = s->syncs_failed;
     out.push_back(std::move(v));
   }
   return out;

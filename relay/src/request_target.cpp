@@ -207,7 +207,10 @@ parsed_target parse_request_target(std::string_view target) {
     }
   }
   if (path == "/") {
-    return reject(target_verdict::not_found, "nothing is served at /");
+    parsed_target page;
+    page.verdict = target_verdict::ok;
+    page.resource = resource_kind::status_page;
+    return page;
   }
   if (path.size() >= 2 && path[1] == '/') {
     return reject(target_verdict::bad_request, "empty path segment");  // also "//host/..."
@@ -243,6 +246,13 @@ parsed_target parse_request_target(std::string_view target) {
       out.resource = resource_kind::stats;
     } else if (seg[1] == "mirror") {
       out.resource = resource_kind::mirror_status;
+      // Monitoring and admin endpoints.
+    } else if (seg[1] == "status") {
+      out.resource = resource_kind::status;
+    } else if (seg[1] == "metrics") {
+      out.resource = resource_kind::metrics;
+    } else if (seg[1] == "log-level") {
+      out.resource = resource_kind::log_level;
     } else {
       return reject(target_verdict::not_found, "unknown endpoint");
     }

@@ -57,6 +57,8 @@ constexpr std::chrono::milliseconds cancel_wait{5'000};
 constexpr std::size_t sendfile_chunk = 16U << 20;
 constexpr std::uint64_t fairness_quantum = 4U << 20;
 constexpr std::size_t first_read_size = 1024;
+// How often the traffic history takes the growth of the byte counters (its buckets are 5 min).
+constexpr std::chrono::seconds traffic_record_interval{60};
 
 bool is_resource_exhaustion(const boost::system::error_code& ec) {
   return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
@@ -79,6 +81,15 @@ std::string to_string(const tcp::endpoint& ep) {
   return address.to_string() + ":" + std::to_string(ep.port());
 }
 
+
+// The client as people read it: an IPv4 peer of the dual-stack listener without "::ffff:".
+net::ip::address client_address(const tcp::endpoint& peer) {
+  const auto address = peer.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  }
+  return address;
+}
 
 }  // namespace
 
@@ -117,17 +128,21 @@ class connection : public std::enable_shared_from_this<connection> {
 }  // namespace detail
 
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
-               content_store& store, const catalog_signer* signer, mirror_service* mirrors)
+               content_store& store, const catalog_signer* signer, mirror_service* mirrors,
+               access_policy access)
     : ioc_(ioc),
       http_(config.http),
       shutdown_grace_(config.shutdown_grace),
       slots_(config.max_peers),
-      handler_(store, slots_, counters_, handler_settings{config.retry_after, signer, mirrors}),
+      monitor_(store, counters_, slots_, config.role),
+      handler_(store, slots_, counters_,
+               handler_settings{config.retry_after, signer, std::move(access), &monitor_, mirrors}),
       mirrors_(mirrors),
       control_(net::make_strand(ioc)),
       acceptor_(control_),
       backoff_timer_(control_),
-      drain_timer_(control_) {}
+      drain_timer_(control_),
+      traffic_timer_(control_) {}
 
 server::~server() = default;
 
@@ -135,11 +150,18 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
                                                content_store& store,
                                                const catalog_signer* signer,
                                                mirror_service* mirrors) {
-  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors);
+  auto access = access_policy::from_config(config.admin);
+  if (!access) {
+    spdlog::error("event=config_error setting=admin.read_networks error=\"not a list of networks\"");
+    return access.error();
+  }
+  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors,
+                                      std::move(*access));
   boost::system::error_code ec;
   auto address = net::ip::make_address(config.http.listen_address, ec);
   if (ec) {
-    spdlog::error("http.listen \"{}\" is not an IP address; use \"::\" or \"0.0.0.0\" for all",
+    spdlog::error("event=config_error setting=http.listen value=\"{}\" hint=\"not an IP address; "
+                  "use :: or 0.0.0.0 for all\"",
                   config.http.listen_address);
     return ec;
   }
@@ -147,12 +169,12 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
   auto& acceptor = srv->acceptor_;
   acceptor.open(endpoint.protocol(), ec);
   if (ec == net::error::address_family_not_supported && address == net::ip::address_v6::any()) {
-    spdlog::warn("IPv6 is not available on this host; listening on IPv4 only (0.0.0.0)");
+    spdlog::warn("event=ipv6_unavailable hint=\"listening on IPv4 only (0.0.0.0)\"");
     endpoint = tcp::endpoint{net::ip::address_v4::any(), config.http.port};
     acceptor.open(endpoint.protocol(), ec);
   }
   if (ec) {
-    spdlog::error("cannot open a TCP socket for the content server: {}", ec.message());
+    spdlog::error("event=listen_error error=\"{}\"", ec.message());
     return ec;
   }
   acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -162,14 +184,15 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
   }
   acceptor.bind(endpoint, ec);
   if (ec) {
-    spdlog::error("cannot listen on {}: {}; is another lanrelayd running? set http.port or "
-                  "http.listen",
+    spdlog::error("event=listen_error endpoint={} error=\"{}\" hint=\"is another lanrelayd "
+                  "running? set http.port or http.listen\"",
                   to_string(endpoint), ec.message());
     return ec;
   }
   acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    spdlog::error("cannot listen on {}: {}", to_string(endpoint), ec.message());
+    spdlog::error("event=listen_error endpoint={} error=\"{}\"", to_string(endpoint),
+                  ec.message());
     return ec;
   }
   return srv;
@@ -186,6 +209,20 @@ void server::start() {
   std::signal(SIGPIPE, SIG_IGN);
   net::co_spawn(control_, accept_loop(),
                 [self = shared_from_this()](std::exception_ptr e) { log_failure("accept loop")(e); });
+  net::co_spawn(control_, traffic_loop(), [self = shared_from_this()](std::exception_ptr e) {
+    log_failure("traffic history")(e);
+  });
+}
+
+net::awaitable<void> server::traffic_loop() {
+  while (!on_stopped_) {
+    traffic_timer_.expires_after(traffic_record_interval);
+    auto [ec] = co_await traffic_timer_.async_wait(use_tuple);
+    monitor_.record_traffic(std::chrono::system_clock::now());
+    if (ec) {
+      co_return;  // cancelled by the shutdown sequence
+    }
+  }
 }
 
 void server::stop(std::function<void(bool)> on_stopped) {
@@ -248,9 +285,10 @@ net::awaitable<void> server::accept_loop() {
         continue;
       }
       if (!backing_off) {
-        spdlog::warn("accepting connections failed: {}; retrying with back-off{}", ec.message(),
-                     is_resource_exhaustion(ec) ? " (raise the open-files limit, LimitNOFILE)"
-                                                : "");
+        spdlog::warn("event=accept_failed error=\"{}\" hint=\"accepting connections failed; "
+                     "retrying with back-off{}\"",
+                     ec.message(),
+                     is_resource_exhaustion(ec) ? "; raise the open-files limit, LimitNOFILE" : "");
         backing_off = true;
       }
       backoff_timer_.expires_after(backoff);
@@ -259,24 +297,28 @@ net::awaitable<void> server::accept_loop() {
       continue;
     }
     if (backing_off) {
-      spdlog::info("accepting connections again");
+      spdlog::info("event=accept_resumed hint=\"accepting connections again\"");
       backing_off = false;
       backoff = accept_backoff_min;
     }
 
+    // A response head and a small body go out as two writes; with Nagle's algorithm the body
+    // would wait for the client's delayed ACK of the head (~40 ms per small item).
+    boost::system::error_code nodelay_ec;
+    socket.set_option(tcp::no_delay(true), nodelay_ec);
     auto conn = std::make_shared<detail::connection>(std::move(socket));
     if (!register_connection(conn)) {
       counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
       if (!at_limit) {
-        spdlog::warn("{} connections are open (http.max_connections); closing new ones at once "
-                     "peer={}",
+        spdlog::warn("event=connection_limit open={} peer={} hint=\"http.max_connections reached; "
+                     "closing new connections at once\"",
                      http_.max_connections, to_string(conn->peer_));
         at_limit = true;
       }
       continue;  // `conn` goes out of scope: the socket closes
     }
     if (at_limit) {
-      spdlog::info("below http.max_connections again; accepting connections");
+      spdlog::info("event=connection_limit_cleared");
       at_limit = false;
     }
     counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
@@ -313,15 +355,15 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
     first_request = false;
 
-    http::request_parser<http::empty_body> parser;
+    http::request_parser<http::string_body> parser;
     parser.header_limit(http_.max_header_bytes);
-    parser.body_limit(0);
+    parser.body_limit(request_handler::max_body_size);
     stream.expires_after(http_.header_timeout);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     if (ec) {
       if (ec == beast::error::timeout) {
         counters_.header_timeouts.fetch_add(1, std::memory_order_relaxed);
-        spdlog::debug("request head not complete within http.header_timeout; dropping peer={}",
+        spdlog::debug("event=header_timeout peer={}",
                       to_string(conn->peer_));
         break;
       }
@@ -336,11 +378,18 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
       } else if (ec == http::error::body_limit) {
         status = http::status::payload_too_large;
       }
-      spdlog::debug("unparsable request: {} peer={}", ec.message(), to_string(conn->peer_));
+      spdlog::debug("event=bad_request peer={} error=\"{}\"", to_string(conn->peer_), ec.message());
       response_plan plan = request_handler::error_response(status, 11, ec.message());
       co_await send_plan(*conn, plan);
       linger = true;
       break;
+    }
+    if (!parser.is_done() && request_handler::accepts_body(parser.get()) > 0) {
+      // An admin endpoint's small argument; the head's deadline covers it too.
+      auto [body_ec, body_n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      if (body_ec && body_ec != http::error::body_limit) {
+        break;
+      }
     }
     if (!parser.is_done()) {
       counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
@@ -355,11 +404,13 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
 
     conn->busy_ = true;
-    response_plan plan = handler_.handle(parser.get());
+    request_context context{client_address(conn->peer_), parser.get().body()};
+    response_plan plan = handler_.handle(parser.get(), context);
     if (auto* pull = std::get_if<pull_request>(&plan); pull != nullptr && mirrors_ != nullptr) {
       // Bounded by mirror.pull_through_wait; every request for the same file joins one download.
       co_await mirrors_->pull_through(pull->source, pull->path);
-      plan = handler_.handle(parser.get(), true);
+      context.after_pull = true;
+      plan = handler_.handle(parser.get(), context);
     }
     if (auto* sync = std::get_if<mirror_sync_request>(&plan)) {
       plan = co_await run_mirror_sync(*conn, parser.get(), *sync);
@@ -425,25 +476,36 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
     transfer.head.keep_alive(false);
   }
   http::response_serializer<http::empty_body> serializer{transfer.head};
+  const auto started = std::chrono::steady_clock::now();
+  auto tracked = monitor_.transfers().begin(client_address(conn.peer_).to_string(),
+                                            transfer.item, transfer.offset, transfer.length);
   stream.expires_after(http_.send_timeout);
   auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
   stream.expires_never();
   if (!ec) {
-    ec = co_await send_file(conn, transfer);
+    ec = co_await send_file(conn, transfer, tracked);
   }
   transfer.slot.release();  // the slot frees as soon as the transfer ends, however it ended
   transfer.file = item_file{};
+  tracked = transfer_registry::handle{};
+  const auto duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - started)
+                               .count();
   if (ec) {
     counters_.transfers_aborted.fetch_add(1, std::memory_order_relaxed);
-    spdlog::debug("transfer ended early: {} peer={}", ec.message(), to_string(conn.peer_));
+    spdlog::debug("event=transfer_aborted peer={} item={} length={} duration_ms={} error=\"{}\"",
+                  to_string(conn.peer_), transfer.item, transfer.length, duration_ms,
+                  ec.message());
     co_return false;
   }
   counters_.transfers_completed.fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("event=transfer_done peer={} item={} bytes={} duration_ms={}",
+                to_string(conn.peer_), transfer.item, transfer.length, duration_ms);
   co_return transfer.head.keep_alive();
 }
 
-net::awaitable<boost::system::error_code> server::send_file(detail::connection& conn,
-                                                            file_transfer& transfer) {
+net::awaitable<boost::system::error_code> server::send_file(
+    detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked) {
   using namespace net::experimental::awaitable_operators;
   auto& socket = conn.stream_.socket();
   boost::system::error_code ec;
@@ -465,6 +527,7 @@ net::awaitable<boost::system::error_code> server::send_file(detail::connection& 
       remaining -= static_cast<std::uint64_t>(sent);
       since_yield += static_cast<std::uint64_t>(sent);
       counters_.bytes_served.fetch_add(static_cast<std::uint64_t>(sent), std::memory_order_relaxed);
+      tracked.add_bytes(static_cast<std::uint64_t>(sent));
       if (since_yield >= fairness_quantum) {
         since_yield = 0;
         co_await net::post(socket.get_executor(), net::use_awaitable);
@@ -473,9 +536,11 @@ net::awaitable<boost::system::error_code> server::send_file(detail::connection& 
     }
     if (sent == 0) {
       // The file is shorter than the store says: it was truncated behind the store's back.
-      spdlog::error("cached file for {} ended early at byte {}; the cache directory was modified "
-                    "by something else",
-                    std::string_view(transfer.head[http::field::etag]), static_cast<std::uint64_t>(offset));
+      counters_.hash_mismatches.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("event=cached_file_short item={} etag={} at_byte={} hint=\"the cache "
+                    "directory was modified by something else\"",
+                    transfer.item, std::string_view(transfer.head[http::field::etag]),
+                    static_cast<std::uint64_t>(offset));
       co_return make_error_code(errc::size_mismatch);
     }
     const int error = errno;
@@ -512,6 +577,7 @@ net::awaitable<void> server::shutdown_sequence() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   backoff_timer_.cancel();
+  traffic_timer_.cancel();
 
   std::vector<std::shared_ptr<detail::connection>> open;
   {
@@ -524,8 +590,8 @@ net::awaitable<void> server::shutdown_sequence() {
     }
     all_done_ = all_done_ || connections_.empty();
   }
-  spdlog::info("stopping: no new connections; closing idle ones; {} transfers may run for up to "
-               "{} ms (shutdown.grace_period)",
+  spdlog::info("event=draining transfers={} grace_ms={} hint=\"no new connections; idle ones "
+               "closed\"",
                slots_.active(), shutdown_grace_.count());
   for (const auto& conn : open) {
     conn->request_stop(false);
@@ -542,9 +608,8 @@ net::awaitable<void> server::shutdown_sequence() {
         }
       }
     }
-    spdlog::warn("{}; cancelling {} running transfers",
-                 abort_requested_ ? "asked again to stop" : "shutdown.grace_period is over",
-                 slots_.active());
+    spdlog::warn("event=transfers_cancelled reason={} transfers={}",
+                 abort_requested_ ? "second_signal" : "grace_period_over", slots_.active());
     for (const auto& conn : open) {
       conn->request_stop(true);
     }
@@ -552,7 +617,8 @@ net::awaitable<void> server::shutdown_sequence() {
     co_await wait_for_connections(std::chrono::steady_clock::now() + cancel_wait, false);
   }
   if (!all_done_) {
-    spdlog::error("some connections did not end within {} ms of being cancelled",
+    spdlog::error("event=stop_unclean wait_ms={} hint=\"some connections did not end after being "
+                  "cancelled\"",
                   cancel_wait.count());
   }
   auto on_stopped = std::exchange(on_stopped_, [](bool) {});

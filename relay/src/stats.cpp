@@ -23,16 +23,18 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
   s.active_connections = c.active_connections.load(relaxed);
   s.header_timeouts = c.header_timeouts.load(relaxed);
   s.bad_requests = c.bad_requests.load(relaxed);
+  s.bytes_fetched_upstream = c.bytes_fetched_upstream.load(relaxed);
+  s.hash_mismatches = c.hash_mismatches.load(relaxed);
   const auto& d = c.discovery;
   s.discovery = {d.queries.load(relaxed),     d.offers_sent.load(relaxed),
                  d.not_held.load(relaxed),    d.malformed.load(relaxed),
                  d.own_packets.load(relaxed), d.off_link.load(relaxed),
                  d.rate_limited.load(relaxed), d.reply_too_large.load(relaxed),
-                 d.send_errors.load(relaxed)};
+                 d.send_errors.load(relaxed), d.digest_mismatches.load(relaxed)};
   return s;
 }
 
-std::string to_json(const stats_snapshot& s) {
+boost::json::object to_json_object(const stats_snapshot& s) {
   boost::json::object o;
   o["active_transfers"] = s.active_transfers;
   o["peak_active_transfers"] = s.peak_active_transfers;
@@ -47,14 +49,18 @@ std::string to_json(const stats_snapshot& s) {
   o["active_connections"] = s.active_connections;
   o["header_timeouts"] = s.header_timeouts;
   o["bad_requests"] = s.bad_requests;
+  o["bytes_fetched_upstream"] = s.bytes_fetched_upstream;
+  o["hash_mismatches"] = s.hash_mismatches;
   const auto& d = s.discovery;
   o["discovery"] = boost::json::object{
       {"queries", d.queries},         {"offers_sent", d.offers_sent},
       {"not_held", d.not_held},       {"malformed", d.malformed},
       {"own_packets", d.own_packets}, {"off_link", d.off_link},
       {"rate_limited", d.rate_limited}, {"reply_too_large", d.reply_too_large},
-      {"send_errors", d.send_errors}};
-  return boost::json::serialize(o);
+      {"send_errors", d.send_errors}, {"digest_mismatches", d.digest_mismatches}};
+  return o;
 }
+
+std::string to_json(const stats_snapshot& s) { return boost::json::serialize(to_json_object(s)); }
 
 }  // namespace lanrelay::relay

@@ -79,6 +79,8 @@ class mirror_relay : public testing::Test {
     tree_->publish(index(2));
   }
 
+  static constexpr std::string_view admin_token = "mirror-test-token-0123456789";
+
   std::string upstream_url() const {
     return "http://127.0.0.1:" + std::to_string(upstream_->port()) + "/activeupdate/";
   }
@@ -86,7 +88,9 @@ class mirror_relay : public testing::Test {
   // A relay mirroring `url` as source "vendor"; `extra` is added to the source's table.
   relayd& start_relay(const std::string& url, const std::string& extra = "",
                       const std::string& state_dir = "") {
-    std::string config = "[mirror]\npublic_url = \"http://relay.lan:4127\"\npull_through_wait = \"20s\"\n";
+    // "Update now" (POST /-/mirror/sync) is an admin request: it needs the token.
+    std::string config = "[admin]\ntoken = \"" + std::string(admin_token) + "\"\n";
+    config += "[mirror]\npublic_url = \"http://relay.lan:4127\"\npull_through_wait = \"20s\"\n";
     config += "[[mirror.source]]\nname = \"vendor\"\nurl = \"" + url + "\"\njitter = \"0ms\"\n" + extra;
     relays_.push_back(std::make_unique<relayd>(config, std::vector<std::string>{}, 0, std::vector<std::string>{}, state_dir));
     return *relays_.back();
@@ -111,7 +115,9 @@ class mirror_relay : public testing::Test {
   cli_result cli(std::vector<std::string> args) {
     args.insert(args.begin(), LANRELAY_CLI_PATH);
     const fs::path out = root_ / ("cli-" + std::to_string(++cli_runs_) + ".out");
-    process p(args, process::options{.output = out});
+    process p(args, process::options{
+                        .output = out,
+                        .environment = {"LANRELAY_ADMIN_TOKEN=" + std::string(admin_token)}});
     const auto status = p.wait_for(120s);
     return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, read_file(out)};
   }

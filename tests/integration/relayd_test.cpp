@@ -386,7 +386,7 @@ TEST(relay_integration_limits, accept_backs_off_when_out_of_descriptors) {
   for (int i = 0; i < 24; ++i) {
     held.push_back(std::make_unique<raw_connection>(relay.port()));
   }
-  ASSERT_TRUE(eventually(10s, [&] { return count("accepting connections failed") > 0; }))
+  ASSERT_TRUE(eventually(10s, [&] { return count("event=accept_failed") > 0; }))
       << relay.log();
   EXPECT_TRUE(relay.alive());
   held.clear();
@@ -397,8 +397,8 @@ TEST(relay_integration_limits, accept_backs_off_when_out_of_descriptors) {
     return res.complete && res.message.result() == http::status::ok;
   })) << relay.log();
   // Logged once per episode, not once per retry.
-  EXPECT_GE(count("accepting connections again"), 1U);
-  EXPECT_LE(count("accepting connections failed"), count("accepting connections again") + 1);
+  EXPECT_GE(count("event=accept_resumed"), 1U);
+  EXPECT_LE(count("event=accept_failed"), count("event=accept_resumed") + 1);
 }
 
 // SIGTERM: idle connections close, no new ones are accepted, a running transfer finishes, exit 0.

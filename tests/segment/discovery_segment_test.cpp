@@ -122,7 +122,7 @@ class discovery_segment : public testing::Test {
     processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                             process::options{.netns = host.netns, .output = log});
     EXPECT_TRUE(eventually(10s, [&] {
-      return read_file(log).find("discovery listening") != std::string::npos &&
+      return read_file(log).find("event=discovery_listening") != std::string::npos &&
              !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
     })) << read_file(log);
     return host;
@@ -312,7 +312,7 @@ TEST_F(discovery_segment, ipv6_multicast_alone_finds_the_relay) {
     EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
   }
   EXPECT_EQ(upstream_requests(), 0u);
-  EXPECT_NE(read_file(work_ / relay.name / "lanrelayd.log").find("joined ff12::4126 on interface=eth0"),
+  EXPECT_NE(read_file(work_ / relay.name / "lanrelayd.log").find("event=discovery_joined group=ff12::4126 interface=eth0"),
             std::string::npos);
 }
 
@@ -328,7 +328,7 @@ TEST_F(discovery_segment, an_interface_that_appears_later_is_served_without_rest
   const auto& late = second.add_host("late-agent");
   const fs::path log = work_ / relay.name / "lanrelayd.log";
   ASSERT_TRUE(eventually(10s, [&] {
-    return read_file(log).find("joined ff12::4126 on interface=seg79") != std::string::npos;
+    return read_file(log).find("event=discovery_joined group=ff12::4126 interface=seg79") != std::string::npos;
   })) << read_file(log);
 
   const auto results = fetch_all({&late});

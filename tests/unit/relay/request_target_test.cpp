@@ -97,7 +97,6 @@ INSTANTIATE_TEST_SUITE_P(
         target_case{"/" + std::string(20, 'a') + std::string(20, '/'), target_verdict::bad_request},
         target_case{"/a/b/c/d/e/f/g/h/i/j", target_verdict::not_found},
         // Well-formed but naming nothing.
-        target_case{"/", target_verdict::not_found},
         target_case{"/index.html", target_verdict::not_found},
         target_case{"/etc/passwd", target_verdict::not_found},
         target_case{"/cache", target_verdict::not_found},

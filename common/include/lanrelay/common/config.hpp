@@ -40,6 +40,15 @@ struct trust_settings {
   std::chrono::milliseconds catalog_lifetime{3'600'000};  // how long a signed catalog is valid
 };
 
+// [admin]: who may use the relay's monitoring and admin endpoints (relay/admin_access.hpp).
+struct admin_settings {
+  // Bearer token required by endpoints that change anything; empty: they are refused (403).
+  std::string token;
+  // Networks (CIDR, or single addresses) allowed to read /, /-/status, /-/metrics, /-/stats and
+  // to reach the admin endpoints at all; empty: any client.
+  std::vector<std::string> read_networks;
+};
+
 // One upstream ActiveUpdate tree the relay mirrors: `[[mirror.source]]`.
 struct mirror_source_settings {
   std::string name;  // 1-64 of [A-Za-z0-9_.-]: the URL /activeupdate/<name>/ and the directory name
@@ -79,6 +88,7 @@ struct relay_config {
   trust_settings trust;
   std::string role = "relay";  // "relay" or "peer": what offers say this daemon is
   std::string log_level = "info";
+  admin_settings admin;
   mirror_settings mirror;
 };
 

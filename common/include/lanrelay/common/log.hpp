@@ -9,6 +9,9 @@ namespace lanrelay {
 // message. Safe to call again to change the level. Returns false (and keeps "info") when `level` is not a spdlog level name.
 bool init_logging(std::string_view level);
 
+// The level in force, spelt as the configuration spells it ("warn", not spdlog's "warning").
+std::string_view current_log_level() noexcept;
+
 // Logs the exception that ended a spawned coroutine ("<what> failed: <reason>"); nothing when
 // `e` is null. Use as co_spawn's completion so that no failure goes unnoticed.
 void log_failure(std::string_view what, std::exception_ptr e);

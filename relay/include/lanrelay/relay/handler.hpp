@@ -7,10 +7,15 @@
 // method (405) → store or mirror lookup (404; a mirrored file the relay lacks: pull-through) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
 // transfer slot (503 when every slot is taken). HEAD, 304, 416 and empty items take no slot.
 //
+// Monitoring and admin endpoints (/, /-/status, /-/metrics, /-/stats, /-/log-level, /-/mirror,
+// /-/mirror/sync) go through authorize() (admin_access.hpp) before anything else is decided.
+//
 // Thread safety: handle() may run on any number of threads at once; the handler keeps no mutable
 // state of its own (the store, the slot pool and the counters are thread safe).
 
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/admin_access.hpp"
+#include "lanrelay/relay/request_target.hpp"
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
@@ -19,15 +24,22 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
 
 namespace lanrelay::relay {
+
+class monitor;
 
 // Item bytes to send from an open file after `head`. `head` carries Content-Length == length.
 struct file_transfer {
@@ -36,6 +48,7 @@ struct file_transfer {
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
   slot_pool::slot slot;  // held until the plan is destroyed: the transfer's end frees it
+  std::string item;      // what is sent, for the status (e.g. /cache/installer/agent-x64/14.0.1)
 };
 
 // A mirrored file the relay must first get from upstream (mirror_service::pull_through); the
@@ -60,8 +73,21 @@ struct handler_settings {
   std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
   // Signs the catalog for /-/catalog.signed; nullptr: the relay has no site key (404). Not owned.
   const class catalog_signer* signer = nullptr;
+  // Monitoring and admin endpoints: who may use them, and what they show (nullptr: /, /-/status
+  // and /-/metrics answer 404). Not owned.
+  access_policy access;
+  monitor* monitoring = nullptr;
   // The ActiveUpdate mirrors served at /activeupdate/; nullptr: none (404). Not owned.
   class mirror_service* mirrors = nullptr;
+};
+
+// What the server knows about a request beyond its head.
+struct request_context {
+  std::optional<boost::asio::ip::address> client;  // the peer; nullopt when unknown
+  std::string_view body;  // only for requests accepts_body() allowed; empty otherwise
+  // The request was answered with a pull_request before and the pull is over (or timed out); a
+  // file still missing is then a 503 with Retry-After, not another pull.
+  bool after_pull = false;
 };
 
 class request_handler {
@@ -73,11 +99,16 @@ class request_handler {
         slots_(slots),
         counters_(counters),
         settings_(settings),
-        retry_after_(settings.retry_after.count()) {}
+        retry_after_(settings.retry_after.count()),
+        access_(std::make_shared<const access_policy>(settings.access)) {}
 
-  // `after_pull`: the request was answered with a pull_request before and the pull is over (or
-  // timed out); a file still missing is then a 503 with Retry-After, not another pull.
-  response_plan handle(const boost::beast::http::request_header<>& request, bool after_pull = false);
+  response_plan handle(const boost::beast::http::request_header<>& request,
+                       const request_context& context = {});
+
+  // The largest body the request may carry (0: none; the server answers 413 to one). Only admin
+  // endpoints that take an argument accept a body.
+  static std::size_t accepts_body(const boost::beast::http::request_header<>& request);
+  static constexpr std::size_t max_body_size = 1024;  // the most accepts_body() ever allows
 
   // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
   void set_draining() noexcept { draining_.store(true, std::memory_order_relaxed); }
@@ -85,6 +116,12 @@ class request_handler {
   // The Retry-After of later 503 answers (configuration reload); any thread.
   void set_retry_after(std::chrono::seconds retry_after) noexcept {
     retry_after_.store(retry_after.count(), std::memory_order_relaxed);
+  }
+
+  // Who may use monitoring and admin endpoints from now on (configuration reload: a new token or
+  // read_networks); any thread. Requests being decided keep the policy they started with.
+  void set_access_policy(access_policy access) {
+    access_.store(std::make_shared<const access_policy>(std::move(access)));
   }
 
   // The answer to a mirror_sync_request once its syncs are over.
@@ -105,11 +142,21 @@ class request_handler {
                            const std::string& etag, std::string_view content_type,
                            std::string_view label);
 
+  // Monitoring and admin endpoints.
+  response_plan serve_monitoring(const boost::beast::http::request_header<>& request,
+                                 resource_kind resource, const request_context& context);
+  // The one authorization decision for every monitoring and admin endpoint: nullopt when
+  // `access` is granted, else the refusal to send (403, or 401 with WWW-Authenticate).
+  std::optional<small_response> authorize(endpoint_access access,
+                                          const boost::beast::http::request_header<>& request,
+                                          const request_context& context) const;
+
   content_store& store_;
   slot_pool& slots_;
   relay_counters& counters_;
   const handler_settings settings_;  // retry_after: see retry_after_, which reloads change
   std::atomic<std::chrono::seconds::rep> retry_after_;
+  std::atomic<std::shared_ptr<const access_policy>> access_;  // settings_.access until reloaded
   std::atomic<bool> draining_{false};
 };
 

@@ -60,6 +60,10 @@ struct mirror_source_view {
   std::size_t files = 0;      // files the served index names that the tree holds
   std::uint64_t bytes = 0;    // their total size
   std::size_t pulls_running = 0;
+  // Syncs this process ran, by result (/-/metrics: lanrelay_mirror_syncs_total).
+  std::uint64_t syncs_ok = 0;
+  std::uint64_t syncs_not_modified = 0;
+  std::uint64_t syncs_failed = 0;
   // The served index's components: ("PATTERN:<id>", "16.679.00"), ("ENGINE:<id>", "12.500.1004").
   std::vector<std::pair<std::string, std::string>> versions;
 };

@@ -27,8 +27,16 @@
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
 //                                             bytes served, requests, connections).
 //
+// Monitoring and admin (relay/admin_access.hpp decides who may use them):
+//   GET|HEAD /                                the status page (HTML, no script).
+//   GET|HEAD /-/status                        the same status as JSON.
+//   GET|HEAD /-/metrics                       Prometheus text exposition format 0.0.4.
+//   GET|HEAD /-/log-level                     the current log level; PUT with a level as the body
+//                                             (admin token) changes it.
+//
 // Anything else is 404; a known path with a method other than GET or HEAD (POST for
-// /-/mirror/sync) is 405 with the Allow header. A query component ("?...") is ignored.
+// /-/mirror/sync, PUT for /-/log-level) is 405 with the Allow header. A query component ("?...")
+// is ignored.
 //
 // 400 versus 404, consistently: a target that is malformed or unsafe gets 400 — not origin-form
 // (absolute-form, authority-form, "*"), a fragment, raw control characters, spaces, backslashes,
@@ -57,6 +65,11 @@ enum class resource_kind {
   catalog,
   signed_catalog,
   stats,
+  // Monitoring and admin endpoints.
+  status_page,
+  status,
+  metrics,
+  log_level,
 };
 
 enum class target_verdict {

@@ -19,7 +19,9 @@
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/admin_access.hpp"
 #include "lanrelay/relay/handler.hpp"
+#include "lanrelay/relay/monitor.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -73,32 +75,42 @@ class server : public std::enable_shared_from_this<server> {
   stats_snapshot stats() const noexcept;
   // The counters behind /-/stats; others (the discovery responder) add theirs here.
   relay_counters& counters() noexcept { return counters_; }
+  // Metrics, status and history behind /, /-/status and /-/metrics; the daemon adds its mirror
+  // provider here. Any thread.
+  relay::monitor& monitor() noexcept { return monitor_; }
   // Transfer slots not taken right now (what discovery offers advertise). Any thread.
   std::uint32_t free_slots() const noexcept { return slots_.available(); }
 
   // Settings a configuration reload changes at run time; any thread. Running transfers are not
   // affected: a lower cap refuses new transfers until enough of them have ended.
   void set_max_peers(std::uint32_t max_peers) noexcept { slots_.set_capacity(max_peers); }
+  void set_access_policy(access_policy access) { handler_.set_access_policy(std::move(access)); }
   void set_retry_after(std::chrono::seconds retry_after) noexcept {
     handler_.set_retry_after(retry_after);
   }
 
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
-         content_store& store, const catalog_signer* signer, mirror_service* mirrors);
+         content_store& store, const catalog_signer* signer, mirror_service* mirrors,
+         access_policy access);
 
  private:
   friend class detail::connection;
 
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> shutdown_sequence();
+  // Feeds the monitor's traffic history every traffic_record_interval until stop().
+  boost::asio::awaitable<void> traffic_loop();
   // Until every connection has ended, `deadline` passes, or (when asked) abort() is called.
   boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline,
                                                     bool interrupt_on_abort);
   boost::asio::awaitable<void> run_session(std::shared_ptr<detail::connection> conn);
   boost::asio::awaitable<bool> send_plan(detail::connection& conn, response_plan& plan);
-  boost::asio::awaitable<boost::system::error_code> send_file(detail::connection& conn,
-                                                              file_transfer& transfer);
+  boost::asio::awaitable<boost::system::error_code> send_file(
+      detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked);
+  boost::asio::awaitable<small_response> run_mirror_sync(
+      detail::connection& conn, const boost::beast::http::request_header<>& request,
+      mirror_sync_request sync);
   bool register_connection(const std::shared_ptr<detail::connection>& conn);
   void unregister_connection(std::uint64_t id);
 
@@ -107,10 +119,7 @@ class server : public std::enable_shared_from_this<server> {
   const std::chrono::milliseconds shutdown_grace_;
   relay_counters counters_;
   slot_pool slots_;
-  boost::asio::awaitable<small_response> run_mirror_sync(
-      detail::connection& conn, const boost::beast::http::request_header<>& request,
-      mirror_sync_request sync);
-
+  relay::monitor monitor_;
   request_handler handler_;
   mirror_service* const mirrors_;  // null without mirror sources
 
@@ -119,6 +128,7 @@ class server : public std::enable_shared_from_this<server> {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_timer_;
   boost::asio::steady_timer drain_timer_;
+  boost::asio::steady_timer traffic_timer_;
   bool all_done_ = false;        // set (via a post) when the last connection ends while stopping
   bool abort_requested_ = false;
   std::function<void(bool)> on_stopped_;  // non-empty once stop() has begun

@@ -5,6 +5,8 @@
 // Thread safety: every counter is a relaxed atomic, updated from any io thread. A snapshot is not
 // a consistent cut across counters; each value is exact on its own.
 
+#include <boost/json/object.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -24,6 +26,9 @@ struct responder_counters {
   std::atomic<std::uint64_t> rate_limited{0};   // sender over discovery.rate_limit
   std::atomic<std::uint64_t> reply_too_large{0}; // the offer would be larger than the query
   std::atomic<std::uint64_t> send_errors{0};
+  // Queries whose SHA-256 differs from every held item of the wanted name and version: the
+  // agent's trusted digest and this cache disagree (a subset of not_held).
+  std::atomic<std::uint64_t> digest_mismatches{0};
 };
 
 struct relay_counters {
@@ -36,6 +41,12 @@ struct relay_counters {
   std::atomic<std::uint64_t> active_connections{0};
   std::atomic<std::uint64_t> header_timeouts{0};      // request head not complete in time
   std::atomic<std::uint64_t> bad_requests{0};         // 400, 405, 413 and 431 answers
+  // Bytes this relay downloaded from upstream servers (mirror syncs, pull-through); whoever
+  // downloads adds to it.
+  std::atomic<std::uint64_t> bytes_fetched_upstream{0};
+  // Bytes that did not match their expected SHA-256 (or size): a query whose digest differs from
+  // the held item's, a cached file that changed behind the store's back, a bad upstream download.
+  std::atomic<std::uint64_t> hash_mismatches{0};
   responder_counters discovery;
 };
 
@@ -53,15 +64,19 @@ struct stats_snapshot {
   std::uint64_t active_connections = 0;
   std::uint64_t header_timeouts = 0;
   std::uint64_t bad_requests = 0;
+  std::uint64_t bytes_fetched_upstream = 0;
+  std::uint64_t hash_mismatches = 0;
   struct {
     std::uint64_t queries = 0, offers_sent = 0, not_held = 0, malformed = 0, own_packets = 0,
-                  off_link = 0, rate_limited = 0, reply_too_large = 0, send_errors = 0;
+                  off_link = 0, rate_limited = 0, reply_too_large = 0, send_errors = 0,
+                  digest_mismatches = 0;
   } discovery;
 };
 
 stats_snapshot take_snapshot(const relay_counters& counters, const slot_pool& slots) noexcept;
 
 // One JSON object, keys named as the snapshot's members.
+boost::json::object to_json_object(const stats_snapshot& snapshot);
 std::string to_json(const stats_snapshot& snapshot);
 
 }  // namespace lanrelay::relay

@@ -1,0 +1,95 @@
+// libFuzzer target for the admin access decision (relay/src/admin_access.cpp): the client address
+// and the Authorization field are untrusted. Input: "<address text>\n<Authorization value>".
+// Seeds: tests/fuzz/corpus/admin_access/.
+//
+// Beyond "never crash", it checks the contract against a plain re-statement of it: reading is
+// allowed exactly for clients in 10.0.0.0/8 (IPv4-mapped included), admin exactly for those that
+// also send "Bearer" (any case), one space, and the token with only spaces around it.
+
+#include "lanrelay/relay/admin_access.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace {
+
+namespace ip = boost::asio::ip;
+using namespace lanrelay::relay;
+
+constexpr std::string_view token = "fuzz-admin-token-0123";
+
+void require(bool condition) {
+  if (!condition) {
+    __builtin_trap();
+  }
+}
+
+bool in_ten_slash_eight(const std::optional<ip::address>& client) {
+  if (!client) {
+    return false;
+  }
+  auto address = *client;
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = ip::make_address_v4(ip::v4_mapped, address.to_v6());
+  }
+  return address.is_v4() && address.to_v4().to_bytes()[0] == 10;
+}
+
+bool presents_token(std::string_view field) {
+  constexpr std::string_view scheme = "bearer ";
+  if (field.size() < scheme.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(field[i])) != scheme[i]) {
+      return false;
+    }
+  }
+  auto rest = field.substr(scheme.size());
+  const auto first = rest.find_first_not_of(' ');
+  if (first == std::string_view::npos) {
+    return false;
+  }
+  rest = rest.substr(first, rest.find_last_not_of(' ') - first + 1);
+  return rest == token;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const access_policy open =
+      *access_policy::from_config(lanrelay::admin_settings{std::string(token), {}});
+  static const access_policy limited =
+      *access_policy::from_config(lanrelay::admin_settings{std::string(token), {"10.0.0.0/8"}});
+  static const access_policy no_token =
+      *access_policy::from_config(lanrelay::admin_settings{"", {}});
+
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const auto newline = text.find('\n');
+  const std::string address_text(text.substr(0, newline));
+  const std::string_view field =
+      newline == std::string_view::npos ? std::string_view{} : text.substr(newline + 1);
+
+  boost::system::error_code ec;
+  std::optional<ip::address> client = ip::make_address(address_text, ec);
+  if (ec) {
+    client.reset();
+  }
+
+  require(open.check(endpoint_access::read, client, field).allowed);
+  require(open.check(endpoint_access::admin, client, field).allowed == presents_token(field));
+  require(!no_token.check(endpoint_access::admin, client, field).allowed);
+
+  const bool listed = in_ten_slash_eight(client);
+  require(limited.check(endpoint_access::read, client, field).allowed == listed);
+  const auto admin = limited.check(endpoint_access::admin, client, field);
+  require(admin.allowed == (listed && presents_token(field)));
+  if (!admin.allowed) {
+    require(!admin.message.empty());
+  }
+  return 0;
+}
