@@ -1,5 +1,6 @@
 #include "lanrelay/common/proxy_codec.hpp"
 
+#include <boost/asio/ip/network_v4.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
@@ -428,6 +429,37 @@ bool is_valid_bypass_entry(std::string_view text) noexcept {
     }
   }
   return text != "." ;
+}
+
+bool bypass_matches(std::string_view entry, std::string_view host) noexcept {
+  const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+  const auto iequal = [&](std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
+  };
+  const auto ends_with = [&](std::string_view text, std::string_view suffix) {
+    return text.size() >= suffix.size() && iequal(text.substr(text.size() - suffix.size()), suffix);
+  };
+  if (entry.starts_with("*.")) {
+    return ends_with(host, entry.substr(1)) && host.size() > entry.size() - 1;
+  }
+  if (entry.starts_with(".")) {
+    return ends_with(host, entry) || iequal(host, entry.substr(1));
+  }
+  if (const auto slash = entry.find('/'); slash != std::string_view::npos) {
+    boost::system::error_code ec;
+    const auto network = boost::asio::ip::make_network_v4(entry, ec);
+    if (ec) {
+      return false;
+    }
+    const auto address = boost::asio::ip::make_address_v4(host, ec);
+    return !ec && (address.to_uint() & network.netmask().to_uint()) ==
+                      (network.network().to_uint() & network.netmask().to_uint());
+  }
+  if (entry.starts_with("[") && entry.ends_with("]")) {
+    return iequal(entry.substr(1, entry.size() - 2), host);
+  }
+  return iequal(entry, host);
 }
 
 std::vector<std::byte> encode(const query& q) {

@@ -292,3 +292,23 @@ TEST(proxy_codec, DISABLED_write_fuzz_seeds) {
 
 }  // namespace
 }  // namespace lanrelay::proxy_protocol
+
+namespace lanrelay::proxy_protocol {
+namespace {
+
+TEST(proxy_codec, bypass_entries_match_like_the_generated_pac) {
+  EXPECT_TRUE(bypass_matches("*.corp.example", "www.Corp.Example"));
+  EXPECT_FALSE(bypass_matches("*.corp.example", "corp.example"));
+  EXPECT_FALSE(bypass_matches("*.corp.example", "evilcorp.example"));
+  EXPECT_TRUE(bypass_matches(".corp.example", "corp.example"));
+  EXPECT_TRUE(bypass_matches(".corp.example", "a.b.corp.example"));
+  EXPECT_TRUE(bypass_matches("10.0.0.0/8", "10.200.1.1"));
+  EXPECT_FALSE(bypass_matches("10.0.0.0/8", "11.0.0.1"));
+  EXPECT_FALSE(bypass_matches("10.0.0.0/8", "10.example"));
+  EXPECT_TRUE(bypass_matches("[fd00::1]", "fd00::1"));
+  EXPECT_TRUE(bypass_matches("localhost", "LOCALHOST"));
+  EXPECT_FALSE(bypass_matches("localhost", "localhost.evil"));
+}
+
+}  // namespace
+}  // namespace lanrelay::proxy_protocol

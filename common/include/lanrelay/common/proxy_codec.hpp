@@ -141,6 +141,13 @@ bool is_valid_proxy_url(std::string_view text) noexcept;
 // "*" only as a leading "*." (or alone). Keeps bypass lists safe to embed in a PAC script.
 bool is_valid_bypass_entry(std::string_view text) noexcept;
 
+// Whether `host` (a URL's host: a name, an IPv4 address, or an IPv6 address without brackets)
+// is covered by bypass entry `entry`: "*.corp" and ".corp" match names ending in ".corp" (and
+// "corp" itself for ".corp"), "10.0.0.0/8" matches IPv4 addresses inside the prefix, any other
+// entry matches the host exactly. Names compare case-insensitively. Generated PAC scripts
+// (proxyhelper/pac.hpp) follow the same rules.
+bool bypass_matches(std::string_view entry, std::string_view host) noexcept;
+
 // Exactly kQuerySize bytes.
 std::vector<std::byte> encode(const query& q);
 
