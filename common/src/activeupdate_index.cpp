@@ -734,6 +734,61 @@ bool needs_signature(std::string_view path) noexcept {
   return path.size() > 4 && iequals(path.substr(path.size() - 4), ".zip");
 }
 
+std::optional<std::string> segment_item_name(std::string_view path) {
+  constexpr std::size_t max_name = 128;  // is_valid_name's limit
+  constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : path) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '_' || c == '-';
+    if (plain) {
+      out += c;
+    } else {
+      out += '+';
+      out += hex[u >> 4];
+      out += hex[u & 0xf];
+    }
+  }
+  if (out.empty() || out.size() > max_name || out.front() == '.' || out.front() == '-') {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<std::string> path_from_segment_item_name(std::string_view name) {
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') {
+      return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+      return c - 'a' + 10;
+    }
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (name[i] != '+') {
+      out += name[i];
+      continue;
+    }
+    if (i + 2 >= name.size()) {
+      return std::nullopt;
+    }
+    const int hi = nibble(name[i + 1]);
+    const int lo = nibble(name[i + 2]);
+    if (hi < 0 || lo < 0) {
+      return std::nullopt;
+    }
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  if (segment_item_name(out) != name) {
+    return std::nullopt;  // not the canonical spelling: "+61" for 'a', uppercase hex...
+  }
+  return out;
+}
+
 std::string signature_path(std::string_view path) {
   std::string out(path.substr(0, path.size() - 4));
   out += path.ends_with(".ZIP") ? ".SIG" : ".sig";

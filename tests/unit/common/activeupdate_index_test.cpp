@@ -621,4 +621,24 @@ TEST(activeupdate_index, errors_have_a_category_and_throw_with_the_message) {
 }
 
 }  // namespace
+TEST(activeupdate_segment_name, paths_map_to_valid_item_names_and_back) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"pattern/lpt$vpn.679", "pattern+2flpt+24vpn.679"},
+      {"engine/vsapi64.zip", "engine+2fvsapi64.zip"},
+      {"a+b", "a+2bb"},
+      {"Pattern/ICRC$OTH.1234.merge.1233", "Pattern+2fICRC+24OTH.1234.merge.1233"},
+  };
+  for (const auto& [path, name] : cases) {
+    EXPECT_EQ(segment_item_name(path), name);
+    EXPECT_TRUE(is_valid_name(name)) << name;
+    EXPECT_EQ(path_from_segment_item_name(name), path);
+  }
+  EXPECT_EQ(segment_item_name(".hidden"), std::nullopt);
+  EXPECT_EQ(segment_item_name(std::string(129, 'a')), std::nullopt);
+  EXPECT_EQ(path_from_segment_item_name("a+2"), std::nullopt);
+  EXPECT_EQ(path_from_segment_item_name("a+2F"), std::nullopt);   // not canonical
+  EXPECT_EQ(path_from_segment_item_name("a+61"), std::nullopt);   // 'a' needs no escape
+  EXPECT_EQ(path_from_segment_item_name("a+zz"), std::nullopt);
+}
+
 }  // namespace lanrelay::activeupdate

@@ -174,5 +174,78 @@ TEST(config, printed_defaults_parse_back_to_the_defaults) {
   EXPECT_NE(text.find("# TCP port of the content server"), std::string::npos);
 }
 
+
+TEST(config, mirror_sources_are_read_as_a_list_of_tables) {
+  const auto r = parse_relay_config(R"([mirror]
+rate_limit = "20MiB"
+
+[[mirror.source]]
+name = "vendor"
+url = "https://update.vendor.example/au/"
+interval = "15m"
+include = ["PATTERN:lpt$vpn", "path:engine/"]
+proxy = "http://user:secret@proxy.corp:8080"
+
+[[mirror.source]]
+name = "site"
+url = "http://10.0.0.1:4127/activeupdate/vendor/"
+keep = 3
+)", "m.toml");
+  ASSERT_TRUE(r.ok()) << testing::PrintToString(messages(r));
+  EXPECT_EQ(r.config.mirror.rate_limit, 20ULL << 20);
+  ASSERT_EQ(r.config.mirror.sources.size(), 2u);
+  const auto& vendor = r.config.mirror.sources[0];
+  EXPECT_EQ(vendor.name, "vendor");
+  EXPECT_EQ(vendor.url, "https://update.vendor.example/au/");
+  EXPECT_EQ(vendor.interval, 15min);
+  EXPECT_EQ(vendor.jitter, 5min);
+  EXPECT_EQ(vendor.include, (std::vector<std::string>{"PATTERN:lpt$vpn", "path:engine/"}));
+  EXPECT_EQ(vendor.proxy, "http://user:secret@proxy.corp:8080");
+  EXPECT_EQ(r.config.mirror.sources[1].keep, 3u);
+  EXPECT_EQ(r.config.mirror.sources[1].interval, 1h);
+}
+
+TEST(config, bad_mirror_sources_are_reported_with_their_position) {
+  const auto r = parse_relay_config(R"([[mirror.source]]
+name = "../etc"
+url = "ftp://x/"
+
+[[mirror.source]]
+url = "http://up/"
+interval = "1m"
+colour = "blue"
+
+[[mirror.source]]
+name = "a"
+url = "http://up/"
+include = ["PATTERN", "SOUND:x"]
+
+[[mirror.source]]
+name = "b"
+url = "http://up/"
+
+[[mirror.source]]
+name = "b"
+url = "http://other/"
+)", "bad.toml");
+  const auto m = messages(r);
+  ASSERT_EQ(m.size(), 7u) << testing::PrintToString(m);
+  EXPECT_NE(m[0].find("bad.toml:2:8: mirror.source.name: \"../etc\" is not a source name"), std::string::npos) << m[0];
+  EXPECT_NE(m[1].find("bad.toml:3:7: mirror.source.url: \"ftp://x/\" is not a URL starting with http:// or https://"), std::string::npos) << m[1];
+  EXPECT_NE(m[2].find("bad.toml:5:1: [[mirror.source]] needs 'name'"), std::string::npos) << m[2];
+  EXPECT_NE(m[3].find("bad.toml:7:12: mirror.source.interval: \"1m\" is out of range"), std::string::npos) << m[3];
+  EXPECT_NE(m[4].find("bad.toml:8:1: unknown setting 'colour' in [[mirror.source]]"), std::string::npos) << m[4];
+  EXPECT_NE(m[5].find("bad.toml:13:11: mirror.source.include: \"SOUND:x\" is not a component"), std::string::npos) << m[5];
+  EXPECT_NE(m[6].find("bad.toml:19:1: [[mirror.source]]: the name \"b\" is used twice"), std::string::npos) << m[6];
+  EXPECT_TRUE(r.config.mirror.sources.size() == 1 && r.config.mirror.sources[0].name == "b");
+}
+
+TEST(config, mirror_source_must_be_a_list) {
+  const auto r = parse_relay_config("[mirror.source]\nname = \"x\"\n", "t.toml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics[0].message.find("must be a list of tables: [[mirror.source]]"), std::string::npos)
+      << r.diagnostics[0].message;
+}
+
 }  // namespace
 }  // namespace lanrelay

@@ -94,6 +94,15 @@ bool needs_signature(std::string_view path) noexcept;
 // "a/b.zip" -> "a/b.sig" ("A.ZIP" -> "A.SIG"). Precondition: needs_signature(path).
 std::string signature_path(std::string_view path);
 
+// How a mirrored AU file is named on the segment (discovery queries, offers, catalogs): kind
+// `file`, version = its listed size in decimal, and name = segment_item_name(path): the path with
+// every byte outside [A-Za-z0-9._-] written as '+' and two lowercase hex digits ("pattern/lpt$vpn.679"
+// -> "pattern+2flpt+24vpn.679"), so that it passes is_valid_name. Nothing when the result would
+// be longer than 128 bytes or start with '.' or '-': such a file is served by the relay only.
+std::optional<std::string> segment_item_name(std::string_view path);
+// The inverse; nothing for a name segment_item_name cannot produce.
+std::optional<std::string> path_from_segment_item_name(std::string_view name);
+
 namespace detail {
 class index_parser;
 }  // namespace detail

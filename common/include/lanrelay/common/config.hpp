@@ -1,8 +1,8 @@
 #pragma once
 
-// Configuration of lanrelayd. One table of settings (config.cpp) is the single source of truth:
-// name, type, default, validation and a one-line doc. It drives the TOML loader,
-// `--print-default-config` and `--check-config`.
+// Configuration of lanrelayd. One table of settings (config.cpp, built on settings_table.hpp) is
+// the single source of truth: name, type, default, validation and a one-line doc. It drives the
+// TOML loader, `--print-default-config` and `--check-config`.
 
 #include "lanrelay/common/error.hpp"
 
@@ -40,6 +40,29 @@ struct trust_settings {
   std::chrono::milliseconds catalog_lifetime{3'600'000};  // how long a signed catalog is valid
 };
 
+// One upstream ActiveUpdate tree the relay mirrors: `[[mirror.source]]`.
+struct mirror_source_settings {
+  std::string name;  // 1-64 of [A-Za-z0-9_.-]: the URL /activeupdate/<name>/ and the directory name
+  std::string url;   // the upstream tree (http:// or https://), e.g. another relay's /activeupdate/x/
+  std::chrono::milliseconds interval{3'600'000};  // between syncs
+  std::chrono::milliseconds jitter{300'000};      // each wait is interval + uniform [0, jitter]
+  std::uint32_t keep = 1;  // older snapshots whose files stay served after a change
+  // What a sync fetches ahead of time; empty: everything the index names. Entries:
+  // "PATTERN", "PATTERN:<id>", "ENGINE", "ENGINE:<id>", "Info_<...>" (a program section), or
+  // "path:<prefix>". Files left out are still served: fetched from upstream on first request.
+  std::vector<std::string> include;
+  std::string proxy;             // http://[user:password@]host:port; empty: direct
+  std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
+  std::filesystem::path ca_file;  // extra CA bundle for https upstreams; empty: system store
+};
+
+struct mirror_settings {
+  std::uint64_t rate_limit = 0;  // bytes per second for all sources together; 0: unlimited
+  // How long agents asking for a file that is being pulled through from upstream wait for it.
+  std::chrono::milliseconds pull_through_wait{60'000};
+  std::vector<mirror_source_settings> sources;
+};
+
 struct relay_config {
   std::filesystem::path state_dir;  // resolved: never empty after loading
   std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
@@ -51,6 +74,7 @@ struct relay_config {
   trust_settings trust;
   std::string role = "relay";  // "relay" or "peer": what offers say this daemon is
   std::string log_level = "info";
+  mirror_settings mirror;
 };
 
 struct config_diagnostic {
@@ -62,12 +86,15 @@ struct config_diagnostic {
   std::string to_string() const;  // "file:line:column: message"
 };
 
-struct config_load_result {
-  relay_config config;
+template <typename Config>
+struct basic_config_load_result {
+  Config config;
   std::vector<config_diagnostic> diagnostics;  // empty when the file is valid
 
   bool ok() const noexcept { return diagnostics.empty(); }
 };
+
+using config_load_result = basic_config_load_result<relay_config>;
 
 // The state directory when none is configured: /var/lib/lanrelay for root, else
 // $XDG_STATE_HOME/lanrelay (~/.local/state/lanrelay).
