@@ -144,7 +144,11 @@ pac_server::pac_server(net::io_context& ioc, pac_context context, tcp::acceptor 
     : ioc_(ioc),
       context_(std::move(context)),
       strand_(net::make_strand(ioc)),
-      acceptor_(strand_, acceptor.local_endpoint().protocol(), acceptor.release()) {}
+      acceptor_(strand_) {
+  // Moved onto the strand: the handle is released only after its protocol was read.
+  const auto protocol = acceptor.local_endpoint().protocol();
+  acceptor_.assign(protocol, acceptor.release());
+}
 
 tcp::endpoint pac_server::local_endpoint() const { return acceptor_.local_endpoint(); }
 
