@@ -11,6 +11,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps
   nginx-light wrk
+  duktape-dev tinyproxy chromium openssl
 )
 
 missing=()
@@ -33,4 +34,11 @@ if ((${#missing[@]})); then
     systemctl disable --now nginx >/dev/null 2>&1 || true
   fi
   pkill -x nginx 2>/dev/null || true
+  # Likewise tinyproxy (a system instance on 8888); the proxy tests start their own in namespaces.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now tinyproxy >/dev/null 2>&1 || true
+  fi
+  if [[ -x /etc/init.d/tinyproxy ]]; then
+    /etc/init.d/tinyproxy stop >/dev/null 2>&1 || true
+  fi
 fi
