@@ -86,7 +86,7 @@ std::optional<udp::socket> open_socket(net::any_io_executor executor, udp protoc
 
 }  // namespace
 
-net::awaitable<proxy_query_result> ask_for_proxies(const proxy_query_options& options) {
+net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) {
   proxy_query_result result;
   const auto start = std::chrono::steady_clock::now();
   auto executor = co_await net::this_coro::executor;

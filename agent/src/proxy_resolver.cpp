@@ -145,13 +145,10 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
   co_return true;
 }
 
-net::awaitable<std::optional<resolution>> proxy_resolver::from_system(
-    const boost::urls::url& target, resolution& r) {
+net::awaitable<bool> proxy_resolver::from_system(const boost::urls::url& target,
+                                                 resolution& r) {
   if (const auto env = environment_proxy_for(options_.system, target)) {
-    if (co_await try_route(target, resolution_step::environment, *env, r)) {
-      co_return r;
-    }
-    co_return std::nullopt;
+    co_return co_await try_route(target, resolution_step::environment, *env, r);
   }
   if (options_.system.pac_url) {
     std::string detail;
@@ -176,20 +173,17 @@ net::awaitable<std::optional<resolution>> proxy_resolver::from_system(
                                ? std::optional<std::string>(route.proxy_url)
                                : std::nullopt;
           if (co_await try_route(target, resolution_step::pac, via, r)) {
-            co_return r;
+            co_return true;
           }
         }
-        co_return std::nullopt;
+        co_return false;
       }
     }
   }
-  if (co_await try_route(target, resolution_step::direct, std::nullopt, r)) {
-    co_return r;
-  }
-  co_return std::nullopt;
+  co_return co_await try_route(target, resolution_step::direct, std::nullopt, r);
 }
 
-net::awaitable<resolution> proxy_resolver::resolve(const boost::urls::url& target) {
+net::awaitable<resolution> proxy_resolver::resolve(boost::urls::url target) {
   const auto start = std::chrono::steady_clock::now();
   const auto key = cache_key(target);
   if (const auto it = cache_.find(key); it != cache_.end()) {
@@ -209,7 +203,7 @@ net::awaitable<resolution> proxy_resolver::resolve(const boost::urls::url& targe
     return r;
   };
 
-  if (auto decided = co_await from_system(target, r)) {
+  if (co_await from_system(target, r)) {
     co_return finish();
   }
   if (!options_.ask_segment) {

@@ -19,7 +19,7 @@ std::string reachability::describe() const {
   return text;
 }
 
-net::awaitable<reachability> check_reachable(const reachability_request& request) {
+net::awaitable<reachability> check_reachable(reachability_request request) {
   fetch_request fetch;
   fetch.url = request.target;
   fetch.proxy = request.proxy;

@@ -108,17 +108,18 @@ net::awaitable<void> health_checker::check_all() {
   };
   auto r = std::make_shared<round>(round{health_.size(), net::steady_timer(strand_), false});
   r->done.expires_at(net::steady_timer::time_point::max());
-  for (std::size_t i = 0; i < health_.size(); ++i) {
+  const auto proxies = health_.snapshot();
+  for (std::size_t i = 0; i < proxies.size(); ++i) {
     reachability_request request;
     request.target = *url;
-    request.proxy = proxy_settings{boost::urls::url(health_.snapshot()[i].spec.url)};
+    request.proxy = proxy_settings{boost::urls::url(proxies[i].spec.url)};
     request.timeout = config_.check_timeout;
     if (!config_.probe_ca_file.empty()) {
       request.tls.ca_file = config_.probe_ca_file;
     }
     net::co_spawn(
         strand_,
-        [this, i, request]() -> net::awaitable<reachability> {
+        [request]() -> net::awaitable<reachability> {
           co_return co_await check_reachable(request);
         },
         [this, i, r](std::exception_ptr e, reachability outcome) {

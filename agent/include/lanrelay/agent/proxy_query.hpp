@@ -42,6 +42,7 @@ struct proxy_query_result {
   std::chrono::milliseconds elapsed{0};
 };
 
-boost::asio::awaitable<proxy_query_result> ask_for_proxies(const proxy_query_options& options);
+// Takes `options` by value: the coroutine owns them whenever it starts.
+boost::asio::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options);
 
 }  // namespace lanrelay::agent

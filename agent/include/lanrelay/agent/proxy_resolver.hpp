@@ -71,7 +71,8 @@ class proxy_resolver {
  public:
   explicit proxy_resolver(proxy_resolver_options options);
 
-  boost::asio::awaitable<resolution> resolve(const boost::urls::url& target);
+  // `target` is taken by value: the coroutine may start after the caller's temporary is gone.
+  boost::asio::awaitable<resolution> resolve(boost::urls::url target);
 
   // Drops every cached route: the next resolve() starts again from step 1.
   void forget();
@@ -82,8 +83,8 @@ class proxy_resolver {
   boost::asio::awaitable<void> watch_addresses();
 
  private:
-  boost::asio::awaitable<std::optional<resolution>> from_system(const boost::urls::url& target,
-                                                                resolution& r);
+  // Step 1; true when a route it gave works (recorded in `r`).
+  boost::asio::awaitable<bool> from_system(const boost::urls::url& target, resolution& r);
   boost::asio::awaitable<bool> try_route(const boost::urls::url& target, resolution_step step,
                                          const std::optional<std::string>& proxy, resolution& r);
 

@@ -38,6 +38,7 @@ struct reachability {
   std::string describe() const;
 };
 
-boost::asio::awaitable<reachability> check_reachable(const reachability_request& request);
+// Takes `request` by value: the coroutine owns it whenever it starts.
+boost::asio::awaitable<reachability> check_reachable(reachability_request request);
 
 }  // namespace lanrelay
