@@ -1,6 +1,7 @@
 #include "agent_commands.hpp"
 #include "command_error.hpp"
 #include "proxy_command.hpp"
+#include "state_owner.hpp"
 
 #include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/common/config.hpp"
@@ -350,6 +351,9 @@ void add_key_commands(CLI::App& app) {
       if (!k) {
         throw command_error("cannot generate a key: " + k.error().message());
       }
+      // Into the packaged relay's /var/lib/lanrelay as root: the key must belong to the daemon's
+      // user, who alone may read it (0600).
+      become_owner_of(std::filesystem::absolute(*out).parent_path());
       auto saved = k->save(*out, *force ? site_key::overwrite::yes : site_key::overwrite::no);
       if (!saved) {
         throw command_error(saved.error().message);

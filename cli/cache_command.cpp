@@ -1,22 +1,28 @@
 #include "cache_command.hpp"
 #include "command_error.hpp"
+#include "state_owner.hpp"
 
 #include "lanrelay/common/config.hpp"
+#include "lanrelay/common/file_io.hpp"
 #include "lanrelay/common/store.hpp"
 
 #include <boost/json.hpp>
 #include <fmt/chrono.h>
 #include <fmt/core.h>
 
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 namespace lanrelay::cli {
 namespace {
 
-std::filesystem::path resolve_state_dir(const store_location& where) {
-  if (where.state_dir) {
-    return *where.state_dir;
-  }
+// The daemon's configuration as far as the store is concerned: --config, or the defaults;
+// --state-dir wins over both.
+relay_config store_config(const store_location& where) {
+  relay_config config = default_relay_config();
   if (where.config_file) {
     auto loaded = load_relay_config(*where.config_file);
     if (!loaded.ok()) {
@@ -26,19 +32,22 @@ std::filesystem::path resolve_state_dir(const store_location& where) {
       }
       throw command_error(text);
     }
-    return loaded.config.state_dir;
+    config = std::move(loaded.config);
   }
-  return default_state_dir();
+  if (where.state_dir) {
+    config.state_dir = *where.state_dir;
+  }
+  return config;
 }
 
+// Opens the store, as the state directory's owner when run as root (state_owner.hpp): do
+// anything that needs root (reading a file only root may read) before.
 std::unique_ptr<content_store> open_store(const store_location& where) {
-  const auto dir = resolve_state_dir(where) / "cache";
+  const relay_config config = store_config(where);
+  become_owner_of(config.state_dir);
+  const auto dir = config.state_dir / "cache";
   // The size limit belongs to the daemon's configuration; the command only adds within it.
-  std::uint64_t max_size = default_relay_config().cache_max_size;
-  if (where.config_file) {
-    max_size = load_relay_config(*where.config_file).config.cache_max_size;
-  }
-  auto store = content_store::open({.dir = dir, .max_size = max_size});
+  auto store = content_store::open({.dir = dir, .max_size = config.cache_max_size});
   if (!store) {
     throw command_error("cannot open the cache at " + dir.string() + ": " +
                         store.error().message());
@@ -118,8 +127,13 @@ void add_cache_commands(CLI::App& app, store_location& where) {
         }
       }
       const item_key key = args->key.to_key();
+      // Opened before open_store() may give up root: the file may be readable by root only.
+      const unique_fd source = open_fd(args->file, O_RDONLY | O_CLOEXEC);
+      if (!source) {
+        throw command_error("cannot read " + args->file.string() + ": " + std::strerror(errno));
+      }
       auto store = open_store(where);
-      auto added = store->add_file(args->file, key, expected, args->pin);
+      auto added = store->add_from(source.get(), key, expected, args->pin);
       if (!added) {
         throw command_error("cannot add " + args->file.string() + ": " + added.error().message());
       }

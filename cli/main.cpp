@@ -2,6 +2,7 @@
 #include "agent_commands.hpp"
 #include "cache_command.hpp"
 #include "proxy_command.hpp"
+#include "mirror_command.hpp"
 
 #include "lanrelay/common/log.hpp"
 
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   lanrelay::cli::add_agent_commands(app);
   lanrelay::cli::add_key_commands(app);
   lanrelay::cli::add_proxy_commands(app);
+  lanrelay::cli::add_mirror_commands(app);
   // Global options such as --log-level may also follow a subcommand.
   for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     sub->fallthrough();

@@ -12,6 +12,7 @@ packages=(
   iproute2 nftables curl procps
   nginx-light wrk
   duktape-dev tinyproxy chromium openssl
+  dpkg-dev file systemd adduser
 )
 
 missing=()

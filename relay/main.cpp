@@ -50,29 +50,40 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  lanrelay::relay_config config = lanrelay::default_relay_config();
-  if (config_file) {
-    auto loaded = lanrelay::load_relay_config(*config_file);
-    for (const auto& diagnostic : loaded.diagnostics) {
-      std::cerr << diagnostic.to_string() << '\n';
-    }
-    if (!loaded.ok()) {
-      return 1;
-    }
-    config = std::move(loaded.config);
-  }
   if (state_dir) {
-    config.state_dir = std::filesystem::absolute(*state_dir);
+    *state_dir = std::filesystem::absolute(*state_dir).string();
   }
-  if (listen) {
-    config.http.listen_address = *listen;
+  // The configuration at start-up and at every reload (SIGHUP): the file, then the overrides.
+  lanrelay::relay::config_source load_config = [=]() {
+    lanrelay::config_load_result loaded;
+    if (config_file) {
+      loaded = lanrelay::load_relay_config(*config_file);
+    } else {
+      loaded.config = lanrelay::default_relay_config();
+    }
+    if (state_dir) {
+      loaded.config.state_dir = *state_dir;
+    }
+    if (listen) {
+      loaded.config.http.listen_address = *listen;
+    }
+    if (port) {
+      loaded.config.http.port = *port;
+    }
+    if (log_level) {
+      loaded.config.log_level = *log_level;
+    }
+    return loaded;
+  };
+
+  auto loaded = load_config();
+  for (const auto& diagnostic : loaded.diagnostics) {
+    std::cerr << diagnostic.to_string() << '\n';
   }
-  if (port) {
-    config.http.port = *port;
+  if (!loaded.ok()) {
+    return 1;
   }
-  if (log_level) {
-    config.log_level = *log_level;
-  }
+  lanrelay::relay_config config = std::move(loaded.config);
   if (!lanrelay::init_logging(config.log_level)) {
     std::cerr << "lanrelayd: unknown log level \"" << config.log_level
               << "\" (trace, debug, info, warn, error, critical, off)\n";
@@ -81,7 +92,9 @@ int main(int argc, char** argv) {
 
   const unsigned threads = lanrelay::relay::worker_threads(config);
   boost::asio::io_context ioc{static_cast<int>(threads)};
-  auto daemon = lanrelay::relay::daemon::create(ioc, std::move(config));
+  auto daemon = lanrelay::relay::daemon::create(
+      ioc, std::move(config),
+      config_file ? std::move(load_config) : lanrelay::relay::config_source{});
   if (!daemon) {
     return 1;
   }

@@ -3,6 +3,7 @@
 #include <boost/system/system_error.hpp>
 #include <boost/throw_exception.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <unordered_map>
 #include <unordered_set>
@@ -732,6 +733,14 @@ bool is_safe_relative_path(std::string_view path) noexcept { return !path_proble
 
 bool needs_signature(std::string_view path) noexcept {
   return path.size() > 4 && iequals(path.substr(path.size() - 4), ".zip");
+}
+
+bool is_valid_source_name(std::string_view name) noexcept {
+  return !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+         });
 }
 
 std::optional<std::string> segment_item_name(std::string_view path) {

@@ -15,12 +15,7 @@ namespace {
 using settings::apply_result;
 
 apply_result check_source_name(std::string_view name) {
-  const bool ok = !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
-                  std::all_of(name.begin(), name.end(), [](char c) {
-                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-                  });
-  if (!ok) {
+  if (!activeupdate::is_valid_source_name(name)) {
     return settings::toml_string(name) +
            " is not a source name (1 to 64 of A-Z a-z 0-9 - _ .; it becomes a URL path and a "
            "directory name)";
@@ -201,6 +196,14 @@ const settings::table<relay_config>& settings_table() {
       settings::string_setting<relay_config>("log", "level", settings::setting_type::log_level,
                      "trace, debug, info, warn, error, critical or off.",
                      [](relay_config& c) -> auto& { return c.log_level; }),
+      settings::string_setting<relay_config>(
+          "mirror", "public_url", settings::setting_type::text,
+          "How agents reach this relay, e.g. \"http://relay.corp:4127\"; the served server.ini "
+          "points there. Empty: http://<host name>:<http.port>.",
+          [](relay_config& c) -> auto& { return c.mirror.public_url; },
+          [](std::string_view t) -> apply_result {
+            return t.empty() ? std::nullopt : check_url(t, {"http", "https"});
+          }),
       settings::size_setting<relay_config>("mirror", "rate_limit",
                                  "Download rate of all mirror sources together, in bytes per "
                                  "second (\"10MiB\"). 0: unlimited.",
@@ -270,6 +273,19 @@ std::string default_relay_config_text() {
   return settings::default_text(
       settings_table(), defaults,
       "# lanrelayd configuration. Every setting with its default; delete what you keep as is.\n");
+}
+
+std::vector<std::string> changed_settings(const relay_config& before, const relay_config& after) {
+  std::vector<std::string> changed;
+  for (const auto& s : settings_table().scalars) {
+    if (s.show(before) != s.show(after)) {
+      changed.push_back(std::string(s.section) + "." + std::string(s.key));
+    }
+  }
+  if (before.mirror.sources != after.mirror.sources) {
+    changed.emplace_back("mirror.source");
+  }
+  return changed;
 }
 
 }  // namespace lanrelay

@@ -343,6 +343,9 @@ class store_core {
         rng_(std::random_device{}()) {}
 
   const content_store::options& options() const noexcept { return opts_; }
+  // options().max_size until a reload changes it.
+  std::uint64_t max_size() const noexcept { return max_size_.load(std::memory_order_relaxed); }
+  result<void> set_max_size(std::uint64_t max_size);
 
   result<void> initialise();
 
@@ -393,6 +396,7 @@ class store_core {
   void apply_touches_locked();
 
   const content_store::options opts_;
+  std::atomic<std::uint64_t> max_size_{opts_.max_size};
   const fs::path objects_dir_;
   const fs::path tmp_dir_;
   const fs::path index_path_;
@@ -688,14 +692,30 @@ result<void> store_core::write_index_locked(std::vector<item> next) {
   return {};
 }
 
+// The item to evict first: unpinned, oldest last_used; among equals, earlier in the index (which
+// is kept in use order). Items with content `keep` are skipped. end() when none may go.
+std::vector<item>::iterator eviction_victim(std::vector<item>& items, const sha256_digest& keep) {
+  auto victim = items.end();
+  for (auto it = items.begin(); it != items.end(); ++it) {
+    if (it->pinned || it->sha256 == keep) {
+      continue;
+    }
+    if (victim == items.end() || it->last_used < victim->last_used) {
+      victim = it;
+    }
+  }
+  return victim;
+}
+
 // Removes least recently used unpinned items from `next` until `incoming` fits; returns them.
 result<std::vector<item>> store_core::make_room(std::vector<item>& next,
                                                 const item& incoming) const {
   std::vector<item> evicted;
-  if (opts_.max_size == 0) {
+  const std::uint64_t limit = max_size();
+  if (limit == 0) {
     return evicted;
   }
-  if (incoming.size > opts_.max_size) {
+  if (incoming.size > limit) {
     return errc::too_large;
   }
   const auto needed = [&] {
@@ -705,18 +725,9 @@ result<std::vector<item>> store_core::make_room(std::vector<item>& next,
     }
     return total;
   };
-  while (needed() > opts_.max_size) {
-    // Oldest last_used first; among equals, earlier in the index (which is kept in use order).
+  while (needed() > limit) {
     // Items sharing the incoming content free nothing, so they stay.
-    auto victim = next.end();
-    for (auto it = next.begin(); it != next.end(); ++it) {
-      if (it->pinned || it->sha256 == incoming.sha256) {
-        continue;
-      }
-      if (victim == next.end() || it->last_used < victim->last_used) {
-        victim = it;
-      }
-    }
+    auto victim = eviction_victim(next, incoming.sha256);
     if (victim == next.end()) {
       return errc::store_full;
     }
@@ -724,6 +735,47 @@ result<std::vector<item>> store_core::make_room(std::vector<item>& next,
     next.erase(victim);
   }
   return evicted;
+}
+
+result<void> store_core::set_max_size(std::uint64_t limit) {
+  max_size_.store(limit, std::memory_order_relaxed);
+  if (limit == 0) {
+    return {};
+  }
+  return with_flock([&]() -> result<void> {
+    if (auto synced = sync_for_write_locked(); !synced) {
+      return synced.error();
+    }
+    auto next = items_;
+    std::vector<item> evicted;
+    while (stored_bytes(next) > limit) {
+      auto victim = eviction_victim(next, sha256_digest{});
+      if (victim == next.end()) {
+        spdlog::warn("cache holds more pinned bytes than cache.max_size dir={} bytes={} "
+                     "max_size={} action=\"unpin or remove items, or raise cache.max_size\"",
+                     opts_.dir.string(), stored_bytes(next), limit);
+        break;
+      }
+      evicted.push_back(std::move(*victim));
+      next.erase(victim);
+    }
+    if (evicted.empty()) {
+      return {};
+    }
+    if (auto written = write_index_locked(std::move(next)); !written) {
+      return written.error();
+    }
+    std::vector<sha256_digest> released;
+    for (const item& gone : evicted) {
+      spdlog::info("cache item evicted for a smaller cache.max_size dir={} kind={} name={} "
+                   "version={} size={} max_size={}",
+                   opts_.dir.string(), to_string(gone.key.kind), gone.key.name, gone.key.version,
+                   gone.size, limit);
+      released.push_back(gone.sha256);
+    }
+    remove_unreferenced_locked(released);
+    return {};
+  });
 }
 
 void store_core::remove_unreferenced_locked(const std::vector<sha256_digest>& candidates) {
@@ -1019,7 +1071,7 @@ result<item> store_core::publish(const item_key& key, const fs::path& tmp_path, 
       spdlog::info("cache item evicted to make room dir={} kind={} name={} version={} size={} "
                    "max_size={}",
                    opts_.dir.string(), to_string(gone.key.kind), gone.key.name, gone.key.version,
-                   gone.size, opts_.max_size);
+                   gone.size, max_size());
       released.push_back(gone.sha256);
     }
     remove_unreferenced_locked(released);
@@ -1087,7 +1139,7 @@ result<void> item_writer::write(std::span<const std::byte> data) {
     return make_error_code(boost::system::errc::bad_file_descriptor);
   }
   state& s = *state_;
-  const std::uint64_t limit = s.store->options().max_size;
+  const std::uint64_t limit = s.store->max_size();
   if (limit != 0 && data.size() > limit - std::min(limit, s.bytes)) {
     s.discard();
     return errc::too_large;
@@ -1163,29 +1215,34 @@ result<std::unique_ptr<content_store>> content_store::open(options opts) {
 
 result<item> content_store::add_file(const fs::path& source, item_key key,
                                      std::optional<sha256_digest> expected_sha256, bool pin) {
-  auto writer = begin_add(std::move(key));
-  if (!writer) {
-    return writer.error();
-  }
   const unique_fd fd = open_fd(source, O_RDONLY | O_CLOEXEC);
   if (!fd) {
     return last_errno();
   }
+  return add_from(fd.get(), std::move(key), expected_sha256, pin);
+}
+
+result<item> content_store::add_from(int fd, item_key key,
+                                     std::optional<sha256_digest> expected_sha256, bool pin) {
+  auto writer = begin_add(std::move(key));
+  if (!writer) {
+    return writer.error();
+  }
   struct ::stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
+  if (::fstat(fd, &st) != 0) {
     return last_errno();
   }
   // A regular file that changes length while it is copied fails with size_mismatch.
   std::optional<std::uint64_t> expected_size;
   if (S_ISREG(st.st_mode)) {
     expected_size = static_cast<std::uint64_t>(st.st_size);
-    if (impl_->options().max_size != 0 && *expected_size > impl_->options().max_size) {
+    if (impl_->max_size() != 0 && *expected_size > impl_->max_size()) {
       return errc::too_large;
     }
   }
   std::vector<std::byte> buffer(copy_chunk_size);
   while (true) {
-    const ::ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    const ::ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -1238,7 +1295,11 @@ result<void> content_store::flush() { return impl_->flush(); }
 
 std::uint64_t content_store::total_size() { return impl_->total_size(); }
 
-std::uint64_t content_store::max_size() const noexcept { return impl_->options().max_size; }
+std::uint64_t content_store::max_size() const noexcept { return impl_->max_size(); }
+
+result<void> content_store::set_max_size(std::uint64_t max_size) {
+  return impl_->set_max_size(max_size);
+}
 
 const fs::path& content_store::dir() const noexcept { return impl_->options().dir; }
 

@@ -2,9 +2,11 @@
 
 #include "lanrelay/common/log.hpp"
 #include "lanrelay/common/machine_cookie.hpp"
+#include "lanrelay/common/service_notify.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -15,6 +17,7 @@
 #include <exception>
 #include <system_error>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace lanrelay::relay {
@@ -35,36 +38,65 @@ std::string_view signal_name(int signo) {
       return "SIGTERM";
     case SIGINT:
       return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
     default:
       return "a signal";
   }
 }
 
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) {
+    out += out.empty() ? "" : ",";
+    out += name;
+  }
+  return out;
+}
+
+// mirror.public_url, or http://<host name>:<port>.
+std::string public_url(const relay_config& config, std::uint16_t port) {
+  if (!config.mirror.public_url.empty()) {
+    return config.mirror.public_url;
+  }
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+    std::snprintf(host, sizeof host, "localhost");
+  }
+  return "http://" + std::string(host) + ":" + std::to_string(port);
+}
+
 }  // namespace
 
 daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
-               std::unique_ptr<catalog_signer> signer, std::shared_ptr<server> srv)
+               std::unique_ptr<catalog_signer> signer, std::unique_ptr<mirror_service> mirrors,
+               std::shared_ptr<server> srv, config_source reload_source)
     : ioc_(ioc),
       config_(std::move(config)),
+      reload_source_(std::move(reload_source)),
       store_(std::move(store)),
       signer_(std::move(signer)),
+      mirrors_(std::move(mirrors)),
       server_(std::move(srv)),
       control_(net::make_strand(ioc)),
       signals_(control_, SIGTERM, SIGINT),
-      flush_timer_(control_) {
+      reload_signals_(control_, SIGHUP),
+      flush_timer_(control_),
+      watchdog_(control_) {
   if (config_.discovery.enabled) {
     discovery_ = std::make_unique<discovery_responder>(
         ioc, config_, *store_, server_->local_endpoint().port(),
         machine_cookie(config_.state_dir), [srv = server_]() {
           return static_cast<std::uint16_t>(std::min<std::uint32_t>(srv->free_slots(), 0xffff));
         },
-        server_->counters().discovery);
+        server_->counters().discovery, mirrors_.get());
   }
 }
 
 daemon::~daemon() = default;
 
-result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_config config) {
+result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_config config,
+                                               config_source reload_source) {
   std::error_code fs_error;
   std::filesystem::create_directories(config.state_dir, fs_error);
   if (fs_error) {
@@ -83,12 +115,15 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
   if (!signer) {
     return signer.error();
   }
-  auto srv = server::create(ioc, config, **store, signer->get());
+  auto mirrors = std::make_unique<mirror_service>(ioc, config, public_url(config, config.http.port));
+  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get());
   if (!srv) {
     return srv.error();
   }
+  mirrors->set_public_base(public_url(config, (*srv)->local_endpoint().port()));
   return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
-                                  std::move(*srv));
+                                  std::move(mirrors), std::move(*srv),
+                                  std::move(reload_source));
 }
 
 net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_endpoint(); }
@@ -101,8 +136,10 @@ void daemon::start() {
     discovery_.reset();
   }
   server_->start();
+  mirrors_->start();
   net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
   net::co_spawn(control_, flush_loop(), log_failure("cache flushing"));
+  net::co_spawn(control_, reload_loop(), log_failure("configuration reload"));
 
   const auto endpoint = server_->local_endpoint();
   const auto address = endpoint.address();
@@ -113,6 +150,8 @@ void daemon::start() {
                store_->list().size(), store_->total_size());
   std::printf("listening on %s:%u\n", shown.c_str(), static_cast<unsigned>(endpoint.port()));
   std::fflush(stdout);
+  net::dispatch(control_, [this] { watchdog_.start(); });
+  service::notify_ready("serving on port " + std::to_string(endpoint.port()));
 }
 
 net::awaitable<void> daemon::signal_loop() {
@@ -124,14 +163,18 @@ net::awaitable<void> daemon::signal_loop() {
                "cancel running transfers",
                signal_name(signo), config_.shutdown_grace.count());
   stopping_ = true;
+  service::notify_stopping("stopping; running transfers may finish");
   flush_timer_.cancel();
   if (discovery_) {
     discovery_->stop();  // no more offers for a relay that is going away
   }
+  mirrors_->stop();  // a sync cut short resumes at the next start
   server_->stop([this](bool clean) {
     net::post(control_, [this, clean] {
       flush_store();
       signals_.cancel();
+      reload_signals_.cancel();
+      watchdog_.stop();
       if (!clean) {
         ioc_.stop();  // connections that ignored cancellation must not keep the process alive
       }
@@ -162,6 +205,93 @@ void daemon::flush_store() {
                  flushed.error().message());
   }
 }
+
+// ---- configuration reload ------------------------------------------------------------------
+
+net::awaitable<void> daemon::reload_loop() {
+  for (;;) {
+    auto [ec, signo] = co_await reload_signals_.async_wait(use_tuple);
+    if (ec) {
+      co_return;  // cancelled: the daemon has stopped
+    }
+    if (stopping_) {
+      spdlog::info("received {} while stopping; not reloading", signal_name(signo));
+      continue;
+    }
+    reload();
+  }
+}
+
+void daemon::reload() {
+  service::notify_reloading();
+  if (!reload_source_) {
+    spdlog::info("received SIGHUP; lanrelayd runs without --config, nothing to reload");
+    service::notify_ready("running on built-in defaults; nothing to reload");
+    return;
+  }
+  const config_load_result loaded = reload_source_();
+  if (!loaded.ok()) {
+    for (const auto& diagnostic : loaded.diagnostics) {
+      spdlog::error("configuration not reloaded: {}", diagnostic.to_string());
+    }
+    spdlog::error("configuration not reloaded: {} problem(s); the running configuration is kept; "
+                  "fix the file (lanrelayd --check-config FILE) and send SIGHUP again",
+                  loaded.diagnostics.size());
+    service::notify_ready("reload failed: " + loaded.diagnostics.front().to_string() +
+                          "; running the previous configuration");
+    return;
+  }
+  const auto need_restart = apply_changes(loaded.config);
+  if (!need_restart.empty()) {
+    spdlog::warn("configuration reloaded, but these changed settings need a restart and keep "
+                 "their running values until then: {}",
+                 join(need_restart));
+  }
+  service::notify_ready(need_restart.empty()
+                            ? "configuration reloaded"
+                            : "configuration reloaded; restart to apply " + join(need_restart));
+}
+
+std::vector<std::string> daemon::apply_changes(const relay_config& next) {
+  std::vector<std::string> applied;
+  std::vector<std::string> need_restart;
+  for (const std::string& name : changed_settings(config_, next)) {
+    if (name == "peers.max_peers") {
+      server_->set_max_peers(next.max_peers);
+      config_.max_peers = next.max_peers;
+    } else if (name == "peers.retry_after") {
+      server_->set_retry_after(next.retry_after);
+      config_.retry_after = next.retry_after;
+    } else if (name == "log.level") {
+      init_logging(next.log_level);  // validated by the loader
+      config_.log_level = next.log_level;
+    } else if (name == "cache.max_size") {
+      config_.cache_max_size = next.cache_max_size;
+      if (auto resized = store_->set_max_size(next.cache_max_size); !resized) {
+        // The new limit holds for later adds even when evicting now failed.
+        spdlog::error("cache.max_size is now {} bytes but evicting down to it failed: {}",
+                      next.cache_max_size, resized.error().message());
+      }
+    } else if (name == "discovery.rate_limit") {
+      if (discovery_) {
+        discovery_->set_rate_limit(next.discovery.rate_limit);
+      }
+      config_.discovery.rate_limit = next.discovery.rate_limit;
+    } else {
+      need_restart.push_back(name);
+      continue;
+    }
+    applied.push_back(name);
+  }
+  spdlog::info("configuration reloaded applied={} max_peers={} retry_after_s={} log_level={} "
+               "cache_max_size={} discovery_rate_limit={}",
+               applied.empty() ? "none" : join(applied), config_.max_peers,
+               config_.retry_after.count(), config_.log_level, config_.cache_max_size,
+               config_.discovery.rate_limit);
+  return need_restart;
+}
+
+// ---- threads ---------------------------------------------------------------------------------
 
 unsigned worker_threads(const relay_config& config) noexcept {
   if (config.http.threads != 0) {

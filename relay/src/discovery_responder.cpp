@@ -1,5 +1,7 @@
 #include "lanrelay/relay/discovery_responder.hpp"
 
+#include "lanrelay/relay/mirror_service.hpp"
+
 #include "lanrelay/common/datagram.hpp"
 #include "lanrelay/common/log.hpp"
 #include "lanrelay/relay/request_target.hpp"
@@ -24,8 +26,8 @@ using udp = net::ip::udp;
 constexpr auto bucket_idle_expiry = std::chrono::seconds(10);
 constexpr std::size_t max_buckets = 65'536;
 
-std::string item_url(const std::string& host, std::uint16_t port, const item& it) {
-  return "http://" + host + ":" + std::to_string(port) + cache_path(it.key);
+std::string item_url(const std::string& host, std::uint16_t port, std::string_view path) {
+  return "http://" + host + ":" + std::to_string(port) + std::string(path);
 }
 
 // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty. The kernel
@@ -53,8 +55,12 @@ responder_core::source_key responder_core::address_key(const net::ip::address& a
 
 responder_core::responder_core(settings s, content_store& store,
                                std::function<std::uint16_t()> free_slots,
-                               responder_counters& counters)
-    : settings_(s), store_(store), free_slots_(std::move(free_slots)), counters_(counters) {}
+                               responder_counters& counters, const mirror_service* mirrors)
+    : settings_(s),
+      store_(store),
+      free_slots_(std::move(free_slots)),
+      counters_(counters),
+      mirrors_(mirrors) {}
 
 bool responder_core::admit(const net::ip::address& source,
                            std::chrono::steady_clock::time_point now) {
@@ -139,12 +145,20 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
   if (q->sha256) {
     std::erase_if(held, [&](const item& it) { return it.sha256 != *q->sha256; });
   }
+  std::vector<mirrored_item> mirrored;
+  if (held.empty() && mirrors_ != nullptr) {
+    mirrored = mirrors_->find(q->kind, q->name, q->version);
+    if (q->sha256) {
+      std::erase_if(mirrored, [&](const mirrored_item& m) { return m.entry.sha256 != *q->sha256; });
+    }
+  }
   const auto host = url_host(*arrival, source.address());
-  if (held.empty() || !host) {
+  if ((held.empty() && mirrored.empty()) || !host) {
     ++counters_.not_held;
     return std::nullopt;
   }
-  const item& best = held.front();
+  const item& best = held.empty() ? mirrored.front().entry : held.front();
+  const std::string path = held.empty() ? mirrored.front().url_path : cache_path(best.key);
   discovery::offer o;
   o.transaction_id = q->transaction_id;
   o.sender_cookie = settings_.cookie;
@@ -154,7 +168,7 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
   o.version = best.key.version;
   o.size = best.size;
   o.sha256 = best.sha256;
-  o.url = item_url(*host, settings_.http_port, best);
+  o.url = item_url(*host, settings_.http_port, path);
   o.free_slots = free_slots_();
   auto encoded = discovery::encode(o, datagram.size());
   if (!encoded) {
@@ -168,7 +182,8 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
                                          content_store& store, std::uint16_t http_port,
                                          std::uint64_t cookie,
                                          std::function<std::uint16_t()> free_slots,
-                                         responder_counters& counters)
+                                         responder_counters& counters,
+                                         const mirror_service* mirrors)
     : strand_(net::make_strand(ioc)),
       settings_(config.discovery),
       counters_(counters),
@@ -176,7 +191,7 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
                                      config.role == "peer" ? discovery::responder_role::peer
                                                            : discovery::responder_role::relay,
                                      http_port, config.discovery.rate_limit},
-            store, std::move(free_slots), counters_),
+            store, std::move(free_slots), counters_, mirrors),
       rescan_timer_(strand_) {}
 
 bool discovery_responder::start() {
@@ -242,6 +257,10 @@ bool discovery_responder::start() {
   spdlog::info("discovery listening port={} ipv4={} ipv6={}", port_, v4_.has_value(),
                v6_.has_value());
   return true;
+}
+
+void discovery_responder::set_rate_limit(std::uint32_t per_second) {
+  net::dispatch(strand_, [this, per_second] { core_.set_rate_limit(per_second); });
 }
 
 void discovery_responder::stop() {

@@ -1,6 +1,7 @@
 #include "lanrelay/relay/handler.hpp"
 
 #include "lanrelay/relay/catalog_signer.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
 
 #include "lanrelay/common/version.hpp"
 #include "lanrelay/relay/range.hpp"
@@ -13,8 +14,13 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <optional>
 #include <string>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace lanrelay::relay {
 namespace {
@@ -95,7 +101,12 @@ small_response text_response(http::status status, const http::request_header<>& 
   return res;
 }
 
-std::string catalog_json(content_store& store) {
+// Mirrored files, offered like cached items (docs/protocol.md).
+std::vector<mirrored_item> mirrored_items(const mirror_service* mirrors) {
+  return mirrors != nullptr ? mirrors->items() : std::vector<mirrored_item>{};
+}
+
+std::string catalog_json(content_store& store, const mirror_service* mirrors) {
   boost::json::array items;
   for (const item& it : store.list()) {
     boost::json::object o;
@@ -105,6 +116,16 @@ std::string catalog_json(content_store& store) {
     o["size"] = it.size;
     o["sha256"] = to_hex(it.sha256);
     o["url"] = cache_path(it.key);
+    items.push_back(std::move(o));
+  }
+  for (const mirrored_item& m : mirrored_items(mirrors)) {
+    boost::json::object o;
+    o["kind"] = to_string(m.entry.key.kind);
+    o["name"] = m.entry.key.name;
+    o["version"] = m.entry.key.version;
+    o["size"] = m.entry.size;
+    o["sha256"] = to_hex(m.entry.sha256);
+    o["url"] = m.url_path;
     items.push_back(std::move(o));
   }
   boost::json::object root;
@@ -125,7 +146,7 @@ small_response request_handler::error_response(http::status status, unsigned ver
   return res;
 }
 
-response_plan request_handler::handle(const http::request_header<>& request) {
+response_plan request_handler::handle(const http::request_header<>& request, bool after_pull) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
 
   const parsed_target target = parse_request_target(request.target());
@@ -139,6 +160,23 @@ response_plan request_handler::handle(const http::request_header<>& request) {
   if (target.verdict == target_verdict::not_found) {
     return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                          "not found\n");
+  }
+  if (target.resource == resource_kind::mirror_sync) {
+    if (request.method() != http::verb::post) {
+      counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      auto res = text_response(http::status::method_not_allowed, request,
+                               "text/plain; charset=utf-8", "a sync is started with POST\n");
+      res.set(http::field::allow, "POST");
+      return res;
+    }
+    if (settings_.mirrors == nullptr ||
+        (!target.mirror_source.empty() &&
+         settings_.mirrors->lookup(target.mirror_source, "server.ini").verdict ==
+             mirror_lookup_verdict::unknown_source)) {
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "no mirror source of that name\n");
+    }
+    return mirror_sync_request{target.mirror_source};
   }
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
@@ -156,21 +194,111 @@ response_plan request_handler::handle(const http::request_header<>& request) {
       }
       return text_response(http::status::ok, request, "text/plain; charset=utf-8", "ok");
     case resource_kind::catalog:
-      return text_response(http::status::ok, request, "application/json", catalog_json(store_));
+      return text_response(http::status::ok, request, "application/json",
+                           catalog_json(store_, settings_.mirrors));
     case resource_kind::signed_catalog:
       if (settings_.signer == nullptr) {
         return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                              "this relay has no site key\n");
       }
-      return text_response(http::status::ok, request, "application/json",
-                           settings_.signer->sign(store_));
+      {
+        std::vector<item> extra;
+        for (auto& m : mirrored_items(settings_.mirrors)) {
+          extra.push_back(std::move(m.entry));
+        }
+        return text_response(http::status::ok, request, "application/json",
+                             settings_.signer->sign(store_, extra));
+      }
     case resource_kind::stats:
       return text_response(http::status::ok, request, "application/json",
                            to_json(take_snapshot(counters_, slots_)));
+    case resource_kind::mirror_file:
+      return serve_mirror_file(request, target, after_pull);
+    case resource_kind::mirror_status:
+      return text_response(
+          http::status::ok, request, "application/json",
+          boost::json::serialize(to_json(settings_.mirrors != nullptr ? settings_.mirrors->status()
+                                                                      : std::vector<mirror_source_view>{})));
+    case resource_kind::mirror_sync:
     case resource_kind::cache_item:
       break;
   }
   return serve_item(request, target.key);
+}
+
+small_response request_handler::mirror_sync_response(
+    const http::request_header<>& request,
+    const std::vector<std::pair<std::string, sync_result>>& results) {
+  boost::json::array out;
+  bool all_ok = true;
+  for (const auto& [name, r] : results) {
+    auto o = to_json(r);
+    o["source"] = name;
+    out.push_back(std::move(o));
+    all_ok = all_ok && r.ok();
+  }
+  // 502: the relay is fine, an upstream (or the disk) was not.
+  return text_response(all_ok ? http::status::ok : http::status::bad_gateway, request,
+                       "application/json", boost::json::serialize(boost::json::object{{"results", std::move(out)}}));
+}
+
+response_plan request_handler::serve_mirror_file(const http::request_header<>& request,
+                                                 const parsed_target& target, bool after_pull) {
+  const auto found = settings_.mirrors != nullptr
+                         ? settings_.mirrors->lookup(target.mirror_source, target.mirror_path)
+                         : mirror_lookup{mirror_lookup_verdict::unknown_source};
+  switch (found.verdict) {
+    case mirror_lookup_verdict::unknown_source:
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "no mirror source of that name\n");
+    case mirror_lookup_verdict::not_listed:
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "not in the mirrored index\n");
+    case mirror_lookup_verdict::pullable:
+      if (!after_pull) {
+        return pull_request{target.mirror_source, target.mirror_path};
+      }
+      {
+        auto res = text_response(http::status::service_unavailable, request,
+                                 "text/plain; charset=utf-8",
+                                 "the relay is still fetching this file from upstream; retry later\n");
+        res.set(http::field::retry_after,
+                std::to_string(retry_after_.load(std::memory_order_relaxed)));
+        return res;
+      }
+    case mirror_lookup_verdict::served:
+      break;
+  }
+  const int fd = ::open(found.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    // Pruned or replaced between the lookup and the open: the agent retries.
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "not in the mirrored index\n");
+  }
+  struct ::stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "not in the mirrored index\n");
+  }
+  item info;
+  info.size = static_cast<std::uint64_t>(st.st_size);
+  std::string etag;
+  if (found.sha256 && found.size == info.size) {
+    etag = make_etag(*found.sha256);
+  } else {
+    // No digest (server.ini, a .sig, a file not hashed yet): size and modification time.
+    const auto mtime = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000ULL +
+                       static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
+    char text[64];
+    std::snprintf(text, sizeof text, "\"%llx-%llx\"", static_cast<unsigned long long>(info.size),
+                  static_cast<unsigned long long>(mtime));
+    etag = text;
+  }
+  const bool is_index = target.mirror_path == "server.ini";
+  return serve_file(request, item_file{fd, std::move(info)}, etag,
+                    is_index ? "text/plain; charset=utf-8" : "application/octet-stream",
+                    mirror_path(target.mirror_source, target.mirror_path));
 }
 
 response_plan request_handler::serve_item(const http::request_header<>& request,
@@ -186,8 +314,14 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
     return text_response(http::status::internal_server_error, request,
                          "text/plain; charset=utf-8", "cannot read the cached item\n");
   }
-  const std::uint64_t size = file->info().size;
   const std::string etag = make_etag(file->info().sha256);
+  return serve_file(request, std::move(*file), etag, "application/octet-stream", cache_path(key));
+}
+
+response_plan request_handler::serve_file(const http::request_header<>& request, item_file file,
+                                          const std::string& etag, std::string_view content_type,
+                                          std::string_view label) {
+  const std::uint64_t size = file.info().size;
 
   if (auto if_match = field_list(request, http::field::if_match);
       if_match && !etag_list_matches(*if_match, etag, etag_comparison::strong)) {
@@ -231,7 +365,7 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
   const std::uint64_t length = partial ? range.length : size;
   http::response_header<> head =
       base_header(partial ? http::status::partial_content : http::status::ok, request);
-  head.set(http::field::content_type, "application/octet-stream");
+  head.set(http::field::content_type, content_type);
   head.set(http::field::etag, etag);
   head.set(http::field::accept_ranges, "bytes");
   if (partial) {
@@ -247,16 +381,17 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
 
   auto slot = slots_.try_acquire();
   if (!slot) {
-    spdlog::debug("every transfer slot is taken; answering 503 item={}", cache_path(key));
+    spdlog::debug("every transfer slot is taken; answering 503 item={}", label);
     auto res = text_response(http::status::service_unavailable, request,
                              "text/plain; charset=utf-8",
                              "every transfer slot is busy; retry later or use another relay\n");
-    res.set(http::field::retry_after, std::to_string(settings_.retry_after.count()));
+    res.set(http::field::retry_after,
+            std::to_string(retry_after_.load(std::memory_order_relaxed)));
     res.keep_alive(false);
     return res;
   }
 
-  file_transfer transfer{http::response<http::empty_body>{std::move(head)}, std::move(*file),
+  file_transfer transfer{http::response<http::empty_body>{std::move(head)}, std::move(file),
                          offset, length, std::move(*slot)};
   transfer.head.content_length(length);
   transfer.head.keep_alive(wants_keep_alive(request));

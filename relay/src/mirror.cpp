@@ -40,57 +40,9 @@ constexpr std::int64_t state_format = 1;
 // A .sig is a few KiB; anything far larger is not a signature.
 constexpr std::uint64_t max_signature_bytes = std::uint64_t{1} << 20;
 constexpr std::string_view partial_suffix = ".partial";
+constexpr std::string_view pull_suffix = ".pull";  // pull-through downloads (pull_file)
 constexpr std::string_view served_index_name = "server.ini";
 constexpr std::string_view history_prefix = "server.ini.";
-
-// Writes `text` to `tmp`, fsyncs it, renames it over `target` and fsyncs target's directory.
-result<void> write_atomically(const fs::path& tmp, const fs::path& target, std::string_view text) {
-  {
-    const unique_fd fd = open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
-    if (!fd) {
-      return last_errno();
-    }
-    auto written = write_all(fd.get(), std::as_bytes(std::span(text.data(), text.size())));
-    if (written) {
-      written = sync_fd(fd.get());
-    }
-    if (!written) {
-      ::unlink(tmp.c_str());
-      return written.error();
-    }
-  }
-  if (::rename(tmp.c_str(), target.c_str()) != 0) {
-    const auto ec = last_errno();
-    ::unlink(tmp.c_str());
-    return ec;
-  }
-  return sync_dir(target.parent_path());
-}
-
-std::optional<std::string> read_small_file(const fs::path& path) {
-  const unique_fd fd = open_fd(path, O_RDONLY | O_NOFOLLOW);
-  if (!fd) {
-    return std::nullopt;
-  }
-  std::string text;
-  char buffer[65536];
-  for (;;) {
-    const ::ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return std::nullopt;
-    }
-    if (n == 0) {
-      return text;
-    }
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > au::max_document_bytes) {
-      return std::nullopt;
-    }
-  }
-}
 
 // Fails with ELOOP when `root` or any existing component of root/relative is a symbolic link, so
 // that nothing the mirror writes or removes can land outside its directory.
@@ -183,7 +135,7 @@ result<std::optional<mirror_state>> load_state(const fs::path& dir) {
   if (::lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
     return std::optional<mirror_state>{};
   }
-  const auto text = read_small_file(path);
+  const auto text = read_small_file(path, au::max_document_bytes);
   if (!text) {
     return errc::corrupt_index;
   }
@@ -275,13 +227,17 @@ bool iequals(std::string_view a, std::string_view b) {
 // One run of sync(). Lives on the coroutine frame; not shared.
 class sync_run {
  public:
-  sync_run(const mirror_source& source, const fs::path& dir, sync_result& out)
+  // `suffix`: of the partial files in staging/; syncs and pull-throughs use different ones so that
+  // both may fetch the same path at once without sharing a file.
+  sync_run(const mirror_source& source, const fs::path& dir, sync_result& out,
+           std::string_view suffix = partial_suffix)
       : source_(source),
         dir_(dir),
         tree_(dir / "tree"),
         staging_(dir / "staging"),
         history_(dir / "history"),
         out_(out),
+        suffix_(suffix),
         random_(std::random_device{}()) {
     base_ = std::string(source.upstream.buffer());
     if (base_.empty() || base_.back() != '/') {
@@ -324,9 +280,13 @@ class sync_run {
   }
 
   net::awaitable<void> back_off(unsigned failed_attempts);
+
+ public:
   net::awaitable<std::string> mirror_file(const std::string& path,
                                           std::optional<std::uint64_t> size, bool force,
                                           bool& fetched);
+
+ private:
   net::awaitable<attempt_result> fetch_once(const std::string& path,
                                             std::optional<std::uint64_t> size,
                                             const fs::path& partial);
@@ -339,6 +299,7 @@ class sync_run {
   const fs::path staging_;
   const fs::path history_;
   sync_result& out_;
+  const std::string_view suffix_;
   unique_fd lock_;
   std::mt19937_64 random_;
   std::string base_;
@@ -418,7 +379,7 @@ net::awaitable<std::string> sync_run::run() {
         staging_.string() + ", " + history_.string() + " or " +
         (tree_ / served_index_name).string() + "; remove it (the mirror never follows links)";
   }
-  served_text_ = read_small_file(tree_ / served_index_name);
+  served_text_ = read_small_file(tree_ / served_index_name, au::max_document_bytes);
   if (served_text_) {
     if (auto served = au::parse(*served_text_)) {
       add_names(*served, served_names_);
@@ -489,6 +450,10 @@ net::awaitable<std::string> sync_run::run() {
       co_return prefix() + "upstream server.ini line " + std::to_string(f.line) +
           " names server.ini itself as a file; refusing the index";
     }
+    if (source_.include && !source_.include(f)) {
+      ++out_.files_skipped;
+      continue;
+    }
     bool fetched = false;
     if (done_.insert(f.path).second) {
       if (auto failed = co_await mirror_file(f.path, f.size, false, fetched); !failed.empty()) {
@@ -525,7 +490,7 @@ net::awaitable<std::string> sync_run::mirror_file(const std::string& path,
     co_return std::string{};
   }
 
-  const fs::path partial = staging_ / (path + std::string(partial_suffix));
+  const fs::path partial = staging_ / (path + std::string(suffix_));
   std::error_code fec;
   fs::create_directories(partial.parent_path(), fec);
   if (fec) {
@@ -733,6 +698,33 @@ net::awaitable<sync_result> sync(const mirror_source& source, const fs::path& di
   co_return out;
 }
 
+net::awaitable<pull_result> pull_file(const mirror_source& source, const fs::path& dir,
+                                      std::string path, std::optional<std::uint64_t> size) {
+  sync_result counts;
+  pull_result out;
+  sync_run run(source, dir, counts, pull_suffix);
+  std::error_code fec;
+  for (const auto& d : {dir / "tree", dir / "staging"}) {
+    fs::create_directories(d, fec);
+    if (fec) {
+      out.error = "mirror " + source.name + ": cannot create " + d.string() + ": " + fec.message();
+      co_return out;
+    }
+  }
+  bool fetched = false;
+  out.error = co_await run.mirror_file(path, size, false, fetched);
+  out.bytes_downloaded = counts.bytes_downloaded;
+  out.requests = counts.requests;
+  if (out.error.empty()) {
+    spdlog::info("mirror pull-through done name={} path={} fetched={} bytes={}", source.name,
+                 path, fetched, counts.bytes_downloaded);
+  } else {
+    spdlog::warn("mirror pull-through failed name={} path={} error=\"{}\"", source.name, path,
+                 out.error);
+  }
+  co_return out;
+}
+
 result<prune_result> prune(const fs::path& dir, const au::index& current, unsigned keep) {
   const fs::path tree = dir / "tree";
   const fs::path staging = dir / "staging";
@@ -759,7 +751,7 @@ result<prune_result> prune(const fs::path& dir, const au::index& current, unsign
   const std::set<std::string> current_names = names;
   for (std::uint64_t g = oldest_kept; g < generation; ++g) {
     const fs::path copy = history / (std::string(history_prefix) + std::to_string(g));
-    const auto text = read_small_file(copy);
+    const auto text = read_small_file(copy, au::max_document_bytes);
     if (!text) {
       continue;  // never written (a generation counted after a lost state.json) or removed
     }
@@ -818,8 +810,11 @@ result<prune_result> prune(const fs::path& dir, const au::index& current, unsign
       continue;
     }
     std::string relative = it->path().lexically_relative(staging).generic_string();
-    if (relative.ends_with(partial_suffix)) {
-      relative.resize(relative.size() - partial_suffix.size());
+    const auto suffix = relative.ends_with(partial_suffix) ? partial_suffix
+                        : relative.ends_with(pull_suffix)  ? pull_suffix
+                                                           : std::string_view{};
+    if (!suffix.empty()) {
+      relative.resize(relative.size() - suffix.size());
       if (current_names.contains(relative) && fs::is_regular_file(status)) {
         continue;
       }

@@ -1,7 +1,9 @@
 #include "lanrelay/relay/request_target.hpp"
 
+#include "lanrelay/common/activeupdate_index.hpp"
 #include "lanrelay/common/version.hpp"
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <string>
@@ -35,6 +37,13 @@ std::optional<int> hex_value(char c) noexcept {
 bool is_escapable_name_char(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '+' || c == '-';
+}
+
+// Characters a mirrored ActiveUpdate path may carry escaped (is_safe_relative_path's alphabet).
+bool is_escapable_mirror_char(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  return u > 0x20 && u < 0x7f && c != '\\' && c != '%' && c != '?' && c != '#' && c != ':' &&
+         c != '*' && c != '"' && c != '<' && c != '>' && c != '|';
 }
 
 // Raw characters allowed in a path: RFC 3986 pchar minus '%' (handled apart) and minus '\'.
@@ -88,7 +97,7 @@ struct split_result {
 };
 
 // Splits an origin-form path into percent-decoded segments, refusing everything unsafe.
-split_result split_path(std::string_view path) {
+split_result split_path(std::string_view path, bool (*is_escapable)(char) noexcept) {
   split_result out;
   std::string segment;
   for (std::size_t i = 1; i <= path.size(); ++i) {  // path[0] is the leading '/'
@@ -122,7 +131,7 @@ split_result split_path(std::string_view path) {
         out.error = "percent-encoded dot, slash, backslash or NUL";
         return out;
       }
-      if (!is_escapable_name_char(decoded)) {
+      if (!is_escapable(decoded)) {
         out.error = "percent escape of a character no name contains";
         return out;
       }
@@ -143,7 +152,35 @@ split_result split_path(std::string_view path) {
   return out;
 }
 
+// /activeupdate/<source>/<path...>; `seg` are the decoded segments.
+parsed_target parse_mirror_target(const std::vector<std::string>& seg) {
+  if (seg.size() < 3) {
+    return reject(target_verdict::not_found, "a mirror path is /activeupdate/<source>/<path>");
+  }
+  if (!activeupdate::is_valid_source_name(seg[1])) {
+    return reject(target_verdict::bad_request, "invalid mirror source name");
+  }
+  std::string relative;
+  for (std::size_t i = 2; i < seg.size(); ++i) {
+    relative += relative.empty() ? "" : "/";
+    relative += seg[i];
+  }
+  if (!activeupdate::is_safe_relative_path(relative)) {
+    return reject(target_verdict::bad_request, "not a safe ActiveUpdate path");
+  }
+  parsed_target out;
+  out.verdict = target_verdict::ok;
+  out.resource = resource_kind::mirror_file;
+  out.mirror_source = seg[1];
+  out.mirror_path = std::move(relative);
+  return out;
+}
+
 }  // namespace
+
+std::string mirror_path(std::string_view source, std::string_view relative) {
+  return "/activeupdate/" + std::string(source) + "/" + std::string(relative);
+}
 
 parsed_target parse_request_target(std::string_view target) {
   if (target.empty() || target.front() != '/') {
@@ -176,13 +213,24 @@ parsed_target parse_request_target(std::string_view target) {
     return reject(target_verdict::bad_request, "empty path segment");  // also "//host/..."
   }
 
-  split_result split = split_path(path);
+  const bool mirror = path.starts_with("/activeupdate/");
+  split_result split =
+      split_path(path, mirror ? is_escapable_mirror_char : is_escapable_name_char);
   if (!split.error.empty()) {
     return reject(target_verdict::bad_request, split.error);
   }
   const std::vector<std::string>& seg = split.segments;
 
   parsed_target out;
+  if (seg.size() >= 3 && seg.size() <= 4 && seg[0] == "-" && seg[1] == "mirror" && seg[2] == "sync") {
+    if (seg.size() == 4 && !activeupdate::is_valid_source_name(seg[3])) {
+      return reject(target_verdict::bad_request, "invalid mirror source name");
+    }
+    out.verdict = target_verdict::ok;
+    out.resource = resource_kind::mirror_sync;
+    out.mirror_source = seg.size() == 4 ? seg[3] : std::string{};
+    return out;
+  }
   if (seg.size() == 2 && seg[0] == "-") {
     out.verdict = target_verdict::ok;
     if (seg[1] == "healthz") {
@@ -193,10 +241,15 @@ parsed_target parse_request_target(std::string_view target) {
       out.resource = resource_kind::signed_catalog;
     } else if (seg[1] == "stats") {
       out.resource = resource_kind::stats;
+    } else if (seg[1] == "mirror") {
+      out.resource = resource_kind::mirror_status;
     } else {
       return reject(target_verdict::not_found, "unknown endpoint");
     }
     return out;
+  }
+  if (mirror) {
+    return parse_mirror_target(seg);
   }
   if (seg.empty() || seg[0] != "cache") {
     return reject(target_verdict::not_found, "unknown path");

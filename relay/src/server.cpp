@@ -1,5 +1,7 @@
 #include "lanrelay/relay/server.hpp"
 
+#include "lanrelay/relay/mirror_service.hpp"
+
 #include "lanrelay/common/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -115,12 +117,13 @@ class connection : public std::enable_shared_from_this<connection> {
 }  // namespace detail
 
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
-               content_store& store, const catalog_signer* signer)
+               content_store& store, const catalog_signer* signer, mirror_service* mirrors)
     : ioc_(ioc),
       http_(config.http),
       shutdown_grace_(config.shutdown_grace),
       slots_(config.max_peers),
-      handler_(store, slots_, counters_, handler_settings{config.retry_after, signer}),
+      handler_(store, slots_, counters_, handler_settings{config.retry_after, signer, mirrors}),
+      mirrors_(mirrors),
       control_(net::make_strand(ioc)),
       acceptor_(control_),
       backoff_timer_(control_),
@@ -130,8 +133,9 @@ server::~server() = default;
 
 result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay_config& config,
                                                content_store& store,
-                                               const catalog_signer* signer) {
-  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer);
+                                               const catalog_signer* signer,
+                                               mirror_service* mirrors) {
+  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors);
   boost::system::error_code ec;
   auto address = net::ip::make_address(config.http.listen_address, ec);
   if (ec) {
@@ -352,6 +356,14 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
 
     conn->busy_ = true;
     response_plan plan = handler_.handle(parser.get());
+    if (auto* pull = std::get_if<pull_request>(&plan); pull != nullptr && mirrors_ != nullptr) {
+      // Bounded by mirror.pull_through_wait; every request for the same file joins one download.
+      co_await mirrors_->pull_through(pull->source, pull->path);
+      plan = handler_.handle(parser.get(), true);
+    }
+    if (auto* sync = std::get_if<mirror_sync_request>(&plan)) {
+      plan = co_await run_mirror_sync(*conn, parser.get(), *sync);
+    }
     const bool keep_alive = co_await send_plan(*conn, plan);
     conn->busy_ = false;
     if (!keep_alive) {
@@ -373,6 +385,28 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
   }
   stream.socket().close(ignored);
+}
+
+net::awaitable<small_response> server::run_mirror_sync(detail::connection& conn,
+                                                       const http::request_header<>& request,
+                                                       mirror_sync_request sync) {
+  // An admin action: only from this machine.
+  if (!conn.peer_.address().is_loopback() &&
+      !(conn.peer_.address().is_v6() && conn.peer_.address().to_v6().is_v4_mapped() &&
+        net::ip::make_address_v4(net::ip::v4_mapped, conn.peer_.address().to_v6()).is_loopback())) {
+    co_return request_handler::error_response(http::status::forbidden, request.version(),
+                                              "admin requests are accepted from this machine only");
+  }
+  std::vector<std::pair<std::string, sync_result>> results;
+  const auto names = sync.source.empty() ? mirrors_->source_names() : std::vector{sync.source};
+  for (const auto& name : names) {
+    spdlog::info("mirror sync requested name={} peer={}", name, to_string(conn.peer_));
+    auto r = co_await mirrors_->sync_now(name);
+    results.emplace_back(name, r ? std::move(*r) : sync_result{.error = "no such source"});
+  }
+  auto res = request_handler::mirror_sync_response(request, results);
+  res.keep_alive(false);
+  co_return res;
 }
 
 net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& plan) {

@@ -19,7 +19,7 @@ void slot_pool::slot::release() noexcept {
 std::optional<slot_pool::slot> slot_pool::try_acquire() noexcept {
   std::uint32_t current = active_.load(std::memory_order_relaxed);
   do {
-    if (current >= capacity_) {
+    if (current >= capacity_.load(std::memory_order_relaxed)) {
       refused_.fetch_add(1, std::memory_order_relaxed);
       return std::nullopt;
     }

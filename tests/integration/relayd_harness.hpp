@@ -227,15 +227,18 @@ class raw_connection {
 class relayd {
  public:
   // `config_toml`: settings written to a config file (state dir and address come as options).
-  // `max_open_files` > 0 starts the daemon with that RLIMIT_NOFILE.
+  // `max_open_files` > 0 starts the daemon with that RLIMIT_NOFILE. `environment`: extra
+  // NAME=value entries (NOTIFY_SOCKET for the service-manager protocol). `state_dir`: instead of
+  // one inside the temporary directory (e.g. on a filesystem the test made).
   explicit relayd(const std::string& config_toml = "", std::vector<std::string> extra_args = {},
-                  rlim_t max_open_files = 0) {
+                  rlim_t max_open_files = 0, std::vector<std::string> environment = {},
+                  std::filesystem::path state_dir = {}) {
     char pattern[] = "/tmp/lanrelay-relayd.XXXXXX";
     if (::mkdtemp(pattern) == nullptr) {
       throw std::runtime_error("mkdtemp failed");
     }
     dir_ = pattern;
-    state_ = dir_ / "state";
+    state_ = state_dir.empty() ? dir_ / "state" : state_dir;
     log_ = dir_ / "relayd.log";
     // Discovery stays off: it would bind UDP on every interface, and these tests talk to
     // 127.0.0.1 only.
@@ -252,7 +255,7 @@ class relayd {
       low.rlim_cur = max_open_files;
       ::setrlimit(RLIMIT_NOFILE, &low);  // inherited by the child; restored right after fork
     }
-    process_ = process(argv, process::options{.output = log_});
+    process_ = process(argv, process::options{.output = log_, .environment = environment});
     ::setrlimit(RLIMIT_NOFILE, &saved);
     const bool listening = eventually(10s, [&] {
       return read_file(log_).find("listening on ") != std::string::npos || !alive();
@@ -285,6 +288,8 @@ class relayd {
   content_store& store() { return *store_; }
   process& proc() { return process_; }
   const std::filesystem::path& dir() const noexcept { return dir_; }
+  // The configuration file the daemon was started with (a reload re-reads it).
+  std::filesystem::path config_file() const { return dir_ / "relayd.toml"; }
   std::string log() const { return read_file(log_); }
 
   // False once the daemon has exited (its wait status is then kept for wait_exit()).

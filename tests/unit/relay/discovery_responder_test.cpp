@@ -1,5 +1,10 @@
 #include "lanrelay/relay/discovery_responder.hpp"
 
+#include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
+
+#include <boost/asio/io_context.hpp>
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -147,6 +152,55 @@ TEST_F(responder_test, rate_limit_per_source) {
   const ip::udp::endpoint neighbour{ip::make_address("10.77.3.5"), 40000};
   EXPECT_TRUE(core.process_packet(q, neighbour, &lan_, now_));
   EXPECT_TRUE(core.process_packet(q, agent_, &lan_, now_ + 1s));
+}
+
+// A mirrored ActiveUpdate file is offered under its segment name, with the /activeupdate/ URL.
+TEST_F(responder_test, offers_mirrored_activeupdate_files) {
+  const std::string path = "pattern/lpt$vpn.679";
+  const std::string bytes = "mirrored pattern bytes";
+  const auto tree = dir_ / "mirror" / "vendor" / "tree";
+  std::filesystem::create_directories(tree / "pattern");
+  std::ofstream(tree / path) << bytes;
+  std::ofstream(tree / "server.ini") << "[PATTERN]\r\nP.4=" << path << ",1667900," << bytes.size() << "\r\n";
+
+  relay_config config;
+  config.state_dir = dir_;
+  mirror_source_settings source;
+  source.name = "vendor";
+  source.url = "http://127.0.0.1:9/activeupdate/";  // never reached: the first sync waits 1h
+  source.jitter = std::chrono::milliseconds{3'600'000};
+  config.mirror.sources.push_back(source);
+  std::filesystem::create_directories(dir_ / "mirror" / "vendor");
+  // A recent attempt in state.json puts the first sync an interval away.
+  std::ofstream(dir_ / "mirror" / "vendor" / "state.json")
+      << R"({"format":1,"generation":1,"last_attempt":)"
+      << std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count()
+      << "}";
+  boost::asio::io_context ioc;
+  mirror_service mirrors(ioc, config, "http://relay:4127");
+  mirrors.start();
+  for (int i = 0; i < 200 && mirrors.items().empty(); ++i) {
+    ioc.run_for(10ms);
+  }
+  ASSERT_EQ(mirrors.items().size(), 1u);
+
+  responder_core core({.cookie = 7, .role = discovery::responder_role::relay, .http_port = 4127,
+                       .rate_limit = 20},
+                      *store_, [this] { return free_slots_; }, counters_, &mirrors);
+  const auto name = activeupdate::segment_item_name(path).value();
+  const auto reply = core.process_packet(query_for(item_kind::file, name, std::to_string(bytes.size())),
+                                         agent_, &lan_, now_);
+  ASSERT_TRUE(reply);
+  const auto o = discovery::decode_offer(*reply).value();
+  EXPECT_EQ(o.name, name);
+  EXPECT_EQ(o.size, bytes.size());
+  EXPECT_EQ(o.sha256, sha256_of(std::as_bytes(std::span(std::string_view(bytes)))));
+  EXPECT_EQ(o.url, "http://10.77.0.1:4127/activeupdate/vendor/pattern/lpt$vpn.679");
+  // Another size is another file.
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::file, name, "1"), agent_, &lan_, now_));
+  mirrors.stop();
+  ioc.run_for(100ms);
 }
 
 }  // namespace

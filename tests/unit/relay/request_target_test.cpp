@@ -28,6 +28,19 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         target_case{"/cache/file/../../etc/passwd", target_verdict::bad_request},
         target_case{"/cache/file/x/..", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/../x", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/a/%2e%2e/b", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/a%2fb", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/a%5cb", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/c:/x", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/a%3ab", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/a%25b", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/a//b", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor/a/", target_verdict::bad_request},
+        target_case{"/activeupdate/ven*dor/x", target_verdict::bad_request},
+        target_case{"/activeupdate/vendor", target_verdict::not_found},
+        target_case{"/-/mirror/sync/a/b", target_verdict::not_found},
+        target_case{"/-/mirror/sync/..", target_verdict::bad_request},
         target_case{"/cache/file/../x", target_verdict::bad_request},
         target_case{"/../cache/file/x/1", target_verdict::bad_request},
         target_case{"/cache/file/./1", target_verdict::bad_request},
@@ -132,6 +145,26 @@ TEST(relay_target, service_endpoints) {
   EXPECT_EQ(parse_request_target("/-/catalog").resource, resource_kind::catalog);
   EXPECT_EQ(parse_request_target("/-/stats").resource, resource_kind::stats);
   EXPECT_EQ(parse_request_target("/-/stats").verdict, target_verdict::ok);
+}
+
+TEST(relay_target, mirror_files_keep_their_activeupdate_path) {
+  auto t = parse_request_target("/activeupdate/vendor/pattern/lpt$vpn.679");
+  ASSERT_EQ(t.verdict, target_verdict::ok) << t.reason;
+  EXPECT_EQ(t.resource, resource_kind::mirror_file);
+  EXPECT_EQ(t.mirror_source, "vendor");
+  EXPECT_EQ(t.mirror_path, "pattern/lpt$vpn.679");
+  t = parse_request_target("/activeupdate/vendor/pattern/lpt%24vpn.679?x=1");
+  ASSERT_EQ(t.verdict, target_verdict::ok) << t.reason;
+  EXPECT_EQ(t.mirror_path, "pattern/lpt$vpn.679");
+  EXPECT_EQ(mirror_path("vendor", "server.ini"), "/activeupdate/vendor/server.ini");
+}
+
+TEST(relay_target, mirror_admin_endpoints) {
+  EXPECT_EQ(parse_request_target("/-/mirror").resource, resource_kind::mirror_status);
+  auto all = parse_request_target("/-/mirror/sync");
+  EXPECT_EQ(all.resource, resource_kind::mirror_sync);
+  EXPECT_TRUE(all.mirror_source.empty());
+  EXPECT_EQ(parse_request_target("/-/mirror/sync/vendor").mirror_source, "vendor");
 }
 
 TEST(relay_target, cache_path_round_trips) {

@@ -89,6 +89,10 @@ using parse_result = boost::system::result<T, parse_error>;
 // URL schemes; non-ASCII and spaces for the same reason as '%' (real AU paths have none).
 bool is_safe_relative_path(std::string_view path) noexcept;
 
+// A mirror source's name, which becomes a URL segment (/activeupdate/<name>/) and a directory
+// name: 1 to 64 of [A-Za-z0-9._-], not "." or "..".
+bool is_valid_source_name(std::string_view name) noexcept;
+
 // Every `.zip` (any case) has a signature beside it; products reject an update without it.
 bool needs_signature(std::string_view path) noexcept;
 // "a/b.zip" -> "a/b.sig" ("A.ZIP" -> "A.SIG"). Precondition: needs_signature(path).

@@ -54,9 +54,14 @@ struct mirror_source_settings {
   std::string proxy;             // http://[user:password@]host:port; empty: direct
   std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
   std::filesystem::path ca_file;  // extra CA bundle for https upstreams; empty: system store
+
+  bool operator==(const mirror_source_settings&) const = default;
 };
 
 struct mirror_settings {
+  // How agents reach this relay; the served server.ini's [Server] section points at
+  // <public_url>/activeupdate/<name>/. Empty: http://<host name>:<http.port>.
+  std::string public_url;
   std::uint64_t rate_limit = 0;  // bytes per second for all sources together; 0: unlimited
   // How long agents asking for a file that is being pulled through from upstream wait for it.
   std::chrono::milliseconds pull_through_wait{60'000};
@@ -109,5 +114,10 @@ config_load_result parse_relay_config(std::string_view toml_text, std::string_vi
 
 // Every setting with its default and doc, as a valid TOML document.
 std::string default_relay_config_text();
+
+// The settings whose values differ between `before` and `after`, as "section.key" in the order
+// of the settings table; lists of tables by their name ("mirror.source"). A configuration
+// reload applies some of them and names the rest as needing a restart.
+std::vector<std::string> changed_settings(const relay_config& before, const relay_config& after);
 
 }  // namespace lanrelay

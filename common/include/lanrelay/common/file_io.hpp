@@ -9,7 +9,10 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace lanrelay {
@@ -52,5 +55,14 @@ result<void> write_all(int fd, std::span<const std::byte> data);
 result<void> sync_fd(int fd);
 // fsync of a directory, so that renames and creations in it survive a power loss.
 result<void> sync_dir(const std::filesystem::path& dir);
+
+// Writes `text` to `tmp`, fsyncs it, renames it over `target` and fsyncs target's directory:
+// after a crash `target` holds either the old or the new text. `tmp` is removed on failure.
+result<void> write_atomically(const std::filesystem::path& tmp, const std::filesystem::path& target,
+                              std::string_view text);
+
+// The whole file (not following a symbolic link at `path`), or nothing when it cannot be read or
+// is larger than `max_bytes`.
+std::optional<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes);
 
 }  // namespace lanrelay

@@ -110,6 +110,11 @@ class content_store {
   result<item> add_file(const std::filesystem::path& source, item_key key,
                         std::optional<sha256_digest> expected_sha256 = std::nullopt,
                         bool pin = false);
+  // The same from a descriptor of a file opened for reading (at offset 0; not closed), for a
+  // caller that opened the file with rights it has since given up.
+  result<item> add_from(int fd, item_key key,
+                        std::optional<sha256_digest> expected_sha256 = std::nullopt,
+                        bool pin = false);
   result<item_writer> begin_add(item_key key);
 
   result<void> remove(const item_key& key);
@@ -129,6 +134,10 @@ class content_store {
 
   std::uint64_t total_size();
   std::uint64_t max_size() const noexcept;
+  // A new size limit (configuration reload). When the store is now over it, least recently used
+  // unpinned items are evicted at once; pinned items are never evicted, so the store may stay
+  // over a limit smaller than they are (then adds fail with store_full).
+  result<void> set_max_size(std::uint64_t max_size);
   const std::filesystem::path& dir() const noexcept;
 
  private:

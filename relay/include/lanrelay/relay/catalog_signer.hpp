@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace lanrelay::relay {
@@ -24,8 +25,9 @@ class catalog_signer {
 
   catalog_signer(site_key key, std::string relay_id, std::chrono::milliseconds lifetime);
 
-  // Every item of `store`, issued now and valid for the configured lifetime.
-  std::string sign(content_store& store) const;
+  // Every item of `store` and every one of `extra` (mirrored files), issued now and valid for the
+  // configured lifetime.
+  std::string sign(content_store& store, std::span<const item> extra = {}) const;
 
   const lanrelay::public_key public_key() const { return key_.public_key(); }
 

@@ -38,6 +38,8 @@
 
 namespace lanrelay::relay {
 
+class mirror_service;
+
 class responder_core {
  public:
   struct settings {
@@ -48,8 +50,10 @@ class responder_core {
   };
 
   // `free_slots` reports the content server's free transfer slots when an offer is built.
+  // `mirrors` (may be null; must outlive the core): mirrored ActiveUpdate files are offered too,
+  // when the store holds nothing that matches.
   responder_core(settings s, content_store& store, std::function<std::uint16_t()> free_slots,
-                 responder_counters& counters);
+                 responder_counters& counters, const mirror_service* mirrors = nullptr);
 
   // The offer datagram to send back to `source`, or nullopt (counted by reason). `arrival` is the
   // interface the datagram came in on (nullptr when unknown: then nothing is answered).
@@ -57,6 +61,9 @@ class responder_core {
                                                        const boost::asio::ip::udp::endpoint& source,
                                                        const network_interface* arrival,
                                                        std::chrono::steady_clock::time_point now);
+
+  // Queries answered per second per source from now on (configuration reload).
+  void set_rate_limit(std::uint32_t per_second) noexcept { settings_.rate_limit = per_second; }
 
  private:
   bool admit(const boost::asio::ip::address& source, std::chrono::steady_clock::time_point now);
@@ -81,6 +88,7 @@ class responder_core {
   content_store& store_;
   std::function<std::uint16_t()> free_slots_;
   responder_counters& counters_;
+  const mirror_service* mirrors_;
   std::unordered_map<source_key, bucket, source_key_hash> buckets_;
   mutable std::unordered_map<std::uint32_t, std::string> host_texts_;  // IPv4 address -> text
 };
@@ -90,12 +98,15 @@ class discovery_responder {
   // `counters` (the server's, so /-/stats shows them) must outlive the responder.
   discovery_responder(boost::asio::io_context& ioc, const relay_config& config,
                       content_store& store, std::uint16_t http_port, std::uint64_t cookie,
-                      std::function<std::uint16_t()> free_slots, responder_counters& counters);
+                      std::function<std::uint16_t()> free_slots, responder_counters& counters,
+                      const mirror_service* mirrors = nullptr);
 
   // Opens the sockets and starts answering; errors opening one family are logged, not fatal.
   // Returns false when neither IPv4 nor IPv6 could be opened.
   bool start();
   void stop();
+  // From any thread; applied on the responder's strand (configuration reload).
+  void set_rate_limit(std::uint32_t per_second);
 
   const responder_counters& counters() const noexcept { return counters_; }
   std::uint16_t port() const noexcept { return port_; }  // the bound port (config port or actual)

@@ -3,14 +3,15 @@
 // The content server's request handler: a parsed request head in, a response plan out. It does no
 // socket I/O, so unit tests drive it directly (Beast's handle_request is the model).
 //
-// Order of decisions for /cache/... (RFC 9110 §13.2.2): target (400/404) → method (405) → store
-// lookup (404) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
+// Order of decisions for /cache/... and /activeupdate/... (RFC 9110 §13.2.2): target (400/404) →
+// method (405) → store or mirror lookup (404; a mirrored file the relay lacks: pull-through) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
 // transfer slot (503 when every slot is taken). HEAD, 304, 416 and empty items take no slot.
 //
 // Thread safety: handle() may run on any number of threads at once; the handler keeps no mutable
 // state of its own (the store, the slot pool and the counters are thread safe).
 
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -21,7 +22,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 namespace lanrelay::relay {
 
@@ -34,15 +38,30 @@ struct file_transfer {
   slot_pool::slot slot;  // held until the plan is destroyed: the transfer's end frees it
 };
 
+// A mirrored file the relay must first get from upstream (mirror_service::pull_through); the
+// server awaits that, then asks the handler again with after_pull set.
+struct pull_request {
+  std::string source;
+  std::string path;
+};
+
+// "Update now" for one mirror source (empty: every source): the server runs the syncs
+// (mirror_service::sync_now), an admin action, and answers with their results.
+struct mirror_sync_request {
+  std::string source;
+};
+
 // A complete response (its body, if any, is in the message; a HEAD answer has Content-Length set
-// and an empty body), or a file transfer.
+// and an empty body), a file transfer, or work the server must await first.
 using small_response = boost::beast::http::response<boost::beast::http::string_body>;
-using response_plan = std::variant<small_response, file_transfer>;
+using response_plan = std::variant<small_response, file_transfer, pull_request, mirror_sync_request>;
 
 struct handler_settings {
   std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
   // Signs the catalog for /-/catalog.signed; nullptr: the relay has no site key (404). Not owned.
   const class catalog_signer* signer = nullptr;
+  // The ActiveUpdate mirrors served at /activeupdate/; nullptr: none (404). Not owned.
+  class mirror_service* mirrors = nullptr;
 };
 
 class request_handler {
@@ -50,12 +69,27 @@ class request_handler {
   // All three must outlive the handler.
   request_handler(content_store& store, slot_pool& slots, relay_counters& counters,
                   handler_settings settings) noexcept
-      : store_(store), slots_(slots), counters_(counters), settings_(settings) {}
+      : store_(store),
+        slots_(slots),
+        counters_(counters),
+        settings_(settings),
+        retry_after_(settings.retry_after.count()) {}
 
-  response_plan handle(const boost::beast::http::request_header<>& request);
+  // `after_pull`: the request was answered with a pull_request before and the pull is over (or
+  // timed out); a file still missing is then a 503 with Retry-After, not another pull.
+  response_plan handle(const boost::beast::http::request_header<>& request, bool after_pull = false);
 
   // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
   void set_draining() noexcept { draining_.store(true, std::memory_order_relaxed); }
+
+  // The Retry-After of later 503 answers (configuration reload); any thread.
+  void set_retry_after(std::chrono::seconds retry_after) noexcept {
+    retry_after_.store(retry_after.count(), std::memory_order_relaxed);
+  }
+
+  // The answer to a mirror_sync_request once its syncs are over.
+  static small_response mirror_sync_response(const boost::beast::http::request_header<>& request,
+                                             const std::vector<std::pair<std::string, sync_result>>& results);
 
   // A small response for a request the server could not even parse (431, 400, 413...).
   static small_response error_response(boost::beast::http::status status, unsigned version,
@@ -64,11 +98,18 @@ class request_handler {
  private:
   response_plan serve_item(const boost::beast::http::request_header<>& request,
                            const item_key& key);
+  response_plan serve_mirror_file(const boost::beast::http::request_header<>& request,
+                                  const struct parsed_target& target, bool after_pull);
+  // Conditional headers, Range and the transfer slot for an open file (cache item or mirror file).
+  response_plan serve_file(const boost::beast::http::request_header<>& request, item_file file,
+                           const std::string& etag, std::string_view content_type,
+                           std::string_view label);
 
   content_store& store_;
   slot_pool& slots_;
   relay_counters& counters_;
-  const handler_settings settings_;
+  const handler_settings settings_;  // retry_after: see retry_after_, which reloads change
+  std::atomic<std::chrono::seconds::rep> retry_after_;
   std::atomic<bool> draining_{false};
 };
 

@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -58,6 +59,9 @@ struct mirror_source {
   // retry_delay (x1, x2, x4...), each wait drawn uniformly from [d/2, d] (jitter).
   unsigned attempts = 3;
   std::chrono::milliseconds retry_delay{1'000};
+  // Which listed files a sync fetches ahead of time; unset: all. A file left out (and its .sig)
+  // is not fetched; the relay gets it with pull_file when an agent first asks for it.
+  std::function<bool(const activeupdate::listed_file&)> include;
 };
 
 struct sync_result {
@@ -65,6 +69,7 @@ struct sync_result {
   bool not_modified = false;  // upstream answered 304 to the conditional server.ini request
   std::size_t files_downloaded = 0;  // files (including .sig) fetched and published this time
   std::size_t files_kept = 0;        // files already in tree/ with the listed size
+  std::size_t files_skipped = 0;     // listed files left out by mirror_source::include
   std::uint64_t bytes_downloaded = 0;  // payload bytes written, server.ini included
   std::size_t requests = 0;            // HTTP requests made (a redirect chain counts once)
   std::string error;  // empty on success; otherwise for an administrator, and in state.json
@@ -85,6 +90,22 @@ struct sync_result {
 // Precondition: `dir` may not exist yet; its parent must.
 boost::asio::awaitable<sync_result> sync(const mirror_source& source,
                                          const std::filesystem::path& dir);
+
+struct pull_result {
+  std::uint64_t bytes_downloaded = 0;
+  std::size_t requests = 0;
+  std::string error;  // empty on success
+
+  bool ok() const noexcept { return error.empty(); }
+};
+
+// Pull-through of one file the served index names: fetched into staging/<path>.pull (resumed,
+// retried and size-checked as in a sync; `size` nothing for a .sig) and renamed into tree/.
+// Needs no lock: it never touches server.ini or state.json, and its partial file is its own, so
+// it may run while a sync runs (both would publish the same listed bytes).
+boost::asio::awaitable<pull_result> pull_file(const mirror_source& source,
+                                              const std::filesystem::path& dir, std::string path,
+                                              std::optional<std::uint64_t> size);
 
 struct prune_result {
   std::size_t files_removed = 0;

@@ -10,6 +10,15 @@
 //                                             body is the item's bytes; ETag is "<sha256 hex>".
 //                                             Range (one byte range), If-Range, If-None-Match
 //                                             and If-Match are honoured.
+//   GET|HEAD /activeupdate/<source>/<path>    a file of the mirrored ActiveUpdate tree <source>
+//                                             (server.ini included) at its upstream path. <path>
+//                                             must pass activeupdate::is_safe_relative_path after
+//                                             percent-decoding (escapes of '.', '/', '\' and NUL
+//                                             are refused as everywhere). ETag, Range and the
+//                                             conditional headers as for /cache.
+//   GET|HEAD /-/mirror                        JSON: every mirror source with its last sync.
+//   POST /-/mirror/sync[/<source>]            an admin request: syncs the source (every source
+//                                             without one) now and answers with the results.
 //   GET|HEAD /-/healthz                       200 "ok" while the server accepts requests.
 //   GET|HEAD /-/catalog                       JSON: {"items":[{"kind","name","version","size",
 //                                             "sha256","url"}...]}, url being the /cache path.
@@ -18,8 +27,8 @@
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
 //                                             bytes served, requests, connections).
 //
-// Anything else is 404; a known path with a method other than GET or HEAD is 405 with
-// `Allow: GET, HEAD`. A query component ("?...") is ignored.
+// Anything else is 404; a known path with a method other than GET or HEAD (POST for
+// /-/mirror/sync) is 405 with the Allow header. A query component ("?...") is ignored.
 //
 // 400 versus 404, consistently: a target that is malformed or unsafe gets 400 — not origin-form
 // (absolute-form, authority-form, "*"), a fragment, raw control characters, spaces, backslashes,
@@ -29,7 +38,9 @@
 // is_valid_name / canonical_version. A well-formed target that names nothing gets 404 — an unknown
 // path, an unknown kind, the wrong number of segments under /cache, an item the store lacks.
 //
-// The target only ever becomes an item_key for a store lookup; no filesystem path is built from it.
+// A /cache target only ever becomes an item_key for a store lookup. A /activeupdate target becomes
+// a relative path only after the checks above; the mirror opens it below its tree with
+// O_NOFOLLOW on every component and serves only paths the served index names.
 
 #include "lanrelay/common/store.hpp"
 
@@ -37,7 +48,16 @@
 
 namespace lanrelay::relay {
 
-enum class resource_kind { cache_item, healthz, catalog, signed_catalog, stats };
+enum class resource_kind {
+  cache_item,
+  mirror_file,
+  mirror_status,  // GET /-/mirror
+  mirror_sync,    // POST /-/mirror/sync[/<source>]
+  healthz,
+  catalog,
+  signed_catalog,
+  stats,
+};
 
 enum class target_verdict {
   ok,           // `resource` names what was asked for
@@ -49,11 +69,16 @@ struct parsed_target {
   target_verdict verdict = target_verdict::bad_request;
   resource_kind resource = resource_kind::healthz;
   item_key key;              // only for resource_kind::cache_item; version canonicalised
+  std::string mirror_source;  // mirror_file, mirror_sync: a valid source name (sync: may be empty)
+  std::string mirror_path;    // only for resource_kind::mirror_file: a safe relative path
   std::string_view reason;   // why it was rejected, for the log (static text)
 };
 
 // Pure and thread safe; never touches the filesystem.
 parsed_target parse_request_target(std::string_view target);
+
+// "/activeupdate/<source>/<relative>".
+std::string mirror_path(std::string_view source, std::string_view relative);
 
 // The path under which the catalog lists `key`: /cache/<kind>/<name>/<version>.
 std::string cache_path(const item_key& key);

@@ -39,6 +39,7 @@
 namespace lanrelay::relay {
 
 class catalog_signer;
+class mirror_service;
 
 namespace detail {
 class connection;
@@ -48,10 +49,12 @@ class server : public std::enable_shared_from_this<server> {
  public:
   // Binds and listens on config.http.listen_address:port ("::" is dual-stack); port 0 picks a
   // free port. Does not accept before start(). `store` must outlive the server.
-  // `signer` (may be null) serves /-/catalog.signed and must outlive the server too.
+  // `signer` (may be null) serves /-/catalog.signed and `mirrors` (may be null) /activeupdate/;
+  // both must outlive the server too.
   static result<std::shared_ptr<server>> create(boost::asio::io_context& ioc,
                                                 const relay_config& config, content_store& store,
-                                                const catalog_signer* signer = nullptr);
+                                                const catalog_signer* signer = nullptr,
+                                                mirror_service* mirrors = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
@@ -71,11 +74,18 @@ class server : public std::enable_shared_from_this<server> {
   // The counters behind /-/stats; others (the discovery responder) add theirs here.
   relay_counters& counters() noexcept { return counters_; }
   // Transfer slots not taken right now (what discovery offers advertise). Any thread.
-  std::uint32_t free_slots() const noexcept { return slots_.capacity() - slots_.active(); }
+  std::uint32_t free_slots() const noexcept { return slots_.available(); }
+
+  // Settings a configuration reload changes at run time; any thread. Running transfers are not
+  // affected: a lower cap refuses new transfers until enough of them have ended.
+  void set_max_peers(std::uint32_t max_peers) noexcept { slots_.set_capacity(max_peers); }
+  void set_retry_after(std::chrono::seconds retry_after) noexcept {
+    handler_.set_retry_after(retry_after);
+  }
 
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
-         content_store& store, const catalog_signer* signer);
+         content_store& store, const catalog_signer* signer, mirror_service* mirrors);
 
  private:
   friend class detail::connection;
@@ -97,7 +107,12 @@ class server : public std::enable_shared_from_this<server> {
   const std::chrono::milliseconds shutdown_grace_;
   relay_counters counters_;
   slot_pool slots_;
+  boost::asio::awaitable<small_response> run_mirror_sync(
+      detail::connection& conn, const boost::beast::http::request_header<>& request,
+      mirror_sync_request sync);
+
   request_handler handler_;
+  mirror_service* const mirrors_;  // null without mirror sources
 
   // Control strand state.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;

@@ -42,13 +42,24 @@ class slot_pool {
   // A slot, or nullopt (counted in refused()) when all are taken.
   std::optional<slot> try_acquire() noexcept;
 
-  std::uint32_t capacity() const noexcept { return capacity_; }
+  std::uint32_t capacity() const noexcept { return capacity_.load(std::memory_order_relaxed); }
+  // A new cap (configuration reload), from any thread. Transfers holding slots keep them; when
+  // the cap drops below the running count, new transfers wait until enough have ended.
+  void set_capacity(std::uint32_t capacity) noexcept {
+    capacity_.store(capacity, std::memory_order_relaxed);
+  }
+  // Slots a new transfer could take now (0 while more run than the cap allows).
+  std::uint32_t available() const noexcept {
+    const std::uint32_t cap = capacity();
+    const std::uint32_t running = active();
+    return cap > running ? cap - running : 0;
+  }
   std::uint32_t active() const noexcept { return active_.load(std::memory_order_relaxed); }
   std::uint32_t peak() const noexcept { return peak_.load(std::memory_order_relaxed); }
   std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
  private:
-  const std::uint32_t capacity_;
+  std::atomic<std::uint32_t> capacity_;
   std::atomic<std::uint32_t> active_{0};
   std::atomic<std::uint32_t> peak_{0};
   std::atomic<std::uint64_t> refused_{0};

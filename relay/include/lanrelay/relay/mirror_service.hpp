@@ -1,0 +1,149 @@
+#pragma once
+
+// The relay's ActiveUpdate mirrors at run time: one per [[mirror.source]]. For each source it
+//   - syncs on a schedule (interval + random jitter; the first sync right after start when the
+//     last one is older than the interval) and on demand (sync_now: "update now"),
+//   - prunes files no snapshot within `keep` names after a change,
+//   - keeps the served index parsed in memory, with the SHA-256 of every file it holds (computed
+//     once per file on a worker thread and remembered in <dir>/digests.json), for the HTTP
+//     handler, discovery offers and the signed catalog,
+//   - pulls through: a file the served index names that the tree lacks (left out by `include`, or
+//     listed by a newer index than the last full sync) is fetched from upstream once, however
+//     many agents ask for it at the same moment; they all wait on that one download, each for at
+//     most mirror.pull_through_wait.
+//
+// Directory of a source: <state_dir>/mirror/<name>, laid out as mirror.hpp describes, plus
+// pulled/<path>.partial for pull-through downloads in progress and digests.json.
+//
+// Thread safety: every public member may be called from any thread. Each source's schedule and
+// sync run on its own strand; the served snapshot and the pull-through table are guarded by the
+// source's mutex (held only to copy a shared_ptr or look up a map entry, never across I/O).
+
+#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/error.hpp"
+#include "lanrelay/common/sha256.hpp"
+#include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/mirror.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lanrelay::relay {
+
+// A mirrored file as the segment sees it: kind file, name activeupdate::segment_item_name(path),
+// version its size in decimal (docs/protocol.md).
+struct mirrored_item {
+  item entry;             // key, size and sha256 as for a cached item
+  std::string url_path;   // /activeupdate/<source>/<path>
+};
+
+struct mirror_source_view {
+  std::string name;
+  std::string upstream;
+  mirror_status status;  // as recorded in state.json
+  bool syncing = false;
+  std::optional<sync_result> last_result;  // of the last sync this process ran
+  std::optional<std::chrono::system_clock::time_point> next_sync;
+  std::size_t files = 0;      // files the served index names that the tree holds
+  std::uint64_t bytes = 0;    // their total size
+  std::size_t pulls_running = 0;
+  // The served index's components: ("PATTERN:<id>", "16.679.00"), ("ENGINE:<id>", "12.500.1004").
+  std::vector<std::pair<std::string, std::string>> versions;
+};
+
+enum class mirror_lookup_verdict {
+  served,          // `file` holds the bytes (size `size`)
+  pullable,        // the served index names it, the tree lacks it: pull_through() gets it
+  not_listed,      // the served index does not name it (or there is no snapshot yet)
+  unknown_source,  // no such source
+};
+
+struct mirror_lookup {
+  mirror_lookup_verdict verdict = mirror_lookup_verdict::not_listed;
+  std::filesystem::path file;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::optional<sha256_digest> sha256;  // when known
+};
+
+// For /-/mirror, /-/mirror/sync and `lanrelay mirror status`.
+boost::json::object to_json(const sync_result& r);
+boost::json::array to_json(const std::vector<mirror_source_view>& sources);
+
+class mirror_service {
+ public:
+  // `public_base`: how agents reach this relay, e.g. "http://relay.corp:4127"; the served
+  // server.ini's [Server] section points at <public_base>/activeupdate/<name>/.
+  mirror_service(boost::asio::io_context& ioc, const relay_config& config, std::string public_base);
+  ~mirror_service();
+  mirror_service(const mirror_service&) = delete;
+  mirror_service& operator=(const mirror_service&) = delete;
+
+  // The relay's own URL when it is known only after binding (http.port 0); before start().
+  void set_public_base(std::string public_base);
+
+  // Loads each source's served snapshot and starts the schedules.
+  void start();
+  // Cancels schedules, syncs and pulls; a killed sync resumes next time (mirror.hpp).
+  void stop();
+
+  bool has_sources() const noexcept;
+  std::vector<std::string> source_names() const;
+
+  mirror_lookup lookup(std::string_view source, std::string_view path) const;
+
+  // Gets `path` of `source` from upstream into the tree unless another request is already doing
+  // so, then waits for that download for at most mirror.pull_through_wait. True when the file is
+  // now served.
+  boost::asio::awaitable<bool> pull_through(std::string source, std::string path);
+
+  // Starts a sync of `source` now, or joins the one running, and returns its result.
+  // errc::not_found when there is no such source.
+  boost::asio::awaitable<result<sync_result>> sync_now(std::string source);
+
+  // Mirrored files that match a segment query (kind file, name, exact version), with digest.
+  std::vector<mirrored_item> find(item_kind kind, std::string_view name,
+                                  std::string_view version) const;
+  // Every mirrored file with a known digest, for the catalogs.
+  std::vector<mirrored_item> items() const;
+
+  std::vector<mirror_source_view> status() const;
+
+  // Payload bytes fetched from upstreams by syncs and pull-throughs since start.
+  std::uint64_t upstream_bytes() const noexcept {
+    return upstream_bytes_.load(std::memory_order_relaxed);
+  }
+
+  struct source;      // defined in mirror_service.cpp
+  struct pull_state;  // likewise
+
+ private:
+  boost::asio::awaitable<void> schedule_loop(source& s);
+  boost::asio::awaitable<sync_result> run_sync(source& s);
+  boost::asio::awaitable<bool> pull_and_wait(source& s, std::string path);
+  boost::asio::awaitable<void> pull(source& s, std::string path, std::shared_ptr<pull_state> state);
+  boost::asio::awaitable<void> refresh_snapshot(source& s);
+  source* find_source(std::string_view name) const;
+
+  boost::asio::io_context& ioc_;
+  std::chrono::milliseconds pull_wait_;
+  std::vector<std::unique_ptr<source>> sources_;
+  boost::asio::thread_pool hashing_{1};  // digests of new files, off the I/O threads
+  std::atomic<std::uint64_t> upstream_bytes_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,688 @@
+#include "lanrelay/relay/mirror_service.hpp"
+
+#include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/common/file_io.hpp"
+#include "lanrelay/common/log.hpp"
+#include "lanrelay/relay/request_target.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+#include <sys/stat.h>
+
+namespace lanrelay::relay {
+
+namespace fs = std::filesystem;
+namespace net = boost::asio;
+namespace json = boost::json;
+namespace au = lanrelay::activeupdate;
+using namespace boost::asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+// The first sync after start, when one is due, waits at most this (plus nothing else): a relay
+// that restarts comes back up to date quickly, and several relays started together still spread.
+constexpr std::chrono::milliseconds startup_jitter_cap{5'000};
+
+struct digest_entry {
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  sha256_digest sha256{};
+};
+using digest_map = std::map<std::string, digest_entry>;
+
+// What the served server.ini names, and the digests of the files the tree holds. Immutable once
+// published; replaced as a whole.
+struct served_snapshot {
+  bool has_index = false;
+  std::unordered_map<std::string, std::optional<std::uint64_t>> names;  // path -> listed size
+  digest_map digests;  // only paths in `names` whose file is present
+  std::vector<std::pair<std::string, std::string>> versions;  // see mirror_source_view
+};
+
+std::optional<std::pair<std::uint64_t, std::int64_t>> regular_file(const fs::path& path) {
+  struct ::stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return std::nullopt;
+  }
+  return std::pair{static_cast<std::uint64_t>(st.st_size),
+                   static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+digest_map load_digests(const fs::path& file) {
+  digest_map out;
+  const auto text = read_small_file(file, 64U << 20);
+  if (!text) {
+    return out;
+  }
+  boost::system::error_code ec;
+  const json::value v = json::parse(*text, ec);
+  const auto* files = !ec && v.is_object() ? v.as_object().if_contains("files") : nullptr;
+  if (files == nullptr || !files->is_object()) {
+    return out;
+  }
+  for (const auto& [path, entry] : files->as_object()) {
+    const auto* o = entry.if_object();
+    if (o == nullptr) {
+      continue;
+    }
+    const auto* size = o->if_contains("size");
+    const auto* mtime = o->if_contains("mtime_ns");
+    const auto* sha = o->if_contains("sha256");
+    if (size == nullptr || !size->is_int64() || mtime == nullptr || !mtime->is_int64() ||
+        sha == nullptr || !sha->is_string()) {
+      continue;
+    }
+    const auto digest = parse_sha256_hex(sha->as_string());
+    if (!digest || size->as_int64() < 0) {
+      continue;
+    }
+    out[std::string(path)] = {static_cast<std::uint64_t>(size->as_int64()), mtime->as_int64(), *digest};
+  }
+  return out;
+}
+
+std::string serialize_digests(const digest_map& digests) {
+  json::object files;
+  for (const auto& [path, d] : digests) {
+    files[path] = json::object{{"size", d.size}, {"mtime_ns", d.mtime_ns}, {"sha256", to_hex(d.sha256)}};
+  }
+  return json::serialize(json::object{{"format", 1}, {"files", std::move(files)}});
+}
+
+// Digests of every present file `names` lists: kept from `known` when size and mtime still
+// match, else computed (only with `hash_missing`; blocking: then it runs on the hashing thread).
+digest_map compute_digests(const fs::path& tree,
+                           const std::unordered_map<std::string, std::optional<std::uint64_t>>& names,
+                           const digest_map& known, bool hash_missing = true) {
+  digest_map out;
+  for (const auto& [path, listed] : names) {
+    const auto present = regular_file(tree / path);
+    if (!present || (listed && present->first != *listed)) {
+      continue;
+    }
+    if (auto it = known.find(path);
+        it != known.end() && it->second.size == present->first && it->second.mtime_ns == present->second) {
+      out.emplace(path, it->second);
+      continue;
+    }
+    if (!hash_missing) {
+      continue;
+    }
+    auto digest = sha256_of_file(tree / path);
+    if (!digest) {
+      spdlog::warn("mirror cannot hash path={} error=\"{}\"", (tree / path).string(),
+                   digest.error().message());
+      continue;
+    }
+    out.emplace(path, digest_entry{present->first, present->second, *digest});
+  }
+  return out;
+}
+
+using listed_names = std::unordered_map<std::string, std::optional<std::uint64_t>>;
+
+// compute_digests as a coroutine to co_spawn onto the hashing thread. Pointers, not a lambda
+// with captures: GCC 12 destroys captured temporaries of a co_await expression twice.
+net::awaitable<digest_map> digests_of(const fs::path* tree, const listed_names* names,
+                                      const digest_map* known) {
+  co_return compute_digests(*tree, *names, *known);
+}
+
+std::function<bool(const au::listed_file&)> include_filter(const std::vector<std::string>& include) {
+  if (include.empty()) {
+    return {};
+  }
+  return [include](const au::listed_file& f) {
+    const auto iequals = [](std::string_view a, std::string_view b) {
+      return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+             });
+    };
+    std::string_view section;
+    switch (f.kind) {
+      case au::file_kind::pattern_full:
+      case au::file_kind::pattern_merge:
+      case au::file_kind::path_entry:
+        section = "PATTERN";
+        break;
+      case au::file_kind::engine:
+        section = "ENGINE";
+        break;
+      case au::file_kind::program:
+        section = {};
+        break;
+    }
+    for (const std::string& entry : include) {
+      std::string_view e = entry;
+      if (e.starts_with("path:")) {
+        if (f.path.starts_with(e.substr(5))) {
+          return true;
+        }
+        continue;
+      }
+      const auto colon = e.find(':');
+      const auto want_section = e.substr(0, colon);
+      const auto want_id = colon == std::string_view::npos ? std::string_view{} : e.substr(colon + 1);
+      if (f.kind == au::file_kind::program) {
+        // The component of a program is its section name after "Info_".
+        if (iequals(want_section, "Info_" + f.component)) {
+          return true;
+        }
+        continue;
+      }
+      if (iequals(want_section, section) && (want_id.empty() || iequals(want_id, f.component))) {
+        return true;
+      }
+    }
+    return false;
+  };
+}
+
+std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+json::value optional_time(const std::optional<std::chrono::system_clock::time_point>& t) {
+  return t ? json::value(unix_seconds(*t)) : json::value(nullptr);
+}
+
+}  // namespace
+
+json::object to_json(const sync_result& r) {
+  return {{"ok", r.ok()},
+          {"changed", r.changed},
+          {"not_modified", r.not_modified},
+          {"files_downloaded", r.files_downloaded},
+          {"files_kept", r.files_kept},
+          {"files_skipped", r.files_skipped},
+          {"bytes_downloaded", r.bytes_downloaded},
+          {"requests", r.requests},
+          {"error", r.error}};
+}
+
+json::array to_json(const std::vector<mirror_source_view>& sources) {
+  json::array out;
+  for (const auto& v : sources) {
+    json::object o{{"name", v.name},
+                   {"upstream", v.upstream},
+                   {"has_snapshot", v.status.has_snapshot},
+                   {"generation", v.status.generation},
+                   {"last_attempt", optional_time(v.status.last_attempt)},
+                   {"last_success", optional_time(v.status.last_success)},
+                   {"last_change", optional_time(v.status.last_change)},
+                   {"last_error", v.status.last_error},
+                   {"syncing", v.syncing},
+                   {"next_sync", optional_time(v.next_sync)},
+                   {"files", v.files},
+                   {"bytes", v.bytes},
+                   {"pulls_running", v.pulls_running}};
+    json::array versions;
+    for (const auto& [component, version] : v.versions) {
+      versions.push_back(json::object{{"component", component}, {"version", version}});
+    }
+    o["versions"] = std::move(versions);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+struct mirror_service::pull_state {
+  explicit pull_state(net::strand<net::io_context::executor_type> ex) : done(ex) {
+    done.expires_at(net::steady_timer::time_point::max());
+  }
+  net::steady_timer done;  // its wait ends (cancelled) when the pull is over
+  bool finished = false;
+  bool ok = false;
+};
+
+struct mirror_service::source {
+  source(net::io_context& ioc, mirror_source_settings s, fs::path d)
+      : settings(std::move(s)), dir(std::move(d)), strand(net::make_strand(ioc)),
+        schedule(strand), stop_signal(strand) {
+    stop_signal.expires_at(net::steady_timer::time_point::max());
+  }
+
+  const mirror_source_settings settings;
+  mirror_source upstream;
+  const fs::path dir;
+  net::strand<net::io_context::executor_type> strand;
+  net::steady_timer schedule;     // strand
+  net::steady_timer stop_signal;  // strand; its wait ends when the service stops
+
+  // Strand only.
+  struct sync_job {
+    explicit sync_job(net::strand<net::io_context::executor_type> ex) : done(ex) {
+      done.expires_at(net::steady_timer::time_point::max());
+    }
+    net::steady_timer done;
+    sync_result result;
+  };
+  std::shared_ptr<sync_job> job;  // the sync running now
+  std::map<std::string, std::shared_ptr<pull_state>> pulls;
+  std::mt19937_64 random{std::random_device{}()};
+
+  // Guarded by `mutex`: read from any thread.
+  mutable std::mutex mutex;
+  std::shared_ptr<const served_snapshot> served = std::make_shared<served_snapshot>();
+  std::optional<sync_result> last_result;
+  std::optional<std::chrono::system_clock::time_point> next_sync;
+  bool syncing = false;
+  std::size_t pulls_running = 0;
+
+  std::shared_ptr<const served_snapshot> snapshot() const {
+    std::lock_guard lock(mutex);
+    return served;
+  }
+};
+
+mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
+                               std::string public_base)
+    : ioc_(ioc), pull_wait_(config.mirror.pull_through_wait) {
+  for (const auto& settings : config.mirror.sources) {
+    auto s = std::make_unique<source>(ioc, settings, config.state_dir / "mirror" / settings.name);
+    mirror_source& up = s->upstream;
+    up.name = settings.name;
+    up.upstream = boost::urls::url(*boost::urls::parse_absolute_uri(settings.url));  // checked by the config
+
+    if (!settings.ca_file.empty()) {
+      up.tls.ca_file = settings.ca_file;
+    }
+    if (!settings.proxy.empty()) {
+      up.proxy = proxy_settings{boost::urls::url(*boost::urls::parse_absolute_uri(settings.proxy))};
+    }
+    up.include = include_filter(settings.include);
+    sources_.push_back(std::move(s));
+  }
+  set_public_base(std::move(public_base));
+}
+
+void mirror_service::set_public_base(std::string public_base) {
+  while (!public_base.empty() && public_base.back() == '/') {
+    public_base.pop_back();
+  }
+  for (auto& s : sources_) {
+    s->upstream.served_base_url = public_base + mirror_path(s->settings.name, "");
+  }
+}
+
+mirror_service::~mirror_service() { hashing_.join(); }
+
+bool mirror_service::has_sources() const noexcept { return !sources_.empty(); }
+
+std::vector<std::string> mirror_service::source_names() const {
+  std::vector<std::string> out;
+  for (const auto& s : sources_) {
+    out.push_back(s->settings.name);
+  }
+  return out;
+}
+
+mirror_service::source* mirror_service::find_source(std::string_view name) const {
+  for (const auto& s : sources_) {
+    if (s->settings.name == name) {
+      return s.get();
+    }
+  }
+  return nullptr;
+}
+
+void mirror_service::start() {
+  for (auto& s : sources_) {
+    net::co_spawn(
+        s->strand,
+        [this, &src = *s]() -> net::awaitable<void> {
+          co_await refresh_snapshot(src);
+          co_await schedule_loop(src);
+        },
+        log_failure("mirror schedule"));
+  }
+}
+
+void mirror_service::stop() {
+  stopping_.store(true);
+  for (auto& s : sources_) {
+    net::post(s->strand, [&src = *s] {
+      src.schedule.cancel();
+      src.stop_signal.cancel();
+    });
+  }
+}
+
+net::awaitable<void> mirror_service::schedule_loop(source& s) {
+  using std::chrono::milliseconds;
+  const auto jitter = [&](milliseconds cap) {
+    if (cap.count() <= 0) {
+      return milliseconds{0};
+    }
+    return milliseconds{std::uniform_int_distribution<std::int64_t>(0, cap.count())(s.random)};
+  };
+  const auto now = std::chrono::system_clock::now();
+  milliseconds wait{0};
+  const auto status = read_status(s.dir);
+  if (status && status->last_attempt && *status->last_attempt + s.settings.interval > now) {
+    wait = std::chrono::duration_cast<milliseconds>(*status->last_attempt + s.settings.interval - now) +
+           jitter(s.settings.jitter);
+  } else {
+    wait = jitter(std::min(s.settings.jitter, startup_jitter_cap));
+  }
+  while (!stopping_.load()) {
+    {
+      std::lock_guard lock(s.mutex);
+      s.next_sync = std::chrono::system_clock::now() + wait;
+    }
+    s.schedule.expires_after(wait);
+    co_await s.schedule.async_wait(use_tuple);
+    if (stopping_.load()) {
+      co_return;
+    }
+    co_await run_sync(s);
+    wait = s.settings.interval + jitter(s.settings.jitter);
+  }
+}
+
+net::awaitable<sync_result> mirror_service::run_sync(source& s) {
+  if (auto running = s.job) {
+    co_await running->done.async_wait(use_tuple);
+    co_return running->result;
+  }
+  auto job = std::make_shared<source::sync_job>(s.strand);
+  s.job = job;
+  {
+    std::lock_guard lock(s.mutex);
+    s.syncing = true;
+  }
+  sync_result result;
+  if (stopping_.load()) {
+    result.error = "mirror " + s.settings.name + ": the relay is stopping";
+  } else {
+    auto raced = co_await (sync(s.upstream, s.dir) || s.stop_signal.async_wait(use_tuple));
+    if (raced.index() == 0) {
+      result = std::move(std::get<0>(raced));
+    } else {
+      result.error = "mirror " + s.settings.name + ": sync cancelled, the relay is stopping";
+    }
+  }
+  upstream_bytes_.fetch_add(result.bytes_downloaded, std::memory_order_relaxed);
+  if (result.ok() && (result.changed || !s.snapshot()->has_index)) {
+    co_await refresh_snapshot(s);
+  }
+  if (result.ok() && result.changed) {
+    const auto text = read_small_file(s.dir / "tree" / "server.ini", au::max_document_bytes);
+    if (auto doc = text ? au::parse(*text) : au::parse_result<au::index>(au::parse_error{}); text && doc) {
+      if (auto pruned = prune(s.dir, *doc, s.settings.keep); pruned) {
+        spdlog::info("mirror prune name={} files_removed={} bytes_removed={}", s.settings.name,
+                     pruned->files_removed, pruned->bytes_removed);
+      } else {
+        spdlog::warn("mirror prune skipped name={} error=\"{}\"", s.settings.name,
+                     pruned.error().message());
+      }
+    }
+  }
+  {
+    std::lock_guard lock(s.mutex);
+    s.syncing = false;
+    s.last_result = result;
+  }
+  job->result = result;
+  s.job.reset();
+  job->done.cancel();
+  co_return result;
+}
+
+net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
+  auto next = std::make_shared<served_snapshot>();
+  const fs::path tree = s.dir / "tree";
+  if (const auto text = read_small_file(tree / "server.ini", au::max_document_bytes)) {
+    if (auto doc = au::parse(*text)) {
+      next->has_index = true;
+      for (const auto& p : doc->patterns()) {
+        next->versions.emplace_back("PATTERN:" + p.id, p.version.to_display());
+      }
+      for (const auto& e : doc->engines()) {
+        next->versions.emplace_back("ENGINE:" + e.id, e.version.to_string());
+      }
+      for (const auto& f : doc->files()) {
+        next->names.emplace(f.path, f.size);
+        if (au::needs_signature(f.path)) {
+          next->names.emplace(au::signature_path(f.path), std::nullopt);
+        }
+      }
+    } else {
+      spdlog::error("mirror served index unreadable name={} error=\"{}\"", s.settings.name,
+                    doc.error().to_string((tree / "server.ini").string()));
+    }
+  }
+  digest_map known = load_digests(s.dir / "digests.json");
+  {
+    // Publish the new names at once (with the digests still valid): the served server.ini may
+    // already be the new one, and its files must be served while new ones are hashed.
+    const auto previous = s.snapshot();
+    known.insert(previous->digests.begin(), previous->digests.end());
+    auto quick = std::make_shared<served_snapshot>(*next);
+    quick->digests = compute_digests(tree, quick->names, known, false);
+    std::lock_guard lock(s.mutex);
+    s.served = std::move(quick);
+  }
+  next->digests = co_await net::co_spawn(hashing_, digests_of(&tree, &next->names, &known),
+                                         net::use_awaitable);
+  if (auto w = write_atomically(s.dir / "staging" / ".digests.json.tmp", s.dir / "digests.json",
+                                serialize_digests(next->digests));
+      !w && fs::exists(s.dir / "staging")) {
+    spdlog::warn("mirror cannot save digests name={} error=\"{}\"", s.settings.name,
+                 w.error().message());
+  }
+  std::lock_guard lock(s.mutex);
+  s.served = std::move(next);
+}
+
+mirror_lookup mirror_service::lookup(std::string_view name, std::string_view path) const {
+  const source* s = find_source(name);
+  if (s == nullptr) {
+    return {mirror_lookup_verdict::unknown_source};
+  }
+  mirror_lookup out;
+  out.file = s->dir / "tree" / std::string(path);
+  if (path == "server.ini") {
+    if (const auto present = regular_file(out.file)) {
+      out.verdict = mirror_lookup_verdict::served;
+      out.size = present->first;
+      out.mtime_ns = present->second;
+    }
+    return out;
+  }
+  const auto snapshot = s->snapshot();
+  const auto listed = snapshot->names.find(std::string(path));
+  if (listed == snapshot->names.end()) {
+    // Not in the index this process has read, but in the tree: the served server.ini was just
+    // replaced and names it (a sync publishes files before the index; only the mirror writes
+    // the tree). Served without a digest until the snapshot catches up.
+    if (const auto present = regular_file(out.file); present && present->first > 0) {
+      out.verdict = mirror_lookup_verdict::served;
+      out.size = present->first;
+      out.mtime_ns = present->second;
+    }
+    return out;
+  }
+  const auto present = regular_file(out.file);
+  if (!present || (listed->second && present->first != *listed->second) || present->first == 0) {
+    out.verdict = mirror_lookup_verdict::pullable;
+    return out;
+  }
+  out.verdict = mirror_lookup_verdict::served;
+  out.size = present->first;
+  out.mtime_ns = present->second;
+  if (auto d = snapshot->digests.find(listed->first);
+      d != snapshot->digests.end() && d->second.size == present->first &&
+      d->second.mtime_ns == present->second) {
+    out.sha256 = d->second.sha256;
+  }
+  return out;
+}
+
+net::awaitable<bool> mirror_service::pull_through(std::string name, std::string path) {
+  source* s = find_source(name);
+  if (s == nullptr || stopping_.load()) {
+    co_return false;
+  }
+  co_return co_await net::co_spawn(s->strand, pull_and_wait(*s, std::move(path)), net::use_awaitable);
+}
+
+net::awaitable<bool> mirror_service::pull_and_wait(source& s, std::string path) {
+  std::shared_ptr<pull_state> state;
+  if (auto it = s.pulls.find(path); it != s.pulls.end()) {
+    state = it->second;
+  } else {
+    const auto found = lookup(s.settings.name, path);
+    if (found.verdict != mirror_lookup_verdict::pullable) {
+      co_return found.verdict == mirror_lookup_verdict::served;
+    }
+    state = std::make_shared<pull_state>(s.strand);
+    s.pulls.emplace(path, state);
+    {
+      std::lock_guard lock(s.mutex);
+      ++s.pulls_running;
+    }
+    net::co_spawn(s.strand, pull(s, path, state), log_failure("mirror pull-through"));
+  }
+  net::steady_timer deadline(s.strand, pull_wait_);
+  co_await (state->done.async_wait(use_tuple) || deadline.async_wait(use_tuple));
+  co_return state->finished && state->ok;
+}
+
+net::awaitable<void> mirror_service::pull(source& s, std::string path,
+                                          std::shared_ptr<pull_state> state) {
+  std::optional<std::uint64_t> size;
+  {
+    const auto snapshot = s.snapshot();
+    if (auto it = snapshot->names.find(path); it != snapshot->names.end()) {
+      size = it->second;
+    }
+  }
+  auto raced = co_await (pull_file(s.upstream, s.dir, path, size) || s.stop_signal.async_wait(use_tuple));
+  bool ok = false;
+  if (raced.index() == 0) {
+    const pull_result& r = std::get<0>(raced);
+    upstream_bytes_.fetch_add(r.bytes_downloaded, std::memory_order_relaxed);
+    ok = r.ok();
+  }
+  if (ok) {
+    // Add the new file's digest so that the segment may be offered it.
+    const fs::path tree = s.dir / "tree";
+    const listed_names one{{path, size}};
+    const digest_map known;
+    auto digests = co_await net::co_spawn(hashing_, digests_of(&tree, &one, &known), net::use_awaitable);
+    auto next = std::make_shared<served_snapshot>(*s.snapshot());
+    for (auto& [p, d] : digests) {
+      next->digests[p] = d;
+    }
+    std::lock_guard lock(s.mutex);
+    s.served = std::move(next);
+  }
+  state->finished = true;
+  state->ok = ok;
+  s.pulls.erase(path);
+  {
+    std::lock_guard lock(s.mutex);
+    --s.pulls_running;
+  }
+  state->done.cancel();
+}
+
+net::awaitable<result<sync_result>> mirror_service::sync_now(std::string name) {
+  source* s = find_source(name);
+  if (s == nullptr) {
+    co_return errc::not_found;
+  }
+  co_return co_await net::co_spawn(s->strand, run_sync(*s), net::use_awaitable);
+}
+
+std::vector<mirrored_item> mirror_service::find(item_kind kind, std::string_view name,
+                                                std::string_view version) const {
+  std::vector<mirrored_item> out;
+  if (kind != item_kind::file) {
+    return out;
+  }
+  const auto path = au::path_from_segment_item_name(name);
+  if (!path) {
+    return out;
+  }
+  for (const auto& s : sources_) {
+    const auto snapshot = s->snapshot();
+    const auto d = snapshot->digests.find(*path);
+    if (d == snapshot->digests.end() || std::to_string(d->second.size) != version) {
+      continue;
+    }
+    mirrored_item m;
+    m.entry.key = item_key{item_kind::file, std::string(name), std::string(version)};
+    m.entry.size = d->second.size;
+    m.entry.sha256 = d->second.sha256;
+    m.url_path = mirror_path(s->settings.name, *path);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<mirrored_item> mirror_service::items() const {
+  std::vector<mirrored_item> out;
+  for (const auto& s : sources_) {
+    const auto snapshot = s->snapshot();
+    for (const auto& [path, d] : snapshot->digests) {
+      auto name = au::segment_item_name(path);
+      if (!name) {
+        continue;
+      }
+      mirrored_item m;
+      m.entry.key = item_key{item_kind::file, std::move(*name), std::to_string(d.size)};
+      m.entry.size = d.size;
+      m.entry.sha256 = d.sha256;
+      m.url_path = mirror_path(s->settings.name, path);
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+std::vector<mirror_source_view> mirror_service::status() const {
+  std::vector<mirror_source_view> out;
+  for (const auto& s : sources_) {
+    mirror_source_view v;
+    v.name = s->settings.name;
+    v.upstream = s->settings.url;
+    if (auto st = read_status(s->dir)) {
+      v.status = std::move(*st);
+    }
+    const auto snapshot = s->snapshot();
+    for (const auto& [path, d] : snapshot->digests) {
+      ++v.files;
+      v.bytes += d.size;
+    }
+    v.versions = snapshot->versions;
+    std::lock_guard lock(s->mutex);
+    v.syncing = s->syncing;
+    v.last_result = s->last_result;
+    v.next_sync = s->next_sync;
+    v.pulls_running = s->pulls_running;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace lanrelay::relay

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Package test: builds the .deb from a release build tree, checks its contents, control files and
+# systemd units (systemd-analyze verify and security), installs it on this machine (dpkg -i) and
+# checks the user, owners, modes and conffiles; then runs the unit's ExecStart as the unit's user
+# inside a private network namespace (the packaged configuration has discovery on: it answers
+# only there), checks /-/healthz, an item added by `lanrelay cache add` as root and served by the
+# daemon, a reload (SIGHUP) and a clean stop; finally purges the package and checks that
+# everything it created is gone.
+#
+# Usage: tests/package/package_test.sh BUILD_DIR    (as root; exit status 77: skipped)
+# PID 1 of a container is usually not systemd, so the service is not started by systemctl here.
+set -euo pipefail
+
+build=$(realpath "$1")
+src=$(cd "$(dirname "$0")/../.." && pwd)
+user=lanrelay
+port=4127
+started=$(date +%s)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "SKIP: needs root (dpkg -i, a system user, a network namespace)"
+  exit 77
+fi
+if dpkg-query -W -f='${Status}' lanrelay 2>/dev/null | grep -Eq "installed|config-files"; then
+  echo "SKIP: a lanrelay package is installed on this machine; this test would purge it"
+  exit 77
+fi
+if getent passwd "$user" >/dev/null || getent group "$user" >/dev/null; then
+  echo "FAIL: a '$user' user or group exists without the package; remove it (deluser --system $user)"
+  exit 1
+fi
+
+tmp=$(mktemp -d /tmp/lanrelay-package.XXXXXX)
+ns="lanrelay-pkg-$$"
+daemon_pid=""
+installed=0
+# Directories the package owns that something else (lanrelayd run as root on its defaults, say)
+# left on this machine: kept aside during the test and put back afterwards.
+saved=()
+
+cleanup() {
+  local status=$?
+  if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
+    kill -KILL "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
+  ip netns del "$ns" 2>/dev/null || true
+  if ((installed)); then
+    dpkg --purge lanrelay >/dev/null 2>&1 || true
+  fi
+  for dir in "${saved[@]}"; do
+    rm -rf "$dir"
+    mv "$tmp/saved/$(basename "$dir")" "$dir"
+  done
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  if [[ -f $tmp/daemon.log ]]; then
+    echo "--- lanrelayd output:" >&2
+    cat "$tmp/daemon.log" >&2
+  fi
+  exit 1
+}
+
+expect_eq() {  # expect_eq WHAT ACTUAL EXPECTED
+  [[ $2 == "$3" ]] || fail "$1: '$2', expected '$3'"
+}
+
+mkdir -p "$tmp/saved"
+for dir in /var/lib/lanrelay /var/cache/lanrelay /etc/lanrelay; do
+  if [[ -e $dir ]]; then
+    mv "$dir" "$tmp/saved/"
+    saved+=("$dir")
+  fi
+done
+
+# --- build and inspect -------------------------------------------------------------------------
+cpack --config "$build/CPackConfig.cmake" -B "$tmp/pkg" >"$tmp/cpack.log" 2>&1 ||
+  { cat "$tmp/cpack.log"; fail "cpack failed"; }
+deb=$(ls "$tmp"/pkg/lanrelay_*_"$(dpkg --print-architecture)".deb)
+version=$(dpkg-deb -f "$deb" Version)
+expect_eq "package file name" "$(basename "$deb")" "lanrelay_${version}_$(dpkg --print-architecture).deb"
+contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
+for path in ./usr/sbin/lanrelayd ./usr/bin/lanrelay ./usr/lib/systemd/system/lanrelayd.service \
+    ./etc/lanrelay/lanrelayd.toml ./usr/share/doc/lanrelay/copyright \
+    ./usr/share/doc/lanrelay/operations.md ./usr/share/doc/lanrelay/README.md; do
+  grep -qx "$path" <<<"$contents" || fail "$path is not in the package"
+done
+if [[ -x $build/proxyhelper/proxyhelperd ]]; then
+  for path in ./usr/sbin/proxyhelperd ./usr/lib/systemd/system/proxyhelperd.service; do
+    grep -qx "$path" <<<"$contents" || fail "$path is not in the package"
+  done
+fi
+dpkg-deb -e "$deb" "$tmp/control"
+grep -qx /etc/lanrelay/lanrelayd.toml "$tmp/control/conffiles" ||
+  fail "lanrelayd.toml is not a conffile"
+for script in postinst prerm postrm; do
+  [[ -x $tmp/control/$script ]] || fail "$script is missing or not executable"
+done
+depends=$(dpkg-deb -f "$deb" Depends)
+for dep in adduser libsystemd0 libssl3; do
+  grep -q "$dep" <<<"$depends" || fail "Depends lacks $dep: $depends"
+done
+
+# Both units, as shipped, rate "OK" or better (exposure at most 4.9).
+for unit in "$src"/deploy/systemd/*.service; do
+  systemd-analyze security --offline=true --threshold=49 "$unit" >"$tmp/security.log" 2>&1 ||
+    { tail -n 3 "$tmp/security.log"; fail "$(basename "$unit") is exposed beyond 4.9"; }
+  echo "$(basename "$unit"): $(tail -n 1 "$tmp/security.log" | sed 's/.*: //')"
+done
+
+# --- install -----------------------------------------------------------------------------------
+installed=1
+dpkg -i "$deb" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -i failed"; }
+expect_eq "package status" "$(dpkg-query -W -f='${Status}' lanrelay)" "install ok installed"
+grep -q "/etc/lanrelay/lanrelayd.toml" <<<"$(dpkg-query -W -f='${Conffiles}' lanrelay)" ||
+  fail "dpkg does not know lanrelayd.toml as a conffile"
+
+IFS=: read -r _ _ uid gid _ home shell <<<"$(getent passwd "$user")"
+((uid > 0 && uid < 1000)) || fail "$user is not a system user (uid $uid)"
+expect_eq "$user's group" "$(getent group "$gid" | cut -d: -f1)" "$user"
+expect_eq "$user's home" "$home" /var/lib/lanrelay
+expect_eq "$user's shell" "$shell" /usr/sbin/nologin
+expect_eq "/var/lib/lanrelay" "$(stat -c '%U:%G %a' /var/lib/lanrelay)" "$user:$user 750"
+expect_eq "/etc/lanrelay" "$(stat -c '%U:%G %a' /etc/lanrelay)" "root:$user 750"
+expect_eq "lanrelayd.toml" "$(stat -c '%U:%G %a' /etc/lanrelay/lanrelayd.toml)" "root:$user 640"
+[[ -L /etc/systemd/system/multi-user.target.wants/lanrelayd.service ]] ||
+  fail "lanrelayd.service is not enabled"
+
+# Silent when a unit is valid and its ExecStart exists.
+for unit in /usr/lib/systemd/system/{lanrelayd,proxyhelperd}.service; do
+  [[ -f $unit ]] || continue
+  if ! systemd-analyze verify "$unit" >"$tmp/verify.log" 2>&1 || grep -q . "$tmp/verify.log"; then
+    cat "$tmp/verify.log"
+    fail "systemd-analyze verify reports problems in $unit"
+  fi
+done
+unit=/usr/lib/systemd/system/lanrelayd.service
+expect_eq "unit user" "$(sed -n 's/^User=//p' "$unit")" "$user"
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+read -r -a command <<<"$exec_start"
+as_user=(setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs --)
+"${as_user[@]}" "${command[0]}" --check-config /etc/lanrelay/lanrelayd.toml >/dev/null ||
+  fail "the service user cannot read or validate /etc/lanrelay/lanrelayd.toml"
+
+# A site key generated by root before the first start: the daemon (not root) must read it.
+lanrelay key generate --out /var/lib/lanrelay/site.key >/dev/null || fail "lanrelay key generate"
+expect_eq "site.key" "$(stat -c '%U %a' /var/lib/lanrelay/site.key)" "$user 600"
+
+# --- run the unit's command as its user, in a network namespace of its own ---------------------
+ip netns add "$ns"
+ip -n "$ns" link set dev lo up
+mkfifo "$tmp/stdout"
+ip netns exec "$ns" "${as_user[@]}" "${command[@]}" >"$tmp/stdout" 2>"$tmp/daemon.log" &
+daemon_pid=$!
+exec 3<"$tmp/stdout"
+read -r -t 15 -u 3 line || fail "lanrelayd did not start listening within 15 s"
+[[ $line == "listening on "*":$port" ]] || fail "unexpected first line: $line"
+expect_eq "daemon user" "$(ps -o user= -p "$daemon_pid")" "$user"
+in_ns=(ip netns exec "$ns")
+healthz=$("${in_ns[@]}" curl -fsS --max-time 5 "http://127.0.0.1:$port/-/healthz") ||
+  fail "/-/healthz does not answer"
+expect_eq "/-/healthz" "$healthz" "ok"
+
+"${in_ns[@]}" curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$port/-/catalog.signed" ||
+  fail "no signed catalog: the daemon could not read its site key"
+
+# An administrator adds an item as root; the daemon, not root, serves it.
+head -c 300000 /dev/urandom >"$tmp/agent.msi"
+lanrelay cache add "$tmp/agent.msi" --config /etc/lanrelay/lanrelayd.toml --kind installer \
+  --name agent-x64 --version 14.0.1 >/dev/null || fail "lanrelay cache add as root failed"
+not_owned=$(find /var/lib/lanrelay ! -user "$user" -print)
+[[ -z $not_owned ]] || fail "files in /var/lib/lanrelay not owned by $user: $not_owned"
+"${in_ns[@]}" curl -fsS --max-time 10 -o "$tmp/served" \
+  "http://127.0.0.1:$port/cache/installer/agent-x64/14.0.1" || fail "the added item is not served"
+cmp -s "$tmp/agent.msi" "$tmp/served" || fail "the served item differs from the added file"
+
+# A reload applies a new peer cap and log level.
+sed -i -e 's/^max_peers = 10$/max_peers = 3/' -e 's/^level = "info"$/level = "debug"/' \
+  /etc/lanrelay/lanrelayd.toml
+kill -HUP "$daemon_pid"
+timeout 10 grep -q -m1 "configuration reloaded applied=peers.max_peers,log.level" \
+  <(tail --pid="$daemon_pid" -n +1 -f "$tmp/daemon.log") ||
+  fail "SIGHUP did not reload peers.max_peers and log.level"
+"${in_ns[@]}" curl -fsS --max-time 5 "http://127.0.0.1:$port/-/stats" | grep -q '"max_peers":3' ||
+  fail "/-/stats does not show max_peers 3 after the reload"
+
+kill -TERM "$daemon_pid"
+status=0
+wait "$daemon_pid" || status=$?
+daemon_pid=""
+exec 3<&-
+expect_eq "lanrelayd exit status after SIGTERM" "$status" 0
+
+# --- purge -------------------------------------------------------------------------------------
+ip netns del "$ns"
+dpkg --purge lanrelay >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg --purge failed"; }
+installed=0
+if dpkg-query -W -f='${Status}' lanrelay 2>/dev/null | grep -Eq "installed|config-files"; then
+  fail "dpkg still knows the package after purge"
+fi
+getent passwd "$user" >/dev/null && fail "user $user is left after purge"
+getent group "$user" >/dev/null && fail "group $user is left after purge"
+for path in /var/lib/lanrelay /var/cache/lanrelay /etc/lanrelay /usr/sbin/lanrelayd \
+    /usr/bin/lanrelay "$unit" /usr/share/doc/lanrelay \
+    /etc/systemd/system/multi-user.target.wants/lanrelayd.service \
+    /var/lib/systemd/deb-systemd-helper-enabled/lanrelayd.service.dsh-also \
+    /var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/lanrelayd.service; do
+  [[ ! -e $path && ! -L $path ]] || fail "$path is left after purge"
+done
+
+echo "package test passed in $(($(date +%s) - started)) s: $(basename "$deb")"
