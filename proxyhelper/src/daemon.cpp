@@ -57,7 +57,7 @@ daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, st
       checker_(ioc, config_, health_, counters_),
       responder_(ioc, config_, cookie, &key_, [this] { return health_.healthy(); }, counters_),
       control_(net::make_strand(ioc)),
-      signals_(control_, SIGTERM, SIGINT) {
+      signals_(control_, SIGTERM, SIGINT, SIGHUP) {
   auto http = pac_server::create(
       ioc, pac_context{config_, health_, counters_, key_.public_key().to_string()});
   if (http) {
@@ -92,9 +92,19 @@ bool daemon::start() {
 }
 
 net::awaitable<void> daemon::signal_loop() {
-  auto [ec, signo] = co_await signals_.async_wait(net::as_tuple(net::use_awaitable));
-  if (ec) {
-    co_return;
+  int signo = 0;
+  while (true) {
+    auto [ec, received] = co_await signals_.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec) {
+      co_return;
+    }
+    signo = received;
+    if (signo != SIGHUP) {
+      break;
+    }
+    // SIGHUP's default action would end the daemon on `systemctl reload`.
+    spdlog::warn("received SIGHUP: proxyhelperd does not reload its configuration; restart it "
+                 "to apply changes (systemctl restart proxyhelperd)");
   }
   spdlog::info("received signal {}; stopping", signo);
   responder_.stop();

@@ -202,6 +202,13 @@ TEST_F(proxyhelperd_process, an_unhealthy_proxy_is_not_advertised_and_the_key_su
   EXPECT_NE(get(first.http, "/proxy.pac").find("\"DIRECT\""), std::string::npos);
   EXPECT_EQ(get(first.http, "/-/healthz"), "ok\n");
 
+  // `systemctl reload` sends SIGHUP: logged, and the daemon keeps answering.
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(eventually(5s, [&] {
+    return read_file(dir_ / "proxyhelperd.log").find("received SIGHUP") != std::string::npos;
+  }));
+  EXPECT_EQ(get(first.http, "/-/healthz"), "ok\n");
+
   daemon_->signal(SIGTERM);
   const auto status = daemon_->wait_for(5s);
   ASSERT_TRUE(status);

@@ -2,7 +2,8 @@
 
 // proxyhelperd's life: load (or on first start create) the signing key and print its public key
 // for agents to pin, check the proxies' health, answer proxy queries on UDP and serve PAC/WPAD on
-// HTTP; on SIGTERM or SIGINT stop answering and exit 0.
+// HTTP; on SIGTERM or SIGINT stop answering and exit 0. SIGHUP is logged and ignored (no reload
+// yet).
 //
 // Threads: the daemon's signal set lives on its own strand; see responder.hpp, health.hpp and
 // pac_server.hpp for the rest. Counters are in one struct (stats.hpp).
