@@ -1,6 +1,7 @@
 #include "agent_commands.hpp"
 #include "command_error.hpp"
 #include "command_support.hpp"
+#include "proxy_command.hpp"
 #include "state_owner.hpp"
 
 #include "lanrelay/agent/fetch.hpp"
@@ -143,6 +144,8 @@ void add_agent_commands(CLI::App& app) {
     bool peer = false;
     bool no_discovery = false;
     std::string busy_patience = "60s";
+    bool resolve_proxy = false;
+    proxy_cli_options proxy;
   };
   auto args = std::make_shared<fetch_args>();
   auto* fetch = app.add_subcommand(
@@ -163,6 +166,9 @@ void add_agent_commands(CLI::App& app) {
                     "When every holder is busy (503), keep asking the segment this long before "
                     "the upstream")
       ->capture_default_str();
+  fetch->add_flag("--resolve-proxy", args->resolve_proxy,
+                  "Reach the upstream through the route `lanrelay proxy resolve` finds");
+  args->proxy.add_to(*fetch);
   fetch->callback([args] {
     run_guarded([&] {
       agent::fetch_options options;
@@ -200,6 +206,21 @@ void add_agent_commands(CLI::App& app) {
         options.site_keys.push_back(*key);
       }
       options.tls.ca_file = args->ca_file;
+      std::shared_ptr<agent::proxy_resolver> resolver;
+      if (args->resolve_proxy) {
+        auto resolver_options = args->proxy.resolver_options();
+        resolver_options.tls = options.tls;
+        const auto credentials = resolver_options.credentials;
+        resolver = std::make_shared<agent::proxy_resolver>(std::move(resolver_options));
+        options.upstream_proxy =
+            [resolver, credentials](const boost::urls::url& upstream)
+            -> net::awaitable<std::optional<proxy_settings>> {
+          const auto route = co_await resolver->resolve(upstream);
+          spdlog::info("upstream route decided_by={} proxy={}", agent::to_string(route.decided_by),
+                       route.proxy.value_or("direct"));
+          co_return route.settings(credentials);
+        };
+      }
       progress_bar bar;
       options.progress = [&bar](std::uint64_t done, std::uint64_t total) { bar.update(done, total); };
 

@@ -1,6 +1,7 @@
 // lanrelay: the administrator's and agent's command line.
 #include "agent_commands.hpp"
 #include "cache_command.hpp"
+#include "proxy_command.hpp"
 #include "mirror_command.hpp"
 #include "status_command.hpp"
 #include "update_command.hpp"
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   lanrelay::cli::add_cache_commands(app, where);
   lanrelay::cli::add_agent_commands(app);
   lanrelay::cli::add_key_commands(app);
+  lanrelay::cli::add_proxy_commands(app);
   lanrelay::cli::add_mirror_commands(app);
   lanrelay::cli::add_update_command(app);
   lanrelay::cli::add_status_command(app);

@@ -11,7 +11,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps
   nginx-light wrk
-  python3-prometheus-client chromium fonts-dejavu-core
+  python3-prometheus-client chromium fonts-dejavu-core duktape-dev
   dpkg-dev file systemd adduser
   dante-server tinyproxy-bin openssl
 )

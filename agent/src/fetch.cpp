@@ -352,9 +352,14 @@ class fetch_job {
     if (digest != expected_) {
       part_.discard();
     }
+    std::optional<proxy_settings> proxy;
+    if (options_.upstream_proxy) {
+      proxy = co_await options_.upstream_proxy(*options_.upstream);
+    }
     const auto result = co_await download(std::string(options_.upstream->buffer()),
                                           digest ? std::optional(digest->size)
-                                                 : options_.expected_size);
+                                                 : options_.expected_size,
+                                          std::move(proxy));
     if (result == attempt_result::busy) {
       last_error_ = make_error_code(errc::not_found);
     }
@@ -385,7 +390,8 @@ class fetch_job {
 
   // Downloads (the rest of) `url` into the partial file; `size` is the expected total when known.
   net::awaitable<attempt_result> download(const std::string& url_text,
-                                          std::optional<std::uint64_t> size) {
+                                          std::optional<std::uint64_t> size,
+                                          std::optional<proxy_settings> proxy = std::nullopt) {
     auto url = boost::urls::parse_uri(url_text);
     outcome_.attempts.push_back({url_text, ""});
     auto& attempt = outcome_.attempts.back();
@@ -399,7 +405,7 @@ class fetch_job {
     // A server that ignores Range costs bytes, not correctness: http_fetch drops the first
     // `offset` bytes itself, so the sink always continues where the partial file ends.
     fetch_request request{.url = *url, .offset = part_.size(), .timeouts = options_.timeouts,
-                          .tls = options_.tls};
+                          .tls = options_.tls, .proxy = std::move(proxy)};
     if (size) {
       request.max_bytes = *size;
     }

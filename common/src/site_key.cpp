@@ -512,6 +512,40 @@ key_file_result<site_key> site_key::load(const std::filesystem::path& file) {
   return site_key(std::make_unique<impl>(impl{std::move(key)}));
 }
 
+key_file_result<site_key> site_key::load_or_generate(const std::filesystem::path& file,
+                                                     bool* created) {
+  if (created != nullptr) {
+    *created = false;
+  }
+  std::error_code exists_error;
+  if (!std::filesystem::exists(file, exists_error) && !exists_error) {
+    auto fresh = generate();
+    if (!fresh) {
+      return key_file_error{fresh.error(), "cannot generate a key for " + file.string() + ": " +
+                                               fresh.error().message()};
+    }
+    auto saved = fresh->save(file, overwrite::no);
+    if (saved) {
+      if (created != nullptr) {
+        *created = true;
+      }
+    } else if (saved.error().code != boost::system::errc::file_exists) {
+      return saved.error();
+    }
+  }
+  return load(file);
+}
+
+result<site_key> site_key::from_seed(std::span<const std::byte, 32> seed) {
+  pkey_ptr key(EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size()));
+  if (!key) {
+    ERR_clear_error();
+    return trust_errc::crypto_failure;
+  }
+  return site_key(std::make_unique<impl>(impl{std::move(key)}));
+}
+
 key_file_result<void> site_key::save(const std::filesystem::path& file, overwrite mode) const {
   cleansed_string pem;
   {

@@ -60,6 +60,10 @@ struct fetch_options {
   std::chrono::milliseconds busy_patience{60'000};
   http_timeouts timeouts;
   tls_options tls;
+  // The route to the upstream, asked only when the upstream is used (proxy_resolver.hpp);
+  // nullopt: direct.
+  std::function<boost::asio::awaitable<std::optional<proxy_settings>>(const boost::urls::url&)>
+      upstream_proxy;
   // Called as bytes arrive: (bytes so far, total size when known, else 0).
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };

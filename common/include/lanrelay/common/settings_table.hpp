@@ -348,9 +348,10 @@ list_reader<Config> make_list_reader(list_of_tables<Config, Item> list) {
       Item item = Item{};
       bool item_ok = true;
       for (const auto& [key, value] : *table) {
-        const std::string_view key_name = key.str();
+        // clang-14 (the fuzz preset) cannot capture a structured binding in a lambda.
+        const std::string_view key_text = key.str();
         auto s = std::find_if(list.item_settings.begin(), list.item_settings.end(),
-                              [&](const setting<Item>& candidate) { return candidate.key == key_name; });
+                              [&](const setting<Item>& candidate) { return candidate.key == key_text; });
         if (s == list.item_settings.end()) {
           diagnostics.push_back(diagnostic_at(
               file, key.source(),

@@ -134,6 +134,17 @@ class site_key {
   // another kind of key (invalid_key_file).
   static key_file_result<site_key> load(const std::filesystem::path& file);
 
+  // The key in `file`, or, when `file` does not exist, a new key saved there (overwrite::no, so
+  // two processes starting at once end up with the same key) and loaded back. `created` tells
+  // which happened. The directory must exist. For daemons that sign from their first start
+  // (proxyhelperd); the relay's site key is created explicitly with `lanrelay key generate`.
+  static key_file_result<site_key> load_or_generate(const std::filesystem::path& file,
+                                                    bool* created = nullptr);
+
+  // The key whose RFC 8032 private seed is `seed`: for fixed test vectors only; real keys come
+  // from generate().
+  static result<site_key> from_seed(std::span<const std::byte, 32> seed);
+
   site_key(site_key&&) noexcept;
   site_key& operator=(site_key&&) noexcept;
   site_key(const site_key&) = delete;

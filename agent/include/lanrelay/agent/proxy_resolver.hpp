@@ -1,0 +1,95 @@
+#pragma once
+
+// How an agent reaches a server on the internet: directly, through the proxy the machine is
+// configured with, or through a proxy the segment's proxyhelperd advertises. The order the
+// vendor agents follow (issue 5):
+//   1. The system's settings (system_proxy.hpp): https_proxy/http_proxy/no_proxy, else a
+//      configured PAC script (pac_script.hpp), else direct; each route they give is checked by
+//      reaching the target (reachability.hpp), and the first that works decides.
+//   2. Only when step 1 found nothing that works: ask proxyhelperd (proxy_query.hpp). Answers
+//      that do not pass the trust rules (pinned key, expiry) are ignored.
+//   3. Check the advertised proxies in their order; the first that reaches the target decides.
+//      A proxy that needs credentials is skipped when none were given; one whose bypass list
+//      covers the target is skipped (that means direct, which step 1 found broken).
+// A decided route is cached per target (scheme, host, port) until forget() — called on every
+// change of the machine's IP addresses by watch_addresses() — or the end of the process.
+//
+// Threads: single threaded, like the rest of the agent library: one coroutine at a time on the
+// caller's executor.
+
+#include "lanrelay/agent/proxy_query.hpp"
+#include "lanrelay/agent/system_proxy.hpp"
+#include "lanrelay/common/http_client.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/url/url.hpp>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lanrelay::agent {
+
+enum class resolution_step { environment, pac, direct, proxyhelper, none };
+std::string_view to_string(resolution_step step) noexcept;
+
+struct skipped_route {
+  resolution_step step = resolution_step::none;
+  std::string route;   // "DIRECT", a proxy URL, or a PAC entry
+  std::string reason;  // why it was not used
+};
+
+struct resolution {
+  bool working = false;            // a route to the target was found
+  resolution_step decided_by = resolution_step::none;
+  std::optional<std::string> proxy;  // the proxy URL to use; empty with working: direct
+  std::vector<skipped_route> skipped;
+  bool asked_segment = false;      // step 2 ran (a query was broadcast or sent)
+  std::string answered_by;         // the proxyhelperd whose answer was used
+  std::size_t answers = 0;
+  std::vector<std::string> refused_answers;
+  bool from_cache = false;
+  std::chrono::milliseconds elapsed{0};
+
+  // What http_fetch needs to use the route (credentials added when configured); nullopt for
+  // direct or when nothing works.
+  std::optional<proxy_settings> settings(const std::optional<std::string>& credentials = {}) const;
+};
+
+struct proxy_resolver_options {
+  system_proxy_settings system;         // step 1
+  bool ask_segment = true;              // step 2 at all
+  proxy_query_options query;            // step 2: port, window, trust (pinned keys)
+  std::chrono::milliseconds check_timeout{3'000};  // per connectivity check step
+  std::optional<std::string> credentials;  // "user:password" for proxies that need them
+  tls_options tls;                          // for https:// targets and PAC URLs
+};
+
+class proxy_resolver {
+ public:
+  explicit proxy_resolver(proxy_resolver_options options);
+
+  // `target` is taken by value: the coroutine may start after the caller's temporary is gone.
+  boost::asio::awaitable<resolution> resolve(boost::urls::url target);
+
+  // Drops every cached route: the next resolve() starts again from step 1.
+  void forget();
+  std::size_t cached() const noexcept { return cache_.size(); }
+
+  // Calls forget() on every change of this machine's IP addresses until cancelled; returns at
+  // once (logged) when netlink is unavailable.
+  boost::asio::awaitable<void> watch_addresses();
+
+ private:
+  // Step 1; true when a route it gave works (recorded in `r`).
+  boost::asio::awaitable<bool> from_system(const boost::urls::url& target, resolution& r);
+  boost::asio::awaitable<bool> try_route(const boost::urls::url& target, resolution_step step,
+                                         const std::optional<std::string>& proxy, resolution& r);
+
+  proxy_resolver_options options_;
+  std::map<std::string, resolution> cache_;  // key: scheme://host:port
+};
+
+}  // namespace lanrelay::agent

@@ -1,0 +1,71 @@
+#include "lanrelay/agent/address_watch.hpp"
+
+#include "lanrelay/common/file_io.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+
+namespace lanrelay::agent {
+
+namespace net = boost::asio;
+
+address_watch::address_watch(const net::any_io_executor& executor) : socket_(executor) {
+  unique_fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) {
+    open_error_ = last_errno();
+    return;
+  }
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  local.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+    open_error_ = last_errno();
+    return;
+  }
+  socket_.assign(fd.release(), open_error_);
+}
+
+net::awaitable<result<std::size_t>> address_watch::wait() {
+  if (!socket_.is_open()) {
+    co_return open_error_ ? open_error_ : boost::system::errc::make_error_code(boost::system::errc::bad_file_descriptor);
+  }
+  std::array<char, 16384> buffer{};
+  while (true) {
+    auto [ec] = co_await socket_.async_wait(net::posix::stream_descriptor::wait_read,
+                                            net::as_tuple(net::use_awaitable));
+    if (ec) {
+      co_return ec;
+    }
+    std::size_t changes = 0;
+    while (true) {
+      const ssize_t n = ::recv(socket_.native_handle(), buffer.data(), buffer.size(), 0);
+      if (n < 0) {
+        if (errno == ENOBUFS) {
+          ++changes;  // the kernel dropped messages: assume the addresses changed
+          continue;
+        }
+        break;  // EAGAIN: drained
+      }
+      auto length = static_cast<unsigned>(n);
+      for (auto* header = reinterpret_cast<nlmsghdr*>(buffer.data()); NLMSG_OK(header, length);
+           header = NLMSG_NEXT(header, length)) {
+        if (header->nlmsg_type == RTM_NEWADDR || header->nlmsg_type == RTM_DELADDR) {
+          ++changes;
+        }
+      }
+    }
+    if (changes > 0) {
+      co_return changes;
+    }
+  }
+}
+
+}  // namespace lanrelay::agent

@@ -1,0 +1,245 @@
+#include "lanrelay/agent/proxy_resolver.hpp"
+
+#include "lanrelay/agent/address_watch.hpp"
+#include "lanrelay/agent/pac_script.hpp"
+#include "lanrelay/common/reachability.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+namespace lanrelay::agent {
+namespace {
+
+namespace net = boost::asio;
+namespace proxy = proxy_protocol;
+
+std::string cache_key(const boost::urls::url& target) {
+  const auto port = target.has_port() ? target.port_number()
+                    : target.scheme_id() == boost::urls::scheme::https ? 443 : 80;
+  return std::string(target.scheme()) + "://" + std::string(target.encoded_host()) + ":" +
+         std::to_string(port);
+}
+
+// The PAC script at `url`, fetched directly (a PAC script tells how to reach the internet; it
+// is not itself behind the proxy).
+net::awaitable<result<std::string>> fetch_pac(const std::string& url_text,
+                                              const proxy_resolver_options& options,
+                                              std::string& detail) {
+  const auto url = boost::urls::parse_absolute_uri(url_text);
+  if (!url) {
+    detail = "the PAC URL is not a URL";
+    co_return url.error();
+  }
+  fetch_request request{.url = *url,
+                        .timeouts = {options.check_timeout, options.check_timeout,
+                                     options.check_timeout},
+                        .max_bytes = kMaxPacScriptSize,
+                        .tls = options.tls};
+  std::string script;
+  auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
+    script.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    return {};
+  });
+  if (!response) {
+    detail = response.error().message();
+    co_return response.error();
+  }
+  if (response->status != 200) {
+    detail = "HTTP " + std::to_string(response->status);
+    co_return make_error_code(errc::not_found);
+  }
+  co_return script;
+}
+
+}  // namespace
+
+std::string_view to_string(resolution_step step) noexcept {
+  switch (step) {
+    case resolution_step::environment:
+      return "environment";
+    case resolution_step::pac:
+      return "pac";
+    case resolution_step::direct:
+      return "direct";
+    case resolution_step::proxyhelper:
+      return "proxyhelper";
+    case resolution_step::none:
+      return "none";
+  }
+  return "none";
+}
+
+std::optional<proxy_settings> resolution::settings(
+    const std::optional<std::string>& credentials) const {
+  if (!working || !proxy) {
+    return std::nullopt;
+  }
+  auto url = boost::urls::parse_absolute_uri(*proxy);
+  if (!url) {
+    return std::nullopt;
+  }
+  boost::urls::url out(*url);
+  if (credentials && !out.has_userinfo()) {
+    out.set_userinfo(*credentials);
+  }
+  return proxy_settings{std::move(out)};
+}
+
+proxy_resolver::proxy_resolver(proxy_resolver_options options) : options_(std::move(options)) {}
+
+void proxy_resolver::forget() {
+  if (!cache_.empty()) {
+    spdlog::info("forgetting {} learned proxy route(s)", cache_.size());
+  }
+  cache_.clear();
+}
+
+net::awaitable<void> proxy_resolver::watch_addresses() {
+  address_watch watch(co_await net::this_coro::executor);
+  if (!watch.ok()) {
+    spdlog::warn("cannot watch address changes (netlink): {}; learned proxies are kept until "
+                 "the process ends",
+                 watch.open_error().message());
+    co_return;
+  }
+  while (true) {
+    auto changes = co_await watch.wait();
+    if (!changes) {
+      co_return;  // cancelled
+    }
+    spdlog::info("ip addresses changed ({} change(s)); proxy resolution starts over", *changes);
+    forget();
+  }
+}
+
+net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
+                                               resolution_step step,
+                                               const std::optional<std::string>& proxy_url,
+                                               resolution& r) {
+  reachability_request request;
+  request.target = target;
+  request.timeout = options_.check_timeout;
+  request.tls = options_.tls;
+  const std::string shown = proxy_url ? *proxy_url : "DIRECT";
+  if (proxy_url) {
+    auto parsed = boost::urls::parse_absolute_uri(*proxy_url);
+    if (!parsed || parsed->scheme_id() != boost::urls::scheme::http) {
+      r.skipped.push_back({step, shown, "not an http:// proxy URL"});
+      co_return false;
+    }
+    boost::urls::url with_credentials(*parsed);
+    if (options_.credentials && !with_credentials.has_userinfo()) {
+      with_credentials.set_userinfo(*options_.credentials);
+    }
+    request.proxy = proxy_settings{std::move(with_credentials)};
+  }
+  const auto outcome = co_await check_reachable(request);
+  if (!outcome.reachable) {
+    r.skipped.push_back({step, shown, "connectivity check failed: " + outcome.describe()});
+    co_return false;
+  }
+  r.working = true;
+  r.decided_by = step;
+  r.proxy = proxy_url;
+  co_return true;
+}
+
+net::awaitable<bool> proxy_resolver::from_system(const boost::urls::url& target,
+                                                 resolution& r) {
+  if (const auto env = environment_proxy_for(options_.system, target)) {
+    co_return co_await try_route(target, resolution_step::environment, *env, r);
+  }
+  if (options_.system.pac_url) {
+    std::string detail;
+    auto script_text = co_await fetch_pac(*options_.system.pac_url, options_, detail);
+    if (!script_text) {
+      r.skipped.push_back({resolution_step::pac, *options_.system.pac_url,
+                           "cannot fetch the PAC script: " + detail});
+    } else {
+      auto script = pac_script::compile(*script_text, system_pac_environment(), &detail);
+      auto answer = script ? script->find_proxy(target.buffer(), target.host_address(), &detail)
+                           : result<std::string>(script.error());
+      if (!answer) {
+        r.skipped.push_back({resolution_step::pac, *options_.system.pac_url,
+                             answer.error().message() + (detail.empty() ? "" : ": " + detail)});
+      } else {
+        for (const auto& route : parse_pac_result(*answer)) {
+          if (route.type == pac_route::kind::unsupported) {
+            r.skipped.push_back({resolution_step::pac, route.text, "unsupported PAC entry"});
+            continue;
+          }
+          const auto via = route.type == pac_route::kind::proxy
+                               ? std::optional<std::string>(route.proxy_url)
+                               : std::nullopt;
+          if (co_await try_route(target, resolution_step::pac, via, r)) {
+            co_return true;
+          }
+        }
+        co_return false;
+      }
+    }
+  }
+  co_return co_await try_route(target, resolution_step::direct, std::nullopt, r);
+}
+
+net::awaitable<resolution> proxy_resolver::resolve(boost::urls::url target) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto key = cache_key(target);
+  if (const auto it = cache_.find(key); it != cache_.end()) {
+    resolution cached = it->second;
+    cached.from_cache = true;
+    cached.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    co_return cached;
+  }
+  resolution r;
+  const auto finish = [&]() {
+    r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    if (r.working) {
+      cache_[key] = r;
+    }
+    return r;
+  };
+
+  if (co_await from_system(target, r)) {
+    co_return finish();
+  }
+  if (!options_.ask_segment) {
+    co_return finish();
+  }
+  r.asked_segment = true;
+  const auto asked = co_await ask_for_proxies(options_.query);
+  r.answers = asked.answers;
+  r.refused_answers = asked.refused;
+  if (!asked.accepted) {
+    spdlog::info("no proxy found: {} ({} answer(s), {} refused, {} destination(s))",
+                 asked.destinations == 0 ? "no interface to ask on" : "no usable answer",
+                 asked.answers, asked.refused.size(), asked.destinations);
+    co_return finish();
+  }
+  r.answered_by = asked.answered_by.address().to_string();
+  const std::string host(target.host_address());
+  for (const auto& p : asked.accepted->proxies) {
+    if (p.needs_credentials && !options_.credentials) {
+      r.skipped.push_back({resolution_step::proxyhelper, p.url,
+                           "needs credentials and none are configured"});
+      continue;
+    }
+    const bool bypassed = std::any_of(p.bypass.begin(), p.bypass.end(), [&](const auto& entry) {
+      return proxy::bypass_matches(entry, host);
+    });
+    if (bypassed) {
+      r.skipped.push_back({resolution_step::proxyhelper, p.url,
+                           "its bypass list covers the target (direct, which failed)"});
+      continue;
+    }
+    if (co_await try_route(target, resolution_step::proxyhelper, p.url, r)) {
+      break;
+    }
+  }
+  co_return finish();
+}
+
+}  // namespace lanrelay::agent

@@ -1,0 +1,35 @@
+#pragma once
+
+#include "lanrelay/agent/proxy_resolver.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lanrelay::cli {
+
+// The options that steer proxy resolution, shared by `lanrelay proxy resolve` and
+// `lanrelay fetch --resolve-proxy`.
+struct proxy_cli_options {
+  std::vector<std::string> pinned_keys;
+  bool accept_unsigned = false;
+  std::string pac_url;
+  std::string credentials_env;  // name of an environment variable holding "user:password"
+  bool no_segment = false;
+  std::string window = "500ms";
+  std::uint16_t port = 4129;
+  std::vector<std::string> targets;
+  std::string timeout = "3s";
+  std::optional<std::string> ca_file;
+
+  void add_to(CLI::App& cmd);
+  // Validated resolver options; throws command_error with what is wrong.
+  agent::proxy_resolver_options resolver_options() const;
+};
+
+// Adds `lanrelay proxy resolve [URL]`.
+void add_proxy_commands(CLI::App& app);
+
+}  // namespace lanrelay::cli

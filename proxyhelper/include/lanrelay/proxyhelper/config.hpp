@@ -1,0 +1,81 @@
+#pragma once
+
+// Configuration of proxyhelperd: scalar settings plus the list of proxies it advertises
+// ([[proxy]] tables). One table of settings (config.cpp, on common/settings_table.hpp) is the
+// single source of truth: it drives the TOML loader, --print-default-config and --check-config.
+
+#include "lanrelay/common/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lanrelay::proxyhelper {
+
+// One [[proxy]] table.
+struct proxy_spec {
+  std::string url;                  // "http://host:port"; proxy_protocol::is_valid_proxy_url
+  std::uint16_t priority = 100;     // lower is better; ties keep the file's order
+  bool needs_credentials = false;   // agents must bring their own user and password
+  std::vector<std::string> bypass;  // hosts reached directly; proxy_protocol::is_valid_bypass_entry
+
+  bool operator==(const proxy_spec&) const = default;
+};
+
+struct proxyhelper_config {
+  std::filesystem::path state_dir;    // resolved: never empty after loading
+  std::filesystem::path signing_key;  // empty: <state_dir>/proxyhelper.key, created on first start
+  std::string log_level = "info";
+
+  // Proxy queries (UDP).
+  std::uint16_t query_port = 4129;
+  bool ipv6 = true;                                    // also answer on ff12::4129
+  std::uint32_t rate_limit = 20;                       // queries per second per source address
+  std::chrono::milliseconds interface_rescan{5'000};
+  std::chrono::seconds answer_lifetime{300};           // how long a signed answer stays valid
+
+  // PAC and WPAD (HTTP).
+  std::string http_listen = "::";
+  std::uint16_t http_port = 4130;
+  std::chrono::milliseconds header_timeout{10'000};    // whole request head
+  std::uint32_t max_connections = 256;
+  // The site's own PAC script: when set, /proxy.pac and /wpad.dat redirect to it instead of
+  // serving the generated script. Empty: serve the generated script.
+  std::string pac_url;
+
+  // Health checks.
+  std::string probe_url = "https://www.example.com/";  // reached through each proxy
+  std::chrono::milliseconds check_interval{30'000};
+  std::chrono::milliseconds check_timeout{5'000};
+  std::filesystem::path probe_ca_file;  // empty: the system's CA store for an https:// probe
+
+  std::vector<proxy_spec> proxies;
+};
+
+// Every rule a loaded configuration must meet, one message per problem (empty when valid):
+// 1..8 proxies with valid URLs and bypass lists, all of them fitting one signed answer datagram,
+// an http:// or https:// probe URL, an answer lifetime of 1 s to 1 h, positive intervals.
+std::vector<std::string> validate(const proxyhelper_config& config);
+
+// The key file actually used: signing_key, or <state_dir>/proxyhelper.key.
+std::filesystem::path signing_key_path(const proxyhelper_config& config);
+
+struct config_load_result {
+  proxyhelper_config config;
+  std::vector<config_diagnostic> diagnostics;  // empty when the file is valid
+
+  bool ok() const noexcept { return diagnostics.empty(); }
+};
+
+// Reads a TOML file and checks it with the table's rules, then validate(); every problem is
+// reported, not only the first. state.dir, when not set, is default_state_dir().
+config_load_result load_config(const std::filesystem::path& file);
+config_load_result parse_config(std::string_view toml_text, std::string_view file_name);
+
+// Every setting with its default and doc, and a commented-out [[proxy]] example.
+std::string default_config_text();
+
+}  // namespace lanrelay::proxyhelper

@@ -1,0 +1,67 @@
+#pragma once
+
+// proxyhelperd's life: load (or on first start create) the signing key and print its public key
+// for agents to pin, check the proxies' health, answer proxy queries on UDP and serve PAC/WPAD on
+// HTTP; on SIGTERM or SIGINT stop answering and exit 0. SIGHUP is logged and ignored (no reload
+// yet).
+//
+// Threads: the daemon's signal set lives on its own strand; see responder.hpp, health.hpp and
+// pac_server.hpp for the rest. Counters are in one struct (stats.hpp).
+
+#include "lanrelay/common/error.hpp"
+#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/proxyhelper/config.hpp"
+#include "lanrelay/proxyhelper/health.hpp"
+#include "lanrelay/proxyhelper/pac_server.hpp"
+#include "lanrelay/proxyhelper/responder.hpp"
+#include "lanrelay/proxyhelper/stats.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <memory>
+
+namespace lanrelay::proxyhelper {
+
+class daemon {
+ public:
+  // Validates `config`, creates the state directory, loads or creates the signing key and binds
+  // the HTTP port. Errors are logged with what to do about them.
+  static result<std::unique_ptr<daemon>> create(boost::asio::io_context& ioc,
+                                                proxyhelper_config config);
+  ~daemon();
+
+  // Starts the health checks, the query responder and the HTTP server. Prints
+  // "public key lanrelay-ed25519:..." and "listening on udp <port> http <addr>:<port>" to
+  // stdout. Returns false when no query socket could be opened (logged).
+  bool start();
+
+  const proxyhelper_counters& counters() const noexcept { return counters_; }
+  const proxy_health& health() const noexcept { return health_; }
+  lanrelay::public_key public_key() const { return key_.public_key(); }
+  boost::asio::ip::tcp::endpoint http_endpoint() const { return http_->local_endpoint(); }
+  std::uint16_t query_port() const noexcept { return responder_.port(); }
+
+  daemon(boost::asio::io_context& ioc, proxyhelper_config config, site_key key,
+         std::uint64_t cookie);
+  daemon(const daemon&) = delete;
+  daemon& operator=(const daemon&) = delete;
+
+ private:
+  boost::asio::awaitable<void> signal_loop();
+
+  boost::asio::io_context& ioc_;
+  const proxyhelper_config config_;
+  const site_key key_;
+  proxyhelper_counters counters_;
+  proxy_health health_;
+  health_checker checker_;
+  proxy_responder responder_;
+  std::shared_ptr<pac_server> http_;
+  boost::asio::strand<boost::asio::io_context::executor_type> control_;
+  boost::asio::signal_set signals_;
+};
+
+}  // namespace lanrelay::proxyhelper

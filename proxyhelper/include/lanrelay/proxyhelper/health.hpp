@@ -1,0 +1,81 @@
+#pragma once
+
+// Which configured proxies work right now. Every check_interval, health_checker asks each proxy
+// for the probe URL (reachability.hpp: an https:// probe opens a CONNECT tunnel through the
+// proxy) and records the outcome in proxy_health. A proxy is advertised only after its latest
+// check passed: a proxy that has not been checked yet, or whose last check failed, is left out
+// until it passes again.
+//
+// Threads: proxy_health is safe from any thread (one mutex: the responder's strand, HTTP
+// connections and the checker read it). health_checker runs on its own strand.
+
+#include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/common/reachability.hpp"
+#include "lanrelay/proxyhelper/config.hpp"
+#include "lanrelay/proxyhelper/stats.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace lanrelay::proxyhelper {
+
+class proxy_health {
+ public:
+  explicit proxy_health(std::vector<proxy_spec> proxies);
+
+  struct status {
+    proxy_spec spec;
+    bool checked = false;
+    bool healthy = false;
+    std::string last_result;  // reachability::describe() of the last check
+    std::chrono::milliseconds last_elapsed{0};
+  };
+
+  std::size_t size() const noexcept { return size_; }
+  // Records the outcome of a check of proxy `index` (its position in the configuration). Logs
+  // when a proxy changes state. Returns true when it did.
+  bool record(std::size_t index, const reachability& outcome);
+
+  // The healthy proxies, best (lowest priority value) first, ties in configuration order.
+  std::vector<proxy_protocol::proxy_entry> healthy() const;
+  std::vector<status> snapshot() const;
+
+ private:
+  const std::size_t size_;
+  mutable std::mutex mutex_;
+  std::vector<status> proxies_;  // guarded by mutex_
+};
+
+class health_checker {
+ public:
+  // `health`, `counters` and `config` must outlive the checker.
+  health_checker(boost::asio::io_context& ioc, const proxyhelper_config& config,
+                 proxy_health& health, proxyhelper_counters& counters);
+
+  // Checks every proxy at once, then every check_interval. `on_change` (may be empty) runs on the
+  // checker's strand when a proxy became healthy or unhealthy.
+  void start(std::function<void()> on_change = {});
+  void stop();
+
+ private:
+  boost::asio::awaitable<void> loop();
+  boost::asio::awaitable<void> check_all();
+
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  const proxyhelper_config& config_;
+  proxy_health& health_;
+  proxyhelper_counters& counters_;
+  boost::asio::steady_timer timer_;
+  std::function<void()> on_change_;
+  bool stopped_ = false;  // strand
+};
+
+}  // namespace lanrelay::proxyhelper

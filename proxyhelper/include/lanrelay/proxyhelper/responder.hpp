@@ -1,0 +1,116 @@
+#pragma once
+
+// Answers proxy queries (docs/protocol.md, "Proxy protocol") with the proxies that are healthy
+// right now, signed with proxyhelperd's key.
+//
+// responder_core is the socket-free seam: process_packet() takes one datagram, where it came from
+// and the interface it arrived on, and returns the answer to send back, if any. Tests and the
+// fuzzer drive it directly. proxy_responder owns the sockets: 0.0.0.0:port for IPv4 (directed and
+// limited broadcast, unicast) and [::]:port joined to ff12::4129 on every multicast interface,
+// re-scanned every interface_rescan. The structure follows relay/discovery_responder.hpp.
+//
+// Threads: responder_core is not thread safe; proxy_responder runs it on its own strand.
+
+#include "lanrelay/common/interfaces.hpp"
+#include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/proxyhelper/config.hpp"
+#include "lanrelay/proxyhelper/stats.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <span>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace lanrelay::proxyhelper {
+
+class responder_core {
+ public:
+  struct settings {
+    std::uint64_t cookie = 0;       // ours; queries carrying it are our own
+    std::uint32_t rate_limit = 20;  // queries per second per source address (burst: 2 s)
+    std::chrono::seconds answer_lifetime{300};
+  };
+  using healthy_proxies = std::function<std::vector<proxy_protocol::proxy_entry>()>;
+
+  // `key` signs every answer (nullptr: answers go unsigned, for tests of agents that opted in).
+  // `key`, `healthy` and `counters` must outlive the core.
+  responder_core(settings s, const site_key* key, healthy_proxies healthy,
+                 proxyhelper_counters& counters);
+
+  // The answer datagram to send back to `source`, or nullopt (counted by reason). `arrival` is
+  // the interface the datagram came in on (nullptr when unknown: then nothing is answered).
+  // `now` times the rate limit, `wall` the answer's expiry.
+  std::optional<std::vector<std::byte>> process_packet(
+      std::span<const std::byte> datagram, const boost::asio::ip::udp::endpoint& source,
+      const network_interface* arrival, std::chrono::steady_clock::time_point now,
+      std::chrono::system_clock::time_point wall);
+
+ private:
+  bool admit(const boost::asio::ip::address& source, std::chrono::steady_clock::time_point now);
+
+  struct bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point updated;
+  };
+  using source_key = std::array<unsigned char, 17>;  // address bytes and family
+  struct source_key_hash {
+    std::size_t operator()(const source_key& k) const noexcept {
+      return std::hash<std::string_view>{}(
+          std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
+    }
+  };
+
+  settings settings_;
+  const site_key* key_;
+  healthy_proxies healthy_;
+  proxyhelper_counters& counters_;
+  std::unordered_map<source_key, bucket, source_key_hash> buckets_;
+};
+
+class proxy_responder {
+ public:
+  // `key`, `healthy` and `counters` must outlive the responder.
+  proxy_responder(boost::asio::io_context& ioc, const proxyhelper_config& config,
+                  std::uint64_t cookie, const site_key* key,
+                  responder_core::healthy_proxies healthy, proxyhelper_counters& counters);
+
+  // Opens the sockets and starts answering; returns false when neither IPv4 nor IPv6 could be
+  // opened (logged).
+  bool start();
+  void stop();
+
+  std::uint16_t port() const noexcept { return port_; }
+
+ private:
+  boost::asio::awaitable<void> receive_loop(boost::asio::ip::udp::socket& socket);
+  boost::asio::awaitable<void> rescan_loop();
+  void rescan();
+  const network_interface* find_interface(unsigned index);
+
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  const proxyhelper_config& config_;
+  proxyhelper_counters& counters_;
+  responder_core core_;
+  std::optional<boost::asio::ip::udp::socket> v4_;
+  std::optional<boost::asio::ip::udp::socket> v6_;
+  boost::asio::steady_timer rescan_timer_;
+  std::vector<network_interface> interfaces_;  // strand
+  std::set<unsigned> joined_;                   // strand
+  std::uint16_t port_ = 0;
+  bool stopped_ = false;  // strand
+};
+
+}  // namespace lanrelay::proxyhelper

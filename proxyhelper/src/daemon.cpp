@@ -1,0 +1,118 @@
+#include "lanrelay/proxyhelper/daemon.hpp"
+
+#include "lanrelay/common/log.hpp"
+#include "lanrelay/common/machine_cookie.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+
+namespace lanrelay::proxyhelper {
+
+namespace net = boost::asio;
+
+result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper_config config) {
+  if (const auto problems = validate(config); !problems.empty()) {
+    for (const auto& problem : problems) {
+      spdlog::error("configuration: {}", problem);
+    }
+    return errc::invalid_config;
+  }
+  std::error_code fs_error;
+  std::filesystem::create_directories(config.state_dir, fs_error);
+  if (fs_error) {
+    spdlog::error("cannot create the state directory {}: {}; create it, fix its permissions or "
+                  "set state.dir",
+                  config.state_dir.string(), fs_error.message());
+    return boost::system::error_code(fs_error);
+  }
+  const auto key_path = signing_key_path(config);
+  bool created = false;
+  auto key = site_key::load_or_generate(key_path, &created);
+  if (!key) {
+    spdlog::error("cannot load the signing key: {}", key.error().message);
+    return key.error().code;
+  }
+  if (created) {
+    spdlog::info("created a new signing key at {}; pin its public key on the agents",
+                 key_path.string());
+  }
+  const auto cookie = machine_cookie(config.state_dir);
+  auto d = std::make_unique<daemon>(ioc, std::move(config), std::move(*key), cookie);
+  if (!d->http_) {
+    return errc::invalid_config;  // pac_server::create logged why
+  }
+  return d;
+}
+
+daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, std::uint64_t cookie)
+    : ioc_(ioc),
+      config_(std::move(config)),
+      key_(std::move(key)),
+      health_(config_.proxies),
+      checker_(ioc, config_, health_, counters_),
+      responder_(ioc, config_, cookie, &key_, [this] { return health_.healthy(); }, counters_),
+      control_(net::make_strand(ioc)),
+      signals_(control_, SIGTERM, SIGINT, SIGHUP) {
+  auto http = pac_server::create(
+      ioc, pac_context{config_, health_, counters_, key_.public_key().to_string()});
+  if (http) {
+    http_ = std::move(*http);
+  }
+}
+
+daemon::~daemon() = default;
+
+bool daemon::start() {
+  if (!responder_.start()) {
+    spdlog::error("proxy queries: no socket could be opened on udp port {}; free the port or set "
+                  "query.port",
+                  config_.query_port);
+    return false;
+  }
+  checker_.start();
+  http_->start();
+  net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
+
+  const auto endpoint = http_->local_endpoint();
+  const auto address = endpoint.address();
+  const std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  const auto public_key = key_.public_key().to_string();
+  spdlog::info("proxyhelperd listening udp={} http={}:{} proxies={} public_key={}",
+               responder_.port(), shown, endpoint.port(), config_.proxies.size(), public_key);
+  std::printf("public key %s\nlistening on udp %u http %s:%u\n", public_key.c_str(),
+              static_cast<unsigned>(responder_.port()), shown.c_str(),
+              static_cast<unsigned>(endpoint.port()));
+  std::fflush(stdout);
+  return true;
+}
+
+net::awaitable<void> daemon::signal_loop() {
+  int signo = 0;
+  while (true) {
+    auto [ec, received] = co_await signals_.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec) {
+      co_return;
+    }
+    signo = received;
+    if (signo != SIGHUP) {
+      break;
+    }
+    // SIGHUP's default action would end the daemon on `systemctl reload`.
+    spdlog::warn("received SIGHUP: proxyhelperd does not reload its configuration; restart it "
+                 "to apply changes (systemctl restart proxyhelperd)");
+  }
+  spdlog::info("received signal {}; stopping", signo);
+  responder_.stop();
+  checker_.stop();
+  http_->stop();
+  // Health checks in flight and idle PAC connections hold nothing worth waiting for.
+  ioc_.stop();
+  spdlog::info("proxyhelperd stopped");
+}
+
+}  // namespace lanrelay::proxyhelper

@@ -1,0 +1,147 @@
+#include "lanrelay/proxyhelper/health.hpp"
+
+#include "lanrelay/common/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+
+namespace lanrelay::proxyhelper {
+
+namespace net = boost::asio;
+
+proxy_health::proxy_health(std::vector<proxy_spec> proxies) : size_(proxies.size()) {
+  for (auto& p : proxies) {
+    proxies_.push_back(status{std::move(p), false, false, "not checked yet", {}});
+  }
+}
+
+bool proxy_health::record(std::size_t index, const reachability& outcome) {
+  std::lock_guard lock(mutex_);
+  status& s = proxies_.at(index);
+  const bool was = s.healthy;
+  const bool first = !s.checked;
+  s.checked = true;
+  s.healthy = outcome.reachable;
+  s.last_result = outcome.describe();
+  s.last_elapsed = outcome.elapsed;
+  if (s.healthy && (!was || first)) {
+    spdlog::info("proxy {} is healthy: {} in {} ms; advertising it", s.spec.url, s.last_result,
+                 s.last_elapsed.count());
+  } else if (!s.healthy && (was || first)) {
+    spdlog::warn("proxy {} failed its health check: {}; not advertised until it passes again",
+                 s.spec.url, s.last_result);
+  }
+  return was != s.healthy;
+}
+
+std::vector<proxy_protocol::proxy_entry> proxy_health::healthy() const {
+  std::vector<proxy_protocol::proxy_entry> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& s : proxies_) {
+      if (s.healthy) {
+        out.push_back({s.spec.url, s.spec.priority, s.spec.needs_credentials, s.spec.bypass});
+      }
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.priority < b.priority; });
+  return out;
+}
+
+std::vector<proxy_health::status> proxy_health::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return proxies_;
+}
+
+health_checker::health_checker(net::io_context& ioc, const proxyhelper_config& config,
+                               proxy_health& health, proxyhelper_counters& counters)
+    : strand_(net::make_strand(ioc)),
+      config_(config),
+      health_(health),
+      counters_(counters),
+      timer_(strand_) {}
+
+void health_checker::start(std::function<void()> on_change) {
+  on_change_ = std::move(on_change);
+  net::co_spawn(strand_, loop(), log_failure("proxy health checks"));
+}
+
+void health_checker::stop() {
+  net::dispatch(strand_, [this] {
+    stopped_ = true;
+    timer_.cancel();
+  });
+}
+
+net::awaitable<void> health_checker::loop() {
+  while (!stopped_) {
+    co_await check_all();
+    if (stopped_) {
+      co_return;
+    }
+    timer_.expires_after(config_.check_interval);
+    auto [ec] = co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec || stopped_) {
+      co_return;
+    }
+  }
+}
+
+net::awaitable<void> health_checker::check_all() {
+  // Every proxy at once, so one that hangs until check_timeout does not delay the others.
+  auto url = boost::urls::parse_absolute_uri(config_.probe_url);
+  if (!url || health_.size() == 0) {
+    co_return;  // validate() refuses such a configuration
+  }
+  struct round {
+    std::size_t pending = 0;
+    net::steady_timer done;
+    bool changed = false;
+  };
+  auto r = std::make_shared<round>(round{health_.size(), net::steady_timer(strand_), false});
+  r->done.expires_at(net::steady_timer::time_point::max());
+  const auto proxies = health_.snapshot();
+  for (std::size_t i = 0; i < proxies.size(); ++i) {
+    reachability_request request;
+    request.target = *url;
+    request.proxy = proxy_settings{boost::urls::url(proxies[i].spec.url)};
+    request.timeout = config_.check_timeout;
+    if (!config_.probe_ca_file.empty()) {
+      request.tls.ca_file = config_.probe_ca_file;
+    }
+    net::co_spawn(
+        strand_,
+        [request]() -> net::awaitable<reachability> {
+          co_return co_await check_reachable(request);
+        },
+        [this, i, r](std::exception_ptr e, reachability outcome) {
+          if (e) {
+            log_failure("proxy health check", e);
+            outcome.error = boost::system::errc::make_error_code(boost::system::errc::io_error);
+            outcome.reachable = false;
+          }
+          ++counters_.checks;
+          if (!outcome.reachable) {
+            ++counters_.check_failures;
+          }
+          r->changed = health_.record(i, outcome) || r->changed;
+          if (--r->pending == 0) {
+            r->done.cancel();
+          }
+        });
+  }
+  co_await r->done.async_wait(net::as_tuple(net::use_awaitable));
+  if (r->changed && on_change_) {
+    on_change_();
+  }
+}
+
+}  // namespace lanrelay::proxyhelper

@@ -1,0 +1,270 @@
+#include "lanrelay/proxyhelper/responder.hpp"
+
+#include "lanrelay/common/datagram.hpp"
+#include "lanrelay/common/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/multicast.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace lanrelay::proxyhelper {
+namespace {
+
+namespace net = boost::asio;
+namespace proxy = proxy_protocol;
+using udp = net::ip::udp;
+
+// Buckets idle this long are full again and can be forgotten; bounds the table's size.
+constexpr auto bucket_idle_expiry = std::chrono::seconds(10);
+constexpr std::size_t max_buckets = 65'536;
+
+}  // namespace
+
+responder_core::responder_core(settings s, const site_key* key, healthy_proxies healthy,
+                               proxyhelper_counters& counters)
+    : settings_(s), key_(key), healthy_(std::move(healthy)), counters_(counters) {}
+
+bool responder_core::admit(const net::ip::address& source,
+                           std::chrono::steady_clock::time_point now) {
+  source_key key{};
+  if (source.is_v4()) {
+    const auto bytes = source.to_v4().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), key.begin());
+    key[16] = 4;
+  } else {
+    const auto bytes = source.to_v6().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), key.begin());
+    key[16] = 6;
+  }
+  const double rate = settings_.rate_limit;
+  const double burst = 2 * rate;
+  if (buckets_.size() >= max_buckets) {
+    std::erase_if(buckets_, [&](const auto& entry) {
+      return now - entry.second.updated > bucket_idle_expiry;
+    });
+  }
+  auto [it, inserted] = buckets_.try_emplace(key, bucket{burst, now});
+  if (inserted && buckets_.size() > max_buckets) {
+    buckets_.erase(it);
+    return false;
+  }
+  bucket& b = it->second;
+  const std::chrono::duration<double> elapsed = now - b.updated;
+  b.tokens = std::min(burst, b.tokens + elapsed.count() * rate);
+  b.updated = now;
+  if (b.tokens < 1.0) {
+    return false;
+  }
+  b.tokens -= 1.0;
+  return true;
+}
+
+std::optional<std::vector<std::byte>> responder_core::process_packet(
+    std::span<const std::byte> datagram, const udp::endpoint& source,
+    const network_interface* arrival, std::chrono::steady_clock::time_point now,
+    std::chrono::system_clock::time_point wall) {
+  auto q = proxy::decode_query(datagram);
+  if (!q) {
+    ++counters_.malformed;
+    return std::nullopt;
+  }
+  if (q->sender_cookie == settings_.cookie) {
+    ++counters_.own_packets;
+    return std::nullopt;
+  }
+  if (arrival == nullptr || source.port() == 0 || !arrival->is_on_link(source.address())) {
+    ++counters_.off_link;
+    return std::nullopt;
+  }
+  if (!admit(source.address(), now)) {
+    ++counters_.rate_limited;
+    return std::nullopt;
+  }
+  ++counters_.queries;
+
+  proxy::answer a;
+  a.transaction_id = q->transaction_id;
+  a.sender_cookie = settings_.cookie;
+  a.expires_at = wall + settings_.answer_lifetime;
+  a.proxies = healthy_();
+  if (a.proxies.empty()) {
+    ++counters_.no_healthy_proxy;  // silence: agents keep their own fallback
+    return std::nullopt;
+  }
+  if (a.proxies.size() > proxy::kMaxProxies) {
+    a.proxies.resize(proxy::kMaxProxies);
+  }
+  auto encoded = proxy::encode(a, key_, datagram.size());
+  if (!encoded) {
+    ++counters_.reply_too_large;
+    return std::nullopt;
+  }
+  return std::move(*encoded);
+}
+
+proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config& config,
+                                 std::uint64_t cookie, const site_key* key,
+                                 responder_core::healthy_proxies healthy,
+                                 proxyhelper_counters& counters)
+    : strand_(net::make_strand(ioc)),
+      config_(config),
+      counters_(counters),
+      core_(responder_core::settings{cookie, config.rate_limit, config.answer_lifetime}, key,
+            std::move(healthy), counters),
+      rescan_timer_(strand_) {}
+
+bool proxy_responder::start() {
+  boost::system::error_code ec;
+  v4_.emplace(strand_);
+  v4_->open(udp::v4(), ec);
+  if (!ec) {
+    v4_->bind(udp::endpoint(udp::v4(), config_.query_port), ec);
+  }
+  if (!ec) {
+    ec = enable_arrival_interface(*v4_);
+  }
+  if (ec) {
+    spdlog::error("proxy queries: cannot listen on 0.0.0.0:{} udp error={}; IPv4 queries go "
+                  "unanswered",
+                  config_.query_port, ec.message());
+    v4_.reset();
+  } else {
+    port_ = v4_->local_endpoint().port();
+  }
+  if (config_.ipv6) {
+    v6_.emplace(strand_);
+    v6_->open(udp::v6(), ec);
+    if (!ec) {
+      v6_->set_option(net::ip::v6_only(true), ec);
+    }
+    if (!ec) {
+      v6_->bind(udp::endpoint(udp::v6(), port_ != 0 ? port_ : config_.query_port), ec);
+    }
+    if (!ec) {
+      ec = enable_arrival_interface(*v6_);
+    }
+    if (ec) {
+      spdlog::warn("proxy queries: cannot listen on [::]:{} udp error={}; IPv6 queries go "
+                   "unanswered",
+                   config_.query_port, ec.message());
+      v6_.reset();
+    } else if (port_ == 0) {
+      port_ = v6_->local_endpoint().port();
+    }
+  }
+  if (!v4_ && !v6_) {
+    return false;
+  }
+  net::post(strand_, [this] { rescan(); });
+  if (v4_) {
+    net::co_spawn(strand_, receive_loop(*v4_), log_failure("proxy query ipv4 receive loop"));
+  }
+  if (v6_) {
+    net::co_spawn(strand_, receive_loop(*v6_), log_failure("proxy query ipv6 receive loop"));
+  }
+  net::co_spawn(strand_, rescan_loop(), log_failure("proxy query interface rescan"));
+  spdlog::info("proxy queries listening port={} ipv4={} ipv6={}", port_, v4_.has_value(),
+               v6_.has_value());
+  return true;
+}
+
+void proxy_responder::stop() {
+  net::dispatch(strand_, [this] {
+    stopped_ = true;
+    boost::system::error_code ignored;
+    if (v4_) {
+      v4_->close(ignored);
+    }
+    if (v6_) {
+      v6_->close(ignored);
+    }
+    rescan_timer_.cancel();
+  });
+}
+
+void proxy_responder::rescan() {
+  interfaces_ = list_interfaces();
+  if (!v6_) {
+    return;
+  }
+  const auto group = net::ip::make_address_v6(proxy::kIpv6Group);
+  std::set<unsigned> present;
+  for (const auto& nic : interfaces_) {
+    if (!nic.multicast || nic.ipv6_link_local.empty()) {
+      continue;
+    }
+    present.insert(nic.index);
+    if (joined_.contains(nic.index)) {
+      continue;
+    }
+    boost::system::error_code ec;
+    v6_->set_option(net::ip::multicast::join_group(group, nic.index), ec);
+    if (ec && ec != boost::system::errc::address_in_use) {
+      spdlog::warn("proxy queries: cannot join {} on interface={} error={}", proxy::kIpv6Group,
+                   nic.name, ec.message());
+      continue;
+    }
+    joined_.insert(nic.index);
+    spdlog::info("proxy queries: joined {} on interface={}", proxy::kIpv6Group, nic.name);
+  }
+  std::erase_if(joined_, [&](unsigned index) { return !present.contains(index); });
+}
+
+net::awaitable<void> proxy_responder::rescan_loop() {
+  while (!stopped_) {
+    rescan_timer_.expires_after(config_.interface_rescan);
+    auto [ec] = co_await rescan_timer_.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec || stopped_) {
+      co_return;
+    }
+    rescan();
+  }
+}
+
+net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
+  std::array<std::byte, proxy::kMaxDatagram> buffer{};
+  while (!stopped_) {
+    auto [ec] = co_await socket.async_wait(udp::socket::wait_read, net::as_tuple(net::use_awaitable));
+    if (ec || stopped_) {
+      co_return;
+    }
+    received_datagram got;
+    while (!receive_datagram(socket, buffer, got)) {
+      if (got.truncated) {
+        ++counters_.malformed;
+        continue;
+      }
+      auto reply = core_.process_packet(std::span(buffer).first(got.size), got.source,
+                                        find_interface(got.interface_index),
+                                        std::chrono::steady_clock::now(),
+                                        std::chrono::system_clock::now());
+      if (!reply) {
+        continue;
+      }
+      if (auto send_ec = send_datagram(socket, *reply, got.source, got.interface_index)) {
+        ++counters_.send_errors;
+        spdlog::debug("proxy answer not sent to={} error={}", got.source.address().to_string(),
+                      send_ec.message());
+      } else {
+        ++counters_.answers_sent;
+      }
+    }
+  }
+}
+
+const network_interface* proxy_responder::find_interface(unsigned index) {
+  const auto match = [&](const network_interface& nic) { return nic.index == index; };
+  auto it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
+  if (it == interfaces_.end() && index != 0) {
+    rescan();
+    it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
+  }
+  return it == interfaces_.end() ? nullptr : &*it;
+}
+
+}  // namespace lanrelay::proxyhelper

@@ -1,0 +1,248 @@
+// proxyhelperd as a process on loopback: configuration checks, the key created once and kept,
+// health checks through a real tinyproxy to a real nginx, signed answers over real UDP sockets,
+// PAC over HTTP, and SIGTERM.
+
+#include "relayd_harness.hpp"
+
+#include "lanrelay/common/proxy_codec.hpp"
+
+#include <boost/json.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+
+namespace lanrelay::test {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+namespace proxy = proxy_protocol;
+
+std::uint16_t free_port(int type) {
+  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool can_connect(std::uint16_t port) {
+  try {
+    raw_connection c(port);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+class proxyhelperd_process : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/lanrelay-proxyhelperd.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    daemon_.reset();
+    tinyproxy_.reset();
+    nginx_.reset();
+    fs::remove_all(dir_);
+  }
+
+  fs::path write_config(const std::string& proxy_url, const std::string& probe_url) {
+    const fs::path file = dir_ / "proxyhelperd.toml";
+    std::ofstream(file) << "[state]\ndir = \"" << (dir_ / "state").string() << "\"\n"
+                        << "[http]\nlisten = \"127.0.0.1\"\nport = 0\n"
+                        << "[query]\nipv6 = false\n"
+                        << "[health]\nprobe_url = \"" << probe_url
+                        << "\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n"
+                        << "[[proxy]]\nurl = \"" << proxy_url << "\"\n";
+    return file;
+  }
+
+  struct started {
+    std::string public_key;
+    std::uint16_t udp = 0;
+    std::uint16_t http = 0;
+  };
+
+  started start(const fs::path& config) {
+    udp_port_ = free_port(SOCK_DGRAM);
+    const fs::path log = dir_ / "proxyhelperd.log";
+    fs::remove(log);
+    daemon_.emplace(std::vector<std::string>{PROXYHELPERD_PATH, "--config", config.string(),
+                                             "--query-port", std::to_string(udp_port_)},
+                    process::options{.output = log});
+    started s;
+    EXPECT_TRUE(eventually(10s, [&] {
+      return read_file(log).find("listening on udp") != std::string::npos;
+    })) << read_file(log);
+    const auto text = read_file(log);
+    const auto key_at = text.find("public key lanrelay-ed25519:");
+    if (key_at != std::string::npos) {
+      s.public_key = text.substr(key_at + 11, text.find('\n', key_at) - key_at - 11);
+    }
+    const auto http_at = text.find("http 127.0.0.1:");
+    if (http_at != std::string::npos) {
+      s.http = static_cast<std::uint16_t>(std::stoul(text.substr(http_at + 15)));
+    }
+    s.udp = udp_port_;
+    return s;
+  }
+
+  std::string get(std::uint16_t port, const std::string& target) {
+    raw_connection c(port);
+    c.send_all("GET " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    return c.read_response().message.body();
+  }
+
+  // Sends a proxy query from loopback; the answer datagram, or empty after `timeout`.
+  std::vector<std::byte> ask(std::uint16_t port, std::uint64_t txid,
+                             std::chrono::milliseconds timeout = 1s) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const auto query = proxy::encode(proxy::query{txid, 0x5151});
+    ::sendto(fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    pollfd p{fd, POLLIN, 0};
+    std::vector<std::byte> answer;
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
+      answer.resize(proxy::kMaxDatagram);
+      const auto n = ::recv(fd, answer.data(), answer.size(), 0);
+      answer.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    ::close(fd);
+    return answer;
+  }
+
+  void start_nginx_and_tinyproxy() {
+    nginx_port_ = free_port(SOCK_STREAM);
+    fs::create_directories(dir_ / "www");
+    std::ofstream(dir_ / "www" / "probe.txt") << "ok\n";
+    std::ofstream(dir_ / "nginx.conf")
+        << (::geteuid() == 0 ? "user root;\n" : "") << "master_process off;\nworker_processes 1;\n"
+        << "pid " << (dir_ / "nginx.pid").string() << ";\nerror_log " << (dir_ / "nginx-error.log").string()
+        << ";\nevents { worker_connections 64; }\nhttp { access_log off;\n"
+        << "  client_body_temp_path " << (dir_ / "body").string() << "; proxy_temp_path "
+        << (dir_ / "proxy").string() << "; fastcgi_temp_path " << (dir_ / "fastcgi").string()
+        << "; uwsgi_temp_path " << (dir_ / "uwsgi").string() << "; scgi_temp_path "
+        << (dir_ / "scgi").string() << ";\n  server { listen 127.0.0.1:" << nginx_port_
+        << "; root " << (dir_ / "www").string() << "; } }\n";
+    nginx_.emplace(std::vector<std::string>{"/usr/sbin/nginx", "-c", (dir_ / "nginx.conf").string(),
+                                            "-p", dir_.string() + "/", "-g", "daemon off;"},
+                   process::options{.output = dir_ / "nginx.out"});
+    proxy_port_ = free_port(SOCK_STREAM);
+    std::ofstream(dir_ / "tinyproxy.conf") << "Port " << proxy_port_ << "\nListen 127.0.0.1\n"
+                                           << "Timeout 10\nMaxClients 16\nAllow 127.0.0.1\n"
+                                           << "LogLevel Warning\n";
+    tinyproxy_.emplace(std::vector<std::string>{"/usr/bin/tinyproxy", "-d", "-c",
+                                                (dir_ / "tinyproxy.conf").string()},
+                       process::options{.output = dir_ / "tinyproxy.out"});
+    ASSERT_TRUE(eventually(10s, [&] { return can_connect(nginx_port_) && can_connect(proxy_port_); }))
+        << read_file(dir_ / "nginx.out") << read_file(dir_ / "tinyproxy.out");
+  }
+
+  fs::path dir_;
+  std::optional<process> daemon_;
+  std::optional<process> nginx_;
+  std::optional<process> tinyproxy_;
+  std::uint16_t udp_port_ = 0;
+  std::uint16_t nginx_port_ = 0;
+  std::uint16_t proxy_port_ = 0;
+};
+
+TEST_F(proxyhelperd_process, check_config_reports_positions_and_the_default_text_is_valid) {
+  const fs::path bad = dir_ / "bad.toml";
+  std::ofstream(bad) << "[[proxy]]\nurl = \"http://u:p@proxy:3128\"\n[query]\nport = 0\n";
+  process check({PROXYHELPERD_PATH, "--check-config", bad.string()},
+                process::options{.output = dir_ / "check.out"});
+  const auto status = check.wait_for(10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+  const auto out = read_file(dir_ / "check.out");
+  EXPECT_NE(out.find(bad.string() + ":2:7: proxy.url:"), std::string::npos) << out;
+  EXPECT_NE(out.find(bad.string() + ":4:8: query.port:"), std::string::npos) << out;
+
+  process print({PROXYHELPERD_PATH, "--print-default-config"},
+                process::options{.output = dir_ / "default.toml"});
+  ASSERT_TRUE(print.wait_for(10s));
+  std::ofstream(dir_ / "default.toml", std::ios::app) << "\n[[proxy]]\nurl = \"http://p:3128\"\n";
+  process recheck({PROXYHELPERD_PATH, "--check-config", (dir_ / "default.toml").string()},
+                  process::options{.output = dir_ / "recheck.out"});
+  const auto ok = recheck.wait_for(10s);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(WEXITSTATUS(*ok), 0) << read_file(dir_ / "recheck.out");
+}
+
+TEST_F(proxyhelperd_process, an_unhealthy_proxy_is_not_advertised_and_the_key_survives_restarts) {
+  // Nothing listens on the proxy's port: every check is refused.
+  const auto config = write_config("http://127.0.0.1:" + std::to_string(free_port(SOCK_STREAM)),
+                                   "http://127.0.0.1:9/");
+  const auto first = start(config);
+  ASSERT_FALSE(first.public_key.empty());
+  ASSERT_NE(first.http, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "state" / "proxyhelper.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  EXPECT_TRUE(eventually(5s, [&] {
+    const auto stats = json::parse(get(first.http, "/-/stats")).as_object();
+    return stats.at("check_failures").to_number<int>() > 0;
+  }));
+  EXPECT_TRUE(ask(first.udp, 1, 300ms).empty());
+  const auto stats = json::parse(get(first.http, "/-/stats")).as_object();
+  EXPECT_EQ(stats.at("no_healthy_proxy").to_number<int>(), 1);
+  EXPECT_EQ(stats.at("public_key").as_string(), first.public_key);
+  EXPECT_NE(get(first.http, "/proxy.pac").find("\"DIRECT\""), std::string::npos);
+  EXPECT_EQ(get(first.http, "/-/healthz"), "ok\n");
+
+  // `systemctl reload` sends SIGHUP: logged, and the daemon keeps answering.
+  daemon_->signal(SIGHUP);
+  EXPECT_TRUE(eventually(5s, [&] {
+    return read_file(dir_ / "proxyhelperd.log").find("received SIGHUP") != std::string::npos;
+  }));
+  EXPECT_EQ(get(first.http, "/-/healthz"), "ok\n");
+
+  daemon_->signal(SIGTERM);
+  const auto status = daemon_->wait_for(5s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+
+  const auto second = start(config);
+  EXPECT_EQ(second.public_key, first.public_key) << "agents pin the key: it must not change";
+}
+
+TEST_F(proxyhelperd_process, answers_are_signed_and_list_the_healthy_proxy) {
+  ASSERT_NO_FATAL_FAILURE(start_nginx_and_tinyproxy());
+  const std::string proxy_url = "http://127.0.0.1:" + std::to_string(proxy_port_);
+  const auto s = start(write_config(proxy_url, "http://127.0.0.1:" + std::to_string(nginx_port_) +
+                                                   "/probe.txt"));
+  std::vector<std::byte> answer;
+  ASSERT_TRUE(eventually(5s, [&] {
+    answer = ask(s.udp, 0xfeed, 300ms);
+    return !answer.empty();
+  })) << read_file(dir_ / "proxyhelperd.log");
+  EXPECT_EQ(answer.size() <= proxy::kQuerySize, true);
+  const auto decoded = proxy::decode_answer(answer);
+  ASSERT_TRUE(decoded) << decoded.error().message();
+  ASSERT_EQ(decoded->proxies.size(), 1u);
+  EXPECT_EQ(decoded->proxies[0].url, proxy_url);
+  const auto pinned = parse_public_key(s.public_key).value();
+  EXPECT_TRUE(proxy::check_answer(*decoded, answer, 0xfeed, {{pinned}, false},
+                                  std::chrono::system_clock::now()));
+  EXPECT_NE(get(s.http, "/wpad.dat").find("PROXY 127.0.0.1:" + std::to_string(proxy_port_)),
+            std::string::npos);
+
+  // The proxy goes away: within a check interval or two, answers stop.
+  tinyproxy_->kill();
+  EXPECT_TRUE(eventually(5s, [&] { return ask(s.udp, 0xbeef, 200ms).empty(); }));
+}
+
+}  // namespace
+}  // namespace lanrelay::test

@@ -1,0 +1,83 @@
+#include "lanrelay/proxyhelper/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace lanrelay::proxyhelper {
+namespace {
+
+TEST(proxyhelper_config, reads_scalars_and_proxies) {
+  const auto loaded = parse_config(R"(
+[state]
+dir = "/var/lib/proxyhelper-test"
+[query]
+answer_lifetime = "2m"
+[health]
+probe_url = "https://update.vendor.example/"
+interval = "10s"
+[[proxy]]
+url = "http://10.0.0.8:3128"
+priority = 20
+bypass = ["*.corp.example", "10.0.0.0/8"]
+[[proxy]]
+url = "http://proxy2.corp.example:8080"
+priority = 10
+needs_credentials = true
+)",
+                                   "proxyhelperd.toml");
+  ASSERT_TRUE(loaded.ok()) << loaded.diagnostics.front().to_string();
+  const auto& c = loaded.config;
+  EXPECT_EQ(c.state_dir, "/var/lib/proxyhelper-test");
+  EXPECT_EQ(c.answer_lifetime, std::chrono::seconds(120));
+  EXPECT_EQ(c.check_interval, std::chrono::seconds(10));
+  ASSERT_EQ(c.proxies.size(), 2u);
+  EXPECT_EQ(c.proxies[0], (proxy_spec{"http://10.0.0.8:3128", 20, false, {"*.corp.example", "10.0.0.0/8"}}));
+  EXPECT_TRUE(c.proxies[1].needs_credentials);
+  EXPECT_EQ(signing_key_path(c), "/var/lib/proxyhelper-test/proxyhelper.key");
+}
+
+TEST(proxyhelper_config, reports_every_problem_with_its_position) {
+  const auto loaded = parse_config(R"([[proxy]]
+url = "http://user:secret@proxy:3128"
+[[proxy]]
+url = "http://ok:3128"
+bypass = ["a b"]
+[[proxy]]
+priority = 3
+[query]
+answer_lifetime = "2h"
+)",
+                                   "bad.toml");
+  ASSERT_EQ(loaded.diagnostics.size(), 4u);
+  EXPECT_EQ(loaded.diagnostics[0].line, 2u);
+  EXPECT_NE(loaded.diagnostics[0].message.find("credentials"), std::string::npos);
+  EXPECT_EQ(loaded.diagnostics[1].line, 5u);
+  EXPECT_NE(loaded.diagnostics[2].message.find("needs 'url'"), std::string::npos)
+      << loaded.diagnostics[2].to_string();
+  EXPECT_NE(loaded.diagnostics[3].message.find("out of range"), std::string::npos);
+}
+
+TEST(proxyhelper_config, a_configuration_without_proxies_is_refused) {
+  const auto loaded = parse_config("[log]\nlevel = \"debug\"\n", "empty.toml");
+  ASSERT_EQ(loaded.diagnostics.size(), 1u);
+  EXPECT_NE(loaded.diagnostics[0].message.find("no [[proxy]]"), std::string::npos);
+}
+
+TEST(proxyhelper_config, answers_must_fit_one_datagram) {
+  proxyhelper_config c;
+  for (int i = 0; i < 8; ++i) {
+    c.proxies.push_back({"http://proxy" + std::to_string(i) + "." + std::string(100, 'x') + ":3128",
+                         100, false, {std::string(60, 'b'), std::string(60, 'c')}});
+  }
+  const auto problems = validate(c);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("more than the 1200"), std::string::npos) << problems[0];
+}
+
+TEST(proxyhelper_config, default_text_is_a_valid_configuration_once_a_proxy_is_added) {
+  const auto text = default_config_text() + "\n[[proxy]]\nurl = \"http://p:3128\"\n";
+  const auto loaded = parse_config(text, "default.toml");
+  EXPECT_TRUE(loaded.ok()) << (loaded.ok() ? "" : loaded.diagnostics.front().to_string());
+}
+
+}  // namespace
+}  // namespace lanrelay::proxyhelper
