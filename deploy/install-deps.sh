@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps
-  nginx-light wrk
+  nginx-light wrk wget
   dpkg-dev file systemd adduser
 )
 

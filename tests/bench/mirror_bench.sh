@@ -45,6 +45,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 fail() { echo "mirror_bench: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
@@ -172,7 +173,8 @@ url = "$upstream"
 jitter = "0ms"
 $extra
 CONF
-  "$relayd" --config "$state.toml" --state-dir "$state" >"$state.out" 2>&1 &
+  : >"$state.out"
+  "$relayd" --config "$state.toml" --state-dir "$state" >>"$state.out" 2>&1 &
   pids+=($!)
   relay_port=""
   for _ in $(seq 100); do
