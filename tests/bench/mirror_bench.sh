@@ -114,7 +114,7 @@ largest=pattern/p9/lpt1668000.zip
   printf '[ENGINE]\r\n%s' "$engine_lines"
 } >"$www/server.ini"
 files=$(wc -l <"$list")
-tree_bytes=$(cd "$www" && xargs stat -c %s <"$list" | awk '{s += $1} END {print s}')
+tree_bytes=$(cd "$www" && xargs stat -c %s <"$list" | awk '{s += $1} END {printf "%.0f", s}')
 sync  # the generated tree reaches the disk before anything is timed
 gen_s=$(elapsed "$gen_start" "$(now)")
 
@@ -190,7 +190,7 @@ mirror_field() {  # port field: from /-/mirror's first source
 }
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['results'][0]['$1'])"; }
 upstream_bytes_since() {  # first line, [uri]
-  tail -n +"$1" "$work/nginx/access.log" | awk -F'|' -v u="${2:-}" 'u == "" || $2 == u {s += $4} END {print s + 0}'
+  tail -n +"$1" "$work/nginx/access.log" | awk -F'|' -v u="${2:-}" 'u == "" || $2 == u {s += $4} END {printf "%.0f", s}'
 }
 
 # --- 1a. wget fetches the listed files over one keep-alive connection.
@@ -242,7 +242,7 @@ again_304=$(json_field not_modified <<<"$again")
 wait_log $((before + again_requests))
 again_log=$(tail -n +$((before + 1)) "$work/nginx/access.log")
 again_log_lines=$(wc -l <<<"$again_log")
-again_log_bytes=$(awk -F'|' '{s += $4} END {print s + 0}' <<<"$again_log")
+again_log_bytes=$(awk -F'|' '{s += $4} END {printf "%.0f", s}' <<<"$again_log")
 again_status=$(cut -d'|' -f3 <<<"$again_log" | tr '\n' ' ')
 kill "${pids[-1]}" && wait "${pids[-1]}" 2>/dev/null || true
 unset 'pids[-1]'
