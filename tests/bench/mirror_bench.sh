@@ -2,8 +2,10 @@
 # The ActiveUpdate mirror against a plain HTTP client (issue 4), all on 127.0.0.1:
 #   1. a first sync of a generated AU tree (BENCH_MIB, default 2048 MiB, in 200 files: full
 #      patterns and engines with a .sig beside each .zip, and many Merge diffs) from Debian's
-#      nginx (sendfile on) by a real lanrelayd, timed until `lanrelay mirror sync --json` returns
-#      and until /-/mirror shows every file hashed; in the same run `wget -i` fetches the same
+#      nginx (sendfile on) by a real lanrelayd, timed until every file is published (the relay's
+#      "sync done" log line), until `lanrelay mirror sync --json` returns (the result waits for
+#      the digests of the new files) and until /-/mirror shows every file hashed; in the same
+#      run `wget -i` fetches the same
 #      file list (keep-alive, one connection) into a directory, timed alone and followed by
 #      `sync` (the relay fsyncs every file, wget does not);
 #   2. an unchanged re-sync: requests and payload bytes from the sync result and nginx's log;
@@ -163,7 +165,7 @@ port = 0
 [peers]
 max_peers = 100
 [log]
-level = "warn"
+level = "info"
 [mirror]
 public_url = "http://127.0.0.1:4127"
 pull_through_wait = "2m"
@@ -223,6 +225,15 @@ for _ in $(seq 6000); do
 done
 hashed=$(now)
 ((hashed_files >= files)) || fail "only $hashed_files of $files files hashed after 5 minutes"
+log_time() {  # the first log line of $1 matching $2, as seconds since the epoch
+  local t
+  t=$(grep -m 1 -- "$2" "$1" | cut -d' ' -f1)
+  [[ -n $t ]] && date -d "$t" +%s.%N
+}
+published=$(log_time "$work/relay1.out" "mirror sync done name=vendor") || fail "no 'sync done' in the relay's log"
+pruned=$(log_time "$work/relay1.out" "mirror prune name=vendor") || pruned=$synced
+publish_s=$(elapsed "$relay_start" "$published")
+digest_s=$(elapsed "$published" "$pruned")
 sync_s=$(elapsed "$relay_start" "$synced")
 hash_s=$(elapsed "$relay_start" "$hashed")
 first_requests=$(json_field requests <<<"$first")
@@ -282,9 +293,11 @@ echo
 printf '%-44s %9s %9s\n' "first sync" "seconds" "MiB/s"
 printf '%-44s %9s %9s\n' "wget -i (one connection, no fsync)" "$wget_s" "$(mibps "$tree_bytes" "$wget_s")"
 printf '%-44s %9s %9s\n' "wget -i, then sync(1)" "$wget_sync_s" "$(mibps "$tree_bytes" "$wget_sync_s")"
+printf '%-44s %9s %9s\n' "lanrelayd: exec to every file published" "$publish_s" "$(mibps "$tree_bytes" "$publish_s")"
 printf '%-44s %9s %9s\n' "lanrelayd: exec to sync result" "$sync_s" "$(mibps "$tree_bytes" "$sync_s")"
 printf '%-44s %9s %9s\n' "lanrelayd: exec to all files hashed" "$hash_s" "$(mibps "$tree_bytes" "$hash_s")"
-echo "ratio relay/wget: sync result $(ratio "$sync_s" "$wget_s"), hashed $(ratio "$hash_s" "$wget_s");" \
+echo "of which hashing after publication (sync done to prune in the relay's log): ${digest_s} s"
+echo "ratio relay/wget: published $(ratio "$publish_s" "$wget_s"), sync result $(ratio "$sync_s" "$wget_s"), hashed $(ratio "$hash_s" "$wget_s");" \
   "against wget+sync: $(ratio "$sync_s" "$wget_sync_s"), $(ratio "$hash_s" "$wget_sync_s")"
 echo "sync result: files_downloaded $first_files, requests $first_requests, bytes_downloaded $first_bytes;" \
   "nginx sent $first_upstream body bytes; lanrelayd CPU (user+sys) ${relay_cpu} s"
