@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps
-  nginx-light wrk
+  nginx-light wrk wget
   python3-prometheus-client chromium fonts-dejavu-core duktape-dev
   dpkg-dev file systemd adduser
   dante-server tinyproxy-bin openssl
