@@ -134,10 +134,11 @@ settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_lis
               [](item& s) -> auto& { return s.include; }, check_include),
           settings::string_setting<item>(
               "", "proxy", settings::setting_type::text,
-              "Upstream proxy, http://[user:password@]host:port. Empty: direct.",
+              "Upstream proxy: http://[user:password@]host:port (CONNECT) or "
+              "socks5://[user:password@]host[:port]. Empty: direct.",
               [](item& s) -> auto& { return s.proxy; },
               [](std::string_view t) -> apply_result {
-                return t.empty() ? std::nullopt : check_url(t, {"http"});
+                return t.empty() ? std::nullopt : check_url(t, {"http", "socks5", "socks5h"});
               }),
           settings::size_setting<item>("", "rate_limit",
                                        "Download rate for this source in bytes per second. 0: "

@@ -806,6 +806,9 @@ net::awaitable<result<exchange_outcome>> exchange(Stream& stream, const fetch_re
   }
 
   std::vector<std::byte> chunk(chunk_size_for(request.rate_limits));
+  // Beast reads as much as the buffer's free capacity (at least 512 bytes); after a small
+  // response head that would be a few hundred bytes per read system call.
+  buffer.reserve(chunk.size());
   std::uint64_t received = 0;
   while (!parser->is_done()) {
     auto& body = parser->get().body();

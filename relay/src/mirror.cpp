@@ -276,6 +276,7 @@ class sync_run {
     r.timeouts = source_.timeouts;
     r.tls = source_.tls;
     r.proxy = source_.proxy;
+    r.rate_limits = source_.rate_limits;
     return r;
   }
 

@@ -297,6 +297,9 @@ struct mirror_service::source {
 mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
                                std::string public_base)
     : ioc_(ioc), pull_wait_(config.mirror.pull_through_wait) {
+  if (config.mirror.rate_limit != 0) {
+    total_rate_ = std::make_shared<rate_limiter>(config.mirror.rate_limit);
+  }
   for (const auto& settings : config.mirror.sources) {
     auto s = std::make_unique<source>(ioc, settings, config.state_dir / "mirror" / settings.name);
     mirror_source& up = s->upstream;
@@ -308,6 +311,12 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
     }
     if (!settings.proxy.empty()) {
       up.proxy = proxy_settings{boost::urls::url(*boost::urls::parse_absolute_uri(settings.proxy))};
+    }
+    if (settings.rate_limit != 0) {
+      up.rate_limits.push_back(std::make_shared<rate_limiter>(settings.rate_limit));
+    }
+    if (total_rate_) {
+      up.rate_limits.push_back(total_rate_);
     }
     up.include = include_filter(settings.include);
     sources_.push_back(std::move(s));

@@ -60,7 +60,7 @@ struct mirror_source_settings {
   // "PATTERN", "PATTERN:<id>", "ENGINE", "ENGINE:<id>", "Info_<...>" (a program section), or
   // "path:<prefix>". Files left out are still served: fetched from upstream on first request.
   std::vector<std::string> include;
-  std::string proxy;             // http://[user:password@]host:port; empty: direct
+  std::string proxy;             // http:// or socks5://[user:password@]host:port; empty: direct
   std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
   std::filesystem::path ca_file;  // extra CA bundle for https upstreams; empty: system store
 

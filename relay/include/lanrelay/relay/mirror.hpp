@@ -43,8 +43,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lanrelay::relay {
 
@@ -55,6 +57,8 @@ struct mirror_source {
   http_timeouts timeouts;
   tls_options tls;
   std::optional<proxy_settings> proxy;
+  // Every limiter that applies to this source's downloads (its own and the mirror's total).
+  std::vector<std::shared_ptr<rate_limiter>> rate_limits;
   // Tries per file (and for server.ini); at least 1. Between tries: exponential backoff from
   // retry_delay (x1, x2, x4...), each wait drawn uniformly from [d/2, d] (jitter).
   unsigned attempts = 3;

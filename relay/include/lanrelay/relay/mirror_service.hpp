@@ -144,6 +144,7 @@ class mirror_service {
 
   boost::asio::io_context& ioc_;
   std::chrono::milliseconds pull_wait_;
+  std::shared_ptr<rate_limiter> total_rate_;  // [mirror] rate_limit over all sources; null: none
   std::vector<std::unique_ptr<source>> sources_;
   boost::asio::thread_pool hashing_{1};  // digests of new files, off the I/O threads
   std::atomic<std::uint64_t> upstream_bytes_{0};
