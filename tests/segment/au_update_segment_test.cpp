@@ -92,7 +92,7 @@ class au_update_segment : public testing::Test {
     relay_.emplace(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                    process::options{.netns = host.netns, .output = log});
     EXPECT_TRUE(eventually(10s, [&] {
-      return read_file(log).find("discovery listening") != std::string::npos &&
+      return read_file(log).find("event=discovery_listening") != std::string::npos &&
              !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
     })) << read_file(log);
     relay_address_ = host.address;
