@@ -151,6 +151,10 @@ log_lines() { wc -l <"$work/nginx/access.log"; }
 # Waits until nginx's log has $1 lines (it writes each just after the response).
 wait_log() { for _ in $(seq 100); do (($(log_lines) >= $1)) && return 0; sleep 0.05; done; return 1; }
 
+# `lanrelay mirror sync` is an admin request: the relays take this token, the CLI sends it.
+LANRELAY_ADMIN_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+export LANRELAY_ADMIN_TOKEN
+
 # Starts lanrelayd with state dir $1 and extra [[mirror.source]] lines $2; sets relay_port.
 start_relay() {
   local state=$1 extra=$2
@@ -166,6 +170,8 @@ port = 0
 max_peers = 100
 [log]
 level = "info"
+[admin]
+token = "$LANRELAY_ADMIN_TOKEN"
 [mirror]
 public_url = "http://127.0.0.1:4127"
 pull_through_wait = "2m"
