@@ -288,6 +288,33 @@ TEST_F(mirror_relay, pull_through_makes_one_upstream_download_for_thirty_request
   EXPECT_EQ(upstream_gets(pattern_v1), 1U);
 }
 
+// v1 is 2.2 MB; at 1 MiB/s (with a burst of a tenth of a second) its sync cannot take less than
+// about 2 s, whichever limit applies. Without a limit it takes a few milliseconds on loopback.
+TEST_F(mirror_relay, downloads_keep_to_the_source_rate_limit) {
+  publish_v1();
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  const auto started = std::chrono::steady_clock::now();
+  relayd& relay = start_relay(upstream_url(), "rate_limit = \"1MiB\"\n");
+  ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1800ms);
+  EXPECT_TRUE(relay.request("GET", "/activeupdate/vendor/" + pattern_v1).message.body() ==
+              slurp(tree_->file(pattern_v1)));
+}
+
+TEST_F(mirror_relay, downloads_keep_to_the_total_rate_limit) {
+  publish_v1();
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  const auto started = std::chrono::steady_clock::now();
+  std::string config = "[mirror]\nrate_limit = \"1MiB\"\n";
+  config += "[[mirror.source]]\nname = \"vendor\"\nurl = \"" + upstream_url() + "\"\njitter = \"0ms\"\n";
+  relays_.push_back(std::make_unique<relayd>(config));
+  relayd& relay = *relays_.back();
+  ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1800ms);
+  EXPECT_TRUE(relay.request("GET", "/activeupdate/vendor/" + engine).message.body() ==
+              slurp(tree_->file(engine)));
+}
+
 TEST_F(mirror_relay, relays_chain_into_a_hierarchy) {
   publish_v1();
   ASSERT_NO_FATAL_FAILURE(upstream_->start());

@@ -205,6 +205,28 @@ keep = 3
   EXPECT_EQ(r.config.mirror.sources[1].interval, 1h);
 }
 
+TEST(config, a_mirror_source_may_use_a_socks5_proxy_but_no_other_scheme) {
+  const auto good = parse_relay_config(R"([[mirror.source]]
+name = "vendor"
+url = "https://update.vendor.example/au/"
+proxy = "socks5://user:secret@socks.corp:1080"
+rate_limit = "2MiB"
+)", "m.toml");
+  ASSERT_TRUE(good.ok()) << testing::PrintToString(messages(good));
+  EXPECT_EQ(good.config.mirror.sources[0].proxy, "socks5://user:secret@socks.corp:1080");
+  EXPECT_EQ(good.config.mirror.sources[0].rate_limit, 2ULL << 20);
+
+  const auto bad = parse_relay_config(R"([[mirror.source]]
+name = "vendor"
+url = "https://update.vendor.example/au/"
+proxy = "ftp://proxy.corp:21"
+)", "m.toml");
+  ASSERT_FALSE(bad.ok());
+  ASSERT_EQ(messages(bad).size(), 1u);
+  EXPECT_NE(messages(bad)[0].find("m.toml:4:"), std::string::npos) << messages(bad)[0];
+  EXPECT_NE(messages(bad)[0].find("socks5"), std::string::npos) << messages(bad)[0];
+}
+
 TEST(config, bad_mirror_sources_are_reported_with_their_position) {
   const auto r = parse_relay_config(R"([[mirror.source]]
 name = "../etc"
