@@ -194,11 +194,11 @@ class fetch_job {
     auto found = co_await agent::discover(q, options_.discovery);
 
     if (memory && !segment.empty()) {
+      const auto now = std::chrono::system_clock::now();
       if (found.offers.empty()) {
-        memory->remember_silence(segment,
-                                 std::chrono::system_clock::now() + options_.silent_segment_memory);
+        memory->remember_silence(segment, now, now + options_.silent_segment_memory);
       } else {
-        memory->forget(segment);
+        memory->remember_answer(segment, now + options_.silent_segment_memory);
       }
     }
     if (found.offers.empty()) {

@@ -55,31 +55,67 @@ std::int64_t to_seconds(segment_memory::clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+// Each entry: {"silent_until": seconds, "answered_until": seconds}, either may be absent. A bare
+// number is the format of earlier versions: silent until then.
+std::int64_t field(const json::value* entry, std::string_view name) {
+  if (entry == nullptr) {
+    return 0;
+  }
+  if (entry->is_int64()) {
+    return name == "silent_until" ? entry->as_int64() : 0;
+  }
+  if (const auto* object = entry->if_object()) {
+    if (const auto* v = object->if_contains(name); v != nullptr && v->is_int64()) {
+      return v->as_int64();
+    }
+  }
+  return 0;
+}
+
+// Rewrites the entry of `segment` with `change` and drops entries whose every time is past.
+template <class Change>
+void update(const std::filesystem::path& file, std::string_view segment, Change change) {
+  auto entries = read_entries(file);
+  const auto now = to_seconds(segment_memory::clock::now());
+  for (auto it = entries.begin(); it != entries.end();) {
+    const bool live = field(&it->value(), "silent_until") > now ||
+                      field(&it->value(), "answered_until") > now;
+    it = live ? std::next(it) : entries.erase(it);
+  }
+  json::object entry;
+  for (const auto* name : {"silent_until", "answered_until"}) {
+    if (const auto v = field(entries.if_contains(segment), name); v > now) {
+      entry[name] = v;
+    }
+  }
+  change(entry);
+  entries[segment] = std::move(entry);
+  write_entries(file, entries);
+}
+
 }  // namespace
 
 segment_memory::segment_memory(std::filesystem::path file) : file_(std::move(file)) {}
 
 bool segment_memory::is_silent(std::string_view segment, clock::time_point now) const {
   const auto entries = read_entries(file_);
-  const auto* until = entries.if_contains(segment);
-  return until != nullptr && until->is_int64() && until->as_int64() > to_seconds(now);
+  return field(entries.if_contains(segment), "silent_until") > to_seconds(now);
 }
 
-void segment_memory::remember_silence(std::string_view segment, clock::time_point until) {
-  auto entries = read_entries(file_);
-  const auto now = to_seconds(clock::now());
-  for (auto it = entries.begin(); it != entries.end();) {
-    it = (it->value().is_int64() && it->value().as_int64() > now) ? std::next(it) : entries.erase(it);
+void segment_memory::remember_silence(std::string_view segment, clock::time_point now,
+                                      clock::time_point until) {
+  const auto entries = read_entries(file_);
+  if (field(entries.if_contains(segment), "answered_until") > to_seconds(now)) {
+    return;  // it answers, just not for this item
   }
-  entries[segment] = to_seconds(until);
-  write_entries(file_, entries);
+  update(file_, segment, [&](json::object& entry) { entry["silent_until"] = to_seconds(until); });
 }
 
-void segment_memory::forget(std::string_view segment) {
-  auto entries = read_entries(file_);
-  if (entries.erase(segment) != 0) {
-    write_entries(file_, entries);
-  }
+void segment_memory::remember_answer(std::string_view segment, clock::time_point until) {
+  update(file_, segment, [&](json::object& entry) {
+    entry.erase("silent_until");
+    entry["answered_until"] = to_seconds(until);
+  });
 }
 
 }  // namespace lanrelay::agent

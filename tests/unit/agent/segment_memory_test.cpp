@@ -24,7 +24,7 @@ TEST_F(segment_memory_test, silence_is_remembered_until_it_expires) {
   const auto now = segment_memory::clock::now();
   segment_memory memory(dir_ / "state" / "segments.json");
   EXPECT_FALSE(memory.is_silent("10.77.0.0/16", now));
-  memory.remember_silence("10.77.0.0/16", now + 10min);
+  memory.remember_silence("10.77.0.0/16", now, now + 10min);
   EXPECT_TRUE(memory.is_silent("10.77.0.0/16", now));
   EXPECT_TRUE(memory.is_silent("10.77.0.0/16", now + 9min));
   EXPECT_FALSE(memory.is_silent("10.77.0.0/16", now + 11min));
@@ -33,8 +33,28 @@ TEST_F(segment_memory_test, silence_is_remembered_until_it_expires) {
   // Another process (another instance on the same file) sees it too.
   segment_memory other(dir_ / "state" / "segments.json");
   EXPECT_TRUE(other.is_silent("10.77.0.0/16", now));
-  other.forget("10.77.0.0/16");
+  other.remember_answer("10.77.0.0/16", now + 10min);
   EXPECT_FALSE(memory.is_silent("10.77.0.0/16", now));
+}
+
+TEST_F(segment_memory_test, a_segment_that_answered_is_not_silenced_by_an_item_nobody_holds) {
+  const auto now = segment_memory::clock::now();
+  segment_memory memory(dir_ / "segments.json");
+  memory.remember_answer("10.77.0.0/16", now + 10min);
+  memory.remember_silence("10.77.0.0/16", now + 1min, now + 11min);
+  EXPECT_FALSE(memory.is_silent("10.77.0.0/16", now + 1min));
+  // Once the answer is forgotten, silence counts again.
+  memory.remember_silence("10.77.0.0/16", now + 10min, now + 20min);
+  EXPECT_TRUE(memory.is_silent("10.77.0.0/16", now + 15min));
+}
+
+TEST_F(segment_memory_test, the_earlier_format_still_reads_as_silence) {
+  const auto now = segment_memory::clock::now();
+  const auto until =
+      std::chrono::duration_cast<std::chrono::seconds>((now + 5min).time_since_epoch()).count();
+  std::ofstream(dir_ / "segments.json") << "{\"10.77.0.0/16\":" << until << "}";
+  segment_memory memory(dir_ / "segments.json");
+  EXPECT_TRUE(memory.is_silent("10.77.0.0/16", now));
 }
 
 TEST_F(segment_memory_test, a_damaged_file_means_nothing_is_remembered) {
@@ -42,7 +62,7 @@ TEST_F(segment_memory_test, a_damaged_file_means_nothing_is_remembered) {
   segment_memory memory(dir_ / "segments.json");
   const auto now = segment_memory::clock::now();
   EXPECT_FALSE(memory.is_silent("10.77.0.0/16", now));
-  memory.remember_silence("10.77.0.0/16", now + 1min);
+  memory.remember_silence("10.77.0.0/16", now, now + 1min);
   EXPECT_TRUE(memory.is_silent("10.77.0.0/16", now));
 }
 

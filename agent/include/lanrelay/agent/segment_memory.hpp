@@ -4,6 +4,10 @@
 // agent pays the discovery window there once and then goes straight to the upstream until the
 // memory expires. Kept in a small JSON file so separate `lanrelay fetch` runs share it.
 //
+// Holders answer only for what they hold, so one unanswered query may just mean nobody holds that
+// item. A segment that answered some query recently (remember_answer) is therefore not marked
+// silent by a later unanswered one: the next item is still asked for on the segment.
+//
 // Not thread safe; one instance per command. Concurrent processes may overwrite each other's
 // entries (last writer wins), which only costs one more discovery window.
 
@@ -22,8 +26,10 @@ class segment_memory {
 
   // True while a silence recorded for `segment` has not expired.
   bool is_silent(std::string_view segment, clock::time_point now) const;
-  void remember_silence(std::string_view segment, clock::time_point until);
-  void forget(std::string_view segment);
+  // Marks `segment` silent until `until`, unless it answered a query that is remembered at `now`.
+  void remember_silence(std::string_view segment, clock::time_point now, clock::time_point until);
+  // Someone on `segment` answered: it is not silent, and stays trusted to answer until `until`.
+  void remember_answer(std::string_view segment, clock::time_point until);
 
  private:
   std::filesystem::path file_;
