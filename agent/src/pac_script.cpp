@@ -31,6 +31,8 @@ class pac_error_category final : public boost::system::error_category {
         return "FindProxyForURL did not return a string";
       case pac_errc::out_of_memory:
         return "cannot create a JavaScript heap for the PAC script";
+      case pac_errc::timeout:
+        return "the PAC script ran longer than its time limit";
     }
     return "unknown PAC error " + std::to_string(value);
   }
@@ -192,10 +194,24 @@ pac_environment system_pac_environment() {
   return env;
 }
 
+}  // namespace lanrelay::agent
+
+// Duktape's time check (DUK_USE_EXEC_TIMEOUT_CHECK, see agent/CMakeLists.txt), called every few
+// thousand bytecode instructions with the heap's udata: true ends the running call with a
+// RangeError, and keeps ending it until the call has unwound.
+extern "C" int lanrelay_duk_exec_timeout_check(void* udata) {
+  const auto* deadline = static_cast<const lanrelay::agent::pac_deadline*>(udata);
+  return deadline != nullptr && deadline->passed() ? 1 : 0;
+}
+
+namespace lanrelay::agent {
+
 struct pac_script::impl {
   struct heap_deleter {
     void operator()(duk_context* ctx) const noexcept { duk_destroy_heap(ctx); }
   };
+  // The heap's udata points here, so it is declared (and destroyed) after the heap.
+  std::unique_ptr<pac_deadline> deadline = std::make_unique<pac_deadline>();
   std::unique_ptr<duk_context, heap_deleter> heap;
   // Owned here, pointed to from the heap stash: its address must not change, hence the box.
   std::unique_ptr<pac_environment> environment;
@@ -212,7 +228,7 @@ result<pac_script> pac_script::compile(std::string_view source, pac_environment 
     return pac_errc::too_large;
   }
   auto state = std::make_unique<impl>();
-  state->heap.reset(duk_create_heap_default());
+  state->heap.reset(duk_create_heap(nullptr, nullptr, nullptr, state->deadline.get(), nullptr));
   if (!state->heap) {
     return pac_errc::out_of_memory;
   }
@@ -234,11 +250,15 @@ result<pac_script> pac_script::compile(std::string_view source, pac_environment 
     return pac_errc::script_error;
   }
   duk_pop(ctx);
-  if (duk_peval_lstring(ctx, source.data(), source.size()) != 0) {
+  state->deadline->start();
+  const bool compiled = duk_peval_lstring(ctx, source.data(), source.size()) == 0;
+  const bool timed_out = state->deadline->passed();
+  state->deadline->clear();
+  if (!compiled) {
     if (detail != nullptr) {
       *detail = error_text(ctx);
     }
-    return pac_errc::script_error;
+    return timed_out ? pac_errc::timeout : pac_errc::script_error;
   }
   duk_pop(ctx);
   duk_get_global_string(ctx, "FindProxyForURL");
@@ -256,12 +276,16 @@ result<std::string> pac_script::find_proxy(std::string_view url, std::string_vie
   duk_get_global_string(ctx, "FindProxyForURL");
   duk_push_lstring(ctx, url.data(), url.size());
   duk_push_lstring(ctx, host.data(), host.size());
-  if (duk_pcall(ctx, 2) != DUK_EXEC_SUCCESS) {
+  impl_->deadline->start();
+  const bool called = duk_pcall(ctx, 2) == DUK_EXEC_SUCCESS;
+  const bool timed_out = impl_->deadline->passed();
+  impl_->deadline->clear();
+  if (!called) {
     if (detail != nullptr) {
       *detail = error_text(ctx);
     }
     duk_pop(ctx);
-    return pac_errc::script_error;
+    return timed_out ? pac_errc::timeout : pac_errc::script_error;
   }
   if (!duk_is_string(ctx, -1)) {
     duk_pop(ctx);

@@ -80,6 +80,30 @@ TEST(pac_script, errors_are_reported_by_kind) {
   EXPECT_EQ(number->find_proxy("http://a/", "a").error(), pac_errc::bad_result);
 }
 
+// A PAC script comes from the network: one that never returns must not hang the agent.
+TEST(pac_script, a_script_that_never_returns_is_stopped_at_the_time_limit) {
+  std::string detail;
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(pac_script::compile("while (true) {}", fixed_environment(), &detail).error(),
+            pac_errc::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, kPacTimeLimit * 3);
+
+  auto loops = pac_script::compile(
+      "function FindProxyForURL(u, h) { if (h == 'loop') { for (;;) {} } return 'DIRECT'; }",
+      fixed_environment());
+  ASSERT_TRUE(loops);
+  EXPECT_EQ(loops->find_proxy("http://loop/", "loop", &detail).error(), pac_errc::timeout);
+  // The heap is still usable, with a fresh time limit for the next call.
+  EXPECT_EQ(loops->find_proxy("http://a/", "a").value(), "DIRECT");
+  // A script that takes most of its time is still allowed to finish.
+  auto slow = pac_script::compile(
+      "function FindProxyForURL(u, h) { var s = 0; for (var i = 0; i < 200000; i++) { s += i; } "
+      "return 'DIRECT'; }",
+      fixed_environment());
+  ASSERT_TRUE(slow);
+  EXPECT_EQ(slow->find_proxy("http://a/", "a").value(), "DIRECT");
+}
+
 TEST(pac_script, parse_result_keeps_order_and_flags_what_it_cannot_use) {
   const auto routes = parse_pac_result(" PROXY 10.0.0.8:3128 ;SOCKS5 s:1080; proxy p2:8080; DIRECT");
   ASSERT_EQ(routes.size(), 4u);

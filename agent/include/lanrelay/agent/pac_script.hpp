@@ -9,9 +9,12 @@
 // sources (environment or desktop settings), fetches it with its own HTTP code, and evaluates it
 // only with a separate JavaScript plugin (WebKit's JavaScriptCore); it cannot be handed a script.
 //
-// Limits: the script runs to completion on the calling thread: Debian's Duktape is built without
-// an execution timeout, so a script that never returns blocks the caller. dnsResolve and
-// isResolvable resolve names synchronously (getaddrinfo), as in browsers.
+// Limits: the script runs on the calling thread, at most kPacTimeLimit per evaluation (running
+// the script's top level, and each FindProxyForURL call): a script that loops forever fails with
+// pac_errc::timeout. Duktape is built from Debian's source with its execution time check on (see
+// agent/CMakeLists.txt). dnsResolve and isResolvable resolve names synchronously (getaddrinfo),
+// as in browsers; the limit is checked between JavaScript instructions, so a slow lookup ends
+// first.
 //
 // Threads: a pac_script is used by one thread at a time. Move-only.
 
@@ -19,6 +22,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -34,6 +38,7 @@ enum class pac_errc {
   missing_function,  // defines no FindProxyForURL
   bad_result,        // FindProxyForURL returned something other than a string
   out_of_memory,     // Duktape could not create its heap
+  timeout,           // ran longer than kPacTimeLimit
 };
 
 const boost::system::error_category& pac_category() noexcept;
@@ -43,6 +48,18 @@ inline boost::system::error_code make_error_code(pac_errc e) noexcept {
 }
 
 inline constexpr std::size_t kMaxPacScriptSize = std::size_t{1} << 20;
+inline constexpr std::chrono::milliseconds kPacTimeLimit{2'000};
+
+// When the running evaluation must stop; none while idle.
+struct pac_deadline {
+  std::optional<std::chrono::steady_clock::time_point> at;
+
+  void start(std::chrono::milliseconds limit = kPacTimeLimit) {
+    at = std::chrono::steady_clock::now() + limit;
+  }
+  void clear() { at.reset(); }
+  bool passed() const { return at && std::chrono::steady_clock::now() >= *at; }
+};
 
 // What the script may learn about this machine; defaults use the system resolver and the
 // machine's interfaces.
