@@ -1,12 +1,11 @@
 #include "lanrelay/agent/discovery_client.hpp"
 
+#include "lanrelay/agent/segment_query.hpp"
 #include "lanrelay/common/datagram.hpp"
-#include "lanrelay/common/interfaces.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -16,75 +15,10 @@
 #include <set>
 
 namespace lanrelay::agent {
-namespace {
 
 namespace net = boost::asio;
 using namespace net::experimental::awaitable_operators;
 using udp = net::ip::udp;
-
-struct destination {
-  udp::endpoint endpoint;
-  unsigned interface_index = 0;
-};
-
-std::vector<destination> destinations_for(const discovery_options& options) {
-  std::vector<destination> out;
-  if (!options.targets.empty()) {
-    for (const auto& address : options.targets) {
-      out.push_back({udp::endpoint(address, options.port), 0});
-    }
-    return out;
-  }
-  const auto group = net::ip::make_address_v6(discovery::kIpv6Group);
-  for (const auto& nic : list_interfaces()) {
-    if (nic.loopback) {
-      continue;
-    }
-    bool limited_sent = false;
-    for (const auto& binding : nic.ipv4) {
-      if (!binding.broadcast) {
-        continue;
-      }
-      out.push_back({udp::endpoint(*binding.broadcast, options.port), nic.index});
-      if (!limited_sent) {
-        out.push_back({udp::endpoint(net::ip::address_v4::broadcast(), options.port), nic.index});
-        limited_sent = true;
-      }
-    }
-    if (options.ipv6 && nic.multicast && !nic.ipv6_link_local.empty()) {
-      net::ip::address_v6 scoped = group;
-      scoped.scope_id(nic.index);
-      out.push_back({udp::endpoint(scoped, options.port), nic.index});
-    }
-  }
-  return out;
-}
-
-std::optional<udp::socket> open_socket(net::any_io_executor executor, udp protocol) {
-  udp::socket socket(executor);
-  boost::system::error_code ec;
-  socket.open(protocol, ec);
-  if (!ec && protocol == udp::v4()) {
-    socket.set_option(net::socket_base::broadcast(true), ec);
-  }
-  if (!ec && protocol == udp::v6()) {
-    socket.set_option(net::ip::v6_only(true), ec);
-  }
-  if (!ec) {
-    socket.bind(udp::endpoint(protocol, 0), ec);
-  }
-  if (!ec) {
-    ec = enable_arrival_interface(socket);
-  }
-  if (ec) {
-    spdlog::debug("event=discovery_socket_unavailable protocol={} error=\"{}\"",
-                  protocol == udp::v4() ? "ipv4" : "ipv6", ec.message());
-    return std::nullopt;
-  }
-  return socket;
-}
-
-}  // namespace
 
 net::awaitable<discovery_result> discover(const discovery::query& query,
                                           const discovery_options& options) {
@@ -95,14 +29,14 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
     spdlog::warn("event=discovery_query_unencodable error=\"{}\"", datagram.error().message());
     co_return result;
   }
-  const auto targets = destinations_for(options);
+  const auto targets = query_destinations(options.targets, options.port, options.ipv6, discovery::kIpv6Group);
   result.destinations = targets.size();
   if (targets.empty()) {
     co_return result;
   }
 
-  std::optional<udp::socket> v4 = open_socket(executor, udp::v4());
-  std::optional<udp::socket> v6 = options.ipv6 ? open_socket(executor, udp::v6()) : std::nullopt;
+  std::optional<udp::socket> v4 = open_query_socket(executor, udp::v4(), "discovery");
+  std::optional<udp::socket> v6 = options.ipv6 ? open_query_socket(executor, udp::v6(), "discovery") : std::nullopt;
 
   const auto send_round = [&] {
     for (const auto& d : targets) {

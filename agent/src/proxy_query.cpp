@@ -1,12 +1,11 @@
 #include "lanrelay/agent/proxy_query.hpp"
 
+#include "lanrelay/agent/segment_query.hpp"
 #include "lanrelay/common/datagram.hpp"
-#include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/machine_cookie.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,76 +14,11 @@
 #include <array>
 
 namespace lanrelay::agent {
-namespace {
 
 namespace net = boost::asio;
 namespace proxy = proxy_protocol;
 using namespace net::experimental::awaitable_operators;
 using udp = net::ip::udp;
-
-struct destination {
-  udp::endpoint endpoint;
-  unsigned interface_index = 0;
-};
-
-std::vector<destination> destinations_for(const proxy_query_options& options) {
-  std::vector<destination> out;
-  if (!options.targets.empty()) {
-    for (const auto& address : options.targets) {
-      out.push_back({udp::endpoint(address, options.port), 0});
-    }
-    return out;
-  }
-  const auto group = net::ip::make_address_v6(proxy::kIpv6Group);
-  for (const auto& nic : list_interfaces()) {
-    if (nic.loopback) {
-      continue;
-    }
-    bool limited_sent = false;
-    for (const auto& binding : nic.ipv4) {
-      if (!binding.broadcast) {
-        continue;
-      }
-      out.push_back({udp::endpoint(*binding.broadcast, options.port), nic.index});
-      if (!limited_sent) {
-        out.push_back({udp::endpoint(net::ip::address_v4::broadcast(), options.port), nic.index});
-        limited_sent = true;
-      }
-    }
-    if (options.ipv6 && nic.multicast && !nic.ipv6_link_local.empty()) {
-      net::ip::address_v6 scoped = group;
-      scoped.scope_id(nic.index);
-      out.push_back({udp::endpoint(scoped, options.port), nic.index});
-    }
-  }
-  return out;
-}
-
-std::optional<udp::socket> open_socket(net::any_io_executor executor, udp protocol) {
-  udp::socket socket(executor);
-  boost::system::error_code ec;
-  socket.open(protocol, ec);
-  if (!ec && protocol == udp::v4()) {
-    socket.set_option(net::socket_base::broadcast(true), ec);
-  }
-  if (!ec && protocol == udp::v6()) {
-    socket.set_option(net::ip::v6_only(true), ec);
-  }
-  if (!ec) {
-    socket.bind(udp::endpoint(protocol, 0), ec);
-  }
-  if (!ec) {
-    ec = enable_arrival_interface(socket);
-  }
-  if (ec) {
-    spdlog::debug("proxy query socket unavailable protocol={} error={}",
-                  protocol == udp::v4() ? "ipv4" : "ipv6", ec.message());
-    return std::nullopt;
-  }
-  return socket;
-}
-
-}  // namespace
 
 net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) {
   proxy_query_result result;
@@ -92,7 +26,7 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
   auto executor = co_await net::this_coro::executor;
   const proxy::query query{random_u64(), random_u64()};
   const auto datagram = proxy::encode(query);
-  const auto targets = destinations_for(options);
+  const auto targets = query_destinations(options.targets, options.port, options.ipv6, proxy::kIpv6Group);
   result.destinations = targets.size();
   if (targets.empty()) {
     co_return result;  // no interface with broadcast or multicast: nobody to ask
@@ -102,8 +36,8 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
                  "this segment can choose this agent's proxy");
   }
 
-  std::optional<udp::socket> v4 = open_socket(executor, udp::v4());
-  std::optional<udp::socket> v6 = options.ipv6 ? open_socket(executor, udp::v6()) : std::nullopt;
+  std::optional<udp::socket> v4 = open_query_socket(executor, udp::v4(), "proxy");
+  std::optional<udp::socket> v6 = options.ipv6 ? open_query_socket(executor, udp::v6(), "proxy") : std::nullopt;
 
   const auto send_round = [&] {
     for (const auto& d : targets) {
