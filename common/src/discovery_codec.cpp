@@ -1,4 +1,5 @@
 #include "lanrelay/common/discovery_codec.hpp"
+#include "lanrelay/common/tlv_datagram.hpp"
 
 #include <boost/url/parse.hpp>
 
@@ -96,16 +97,13 @@ constexpr bool is_valid_role(responder_role role) noexcept {
   return role == responder_role::relay || role == responder_role::peer;
 }
 
+constexpr tlv::framing kFraming{kMagic, kProtocolVersion, kMaxDatagram,
+                                static_cast<std::uint8_t>(message_type::query), kQuerySize};
+static_assert(tlv::kHeaderSize == kHeaderSize && tlv::kFieldHeaderSize == kFieldHeaderSize);
+
 constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
 
-template <typename T>
-T load_be(std::span<const std::byte> bytes) noexcept {
-  T value = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) {
-    value = static_cast<T>((value << 8) | std::to_integer<T>(bytes[i]));
-  }
-  return value;
-}
+using tlv::load_be;
 
 bool is_valid_name_field(std::string_view text) noexcept {
   return !text.empty() && text.size() <= kMaxNameLength && is_valid_name(text);
@@ -126,9 +124,7 @@ struct field_values {
   responder_role role = responder_role::relay;
 };
 
-std::string_view as_text(std::span<const std::byte> value) noexcept {
-  return {reinterpret_cast<const char*>(value.data()), value.size()};
-}
+using tlv::as_text;
 
 // Stores one known field's value, checking its length and rules.
 boost::system::error_code read_field(field_type type, std::span<const std::byte> value,
@@ -215,53 +211,24 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
 // for `expected`; other codes are skipped.
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
                                 std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
-  if (datagram.size() > kMaxDatagram) {
-    return errc::too_large;
-  }
-  if (datagram.size() < kHeaderSize) {
-    return errc::truncated;
-  }
-  if (!std::equal(kMagic.begin(), kMagic.end(), datagram.begin())) {
-    return errc::bad_magic;
-  }
-  if (std::to_integer<std::uint8_t>(datagram[4]) != kProtocolVersion) {
-    return errc::unsupported_version;
-  }
-  if (std::to_integer<std::uint8_t>(datagram[5]) != static_cast<std::uint8_t>(expected)) {
-    return errc::wrong_type;
-  }
-  if (expected == message_type::query && datagram.size() < kQuerySize) {
-    return errc::unpadded;
-  }
-
-  auto rest = datagram.subspan(kHeaderSize);
-  while (!rest.empty()) {
-    if (rest.size() < kFieldHeaderSize) {
-      return errc::truncated;
-    }
-    const auto code = load_be<std::uint16_t>(rest.first(2));
-    const auto length = load_be<std::uint16_t>(rest.subspan(2, 2));
-    rest = rest.subspan(kFieldHeaderSize);
-    if (rest.size() < length) {
-      return errc::truncated;
-    }
-    const auto value = rest.first(length);
-    rest = rest.subspan(length);
-
-    if (code >= 32) {  // beyond every defined code, and beyond the bitmasks
-      continue;
-    }
-    const auto type = static_cast<field_type>(code);
-    if ((allowed & bit(type)) == 0) {
-      continue;
-    }
-    if ((out.seen & bit(type)) != 0) {
-      return errc::duplicate_field;
-    }
-    out.seen |= bit(type);
-    if (const auto ec = read_field(type, value, out)) {
-      return ec;
-    }
+  const auto walked = tlv::walk<errc>(
+      datagram, kFraming, static_cast<std::uint8_t>(expected),
+      [&](const tlv::field& f) -> boost::system::error_code {
+        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
+          return {};
+        }
+        const auto type = static_cast<field_type>(f.code);
+        if ((allowed & bit(type)) == 0) {
+          return {};
+        }
+        if ((out.seen & bit(type)) != 0) {
+          return errc::duplicate_field;
+        }
+        out.seen |= bit(type);
+        return read_field(type, f.value, out);
+      });
+  if (walked) {
+    return walked;
   }
   if ((out.seen & mandatory) != mandatory) {
     return errc::missing_field;
@@ -269,54 +236,9 @@ boost::system::error_code parse(std::span<const std::byte> datagram, message_typ
   return {};
 }
 
-// Builds a datagram: header, then fields in the order written.
-class writer {
- public:
-  explicit writer(message_type type) {
-    bytes_.reserve(kMaxDatagram);
-    bytes_.insert(bytes_.end(), kMagic.begin(), kMagic.end());
-    bytes_.push_back(std::byte{kProtocolVersion});
-    bytes_.push_back(static_cast<std::byte>(type));
-  }
-
-  void field(field_type type, std::span<const std::byte> value) {
-    header(type, value.size());
-    bytes_.insert(bytes_.end(), value.begin(), value.end());
-  }
-  void field(field_type type, std::string_view text) {
-    field(type, std::as_bytes(std::span(text)));
-  }
-
-  template <typename T>
-  requires std::is_unsigned_v<T>
-  void field_uint(field_type type, T value) {
-    header(type, sizeof(T));
-    for (std::size_t i = sizeof(T); i-- > 0;) {
-      bytes_.push_back(static_cast<std::byte>((value >> (8 * i)) & 0xff));
-    }
-  }
-
-  // Contract: size() + kFieldHeaderSize <= total.
-  void pad_to(std::size_t total) {
-    header(field_type::padding, total - bytes_.size() - kFieldHeaderSize);
-    bytes_.resize(total, std::byte{0});
-  }
-
-  std::size_t size() const noexcept { return bytes_.size(); }
-  std::vector<std::byte> take() && { return std::move(bytes_); }
-
- private:
-  // Contract: length fits a u16 (every field is bounded far below that).
-  void header(field_type type, std::size_t length) {
-    const auto code = static_cast<std::uint16_t>(type);
-    bytes_.push_back(static_cast<std::byte>(code >> 8));
-    bytes_.push_back(static_cast<std::byte>(code & 0xff));
-    bytes_.push_back(static_cast<std::byte>((length >> 8) & 0xff));
-    bytes_.push_back(static_cast<std::byte>(length & 0xff));
-  }
-
-  std::vector<std::byte> bytes_;
-};
+tlv::writer<field_type> make_writer(message_type type) {
+  return {kFraming, static_cast<std::uint8_t>(type)};
+}
 
 }  // namespace
 
@@ -364,7 +286,7 @@ result<std::vector<std::byte>> encode(const query& q) {
   if (kind_code(q.kind) == 0 || !is_valid_name_field(q.name) || !is_valid_version_text(q.version)) {
     return errc::invalid_field;
   }
-  writer w(message_type::query);
+  auto w = make_writer(message_type::query);
   w.field_uint(field_type::transaction_id, q.transaction_id);
   w.field_uint(field_type::sender_cookie, q.sender_cookie);
   w.field_uint(field_type::kind, kind_code(q.kind));
@@ -373,7 +295,7 @@ result<std::vector<std::byte>> encode(const query& q) {
   if (q.sha256) {
     w.field(field_type::sha256, *q.sha256);
   }
-  w.pad_to(kQuerySize);
+  w.pad_to(field_type::padding, kQuerySize);
   return std::move(w).take();
 }
 
@@ -382,7 +304,7 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
       !is_valid_version_text(o.version) || !is_valid_offer_url(o.url)) {
     return errc::invalid_field;
   }
-  writer w(message_type::offer);
+  auto w = make_writer(message_type::offer);
   w.field_uint(field_type::transaction_id, o.transaction_id);
   w.field_uint(field_type::sender_cookie, o.sender_cookie);
   w.field_uint(field_type::kind, kind_code(o.kind));

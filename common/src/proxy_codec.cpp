@@ -1,4 +1,5 @@
 #include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/common/tlv_datagram.hpp"
 
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/url/parse.hpp>
@@ -85,20 +86,15 @@ constexpr std::uint8_t kFlagNeedsCredentials = 0x01;
 // Unix seconds of expiry are bounded like catalog times, so every value fits a time_point.
 constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 33) - 1;
 
+constexpr tlv::framing kFraming{kMagic, kProtocolVersion, kMaxDatagram,
+                                static_cast<std::uint8_t>(message_type::query), kQuerySize};
+static_assert(tlv::kHeaderSize == kHeaderSize && tlv::kFieldHeaderSize == kFieldHeaderSize);
+
 constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
 
-template <typename T>
-T load_be(std::span<const std::byte> bytes) noexcept {
-  T value = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) {
-    value = static_cast<T>((value << 8) | std::to_integer<T>(bytes[i]));
-  }
-  return value;
-}
+using tlv::load_be;
 
-std::string_view as_text(std::span<const std::byte> value) noexcept {
-  return {reinterpret_cast<const char*>(value.data()), value.size()};
-}
+using tlv::as_text;
 
 std::string join_bypass(const std::vector<std::string>& entries) {
   std::string out;
@@ -222,62 +218,35 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
 
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
                                 std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
-  if (datagram.size() > kMaxDatagram) {
-    return errc::too_large;
-  }
-  if (datagram.size() < kHeaderSize) {
-    return errc::truncated;
-  }
-  if (!std::equal(kMagic.begin(), kMagic.end(), datagram.begin())) {
-    return errc::bad_magic;
-  }
-  if (std::to_integer<std::uint8_t>(datagram[4]) != kProtocolVersion) {
-    return errc::unsupported_version;
-  }
-  if (std::to_integer<std::uint8_t>(datagram[5]) != static_cast<std::uint8_t>(expected)) {
-    return errc::wrong_type;
-  }
-  if (expected == message_type::query && datagram.size() < kQuerySize) {
-    return errc::unpadded;
-  }
-
-  auto rest = datagram.subspan(kHeaderSize);
-  while (!rest.empty()) {
-    if (rest.size() < kFieldHeaderSize) {
-      return errc::truncated;
-    }
-    const std::size_t field_offset = datagram.size() - rest.size();
-    const auto code = load_be<std::uint16_t>(rest.first(2));
-    const auto length = load_be<std::uint16_t>(rest.subspan(2, 2));
-    rest = rest.subspan(kFieldHeaderSize);
-    if (rest.size() < length) {
-      return errc::truncated;
-    }
-    const auto value = rest.first(length);
-    rest = rest.subspan(length);
-
-    if (code >= 32) {  // beyond every defined code, and beyond the bitmasks
-      continue;
-    }
-    const auto type = static_cast<field_type>(code);
-    if ((allowed & bit(type)) == 0) {
-      continue;
-    }
-    if (type != field_type::proxy && (out.seen & bit(type)) != 0) {
-      return errc::duplicate_field;
-    }
-    out.seen |= bit(type);
-    if (const auto ec = read_field(type, value, out)) {
-      return ec;
-    }
-    if (type == field_type::signature) {
-      // Everything before the signature is signed; nothing may follow it, or unsigned bytes
-      // would ride along with a valid signature.
-      if (!rest.empty()) {
-        return errc::invalid_field;
-      }
-      out.signed_size = field_offset;
-    }
+  const auto walked = tlv::walk<errc>(
+      datagram, kFraming, static_cast<std::uint8_t>(expected),
+      [&](const tlv::field& f) -> boost::system::error_code {
+        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
+          return {};
+        }
+        const auto type = static_cast<field_type>(f.code);
+        if ((allowed & bit(type)) == 0) {
+          return {};
+        }
+        if (type != field_type::proxy && (out.seen & bit(type)) != 0) {
+          return errc::duplicate_field;
+        }
+        out.seen |= bit(type);
+        if (const auto ec = read_field(type, f.value, out)) {
+          return ec;
+        }
+        if (type == field_type::signature) {
+          // Everything before the signature is signed; nothing may follow it, or unsigned bytes
+          // would ride along with a valid signature.
+          if (!f.last) {
+            return errc::invalid_field;
+          }
+          out.signed_size = f.offset;
+        }
+        return {};
+      });
+  if (walked) {
+    return walked;
   }
   if ((out.seen & mandatory) != mandatory) {
     return errc::missing_field;
@@ -288,68 +257,20 @@ boost::system::error_code parse(std::span<const std::byte> datagram, message_typ
   return {};
 }
 
-class writer {
- public:
-  explicit writer(message_type type) {
-    bytes_.reserve(kMaxDatagram);
-    bytes_.insert(bytes_.end(), kMagic.begin(), kMagic.end());
-    bytes_.push_back(std::byte{kProtocolVersion});
-    bytes_.push_back(static_cast<std::byte>(type));
-  }
+tlv::writer<field_type> make_writer(message_type type) {
+  return {kFraming, static_cast<std::uint8_t>(type)};
+}
 
-  void field(field_type type, std::span<const std::byte> value) {
-    header(type, value.size());
-    bytes_.insert(bytes_.end(), value.begin(), value.end());
-  }
-
-  template <typename T>
-  requires std::is_unsigned_v<T>
-  void field_uint(field_type type, T value) {
-    header(type, sizeof(T));
-    put_uint(value);
-  }
-
-  // Contract: is_valid_entry(p).
-  void proxy(const proxy_entry& p) {
-    const auto bypass = join_bypass(p.bypass);
-    header(field_type::proxy, kProxyEntryFixedSize + p.url.size() + bypass.size());
-    put_uint(p.priority);
-    put_uint(static_cast<std::uint8_t>(p.needs_credentials ? kFlagNeedsCredentials : 0));
-    put_uint(static_cast<std::uint8_t>(p.url.size()));
-    const auto text = [&](std::string_view s) {
-      const auto raw = std::as_bytes(std::span(s));
-      bytes_.insert(bytes_.end(), raw.begin(), raw.end());
-    };
-    text(p.url);
-    text(bypass);
-  }
-
-  // Contract: size() + kFieldHeaderSize <= total.
-  void pad_to(std::size_t total) {
-    header(field_type::padding, total - bytes_.size() - kFieldHeaderSize);
-    bytes_.resize(total, std::byte{0});
-  }
-
-  std::span<const std::byte> bytes() const noexcept { return bytes_; }
-  std::size_t size() const noexcept { return bytes_.size(); }
-  std::vector<std::byte> take() && { return std::move(bytes_); }
-
- private:
-  template <typename T>
-  void put_uint(T value) {
-    for (std::size_t i = sizeof(T); i-- > 0;) {
-      bytes_.push_back(static_cast<std::byte>((value >> (8 * i)) & 0xff));
-    }
-  }
-
-  // Contract: length fits a u16 (every field is bounded far below that).
-  void header(field_type type, std::size_t length) {
-    put_uint(static_cast<std::uint16_t>(type));
-    put_uint(static_cast<std::uint16_t>(length));
-  }
-
-  std::vector<std::byte> bytes_;
-};
+// Contract: is_valid_entry(p).
+void write_proxy(tlv::writer<field_type>& w, const proxy_entry& p) {
+  const auto bypass = join_bypass(p.bypass);
+  w.header(field_type::proxy, kProxyEntryFixedSize + p.url.size() + bypass.size());
+  w.put_uint(p.priority);
+  w.put_uint(static_cast<std::uint8_t>(p.needs_credentials ? kFlagNeedsCredentials : 0));
+  w.put_uint(static_cast<std::uint8_t>(p.url.size()));
+  w.append(p.url);
+  w.append(bypass);
+}
 
 std::vector<std::byte> signed_message(std::span<const std::byte> prefix) {
   std::vector<std::byte> message;
@@ -463,10 +384,10 @@ bool bypass_matches(std::string_view entry, std::string_view host) noexcept {
 }
 
 std::vector<std::byte> encode(const query& q) {
-  writer w(message_type::query);
+  auto w = make_writer(message_type::query);
   w.field_uint(field_type::transaction_id, q.transaction_id);
   w.field_uint(field_type::sender_cookie, q.sender_cookie);
-  w.pad_to(kQuerySize);
+  w.pad_to(field_type::padding, kQuerySize);
   return std::move(w).take();
 }
 
@@ -490,12 +411,12 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
   if (answer_size(a.proxies, key != nullptr) > std::min(max_size, kMaxDatagram)) {
     return errc::too_large;
   }
-  writer w(message_type::answer);
+  auto w = make_writer(message_type::answer);
   w.field_uint(field_type::transaction_id, a.transaction_id);
   w.field_uint(field_type::sender_cookie, a.sender_cookie);
   w.field_uint(field_type::expires_at, unix_seconds(a.expires_at));
   for (const auto& p : a.proxies) {
-    w.proxy(p);
+    write_proxy(w, p);
   }
   if (key != nullptr) {
     w.field(field_type::public_key, key->public_key().bytes);

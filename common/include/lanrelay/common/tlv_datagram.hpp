@@ -1,0 +1,162 @@
+#pragma once
+
+// The datagram framing both segment protocols use (discovery_codec.hpp for items,
+// proxy_codec.hpp for proxies; docs/protocol.md): a 6-byte header — 4 magic bytes, a version
+// byte, a message type byte — then fields of `type u16, length u16, value`, big-endian. What a
+// field means is each codec's business; this file only frames and walks.
+//
+// Both codecs' error enums have the enumerators used here (truncated, bad_magic,
+// unsupported_version, wrong_type, too_large, unpadded), so the walker reports in the caller's
+// own error category.
+//
+// Threads: no state; everything is a pure function or a value.
+
+#include <boost/system/error_code.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace lanrelay::tlv {
+
+inline constexpr std::size_t kHeaderSize = 6;       // magic, version, message type
+inline constexpr std::size_t kFieldHeaderSize = 4;  // type u16, length u16
+
+template <typename T>
+T load_be(std::span<const std::byte> bytes) noexcept {
+  T value = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    value = static_cast<T>((value << 8) | std::to_integer<T>(bytes[i]));
+  }
+  return value;
+}
+
+inline std::string_view as_text(std::span<const std::byte> value) noexcept {
+  return {reinterpret_cast<const char*>(value.data()), value.size()};
+}
+
+// One protocol's framing constants.
+struct framing {
+  std::array<std::byte, 4> magic;
+  std::uint8_t version = 1;
+  std::size_t max_datagram = 1200;
+  std::uint8_t query_type = 1;  // queries must be padded to query_size (anti-amplification)
+  std::size_t query_size = 1024;
+};
+
+struct field {
+  std::uint16_t code = 0;
+  std::span<const std::byte> value;
+  std::size_t offset = 0;  // of the field's header in the datagram
+  bool last = false;       // nothing follows it
+};
+
+// Checks, in order, the size, magic, version and message type (and a query's padding), then
+// calls `on_field(const field&)` for every field in datagram order; `on_field` returns an
+// error_code, and the first error ends the walk. Fields that run past the end: Errc::truncated.
+template <typename Errc, typename OnField>
+boost::system::error_code walk(std::span<const std::byte> datagram, const framing& f,
+                               std::uint8_t expected_type, OnField&& on_field) {
+  if (datagram.size() > f.max_datagram) {
+    return Errc::too_large;
+  }
+  if (datagram.size() < kHeaderSize) {
+    return Errc::truncated;
+  }
+  if (!std::equal(f.magic.begin(), f.magic.end(), datagram.begin())) {
+    return Errc::bad_magic;
+  }
+  if (std::to_integer<std::uint8_t>(datagram[4]) != f.version) {
+    return Errc::unsupported_version;
+  }
+  if (std::to_integer<std::uint8_t>(datagram[5]) != expected_type) {
+    return Errc::wrong_type;
+  }
+  if (expected_type == f.query_type && datagram.size() < f.query_size) {
+    return Errc::unpadded;
+  }
+  auto rest = datagram.subspan(kHeaderSize);
+  while (!rest.empty()) {
+    if (rest.size() < kFieldHeaderSize) {
+      return Errc::truncated;
+    }
+    field current;
+    current.offset = datagram.size() - rest.size();
+    current.code = load_be<std::uint16_t>(rest.first(2));
+    const auto length = load_be<std::uint16_t>(rest.subspan(2, 2));
+    rest = rest.subspan(kFieldHeaderSize);
+    if (rest.size() < length) {
+      return Errc::truncated;
+    }
+    current.value = rest.first(length);
+    rest = rest.subspan(length);
+    current.last = rest.empty();
+    if (const boost::system::error_code ec = on_field(current)) {
+      return ec;
+    }
+  }
+  return {};
+}
+
+// Builds a datagram: the header, then fields in the order written.
+template <typename FieldType>
+class writer {
+ public:
+  writer(const framing& f, std::uint8_t message_type) {
+    bytes_.reserve(f.max_datagram);
+    bytes_.insert(bytes_.end(), f.magic.begin(), f.magic.end());
+    bytes_.push_back(std::byte{f.version});
+    bytes_.push_back(static_cast<std::byte>(message_type));
+  }
+
+  void field(FieldType type, std::span<const std::byte> value) {
+    header(type, value.size());
+    append(value);
+  }
+  void field(FieldType type, std::string_view text) { field(type, std::as_bytes(std::span(text))); }
+
+  template <typename T>
+  requires std::is_unsigned_v<T>
+  void field_uint(FieldType type, T value) {
+    header(type, sizeof(T));
+    put_uint(value);
+  }
+
+  // For fields with an inner structure: the header, then put_uint and append for the value.
+  // Contract: length fits a u16 (every field is bounded far below that).
+  void header(FieldType type, std::size_t length) {
+    put_uint(static_cast<std::uint16_t>(type));
+    put_uint(static_cast<std::uint16_t>(length));
+  }
+  template <typename T>
+  requires std::is_unsigned_v<T>
+  void put_uint(T value) {
+    for (std::size_t i = sizeof(T); i-- > 0;) {
+      bytes_.push_back(static_cast<std::byte>((value >> (8 * i)) & 0xff));
+    }
+  }
+  void append(std::span<const std::byte> value) {
+    bytes_.insert(bytes_.end(), value.begin(), value.end());
+  }
+  void append(std::string_view text) { append(std::as_bytes(std::span(text))); }
+
+  // A field of `padding` type filled with zeros, so that the datagram is `total` bytes.
+  // Contract: size() + kFieldHeaderSize <= total.
+  void pad_to(FieldType padding, std::size_t total) {
+    header(padding, total - bytes_.size() - kFieldHeaderSize);
+    bytes_.resize(total, std::byte{0});
+  }
+
+  std::span<const std::byte> bytes() const noexcept { return bytes_; }
+  std::size_t size() const noexcept { return bytes_.size(); }
+  std::vector<std::byte> take() && { return std::move(bytes_); }
+
+ private:
+  std::vector<std::byte> bytes_;
+};
+
+}  // namespace lanrelay::tlv
