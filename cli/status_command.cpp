@@ -8,6 +8,8 @@
 #include "command_error.hpp"
 #include "relay_admin.hpp"
 
+#include "lanrelay/common/text_format.hpp"
+
 #include <boost/json.hpp>
 #include <fmt/core.h>
 
@@ -55,32 +57,7 @@ std::uint64_t number_of(const json::value& v) {
   return ec ? 0 : n;
 }
 
-std::string human_bytes(std::uint64_t bytes) {
-  constexpr std::array units{"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  if (bytes < 1024) {
-    return fmt::format("{} B", bytes);
-  }
-  auto value = static_cast<double>(bytes);
-  std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < units.size()) {
-    value /= 1024;
-    ++unit;
-  }
-  return fmt::format("{:.1f} {}", value, units[unit]);
-}
 
-std::string human_seconds(std::uint64_t s) {
-  if (s < 120) {
-    return fmt::format("{} s", s);
-  }
-  if (s < 7200) {
-    return fmt::format("{} min", s / 60);
-  }
-  if (s < 172800) {
-    return fmt::format("{} h {} min", s / 3600, (s % 3600) / 60);
-  }
-  return fmt::format("{} d {} h", s / 86400, (s % 86400) / 3600);
-}
 
 // 24 hourly sums of a per-bucket series as a row of block characters, scaled to `peak`.
 std::string sparkline(const json::array& series, std::uint64_t bucket_seconds, std::uint64_t peak) {
@@ -117,7 +94,7 @@ void print_status(const json::object& s, const std::string& where) {
   const auto& transfers = s.at("transfers").as_object();
   fmt::print("lanrelay {} {} at {}, up {}, log level {}\n", text_of(s.at("role")),
              text_of(s.at("version")), terminal_safe(where),
-             human_seconds(number_of(s.at("uptime_seconds"))), text_of(s.at("log_level")));
+             human_duration(std::chrono::seconds(number_of(s.at("uptime_seconds")))), text_of(s.at("log_level")));
   fmt::print("served locally {}, fetched upstream {}, WAN spared {}, hash mismatches {}\n",
              human_bytes(number_of(totals.at("bytes_served"))),
              human_bytes(number_of(totals.at("bytes_fetched_upstream"))),
@@ -142,7 +119,7 @@ void print_status(const json::object& s, const std::string& where) {
     for (const auto& t : running) {
       fmt::print("  {:<40} {:<46} {:>11} {:>11} {:>8}\n", text_of(t.at("client")),
                  text_of(t.at("item")), human_bytes(number_of(t.at("bytes_sent"))),
-                 human_bytes(number_of(t.at("length"))), human_seconds(number_of(t.at("seconds"))));
+                 human_bytes(number_of(t.at("length"))), human_duration(std::chrono::seconds(number_of(t.at("seconds")))));
     }
   }
 

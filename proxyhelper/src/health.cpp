@@ -18,11 +18,14 @@ namespace net = boost::asio;
 
 proxy_health::proxy_health(std::vector<proxy_spec> proxies) : size_(proxies.size()) {
   for (auto& p : proxies) {
-    proxies_.push_back(status{std::move(p), false, false, "not checked yet", {}});
+    status s;
+    s.spec = std::move(p);
+    proxies_.push_back(std::move(s));
   }
 }
 
-bool proxy_health::record(std::size_t index, const reachability& outcome) {
+bool proxy_health::record(std::size_t index, const reachability& outcome,
+                          std::chrono::system_clock::time_point at) {
   std::lock_guard lock(mutex_);
   status& s = proxies_.at(index);
   const bool was = s.healthy;
@@ -31,6 +34,16 @@ bool proxy_health::record(std::size_t index, const reachability& outcome) {
   s.healthy = outcome.reachable;
   s.last_result = outcome.describe();
   s.last_elapsed = outcome.elapsed;
+  if (s.healthy) {
+    s.last_healthy = at;
+    ++s.checks_passed;
+  } else {
+    ++s.checks_failed;
+  }
+  s.history.push_back({at, s.healthy, s.last_result, s.last_elapsed});
+  if (s.history.size() > kHistorySize) {
+    s.history.pop_front();
+  }
   if (s.healthy && (!was || first)) {
     spdlog::info("proxy {} is healthy: {} in {} ms; advertising it", s.spec.url, s.last_result,
                  s.last_elapsed.count());

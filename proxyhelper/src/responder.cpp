@@ -77,12 +77,18 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
     ++counters_.own_packets;
     return std::nullopt;
   }
+  const auto note = [&](std::string outcome, std::vector<std::string> proxies = {}) {
+    if (settings_.log != nullptr) {
+      settings_.log->add({wall, source.address().to_string(), std::move(outcome), std::move(proxies)});
+    }
+  };
   if (arrival == nullptr || source.port() == 0 || !arrival->is_on_link(source.address())) {
     ++counters_.off_link;
     return std::nullopt;
   }
   if (!admit(source.address(), now)) {
     ++counters_.rate_limited;
+    note("rate limited");
     return std::nullopt;
   }
   ++counters_.queries;
@@ -94,6 +100,7 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
   a.proxies = healthy_();
   if (a.proxies.empty()) {
     ++counters_.no_healthy_proxy;  // silence: agents keep their own fallback
+    note("no healthy proxy");
     return std::nullopt;
   }
   if (a.proxies.size() > proxy::kMaxProxies) {
@@ -102,19 +109,25 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
   auto encoded = proxy::encode(a, key_, datagram.size());
   if (!encoded) {
     ++counters_.reply_too_large;
+    note("answer larger than the query");
     return std::nullopt;
   }
+  std::vector<std::string> advertised;
+  for (const auto& p : a.proxies) {
+    advertised.push_back(p.url);
+  }
+  note("answered", std::move(advertised));
   return std::move(*encoded);
 }
 
 proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config& config,
                                  std::uint64_t cookie, const site_key* key,
                                  responder_core::healthy_proxies healthy,
-                                 proxyhelper_counters& counters)
+                                 proxyhelper_counters& counters, query_log* log)
     : strand_(net::make_strand(ioc)),
       config_(config),
       counters_(counters),
-      core_(responder_core::settings{cookie, config.rate_limit, config.answer_lifetime}, key,
+      core_(responder_core::settings{cookie, config.rate_limit, config.answer_lifetime, log}, key,
             std::move(healthy), counters),
       rescan_timer_(strand_) {}
 

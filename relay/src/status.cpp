@@ -27,11 +27,6 @@ std::int64_t seconds_between(std::chrono::system_clock::time_point from,
 
 }  // namespace
 
-std::string format_utc(std::chrono::system_clock::time_point t) {
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}",
-                     std::chrono::time_point_cast<std::chrono::seconds>(t));
-}
-
 std::string to_json(const status_report& r) {
   json::object root;
   root["version"] = r.version;

@@ -20,8 +20,11 @@
 #include <boost/asio/strand.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,18 +34,32 @@ class proxy_health {
  public:
   explicit proxy_health(std::vector<proxy_spec> proxies);
 
+  // One check's outcome, kept for the status page and /-/status.
+  struct check_record {
+    std::chrono::system_clock::time_point at;
+    bool healthy = false;
+    std::string result;  // reachability::describe()
+    std::chrono::milliseconds elapsed{0};
+  };
+  static constexpr std::size_t kHistorySize = 50;
+
   struct status {
     proxy_spec spec;
     bool checked = false;
     bool healthy = false;
-    std::string last_result;  // reachability::describe() of the last check
+    std::string last_result = "not checked yet";  // reachability::describe() of the last check
     std::chrono::milliseconds last_elapsed{0};
+    std::optional<std::chrono::system_clock::time_point> last_healthy;  // last check that passed
+    std::uint64_t checks_passed = 0;
+    std::uint64_t checks_failed = 0;
+    std::deque<check_record> history;  // the last kHistorySize checks, oldest first
   };
 
   std::size_t size() const noexcept { return size_; }
   // Records the outcome of a check of proxy `index` (its position in the configuration). Logs
   // when a proxy changes state. Returns true when it did.
-  bool record(std::size_t index, const reachability& outcome);
+  bool record(std::size_t index, const reachability& outcome,
+              std::chrono::system_clock::time_point at = std::chrono::system_clock::now());
 
   // The healthy proxies, best (lowest priority value) first, ties in configuration order.
   std::vector<proxy_protocol::proxy_entry> healthy() const;

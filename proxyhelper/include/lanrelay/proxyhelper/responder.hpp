@@ -42,6 +42,7 @@ class responder_core {
     std::uint64_t cookie = 0;       // ours; queries carrying it are our own
     std::uint32_t rate_limit = 20;  // queries per second per source address (burst: 2 s)
     std::chrono::seconds answer_lifetime{300};
+    query_log* log = nullptr;  // where on-link queries are recorded; must outlive the core
   };
   using healthy_proxies = std::function<std::vector<proxy_protocol::proxy_entry>()>;
 
@@ -82,10 +83,11 @@ class responder_core {
 
 class proxy_responder {
  public:
-  // `key`, `healthy` and `counters` must outlive the responder.
+  // `key`, `healthy`, `counters` and `log` (may be null) must outlive the responder.
   proxy_responder(boost::asio::io_context& ioc, const proxyhelper_config& config,
                   std::uint64_t cookie, const site_key* key,
-                  responder_core::healthy_proxies healthy, proxyhelper_counters& counters);
+                  responder_core::healthy_proxies healthy, proxyhelper_counters& counters,
+                  query_log* log = nullptr);
 
   // Opens the sockets and starts answering; returns false when neither IPv4 nor IPv6 could be
   // opened (logged).

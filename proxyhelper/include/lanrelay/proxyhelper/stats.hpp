@@ -1,12 +1,19 @@
 #pragma once
 
-// Counters of proxyhelperd, served as JSON at /-/stats and later exported as metrics.
+// What proxyhelperd did: counters (served at /-/stats, /-/status and /-/metrics) and the most
+// recent queries (query_log, for /-/status and the status page).
 //
 // Thread safety: every counter is a relaxed atomic, updated from any io thread. A snapshot is not
-// a consistent cut across counters; each value is exact on its own.
+// a consistent cut across counters; each value is exact on its own. query_log takes a mutex.
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
 
 namespace lanrelay::proxyhelper {
 
@@ -28,6 +35,27 @@ struct proxyhelper_counters {
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> pac_served{0};        // /proxy.pac and /wpad.dat answers
   std::atomic<std::uint64_t> connections_refused{0};
+};
+
+// One query from an agent on the link, and what came of it.
+struct query_record {
+  std::chrono::system_clock::time_point at;
+  std::string client;                // address of the sender
+  std::string outcome;               // "answered", "no healthy proxy", "rate limited", ...
+  std::vector<std::string> proxies;  // advertised, best first (answered only)
+};
+
+// The last kSize queries from on-link senders (malformed datagrams and our own are not kept).
+class query_log {
+ public:
+  static constexpr std::size_t kSize = 50;
+
+  void add(query_record record);
+  std::vector<query_record> recent() const;  // newest first
+
+ private:
+  mutable std::mutex mutex_;
+  std::deque<query_record> records_;  // guarded by mutex_, oldest first
 };
 
 }  // namespace lanrelay::proxyhelper

@@ -8,6 +8,7 @@
 // to know how mirrors are configured or scheduled.
 
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/common/text_format.hpp"
 #include "lanrelay/relay/activity.hpp"
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/stats.hpp"
@@ -68,10 +69,5 @@ std::string to_json(const status_report& report);
 // The page at /: UTF-8 HTML, inline CSS and SVG, every outside string escaped.
 std::string render_status_page(const status_report& report);
 
-// &, <, >, " and ' as character references.
-std::string html_escape(std::string_view text);
-
-// "2026-11-22T07:30:00Z".
-std::string format_utc(std::chrono::system_clock::time_point t);
 
 }  // namespace lanrelay::relay
