@@ -81,6 +81,7 @@ svg{width:100%;height:auto;background:#fff;border:1px solid #ddd}
 .served{fill:#2a7d3f}.upstream{fill:#d9822b}
 .swatch{display:inline-block;width:.9em;height:.9em;vertical-align:middle}
 .swatch.served{background:#2a7d3f}.swatch.upstream{background:#d9822b}
+.swatch.ok{background:#2a7d3f}.swatch.failed{background:#c0392b}
 code{font-size:.9em}
 )";
 

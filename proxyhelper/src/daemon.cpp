@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -55,11 +56,17 @@ daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, st
       key_(std::move(key)),
       health_(config_.proxies),
       checker_(ioc, config_, health_, counters_),
-      responder_(ioc, config_, cookie, &key_, [this] { return health_.healthy(); }, counters_),
+      responder_(ioc, config_, cookie, &key_, [this] { return health_.healthy(); }, counters_,
+                 &queries_),
+      monitor_{counters_, health_, queries_, key_.public_key().to_string(),
+               std::chrono::system_clock::now()},
       control_(net::make_strand(ioc)),
-      signals_(control_, SIGTERM, SIGINT, SIGHUP) {
+      signals_(control_, SIGTERM, SIGINT, SIGHUP),
+      watchdog_(control_) {
+  register_metrics(metrics_, monitor_);
   auto http = pac_server::create(
-      ioc, pac_context{config_, health_, counters_, key_.public_key().to_string()});
+      ioc, pac_context{config_, health_, counters_, key_.public_key().to_string(), &monitor_,
+                       &metrics_});
   if (http) {
     http_ = std::move(*http);
   }
@@ -74,9 +81,14 @@ bool daemon::start() {
                   config_.query_port);
     return false;
   }
-  checker_.start();
+  checker_.start([this] { notify_health(); });
   http_->start();
   net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
+  net::post(control_, [this] {
+    if (watchdog_.start()) {
+      spdlog::info("service watchdog on");
+    }
+  });
 
   const auto endpoint = http_->local_endpoint();
   const auto address = endpoint.address();
@@ -88,8 +100,21 @@ bool daemon::start() {
               static_cast<unsigned>(responder_.port()), shown.c_str(),
               static_cast<unsigned>(endpoint.port()));
   std::fflush(stdout);
+  service::notify_ready(ready_status());
   return true;
 }
+
+std::string daemon::ready_status() const {
+  std::size_t healthy = 0;
+  const auto snapshot = health_.snapshot();
+  for (const auto& s : snapshot) {
+    healthy += s.healthy ? 1 : 0;
+  }
+  return "answering on udp " + std::to_string(responder_.port()) + "; " +
+         std::to_string(healthy) + " of " + std::to_string(snapshot.size()) + " proxies healthy";
+}
+
+void daemon::notify_health() { service::notify_status(ready_status()); }
 
 net::awaitable<void> daemon::signal_loop() {
   int signo = 0;
@@ -107,6 +132,8 @@ net::awaitable<void> daemon::signal_loop() {
                  "to apply changes (systemctl restart proxyhelperd)");
   }
   spdlog::info("received signal {}; stopping", signo);
+  service::notify_stopping("stopping");
+  watchdog_.stop();
   responder_.stop();
   checker_.stop();
   http_->stop();

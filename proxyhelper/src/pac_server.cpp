@@ -95,13 +95,25 @@ http::response<http::string_body> handle_request(const http::request<http::empty
     }
   } else if (target == "/-/healthz") {
     text(http::status::ok, "ok\n");
+  } else if (target == "/-/metrics" && context.metrics != nullptr) {
+    response.result(http::status::ok);
+    response.set(http::field::content_type, metrics::content_type);
+    response.body() = context.metrics->render();
+  } else if (target == "/-/status" && context.monitor != nullptr) {
+    response.result(http::status::ok);
+    response.set(http::field::content_type, "application/json");
+    response.body() = status_json(*context.monitor, std::chrono::system_clock::now());
+  } else if (target == "/" && context.monitor != nullptr) {
+    response.result(http::status::ok);
+    response.set(http::field::content_type, "text/html; charset=utf-8");
+    response.body() = status_page(*context.monitor, std::chrono::system_clock::now());
   } else if (target == "/-/stats") {
     response.result(http::status::ok);
     response.set(http::field::content_type, "application/json");
     response.body() = stats_json(context);
   } else {
     text(http::status::not_found, "not found: proxyhelperd serves /proxy.pac, /wpad.dat, "
-                                  "/-/healthz and /-/stats\n");
+                                  "/-/healthz, /-/stats, /-/status, /-/metrics and /\n");
   }
   response.prepare_payload();
   if (request.method() == http::verb::head) {

@@ -2,6 +2,7 @@
 // health checks through a real tinyproxy to a real nginx, signed answers over real UDP sockets,
 // PAC over HTTP, and SIGTERM.
 
+#include "notify_socket.hpp"
 #include "relayd_harness.hpp"
 
 #include "lanrelay/common/proxy_codec.hpp"
@@ -70,13 +71,13 @@ class proxyhelperd_process : public testing::Test {
     std::uint16_t http = 0;
   };
 
-  started start(const fs::path& config) {
+  started start(const fs::path& config, std::vector<std::string> environment = {}) {
     udp_port_ = free_port(SOCK_DGRAM);
     const fs::path log = dir_ / "proxyhelperd.log";
     fs::remove(log);
     daemon_.emplace(std::vector<std::string>{PROXYHELPERD_PATH, "--config", config.string(),
                                              "--query-port", std::to_string(udp_port_)},
-                    process::options{.output = log});
+                    process::options{.output = log, .environment = std::move(environment)});
     started s;
     EXPECT_TRUE(eventually(10s, [&] {
       return read_file(log).find("listening on udp") != std::string::npos;
@@ -242,6 +243,67 @@ TEST_F(proxyhelperd_process, answers_are_signed_and_list_the_healthy_proxy) {
   // The proxy goes away: within a check interval or two, answers stop.
   tinyproxy_->kill();
   EXPECT_TRUE(eventually(5s, [&] { return ask(s.udp, 0xbeef, 200ms).empty(); }));
+}
+
+// What an administrator sees: systemd told when it is ready (and how many proxies are healthy)
+// and when it stops; /-/metrics, /-/status and the status page after real queries and health
+// checks, before and after the proxy goes away.
+TEST_F(proxyhelperd_process, monitoring_shows_queries_and_proxy_health) {
+  ASSERT_NO_FATAL_FAILURE(start_nginx_and_tinyproxy());
+  notify_socket notify;
+  const std::string proxy_url = "http://127.0.0.1:" + std::to_string(proxy_port_);
+  const auto s = start(write_config(proxy_url, "http://127.0.0.1:" + std::to_string(nginx_port_) +
+                                                   "/probe.txt"),
+                       {notify.environment()});
+  const auto ready = notify.wait_for("READY=1", 5s);
+  ASSERT_TRUE(ready) << read_file(dir_ / "proxyhelperd.log");
+  EXPECT_NE(ready->find("STATUS=answering on udp " + std::to_string(s.udp)), std::string::npos)
+      << *ready;
+  ASSERT_TRUE(eventually(5s, [&] { return !ask(s.udp, 0xa1, 300ms).empty(); }));
+
+  const auto status = json::parse(get(s.http, "/-/status")).as_object();
+  const auto& recent = status.at("recent_queries").as_array();
+  ASSERT_FALSE(recent.empty());
+  EXPECT_EQ(recent.at(0).at("outcome").as_string(), "answered");
+  EXPECT_EQ(recent.at(0).at("client").as_string(), "127.0.0.1");
+  EXPECT_EQ(recent.at(0).at("proxies").at(0).as_string(), proxy_url);
+  const auto& p = status.at("proxies").at(0).as_object();
+  EXPECT_EQ(p.at("url").as_string(), proxy_url);
+  EXPECT_EQ(p.at("state").as_string(), "healthy");
+  EXPECT_FALSE(p.at("history").as_array().empty());
+  EXPECT_EQ(status.at("public_key").as_string(), s.public_key);
+
+  const std::string label = "{proxy=\"" + proxy_url + "\"}";
+  auto metrics = get(s.http, "/-/metrics");
+  EXPECT_NE(metrics.find("lanrelay_proxy_healthy" + label + " 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("lanrelay_proxy_queries_answered_total "), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("lanrelay_proxy_queries_answered_total 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("lanrelay_proxy_health_checks_total{proxy=\"" + proxy_url +
+                         "\",result=\"passed\"}"),
+            std::string::npos)
+      << metrics;
+
+  const auto page = get(s.http, "/");
+  EXPECT_NE(page.find("<h1>proxyhelperd</h1>"), std::string::npos);
+  EXPECT_NE(page.find(proxy_url), std::string::npos);
+  EXPECT_NE(page.find("answered"), std::string::npos);
+  EXPECT_EQ(page.find("<script"), std::string::npos);
+
+  // The proxy goes away: the gauge drops, the failed checks count, and the next query is logged
+  // as unanswered.
+  tinyproxy_->kill();
+  EXPECT_TRUE(eventually(5s, [&] {
+    return get(s.http, "/-/metrics").find("lanrelay_proxy_healthy" + label + " 0\n") !=
+           std::string::npos;
+  }));
+  EXPECT_TRUE(ask(s.udp, 0xa2, 300ms).empty());
+  const auto after = json::parse(get(s.http, "/-/status")).as_object();
+  EXPECT_EQ(after.at("recent_queries").at(0).at("outcome").as_string(), "no healthy proxy");
+  EXPECT_GT(after.at("proxies").at(0).at("checks_failed").to_number<int>(), 0);
+
+  daemon_->signal(SIGTERM);
+  EXPECT_TRUE(notify.wait_for("STOPPING=1", 5s));
+  EXPECT_TRUE(daemon_->wait_for(5s));
 }
 
 }  // namespace

@@ -1,17 +1,19 @@
 #pragma once
 
 // proxyhelperd's life: load (or on first start create) the signing key and print its public key
-// for agents to pin, check the proxies' health, answer proxy queries on UDP and serve PAC/WPAD on
-// HTTP; on SIGTERM or SIGINT stop answering and exit 0. SIGHUP is logged and ignored (no reload
-// yet).
+// for agents to pin, check the proxies' health, answer proxy queries on UDP and serve PAC/WPAD
+// and monitoring (monitor.hpp) on HTTP; tell systemd when it is ready, ping its watchdog, and on
+// SIGTERM or SIGINT stop answering and exit 0. SIGHUP is logged and ignored (no reload yet).
 //
 // Threads: the daemon's signal set lives on its own strand; see responder.hpp, health.hpp and
 // pac_server.hpp for the rest. Counters are in one struct (stats.hpp).
 
 #include "lanrelay/common/error.hpp"
+#include "lanrelay/common/service_notify.hpp"
 #include "lanrelay/common/site_key.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/health.hpp"
+#include "lanrelay/proxyhelper/monitor.hpp"
 #include "lanrelay/proxyhelper/pac_server.hpp"
 #include "lanrelay/proxyhelper/responder.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
@@ -51,17 +53,23 @@ class daemon {
 
  private:
   boost::asio::awaitable<void> signal_loop();
+  std::string ready_status() const;  // the STATUS= line for systemd
+  void notify_health();
 
   boost::asio::io_context& ioc_;
   const proxyhelper_config config_;
   const site_key key_;
   proxyhelper_counters counters_;
+  query_log queries_;
   proxy_health health_;
   health_checker checker_;
   proxy_responder responder_;
+  monitor_sources monitor_;
+  metrics::registry metrics_;
   std::shared_ptr<pac_server> http_;
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
   boost::asio::signal_set signals_;
+  service::watchdog watchdog_;
 };
 
 }  // namespace lanrelay::proxyhelper

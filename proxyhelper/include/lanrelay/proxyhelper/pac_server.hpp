@@ -1,7 +1,8 @@
 #pragma once
 
 // proxyhelperd's HTTP side (4130/tcp): /proxy.pac and /wpad.dat (the generated PAC script, or a
-// redirect to the site's own pac_url), /-/healthz and /-/stats.
+// redirect to the site's own pac_url), /-/healthz, /-/stats, and with monitoring sources
+// (monitor.hpp) /-/metrics, /-/status and the status page at /.
 //
 // handle_request is the socket-free seam; pac_server accepts connections and runs one coroutine
 // per connection (keep-alive, a deadline on every request head), refusing connections beyond
@@ -13,6 +14,7 @@
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/health.hpp"
+#include "lanrelay/proxyhelper/monitor.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -34,6 +36,9 @@ struct pac_context {
   const proxy_health& health;
   proxyhelper_counters& counters;
   std::string public_key;  // printed at /-/stats so that administrators can pin it
+  // Monitoring (monitor.hpp); without them /-/metrics, /-/status and / answer 404.
+  const monitor_sources* monitor = nullptr;
+  const metrics::registry* metrics = nullptr;
 };
 
 boost::beast::http::response<boost::beast::http::string_body> handle_request(
