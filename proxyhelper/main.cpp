@@ -54,7 +54,24 @@ int main(int argc, char** argv) {
                  "there (see --print-default-config)\n";
     return 1;
   }
-  auto loaded = lanrelay::proxyhelper::load_config(*config_file);
+  // The file with the command line's overrides; read again on SIGHUP.
+  auto load = [file = *config_file, state_dir, http_port, query_port, log_level] {
+    auto loaded = lanrelay::proxyhelper::load_config(file);
+    if (state_dir) {
+      loaded.config.state_dir = std::filesystem::absolute(*state_dir);
+    }
+    if (http_port) {
+      loaded.config.http_port = *http_port;
+    }
+    if (query_port) {
+      loaded.config.query_port = *query_port;
+    }
+    if (log_level) {
+      loaded.config.log_level = *log_level;
+    }
+    return loaded;
+  };
+  auto loaded = load();
   for (const auto& diagnostic : loaded.diagnostics) {
     std::cerr << diagnostic.to_string() << '\n';
   }
@@ -62,18 +79,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto config = std::move(loaded.config);
-  if (state_dir) {
-    config.state_dir = std::filesystem::absolute(*state_dir);
-  }
-  if (http_port) {
-    config.http_port = *http_port;
-  }
-  if (query_port) {
-    config.query_port = *query_port;
-  }
-  if (log_level) {
-    config.log_level = *log_level;
-  }
   if (!lanrelay::init_logging(config.log_level)) {
     std::cerr << "proxyhelperd: unknown log level \"" << config.log_level
               << "\" (trace, debug, info, warn, error, critical, off)\n";
@@ -81,7 +86,7 @@ int main(int argc, char** argv) {
   }
 
   boost::asio::io_context ioc{1};
-  auto daemon = lanrelay::proxyhelper::daemon::create(ioc, std::move(config));
+  auto daemon = lanrelay::proxyhelper::daemon::create(ioc, std::move(config), std::move(load));
   if (!daemon || !(*daemon)->start()) {
     return 1;
   }

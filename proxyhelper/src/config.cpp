@@ -256,4 +256,54 @@ std::filesystem::path signing_key_path(const proxyhelper_config& config) {
   return config.signing_key.empty() ? config.state_dir / "proxyhelper.key" : config.signing_key;
 }
 
+live_config::live_config(proxyhelper_config initial)
+    : current_(std::make_shared<const proxyhelper_config>(std::move(initial))) {}
+
+std::shared_ptr<const proxyhelper_config> live_config::get() const {
+  std::lock_guard lock(mutex_);
+  return current_;
+}
+
+void live_config::set(proxyhelper_config next) {
+  auto replacement = std::make_shared<const proxyhelper_config>(std::move(next));
+  std::lock_guard lock(mutex_);
+  current_ = std::move(replacement);
+}
+
+std::vector<std::string> changed_settings(const proxyhelper_config& a,
+                                          const proxyhelper_config& b) {
+  std::vector<std::string> out;
+  const auto compare = [&](const auto& x, const auto& y, const char* name) {
+    if (!(x == y)) {
+      out.emplace_back(name);
+    }
+  };
+  compare(a.state_dir, b.state_dir, "state.dir");
+  compare(a.signing_key, b.signing_key, "trust.signing_key");
+  compare(a.log_level, b.log_level, "log.level");
+  compare(a.query_port, b.query_port, "query.port");
+  compare(a.ipv6, b.ipv6, "query.ipv6");
+  compare(a.rate_limit, b.rate_limit, "query.rate_limit");
+  compare(a.interface_rescan, b.interface_rescan, "query.interface_rescan");
+  compare(a.answer_lifetime, b.answer_lifetime, "query.answer_lifetime");
+  compare(a.http_listen, b.http_listen, "http.listen");
+  compare(a.http_port, b.http_port, "http.port");
+  compare(a.header_timeout, b.header_timeout, "http.header_timeout");
+  compare(a.max_connections, b.max_connections, "http.max_connections");
+  compare(a.pac_url, b.pac_url, "http.pac_url");
+  compare(a.probe_url, b.probe_url, "health.probe_url");
+  compare(a.check_interval, b.check_interval, "health.interval");
+  compare(a.check_timeout, b.check_timeout, "health.timeout");
+  compare(a.probe_ca_file, b.probe_ca_file, "health.ca_file");
+  compare(a.proxies, b.proxies, "proxy");
+  return out;
+}
+
+bool needs_restart(std::string_view setting) {
+  return setting == "state.dir" || setting == "trust.signing_key" || setting == "query.port" ||
+         setting == "query.ipv6" || setting == "query.interface_rescan" ||
+         setting == "http.listen" || setting == "http.port" || setting == "http.header_timeout" ||
+         setting == "http.max_connections";
+}
+
 }  // namespace lanrelay::proxyhelper

@@ -16,7 +16,8 @@ namespace lanrelay::proxyhelper {
 
 namespace net = boost::asio;
 
-result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper_config config) {
+result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper_config config,
+                                               config_source reload_source) {
   if (const auto problems = validate(config); !problems.empty()) {
     for (const auto& problem : problems) {
       spdlog::error("configuration: {}", problem);
@@ -43,19 +44,23 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
                  key_path.string());
   }
   const auto cookie = machine_cookie(config.state_dir);
-  auto d = std::make_unique<daemon>(ioc, std::move(config), std::move(*key), cookie);
+  auto d = std::make_unique<daemon>(ioc, std::move(config), std::move(*key), cookie,
+                                    std::move(reload_source));
   if (!d->http_) {
     return errc::invalid_config;  // pac_server::create logged why
   }
   return d;
 }
 
-daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, std::uint64_t cookie)
+daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, std::uint64_t cookie,
+               config_source reload_source)
     : ioc_(ioc),
       config_(std::move(config)),
+      live_(config_),
+      reload_source_(std::move(reload_source)),
       key_(std::move(key)),
       health_(config_.proxies),
-      checker_(ioc, config_, health_, counters_),
+      checker_(ioc, live_, health_, counters_),
       responder_(ioc, config_, cookie, &key_, [this] { return health_.healthy(); }, counters_,
                  &queries_),
       monitor_{counters_, health_, queries_, key_.public_key().to_string(),
@@ -66,7 +71,7 @@ daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, st
   register_metrics(metrics_, monitor_);
   auto http = pac_server::create(
       ioc, pac_context{config_, health_, counters_, key_.public_key().to_string(), &monitor_,
-                       &metrics_});
+                       &metrics_, &live_});
   if (http) {
     http_ = std::move(*http);
   }
@@ -116,6 +121,70 @@ std::string daemon::ready_status() const {
 
 void daemon::notify_health() { service::notify_status(ready_status()); }
 
+void daemon::reload() {
+  service::notify_reloading();
+  if (!reload_source_) {
+    spdlog::info("received SIGHUP; nothing to reload");
+    service::notify_ready(ready_status());
+    return;
+  }
+  auto loaded = reload_source_();
+  if (!loaded.ok()) {
+    for (const auto& diagnostic : loaded.diagnostics) {
+      spdlog::error("configuration not reloaded: {}", diagnostic.to_string());
+    }
+    spdlog::error("configuration not reloaded: {} problem(s); the running configuration is kept; "
+                  "fix the file (proxyhelperd --check-config FILE) and send SIGHUP again",
+                  loaded.diagnostics.size());
+    service::notify_ready("reload failed: " + loaded.diagnostics.front().to_string() +
+                          "; running the previous configuration");
+    return;
+  }
+  proxyhelper_config next = std::move(loaded.config);
+  const auto running = live_.get();
+  std::vector<std::string> applied;
+  std::vector<std::string> need_restart;
+  for (auto& name : changed_settings(*running, next)) {
+    (needs_restart(name) ? need_restart : applied).push_back(std::move(name));
+  }
+  // Settings that need a restart keep their running values, so that what /-/status and the
+  // next reload compare against is what runs.
+  next.state_dir = running->state_dir;
+  next.signing_key = running->signing_key;
+  next.query_port = running->query_port;
+  next.ipv6 = running->ipv6;
+  next.interface_rescan = running->interface_rescan;
+  next.http_listen = running->http_listen;
+  next.http_port = running->http_port;
+  next.header_timeout = running->header_timeout;
+  next.max_connections = running->max_connections;
+
+  init_logging(next.log_level);  // validated by the loader
+  responder_.update(next.rate_limit, next.answer_lifetime);
+  const bool proxies_changed = next.proxies != running->proxies;
+  health_.replace(next.proxies);
+  live_.set(std::move(next));
+  if (proxies_changed) {
+    checker_.check_now();  // new proxies are advertised once they pass
+  }
+  const auto join = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) {
+      out += (out.empty() ? "" : ",") + n;
+    }
+    return out.empty() ? std::string("none") : out;
+  };
+  spdlog::info("configuration reloaded applied={}", join(applied));
+  if (!need_restart.empty()) {
+    spdlog::warn("configuration reloaded, but these changed settings need a restart and keep "
+                 "their running values until then: {}",
+                 join(need_restart));
+  }
+  service::notify_ready(need_restart.empty()
+                            ? "configuration reloaded; " + ready_status()
+                            : "configuration reloaded; restart to apply " + join(need_restart));
+}
+
 net::awaitable<void> daemon::signal_loop() {
   int signo = 0;
   while (true) {
@@ -127,9 +196,7 @@ net::awaitable<void> daemon::signal_loop() {
     if (signo != SIGHUP) {
       break;
     }
-    // SIGHUP's default action would end the daemon on `systemctl reload`.
-    spdlog::warn("received SIGHUP: proxyhelperd does not reload its configuration; restart it "
-                 "to apply changes (systemctl restart proxyhelperd)");
+    reload();
   }
   spdlog::info("received signal {}; stopping", signo);
   service::notify_stopping("stopping");

@@ -16,18 +16,42 @@ namespace lanrelay::proxyhelper {
 
 namespace net = boost::asio;
 
-proxy_health::proxy_health(std::vector<proxy_spec> proxies) : size_(proxies.size()) {
+proxy_health::proxy_health(std::vector<proxy_spec> proxies) { replace(std::move(proxies)); }
+
+std::size_t proxy_health::size() const {
+  std::lock_guard lock(mutex_);
+  return proxies_.size();
+}
+
+void proxy_health::replace(std::vector<proxy_spec> proxies) {
+  std::lock_guard lock(mutex_);
+  std::vector<status> next;
   for (auto& p : proxies) {
-    status s;
+    const auto same = std::find_if(proxies_.begin(), proxies_.end(),
+                                   [&](const status& s) { return s.spec.url == p.url; });
+    status s = same != proxies_.end() ? std::move(*same) : status{};
     s.spec = std::move(p);
-    proxies_.push_back(std::move(s));
+    next.push_back(std::move(s));
   }
+  proxies_ = std::move(next);
+}
+
+bool proxy_health::record(std::string_view url, const reachability& outcome,
+                          std::chrono::system_clock::time_point at) {
+  std::lock_guard lock(mutex_);
+  const auto it = std::find_if(proxies_.begin(), proxies_.end(),
+                               [&](const status& s) { return s.spec.url == url; });
+  return it != proxies_.end() && record_locked(*it, outcome, at);
 }
 
 bool proxy_health::record(std::size_t index, const reachability& outcome,
                           std::chrono::system_clock::time_point at) {
   std::lock_guard lock(mutex_);
-  status& s = proxies_.at(index);
+  return record_locked(proxies_.at(index), outcome, at);
+}
+
+bool proxy_health::record_locked(status& s, const reachability& outcome,
+                                 std::chrono::system_clock::time_point at) {
   const bool was = s.healthy;
   const bool first = !s.checked;
   s.checked = true;
@@ -74,7 +98,7 @@ std::vector<proxy_health::status> proxy_health::snapshot() const {
   return proxies_;
 }
 
-health_checker::health_checker(net::io_context& ioc, const proxyhelper_config& config,
+health_checker::health_checker(net::io_context& ioc, const live_config& config,
                                proxy_health& health, proxyhelper_counters& counters)
     : strand_(net::make_strand(ioc)),
       config_(config),
@@ -94,24 +118,39 @@ void health_checker::stop() {
   });
 }
 
+void health_checker::check_now() {
+  net::dispatch(strand_, [this] {
+    if (checking_) {
+      again_ = true;
+    } else {
+      timer_.cancel();  // the loop's wait ends and the next round starts
+    }
+  });
+}
+
 net::awaitable<void> health_checker::loop() {
   while (!stopped_) {
+    checking_ = true;
     co_await check_all();
+    checking_ = false;
     if (stopped_) {
       co_return;
     }
-    timer_.expires_after(config_.check_interval);
-    auto [ec] = co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
-    if (ec || stopped_) {
-      co_return;
+    if (again_) {
+      again_ = false;
+      continue;
     }
+    timer_.expires_after(config_.get()->check_interval);
+    co_await timer_.async_wait(net::as_tuple(net::use_awaitable));  // cancelled: check_now()
   }
 }
 
 net::awaitable<void> health_checker::check_all() {
   // Every proxy at once, so one that hangs until check_timeout does not delay the others.
-  auto url = boost::urls::parse_absolute_uri(config_.probe_url);
-  if (!url || health_.size() == 0) {
+  const auto config = config_.get();
+  auto url = boost::urls::parse_absolute_uri(config->probe_url);
+  const auto proxies = health_.snapshot();
+  if (!url || proxies.empty()) {
     co_return;  // validate() refuses such a configuration
   }
   struct round {
@@ -119,23 +158,22 @@ net::awaitable<void> health_checker::check_all() {
     net::steady_timer done;
     bool changed = false;
   };
-  auto r = std::make_shared<round>(round{health_.size(), net::steady_timer(strand_), false});
+  auto r = std::make_shared<round>(round{proxies.size(), net::steady_timer(strand_), false});
   r->done.expires_at(net::steady_timer::time_point::max());
-  const auto proxies = health_.snapshot();
   for (std::size_t i = 0; i < proxies.size(); ++i) {
     reachability_request request;
     request.target = *url;
     request.proxy = proxy_settings{boost::urls::url(proxies[i].spec.url)};
-    request.timeout = config_.check_timeout;
-    if (!config_.probe_ca_file.empty()) {
-      request.tls.ca_file = config_.probe_ca_file;
+    request.timeout = config->check_timeout;
+    if (!config->probe_ca_file.empty()) {
+      request.tls.ca_file = config->probe_ca_file;
     }
     net::co_spawn(
         strand_,
         [request]() -> net::awaitable<reachability> {
           co_return co_await check_reachable(request);
         },
-        [this, i, r](std::exception_ptr e, reachability outcome) {
+        [this, url = proxies[i].spec.url, r](std::exception_ptr e, reachability outcome) {
           if (e) {
             log_failure("proxy health check", e);
             outcome.error = boost::system::errc::make_error_code(boost::system::errc::io_error);
@@ -145,7 +183,7 @@ net::awaitable<void> health_checker::check_all() {
           if (!outcome.reachable) {
             ++counters_.check_failures;
           }
-          r->changed = health_.record(i, outcome) || r->changed;
+          r->changed = health_.record(url, outcome) || r->changed;
           if (--r->pending == 0) {
             r->done.cancel();
           }

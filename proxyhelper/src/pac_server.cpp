@@ -81,15 +81,17 @@ http::response<http::string_body> handle_request(const http::request<http::empty
     text(http::status::method_not_allowed, "only GET and HEAD\n");
   } else if (const auto target = request.target(); target == "/proxy.pac" || target == "/wpad.dat") {
     ++context.counters.pac_served;
-    if (!context.config.pac_url.empty()) {
+    const auto reloaded = context.live != nullptr ? context.live->get() : nullptr;
+    const proxyhelper_config& config = reloaded ? *reloaded : context.config;
+    if (!config.pac_url.empty()) {
       response.result(http::status::found);
-      response.set(http::field::location, context.config.pac_url);
+      response.set(http::field::location, config.pac_url);
     } else {
       response.result(http::status::ok);
       response.set(http::field::content_type, kPacContentType);
       // Health changes within a check interval; browsers should not keep a stale script longer.
       const auto max_age =
-          std::chrono::duration_cast<std::chrono::seconds>(context.config.check_interval).count();
+          std::chrono::duration_cast<std::chrono::seconds>(config.check_interval).count();
       response.set(http::field::cache_control, "max-age=" + std::to_string(max_age));
       response.body() = make_pac(context.health.healthy());
     }

@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/multicast.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -120,6 +121,11 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
   return std::move(*encoded);
 }
 
+void responder_core::update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime) {
+  settings_.rate_limit = rate_limit;
+  settings_.answer_lifetime = answer_lifetime;
+}
+
 proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config& config,
                                  std::uint64_t cookie, const site_key* key,
                                  responder_core::healthy_proxies healthy,
@@ -130,6 +136,11 @@ proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config&
       core_(responder_core::settings{cookie, config.rate_limit, config.answer_lifetime, log}, key,
             std::move(healthy), counters),
       rescan_timer_(strand_) {}
+
+void proxy_responder::update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime) {
+  net::dispatch(strand_,
+                [this, rate_limit, answer_lifetime] { core_.update(rate_limit, answer_lifetime); });
+}
 
 bool proxy_responder::start() {
   boost::system::error_code ec;

@@ -54,14 +54,17 @@ class proxyhelperd_process : public testing::Test {
     fs::remove_all(dir_);
   }
 
-  fs::path write_config(const std::string& proxy_url, const std::string& probe_url) {
+  // `extra` is appended (more [[proxy]] tables, say).
+  fs::path write_config(const std::string& proxy_url, const std::string& probe_url,
+                        const std::string& extra = "", const std::string& interval = "200ms") {
     const fs::path file = dir_ / "proxyhelperd.toml";
     std::ofstream(file) << "[state]\ndir = \"" << (dir_ / "state").string() << "\"\n"
                         << "[http]\nlisten = \"127.0.0.1\"\nport = 0\n"
                         << "[query]\nipv6 = false\n"
                         << "[health]\nprobe_url = \"" << probe_url
-                        << "\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n"
-                        << "[[proxy]]\nurl = \"" << proxy_url << "\"\n";
+                        << "\"\ninterval = \"" << interval << "\"\ntimeout = \"1s\"\n"
+                        << "[[proxy]]\nurl = \"" << proxy_url << "\"\n"
+                        << extra;
     return file;
   }
 
@@ -203,10 +206,11 @@ TEST_F(proxyhelperd_process, an_unhealthy_proxy_is_not_advertised_and_the_key_su
   EXPECT_NE(get(first.http, "/proxy.pac").find("\"DIRECT\""), std::string::npos);
   EXPECT_EQ(get(first.http, "/-/healthz"), "ok\n");
 
-  // `systemctl reload` sends SIGHUP: logged, and the daemon keeps answering.
+  // `systemctl reload` sends SIGHUP: an unchanged file changes nothing, and it keeps answering.
   daemon_->signal(SIGHUP);
   EXPECT_TRUE(eventually(5s, [&] {
-    return read_file(dir_ / "proxyhelperd.log").find("received SIGHUP") != std::string::npos;
+    return read_file(dir_ / "proxyhelperd.log").find("configuration reloaded applied=none") !=
+           std::string::npos;
   }));
   EXPECT_EQ(get(first.http, "/-/healthz"), "ok\n");
 
@@ -304,6 +308,71 @@ TEST_F(proxyhelperd_process, monitoring_shows_queries_and_proxy_health) {
   daemon_->signal(SIGTERM);
   EXPECT_TRUE(notify.wait_for("STOPPING=1", 5s));
   EXPECT_TRUE(daemon_->wait_for(5s));
+}
+
+// SIGHUP re-reads the file: a new proxy list is advertised once its new proxy passes a check, a
+// proxy that stays keeps its health history, a bad file keeps the running configuration, and a
+// changed port is reported as needing a restart.
+TEST_F(proxyhelperd_process, reload_changes_the_advertised_proxies_without_a_restart) {
+  ASSERT_NO_FATAL_FAILURE(start_nginx_and_tinyproxy());
+  notify_socket notify;
+  const std::string live = "http://127.0.0.1:" + std::to_string(proxy_port_);
+  const std::string dead = "http://127.0.0.1:" + std::to_string(free_port(SOCK_STREAM));
+  const std::string probe = "http://127.0.0.1:" + std::to_string(nginx_port_) + "/probe.txt";
+  // A long interval: after the first round, only a reload can trigger a check.
+  const auto config = write_config(dead, probe, "", "1h");
+  const auto s = start(config, {notify.environment()});
+  ASSERT_TRUE(notify.wait_for("READY=1", 5s));
+  ASSERT_TRUE(eventually(5s, [&] {
+    return json::parse(get(s.http, "/-/status")).at("proxies").at(0).at("checks_failed").to_number<int>() > 0;
+  }));
+  EXPECT_TRUE(ask(s.udp, 1, 300ms).empty());
+  const auto log = dir_ / "proxyhelperd.log";
+
+  // The working proxy is added, with a better priority; the dead one stays.
+  write_config(dead, probe,
+               "[[proxy]]\nurl = \"" + live + "\"\npriority = 1\n[log]\nlevel = \"debug\"\n", "1h");
+  daemon_->signal(SIGHUP);
+  const auto reloaded = notify.wait_for("READY=1", 5s);
+  ASSERT_TRUE(reloaded) << read_file(log);
+  EXPECT_NE(reloaded->find("STATUS=configuration reloaded"), std::string::npos) << *reloaded;
+  std::vector<std::byte> answer;
+  ASSERT_TRUE(eventually(5s, [&] {
+    answer = ask(s.udp, 2, 300ms);
+    return !answer.empty();
+  })) << read_file(log);
+  const auto decoded = proxy::decode_answer(answer).value();
+  ASSERT_EQ(decoded.proxies.size(), 1u);
+  EXPECT_EQ(decoded.proxies[0].url, live);
+  EXPECT_NE(read_file(log).find("applied=log.level,proxy"), std::string::npos) << read_file(log);
+  const auto status = json::parse(get(s.http, "/-/status"));
+  for (const auto& p : status.at("proxies").as_array()) {
+    if (p.at("url").as_string() == dead) {
+      EXPECT_GE(p.at("checks_failed").to_number<int>(), 2) << "the dead proxy's history was kept";
+    }
+  }
+
+  // A broken file: reported, the running configuration stays.
+  std::ofstream(config) << "[[proxy]]\nurl = \"ftp://nope\"\n";
+  daemon_->signal(SIGHUP);
+  const auto refused = notify.wait_for("READY=1", 5s);
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->find("STATUS=reload failed: "), std::string::npos) << *refused;
+  EXPECT_NE(read_file(log).find("configuration not reloaded: " + config.string() + ":2:"),
+            std::string::npos)
+      << read_file(log);
+  EXPECT_FALSE(ask(s.udp, 3, 300ms).empty());
+
+  // A new port needs a restart: said so, and the old one keeps answering.
+  write_config(live, probe, "", "1h");
+  std::string text = read_file(config);
+  text.replace(text.find("port = 0"), 8, "port = 1");
+  std::ofstream(config) << text;
+  daemon_->signal(SIGHUP);
+  const auto partial = notify.wait_for("READY=1", 5s);
+  ASSERT_TRUE(partial);
+  EXPECT_NE(partial->find("restart to apply http.port"), std::string::npos) << *partial;
+  EXPECT_EQ(get(s.http, "/-/healthz"), "ok\n");
 }
 
 }  // namespace

@@ -39,6 +39,40 @@ TEST(proxy_health, history_keeps_the_last_checks_and_counts_every_one) {
   EXPECT_EQ(*s.last_healthy, t0 + (proxy_health::kHistorySize + 4) * 1s);
 }
 
+TEST(proxy_health, a_reloaded_list_keeps_the_state_of_proxies_that_stay) {
+  proxy_health health({{"http://a:3128", 10, false, {}}, {"http://b:3128", 20, false, {}}});
+  health.record(0, passed(5ms));
+  health.record(1, passed(5ms));
+  health.replace({{"http://c:3128", 1, false, {}}, {"http://a:3128", 30, true, {"*.corp"}}});
+  const auto s = health.snapshot();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_FALSE(s[0].checked);  // new: not advertised before its first check
+  EXPECT_TRUE(s[1].healthy);
+  EXPECT_EQ(s[1].spec.priority, 30);
+  EXPECT_EQ(s[1].history.size(), 1u);
+  const auto healthy = health.healthy();
+  ASSERT_EQ(healthy.size(), 1u);
+  EXPECT_EQ(healthy[0].url, "http://a:3128");
+  EXPECT_TRUE(healthy[0].needs_credentials);
+  // A check of a proxy that was removed meanwhile records nothing.
+  EXPECT_FALSE(health.record("http://b:3128", refused()));
+  EXPECT_EQ(health.size(), 2u);
+}
+
+TEST(proxyhelper_config, changed_settings_name_what_differs_and_what_needs_a_restart) {
+  proxyhelper_config a;
+  proxyhelper_config b = a;
+  EXPECT_TRUE(changed_settings(a, b).empty());
+  b.http_port = 8080;
+  b.rate_limit = 5;
+  b.proxies.push_back({"http://p:3128", 10, false, {}});
+  EXPECT_EQ(changed_settings(a, b),
+            (std::vector<std::string>{"query.rate_limit", "http.port", "proxy"}));
+  EXPECT_TRUE(needs_restart("http.port"));
+  EXPECT_FALSE(needs_restart("query.rate_limit"));
+  EXPECT_FALSE(needs_restart("proxy"));
+}
+
 TEST(query_log, keeps_the_newest_first_and_at_most_its_size) {
   query_log log;
   const auto t0 = std::chrono::system_clock::now();

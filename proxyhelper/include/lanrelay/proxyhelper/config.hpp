@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -77,5 +79,25 @@ config_load_result parse_config(std::string_view toml_text, std::string_view fil
 
 // Every setting with its default and doc, and a commented-out [[proxy]] example.
 std::string default_config_text();
+
+// The configuration a running proxyhelperd works with, replaced whole when SIGHUP reloads it.
+// Readers take a snapshot with get() and use it to the end of what they are doing, so nobody sees
+// half of one configuration and half of another. Thread safe (a mutex around the pointer).
+class live_config {
+ public:
+  explicit live_config(proxyhelper_config initial);
+  std::shared_ptr<const proxyhelper_config> get() const;
+  void set(proxyhelper_config next);
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const proxyhelper_config> current_;  // guarded by mutex_
+};
+
+// The settings whose values differ, as "section.key" (proxy changes as "proxy").
+std::vector<std::string> changed_settings(const proxyhelper_config& a, const proxyhelper_config& b);
+
+// Of those, the ones a running proxyhelperd cannot change (sockets, files): they need a restart.
+bool needs_restart(std::string_view setting);
 
 }  // namespace lanrelay::proxyhelper

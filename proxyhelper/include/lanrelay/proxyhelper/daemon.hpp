@@ -3,7 +3,10 @@
 // proxyhelperd's life: load (or on first start create) the signing key and print its public key
 // for agents to pin, check the proxies' health, answer proxy queries on UDP and serve PAC/WPAD
 // and monitoring (monitor.hpp) on HTTP; tell systemd when it is ready, ping its watchdog, and on
-// SIGTERM or SIGINT stop answering and exit 0. SIGHUP is logged and ignored (no reload yet).
+// SIGTERM or SIGINT stop answering and exit 0. SIGHUP reloads the configuration: the proxy list,
+// health settings, query.rate_limit, query.answer_lifetime, http.pac_url and log.level change at
+// once; sockets, files and the key keep their running values until a restart. An invalid file
+// is reported and the running configuration kept.
 //
 // Threads: the daemon's signal set lives on its own strand; see responder.hpp, health.hpp and
 // pac_server.hpp for the rest. Counters are in one struct (stats.hpp).
@@ -23,6 +26,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <functional>
 #include <memory>
 
 namespace lanrelay::proxyhelper {
@@ -31,8 +35,12 @@ class daemon {
  public:
   // Validates `config`, creates the state directory, loads or creates the signing key and binds
   // the HTTP port. Errors are logged with what to do about them.
+  // `reload_source` reads the configuration again for SIGHUP (the file with the command line's
+  // overrides); empty: SIGHUP is logged and ignored.
+  using config_source = std::function<config_load_result()>;
   static result<std::unique_ptr<daemon>> create(boost::asio::io_context& ioc,
-                                                proxyhelper_config config);
+                                                proxyhelper_config config,
+                                                config_source reload_source = {});
   ~daemon();
 
   // Starts the health checks, the query responder and the HTTP server. Prints
@@ -47,7 +55,7 @@ class daemon {
   std::uint16_t query_port() const noexcept { return responder_.port(); }
 
   daemon(boost::asio::io_context& ioc, proxyhelper_config config, site_key key,
-         std::uint64_t cookie);
+         std::uint64_t cookie, config_source reload_source);
   daemon(const daemon&) = delete;
   daemon& operator=(const daemon&) = delete;
 
@@ -55,9 +63,12 @@ class daemon {
   boost::asio::awaitable<void> signal_loop();
   std::string ready_status() const;  // the STATUS= line for systemd
   void notify_health();
+  void reload();
 
   boost::asio::io_context& ioc_;
-  const proxyhelper_config config_;
+  const proxyhelper_config config_;  // as started: sockets, files and the key follow it
+  live_config live_;                 // what reloads change
+  config_source reload_source_;
   const site_key key_;
   proxyhelper_counters counters_;
   query_log queries_;

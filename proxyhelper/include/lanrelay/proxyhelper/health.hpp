@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lanrelay::proxyhelper {
@@ -55,44 +56,59 @@ class proxy_health {
     std::deque<check_record> history;  // the last kHistorySize checks, oldest first
   };
 
-  std::size_t size() const noexcept { return size_; }
+  std::size_t size() const;
   // Records the outcome of a check of proxy `index` (its position in the configuration). Logs
   // when a proxy changes state. Returns true when it did.
   bool record(std::size_t index, const reachability& outcome,
               std::chrono::system_clock::time_point at = std::chrono::system_clock::now());
+
+  // The same for the proxy with `url`; false (nothing recorded) when it is no longer configured.
+  bool record(std::string_view url, const reachability& outcome,
+              std::chrono::system_clock::time_point at = std::chrono::system_clock::now());
+
+  // A reloaded proxy list: proxies whose URL stays keep their health and history (with the new
+  // priority, credentials flag and bypass list); new ones are unchecked, so not advertised until
+  // they pass a check.
+  void replace(std::vector<proxy_spec> proxies);
 
   // The healthy proxies, best (lowest priority value) first, ties in configuration order.
   std::vector<proxy_protocol::proxy_entry> healthy() const;
   std::vector<status> snapshot() const;
 
  private:
-  const std::size_t size_;
+  bool record_locked(status& s, const reachability& outcome, std::chrono::system_clock::time_point at);
+
   mutable std::mutex mutex_;
   std::vector<status> proxies_;  // guarded by mutex_
 };
 
 class health_checker {
  public:
-  // `health`, `counters` and `config` must outlive the checker.
-  health_checker(boost::asio::io_context& ioc, const proxyhelper_config& config,
-                 proxy_health& health, proxyhelper_counters& counters);
+  // `health`, `counters` and `config` must outlive the checker. Each round reads the current
+  // configuration (probe URL, interval, timeout, CA file) from `config`.
+  health_checker(boost::asio::io_context& ioc, const live_config& config, proxy_health& health,
+                 proxyhelper_counters& counters);
 
   // Checks every proxy at once, then every check_interval. `on_change` (may be empty) runs on the
   // checker's strand when a proxy became healthy or unhealthy.
   void start(std::function<void()> on_change = {});
   void stop();
+  // Starts a round at once (after a reload), or right after the one running now.
+  void check_now();
 
  private:
   boost::asio::awaitable<void> loop();
   boost::asio::awaitable<void> check_all();
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
-  const proxyhelper_config& config_;
+  const live_config& config_;
   proxy_health& health_;
   proxyhelper_counters& counters_;
   boost::asio::steady_timer timer_;
   std::function<void()> on_change_;
-  bool stopped_ = false;  // strand
+  bool stopped_ = false;   // strand
+  bool checking_ = false;  // strand: a round is running
+  bool again_ = false;     // strand: check_now() came during a round
 };
 
 }  // namespace lanrelay::proxyhelper

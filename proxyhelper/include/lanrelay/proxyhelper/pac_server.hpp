@@ -39,6 +39,9 @@ struct pac_context {
   // Monitoring (monitor.hpp); without them /-/metrics, /-/status and / answer 404.
   const monitor_sources* monitor = nullptr;
   const metrics::registry* metrics = nullptr;
+  // The running configuration after reloads (http.pac_url, health.interval); without it,
+  // `config` above.
+  const live_config* live = nullptr;
 };
 
 boost::beast::http::response<boost::beast::http::string_body> handle_request(

@@ -59,6 +59,9 @@ class responder_core {
       const network_interface* arrival, std::chrono::steady_clock::time_point now,
       std::chrono::system_clock::time_point wall);
 
+  // A reloaded configuration's rate limit and answer lifetime, for the next query.
+  void update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime);
+
  private:
   bool admit(const boost::asio::ip::address& source, std::chrono::steady_clock::time_point now);
 
@@ -93,6 +96,8 @@ class proxy_responder {
   // opened (logged).
   bool start();
   void stop();
+  // Applies a reloaded query.rate_limit and query.answer_lifetime (on the responder's strand).
+  void update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime);
 
   std::uint16_t port() const noexcept { return port_; }
 
