@@ -206,20 +206,8 @@ void add_agent_commands(CLI::App& app) {
         options.site_keys.push_back(*key);
       }
       options.tls.ca_file = args->ca_file;
-      std::shared_ptr<agent::proxy_resolver> resolver;
       if (args->resolve_proxy) {
-        auto resolver_options = args->proxy.resolver_options();
-        resolver_options.tls = options.tls;
-        const auto credentials = resolver_options.credentials;
-        resolver = std::make_shared<agent::proxy_resolver>(std::move(resolver_options));
-        options.upstream_proxy =
-            [resolver, credentials](const boost::urls::url& upstream)
-            -> net::awaitable<std::optional<proxy_settings>> {
-          const auto route = co_await resolver->resolve(upstream);
-          spdlog::info("upstream route decided_by={} proxy={}", agent::to_string(route.decided_by),
-                       route.proxy.value_or("direct"));
-          co_return route.settings(credentials);
-        };
+        options.upstream_proxy = args->proxy.upstream_route(options.tls);
       }
       progress_bar bar;
       options.progress = [&bar](std::uint64_t done, std::uint64_t total) { bar.update(done, total); };

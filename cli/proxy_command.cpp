@@ -161,6 +161,21 @@ agent::proxy_resolver_options proxy_cli_options::resolver_options() const {
   return o;
 }
 
+agent::fetch_options::upstream_route_fn proxy_cli_options::upstream_route(
+    const tls_options& tls) const {
+  auto options = resolver_options();
+  options.tls = tls;
+  const auto credentials = options.credentials;
+  auto resolver = std::make_shared<agent::proxy_resolver>(std::move(options));
+  return [resolver, credentials](const boost::urls::url& upstream)
+             -> net::awaitable<std::optional<proxy_settings>> {
+    const auto route = co_await resolver->resolve(upstream);
+    spdlog::info("event=upstream_route url={} decided_by={} proxy={}", upstream.buffer(),
+                 agent::to_string(route.decided_by), route.proxy.value_or("direct"));
+    co_return route.settings(credentials);
+  };
+}
+
 void add_proxy_commands(CLI::App& app) {
   struct resolve_args {
     proxy_cli_options proxy;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/agent/proxy_resolver.hpp"
 
 #include <CLI/CLI.hpp>
@@ -10,8 +11,8 @@
 
 namespace lanrelay::cli {
 
-// The options that steer proxy resolution, shared by `lanrelay proxy resolve` and
-// `lanrelay fetch --resolve-proxy`.
+// The options that steer proxy resolution, shared by `lanrelay proxy resolve`,
+// `lanrelay fetch --resolve-proxy` and `lanrelay update --resolve-proxy`.
 struct proxy_cli_options {
   std::vector<std::string> pinned_keys;
   bool accept_unsigned = false;
@@ -27,6 +28,10 @@ struct proxy_cli_options {
   void add_to(CLI::App& cmd);
   // Validated resolver options; throws command_error with what is wrong.
   agent::proxy_resolver_options resolver_options() const;
+
+  // For `--resolve-proxy`: a fetch_options::upstream_proxy that resolves each upstream URL with
+  // one resolver (its cache shared by every download of the command) and logs the route.
+  agent::fetch_options::upstream_route_fn upstream_route(const tls_options& tls) const;
 };
 
 // Adds `lanrelay proxy resolve [URL]`.

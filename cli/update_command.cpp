@@ -2,6 +2,7 @@
 
 #include "command_error.hpp"
 #include "command_support.hpp"
+#include "proxy_command.hpp"
 
 #include "lanrelay/agent/au_update.hpp"
 #include "lanrelay/common/config.hpp"
@@ -80,6 +81,8 @@ void add_update_command(CLI::App& app) {
     bool peer = false;
     bool no_discovery = false;
     bool json = false;
+    bool resolve_proxy = false;
+    proxy_cli_options proxy;
   };
   auto args = std::make_shared<update_args>();
   auto* update = app.add_subcommand(
@@ -114,6 +117,10 @@ void add_update_command(CLI::App& app) {
                    "This machine runs as a peer: also keep the files in its cache");
   update->add_flag("--no-discovery", args->no_discovery, "Do not ask the segment");
   update->add_flag("--json", args->json, "Print one JSON object");
+  update->add_flag("--resolve-proxy", args->resolve_proxy,
+                   "Reach the index and the upstream files through the route `lanrelay proxy "
+                   "resolve` finds");
+  args->proxy.add_to(*update);
   update->callback([args] {
     int status = 0;
     run_guarded([&] {
@@ -148,6 +155,9 @@ void add_update_command(CLI::App& app) {
       fetch.state_dir = args->state_dir ? *args->state_dir : default_state_dir();
       fetch.peer_cache = args->peer;
       fetch.tls.ca_file = args->ca_file;
+      if (args->resolve_proxy) {
+        fetch.upstream_proxy = args->proxy.upstream_route(fetch.tls);
+      }
 
       auto result = run_to_completion(agent::update_activeupdate(options));
       if (!result) {

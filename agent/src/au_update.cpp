@@ -182,6 +182,9 @@ class update_job {
                           .timeouts = options_.fetch.timeouts,
                           .max_bytes = au::max_document_bytes,
                           .tls = options_.fetch.tls};
+    if (options_.fetch.upstream_proxy) {
+      request.proxy = co_await options_.fetch.upstream_proxy(tree_.index);
+    }
     auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
       text.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
       return {};

@@ -62,8 +62,9 @@ struct fetch_options {
   tls_options tls;
   // The route to the upstream, asked only when the upstream is used (proxy_resolver.hpp);
   // nullopt: direct.
-  std::function<boost::asio::awaitable<std::optional<proxy_settings>>(const boost::urls::url&)>
-      upstream_proxy;
+  using upstream_route_fn =
+      std::function<boost::asio::awaitable<std::optional<proxy_settings>>(const boost::urls::url&)>;
+  upstream_route_fn upstream_proxy;
   // Called as bytes arrive: (bytes so far, total size when known, else 0).
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };
