@@ -116,6 +116,9 @@ void run_status(const mirror_options& o) {
       fmt::print("  {:<14} {}\n", std::string(c.at("component").as_string()) + ":",
                  std::string(c.at("version").as_string()));
     }
+    if (const auto* route = o2.if_contains("route"); route && !route->as_string().empty()) {
+      fmt::print("  route:         {}\n", std::string(route->as_string()));
+    }
     const auto error = std::string(o2.at("last_error").as_string());
     fmt::print("  error:         {}\n", error.empty() ? "none" : error);
   }

@@ -2,6 +2,7 @@
 
 #include "lanrelay/common/activeupdate_index.hpp"
 #include "lanrelay/common/settings_table.hpp"
+#include "lanrelay/common/site_key.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/network_v4.hpp>
@@ -135,10 +136,12 @@ settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_lis
           settings::string_setting<item>(
               "", "proxy", settings::setting_type::text,
               "Upstream proxy: http://[user:password@]host:port (CONNECT) or "
-              "socks5://[user:password@]host[:port]. Empty: direct.",
+              "socks5://[user:password@]host[:port]; \"auto\": the route the agents would find "
+              "(environment, PAC, proxyhelperd; see [upstream_proxy]). Empty: direct.",
               [](item& s) -> auto& { return s.proxy; },
               [](std::string_view t) -> apply_result {
-                return t.empty() ? std::nullopt : check_url(t, {"http", "socks5", "socks5h"});
+                return t.empty() || t == "auto" ? std::nullopt
+                                                : check_url(t, {"http", "socks5", "socks5h"});
               }),
           settings::size_setting<item>("", "rate_limit",
                                        "Download rate for this source in bytes per second. 0: "
@@ -262,6 +265,44 @@ const settings::table<relay_config>& settings_table() {
           "Networks that may read /, /-/status, /-/metrics and /-/stats and reach admin "
           "endpoints, e.g. [\"10.0.0.0/8\", \"127.0.0.1/32\"]. Empty: any.",
           [](relay_config& c) -> auto& { return c.admin.read_networks; }, check_network),
+      settings::string_setting<relay_config>(
+          "upstream_proxy", "pac_url", settings::setting_type::text,
+          "For mirror sources with proxy = \"auto\": a PAC script evaluated after the "
+          "environment's https_proxy/http_proxy. Empty: none.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.pac_url; },
+          [](std::string_view t) -> apply_result {
+            return t.empty() ? std::nullopt : check_url(t, {"http", "https"});
+          }),
+      settings::string_list_setting<relay_config>(
+          "upstream_proxy", "proxyhelper_keys",
+          "Public keys of the segment's proxyhelperd (lanrelay-ed25519:...); its answers are "
+          "used only when signed with one of them.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.proxyhelper_keys; },
+          [](std::string_view t) -> apply_result {
+            if (auto key = parse_public_key(t); !key) {
+              return settings::toml_string(t) + ": " + key.error().message();
+            }
+            return std::nullopt;
+          }),
+      settings::bool_setting<relay_config>(
+          "upstream_proxy", "accept_unsigned",
+          "Also use unsigned or unpinned proxyhelperd answers: any machine on the segment could "
+          "then choose the relay's proxy.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.accept_unsigned; }),
+      settings::bool_setting<relay_config>(
+          "upstream_proxy", "ask_segment",
+          "Ask the segment's proxyhelperd when the environment and PAC give no working route.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.ask_segment; }),
+      settings::integer_setting<std::uint16_t, relay_config>(
+          "upstream_proxy", "port", "proxyhelperd's UDP port.", 1, 65535,
+          [](relay_config& c) -> auto& { return c.upstream_proxy.port; }),
+      settings::duration_setting<milliseconds, relay_config>(
+          "upstream_proxy", "window", "How long to wait for proxyhelperd's answer.", 50ms, 10s,
+          [](relay_config& c) -> auto& { return c.upstream_proxy.window; }),
+      settings::duration_setting<milliseconds, relay_config>(
+          "upstream_proxy", "check_timeout",
+          "Deadline of each step of a connectivity check through a candidate route.", 100ms, 60s,
+          [](relay_config& c) -> auto& { return c.upstream_proxy.check_timeout; }),
   }, {
       settings::make_list_reader(mirror_source_list()),
   }};

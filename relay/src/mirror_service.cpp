@@ -1,5 +1,8 @@
 #include "lanrelay/relay/mirror_service.hpp"
 
+#include "lanrelay/agent/address_watch.hpp"
+#include "lanrelay/agent/proxy_resolver.hpp"
+
 #include "lanrelay/common/activeupdate_index.hpp"
 #include "lanrelay/common/file_io.hpp"
 #include "lanrelay/common/log.hpp"
@@ -233,7 +236,8 @@ json::array to_json(const std::vector<mirror_source_view>& sources) {
                    {"next_sync", optional_time(v.next_sync)},
                    {"files", v.files},
                    {"bytes", v.bytes},
-                   {"pulls_running", v.pulls_running}};
+                   {"pulls_running", v.pulls_running},
+                   {"route", v.route}};
     json::array versions;
     for (const auto& [component, version] : v.versions) {
       versions.push_back(json::object{{"component", component}, {"version", version}});
@@ -277,6 +281,7 @@ struct mirror_service::source {
   };
   std::shared_ptr<sync_job> job;  // the sync running now
   std::map<std::string, std::shared_ptr<pull_state>> pulls;
+  std::string route;  // guarded by `mutex`: proxy = "auto"'s last route, for status()
   std::mt19937_64 random{std::random_device{}()};
 
   // Guarded by `mutex`: read from any thread.
@@ -294,6 +299,89 @@ struct mirror_service::source {
   }
 };
 
+// proxy = "auto": resolvers (one per CA file, since the connectivity checks verify TLS with the
+// source's CA) on one strand, one resolution at a time (a resolver runs one coroutine at a
+// time); they forget their routes when an IP address of the machine changes (another segment,
+// another proxy).
+struct mirror_service::route_finder {
+  route_finder(net::io_context& ioc, agent::proxy_resolver_options o)
+      : strand(net::make_strand(ioc)), options(std::move(o)), watch(strand), stop(strand), idle(strand) {
+    stop.expires_at(net::steady_timer::time_point::max());
+    idle.expires_at(net::steady_timer::time_point::max());
+  }
+
+  // On `strand`.
+  net::awaitable<agent::resolution> resolve(boost::urls::url target, fs::path ca_file) {
+    while (busy) {
+      co_await idle.async_wait(net::as_tuple(net::use_awaitable));  // cancelled when one ends
+    }
+    busy = true;
+    auto& resolver = resolvers[ca_file];
+    if (!resolver) {
+      auto o = options;
+      if (!ca_file.empty()) {
+        o.tls.ca_file = ca_file;
+      }
+      resolver = std::make_unique<agent::proxy_resolver>(std::move(o));
+    }
+    auto found = co_await resolver->resolve(std::move(target));
+    busy = false;
+    idle.cancel();
+    idle.expires_at(net::steady_timer::time_point::max());
+    co_return found;
+  }
+
+  net::awaitable<void> watch_addresses() {
+    if (!watch.ok()) {
+      spdlog::warn("event=address_watch_unavailable error=\"{}\" hint=\"mirror routes found "
+                   "with proxy = auto are kept until the relay restarts\"",
+                   watch.open_error().message());
+      co_return;
+    }
+    for (;;) {
+      auto raced = co_await (watch.wait() || stop.async_wait(net::as_tuple(net::use_awaitable)));
+      if (raced.index() != 0 || !std::get<0>(raced)) {
+        co_return;
+      }
+      spdlog::info("event=addresses_changed hint=\"mirror upstream routes are resolved again\"");
+      for (auto& [ca, resolver] : resolvers) {
+        resolver->forget();
+      }
+    }
+  }
+
+  net::strand<net::io_context::executor_type> strand;
+  const agent::proxy_resolver_options options;
+  std::map<fs::path, std::unique_ptr<agent::proxy_resolver>> resolvers;  // strand
+  bool busy = false;                                                    // strand
+  agent::address_watch watch;  // strand
+  net::steady_timer stop;      // strand; cancelled when the service stops
+  net::steady_timer idle;      // strand; cancelled when a resolution ends
+};
+
+namespace {
+
+agent::proxy_resolver_options resolver_options(const upstream_proxy_settings& c) {
+  agent::proxy_resolver_options o;
+  o.system = agent::system_proxy_settings::from_environment();
+  if (!c.pac_url.empty()) {
+    o.system.pac_url = c.pac_url;
+  }
+  o.ask_segment = c.ask_segment;
+  o.query.port = c.port;
+  o.query.window = c.window;
+  for (const auto& text : c.proxyhelper_keys) {
+    if (auto key = parse_public_key(text)) {  // checked by the configuration
+      o.query.trust.pinned.push_back(*key);
+    }
+  }
+  o.query.trust.accept_unsigned = c.accept_unsigned;
+  o.check_timeout = c.check_timeout;
+  return o;
+}
+
+}  // namespace
+
 mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
                                std::string public_base)
     : ioc_(ioc), pull_wait_(config.mirror.pull_through_wait) {
@@ -309,7 +397,11 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
     if (!settings.ca_file.empty()) {
       up.tls.ca_file = settings.ca_file;
     }
-    if (!settings.proxy.empty()) {
+    if (settings.proxy == "auto") {
+      if (!routes_) {
+        routes_ = std::make_unique<route_finder>(ioc, resolver_options(config.upstream_proxy));
+      }
+    } else if (!settings.proxy.empty()) {
       up.proxy = proxy_settings{boost::urls::url(*boost::urls::parse_absolute_uri(settings.proxy))};
     }
     if (settings.rate_limit != 0) {
@@ -355,6 +447,9 @@ mirror_service::source* mirror_service::find_source(std::string_view name) const
 }
 
 void mirror_service::start() {
+  if (routes_) {
+    net::co_spawn(routes_->strand, routes_->watch_addresses(), log_failure("address watch"));
+  }
   for (auto& s : sources_) {
     net::co_spawn(
         s->strand,
@@ -368,6 +463,9 @@ void mirror_service::start() {
 
 void mirror_service::stop() {
   stopping_.store(true);
+  if (routes_) {
+    net::post(routes_->strand, [r = routes_.get()] { r->stop.cancel(); });
+  }
   for (auto& s : sources_) {
     net::post(s->strand, [&src = *s] {
       src.schedule.cancel();
@@ -423,6 +521,7 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
   if (stopping_.load()) {
     result.error = "mirror " + s.settings.name + ": the relay is stopping";
   } else {
+    co_await find_route(s);
     auto raced = co_await (sync(s.upstream, s.dir) || s.stop_signal.async_wait(use_tuple));
     if (raced.index() == 0) {
       result = std::move(std::get<0>(raced));
@@ -587,6 +686,7 @@ net::awaitable<void> mirror_service::pull(source& s, std::string path,
       size = it->second;
     }
   }
+  co_await find_route(s);
   auto raced = co_await (pull_file(s.upstream, s.dir, path, size) || s.stop_signal.async_wait(use_tuple));
   bool ok = false;
   if (raced.index() == 0) {
@@ -671,6 +771,26 @@ std::vector<mirrored_item> mirror_service::items() const {
   return out;
 }
 
+net::awaitable<void> mirror_service::find_route(source& s) {
+  if (s.settings.proxy != "auto" || !routes_) {
+    co_return;
+  }
+  const auto found = co_await net::co_spawn(
+      routes_->strand, routes_->resolve(s.upstream.upstream, s.settings.ca_file), net::use_awaitable);
+  // Back on s.strand: the source's downloads read s.upstream there.
+  s.upstream.proxy = found.settings();
+  std::string route = !found.working ? "none found"
+                      : found.proxy  ? *found.proxy
+                                     : std::string("direct");
+  route += " (" + std::string(agent::to_string(found.decided_by)) + ")";
+  if (!found.from_cache) {
+    spdlog::info("event=mirror_route source={} route=\"{}\" elapsed_ms={}", s.settings.name,
+                 route, found.elapsed.count());
+  }
+  std::lock_guard lock(s.mutex);
+  s.route = std::move(route);
+}
+
 std::vector<mirror_source_view> mirror_service::status() const {
   std::vector<mirror_source_view> out;
   for (const auto& s : sources_) {
@@ -691,6 +811,7 @@ std::vector<mirror_source_view> mirror_service::status() const {
     v.last_result = s->last_result;
     v.next_sync = s->next_sync;
     v.pulls_running = s->pulls_running;
+    v.route = s->route;
     v.syncs_ok = s->syncs_ok;
     v.syncs_not_modified = s->syncs_not_modified;
     v.syncs_failed = s->syncs_failed;

@@ -8,6 +8,7 @@
 // real binaries (proxyhelperd, lanrelay, tinyproxy, nginx, chromium); nothing can reach the
 // machine's own interfaces.
 
+#include "au_upstream.hpp"
 #include "process.hpp"
 #include "segment.hpp"
 
@@ -487,6 +488,87 @@ TEST_F(proxy_segment, chromium_with_the_pac_url_loads_a_page_through_the_proxy) 
       << read_file(proxies_[0].dir / "tinyproxy.log");
   const auto stats = helper_stats(*helper_process_);
   EXPECT_GE(stats.at("pac_served").to_number<std::uint64_t>(), 1u);
+}
+
+// The ActiveUpdate tree on the internet server, reachable from the LAN only through a proxy:
+// one pattern (with its .sig) and one engine under https://<www>/activeupdate/.
+std::string publish_au_tree(au_tree& tree) {
+  const std::string pattern = "pattern/icrc/ioth1667900.zip";
+  const std::string engine = "engine/engv_nt386_v12500-1004.zip";
+  tree.add(pattern, 400'000);
+  tree.add(engine, 200'000);
+  tree.publish("[Server]\r\nServer.1=https://au.vendor.example/activeupdate\r\n\r\n[PATTERN]\r\n"
+               "P.48020000=" + pattern + ",1667900," + std::to_string(tree.size(pattern)) +
+               "\r\n\r\n[ENGINE]\r\nE.4=VSAPI32_NT_I386," + engine + ",12.500.1004," +
+               std::to_string(tree.size(engine)) + ",6.510.1002\r\n");
+  return pattern;
+}
+
+// A relay whose mirror source says proxy = "auto" finds the proxy as agents do (its own
+// environment has none, direct fails, the pinned proxyhelperd answers) and syncs through it.
+TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_proxy) {
+  ASSERT_NO_FATAL_FAILURE(standard_segment());
+  au_tree tree(work_ / "www" / "root");
+  const auto pattern = publish_au_tree(tree);
+
+  const auto& host = lan_->add_host("relay");
+  const fs::path dir = work_ / "relay";
+  fs::create_directories(dir / "state");
+  std::ofstream(dir / "lanrelayd.toml")
+      << "[state]\ndir = \"" << (dir / "state").string() << "\"\n"
+      << "[discovery]\nenabled = false\n"
+      << "[upstream_proxy]\nproxyhelper_keys = [\"" << helper_process_->public_key << "\"]\n"
+      << "check_timeout = \"2s\"\n"
+      << "[[mirror.source]]\nname = \"vendor\"\nurl = \"https://" << www_ << "/activeupdate/\"\n"
+      << "proxy = \"auto\"\njitter = \"0ms\"\nca_file = \"" << ca_file_.string() << "\"\n";
+  processes_.emplace_back(
+      std::vector<std::string>{LANRELAYD_PATH, "--config", (dir / "lanrelayd.toml").string()},
+      process::options{.netns = host.netns, .output = dir / "out.log"});
+
+  json::object source;
+  ASSERT_TRUE(eventually(20s, [&] {
+    boost::system::error_code ec;
+    const auto v = json::parse(http_get_in_netns(host.netns, host.address, 4127, "/-/mirror", 1s), ec);
+    if (ec || !v.is_array() || v.as_array().empty()) {
+      return false;
+    }
+    source = v.as_array().at(0).as_object();
+    return source.at("files").to_number<int>() >= 4;  // two files and their .sig
+  })) << read_file(dir / "out.log") << json::serialize(source);
+  EXPECT_EQ(text_of(source, "route"), proxies_[0].url + " (proxyhelper)") << json::serialize(source);
+  EXPECT_EQ(text_of(source, "last_error"), "");
+  EXPECT_GE(proxy_log_count(proxies_[0], "CONNECT"), 1u);
+  const auto served = http_get_in_netns(host.netns, host.address, 4127,
+                                        "/activeupdate/vendor/" + pattern, 5s);
+  EXPECT_EQ(served.size(), tree.size(pattern));
+}
+
+// `lanrelay update --resolve-proxy` on an agent with no relay and no proxy settings: the index
+// and the files come through the proxy proxyhelperd advertises.
+TEST_F(proxy_segment, lanrelay_update_resolves_the_proxy_for_the_index_and_the_files) {
+  ASSERT_NO_FATAL_FAILURE(standard_segment());
+  au_tree tree(work_ / "www" / "root");
+  const auto pattern = publish_au_tree(tree);
+  const auto& agent = lan_->add_host("agent");
+  const fs::path dir = work_ / "agent-au";
+  const auto r = run_cli(agent, {"update", "--index-url", "https://" + www_ + "/activeupdate/",
+                                 "--dir", dir.string(), "--no-discovery", "--ca-file",
+                                 ca_file_.string(), "--resolve-proxy", "--proxy-key",
+                                 helper_process_->public_key, "--check-timeout", "2s", "--json",
+                                 "--state-dir", (work_ / "agent-state").string()});
+  ASSERT_EQ(r.exit_status, 0) << r.output;
+  ASSERT_EQ(r.lines.size(), 1u) << r.output;
+  EXPECT_TRUE(flag_of(r.lines[0], "ok")) << r.output;
+  EXPECT_EQ(fs::file_size(dir / pattern), tree.size(pattern));
+  EXPECT_GE(proxy_log_count(proxies_[0], "CONNECT"), 2u);  // the index and the files
+
+  // Without --resolve-proxy the same agent cannot reach the index at all.
+  const auto direct = run_cli(agent, {"update", "--index-url", "https://" + www_ + "/activeupdate/",
+                                      "--dir", (work_ / "agent-direct").string(), "--no-discovery",
+                                      "--ca-file", ca_file_.string(), "--state-dir",
+                                      (work_ / "agent-state").string()},
+                              {}, "direct");
+  EXPECT_EQ(direct.exit_status, 1) << direct.output;
 }
 
 }  // namespace

@@ -227,6 +227,31 @@ proxy = "ftp://proxy.corp:21"
   EXPECT_NE(messages(bad)[0].find("socks5"), std::string::npos) << messages(bad)[0];
 }
 
+TEST(config, proxy_auto_takes_its_resolution_settings_from_upstream_proxy) {
+  const auto good = parse_relay_config(R"([upstream_proxy]
+proxyhelper_keys = ["lanrelay-ed25519:b5j1SKON+JiPIMmNLdEqStNENsYu1KzVAIuO3Fycf+w="]
+window = "1s"
+
+[[mirror.source]]
+name = "vendor"
+url = "https://update.vendor.example/au/"
+proxy = "auto"
+)", "m.toml");
+  ASSERT_TRUE(good.ok()) << testing::PrintToString(messages(good));
+  EXPECT_EQ(good.config.mirror.sources[0].proxy, "auto");
+  EXPECT_EQ(good.config.upstream_proxy.window, 1s);
+  EXPECT_EQ(good.config.upstream_proxy.proxyhelper_keys.size(), 1u);
+  EXPECT_TRUE(good.config.upstream_proxy.ask_segment);
+  EXPECT_FALSE(good.config.upstream_proxy.accept_unsigned);
+
+  const auto bad = parse_relay_config(R"([upstream_proxy]
+proxyhelper_keys = ["not-a-key"]
+)", "m.toml");
+  ASSERT_EQ(messages(bad).size(), 1u);
+  EXPECT_NE(messages(bad)[0].find("m.toml:2:"), std::string::npos) << messages(bad)[0];
+  EXPECT_NE(messages(bad)[0].find("not-a-key"), std::string::npos) << messages(bad)[0];
+}
+
 TEST(config, bad_mirror_sources_are_reported_with_their_position) {
   const auto r = parse_relay_config(R"([[mirror.source]]
 name = "../etc"

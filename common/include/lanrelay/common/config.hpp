@@ -60,7 +60,8 @@ struct mirror_source_settings {
   // "PATTERN", "PATTERN:<id>", "ENGINE", "ENGINE:<id>", "Info_<...>" (a program section), or
   // "path:<prefix>". Files left out are still served: fetched from upstream on first request.
   std::vector<std::string> include;
-  std::string proxy;             // http:// or socks5://[user:password@]host:port; empty: direct
+  // http:// or socks5://[user:password@]host:port; "auto": resolved ([upstream_proxy]); empty: direct
+  std::string proxy;
   std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
   std::filesystem::path ca_file;  // extra CA bundle for https upstreams; empty: system store
 
@@ -77,6 +78,19 @@ struct mirror_settings {
   std::vector<mirror_source_settings> sources;
 };
 
+// How the relay finds the proxy for mirror sources with proxy = "auto": the agents' resolution
+// (agent/proxy_resolver.hpp): the daemon's environment (https_proxy, ...) and pac_url, else the
+// segment's proxyhelperd, whose answers must be signed with one of proxyhelper_keys.
+struct upstream_proxy_settings {
+  std::string pac_url;                        // empty: none
+  std::vector<std::string> proxyhelper_keys;  // "lanrelay-ed25519:..." texts
+  bool accept_unsigned = false;               // explicit, logged opt-in
+  bool ask_segment = true;
+  std::uint16_t port = 4129;                  // proxyhelperd's UDP port
+  std::chrono::milliseconds window{500};      // wait for its answer
+  std::chrono::milliseconds check_timeout{3'000};
+};
+
 struct relay_config {
   std::filesystem::path state_dir;  // resolved: never empty after loading
   std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
@@ -90,6 +104,7 @@ struct relay_config {
   std::string log_level = "info";
   admin_settings admin;
   mirror_settings mirror;
+  upstream_proxy_settings upstream_proxy;
 };
 
 struct config_diagnostic {

@@ -60,6 +60,9 @@ struct mirror_source_view {
   std::size_t files = 0;      // files the served index names that the tree holds
   std::uint64_t bytes = 0;    // their total size
   std::size_t pulls_running = 0;
+  // With proxy = "auto": the route last found ("direct", or the proxy URL) and which step of the
+  // resolution decided it; empty before the first sync or pull.
+  std::string route;
   // Syncs this process ran, by result (/-/metrics: lanrelay_mirror_syncs_total).
   std::uint64_t syncs_ok = 0;
   std::uint64_t syncs_not_modified = 0;
@@ -141,11 +144,15 @@ class mirror_service {
   boost::asio::awaitable<void> pull(source& s, std::string path, std::shared_ptr<pull_state> state);
   boost::asio::awaitable<void> refresh_snapshot(source& s);
   source* find_source(std::string_view name) const;
+  // proxy = "auto": sets s.upstream.proxy to the route the resolver finds (on s.strand).
+  boost::asio::awaitable<void> find_route(source& s);
+  struct route_finder;  // mirror_service.cpp
 
   boost::asio::io_context& ioc_;
   std::chrono::milliseconds pull_wait_;
   std::shared_ptr<rate_limiter> total_rate_;  // [mirror] rate_limit over all sources; null: none
   std::vector<std::unique_ptr<source>> sources_;
+  std::unique_ptr<route_finder> routes_;  // when a source has proxy = "auto"
   boost::asio::thread_pool hashing_{1};  // digests of new files, off the I/O threads
   std::atomic<std::uint64_t> upstream_bytes_{0};
   std::atomic<bool> stopping_{false};
