@@ -7,7 +7,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/multicast.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -135,7 +134,11 @@ proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config&
       counters_(counters),
       core_(responder_core::settings{cookie, config.rate_limit, config.answer_lifetime, log}, key,
             std::move(healthy), counters),
-      rescan_timer_(strand_) {}
+      listener_(strand_, segment_listener::options{.port = config.query_port,
+                                                   .ipv6 = config.ipv6,
+                                                   .group = std::string(proxy::kIpv6Group),
+                                                   .protocol = "proxy_query",
+                                                   .rescan_interval = config.interface_rescan}) {}
 
 void proxy_responder::update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime) {
   net::dispatch(strand_,
@@ -143,111 +146,28 @@ void proxy_responder::update(std::uint32_t rate_limit, std::chrono::seconds answ
 }
 
 bool proxy_responder::start() {
-  boost::system::error_code ec;
-  v4_.emplace(strand_);
-  v4_->open(udp::v4(), ec);
-  if (!ec) {
-    v4_->bind(udp::endpoint(udp::v4(), config_.query_port), ec);
-  }
-  if (!ec) {
-    ec = enable_arrival_interface(*v4_);
-  }
-  if (ec) {
-    spdlog::error("proxy queries: cannot listen on 0.0.0.0:{} udp error={}; IPv4 queries go "
-                  "unanswered",
-                  config_.query_port, ec.message());
-    v4_.reset();
-  } else {
-    port_ = v4_->local_endpoint().port();
-  }
-  if (config_.ipv6) {
-    v6_.emplace(strand_);
-    v6_->open(udp::v6(), ec);
-    if (!ec) {
-      v6_->set_option(net::ip::v6_only(true), ec);
-    }
-    if (!ec) {
-      v6_->bind(udp::endpoint(udp::v6(), port_ != 0 ? port_ : config_.query_port), ec);
-    }
-    if (!ec) {
-      ec = enable_arrival_interface(*v6_);
-    }
-    if (ec) {
-      spdlog::warn("proxy queries: cannot listen on [::]:{} udp error={}; IPv6 queries go "
-                   "unanswered",
-                   config_.query_port, ec.message());
-      v6_.reset();
-    } else if (port_ == 0) {
-      port_ = v6_->local_endpoint().port();
-    }
-  }
-  if (!v4_ && !v6_) {
+  if (!listener_.open()) {
     return false;
   }
-  net::post(strand_, [this] { rescan(); });
-  if (v4_) {
-    net::co_spawn(strand_, receive_loop(*v4_), log_failure("proxy query ipv4 receive loop"));
+  listener_.start_rescans();
+  if (listener_.v4()) {
+    net::co_spawn(strand_, receive_loop(*listener_.v4()),
+                  log_failure("proxy query ipv4 receive loop"));
   }
-  if (v6_) {
-    net::co_spawn(strand_, receive_loop(*v6_), log_failure("proxy query ipv6 receive loop"));
+  if (listener_.v6()) {
+    net::co_spawn(strand_, receive_loop(*listener_.v6()),
+                  log_failure("proxy query ipv6 receive loop"));
   }
-  net::co_spawn(strand_, rescan_loop(), log_failure("proxy query interface rescan"));
-  spdlog::info("proxy queries listening port={} ipv4={} ipv6={}", port_, v4_.has_value(),
-               v6_.has_value());
+  spdlog::info("event=proxy_query_listening port={} ipv4={} ipv6={}", listener_.port(),
+               listener_.v4().has_value(), listener_.v6().has_value());
   return true;
 }
 
 void proxy_responder::stop() {
   net::dispatch(strand_, [this] {
     stopped_ = true;
-    boost::system::error_code ignored;
-    if (v4_) {
-      v4_->close(ignored);
-    }
-    if (v6_) {
-      v6_->close(ignored);
-    }
-    rescan_timer_.cancel();
+    listener_.close();
   });
-}
-
-void proxy_responder::rescan() {
-  interfaces_ = list_interfaces();
-  if (!v6_) {
-    return;
-  }
-  const auto group = net::ip::make_address_v6(proxy::kIpv6Group);
-  std::set<unsigned> present;
-  for (const auto& nic : interfaces_) {
-    if (!nic.multicast || nic.ipv6_link_local.empty()) {
-      continue;
-    }
-    present.insert(nic.index);
-    if (joined_.contains(nic.index)) {
-      continue;
-    }
-    boost::system::error_code ec;
-    v6_->set_option(net::ip::multicast::join_group(group, nic.index), ec);
-    if (ec && ec != boost::system::errc::address_in_use) {
-      spdlog::warn("proxy queries: cannot join {} on interface={} error={}", proxy::kIpv6Group,
-                   nic.name, ec.message());
-      continue;
-    }
-    joined_.insert(nic.index);
-    spdlog::info("proxy queries: joined {} on interface={}", proxy::kIpv6Group, nic.name);
-  }
-  std::erase_if(joined_, [&](unsigned index) { return !present.contains(index); });
-}
-
-net::awaitable<void> proxy_responder::rescan_loop() {
-  while (!stopped_) {
-    rescan_timer_.expires_after(config_.interface_rescan);
-    auto [ec] = co_await rescan_timer_.async_wait(net::as_tuple(net::use_awaitable));
-    if (ec || stopped_) {
-      co_return;
-    }
-    rescan();
-  }
 }
 
 net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
@@ -264,7 +184,7 @@ net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
         continue;
       }
       auto reply = core_.process_packet(std::span(buffer).first(got.size), got.source,
-                                        find_interface(got.interface_index),
+                                        listener_.find_interface(got.interface_index),
                                         std::chrono::steady_clock::now(),
                                         std::chrono::system_clock::now());
       if (!reply) {
@@ -279,16 +199,6 @@ net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
       }
     }
   }
-}
-
-const network_interface* proxy_responder::find_interface(unsigned index) {
-  const auto match = [&](const network_interface& nic) { return nic.index == index; };
-  auto it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
-  if (it == interfaces_.end() && index != 0) {
-    rescan();
-    it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
-  }
-  return it == interfaces_.end() ? nullptr : &*it;
 }
 
 }  // namespace lanrelay::proxyhelper

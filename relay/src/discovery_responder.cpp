@@ -9,7 +9,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/multicast.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -28,13 +27,6 @@ constexpr std::size_t max_buckets = 65'536;
 
 std::string item_url(const std::string& host, std::uint16_t port, std::string_view path) {
   return "http://" + host + ":" + std::to_string(port) + std::string(path);
-}
-
-// Queries arrive in bursts (every agent checks at the top of the hour): queue plenty. The kernel
-// caps the size at net.core.rmem_max; a smaller buffer is not an error.
-void set_receive_buffer(udp::socket& socket) {
-  boost::system::error_code ignored;
-  socket.set_option(net::socket_base::receive_buffer_size(4 << 20), ignored);
 }
 
 }  // namespace
@@ -196,72 +188,32 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
                                                            : discovery::responder_role::relay,
                                      http_port, config.discovery.rate_limit},
             store, std::move(free_slots), counters_, mirrors),
-      rescan_timer_(strand_) {}
+      // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty.
+      listener_(strand_, segment_listener::options{.port = settings_.port,
+                                                   .ipv6 = settings_.ipv6,
+                                                   .group = std::string(discovery::kIpv6Group),
+                                                   .protocol = "discovery",
+                                                   .rescan_interval = settings_.interface_rescan,
+                                                   .receive_buffer = 4 << 20}) {}
 
 bool discovery_responder::start() {
-  boost::system::error_code ec;
-  v4_.emplace(strand_);
-  v4_->open(udp::v4(), ec);
-  if (!ec) {
-    v4_->bind(udp::endpoint(udp::v4(), settings_.port), ec);
-  }
-  if (!ec) {
-    ec = enable_arrival_interface(*v4_);
-  }
-  if (!ec) {
-    set_receive_buffer(*v4_);
-  }
-  if (ec) {
-    spdlog::error("event=discovery_listen_error address=0.0.0.0 port={} error=\"{}\" "
-                  "hint=\"IPv4 queries go unanswered\"",
-                  settings_.port, ec.message());
-    v4_.reset();
-  } else {
-    port_ = v4_->local_endpoint().port();
-  }
-
-  if (settings_.ipv6) {
-    v6_.emplace(strand_);
-    v6_->open(udp::v6(), ec);
-    if (!ec) {
-      v6_->set_option(net::ip::v6_only(true), ec);
-    }
-    if (!ec) {
-      v6_->bind(udp::endpoint(udp::v6(), port_ != 0 ? port_ : settings_.port), ec);
-    }
-    if (!ec) {
-      ec = enable_arrival_interface(*v6_);
-    }
-    if (!ec) {
-      set_receive_buffer(*v6_);
-    }
-    if (ec) {
-      spdlog::warn("event=discovery_listen_error address=:: port={} error=\"{}\" "
-                   "hint=\"IPv6 queries go unanswered\"",
-                   settings_.port, ec.message());
-      v6_.reset();
-    } else if (port_ == 0) {
-      port_ = v6_->local_endpoint().port();
-    }
-  }
-  if (!v4_ && !v6_) {
+  if (!listener_.open()) {
     return false;
   }
 
-  net::post(strand_, [this] { rescan(); });
+  listener_.start_rescans();
   const auto spawn = [this](net::awaitable<void> loop, std::string_view what) {
     net::co_spawn(strand_, std::move(loop),
                   log_failure(what));
   };
-  if (v4_) {
-    spawn(receive_loop(*v4_), "ipv4 receive loop");
+  if (listener_.v4()) {
+    spawn(receive_loop(*listener_.v4()), "ipv4 receive loop");
   }
-  if (v6_) {
-    spawn(receive_loop(*v6_), "ipv6 receive loop");
+  if (listener_.v6()) {
+    spawn(receive_loop(*listener_.v6()), "ipv6 receive loop");
   }
-  spawn(rescan_loop(), "interface rescan");
-  spdlog::info("event=discovery_listening port={} ipv4={} ipv6={}", port_, v4_.has_value(),
-               v6_.has_value());
+  spdlog::info("event=discovery_listening port={} ipv4={} ipv6={}", listener_.port(),
+               listener_.v4().has_value(), listener_.v6().has_value());
   return true;
 }
 
@@ -272,57 +224,8 @@ void discovery_responder::set_rate_limit(std::uint32_t per_second) {
 void discovery_responder::stop() {
   net::dispatch(strand_, [this] {
     stopped_ = true;
-    boost::system::error_code ignored;
-    if (v4_) {
-      v4_->close(ignored);
-    }
-    if (v6_) {
-      v6_->close(ignored);
-    }
-    rescan_timer_.cancel();
+    listener_.close();
   });
-}
-
-void discovery_responder::rescan() {
-  interfaces_ = list_interfaces();
-  if (!v6_) {
-    return;
-  }
-  const auto group = net::ip::make_address_v6(discovery::kIpv6Group);
-  std::set<unsigned> present;
-  for (const auto& nic : interfaces_) {
-    if (!nic.multicast || nic.ipv6_link_local.empty()) {
-      continue;
-    }
-    present.insert(nic.index);
-    if (joined_.contains(nic.index)) {
-      continue;
-    }
-    boost::system::error_code ec;
-    v6_->set_option(net::ip::multicast::join_group(group, nic.index), ec);
-    if (ec && ec != boost::system::errc::address_in_use) {
-      spdlog::warn("event=discovery_join_error group={} interface={} error=\"{}\"",
-                   discovery::kIpv6Group,
-                   nic.name, ec.message());
-      continue;
-    }
-    joined_.insert(nic.index);
-    spdlog::info("event=discovery_joined group={} interface={}", discovery::kIpv6Group, nic.name);
-  }
-  // The kernel drops memberships of interfaces that went away; forget them so a returning
-  // interface is joined again.
-  std::erase_if(joined_, [&](unsigned index) { return !present.contains(index); });
-}
-
-net::awaitable<void> discovery_responder::rescan_loop() {
-  while (!stopped_) {
-    rescan_timer_.expires_after(settings_.interface_rescan);
-    auto [ec] = co_await rescan_timer_.async_wait(net::as_tuple(net::use_awaitable));
-    if (ec || stopped_) {
-      co_return;
-    }
-    rescan();
-  }
 }
 
 net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
@@ -355,7 +258,7 @@ net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
           ++counters_.malformed;
           continue;
         }
-        const network_interface* arrival = find_interface(got.interface_index);
+        const network_interface* arrival = listener_.find_interface(got.interface_index);
         auto reply = core_.process_packet(buffers[i].first(got.size), got.source, arrival, now);
         if (reply) {
           replies.push_back(std::move(*reply));
@@ -367,16 +270,6 @@ net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
       counters_.send_errors += outgoing.size() - sent;
     }
   }
-}
-
-const network_interface* discovery_responder::find_interface(unsigned index) {
-  const auto match = [&](const network_interface& nic) { return nic.index == index; };
-  auto it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
-  if (it == interfaces_.end() && index != 0) {
-    rescan();  // an interface newer than our last scan
-    it = std::find_if(interfaces_.begin(), interfaces_.end(), match);
-  }
-  return it == interfaces_.end() ? nullptr : &*it;
 }
 
 }  // namespace lanrelay::relay

@@ -5,14 +5,15 @@
 //
 // responder_core is the socket-free seam: process_packet() takes one datagram, where it came from
 // and the interface it arrived on, and returns the answer to send back, if any. Tests and the
-// fuzzer drive it directly. proxy_responder owns the sockets: 0.0.0.0:port for IPv4 (directed and
-// limited broadcast, unicast) and [::]:port joined to ff12::4129 on every multicast interface,
-// re-scanned every interface_rescan. The structure follows relay/discovery_responder.hpp.
+// fuzzer drive it directly. proxy_responder receives through a segment_listener
+// (common/segment_listener.hpp: 0.0.0.0:port and [::]:port joined to ff12::4129 on every
+// multicast interface, re-scanned every interface_rescan), as relay/discovery_responder.hpp does.
 //
 // Threads: responder_core is not thread safe; proxy_responder runs it on its own strand.
 
 #include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/common/segment_listener.hpp"
 #include "lanrelay/common/site_key.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
@@ -99,24 +100,16 @@ class proxy_responder {
   // Applies a reloaded query.rate_limit and query.answer_lifetime (on the responder's strand).
   void update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime);
 
-  std::uint16_t port() const noexcept { return port_; }
+  std::uint16_t port() const noexcept { return listener_.port(); }
 
  private:
   boost::asio::awaitable<void> receive_loop(boost::asio::ip::udp::socket& socket);
-  boost::asio::awaitable<void> rescan_loop();
-  void rescan();
-  const network_interface* find_interface(unsigned index);
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   const proxyhelper_config& config_;
   proxyhelper_counters& counters_;
   responder_core core_;
-  std::optional<boost::asio::ip::udp::socket> v4_;
-  std::optional<boost::asio::ip::udp::socket> v6_;
-  boost::asio::steady_timer rescan_timer_;
-  std::vector<network_interface> interfaces_;  // strand
-  std::set<unsigned> joined_;                   // strand
-  std::uint16_t port_ = 0;
+  segment_listener listener_;  // strand
   bool stopped_ = false;  // strand
 };
 

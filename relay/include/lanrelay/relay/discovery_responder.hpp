@@ -4,10 +4,11 @@
 //
 // responder_core is the socket-free seam: process_packet() takes one datagram, where it came from
 // and the interface it arrived on, and returns the offer to send back, if any. Tests and the
-// fuzzer drive it directly. discovery_responder owns the sockets: 0.0.0.0:port for IPv4 (directed
-// and limited broadcast and unicast), [::]:port joined to the IPv6 link-local group on every
-// multicast interface, re-scanned every interface_rescan so interfaces that come and go are picked
-// up without a restart. A socket that fails is logged and closed; the daemon keeps running.
+// fuzzer drive it directly. discovery_responder receives through a segment_listener
+// (common/segment_listener.hpp: 0.0.0.0:port for IPv4 directed and limited broadcast and unicast,
+// [::]:port joined to the IPv6 link-local group on every multicast interface, re-scanned every
+// interface_rescan so interfaces that come and go are picked up without a restart) and answers
+// in batches. A socket that fails is logged and closed; the daemon keeps running.
 //
 // Threads: responder_core is not thread safe; discovery_responder runs it on its own strand.
 // Counters are relaxed atomics, readable from any thread.
@@ -15,6 +16,7 @@
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/discovery_codec.hpp"
 #include "lanrelay/common/interfaces.hpp"
+#include "lanrelay/common/segment_listener.hpp"
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -109,25 +111,16 @@ class discovery_responder {
   void set_rate_limit(std::uint32_t per_second);
 
   const responder_counters& counters() const noexcept { return counters_; }
-  std::uint16_t port() const noexcept { return port_; }  // the bound port (config port or actual)
+  std::uint16_t port() const noexcept { return listener_.port(); }  // the bound port
 
  private:
   boost::asio::awaitable<void> receive_loop(boost::asio::ip::udp::socket& socket);
-  boost::asio::awaitable<void> rescan_loop();
-  void rescan();
-  // The interface with `index`, rescanning once when it is unknown; nullptr when there is none.
-  const network_interface* find_interface(unsigned index);
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   const discovery_settings settings_;
   responder_counters& counters_;
   responder_core core_;
-  std::optional<boost::asio::ip::udp::socket> v4_;
-  std::optional<boost::asio::ip::udp::socket> v6_;
-  boost::asio::steady_timer rescan_timer_;
-  std::vector<network_interface> interfaces_;  // strand
-  std::set<unsigned> joined_;                   // strand: interfaces in the IPv6 group
-  std::uint16_t port_ = 0;
+  segment_listener listener_;  // strand
   bool stopped_ = false;  // strand
 };
 
