@@ -331,6 +331,15 @@ struct mirror_service::route_finder {
     co_return found;
   }
 
+  // After a failed download through the route: find it again next time (the proxy may be gone).
+  void forget(const fs::path& ca_file) {
+    net::post(strand, [this, ca_file] {
+      if (auto it = resolvers.find(ca_file); it != resolvers.end()) {
+        it->second->forget();
+      }
+    });
+  }
+
   net::awaitable<void> watch_addresses() {
     if (!watch.ok()) {
       spdlog::warn("event=address_watch_unavailable error=\"{}\" hint=\"mirror routes found "
@@ -530,6 +539,9 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
     }
   }
   upstream_bytes_.fetch_add(result.bytes_downloaded, std::memory_order_relaxed);
+  if (!result.ok() && routes_ && s.settings.proxy == "auto") {
+    routes_->forget(s.settings.ca_file);
+  }
   if (result.ok() && (result.changed || !s.snapshot()->has_index)) {
     co_await refresh_snapshot(s);
   }
@@ -693,6 +705,9 @@ net::awaitable<void> mirror_service::pull(source& s, std::string path,
     const pull_result& r = std::get<0>(raced);
     upstream_bytes_.fetch_add(r.bytes_downloaded, std::memory_order_relaxed);
     ok = r.ok();
+  }
+  if (!ok && routes_ && s.settings.proxy == "auto") {
+    routes_->forget(s.settings.ca_file);
   }
   if (ok) {
     // Add the new file's digest so that the segment may be offered it.

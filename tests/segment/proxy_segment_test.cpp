@@ -517,6 +517,7 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
   std::ofstream(dir / "lanrelayd.toml")
       << "[state]\ndir = \"" << (dir / "state").string() << "\"\n"
       << "[discovery]\nenabled = false\n"
+      << "[admin]\ntoken = \"proxy-auto-test-token-0123456789\"\n"
       << "[upstream_proxy]\nproxyhelper_keys = [\"" << helper_process_->public_key << "\"]\n"
       << "check_timeout = \"2s\"\n"
       << "[[mirror.source]]\nname = \"vendor\"\nurl = \"https://" << www_ << "/activeupdate/\"\n"
@@ -541,6 +542,19 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
   const auto served = http_get_in_netns(host.netns, host.address, 4127,
                                         "/activeupdate/vendor/" + pattern, 5s);
   EXPECT_EQ(served.size(), tree.size(pattern));
+
+  // proxy1 dies; proxyhelperd stops advertising it. The next sync still tries the cached route
+  // and fails, which makes the relay resolve again: the one after goes through proxy2.
+  proxies_[0].running.reset();
+  ASSERT_TRUE(eventually(10s, [&] { return healthy_count(*helper_process_) == 1; }));
+  const std::vector<std::string> sync = {"mirror", "sync", "--relay", "127.0.0.1:4127", "--json"};
+  const std::vector<std::string> token = {"LANRELAY_ADMIN_TOKEN=proxy-auto-test-token-0123456789"};
+  const auto failed = run_cli(host, sync, token, "sync1");
+  EXPECT_EQ(failed.exit_status, 1) << failed.output;
+  const auto again = run_cli(host, sync, token, "sync2");
+  EXPECT_EQ(again.exit_status, 0) << again.output << read_file(dir / "out.log");
+  const auto status = json::parse(http_get_in_netns(host.netns, host.address, 4127, "/-/mirror", 1s));
+  EXPECT_EQ(text_of(status.at(0).as_object(), "route"), proxies_[1].url + " (proxyhelper)");
 }
 
 // `lanrelay update --resolve-proxy` on an agent with no relay and no proxy settings: the index
