@@ -537,6 +537,9 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
     return source.at("files").to_number<int>() >= 4;  // two files and their .sig
   })) << read_file(dir / "out.log") << json::serialize(source);
   EXPECT_EQ(text_of(source, "route"), proxies_[0].url + " (proxyhelper)") << json::serialize(source);
+  const auto report = json::parse(http_get_in_netns(host.netns, host.address, 4127, "/-/status", 1s));
+  EXPECT_EQ(text_of(report.at("mirrors").at("sources").at(0).as_object(), "route"),
+            proxies_[0].url + " (proxyhelper)");
   EXPECT_EQ(text_of(source, "last_error"), "");
   EXPECT_GE(proxy_log_count(proxies_[0], "CONNECT"), 1u);
   const auto served = http_get_in_netns(host.netns, host.address, 4127,

@@ -29,6 +29,7 @@ struct mirror_report {
   std::string upstream;       // base URL of the upstream tree
   mirror_status status;       // read_status(<state>/mirror/<name>)
   std::string status_error;   // set when read_status failed (state.json unreadable)
+  std::string route;          // proxy = "auto": the route last found; empty otherwise
   // Syncs since the daemon started, by result.
   std::uint64_t syncs_ok = 0;            // changed or unchanged, all files in place
   std::uint64_t syncs_not_modified = 0;  // upstream answered 304
