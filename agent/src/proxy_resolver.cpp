@@ -70,6 +70,20 @@ std::string_view to_string(resolution_step step) noexcept {
   return "none";
 }
 
+namespace {
+
+// "user:password" into the proxy URL (user and password set apart, so that a ':' in the
+// password stays part of it and reserved characters are percent-encoded once).
+void add_credentials(boost::urls::url& url, std::string_view credentials) {
+  const auto colon = credentials.find(':');
+  url.set_user(credentials.substr(0, colon));
+  if (colon != std::string_view::npos) {
+    url.set_password(credentials.substr(colon + 1));
+  }
+}
+
+}  // namespace
+
 std::optional<proxy_settings> resolution::settings(
     const std::optional<std::string>& credentials) const {
   if (!working || !proxy) {
@@ -81,7 +95,7 @@ std::optional<proxy_settings> resolution::settings(
   }
   boost::urls::url out(*url);
   if (credentials && !out.has_userinfo()) {
-    out.set_userinfo(*credentials);
+    add_credentials(out, *credentials);
   }
   return proxy_settings{std::move(out)};
 }
@@ -130,7 +144,7 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
     }
     boost::urls::url with_credentials(*parsed);
     if (options_.credentials && !with_credentials.has_userinfo()) {
-      with_credentials.set_userinfo(*options_.credentials);
+      add_credentials(with_credentials, *options_.credentials);
     }
     request.proxy = proxy_settings{std::move(with_credentials)};
   }

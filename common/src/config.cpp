@@ -303,6 +303,11 @@ const settings::table<relay_config>& settings_table() {
           "upstream_proxy", "check_timeout",
           "Deadline of each step of a connectivity check through a candidate route.", 100ms, 60s,
           [](relay_config& c) -> auto& { return c.upstream_proxy.check_timeout; }),
+      settings::path_setting<relay_config>(
+          "upstream_proxy", "credentials_file",
+          "A file whose first line is user:password, for advertised proxies that need "
+          "credentials (readable by the daemon only). Empty: such proxies are skipped.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.credentials_file; }),
   }, {
       settings::make_list_reader(mirror_source_list()),
   }};

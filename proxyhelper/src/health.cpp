@@ -173,11 +173,17 @@ net::awaitable<void> health_checker::check_all() {
         [request]() -> net::awaitable<reachability> {
           co_return co_await check_reachable(request);
         },
-        [this, url = proxies[i].spec.url, r](std::exception_ptr e, reachability outcome) {
+        [this, url = proxies[i].spec.url, needs_credentials = proxies[i].spec.needs_credentials,
+         r](std::exception_ptr e, reachability outcome) {
           if (e) {
             log_failure("proxy health check", e);
             outcome.error = boost::system::errc::make_error_code(boost::system::errc::io_error);
             outcome.reachable = false;
+          }
+          // A proxy that needs credentials answers the helper's anonymous check with 407: it is
+          // up and asks for what agents bring themselves.
+          if (needs_credentials && outcome.error == http_errc::proxy_auth_failed) {
+            outcome.reachable = true;
           }
           ++counters_.checks;
           if (!outcome.reachable) {

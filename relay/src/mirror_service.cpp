@@ -386,6 +386,21 @@ agent::proxy_resolver_options resolver_options(const upstream_proxy_settings& c)
   }
   o.query.trust.accept_unsigned = c.accept_unsigned;
   o.check_timeout = c.check_timeout;
+  if (!c.credentials_file.empty()) {
+    auto text = read_small_file(c.credentials_file, 4096);
+    std::string line = text ? text->substr(0, text->find('\n')) : std::string();
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    if (line.find(':') == std::string::npos) {
+      spdlog::error("event=proxy_credentials_unusable file={} error=\"{}\" hint=\"the first "
+                    "line must be user:password; proxies that need credentials are skipped\"",
+                    c.credentials_file.string(),
+                    text ? "no user:password on the first line" : "cannot read it");
+    } else {
+      o.credentials = std::move(line);
+    }
+  }
   return o;
 }
 
@@ -793,14 +808,22 @@ net::awaitable<void> mirror_service::find_route(source& s) {
   const auto found = co_await net::co_spawn(
       routes_->strand, routes_->resolve(s.upstream.upstream, s.settings.ca_file), net::use_awaitable);
   // Back on s.strand: the source's downloads read s.upstream there.
-  s.upstream.proxy = found.settings();
+  s.upstream.proxy = found.settings(routes_->options.credentials);
   std::string route = !found.working ? "none found"
                       : found.proxy  ? *found.proxy
                                      : std::string("direct");
   route += " (" + std::string(agent::to_string(found.decided_by)) + ")";
   if (!found.from_cache) {
-    spdlog::info("event=mirror_route source={} route=\"{}\" elapsed_ms={}", s.settings.name,
-                 route, found.elapsed.count());
+    std::string skipped;
+    for (const auto& k : found.skipped) {
+      skipped += (skipped.empty() ? "" : "; ") + k.route + ": " + k.reason;
+    }
+    for (const auto& refused : found.refused_answers) {
+      skipped += (skipped.empty() ? "" : "; ") + std::string("refused answer: ") + refused;
+    }
+    spdlog::log(found.working ? spdlog::level::info : spdlog::level::warn,
+                "event=mirror_route source={} route=\"{}\" elapsed_ms={} skipped=\"{}\"",
+                s.settings.name, route, found.elapsed.count(), skipped);
   }
   std::lock_guard lock(s.mutex);
   s.route = std::move(route);

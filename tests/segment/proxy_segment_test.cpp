@@ -159,7 +159,7 @@ class proxy_segment : public testing::Test {
   };
 
   // tinyproxy on a new LAN host that is also attached to the internet segment.
-  proxy_host& start_proxy(const std::string& name) {
+  proxy_host& start_proxy(const std::string& name, const std::string& extra_conf = "") {
     const auto& host = lan_->add_host(name);
     internet_->attach(host);
     auto& p = proxies_.emplace_back();
@@ -170,7 +170,8 @@ class proxy_segment : public testing::Test {
     std::ofstream(p.dir / "tinyproxy.conf")
         << "Port 3128\nTimeout 30\nMaxClients 64\nAllow 10.77.0.0/16\nConnectPort 443\n"
         << "LogLevel Info\nLogFile \"" << (p.dir / "tinyproxy.log").string() << "\"\n"
-        << "PidFile \"" << (p.dir / "tinyproxy.pid").string() << "\"\n";
+        << "PidFile \"" << (p.dir / "tinyproxy.pid").string() << "\"\n"
+        << extra_conf;
     restart_proxy(p);
     return p;
   }
@@ -194,7 +195,8 @@ class proxy_segment : public testing::Test {
   // proxyhelperd on a new LAN host advertising `proxies` (url, priority).
   std::unique_ptr<helper> start_helper(const std::string& name,
                                        const std::vector<std::pair<std::string, int>>& proxies,
-                                       const std::string& interval = "300ms") {
+                                       const std::string& interval = "300ms",
+                                       const std::string& needs_credentials = "") {
     auto h = std::make_unique<helper>();
     h->host = &lan_->add_host(name);
     h->dir = work_ / name;
@@ -206,7 +208,8 @@ class proxy_segment : public testing::Test {
            << "[query]\nanswer_lifetime = \"60s\"\n";
     for (const auto& [url, priority] : proxies) {
       config << "[[proxy]]\nurl = \"" << url << "\"\npriority = " << priority
-             << "\nbypass = [\"*.corp.example\"]\n";
+             << "\nbypass = [\"*.corp.example\"]\n"
+             << (url == needs_credentials ? "needs_credentials = true\n" : "");
     }
     config.close();
     const fs::path log = h->dir / "out.log";
@@ -558,6 +561,55 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
   EXPECT_EQ(again.exit_status, 0) << again.output << read_file(dir / "out.log");
   const auto status = json::parse(http_get_in_netns(host.netns, host.address, 4127, "/-/mirror", 1s));
   EXPECT_EQ(text_of(status.at(0).as_object(), "route"), proxies_[1].url + " (proxyhelper)");
+}
+
+// A proxy that needs credentials: the relay uses it with [upstream_proxy] credentials_file and
+// skips it without.
+TEST_F(proxy_segment, a_mirror_with_proxy_auto_brings_credentials_to_a_proxy_that_needs_them) {
+  ASSERT_NO_FATAL_FAILURE(start_www());
+  auto& locked = start_proxy("locked", "BasicAuth mirror s3cret\n");
+  helper_process_ = start_helper("helper", {{locked.url, 10}}, "300ms", locked.url);
+  ASSERT_TRUE(eventually(10s, [&] { return healthy_count(*helper_process_) == 1; }))
+      << json::serialize(helper_stats(*helper_process_));
+  au_tree tree(work_ / "www" / "root");
+  publish_au_tree(tree);
+
+  const auto run_relay = [&](const std::string& name, const std::string& extra) {
+    const auto& host = lan_->add_host(name);
+    const fs::path dir = work_ / name;
+    fs::create_directories(dir / "state");
+    std::ofstream(dir / "lanrelayd.toml")
+        << "[state]\ndir = \"" << (dir / "state").string() << "\"\n"
+        << "[discovery]\nenabled = false\n"
+        << "[upstream_proxy]\nproxyhelper_keys = [\"" << helper_process_->public_key << "\"]\n"
+        << "check_timeout = \"2s\"\n" << extra
+        << "[[mirror.source]]\nname = \"vendor\"\nurl = \"https://" << www_ << "/activeupdate/\"\n"
+        << "proxy = \"auto\"\njitter = \"0ms\"\nca_file = \"" << ca_file_.string() << "\"\n";
+    processes_.emplace_back(
+        std::vector<std::string>{LANRELAYD_PATH, "--config", (dir / "lanrelayd.toml").string()},
+        process::options{.netns = host.netns, .output = dir / "out.log"});
+    json::object source;
+    eventually(15s, [&] {
+      boost::system::error_code ec;
+      const auto v = json::parse(http_get_in_netns(host.netns, host.address, 4127, "/-/mirror", 1s), ec);
+      if (ec || !v.is_array() || v.as_array().empty()) {
+        return false;
+      }
+      source = v.as_array().at(0).as_object();
+      return source.at("files").to_number<int>() >= 4 ||
+             !text_of(source, "last_error").empty();
+    });
+    return source;
+  };
+
+  std::ofstream(work_ / "credentials") << "mirror:s3cret\n";
+  const auto with = run_relay("relay1", "credentials_file = \"" + (work_ / "credentials").string() + "\"\n");
+  EXPECT_EQ(with.at("files").to_number<int>(), 4) << json::serialize(with);
+  EXPECT_EQ(text_of(with, "route"), locked.url + " (proxyhelper)") << json::serialize(with);
+
+  const auto without = run_relay("relay2", "");
+  EXPECT_EQ(without.at("files").to_number<int>(), 0) << json::serialize(without);
+  EXPECT_EQ(text_of(without, "route"), "none found (none)") << json::serialize(without);
 }
 
 // `lanrelay update --resolve-proxy` on an agent with no relay and no proxy settings: the index

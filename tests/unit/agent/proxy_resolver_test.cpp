@@ -172,3 +172,24 @@ TEST(proxy_resolver, no_proxy_sends_the_target_direct) {
 
 }  // namespace
 }  // namespace lanrelay::agent
+
+namespace lanrelay::agent {
+namespace {
+
+// "user:password" goes into the proxy URL as a user and a password: a ':' or '@' in the password
+// stays part of it (it was once set as one userinfo string, which the proxy rejected).
+TEST(resolution, credentials_keep_reserved_characters_of_the_password) {
+  resolution r;
+  r.working = true;
+  r.proxy = "http://10.77.0.1:3128";
+  const auto with = r.settings(std::string("mirror:p@ss:w0rd"));
+  ASSERT_TRUE(with);
+  EXPECT_EQ(with->proxy.user(), "mirror");
+  EXPECT_EQ(with->proxy.password(), "p@ss:w0rd");
+  EXPECT_EQ(with->proxy.host(), "10.77.0.1");
+  r.proxy.reset();  // direct: nothing to add credentials to
+  EXPECT_FALSE(r.settings(std::string("mirror:x")));
+}
+
+}  // namespace
+}  // namespace lanrelay::agent

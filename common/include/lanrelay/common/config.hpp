@@ -89,6 +89,9 @@ struct upstream_proxy_settings {
   std::uint16_t port = 4129;                  // proxyhelperd's UDP port
   std::chrono::milliseconds window{500};      // wait for its answer
   std::chrono::milliseconds check_timeout{3'000};
+  // First line "user:password", for proxies that need credentials; empty: such proxies are
+  // skipped. Keep it readable by the daemon only.
+  std::filesystem::path credentials_file;
 };
 
 struct relay_config {
