@@ -228,8 +228,8 @@ class cleansed_string {
 
 // ---- catalog encoding ----
 
-constexpr std::string_view kCanonicalContext{"lanrelay-catalog-v1\0", 20};
-constexpr std::int64_t kCatalogFormat = 1;
+constexpr std::string_view kCanonicalContext{"lanrelay-catalog-v2\0", 20};
+constexpr std::int64_t kCatalogFormat = 2;
 
 std::uint8_t kind_code(item_kind kind) noexcept {
   switch (kind) {
@@ -324,7 +324,17 @@ std::optional<std::int64_t> get_time(const json::object& o, std::string_view nam
 // Types and shapes only; the catalog rules are checked after the signature.
 result<catalog_entry> decode_entry(const json::value& value) {
   const auto* o = value.if_object();
-  if (o == nullptr || !has_exactly(*o, {"kind", "name", "version", "size", "sha256"})) {
+  if (o == nullptr) {
+    return trust_errc::malformed;
+  }
+  std::optional<sha256_digest> pieces;
+  if (o->contains("pieces")) {
+    const auto pieces_text = get_string(*o, "pieces");
+    pieces = pieces_text ? parse_sha256_hex(*pieces_text) : std::nullopt;
+    if (!pieces || !has_exactly(*o, {"kind", "name", "version", "size", "sha256", "pieces"})) {
+      return trust_errc::malformed;
+    }
+  } else if (!has_exactly(*o, {"kind", "name", "version", "size", "sha256"})) {
     return trust_errc::malformed;
   }
   const auto kind_text = get_string(*o, "kind");
@@ -337,13 +347,13 @@ result<catalog_entry> decode_entry(const json::value& value) {
   if (!kind || !name || !version || !size || !sha) {
     return trust_errc::malformed;
   }
-  return catalog_entry{*kind, std::string(*name), std::string(*version), *size, *sha};
+  return catalog_entry{*kind, std::string(*name), std::string(*version), *size, *sha, pieces};
 }
 
 result<catalog> decode_catalog(const json::value& value) {
   const auto* o = value.if_object();
   if (o == nullptr ||
-      !has_exactly(*o, {"format", "relay_id", "issued_at", "expires_at", "entries"})) {
+      !has_exactly(*o, {"format", "relay_id", "issued_at", "expires_at", "tls", "entries"})) {
     return trust_errc::malformed;
   }
   const auto* format = o->if_contains("format");
@@ -354,13 +364,23 @@ result<catalog> decode_catalog(const json::value& value) {
   const auto issued_at = get_time(*o, "issued_at");
   const auto expires_at = get_time(*o, "expires_at");
   const auto* entries = o->if_contains("entries")->if_array();
-  if (!relay_id || !issued_at || !expires_at || entries == nullptr) {
+  const auto* tls = o->if_contains("tls")->if_array();
+  if (!relay_id || !issued_at || !expires_at || entries == nullptr || tls == nullptr) {
     return trust_errc::malformed;
   }
-  if (entries->size() > kMaxCatalogEntries) {
+  if (entries->size() > kMaxCatalogEntries || tls->size() > kMaxCatalogTlsFingerprints) {
     return trust_errc::too_large;
   }
   catalog c;
+  for (const auto& fingerprint : *tls) {
+    const auto* text = fingerprint.if_string();
+    const auto digest =
+        text ? parse_sha256_hex(std::string_view(text->data(), text->size())) : std::nullopt;
+    if (!digest) {
+      return trust_errc::malformed;
+    }
+    c.tls_certificates.push_back(*digest);
+  }
   c.relay_id = std::string(*relay_id);
   c.issued_at = from_unix_seconds(*issued_at);
   c.expires_at = from_unix_seconds(*expires_at);
@@ -646,8 +666,13 @@ ed25519_signature site_key::sign(std::span<const std::byte> message) const {
 // ---- catalog ----
 
 result<void> validate_catalog(const catalog& c) {
-  if (c.entries.size() > kMaxCatalogEntries) {
+  if (c.entries.size() > kMaxCatalogEntries ||
+      c.tls_certificates.size() > kMaxCatalogTlsFingerprints) {
     return trust_errc::too_large;
+  }
+  if (std::set<sha256_digest>(c.tls_certificates.begin(), c.tls_certificates.end()).size() !=
+      c.tls_certificates.size()) {
+    return trust_errc::invalid_content;
   }
   const auto issued = unix_seconds(c.issued_at);
   const auto expires = unix_seconds(c.expires_at);
@@ -677,6 +702,10 @@ std::vector<std::byte> canonical_catalog_bytes(const catalog& c) {
   w.string(c.relay_id);
   w.i64(unix_seconds(c.issued_at));
   w.i64(unix_seconds(c.expires_at));
+  w.u32(static_cast<std::uint32_t>(c.tls_certificates.size()));
+  for (const auto& fingerprint : c.tls_certificates) {
+    w.raw(fingerprint);
+  }
   w.u32(static_cast<std::uint32_t>(c.entries.size()));
   for (const auto& e : c.entries) {
     w.u8(kind_code(e.kind));
@@ -684,6 +713,10 @@ std::vector<std::byte> canonical_catalog_bytes(const catalog& c) {
     w.string(e.version);
     w.u64(e.size);
     w.raw(e.sha256);
+    w.u8(e.pieces ? 1 : 0);
+    if (e.pieces) {
+      w.raw(*e.pieces);
+    }
   }
   return w.take();
 }
@@ -701,13 +734,21 @@ std::string sign_catalog(const catalog& c, const site_key& key) {
     o["version"] = e.version;
     o["size"] = e.size;
     o["sha256"] = to_hex(e.sha256);
+    if (e.pieces) {
+      o["pieces"] = to_hex(*e.pieces);
+    }
     entries.emplace_back(std::move(o));
+  }
+  json::array tls;
+  for (const auto& fingerprint : c.tls_certificates) {
+    tls.emplace_back(to_hex(fingerprint));
   }
   json::object body;
   body["format"] = kCatalogFormat;
   body["relay_id"] = c.relay_id;
   body["issued_at"] = unix_seconds(c.issued_at);
   body["expires_at"] = unix_seconds(c.expires_at);
+  body["tls"] = std::move(tls);
   body["entries"] = std::move(entries);
 
   json::object document;

@@ -120,11 +120,14 @@ catalog sample_catalog() {
   c.relay_id = "relay-floor3.example";
   c.issued_at = at(kIssued);
   c.expires_at = at(kExpires);
+  c.tls_certificates = {
+      *parse_sha256_hex("5555555555555555555555555555555555555555555555555555555555555555")};
   c.entries = {
       {item_kind::installer, "agent-win64", "14.0.1234", 123'456'789,
        *parse_sha256_hex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")},
       {item_kind::pattern, "lpt", "1667900", 40'000'000,
-       *parse_sha256_hex("ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100")},
+       *parse_sha256_hex("ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"),
+       parse_sha256_hex("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")},
       {item_kind::file, "engine.zip", "v2", 0,
        *parse_sha256_hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")},
   };
@@ -167,19 +170,28 @@ std::string base64(std::span<const std::byte> data) {
 json::object unchecked_body(const catalog& c) {
   json::array entries;
   for (const auto& e : c.entries) {
-    entries.push_back(json::object{{"kind", to_string(e.kind)},
-                                   {"name", e.name},
-                                   {"version", e.version},
-                                   {"size", e.size},
-                                   {"sha256", to_hex(e.sha256)}});
+    json::object entry{{"kind", to_string(e.kind)},
+                       {"name", e.name},
+                       {"version", e.version},
+                       {"size", e.size},
+                       {"sha256", to_hex(e.sha256)}};
+    if (e.pieces) {
+      entry["pieces"] = to_hex(*e.pieces);
+    }
+    entries.push_back(std::move(entry));
+  }
+  json::array tls;
+  for (const auto& fingerprint : c.tls_certificates) {
+    tls.push_back(json::value(to_hex(fingerprint)));
   }
   return json::object{
-      {"format", 1},
+      {"format", 2},
       {"relay_id", c.relay_id},
       {"issued_at",
        std::chrono::floor<std::chrono::seconds>(c.issued_at.time_since_epoch()).count()},
       {"expires_at",
        std::chrono::floor<std::chrono::seconds>(c.expires_at.time_since_epoch()).count()},
+      {"tls", std::move(tls)},
       {"entries", std::move(entries)}};
 }
 
@@ -467,7 +479,12 @@ TEST(catalog_test, document_has_the_documented_shape) {
   EXPECT_EQ(root.at("signature").as_string(),
             base64(key.sign(canonical_catalog_bytes(sample_catalog()))));
   const auto& body = root.at("catalog").as_object();
-  EXPECT_EQ(body.at("format").as_int64(), 1);
+  EXPECT_EQ(body.at("format").as_int64(), 2);
+  ASSERT_EQ(body.at("tls").as_array().size(), 1U);
+  EXPECT_EQ(body.at("tls").as_array()[0].as_string(), std::string(64, '5'));
+  EXPECT_FALSE(body.at("entries").as_array().at(0).as_object().contains("pieces"));
+  EXPECT_EQ(body.at("entries").as_array().at(1).as_object().at("pieces").as_string(),
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
   EXPECT_EQ(body.at("relay_id").as_string(), "relay-floor3.example");
   EXPECT_EQ(body.at("issued_at").as_int64(), kIssued);
   EXPECT_EQ(body.at("expires_at").as_int64(), kExpires);
@@ -489,9 +506,15 @@ TEST(catalog_test, canonical_bytes_follow_the_documented_encoding) {
   c.expires_at = at(0x0103);
   sha256_digest digest{};
   digest.fill(std::byte{0xab});
-  c.entries = {{item_kind::pattern, "lpt", "1667900", 0x0a0b, digest}};
+  sha256_digest pieces{};
+  pieces.fill(std::byte{0xcd});
+  sha256_digest fingerprint{};
+  fingerprint.fill(std::byte{0xef});
+  c.tls_certificates = {fingerprint};
+  c.entries = {{item_kind::pattern, "lpt", "1667900", 0x0a0b, digest, std::nullopt},
+               {item_kind::file, "f", "", 1, digest, pieces}};
 
-  std::vector<std::byte> expected = bytes_of(std::string_view("lanrelay-catalog-v1\0", 20));
+  std::vector<std::byte> expected = bytes_of(std::string_view("lanrelay-catalog-v2\0", 20));
   const auto append = [&](std::initializer_list<int> values) {
     for (const int v : values) {
       expected.push_back(static_cast<std::byte>(v));
@@ -501,11 +524,21 @@ TEST(catalog_test, canonical_bytes_follow_the_documented_encoding) {
   append({0, 0, 0, 0, 0, 0, 0x01, 0x02});
   append({0, 0, 0, 0, 0, 0, 0x01, 0x03});
   append({0, 0, 0, 1});
+  expected.insert(expected.end(), fingerprint.begin(), fingerprint.end());
+  append({0, 0, 0, 2});
   append({2});
   append({0, 0, 0, 3, 'l', 'p', 't'});
   append({0, 0, 0, 7, '1', '6', '6', '7', '9', '0', '0'});
   append({0, 0, 0, 0, 0, 0, 0x0a, 0x0b});
   expected.insert(expected.end(), digest.begin(), digest.end());
+  append({0});
+  append({3});
+  append({0, 0, 0, 1, 'f'});
+  append({0, 0, 0, 0});
+  append({0, 0, 0, 0, 0, 0, 0, 1});
+  expected.insert(expected.end(), digest.begin(), digest.end());
+  append({1});
+  expected.insert(expected.end(), pieces.begin(), pieces.end());
   EXPECT_EQ(canonical_catalog_bytes(c), expected);
 }
 
@@ -562,6 +595,11 @@ TEST(catalog_test, tampered_field_fails_the_signature) {
          std::swap(entries[0], entries[1]);
        }},
       {"entries emptied", [](json::object& d) { body_of(d)["entries"].as_array().clear(); }},
+      {"pieces", [](json::object& d) { entry_of(d, 1)["pieces"] = std::string(64, 'a'); }},
+      {"pieces removed", [](json::object& d) { entry_of(d, 1).erase("pieces"); }},
+      {"pieces added", [](json::object& d) { entry_of(d, 0)["pieces"] = std::string(64, 'a'); }},
+      {"tls", [](json::object& d) { body_of(d)["tls"] = json::array{std::string(64, '6')}; }},
+      {"tls removed", [](json::object& d) { body_of(d)["tls"] = json::array{}; }},
       {"signature",
        [](json::object& d) {
          auto sig = std::string(d["signature"].as_string());
@@ -682,8 +720,15 @@ TEST(catalog_test, malformed_documents_are_rejected) {
        [](json::object& d) { d["signature"] = std::string(86, '*') + "=="; }},
       {"key malformed", [](json::object& d) { d["key"] = "lanrelay-ed25519:AAAA"; }},
       {"key not string", [](json::object& d) { d["key"] = nullptr; }},
-      {"format 2", [](json::object& d) { body_of(d)["format"] = 2; }},
-      {"format text", [](json::object& d) { body_of(d)["format"] = "1"; }},
+      {"format 1", [](json::object& d) { body_of(d)["format"] = 1; }},
+      {"format 3", [](json::object& d) { body_of(d)["format"] = 3; }},
+      {"format text", [](json::object& d) { body_of(d)["format"] = "2"; }},
+      {"no tls", [](json::object& d) { body_of(d).erase("tls"); }},
+      {"tls object", [](json::object& d) { body_of(d)["tls"] = json::object{}; }},
+      {"tls entry number", [](json::object& d) { body_of(d)["tls"] = json::array{1}; }},
+      {"tls entry short", [](json::object& d) { body_of(d)["tls"] = json::array{"0011"}; }},
+      {"pieces number", [](json::object& d) { entry_of(d, 0)["pieces"] = 1; }},
+      {"pieces short", [](json::object& d) { entry_of(d, 0)["pieces"] = "00112233"; }},
       {"no format", [](json::object& d) { body_of(d).erase("format"); }},
       {"no relay_id", [](json::object& d) { body_of(d).erase("relay_id"); }},
       {"relay_id number", [](json::object& d) { body_of(d)["relay_id"] = 7; }},
@@ -746,6 +791,15 @@ TEST(catalog_test, oversized_documents_are_rejected_before_parsing) {
     entries.resize(kMaxCatalogEntries + 1);
   });
   EXPECT_EQ(verify_catalog(many, key.public_key(), kNow).error(), trust_errc::too_large);
+
+  auto c = sample_catalog();
+  c.tls_certificates.resize(kMaxCatalogTlsFingerprints + 1);
+  for (std::size_t i = 0; i < c.tls_certificates.size(); ++i) {
+    c.tls_certificates[i].fill(static_cast<std::byte>(i));
+  }
+  EXPECT_EQ(validate_catalog(c).error(), trust_errc::too_large);
+  EXPECT_EQ(verify_catalog(sign_unchecked(c, key), key.public_key(), kNow).error(),
+            trust_errc::too_large);
 }
 
 TEST(catalog_test, signed_catalog_that_breaks_the_rules_is_rejected) {
@@ -765,6 +819,8 @@ TEST(catalog_test, signed_catalog_that_breaks_the_rules_is_rejected) {
        [](catalog& c) { c.relay_id = std::string(kMaxRelayIdLength + 1, 'r'); }},
       {"expires before issued", [](catalog& c) { c.expires_at = c.issued_at - 1s; }},
       {"expires at issued", [](catalog& c) { c.expires_at = c.issued_at; }},
+      {"duplicate TLS fingerprint",
+       [](catalog& c) { c.tls_certificates.push_back(c.tls_certificates[0]); }},
   };
   for (const auto& [name, change] : cases) {
     auto c = sample_catalog();

@@ -14,18 +14,27 @@
 // document is strict: an unknown, missing or mistyped member makes it malformed.
 //
 // Document (one line, no insignificant whitespace when produced by sign_catalog):
-//   {"catalog": {"format": 1, "relay_id": "...", "issued_at": <unix s>, "expires_at": <unix s>,
+//   {"catalog": {"format": 2, "relay_id": "...", "issued_at": <unix s>, "expires_at": <unix s>,
+//                "tls": ["<64 hex>", ...],
 //                "entries": [{"kind": "installer", "name": "...", "version": "...",
-//                             "size": <bytes>, "sha256": "<64 hex>"}, ...]},
+//                             "size": <bytes>, "sha256": "<64 hex>", "pieces": "<64 hex>"}, ...]},
 //    "signature": "<base64 of 64 bytes>", "key": "lanrelay-ed25519:<base64 of 32 bytes>"}
+// `tls` (always present, possibly empty) lists the SHA-256 fingerprints of the DER certificates
+// the relay presents on HTTPS, so that an agent pinned to the site key can pin the relay's TLS
+// certificate without a PKI. `pieces` (optional per entry) is the SHA-256 of the item's piece
+// list (piece_list.hpp), so that pieces served by untrusted holders can be checked one by one.
+// Format 1 (no `tls`, no `pieces`, context "lanrelay-catalog-v1") is no longer accepted: a relay
+// and its agents are upgraded together, and an agent that refuses a catalog falls back to the
+// upstream.
 //
 // Canonical encoding (integers big-endian, strings as u32 length then bytes):
-//   "lanrelay-catalog-v1" 0x00                     domain separation and format 1
+//   "lanrelay-catalog-v2" 0x00                     domain separation and format 2
 //   string relay_id
 //   i64 issued_at, i64 expires_at                  seconds since the Unix epoch
+//   u32 number of TLS fingerprints, then 32 bytes each, in document order
 //   u32 number of entries, then per entry, in document order:
 //     u8 kind (1 installer, 2 pattern, 3 file), string name, string version, u64 size,
-//     32 bytes SHA-256
+//     32 bytes SHA-256, u8 0 (no piece list) or 1 followed by the 32-byte piece list digest
 //
 // Thread safety: free functions are pure and safe from any thread. A `site_key` may sign from
 // several threads at once (each call uses its own OpenSSL context); moving or destroying it
@@ -81,6 +90,9 @@ inline constexpr std::string_view kSiteKeyFileName = "site.key";
 inline constexpr std::size_t kMaxCatalogDocumentSize = std::size_t{16} << 20;
 inline constexpr std::size_t kMaxCatalogEntries = 100'000;
 inline constexpr std::size_t kMaxRelayIdLength = 255;
+// A relay presents at most this many certificates at once (the current one, and the next during
+// a rotation).
+inline constexpr std::size_t kMaxCatalogTlsFingerprints = 4;
 // issued_at may be this far ahead of the verifier's clock. expires_at gets no tolerance.
 inline constexpr std::chrono::seconds kCatalogClockSkew{300};
 // Catalog times are whole seconds in [0, kMaxCatalogTime]; the bound keeps every value
@@ -175,6 +187,8 @@ struct catalog_entry {
   std::string version;  // canonical_version(kind, version) == version
   std::uint64_t size = 0;
   sha256_digest sha256{};
+  // SHA-256 of the item's piece list, when the relay published one.
+  std::optional<sha256_digest> pieces;
 
   bool operator==(const catalog_entry&) const = default;
 };
@@ -185,6 +199,9 @@ struct catalog {
   std::chrono::system_clock::time_point issued_at;   // signed as whole seconds (floored)
   std::chrono::system_clock::time_point expires_at;  // later than issued_at
   std::string relay_id;  // 1..kMaxRelayIdLength printable ASCII characters (0x20..0x7e)
+  // SHA-256 of each DER certificate the relay serves HTTPS with; at most
+  // kMaxCatalogTlsFingerprints, no duplicates.
+  std::vector<sha256_digest> tls_certificates;
 
   bool operator==(const catalog&) const = default;
 };
