@@ -8,11 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lanrelay::test {
 namespace {
@@ -266,18 +269,22 @@ TEST_F(metrics_integration, small_items_on_a_keep_alive_connection_do_not_wait_f
   raw_connection c(relay_->port());
   ASSERT_TRUE(c.connected());
   constexpr int requests = 25;
-  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::chrono::steady_clock::duration> took;
   for (int i = 0; i < requests; ++i) {
+    const auto start = std::chrono::steady_clock::now();
     ASSERT_TRUE(c.send_all("GET /cache/file/tiny/1 HTTP/1.1\r\nHost: x\r\n\r\n"));
     const auto res = c.read_response();
     ASSERT_TRUE(res.complete);
     ASSERT_EQ(res.message.body(), one_kib);
+    took.push_back(std::chrono::steady_clock::now() - start);
   }
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  // With delayed ACKs this cannot take less than ~40 ms per request (1 s in all).
-  EXPECT_LT(elapsed, 600ms) << requests << " requests took "
-                            << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
-                            << " ms";
+  // With delayed ACKs nearly every request waits ~40 ms for the client's ACK. The median, not
+  // the total, is compared: a busy machine delays some requests, not most of them by 30 ms.
+  std::sort(took.begin(), took.end());
+  const auto median = took[took.size() / 2];
+  EXPECT_LT(median, 30ms) << "median request took "
+                          << std::chrono::duration_cast<std::chrono::microseconds>(median).count()
+                          << " us";
 }
 
 // A mirror source against a real nginx upstream: "update now" needs the admin token, and its

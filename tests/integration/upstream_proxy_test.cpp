@@ -310,13 +310,13 @@ TEST_F(upstream_connections, silent_socks_proxy_hits_the_connect_deadline) {
   net::io_context ioc;
   net::ip::tcp::acceptor silent(ioc, {net::ip::make_address("127.0.0.1"), 0});
   auto request = request_for(plain_url(std::string(upstream_name), "hello.txt"));
-  request.timeouts.connect = 300ms;
+  request.timeouts = {.connect = 300ms, .response_head = 60s, .idle_body = 60s};
   request.proxy = proxy_settings{
       boost::urls::url(socks_url("socks5", silent.local_endpoint().port()))};
   const auto got = fetch_one(request);
   ASSERT_FALSE(got.response);
   EXPECT_EQ(got.response.error(), http_errc::connect_timeout);
-  EXPECT_LT(got.elapsed, 2s);
+  EXPECT_LT(got.elapsed, 30s);
 }
 
 TEST_F(upstream_connections, http_proxy_connect_with_basic_credentials) {
@@ -363,9 +363,11 @@ TEST_F(upstream_connections, rate_limit_paces_one_download) {
   const auto got = fetch_one(request);
   ASSERT_TRUE(got.response) << got.response.error().message();
   EXPECT_EQ(got.body, *big_);
-  // 4 MiB at 2 MiB/s: 2 s, less the initial burst of 0.1 s.
+  // 4 MiB at 2 MiB/s: 2 s, less the initial burst of 0.1 s. Load only makes a transfer slower,
+  // so the lower bound is what shows the limit; the upper one only catches a limiter that
+  // throttles far below its rate, with room for a busy machine.
   EXPECT_GE(got.elapsed, 1.8s);
-  EXPECT_LE(got.elapsed, 2.6s);
+  EXPECT_LE(got.elapsed, 20s);
 }
 
 TEST_F(upstream_connections, shared_rate_limit_caps_the_total_of_concurrent_downloads) {
@@ -381,12 +383,12 @@ TEST_F(upstream_connections, shared_rate_limit_caps_the_total_of_concurrent_down
     ASSERT_TRUE(r.response) << r.response.error().message();
     EXPECT_EQ(r.body, big_->substr(0, 2 * mib));
   }
-  // 2 x 2 MiB sharing 2 MiB/s: the last one ends after about 2 s, and both progress together.
+  // 2 x 2 MiB sharing 2 MiB/s: the two together cannot end before about 2 s (each alone would
+  // take 1 s). Which one gets more of the budget depends on scheduling, so only the total is
+  // asserted, with room above for a busy machine.
   const auto last = std::max(results[0].elapsed, results[1].elapsed);
-  const auto first = std::min(results[0].elapsed, results[1].elapsed);
   EXPECT_GE(last, 1.8s);
-  EXPECT_LE(last, 2.6s);
-  EXPECT_GE(first, 1.4s);
+  EXPECT_LE(last, 20s);
 }
 
 TEST_F(upstream_connections, the_strictest_of_several_limits_applies) {
@@ -398,7 +400,7 @@ TEST_F(upstream_connections, the_strictest_of_several_limits_applies) {
   ASSERT_TRUE(got.response) << got.response.error().message();
   EXPECT_EQ(got.body.size(), mib);
   EXPECT_GE(got.elapsed, 0.85s);
-  EXPECT_LE(got.elapsed, 1.4s);
+  EXPECT_LE(got.elapsed, 10s);
 }
 
 }  // namespace

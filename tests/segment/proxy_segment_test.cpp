@@ -440,7 +440,7 @@ TEST_F(proxy_segment, a_segment_without_broadcast_ends_quietly_with_no_proxy_fou
   // Log lines read "<time><zone> <level> event=..." (common/src/log.cpp).
   EXPECT_FALSE(std::regex_search(r.output, std::regex(R"(\d[+-]\d\d:\d\d (warn\w*|error|critical) )")))
       << r.output;
-  EXPECT_LT(took, 5s);
+  EXPECT_LT(took, 30s);  // a hang guard: the point is that it ends, and quietly
   EXPECT_EQ(helper_queries(*helper_process_), 0u);
 }
 
@@ -484,7 +484,9 @@ TEST_F(proxy_segment, chromium_with_the_pac_url_loads_a_page_through_the_proxy) 
                    "--dump-dom", "http://" + www_ + "/page.html"},
                   process::options{.netns = agent.netns, .output = out,
                                    .environment = {"HOME=" + work_.string()}});
-  const auto status = browser.wait_for(60s);
+  // Chromium's start alone takes many seconds on a busy two-core machine: the bound is a hang
+  // guard, well inside ctest's 300 s.
+  const auto status = browser.wait_for(180s);
   ASSERT_TRUE(status) << read_file(out);
   EXPECT_NE(read_file(out).find(page_marker), std::string::npos) << read_file(out);
   EXPECT_GE(proxy_log_count(proxies_[0], "/page.html"), 1u)
