@@ -121,6 +121,9 @@ void run_status(const mirror_options& o) {
     }
     const auto error = std::string(o2.at("last_error").as_string());
     fmt::print("  error:         {}\n", error.empty() ? "none" : error);
+    if (const auto* blocked = o2.if_contains("blocked"); blocked && !blocked->as_string().empty()) {
+      fmt::print("  blocked:       {}\n", std::string(blocked->as_string()));
+    }
   }
 }
 

@@ -170,6 +170,10 @@ void print_status(const json::object& s, const std::string& where) {
           fmt::print("    error: {}\n", text_of(e));
         }
       }
+      if (const auto* b = m.as_object().if_contains("blocked");
+          b != nullptr && b->is_string() && !b->get_string().empty()) {
+        fmt::print("    blocked: {}\n", text_of(*b));
+      }
     }
   }
 }

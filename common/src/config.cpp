@@ -98,6 +98,34 @@ apply_result check_network(std::string_view text) {
   return std::nullopt;
 }
 
+// cache.min_free: "2%" or a size. A TOML integer is a byte count, like every size setting.
+settings::setting<relay_config> min_free_setting() {
+  return {"cache", "min_free", settings::setting_type::size,
+          "Free space on the state directory's file system below which the mirror fetches "
+          "nothing new (syncs and pull-throughs): a share such as \"2%\" or a size such as "
+          "\"10GiB\". 0: no floor.",
+          [](relay_config& c, const toml::node& node) -> apply_result {
+            if (const auto* value = node.as_integer()) {
+              if (value->get() < 0) {
+                return "a size cannot be negative";
+              }
+              c.cache_min_free = space_floor{static_cast<std::uint64_t>(value->get()), 0};
+              return std::nullopt;
+            }
+            const auto* text = node.as_string();
+            const auto floor = text != nullptr ? parse_space_floor(text->get()) : std::nullopt;
+            if (!floor) {
+              return "expected a share of the disk such as \"2%\" (0 to 50%, at most two "
+                     "decimals) or a size such as \"10GiB\", got " +
+                     (text != nullptr ? settings::toml_string(text->get())
+                                      : std::string(settings::toml_type_name(node)));
+            }
+            c.cache_min_free = *floor;
+            return std::nullopt;
+          },
+          [](const relay_config& c) { return settings::toml_string(c.cache_min_free.to_string()); }};
+}
+
 settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_list() {
   using milliseconds = std::chrono::milliseconds;
   using namespace std::chrono_literals;
@@ -133,6 +161,16 @@ settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_lis
               "\"ENGINE:<id>\", \"Info_<...>\", \"path:<prefix>\". Empty: all. Others are "
               "fetched when first asked for.",
               [](item& s) -> auto& { return s.include; }, check_include),
+          settings::string_list_setting<item>(
+              "", "pull_through",
+              "Components left out by include that the relay fetches from upstream when an agent "
+              "first asks for them (same entries as include). Empty: none; such requests get 404.",
+              [](item& s) -> auto& { return s.pull_through; }, check_include),
+          settings::duration_setting<milliseconds, item>(
+              "", "retry",
+              "After a failed sync the next try comes this much later, doubling with each "
+              "failure up to interval.",
+              1s, 24h, [](item& s) -> auto& { return s.retry; }),
           settings::string_setting<item>(
               "", "proxy", settings::setting_type::text,
               "Upstream proxy: http://[user:password@]host:port (CONNECT) or "
@@ -177,6 +215,7 @@ const settings::table<relay_config>& settings_table() {
                    "Largest total size of cached items; least recently used unpinned items are "
                    "evicted beyond it. 0: no limit.",
                    [](relay_config& c) -> auto& { return c.cache_max_size; }),
+      min_free_setting(),
       settings::string_setting<relay_config>("http", "listen", settings::setting_type::address,
                      "Address the content server listens on; \"::\" accepts IPv6 and IPv4.",
                      [](relay_config& c) -> auto& { return c.http.listen_address; }),
@@ -255,6 +294,16 @@ const settings::table<relay_config>& settings_table() {
           "mirror", "pull_through_wait",
           "Agents asking for a mirrored file the relay is still fetching wait this long for it.",
           1s, 1h, [](relay_config& c) -> auto& { return c.mirror.pull_through_wait; }),
+      settings::integer_setting<std::uint32_t, relay_config>(
+          "mirror", "max_pulls",
+          "Pull-throughs running at once over all sources; a request for one more gets 503 with "
+          "Retry-After.",
+          1, 1000, [](relay_config& c) -> auto& { return c.mirror.max_pulls; }),
+      settings::size_setting<relay_config>(
+          "mirror", "pull_volume",
+          "Bytes pulled through from upstreams per hour over all sources (sliding hour); a "
+          "pull that would exceed it gets 503 with Retry-After. 0: no pull-through at all.",
+          [](relay_config& c) -> auto& { return c.mirror.pull_volume; }),
       settings::string_setting<relay_config>(
           "admin", "token", settings::setting_type::text,
           "Bearer token for endpoints that change anything (PUT /-/log-level, POST /-/mirror/...). "
@@ -323,6 +372,57 @@ std::string config_diagnostic::to_string() const {
     out += ":" + std::to_string(line) + ":" + std::to_string(column);
   }
   return out + ": " + message;
+}
+
+std::uint64_t space_floor::for_total(std::uint64_t total) const noexcept {
+  // basis_points <= 5000: neither product overflows.
+  const std::uint64_t share = total / 10'000 * basis_points + total % 10'000 * basis_points / 10'000;
+  return std::max(bytes, share);
+}
+
+std::string space_floor::to_string() const {
+  if (basis_points != 0) {
+    std::string text = std::to_string(basis_points / 100);
+    if (const auto rest = basis_points % 100; rest != 0) {
+      text += rest % 10 == 0 ? "." + std::to_string(rest / 10)
+                             : (rest < 10 ? ".0" : ".") + std::to_string(rest);
+    }
+    return text + "%";
+  }
+  const std::string shown = settings::show_size(bytes);  // quoted
+  return bytes == 0 ? std::string("0") : shown.substr(1, shown.size() - 2);
+}
+
+std::optional<space_floor> parse_space_floor(std::string_view text) {
+  if (text == "0") {
+    return space_floor{};
+  }
+  if (!text.ends_with('%')) {
+    if (const auto bytes = settings::parse_size(text)) {
+      return space_floor{*bytes, 0};
+    }
+    return std::nullopt;
+  }
+  text.remove_suffix(1);
+  const auto dot = text.find('.');
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? "" : text.substr(dot + 1);
+  const auto all_digits = [](std::string_view t) {
+    return std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (whole.empty() || whole.size() > 2 || !all_digits(whole) || fraction.size() > 2 ||
+      !all_digits(fraction) || (dot != std::string_view::npos && fraction.empty())) {
+    return std::nullopt;
+  }
+  std::uint32_t points = static_cast<std::uint32_t>(std::stoul(std::string(whole))) * 100;
+  if (!fraction.empty()) {
+    points += static_cast<std::uint32_t>(std::stoul(std::string(fraction))) *
+              (fraction.size() == 1 ? 10 : 1);
+  }
+  if (points > 5'000) {
+    return std::nullopt;
+  }
+  return space_floor{0, points};
 }
 
 std::filesystem::path default_state_dir() {

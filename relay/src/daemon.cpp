@@ -102,6 +102,7 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
         r.upstream = std::move(view.upstream);
         r.status = std::move(view.status);
         r.route = std::move(view.route);
+        r.blocked = std::move(view.blocked);
         r.syncs_ok = view.syncs_ok;
         r.syncs_not_modified = view.syncs_not_modified;
         r.syncs_failed = view.syncs_failed;

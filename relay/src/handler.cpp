@@ -250,7 +250,7 @@ response_plan request_handler::handle(const http::request_header<>& request,
                              settings_.signer->sign(store_, extra));
       }
     case resource_kind::mirror_file:
-      return serve_mirror_file(request, target, context.after_pull);
+      return serve_mirror_file(request, target, context.pull);
     case resource_kind::cache_item:
       break;
     case resource_kind::stats:
@@ -410,7 +410,8 @@ small_response request_handler::mirror_sync_response(
 }
 
 response_plan request_handler::serve_mirror_file(const http::request_header<>& request,
-                                                 const parsed_target& target, bool after_pull) {
+                                                 const parsed_target& target,
+                                                 const std::optional<pull_outcome>& pull) {
   const auto found = settings_.mirrors != nullptr
                          ? settings_.mirrors->lookup(target.mirror_source, target.mirror_path)
                          : mirror_lookup{mirror_lookup_verdict::unknown_source};
@@ -421,16 +422,29 @@ response_plan request_handler::serve_mirror_file(const http::request_header<>& r
     case mirror_lookup_verdict::not_listed:
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "not in the mirrored index\n");
+    case mirror_lookup_verdict::not_admitted:
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "left out by the source's include and not admitted by its "
+                           "pull_through: this relay does not fetch it on demand\n");
     case mirror_lookup_verdict::pullable:
-      if (!after_pull) {
+      if (!pull) {
         return pull_request{target.mirror_source, target.mirror_path};
       }
+      if (pull->verdict == pull_verdict::refused) {
+        return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                             pull->reason + "\n");
+      }
       {
-        auto res = text_response(http::status::service_unavailable, request,
-                                 "text/plain; charset=utf-8",
-                                 "the relay is still fetching this file from upstream; retry later\n");
+        auto res = text_response(
+            http::status::service_unavailable, request, "text/plain; charset=utf-8",
+            (pull->reason.empty() ? std::string("the relay is still fetching this file from "
+                                                "upstream; retry later")
+                                  : pull->reason) +
+                "\n");
         res.set(http::field::retry_after,
-                std::to_string(retry_after_.load(std::memory_order_relaxed)));
+                std::to_string(pull->retry_after.count() > 0
+                                   ? pull->retry_after.count()
+                                   : retry_after_.load(std::memory_order_relaxed)));
         return res;
       }
     case mirror_lookup_verdict::served:

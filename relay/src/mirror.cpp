@@ -1,6 +1,7 @@
 #include "lanrelay/relay/mirror.hpp"
 
 #include "lanrelay/common/file_io.hpp"
+#include "lanrelay/common/text_format.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +24,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace lanrelay::relay {
@@ -39,6 +41,8 @@ using sys_clock = std::chrono::system_clock;
 constexpr std::int64_t state_format = 1;
 // A .sig is a few KiB; anything far larger is not a signature.
 constexpr std::uint64_t max_signature_bytes = std::uint64_t{1} << 20;
+// What a .sig is assumed to need on disk before it is fetched (check_space).
+constexpr std::uint64_t signature_estimate = 64 * 1024;
 constexpr std::string_view partial_suffix = ".partial";
 constexpr std::string_view pull_suffix = ".pull";  // pull-through downloads (pull_file)
 constexpr std::string_view served_index_name = "server.ini";
@@ -250,6 +254,12 @@ class sync_run {
   // Writes the outcome into state.json, while the lock is still held; nothing when the run never
   // got the lock (another run owns the state).
   void record();
+  // After a run that failed on the local disk (a write, an fsync, a rename): removes its partial
+  // files and the files it moved into tree/ that no served index names, so that the space comes
+  // back and state.json can be written. A run that failed on the network keeps them: the next
+  // try resumes (the retry comes soon, mirror_source_settings::retry).
+  void discard_leftovers();
+  bool disk_failed() const noexcept { return disk_failed_; }
 
  private:
   enum class outcome { ok, transient, mismatch, fatal };
@@ -310,7 +320,39 @@ class sync_run {
   std::set<std::string> done_;              // paths handled this run
   // Fetched files that replace a file the served index names: renamed at commit.
   std::vector<std::pair<std::string, fs::path>> deferred_;
+  std::vector<std::string> published_;  // moved into tree/ this run, named by no served index
+  bool disk_failed_ = false;
 };
+
+void sync_run::discard_leftovers() {
+  if (!lock_) {
+    return;  // another run owns the directory
+  }
+  std::size_t removed = 0;
+  std::uint64_t bytes = 0;
+  const auto remove = [&](const fs::path& path) {
+    if (const auto size = regular_file_size(path); size && ::unlink(path.c_str()) == 0) {
+      ++removed;
+      bytes += *size;
+    }
+  };
+  for (const auto& path : published_) {
+    remove(tree_ / path);
+  }
+  std::error_code fec;
+  std::vector<fs::path> partials;
+  for (auto it = fs::recursive_directory_iterator(staging_, fec);
+       !fec && it != fs::recursive_directory_iterator(); it.increment(fec)) {
+    if (it->path().filename().string().ends_with(partial_suffix)) {
+      partials.push_back(it->path());  // a sync's own: pull-throughs' end in .pull
+    }
+  }
+  for (const auto& path : partials) {
+    remove(path);
+  }
+  spdlog::warn("mirror sync failed on the disk, its files removed name={} files={} bytes={}",
+               source_.name, removed, bytes);
+}
 
 void sync_run::record() {
   if (!lock_) {
@@ -491,6 +533,10 @@ net::awaitable<std::string> sync_run::mirror_file(const std::string& path,
     co_return std::string{};
   }
 
+  if (auto no_room = check_space(dir_, source_.min_free, size.value_or(signature_estimate));
+      !no_room.empty()) {
+    co_return prefix() + path + ": not fetched: " + no_room;
+  }
   const fs::path partial = staging_ / (path + std::string(suffix_));
   std::error_code fec;
   fs::create_directories(partial.parent_path(), fec);
@@ -530,6 +576,7 @@ net::awaitable<sync_run::attempt_result> sync_run::fetch_once(const std::string&
                                                              const fs::path& partial) {
   const unique_fd fd = open_fd(partial, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0644);
   if (!fd) {
+    disk_failed_ = true;
     co_return attempt_result{outcome::fatal,
                              "cannot open " + partial.string() + ": " + last_errno().message()};
   }
@@ -546,6 +593,7 @@ net::awaitable<sync_run::attempt_result> sync_run::fetch_once(const std::string&
   }
   const auto finish = [&]() -> attempt_result {
     if (auto synced = sync_fd(fd.get()); !synced) {
+      disk_failed_ = true;
       return {outcome::fatal, "cannot fsync " + partial.string() + ": " + synced.error().message()};
     }
     return {};
@@ -580,6 +628,7 @@ net::awaitable<sync_run::attempt_result> sync_run::fetch_once(const std::string&
     }
   };
   if (disk_error) {
+    disk_failed_ = true;
     co_return attempt_result{outcome::fatal,
                              "cannot write " + partial.string() + ": " + disk_error.message()};
   }
@@ -635,10 +684,15 @@ std::string sync_run::publish(const std::string& path, const fs::path& partial) 
     return prefix() + "cannot create " + target.parent_path().string() + ": " + fec.message();
   }
   if (::rename(partial.c_str(), target.c_str()) != 0) {
+    disk_failed_ = true;
     return prefix() + "cannot move " + partial.string() + " to " + target.string() + ": " +
         last_errno().message();
   }
+  if (!served_names_.contains(path)) {
+    published_.push_back(path);
+  }
   if (auto synced = sync_dir(target.parent_path()); !synced) {
+    disk_failed_ = true;
     return prefix() + "cannot fsync " + target.parent_path().string() + ": " +
         synced.error().message();
   }
@@ -649,10 +703,12 @@ std::string sync_run::commit(const au::index& doc, const fetch_response& head) {
   for (const auto& [path, partial] : deferred_) {
     const fs::path target = tree_ / path;
     if (::rename(partial.c_str(), target.c_str()) != 0) {
+      disk_failed_ = true;
       return prefix() + "cannot move " + partial.string() + " to " + target.string() + ": " +
           last_errno().message();
     }
     if (auto synced = sync_dir(target.parent_path()); !synced) {
+      disk_failed_ = true;
       return prefix() + "cannot fsync " + target.parent_path().string() + ": " +
           synced.error().message();
     }
@@ -666,10 +722,12 @@ std::string sync_run::commit(const au::index& doc, const fetch_response& head) {
     const std::uint64_t generation = state_.generation + 1;
     const fs::path copy = history_ / (std::string(history_prefix) + std::to_string(generation));
     if (auto w = write_atomically(staging_ / ".server.ini.tmp", copy, *served); !w) {
+      disk_failed_ = true;
       return prefix() + "cannot write " + copy.string() + ": " + w.error().message();
     }
     const fs::path index_path = tree_ / served_index_name;
     if (auto w = write_atomically(staging_ / ".server.ini.tmp", index_path, *served); !w) {
+      disk_failed_ = true;
       return prefix() + "cannot write " + index_path.string() + ": " + w.error().message();
     }
     state_.generation = generation;
@@ -683,10 +741,41 @@ std::string sync_run::commit(const au::index& doc, const fetch_response& head) {
 
 }  // namespace
 
+std::string check_space(const fs::path& dir, const space_floor& floor, std::uint64_t needed) {
+  if (floor.bytes == 0 && floor.basis_points == 0) {
+    return {};
+  }
+  fs::path probe = dir;
+  struct ::statvfs st {};
+  while (::statvfs(probe.c_str(), &st) != 0) {
+    if (errno != ENOENT || !probe.has_relative_path()) {
+      return {};  // cannot tell: the writes will
+    }
+    probe = probe.parent_path();
+  }
+  const std::uint64_t unit = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
+  const std::uint64_t available = static_cast<std::uint64_t>(st.f_bavail) * unit;
+  const std::uint64_t total = static_cast<std::uint64_t>(st.f_blocks) * unit;
+  const std::uint64_t keep = floor.for_total(total);
+  if (available >= keep && available - keep >= needed) {
+    return {};
+  }
+  std::string why = "only " + human_bytes(available) + " free of " + human_bytes(total) + " on the file system of " +
+                    probe.string() + ", and cache.min_free = \"" + floor.to_string() + "\" keeps " +
+                    human_bytes(keep) + " free";
+  if (needed != 0 && available >= keep) {
+    why += "; " + human_bytes(needed) + " would be needed";
+  }
+  return why + " (free space, or lower cache.min_free)";
+}
+
 net::awaitable<sync_result> sync(const mirror_source& source, const fs::path& dir) {
   sync_result out;
   sync_run run(source, dir, out);
   out.error = co_await run.run();
+  if (!out.ok() && run.disk_failed()) {
+    run.discard_leftovers();
+  }
   run.record();
   if (out.ok()) {
     spdlog::info("mirror sync done name={} changed={} not_modified={} downloaded={} kept={} "

@@ -6,6 +6,7 @@
 #include "lanrelay/common/activeupdate_index.hpp"
 #include "lanrelay/common/file_io.hpp"
 #include "lanrelay/common/log.hpp"
+#include "lanrelay/common/text_format.hpp"
 #include "lanrelay/relay/request_target.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +15,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -25,6 +27,8 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
+#include <variant>
 
 #include <sys/stat.h>
 
@@ -50,11 +54,49 @@ struct digest_entry {
 };
 using digest_map = std::map<std::string, digest_entry>;
 
+// Which server.ini a snapshot was read from: a replaced file differs in inode or mtime.
+struct file_identity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+
+  bool operator==(const file_identity&) const = default;
+};
+
+std::optional<file_identity> identity_of(const fs::path& path) {
+  struct ::stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return std::nullopt;
+  }
+  return file_identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                       static_cast<std::uint64_t>(st.st_size),
+                       static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+// Every path `doc` names (and the .sig of each .zip), with its listed size.
+void add_listed(const au::index& doc,
+                std::unordered_map<std::string, std::optional<std::uint64_t>>& names) {
+  for (const auto& f : doc.files()) {
+    names.emplace(f.path, f.size);
+    if (au::needs_signature(f.path)) {
+      names.emplace(au::signature_path(f.path), std::nullopt);
+    }
+  }
+}
+
 // What the served server.ini names, and the digests of the files the tree holds. Immutable once
-// published; replaced as a whole.
+// published; replaced as a whole. Only these files are served (docs/protocol.md): a file a sync
+// put into tree/ before failing is named by no published index and stays invisible.
 struct served_snapshot {
   bool has_index = false;
+  std::optional<file_identity> index;  // of tree/server.ini when it was read
   std::unordered_map<std::string, std::optional<std::uint64_t>> names;  // path -> listed size
+  // Paths only the `keep` indexes published before the served one name: served while present
+  // (agents that read the previous index just before the change), never pulled through.
+  std::unordered_map<std::string, std::optional<std::uint64_t>> kept;
+  // Paths of `names` that neither `include` nor `pull_through` admits: never pulled through.
+  std::unordered_set<std::string> not_pullable;
   digest_map digests;  // only paths in `names` whose file is present
   std::vector<std::pair<std::string, std::string>> versions;  // see mirror_source_view
 };
@@ -225,6 +267,7 @@ json::array to_json(const std::vector<mirror_source_view>& sources) {
   json::array out;
   for (const auto& v : sources) {
     json::object o{{"name", v.name},
+                   {"blocked", v.blocked},
                    {"upstream", v.upstream},
                    {"has_snapshot", v.status.has_snapshot},
                    {"generation", v.status.generation},
@@ -248,13 +291,95 @@ json::array to_json(const std::vector<mirror_source_view>& sources) {
   return out;
 }
 
+// One pull-through download and the requests waiting for it. On the source's strand.
 struct mirror_service::pull_state {
-  explicit pull_state(net::strand<net::io_context::executor_type> ex) : done(ex) {
+  explicit pull_state(net::strand<net::io_context::executor_type> ex) : done(ex), cancel(ex) {
     done.expires_at(net::steady_timer::time_point::max());
+    cancel.expires_at(net::steady_timer::time_point::max());
   }
-  net::steady_timer done;  // its wait ends (cancelled) when the pull is over
+  net::steady_timer done;    // its wait ends (cancelled) when the pull is over
+  net::steady_timer cancel;  // cancelled when every waiting client hung up
+  std::uint64_t reservation = 0;  // pull_budget entry
+  std::size_t waiting = 0;        // requests waiting now
+  std::size_t told_to_retry = 0;  // requests answered 503 at pull_through_wait: they come back
   bool finished = false;
   bool ok = false;
+};
+
+// mirror.max_pulls and mirror.pull_volume, over all sources. Guarded by `mutex`, taken by the
+// sources' strands and never held across I/O.
+struct mirror_service::pull_budget {
+  using clock = std::chrono::steady_clock;
+  static constexpr std::chrono::hours window{1};
+  struct spend {
+    clock::time_point at;
+    std::uint64_t bytes = 0;
+  };
+
+  pull_budget(std::uint32_t max, std::uint64_t bytes_per_hour) : max_pulls(max), volume(bytes_per_hour) {}
+
+  // Reserves `bytes` for a new pull and counts it as running: its entry, or why not.
+  std::variant<std::uint64_t, pull_outcome> admit(std::uint64_t bytes) {
+    std::lock_guard lock(mutex);
+    const auto now = clock::now();
+    while (!spent.empty() && spent.begin()->second.at + window <= now) {
+      spent.erase(spent.begin());
+    }
+    if (running >= max_pulls) {
+      return pull_outcome{pull_verdict::busy,
+                          "mirror.max_pulls (" + std::to_string(max_pulls) +
+                              ") pull-throughs are running; retry later",
+                          {}};
+    }
+    if (bytes > volume) {
+      return pull_outcome{pull_verdict::refused,
+                          "this file (" + human_bytes(bytes) +
+                              ") is larger than mirror.pull_volume allows per hour (" +
+                              human_bytes(volume) + "); this relay does not fetch it on demand",
+                          {}};
+    }
+    std::uint64_t used = 0;
+    for (const auto& [id, s] : spent) {
+      used += s.bytes;
+    }
+    if (used + bytes > volume) {
+      // Until enough of the last hour's pulls have aged out.
+      std::uint64_t left = used;
+      auto when = now;
+      for (const auto& [id, s] : spent) {
+        left -= s.bytes;
+        when = s.at + window;
+        if (left + bytes <= volume) {
+          break;
+        }
+      }
+      const auto wait = std::chrono::ceil<std::chrono::seconds>(when - now);
+      return pull_outcome{pull_verdict::busy,
+                          "mirror.pull_volume: " + human_bytes(used) + " of " +
+                              human_bytes(volume) +
+                              " per hour already pulled through; retry later",
+                          std::max(wait, std::chrono::seconds{1})};
+    }
+    ++running;
+    spent.emplace(++last_id, spend{now, bytes});
+    return last_id;
+  }
+
+  // The pull is over; `bytes` it actually cost replaces its reservation.
+  void settle(std::uint64_t id, std::uint64_t bytes) {
+    std::lock_guard lock(mutex);
+    if (auto it = spent.find(id); it != spent.end()) {
+      it->second.bytes = bytes;
+    }
+    --running;
+  }
+
+  const std::uint32_t max_pulls;
+  const std::uint64_t volume;
+  std::mutex mutex;
+  std::uint32_t running = 0;
+  std::uint64_t last_id = 0;
+  std::map<std::uint64_t, spend> spent;  // the last hour's pulls, oldest first
 };
 
 struct mirror_service::source {
@@ -266,6 +391,9 @@ struct mirror_service::source {
 
   const mirror_source_settings settings;
   mirror_source upstream;
+  // `pull_through`: what may be fetched on demand beyond `upstream.include`; unset: nothing.
+  std::function<bool(const au::listed_file&)> pull_filter;
+  unsigned failures = 0;  // strand: syncs failed in a row (retry backoff)
   const fs::path dir;
   net::strand<net::io_context::executor_type> strand;
   net::steady_timer schedule;     // strand
@@ -288,6 +416,10 @@ struct mirror_service::source {
   mutable std::mutex mutex;
   std::shared_ptr<const served_snapshot> served = std::make_shared<served_snapshot>();
   std::optional<sync_result> last_result;
+  // Of the last sync this process ran: shown even when state.json could not record it (a full
+  // disk).
+  std::optional<std::chrono::system_clock::time_point> last_attempt;
+  std::optional<std::chrono::system_clock::time_point> last_success;
   std::optional<std::chrono::system_clock::time_point> next_sync;
   bool syncing = false;
   std::size_t pulls_running = 0;
@@ -408,7 +540,11 @@ agent::proxy_resolver_options resolver_options(const upstream_proxy_settings& c)
 
 mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
                                std::string public_base)
-    : ioc_(ioc), pull_wait_(config.mirror.pull_through_wait) {
+    : ioc_(ioc),
+      pull_wait_(config.mirror.pull_through_wait),
+      retry_after_(config.retry_after),
+      min_free_(config.cache_min_free),
+      budget_(std::make_unique<pull_budget>(config.mirror.max_pulls, config.mirror.pull_volume)) {
   if (config.mirror.rate_limit != 0) {
     total_rate_ = std::make_shared<rate_limiter>(config.mirror.rate_limit);
   }
@@ -435,6 +571,8 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
       up.rate_limits.push_back(total_rate_);
     }
     up.include = include_filter(settings.include);
+    up.min_free = config.cache_min_free;
+    s->pull_filter = include_filter(settings.pull_through);
     sources_.push_back(std::move(s));
   }
   set_public_base(std::move(public_base));
@@ -509,7 +647,13 @@ net::awaitable<void> mirror_service::schedule_loop(source& s) {
   const auto now = std::chrono::system_clock::now();
   milliseconds wait{0};
   const auto status = read_status(s.dir);
-  if (status && status->last_attempt && *status->last_attempt + s.settings.interval > now) {
+  const bool last_failed = status && status->last_attempt &&
+                           (!status->last_success || *status->last_success < *status->last_attempt);
+  if (last_failed) {
+    // Failed or killed (a first sync cut short leaves no server.ini): soon, not an interval later.
+    wait = std::min(std::chrono::duration_cast<milliseconds>(s.settings.retry), s.settings.interval) +
+           jitter(std::min(s.settings.jitter, startup_jitter_cap));
+  } else if (status && status->last_attempt && *status->last_attempt + s.settings.interval > now) {
     wait = std::chrono::duration_cast<milliseconds>(*status->last_attempt + s.settings.interval - now) +
            jitter(s.settings.jitter);
   } else {
@@ -526,7 +670,17 @@ net::awaitable<void> mirror_service::schedule_loop(source& s) {
       co_return;
     }
     co_await run_sync(s);
-    wait = s.settings.interval + jitter(s.settings.jitter);
+    if (s.failures == 0) {
+      wait = s.settings.interval + jitter(s.settings.jitter);
+    } else {
+      // retry, 2 x retry, 4 x retry ... up to interval; a little jitter so relays spread.
+      const auto shift = std::min(s.failures - 1, 20U);
+      wait = std::min(std::chrono::duration_cast<milliseconds>(s.settings.retry) * (std::int64_t{1} << shift),
+                      s.settings.interval);
+      spdlog::info("mirror sync retry name={} failures={} in_ms={}", s.settings.name, s.failures,
+                   wait.count());
+      wait += jitter(std::min(s.settings.jitter, wait / 4));
+    }
   }
 }
 
@@ -537,6 +691,7 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
   }
   auto job = std::make_shared<source::sync_job>(s.strand);
   s.job = job;
+  const auto attempt = std::chrono::system_clock::now();
   {
     std::lock_guard lock(s.mutex);
     s.syncing = true;
@@ -576,8 +731,13 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
     std::lock_guard lock(s.mutex);
     s.syncing = false;
     s.last_result = result;
+    s.last_attempt = attempt;
+    if (result.ok()) {
+      s.last_success = std::chrono::system_clock::now();
+    }
     ++(!result.ok() ? s.syncs_failed : result.not_modified ? s.syncs_not_modified : s.syncs_ok);
   }
+  s.failures = result.ok() ? 0 : s.failures + 1;
   job->result = result;
   s.job.reset();
   job->done.cancel();
@@ -587,6 +747,8 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
 net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
   auto next = std::make_shared<served_snapshot>();
   const fs::path tree = s.dir / "tree";
+  // Identity first: should the index be replaced while it is read, lookup() sees a newer one.
+  next->index = identity_of(tree / "server.ini");
   if (const auto text = read_small_file(tree / "server.ini", au::max_document_bytes)) {
     if (auto doc = au::parse(*text)) {
       next->has_index = true;
@@ -596,11 +758,29 @@ net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
       for (const auto& e : doc->engines()) {
         next->versions.emplace_back("ENGINE:" + e.id, e.version.to_string());
       }
+      add_listed(*doc, next->names);
       for (const auto& f : doc->files()) {
-        next->names.emplace(f.path, f.size);
-        if (au::needs_signature(f.path)) {
-          next->names.emplace(au::signature_path(f.path), std::nullopt);
+        if (s.upstream.include && !s.upstream.include(f) && !(s.pull_filter && s.pull_filter(f))) {
+          next->not_pullable.insert(f.path);
+          if (au::needs_signature(f.path)) {
+            next->not_pullable.insert(au::signature_path(f.path));
+          }
         }
+      }
+      // The indexes published before this one, as prune() keeps their files.
+      const auto status = read_status(s.dir);
+      const std::uint64_t generation = status ? status->generation : 0;
+      const std::uint64_t keep = s.settings.keep;
+      for (std::uint64_t g = generation > keep ? generation - keep : 1; g < generation; ++g) {
+        const auto old = read_small_file(s.dir / "history" / ("server.ini." + std::to_string(g)),
+                                         au::max_document_bytes);
+        if (auto older = old ? au::parse(*old) : au::parse_result<au::index>(au::parse_error{});
+            old && older) {
+          add_listed(*older, next->kept);
+        }
+      }
+      for (const auto& [path, size] : next->names) {
+        next->kept.erase(path);
       }
     } else {
       spdlog::error("mirror served index unreadable name={} error=\"{}\"", s.settings.name,
@@ -646,21 +826,42 @@ mirror_lookup mirror_service::lookup(std::string_view name, std::string_view pat
     return out;
   }
   const auto snapshot = s->snapshot();
-  const auto listed = snapshot->names.find(std::string(path));
-  if (listed == snapshot->names.end()) {
-    // Not in the index this process has read, but in the tree: the served server.ini was just
-    // replaced and names it (a sync publishes files before the index; only the mirror writes
-    // the tree). Served without a digest until the snapshot catches up.
-    if (const auto present = regular_file(out.file); present && present->first > 0) {
+  const std::string key(path);
+  const auto serve_if_present = [&](const std::optional<std::uint64_t>& listed) {
+    if (const auto present = regular_file(out.file);
+        present && present->first > 0 && (!listed || present->first == *listed)) {
       out.verdict = mirror_lookup_verdict::served;
       out.size = present->first;
       out.mtime_ns = present->second;
+    }
+  };
+  const auto listed = snapshot->names.find(key);
+  if (listed == snapshot->names.end()) {
+    if (const auto kept = snapshot->kept.find(key); kept != snapshot->kept.end()) {
+      serve_if_present(kept->second);
+      return out;
+    }
+    // The served server.ini may have been replaced a moment ago, before this process read it
+    // (run_sync refreshes the snapshot right after the sync): then that index decides. Parsed
+    // only while the snapshot lags, so requests for unlisted names cost a stat, not a parse.
+    if (const auto current = identity_of(s->dir / "tree" / "server.ini");
+        current && current != snapshot->index) {
+      const auto text = read_small_file(s->dir / "tree" / "server.ini", au::max_document_bytes);
+      if (auto doc = text ? au::parse(*text) : au::parse_result<au::index>(au::parse_error{});
+          text && doc) {
+        std::unordered_map<std::string, std::optional<std::uint64_t>> names;
+        add_listed(*doc, names);
+        if (const auto it = names.find(key); it != names.end()) {
+          serve_if_present(it->second);
+        }
+      }
     }
     return out;
   }
   const auto present = regular_file(out.file);
   if (!present || (listed->second && present->first != *listed->second) || present->first == 0) {
-    out.verdict = mirror_lookup_verdict::pullable;
+    out.verdict = snapshot->not_pullable.contains(key) ? mirror_lookup_verdict::not_admitted
+                                                       : mirror_lookup_verdict::pullable;
     return out;
   }
   out.verdict = mirror_lookup_verdict::served;
@@ -674,24 +875,59 @@ mirror_lookup mirror_service::lookup(std::string_view name, std::string_view pat
   return out;
 }
 
-net::awaitable<bool> mirror_service::pull_through(std::string name, std::string path) {
+net::awaitable<pull_outcome> mirror_service::pull_through(std::string name, std::string path) {
   source* s = find_source(name);
   if (s == nullptr || stopping_.load()) {
-    co_return false;
+    co_return pull_outcome{pull_verdict::failed, "the relay is stopping", {}};
   }
   co_return co_await net::co_spawn(s->strand, pull_and_wait(*s, std::move(path)), net::use_awaitable);
 }
 
-net::awaitable<bool> mirror_service::pull_and_wait(source& s, std::string path) {
+net::awaitable<pull_outcome> mirror_service::pull_and_wait(source& s, std::string path) {
+  // A client that hangs up cancels this coroutine (pull_through): that is an answer here, not an
+  // exception, so that its share of the pull is always withdrawn.
+  co_await net::this_coro::throw_if_cancelled(false);
   std::shared_ptr<pull_state> state;
   if (auto it = s.pulls.find(path); it != s.pulls.end()) {
     state = it->second;
   } else {
     const auto found = lookup(s.settings.name, path);
-    if (found.verdict != mirror_lookup_verdict::pullable) {
-      co_return found.verdict == mirror_lookup_verdict::served;
+    switch (found.verdict) {
+      case mirror_lookup_verdict::served:
+        co_return pull_outcome{pull_verdict::served, {}, {}};
+      case mirror_lookup_verdict::pullable:
+        break;
+      case mirror_lookup_verdict::not_admitted:
+        co_return pull_outcome{pull_verdict::refused,
+                               "left out by the source's include and not admitted by its "
+                               "pull_through: this relay does not fetch it on demand",
+                               {}};
+      case mirror_lookup_verdict::not_listed:
+      case mirror_lookup_verdict::unknown_source:
+        co_return pull_outcome{pull_verdict::refused, "not in the mirrored index", {}};
+    }
+    std::optional<std::uint64_t> size;
+    {
+      const auto snapshot = s.snapshot();
+      if (auto it = snapshot->names.find(path); it != snapshot->names.end()) {
+        size = it->second;
+      }
+    }
+    const std::uint64_t needed = size.value_or(64 * 1024);
+    if (auto no_room = check_space(s.dir, min_free_, needed); !no_room.empty()) {
+      spdlog::warn("event=mirror_pull_refused source={} path={} reason=\"{}\"", s.settings.name,
+                   path, no_room);
+      co_return pull_outcome{pull_verdict::busy, "the relay fetches nothing new: " + no_room,
+                             std::chrono::seconds{60}};
+    }
+    auto admitted = budget_->admit(needed);
+    if (auto* refusal = std::get_if<pull_outcome>(&admitted)) {
+      spdlog::info("event=mirror_pull_refused source={} path={} reason=\"{}\"", s.settings.name,
+                   path, refusal->reason);
+      co_return *refusal;
     }
     state = std::make_shared<pull_state>(s.strand);
+    state->reservation = std::get<std::uint64_t>(admitted);
     s.pulls.emplace(path, state);
     {
       std::lock_guard lock(s.mutex);
@@ -699,9 +935,36 @@ net::awaitable<bool> mirror_service::pull_and_wait(source& s, std::string path) 
     }
     net::co_spawn(s.strand, pull(s, path, state), log_failure("mirror pull-through"));
   }
+  ++state->waiting;
   net::steady_timer deadline(s.strand, pull_wait_);
-  co_await (state->done.async_wait(use_tuple) || deadline.async_wait(use_tuple));
-  co_return state->finished && state->ok;
+  // Ends early when the caller cancels this coroutine: its client hung up. A cancellation that
+  // came before the wait began is only recorded in the state, hence the check.
+  const bool gone_already =
+      (co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none;
+  std::variant<std::tuple<boost::system::error_code>, std::tuple<boost::system::error_code>> raced;
+  if (!gone_already) {
+    raced = co_await (state->done.async_wait(use_tuple) || deadline.async_wait(use_tuple));
+  }
+  --state->waiting;
+  if (state->finished) {
+    co_return state->ok ? pull_outcome{pull_verdict::served, {}, {}}
+                        : pull_outcome{pull_verdict::failed,
+                                       "the relay could not fetch this file from upstream; "
+                                       "retry later",
+                                       {}};
+  }
+  if (!gone_already && raced.index() == 1 && !std::get<0>(std::get<1>(raced))) {
+    ++state->told_to_retry;
+    co_return pull_outcome{pull_verdict::failed,
+                           "the relay is still fetching this file from upstream; retry later", {}};
+  }
+  if (state->waiting == 0 && state->told_to_retry == 0) {
+    spdlog::info("event=mirror_pull_abandoned source={} path={} hint=\"every client waiting for "
+                 "it hung up; the download is cancelled, its partial file kept\"",
+                 s.settings.name, path);
+    state->cancel.cancel();
+  }
+  co_return pull_outcome{pull_verdict::failed, "the client hung up", {}};
 }
 
 net::awaitable<void> mirror_service::pull(source& s, std::string path,
@@ -713,15 +976,30 @@ net::awaitable<void> mirror_service::pull(source& s, std::string path,
       size = it->second;
     }
   }
+  // A cancelled pull reports no counts: its cost is what its partial file grew by.
+  const fs::path partial = s.dir / "staging" / (path + ".pull");
+  const auto partial_size = [&] {
+    std::error_code ec;
+    const auto n = fs::file_size(partial, ec);
+    return ec ? std::uintmax_t{0} : n;
+  };
+  const auto before = partial_size();
   co_await find_route(s);
-  auto raced = co_await (pull_file(s.upstream, s.dir, path, size) || s.stop_signal.async_wait(use_tuple));
+  auto raced = co_await (pull_file(s.upstream, s.dir, path, size) ||
+                         s.stop_signal.async_wait(use_tuple) || state->cancel.async_wait(use_tuple));
   bool ok = false;
+  std::uint64_t spent = 0;
   if (raced.index() == 0) {
     const pull_result& r = std::get<0>(raced);
-    upstream_bytes_.fetch_add(r.bytes_downloaded, std::memory_order_relaxed);
+    spent = r.bytes_downloaded;
     ok = r.ok();
+  } else {
+    const auto after = partial_size();
+    spent = after > before ? after - before : 0;
   }
-  if (!ok && routes_ && s.settings.proxy == "auto") {
+  upstream_bytes_.fetch_add(spent, std::memory_order_relaxed);
+  budget_->settle(state->reservation, spent);
+  if (!ok && raced.index() == 0 && routes_ && s.settings.proxy == "auto") {
     routes_->forget(s.settings.ca_file);
   }
   if (ok) {
@@ -844,7 +1122,18 @@ std::vector<mirror_source_view> mirror_service::status() const {
       v.bytes += d.size;
     }
     v.versions = snapshot->versions;
+    v.blocked = check_space(s->dir, min_free_, 0);
     std::lock_guard lock(s->mutex);
+    if (s->last_result && s->last_attempt) {
+      // What this process saw last wins over state.json, which a full disk may have kept old.
+      v.status.last_error = s->last_result->error;
+      if (!v.status.last_attempt || *v.status.last_attempt < *s->last_attempt) {
+        v.status.last_attempt = s->last_attempt;
+      }
+      if (s->last_success && (!v.status.last_success || *v.status.last_success < *s->last_success)) {
+        v.status.last_success = s->last_success;
+      }
+    }
     v.syncing = s->syncing;
     v.last_result = s->last_result;
     v.next_sync = s->next_sync;

@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -22,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <algorithm>
@@ -40,6 +42,29 @@ namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 
 namespace {
+
+// Ends when the client closes or resets its connection while its request waits (for a
+// pull-through). Bytes it sends meanwhile (a pipelined request) stay for the next read: the
+// wait then lasts until it is cancelled.
+net::awaitable<void> client_hung_up(tcp::socket& socket) {
+  for (;;) {
+    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read,
+                                           net::as_tuple(net::use_awaitable));
+    if (ec) {
+      co_return;  // cancelled (the wait is over) or the socket failed
+    }
+    char byte = 0;
+    const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      co_return;
+    }
+    if (n > 0) {
+      net::steady_timer forever(socket.get_executor(), net::steady_timer::time_point::max());
+      co_await forever.async_wait(net::as_tuple(net::use_awaitable));
+      co_return;
+    }
+  }
+}
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
@@ -408,8 +433,15 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     response_plan plan = handler_.handle(parser.get(), context);
     if (auto* pull = std::get_if<pull_request>(&plan); pull != nullptr && mirrors_ != nullptr) {
       // Bounded by mirror.pull_through_wait; every request for the same file joins one download.
-      co_await mirrors_->pull_through(pull->source, pull->path);
-      context.after_pull = true;
+      // A client that hangs up meanwhile withdraws (the download stops when nobody waits).
+      using namespace net::experimental::awaitable_operators;
+      auto pulled = co_await (mirrors_->pull_through(pull->source, pull->path) ||
+                              client_hung_up(stream.socket()));
+      if (pulled.index() == 1) {
+        conn->busy_ = false;
+        break;
+      }
+      context.pull = std::move(std::get<0>(pulled));
       plan = handler_.handle(parser.get(), context);
     }
     if (auto* sync = std::get_if<mirror_sync_request>(&plan)) {

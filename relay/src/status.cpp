@@ -68,6 +68,7 @@ std::string to_json(const status_report& r) {
                               : json::value(nullptr);
     o["last_error"] = m.status.last_error;
     o["status_error"] = m.status_error;
+    o["blocked"] = m.blocked;
     o["route"] = m.route;
     o["syncs"] = json::object{{"ok", m.syncs_ok},
                               {"not_modified", m.syncs_not_modified},

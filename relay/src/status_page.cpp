@@ -209,6 +209,9 @@ std::string render_status_page(const status_report& r) {
            "<th>last error</th></tr>\n";
     for (const auto& m : r.mirrors) {
       std::string error = m.status_error.empty() ? m.status.last_error : m.status_error;
+      if (!m.blocked.empty()) {
+        error += (error.empty() ? "" : "; ") + std::string("nothing new is fetched: ") + m.blocked;
+      }
       const std::string via = m.route.empty() ? "" : "<br>via " + html_escape(m.route);
       out += "<tr><td>" + html_escape(m.name) + "</td><td>" + html_escape(m.upstream) + via +
              "</td><td>" +

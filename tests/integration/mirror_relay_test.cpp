@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <filesystem>
@@ -86,11 +87,14 @@ class mirror_relay : public testing::Test {
   }
 
   // A relay mirroring `url` as source "vendor"; `extra` is added to the source's table.
+  // `mirror_extra` goes into [mirror], `top` before every table (e.g. "[cache]\nmin_free = 0\n").
   relayd& start_relay(const std::string& url, const std::string& extra = "",
-                      const std::string& state_dir = "") {
+                      const std::string& state_dir = "", const std::string& mirror_extra = "",
+                      const std::string& top = "") {
     // "Update now" (POST /-/mirror/sync) is an admin request: it needs the token.
-    std::string config = "[admin]\ntoken = \"" + std::string(admin_token) + "\"\n";
-    config += "[mirror]\npublic_url = \"http://relay.lan:4127\"\npull_through_wait = \"20s\"\n";
+    std::string config = top + "[admin]\ntoken = \"" + std::string(admin_token) + "\"\n";
+    config += "[mirror]\npublic_url = \"http://relay.lan:4127\"\npull_through_wait = \"20s\"\n" +
+              mirror_extra;
     config += "[[mirror.source]]\nname = \"vendor\"\nurl = \"" + url + "\"\njitter = \"0ms\"\n" + extra;
     relays_.push_back(std::make_unique<relayd>(config, std::vector<std::string>{}, 0, std::vector<std::string>{}, state_dir));
     return *relays_.back();
@@ -120,6 +124,31 @@ class mirror_relay : public testing::Test {
                         .environment = {"LANRELAY_ADMIN_TOKEN=" + std::string(admin_token)}});
     const auto status = p.wait_for(120s);
     return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, read_file(out)};
+  }
+
+  // index(1) with a Path_F<n> entry in [PATTERN] for each of `paths` (kind path_entry).
+  std::string index_with(const std::vector<std::string>& paths) {
+    std::string s = index(1);
+    std::string lines;
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      lines += "Path_F" + std::to_string(i) + "=" + paths[i] + "," + std::to_string(tree_->size(paths[i])) + "\r\n";
+    }
+    s.insert(s.find("\r\n[ENGINE]"), lines);
+    return s;
+  }
+
+  static json::object mirror_view(relayd& relay) {
+    return json::parse(relay.request("GET", "/-/mirror").message.body()).at(0).as_object();
+  }
+  static std::uint64_t pulls_running(relayd& relay) {
+    return mirror_view(relay).at("pulls_running").to_number<std::uint64_t>();
+  }
+  static std::size_t count(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
   }
 
   std::size_t upstream_gets(const std::string& path) const {
@@ -196,6 +225,56 @@ TEST_F(mirror_relay, serves_the_mirrored_tree_with_the_caches_rules) {
   EXPECT_TRUE(listed) << json::serialize(catalog);
 }
 
+// Issue 11: a sync fetched the pattern into tree/, then refused its oversized .sig and published
+// no index; the pattern must not be served (docs/protocol.md: only what a published index names).
+TEST_F(mirror_relay, files_of_an_unpublished_sync_stay_invisible) {
+  publish_v1();
+  const auto oversized_sig = [&](const std::string& zip) {
+    spew(tree_->file(activeupdate::signature_path(zip)), std::string(2U << 20, 's'));
+  };
+  oversized_sig(pattern_v1);
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  const fs::path state = root_ / "state";
+  relayd& relay = start_relay(upstream_url(), "", state.string());
+  const fs::path tree = state / "mirror" / "vendor" / "tree";
+  ASSERT_TRUE(eventually(60s, [&] {
+    const auto v = json::parse(relay.request("GET", "/-/mirror").message.body());
+    return !v.at(0).at("last_error").as_string().empty() && !v.at(0).at("syncing").as_bool();
+  })) << relay.log();
+  ASSERT_TRUE(fs::exists(tree / pattern_v1));  // the case of the issue: the file reached tree/
+  ASSERT_FALSE(fs::exists(tree / "server.ini"));
+  for (const auto& path : {std::string("server.ini"), pattern_v1,
+                           activeupdate::signature_path(pattern_v1), engine}) {
+    auto res = relay.request("GET", "/activeupdate/vendor/" + path);
+    EXPECT_EQ(res.message.result(), http::status::not_found) << path;
+    EXPECT_EQ(relay.request("HEAD", "/activeupdate/vendor/" + path).message.result(),
+              http::status::not_found) << path;
+  }
+
+  // Once the upstream is right, the published index makes the files visible.
+  tree_->add(pattern_v1, 1'500'000);
+  const std::string where = "127.0.0.1:" + std::to_string(relay.port());
+  auto synced = cli({"mirror", "sync", "vendor", "--relay", where});
+  ASSERT_EQ(synced.status, 0) << synced.output;
+  for (const auto& path : {pattern_v1, activeupdate::signature_path(pattern_v1), engine}) {
+    EXPECT_EQ(relay.request("GET", "/activeupdate/vendor/" + path).message.result(), http::status::ok) << path;
+  }
+
+  // A newer index refused the same way: its new file stays invisible, version 1 stays served.
+  publish_v2();
+  oversized_sig(pattern_v2);
+  auto refused = cli({"mirror", "sync", "vendor", "--relay", where});
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  ASSERT_TRUE(fs::exists(tree / pattern_v2));
+  EXPECT_EQ(relay.request("GET", "/activeupdate/vendor/" + pattern_v2).message.result(),
+            http::status::not_found);
+  EXPECT_EQ(relay.request("GET", "/activeupdate/vendor/" + pattern_diff).message.result(),
+            http::status::not_found);
+  for (const auto& path : {pattern_v1, activeupdate::signature_path(pattern_v1), engine}) {
+    EXPECT_EQ(relay.request("GET", "/activeupdate/vendor/" + path).message.result(), http::status::ok) << path;
+  }
+}
+
 TEST_F(mirror_relay, update_now_and_status_from_the_command_line) {
   publish_v1();
   ASSERT_NO_FATAL_FAILURE(upstream_->start());
@@ -248,7 +327,7 @@ TEST_F(mirror_relay, pull_through_makes_one_upstream_download_for_thirty_request
   publish_v1();
   // The pattern trickles at 1 MiB/s so that every request arrives while it is being fetched.
   ASSERT_NO_FATAL_FAILURE(upstream_->start("/activeupdate/" + pattern_v1, "1m"));
-  relayd& relay = start_relay(upstream_url(), "include = [\"ENGINE\"]\n");
+  relayd& relay = start_relay(upstream_url(), "include = [\"ENGINE\"]\npull_through = [\"PATTERN\"]\n");
   ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
   ASSERT_EQ(upstream_gets(pattern_v1), 0U);  // left out by include: not fetched ahead
 
@@ -286,6 +365,187 @@ TEST_F(mirror_relay, pull_through_makes_one_upstream_download_for_thirty_request
   auto later = relay.request("GET", "/activeupdate/vendor/" + pattern_v1);
   EXPECT_TRUE(later.message.body() == expected);
   EXPECT_EQ(upstream_gets(pattern_v1), 1U);
+}
+
+// Issue 11: pull-through ignored the source's filter. A file neither include nor pull_through
+// admits is never fetched on demand.
+TEST_F(mirror_relay, pull_through_fetches_only_what_the_source_admits) {
+  publish_v1();
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  relayd& relay = start_relay(upstream_url(), "include = [\"ENGINE\"]\n");
+  ASSERT_TRUE(serves(relay, engine)) << relay.log();
+  for (const auto& path : {pattern_v1, activeupdate::signature_path(pattern_v1)}) {
+    auto res = relay.request("GET", "/activeupdate/vendor/" + path);
+    EXPECT_EQ(res.message.result(), http::status::not_found) << path;
+    EXPECT_NE(res.message.body().find("pull_through"), std::string::npos) << res.message.body();
+    EXPECT_EQ(upstream_gets(path), 0U) << path;
+  }
+  EXPECT_EQ(relay.request("GET", "/activeupdate/vendor/" + engine).message.result(), http::status::ok);
+}
+
+// mirror.max_pulls and mirror.pull_volume: beyond them a 503 with Retry-After and the reason,
+// and nothing asked of the upstream.
+TEST_F(mirror_relay, pull_through_keeps_to_max_pulls_and_the_hourly_volume) {
+  publish_v1();
+  std::vector<std::string> files;
+  for (int i = 0; i < 3; ++i) {
+    files.push_back("files/slow/s" + std::to_string(i) + ".bin");
+    tree_->add(files.back(), 100'000);
+  }
+  for (int i = 0; i < 3; ++i) {
+    files.push_back("files/fast/g" + std::to_string(i) + ".bin");
+    tree_->add(files.back(), 100'000);
+  }
+  const std::string big = "files/fast/big.bin";
+  tree_->add(big, 300'000);
+  files.push_back(big);
+  tree_->publish(index_with(files));
+  // At 1 KiB/s a slow file takes 100 s: both pulls are still running when the third comes.
+  ASSERT_NO_FATAL_FAILURE(upstream_->start("/activeupdate/files/slow/", "1k"));
+  relayd& relay = start_relay(upstream_url(),
+                              "include = [\"PATTERN:48020000\", \"ENGINE\"]\npull_through = [\"path:files/\"]\n",
+                              "", "max_pulls = 2\npull_volume = \"250KiB\"\n");
+  ASSERT_TRUE(serves(relay, engine)) << relay.log();
+
+  std::vector<std::unique_ptr<raw_connection>> waiting;
+  for (int i = 0; i < 2; ++i) {
+    waiting.push_back(std::make_unique<raw_connection>(relay.port()));
+    ASSERT_TRUE(waiting.back()->send_all("GET /activeupdate/vendor/" + files[i] + " HTTP/1.1\r\nHost: r\r\n\r\n"));
+  }
+  ASSERT_TRUE(eventually(30s, [&] { return pulls_running(relay) == 2; })) << relay.log();
+  auto third = relay.request("GET", "/activeupdate/vendor/" + files[2]);
+  EXPECT_EQ(third.message.result(), http::status::service_unavailable);
+  EXPECT_FALSE(third.message[http::field::retry_after].empty());
+  EXPECT_NE(third.message.body().find("mirror.max_pulls"), std::string::npos) << third.message.body();
+  EXPECT_EQ(upstream_gets(files[2]), 0U);
+  waiting.clear();  // both clients hang up: their pulls are cancelled
+  ASSERT_TRUE(eventually(30s, [&] { return pulls_running(relay) == 0; })) << relay.log();
+
+  // 2 x 100 000 bytes fit into 250 KiB an hour; a third file does not, a 300 000-byte one never.
+  for (int i = 3; i < 5; ++i) {
+    auto res = relay.request("GET", "/activeupdate/vendor/" + files[i]);
+    ASSERT_EQ(res.message.result(), http::status::ok) << files[i] << " " << res.message.body();
+    EXPECT_TRUE(res.message.body() == slurp(tree_->file(files[i])));
+  }
+  auto over = relay.request("GET", "/activeupdate/vendor/" + files[5]);
+  EXPECT_EQ(over.message.result(), http::status::service_unavailable);
+  EXPECT_NE(over.message.body().find("mirror.pull_volume"), std::string::npos) << over.message.body();
+  const std::string retry(over.message[http::field::retry_after]);
+  ASSERT_FALSE(retry.empty());
+  EXPECT_GT(std::stoul(retry), 600U);  // when the first pull of the hour ages out
+  EXPECT_EQ(upstream_gets(files[5]), 0U);
+  auto too_big = relay.request("GET", "/activeupdate/vendor/" + big);
+  EXPECT_EQ(too_big.message.result(), http::status::not_found);
+  EXPECT_NE(too_big.message.body().find("mirror.pull_volume"), std::string::npos) << too_big.message.body();
+  EXPECT_EQ(upstream_gets(big), 0U);
+}
+
+// Issue 11: 29 abandoned requests caused 29 upstream downloads. Here 12 clients ask for 12
+// different files and hang up at once: every pull is cancelled, none downloads its file (a
+// whole file takes 50 s at the upstream's 2 KiB/s; the pulls must be gone well before).
+TEST_F(mirror_relay, abandoned_pull_throughs_are_cancelled) {
+  publish_v1();
+  std::vector<std::string> files;
+  for (int i = 0; i < 12; ++i) {
+    files.push_back("files/slow/a" + std::to_string(i) + ".bin");
+    tree_->add(files.back(), 100'000);
+  }
+  tree_->publish(index_with(files));
+  ASSERT_NO_FATAL_FAILURE(upstream_->start("/activeupdate/files/slow/", "2k"));
+  relayd& relay = start_relay(upstream_url(),
+                              "include = [\"PATTERN:48020000\", \"ENGINE\"]\npull_through = [\"path:files/\"]\n");
+  ASSERT_TRUE(serves(relay, engine)) << relay.log();
+
+  for (const auto& path : files) {
+    raw_connection c(relay.port());
+    ASSERT_TRUE(c.send_all("GET /activeupdate/vendor/" + path + " HTTP/1.1\r\nHost: r\r\n\r\n"));
+  }  // each connection closes here, before any answer
+  // Every request ends as an abandoned pull or a refusal (mirror.max_pulls, default 4).
+  ASSERT_TRUE(eventually(30s, [&] {
+    const std::string log = relay.log();
+    return count(log, "event=mirror_pull_abandoned") + count(log, "event=mirror_pull_refused") >= files.size();
+  })) << relay.log();
+  ASSERT_TRUE(eventually(30s, [&] { return pulls_running(relay) == 0; })) << relay.log();
+  const std::size_t abandoned = count(relay.log(), "event=mirror_pull_abandoned");
+  EXPECT_GE(abandoned, 1U);
+
+  std::size_t requests = 0;
+  std::uint64_t bytes = 0;
+  eventually(10s, [&] {  // nginx logs a request when the relay has closed its connection
+    requests = 0;
+    for (const auto& line : upstream_->log()) {
+      requests += line.uri.starts_with("/activeupdate/files/slow/") ? 1 : 0;
+    }
+    return requests >= abandoned;
+  });
+  requests = 0;
+  for (const auto& line : upstream_->log()) {
+    if (line.uri.starts_with("/activeupdate/files/slow/")) {
+      ++requests;
+      bytes += line.bytes;
+      EXPECT_LT(line.bytes, 100'000U) << line.uri << " was downloaded whole";
+    }
+  }
+  EXPECT_LE(requests, abandoned);
+  EXPECT_LT(bytes, 12U * 100'000U / 4) << requests << " upstream requests";
+  EXPECT_TRUE(relay.alive());
+}
+
+// cache.min_free: below the floor nothing new is fetched, neither by a sync nor by a
+// pull-through, and every status says why; freeing space lifts it.
+TEST_F(mirror_relay, nothing_is_fetched_below_the_disk_floor) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "mounting a small tmpfs needs root";
+  }
+  const fs::path disk = root_ / "disk";
+  fs::create_directories(disk);
+  ASSERT_EQ(::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=6m"), 0) << std::strerror(errno);
+  struct unmount {
+    fs::path dir;
+    ~unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } guard{disk};
+
+  publish_v1();  // 2.2 MB
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  const fs::path state = disk / "state";
+  relayd& relay = start_relay(upstream_url(), "", state.string(), "", "[cache]\nmin_free = \"1MiB\"\n");
+  ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
+  EXPECT_TRUE(mirror_view(relay).at("blocked").as_string().empty());
+
+  spew(disk / "filler", std::string(3'300'000, 'f'));  // leaves less than 1 MiB free
+  const std::string where = "127.0.0.1:" + std::to_string(relay.port());
+  publish_v2();
+  auto refused = cli({"mirror", "sync", "vendor", "--relay", where, "--json"});
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_NE(refused.output.find("cache.min_free"), std::string::npos) << refused.output;
+  EXPECT_EQ(upstream_gets(pattern_v2), 0U);
+  EXPECT_EQ(upstream_gets(pattern_diff), 0U);
+
+  const auto view = mirror_view(relay);
+  EXPECT_NE(std::string(view.at("blocked").as_string()).find("cache.min_free"), std::string::npos);
+  EXPECT_NE(std::string(view.at("last_error").as_string()).find("cache.min_free"), std::string::npos);
+  const auto status = json::parse(relay.request("GET", "/-/status").message.body());
+  EXPECT_NE(std::string(status.at("mirrors").at("sources").at(0).at("blocked").as_string()).find("cache.min_free"),
+            std::string::npos);
+  auto shown = cli({"mirror", "status", "--relay", where});
+  EXPECT_NE(shown.output.find("blocked:       only"), std::string::npos) << shown.output;
+  auto page = relay.request("GET", "/");
+  EXPECT_NE(page.message.body().find("nothing new is fetched"), std::string::npos);
+
+  // A file the index names that the tree lacks is not pulled through either (removing it frees
+  // 700 KB: the floor still refuses the 700 KB it needs).
+  fs::remove(state / "mirror" / "vendor" / "tree" / engine);
+  auto pulled = relay.request("GET", "/activeupdate/vendor/" + engine);
+  EXPECT_EQ(pulled.message.result(), http::status::service_unavailable);
+  EXPECT_FALSE(pulled.message[http::field::retry_after].empty());
+  EXPECT_NE(pulled.message.body().find("cache.min_free"), std::string::npos) << pulled.message.body();
+  EXPECT_EQ(upstream_gets(engine), 1U);
+
+  fs::remove(disk / "filler");
+  EXPECT_TRUE(mirror_view(relay).at("blocked").as_string().empty());
+  EXPECT_EQ(relay.request("GET", "/activeupdate/vendor/" + engine).message.result(), http::status::ok);
+  auto synced = cli({"mirror", "sync", "vendor", "--relay", where});
+  EXPECT_EQ(synced.status, 0) << synced.output;
 }
 
 // v1 is 2.2 MB; at 1 MiB/s (with a burst of a tenth of a second) its sync cannot take less than
@@ -339,6 +599,28 @@ TEST_F(mirror_relay, relays_chain_into_a_hierarchy) {
   EXPECT_TRUE(json::parse(again.output).at("results").at(0).at("not_modified").as_bool()) << again.output;
 }
 
+// Issue 15: a failed sync is tried again after `retry` (doubling), not an interval later: a relay
+// whose upstream was down at start serves its snapshot soon after the upstream is back.
+TEST_F(mirror_relay, failed_sync_is_retried_with_backoff) {
+  publish_v1();
+  relayd& relay = start_relay(upstream_url(), "retry = \"1s\"\n");  // upstream not started yet
+  ASSERT_TRUE(eventually(60s, [&] {
+    const auto v = mirror_view(relay);
+    return !v.at("last_error").as_string().empty() && !v.at("syncing").as_bool();
+  })) << relay.log();
+  const auto failed = mirror_view(relay);
+  EXPECT_NE(std::string(failed.at("last_error").as_string()).find("server.ini"), std::string::npos);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  ASSERT_TRUE(failed.at("next_sync").is_number()) << json::serialize(failed);
+  EXPECT_LT(failed.at("next_sync").to_number<std::int64_t>() - now, 600);  // interval is 1 h
+
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  ASSERT_TRUE(serves(relay, pattern_v1, 120s)) << relay.log();
+  EXPECT_TRUE(mirror_view(relay).at("last_error").as_string().empty());
+  EXPECT_NE(relay.log().find("mirror sync retry name=vendor"), std::string::npos);
+}
+
 TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
   if (::geteuid() != 0) {
     GTEST_SKIP() << "mounting a small tmpfs needs root";
@@ -353,18 +635,42 @@ TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
 
   publish_v1();  // 2.2 MB
   ASSERT_NO_FATAL_FAILURE(upstream_->start());
-  relayd& relay = start_relay(upstream_url(), "", disk.string());
+  // No floor: the disk really fills up (cache.min_free has its own test).
+  relayd& relay = start_relay(upstream_url(), "", disk.string(), "", "[cache]\nmin_free = 0\n");
   ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
   const std::string served_v1 = relay.request("GET", "/activeupdate/vendor/server.ini").message.body();
 
   tree_->add(pattern_v2, 4'000'000);  // does not fit beside version 1
   tree_->add(pattern_diff, 300'000);
   tree_->publish(index(2));
-  auto failed = cli({"mirror", "sync", "--relay", "127.0.0.1:" + std::to_string(relay.port()), "--json"});
+  struct ::statvfs before {};
+  ASSERT_EQ(::statvfs(disk.c_str(), &before), 0);
+  const std::string where = "127.0.0.1:" + std::to_string(relay.port());
+  auto failed = cli({"mirror", "sync", "--relay", where, "--json"});
   EXPECT_EQ(failed.status, 1) << failed.output;
   const auto result = json::parse(failed.output).at("results").at(0).as_object();
-  EXPECT_NE(std::string(result.at("error").as_string()).find("No space left on device"), std::string::npos)
+  const std::string enospc = "No space left on device";
+  EXPECT_NE(std::string(result.at("error").as_string()).find(enospc), std::string::npos)
       << failed.output;
+
+  // Issue 15: the error shows where operators look, not "error: none".
+  auto shown = cli({"mirror", "status", "--relay", where});
+  EXPECT_NE(shown.output.find("error:         mirror vendor: "), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find(enospc), std::string::npos) << shown.output;
+  const auto view = json::parse(relay.request("GET", "/-/mirror").message.body()).at(0);
+  EXPECT_NE(std::string(view.at("last_error").as_string()).find(enospc), std::string::npos);
+  const auto status = json::parse(relay.request("GET", "/-/status").message.body());
+  EXPECT_NE(std::string(status.at("mirrors").at("sources").at(0).at("last_error").as_string()).find(enospc),
+            std::string::npos);
+  EXPECT_NE(relay.request("GET", "/").message.body().find(enospc), std::string::npos);
+  // What the failed sync wrote is gone: no partial file, the space is back.
+  for (const auto& entry : fs::recursive_directory_iterator(disk / "mirror" / "vendor" / "staging")) {
+    EXPECT_FALSE(entry.path().string().ends_with(".partial")) << entry.path();
+  }
+  EXPECT_FALSE(fs::exists(disk / "mirror" / "vendor" / "tree" / pattern_v2));
+  struct ::statvfs after {};
+  ASSERT_EQ(::statvfs(disk.c_str(), &after), 0);
+  EXPECT_GE(after.f_bavail * after.f_frsize + 256 * 1024, before.f_bavail * before.f_frsize);
 
   EXPECT_EQ(relay.request("GET", "/activeupdate/vendor/server.ini").message.body(), served_v1);
   for (const auto& path : {pattern_v1, engine}) {

@@ -205,6 +205,64 @@ keep = 3
   EXPECT_EQ(r.config.mirror.sources[1].interval, 1h);
 }
 
+TEST(config, pull_through_bounds_retry_and_the_disk_floor) {
+  const auto defaults = parse_relay_config("", "empty.toml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config.mirror.max_pulls, 4u);
+  EXPECT_EQ(defaults.config.mirror.pull_volume, 1ULL << 30);
+  EXPECT_EQ(defaults.config.cache_min_free, (space_floor{0, 200}));
+
+  const auto r = parse_relay_config(R"([cache]
+min_free = "0.5%"
+[mirror]
+max_pulls = 2
+pull_volume = "300MiB"
+[[mirror.source]]
+name = "vendor"
+url = "https://update.vendor.example/au/"
+include = ["ENGINE"]
+pull_through = ["PATTERN:lpt$vpn", "path:pattern/"]
+retry = "30s"
+)", "m.toml");
+  ASSERT_TRUE(r.ok()) << testing::PrintToString(messages(r));
+  EXPECT_EQ(r.config.cache_min_free, (space_floor{0, 50}));
+  EXPECT_EQ(r.config.mirror.max_pulls, 2u);
+  EXPECT_EQ(r.config.mirror.pull_volume, 300ULL << 20);
+  ASSERT_EQ(r.config.mirror.sources.size(), 1u);
+  EXPECT_EQ(r.config.mirror.sources[0].pull_through,
+            (std::vector<std::string>{"PATTERN:lpt$vpn", "path:pattern/"}));
+  EXPECT_EQ(r.config.mirror.sources[0].retry, 30s);
+  EXPECT_EQ(defaults.config.mirror.sources.size(), 0u);
+
+  EXPECT_EQ(parse_space_floor("10GiB"), (space_floor{10ULL << 30, 0}));
+  EXPECT_EQ(parse_space_floor("0"), space_floor{});
+  EXPECT_EQ(parse_space_floor("12.25%"), (space_floor{0, 1225}));
+  for (const char* bad : {"", "%", "2.%", "51%", "1.234%", "-1%", "2 %", "x%", "10 apples"}) {
+    EXPECT_FALSE(parse_space_floor(bad)) << bad;
+  }
+  EXPECT_EQ((space_floor{0, 200}).for_total(1'000'000), 20'000u);
+  EXPECT_EQ((space_floor{50'000, 200}).for_total(1'000'000), 50'000u);
+  EXPECT_EQ((space_floor{0, 5'000}).for_total(~std::uint64_t{0}), ~std::uint64_t{0} / 2);
+  EXPECT_EQ((space_floor{0, 1225}).to_string(), "12.25%");
+  EXPECT_EQ((space_floor{0, 50}).to_string(), "0.5%");
+  EXPECT_EQ((space_floor{1ULL << 20, 0}).to_string(), "1MiB");
+
+  const auto bad = parse_relay_config(R"([cache]
+min_free = "60%"
+[mirror]
+max_pulls = 0
+[[mirror.source]]
+name = "vendor"
+url = "https://update.vendor.example/au/"
+pull_through = ["nonsense"]
+retry = "10ms"
+)", "bad.toml");
+  const auto problems = messages(bad);
+  ASSERT_EQ(problems.size(), 4u) << testing::PrintToString(problems);
+  EXPECT_NE(problems[0].find("bad.toml:2:"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("expected a share of the disk"), std::string::npos) << problems[0];
+}
+
 TEST(config, a_mirror_source_may_use_a_socks5_proxy_but_no_other_scheme) {
   const auto good = parse_relay_config(R"([[mirror.source]]
 name = "vendor"

@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lanrelay {
@@ -58,8 +60,16 @@ struct mirror_source_settings {
   std::uint32_t keep = 1;  // older snapshots whose files stay served after a change
   // What a sync fetches ahead of time; empty: everything the index names. Entries:
   // "PATTERN", "PATTERN:<id>", "ENGINE", "ENGINE:<id>", "Info_<...>" (a program section), or
-  // "path:<prefix>". Files left out are still served: fetched from upstream on first request.
+  // "path:<prefix>". Files left out are fetched on first request only when pull_through admits
+  // them.
   std::vector<std::string> include;
+  // Files the index names that `include` leaves out and the relay may fetch from upstream when
+  // an agent first asks for them (pull-through); same entries as `include`. Empty: none, such
+  // requests get 404.
+  std::vector<std::string> pull_through;
+  // After a failed sync, the next try comes after this, doubling with each failure up to
+  // `interval`.
+  std::chrono::milliseconds retry{60'000};
   // http:// or socks5://[user:password@]host:port; "auto": resolved ([upstream_proxy]); empty: direct
   std::string proxy;
   std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
@@ -75,8 +85,25 @@ struct mirror_settings {
   std::uint64_t rate_limit = 0;  // bytes per second for all sources together; 0: unlimited
   // How long agents asking for a file that is being pulled through from upstream wait for it.
   std::chrono::milliseconds pull_through_wait{60'000};
+  std::uint32_t max_pulls = 4;             // pull-throughs running at once, all sources
+  std::uint64_t pull_volume = 1ULL << 30;  // bytes pulled through per hour, all sources
   std::vector<mirror_source_settings> sources;
 };
+
+// cache.min_free: free space on the state directory's file system below which nothing new is
+// fetched. A share of the file system's size, or a size; the larger of the two when both are set.
+struct space_floor {
+  std::uint64_t bytes = 0;
+  std::uint32_t basis_points = 0;  // hundredths of a percent: 200 is 2%
+
+  // The floor in bytes on a file system of `total` bytes.
+  std::uint64_t for_total(std::uint64_t total) const noexcept;
+  std::string to_string() const;  // "2%", "512MiB"
+  bool operator==(const space_floor&) const = default;
+};
+
+// "2%", "0.5%", "10GiB", "0": the floor, or nothing when `text` is none of these.
+std::optional<space_floor> parse_space_floor(std::string_view text);
 
 // How the relay finds the proxy for mirror sources with proxy = "auto": the agents' resolution
 // (agent/proxy_resolver.hpp): the daemon's environment (https_proxy, ...) and pac_url, else the
@@ -97,6 +124,7 @@ struct upstream_proxy_settings {
 struct relay_config {
   std::filesystem::path state_dir;  // resolved: never empty after loading
   std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
+  space_floor cache_min_free{0, 200};
   http_settings http;
   std::uint32_t max_peers = 10;                 // concurrent transfers served at once
   std::chrono::seconds retry_after{5};          // Retry-After on a 503 for a busy parent

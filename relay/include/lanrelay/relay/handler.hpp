@@ -52,7 +52,7 @@ struct file_transfer {
 };
 
 // A mirrored file the relay must first get from upstream (mirror_service::pull_through); the
-// server awaits that, then asks the handler again with after_pull set.
+// server awaits that, then asks the handler again with request_context::pull set.
 struct pull_request {
   std::string source;
   std::string path;
@@ -85,9 +85,9 @@ struct handler_settings {
 struct request_context {
   std::optional<boost::asio::ip::address> client;  // the peer; nullopt when unknown
   std::string_view body;  // only for requests accepts_body() allowed; empty otherwise
-  // The request was answered with a pull_request before and the pull is over (or timed out); a
-  // file still missing is then a 503 with Retry-After, not another pull.
-  bool after_pull = false;
+  // The request was answered with a pull_request before and this is what the pull came to; a
+  // file still missing is then a 404 or a 503 with Retry-After (pull->reason), not another pull.
+  std::optional<pull_outcome> pull;
 };
 
 class request_handler {
@@ -136,7 +136,8 @@ class request_handler {
   response_plan serve_item(const boost::beast::http::request_header<>& request,
                            const item_key& key);
   response_plan serve_mirror_file(const boost::beast::http::request_header<>& request,
-                                  const struct parsed_target& target, bool after_pull);
+                                  const struct parsed_target& target,
+                                  const std::optional<pull_outcome>& pull);
   // Conditional headers, Range and the transfer slot for an open file (cache item or mirror file).
   response_plan serve_file(const boost::beast::http::request_header<>& request, item_file file,
                            const std::string& etag, std::string_view content_type,

@@ -19,7 +19,9 @@
 // index's size, and the served server.ini is replaced (temp, fsync, rename, fsync dir) only after
 // every file the new index names is in tree/. So the served index never names a missing file, and
 // a failed or killed sync leaves the previous snapshot served. A file that would replace one the
-// served index names (same path, other size) waits in staging/ until that final step.
+// served index names (same path, other size) waits in staging/ until that final step. Files of a
+// failed sync may thus sit in tree/: the relay serves only what a published index names
+// (mirror_service::lookup), and a sync that failed on the disk removes them (and its partials).
 //
 // Sizes are the only check the index allows (AU lists no digests); a path whose content changes
 // without its size changing is not noticed. Real AU paths carry the version in the name.
@@ -32,6 +34,7 @@
 // file serialises syncs and prunes of one directory, also across processes.
 
 #include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/common/config.hpp"
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/http_client.hpp"
 
@@ -66,6 +69,28 @@ struct mirror_source {
   // Which listed files a sync fetches ahead of time; unset: all. A file left out (and its .sig)
   // is not fetched; the relay gets it with pull_file when an agent first asks for it.
   std::function<bool(const activeupdate::listed_file&)> include;
+  // cache.min_free: a file is fetched only when the state directory's file system keeps this
+  // much free after it (check_space); else the sync fails, saying so.
+  space_floor min_free;
+};
+
+// Empty when `dir`'s file system has `needed` bytes free above `floor`; otherwise why not, for
+// an administrator ("only 1.2 MiB free on ..., cache.min_free keeps 2 MiB free").
+std::string check_space(const std::filesystem::path& dir, const space_floor& floor,
+                        std::uint64_t needed);
+
+// What a pull-through came to (mirror_service::pull_through), for the HTTP answer.
+enum class pull_verdict {
+  served,   // the file is in the tree now
+  refused,  // never fetched on demand (404): `reason`
+  busy,     // not now (503 with Retry-After): too many pulls, the hourly volume, the disk floor
+  failed,   // the download failed or outlasted mirror.pull_through_wait (503)
+};
+
+struct pull_outcome {
+  pull_verdict verdict = pull_verdict::failed;
+  std::string reason;                   // for the client and the log
+  std::chrono::seconds retry_after{0};  // busy and failed: 0 means the relay's default
 };
 
 struct sync_result {

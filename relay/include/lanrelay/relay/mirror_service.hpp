@@ -7,10 +7,15 @@
 //   - keeps the served index parsed in memory, with the SHA-256 of every file it holds (computed
 //     once per file on a worker thread and remembered in <dir>/digests.json), for the HTTP
 //     handler, discovery offers and the signed catalog,
-//   - pulls through: a file the served index names that the tree lacks (left out by `include`, or
-//     listed by a newer index than the last full sync) is fetched from upstream once, however
-//     many agents ask for it at the same moment; they all wait on that one download, each for at
-//     most mirror.pull_through_wait.
+//   - pulls through: a file the served index names that the tree lacks (left out by `include`
+//     and admitted by `pull_through`, or missing after a failed sync) is fetched from upstream
+//     once, however many agents ask for it at the same moment; they all wait on that one
+//     download, each for at most mirror.pull_through_wait. Bounds (docs/security.md): at most
+//     mirror.max_pulls pulls at once and mirror.pull_volume bytes per sliding hour over all
+//     sources, nothing below cache.min_free, and a pull whose every waiting client hung up is
+//     cancelled (its partial file is kept for the next request to resume).
+//   - after a failed sync, tries again after `retry`, doubling up to `interval`; keeps the last
+//     error in memory too (state.json may be unwritable: a full disk).
 //
 // Directory of a source: <state_dir>/mirror/<name>, laid out as mirror.hpp describes, plus
 // pulled/<path>.partial for pull-through downloads in progress and digests.json.
@@ -60,6 +65,8 @@ struct mirror_source_view {
   std::size_t files = 0;      // files the served index names that the tree holds
   std::uint64_t bytes = 0;    // their total size
   std::size_t pulls_running = 0;
+  // Why nothing new is fetched now (cache.min_free); empty when fetching is possible.
+  std::string blocked;
   // With proxy = "auto": the route last found ("direct", or the proxy URL) and which step of the
   // resolution decided it; empty before the first sync or pull.
   std::string route;
@@ -74,6 +81,7 @@ struct mirror_source_view {
 enum class mirror_lookup_verdict {
   served,          // `file` holds the bytes (size `size`)
   pullable,        // the served index names it, the tree lacks it: pull_through() gets it
+  not_admitted,    // likewise, but neither `include` nor `pull_through` admits it: never fetched
   not_listed,      // the served index does not name it (or there is no snapshot yet)
   unknown_source,  // no such source
 };
@@ -113,9 +121,11 @@ class mirror_service {
   mirror_lookup lookup(std::string_view source, std::string_view path) const;
 
   // Gets `path` of `source` from upstream into the tree unless another request is already doing
-  // so, then waits for that download for at most mirror.pull_through_wait. True when the file is
-  // now served.
-  boost::asio::awaitable<bool> pull_through(std::string source, std::string path);
+  // so, then waits for that download for at most mirror.pull_through_wait. A new download
+  // starts only within the bounds (header comment). Cancelling the wait (the client hung up)
+  // withdraws this request; the download is cancelled when no client waits for it any more and
+  // none was told to come back.
+  boost::asio::awaitable<pull_outcome> pull_through(std::string source, std::string path);
 
   // Starts a sync of `source` now, or joins the one running, and returns its result.
   // errc::not_found when there is no such source.
@@ -134,13 +144,14 @@ class mirror_service {
     return upstream_bytes_.load(std::memory_order_relaxed);
   }
 
-  struct source;      // defined in mirror_service.cpp
-  struct pull_state;  // likewise
+  struct source;       // defined in mirror_service.cpp
+  struct pull_state;   // likewise
+  struct pull_budget;  // likewise
 
  private:
   boost::asio::awaitable<void> schedule_loop(source& s);
   boost::asio::awaitable<sync_result> run_sync(source& s);
-  boost::asio::awaitable<bool> pull_and_wait(source& s, std::string path);
+  boost::asio::awaitable<pull_outcome> pull_and_wait(source& s, std::string path);
   boost::asio::awaitable<void> pull(source& s, std::string path, std::shared_ptr<pull_state> state);
   boost::asio::awaitable<void> refresh_snapshot(source& s);
   source* find_source(std::string_view name) const;
@@ -150,6 +161,9 @@ class mirror_service {
 
   boost::asio::io_context& ioc_;
   std::chrono::milliseconds pull_wait_;
+  std::chrono::seconds retry_after_;  // peers.retry_after: a busy pull-through's Retry-After
+  space_floor min_free_;
+  std::unique_ptr<pull_budget> budget_;  // mirror.max_pulls and mirror.pull_volume
   std::shared_ptr<rate_limiter> total_rate_;  // [mirror] rate_limit over all sources; null: none
   std::vector<std::unique_ptr<source>> sources_;
   std::unique_ptr<route_finder> routes_;  // when a source has proxy = "auto"

@@ -30,6 +30,7 @@ struct mirror_report {
   mirror_status status;       // read_status(<state>/mirror/<name>)
   std::string status_error;   // set when read_status failed (state.json unreadable)
   std::string route;          // proxy = "auto": the route last found; empty otherwise
+  std::string blocked;        // why nothing new is fetched now (cache.min_free); empty: fetching
   // Syncs since the daemon started, by result.
   std::uint64_t syncs_ok = 0;            // changed or unchanged, all files in place
   std::uint64_t syncs_not_modified = 0;  // upstream answered 304
