@@ -1,5 +1,7 @@
 #pragma once
 
+#include "lanrelay/common/config.hpp"
+
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -18,6 +20,9 @@ void run_guarded(F&& body) {
   try {
     body();
   } catch (const command_error& e) {
+    fmt::print(stderr, "lanrelay: {}\n", e.what());
+    throw CLI::RuntimeError(1);
+  } catch (const state_dir_refused& e) {
     fmt::print(stderr, "lanrelay: {}\n", e.what());
     throw CLI::RuntimeError(1);
   }

@@ -2,6 +2,7 @@
 
 #include "command_error.hpp"
 #include "relay_admin.hpp"
+#include "lanrelay/common/redact.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -62,7 +63,7 @@ void run_sync(const mirror_options& o) {
   }
   const auto v = parse_reply(reply);
   if (o.json_output) {
-    fmt::print("{}\n", json::serialize(v));
+    fmt::print("{}\n", redact_urls(json::serialize(v)));
   } else {
     for (const auto& r : v.at("results").as_array()) {
       const auto& o2 = r.as_object();
@@ -92,7 +93,7 @@ void run_status(const mirror_options& o) {
   const auto reply = relay_request(relay, "GET", "/-/mirror", std::chrono::seconds(30));
   const auto v = parse_reply(reply);
   if (o.json_output) {
-    fmt::print("{}\n", json::serialize(v));
+    fmt::print("{}\n", redact_urls(json::serialize(v)));  // a relay of an older version
     return;
   }
   const auto& sources = v.as_array();
@@ -103,7 +104,7 @@ void run_status(const mirror_options& o) {
   for (const auto& s : sources) {
     const auto& o2 = s.as_object();
     fmt::print("{}  <- {}\n", std::string(o2.at("name").as_string()),
-               std::string(o2.at("upstream").as_string()));
+               redact_urls(o2.at("upstream").as_string()));
     fmt::print("  last attempt:  {}{}\n", when(o2.at("last_attempt")),
                o2.at("syncing").as_bool() ? " (syncing now)" : "");
     fmt::print("  last success:  {}\n", when(o2.at("last_success")));
@@ -117,9 +118,9 @@ void run_status(const mirror_options& o) {
                  std::string(c.at("version").as_string()));
     }
     if (const auto* route = o2.if_contains("route"); route && !route->as_string().empty()) {
-      fmt::print("  route:         {}\n", std::string(route->as_string()));
+      fmt::print("  route:         {}\n", redact_urls(route->as_string()));
     }
-    const auto error = std::string(o2.at("last_error").as_string());
+    const auto error = redact_urls(o2.at("last_error").as_string());
     fmt::print("  error:         {}\n", error.empty() ? "none" : error);
     if (const auto* blocked = o2.if_contains("blocked"); blocked && !blocked->as_string().empty()) {
       fmt::print("  blocked:       {}\n", std::string(blocked->as_string()));

@@ -3,6 +3,7 @@
 
 #include "lanrelay/agent/address_watch.hpp"
 #include "lanrelay/common/log.hpp"
+#include "lanrelay/common/redact.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -49,10 +50,10 @@ json::object to_json(const agent::resolution& r, const std::string& target) {
   for (const auto& text : r.refused_answers) {
     refused.push_back(json::string(text));
   }
-  json::object out{{"target", target},
+  json::object out{{"target", redact_urls(target)},
                    {"working", r.working},
                    {"decided_by", agent::to_string(r.decided_by)},
-                   {"proxy", r.proxy ? json::value(*r.proxy) : json::value(nullptr)},
+                   {"proxy", r.proxy ? json::value(redact_urls(*r.proxy)) : json::value(nullptr)},
                    {"asked_segment", r.asked_segment},
                    {"answered_by", r.answered_by},
                    {"answers", r.answers},
@@ -70,14 +71,14 @@ void print(const agent::resolution& r, const std::string& target, bool as_json) 
     if (!r.working) {
       fmt::print("no proxy found: {} is not reachable directly, through the system's settings or "
                  "through an advertised proxy\n",
-                 target);
+                 redact_urls(target));
     } else if (r.proxy) {
-      fmt::print("{} via proxy {} (decided by {}{}{})\n", target, *r.proxy,
+      fmt::print("{} via proxy {} (decided by {}{}{})\n", redact_urls(target), redact_urls(*r.proxy),
                  agent::to_string(r.decided_by),
                  r.answered_by.empty() ? "" : ", answered by " + r.answered_by,
                  r.from_cache ? ", cached" : "");
     } else {
-      fmt::print("{} directly (decided by {}{})\n", target, agent::to_string(r.decided_by),
+      fmt::print("{} directly (decided by {}{})\n", redact_urls(target), agent::to_string(r.decided_by),
                  r.from_cache ? ", cached" : "");
     }
     for (const auto& s : r.skipped) {
@@ -101,8 +102,12 @@ void proxy_cli_options::add_to(CLI::App& cmd) {
                "choose the proxy (logged)");
   cmd.add_option("--pac-url", pac_url, "The machine's PAC script, evaluated in step 1");
   cmd.add_option("--credentials-env", credentials_env,
-                 "Name of an environment variable holding user:password for proxies that need "
-                 "credentials");
+                 "Name of an environment variable holding user:password for the proxy named by "
+                 "--credentials-proxy");
+  cmd.add_option("--credentials-proxy", credentials_proxy,
+                 "host:port of the only proxy the --credentials-env credentials are sent to "
+                 "(required with it); a proxy named by a PAC script or the segment gets them "
+                 "only if it is this one");
   cmd.add_flag("--no-segment", no_segment, "Do not ask the segment's proxyhelperd (step 2)");
   cmd.add_option("--proxy-window", window, "How long to wait for proxyhelperd's answer")
       ->capture_default_str();
@@ -152,7 +157,18 @@ agent::proxy_resolver_options proxy_cli_options::resolver_options() const {
       throw command_error("--credentials-env " + credentials_env +
                           ": the variable is not set to user:password");
     }
-    o.credentials = value;
+    if (credentials_proxy.empty()) {
+      throw command_error("--credentials-env needs --credentials-proxy host:port: the "
+                          "credentials are sent to that proxy only");
+    }
+    std::string why;
+    auto bound = agent::proxy_credentials::bind(value, credentials_proxy, &why);
+    if (!bound) {
+      throw command_error("--credentials-proxy: " + why);
+    }
+    o.credentials = std::move(*bound);
+  } else if (!credentials_proxy.empty()) {
+    throw command_error("--credentials-proxy needs --credentials-env (the credentials to send)");
   }
   o.check_timeout = duration_option("--check-timeout", timeout);
   if (ca_file) {

@@ -18,6 +18,7 @@ struct proxy_cli_options {
   bool accept_unsigned = false;
   std::string pac_url;
   std::string credentials_env;  // name of an environment variable holding "user:password"
+  std::string credentials_proxy;  // "host:port" the credentials are bound to
   bool no_segment = false;
   std::string window = "500ms";
   std::uint16_t port = 4129;

@@ -8,6 +8,7 @@
 #include "command_error.hpp"
 #include "relay_admin.hpp"
 
+#include "lanrelay/common/redact.hpp"
 #include "lanrelay/common/text_format.hpp"
 
 #include <boost/json.hpp>
@@ -41,14 +42,15 @@ std::string terminal_safe(std::string_view text) {
   return out;
 }
 
+// Printable, and with no URL password even from a relay that still shows them.
 std::string text_of(const json::value& v) {
   if (v.is_string()) {
-    return terminal_safe(v.get_string());
+    return terminal_safe(redact_urls(v.get_string()));
   }
   if (v.is_null()) {
     return "-";
   }
-  return terminal_safe(json::serialize(v));
+  return terminal_safe(redact_urls(json::serialize(v)));
 }
 
 std::uint64_t number_of(const json::value& v) {
@@ -195,7 +197,7 @@ void run_status(const status_args& args) {
                         (ec ? ec.message() : std::string("not a JSON object")));
   }
   if (args.json) {
-    fmt::print("{}\n", json::serialize(parsed));
+    fmt::print("{}\n", redact_urls(json::serialize(parsed)));
     return;
   }
   try {

@@ -6,14 +6,16 @@
 #
 # Paths in the package: /usr/sbin/lanrelayd, /usr/bin/lanrelay, /usr/lib/systemd/system/*.service,
 # /etc/lanrelay/*.toml (conffiles), /usr/share/doc/lanrelay/. The maintainer scripts in
-# deploy/debian/ create the `lanrelay` system user and /var/lib/lanrelay, and remove both on purge.
+# deploy/debian/ create the `lanrelay` system user and /var/lib/lanrelay (and, with proxyhelperd,
+# the `lanrelay-proxy` user and /var/lib/proxyhelperd), and remove them on purge.
 # proxyhelperd (binary, unit, configuration) is packaged when its target exists.
 
 set(lanrelay_deploy ${PROJECT_SOURCE_DIR}/deploy)
 
 # lanrelay_install_conffile(SOURCE NAME): installs SOURCE as /etc/lanrelay/NAME, listed as a dpkg
-# conffile (an administrator's changes survive upgrades). Readable by the daemons' group only:
-# postinst sets root:lanrelay 0640, since configurations may hold secrets.
+# conffile (an administrator's changes survive upgrades). Readable by its daemon's group only:
+# postinst sets root:lanrelay (root:lanrelay-proxy for proxyhelperd.toml) 0640, since
+# configurations may hold secrets.
 function(lanrelay_install_conffile source name)
   install(FILES ${source} DESTINATION /etc/lanrelay RENAME ${name}
           PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)

@@ -1,20 +1,52 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package lanrelay needs to build, test and benchmark.
-# Idempotent: packages already present are left alone.
+# Installs the Debian 12 packages lanrelay needs.
+#
+# Usage: deploy/install-deps.sh          what building and running lanrelay needs (quickstart.sh,
+#                                        build-deb.sh): compilers, libraries, packaging tools
+#        deploy/install-deps.sh --test   the same, plus what the test suite and the benchmarks
+#                                        run (test.sh): nginx, Chromium, Dante, tinyproxy, wrk, ...
+#
+# It touches only what it installs: packages already present are left alone, and no service is
+# stopped, disabled or killed. Test tools whose packages would start a system service (nginx,
+# danted) are installed with service starts refused for that one apt-get run (a policy-rc.d that
+# exists only during it; an administrator's own policy-rc.d is kept as it is). The tests run
+# their own instances of these programs, with their own configurations and ports.
+#
+# LANRELAY_POLICY_RC_D overrides /usr/sbin/policy-rc.d (for tests/deploy/deploy_scripts_test.sh).
 set -euo pipefail
 
-packages=(
+with_tests=0
+for arg in "$@"; do
+  case $arg in
+    --test) with_tests=1 ;;
+    *)
+      echo "install-deps: unknown argument '$arg' (usage: install-deps.sh [--test])" >&2
+      exit 2
+      ;;
+  esac
+done
+
+# Building (the release preset configures the unit tests too, hence GoogleTest) and packaging.
+build_packages=(
   build-essential cmake ninja-build pkg-config git ccache
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev libboost-system1.81-dev
   libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libsystemd-dev
-  libgtest-dev libgmock-dev
-  clang-14 libclang-rt-14-dev
-  iproute2 nftables curl procps
-  nginx-light wrk wget
-  python3-prometheus-client chromium fonts-dejavu-core duktape-dev
-  dpkg-dev file systemd adduser
-  dante-server tinyproxy-bin openssl
+  duktape-dev libgtest-dev libgmock-dev
+  dpkg-dev file adduser openssl
 )
+# The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser.
+test_packages=(
+  clang-14 libclang-rt-14-dev
+  iproute2 nftables curl procps wget systemd
+  nginx-light wrk
+  python3-prometheus-client chromium fonts-dejavu-core
+  dante-server tinyproxy-bin
+)
+
+packages=("${build_packages[@]}")
+if ((with_tests)); then
+  packages+=("${test_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,26 +54,31 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages (${missing[*]}); run this script as root" >&2
+  exit 1
+fi
 
-if ((${#missing[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "install-deps: missing packages (${missing[*]}); run this script as root" >&2
-    exit 1
+# No service starts during this installation (invoke-rc.d and deb-systemd-invoke ask
+# policy-rc.d; 101: action forbidden). Only a policy-rc.d this script wrote is removed.
+policy=${LANRELAY_POLICY_RC_D:-/usr/sbin/policy-rc.d}
+own_policy=0
+remove_policy() {
+  if ((own_policy)); then
+    rm -f "$policy"
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The nginx package starts a system instance on port 80; lanrelay's benchmark runs its own.
-  if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now nginx >/dev/null 2>&1 || true
-  fi
-  pkill -x nginx 2>/dev/null || true
+}
+trap remove_policy EXIT
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\n# Written by lanrelay deploy/install-deps.sh for one apt-get run.\nexit 101\n' \
+    >"$policy"
+  chmod 0755 "$policy"
+  own_policy=1
 fi
-# Tests run their own SOCKS5 proxy (danted) with their own configuration; the package's system
-# service is never wanted (its default configuration would not start anyway).
-if dpkg-query -W -f='${Status}' dante-server 2>/dev/null | grep -q "install ok installed"; then
-  if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now danted >/dev/null 2>&1 || true
-  fi
-  update-rc.d danted disable >/dev/null 2>&1 || true
-fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

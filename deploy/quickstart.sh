@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds lanrelay and starts lanrelayd in the foreground on its embedded
-# default configuration (no config file). Stop it with Ctrl-C.
+# Installs the build dependencies (no test tools: install-deps.sh without --test), builds lanrelay
+# and starts lanrelayd in the foreground on its embedded default configuration (no config file).
+# Stop it with Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds lanrelay and runs the whole test suite: a short run of every fuzz
-# target, then unit, integration and segment tests (network namespaces; needs root).
+# Installs dependencies with the test tools (install-deps.sh --test), builds lanrelay and runs
+# the whole test suite: a short run of every fuzz target, then unit, integration and segment
+# tests (network namespaces; needs root).
 # Usage: deploy/test.sh            (as root on Debian 12)
 #        FUZZ_SECONDS=0 deploy/test.sh   to skip fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash deploy/install-deps.sh
+bash deploy/install-deps.sh --test
 
 fuzz_seconds=${FUZZ_SECONDS:-20}
 if ((fuzz_seconds > 0)); then

@@ -2,13 +2,29 @@
 
 #include "lanrelay/common/interfaces.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <duktape.h>
 
-#include <netdb.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
 
 namespace lanrelay::agent {
 namespace {
@@ -33,6 +49,10 @@ class pac_error_category final : public boost::system::error_category {
         return "cannot create a JavaScript heap for the PAC script";
       case pac_errc::timeout:
         return "the PAC script ran longer than its time limit";
+      case pac_errc::memory_limit:
+        return "the PAC script wanted more than its 64 MiB of memory";
+      case pac_errc::evaluation_failed:
+        return "the process evaluating the PAC script died (broken PAC script)";
     }
     return "unknown PAC error " + std::to_string(value);
   }
@@ -126,6 +146,97 @@ function timeRange() {
 }
 )JS";
 
+// The heap's udata, shared by the allocator and the execution time check: one per heap.
+struct heap_limits {
+  pac_deadline deadline;
+  std::size_t used = 0;  // bytes handed to Duktape and not yet freed
+  bool refused_memory = false;  // an allocation was refused: over kPacMemoryLimit
+  bool refused_time = false;    // an allocation was refused: past the deadline
+
+  void start() {
+    refused_memory = refused_time = false;
+    deadline.start();
+  }
+  // Whether a new allocation of `more` bytes may be made now.
+  bool admit(std::size_t more) {
+    if (deadline.passed()) {
+      refused_time = true;
+      return false;
+    }
+    if (more > kPacMemoryLimit - used) {
+      refused_memory = true;
+      return false;
+    }
+    return true;
+  }
+};
+
+// Each block carries its size in front, so that free and realloc can keep `used` exact. The
+// header keeps the block aligned for any type.
+constexpr std::size_t block_header = alignof(std::max_align_t);
+
+std::size_t block_size(void* ptr) {
+  std::size_t size = 0;
+  std::memcpy(&size, static_cast<unsigned char*>(ptr) - block_header, sizeof size);
+  return size;
+}
+
+void* limited_alloc(void* udata, duk_size_t size) {
+  auto* limits = static_cast<heap_limits*>(udata);
+  if (!limits->admit(size)) {
+    return nullptr;  // Duktape collects garbage, retries, then throws a RangeError
+  }
+  auto* block = static_cast<unsigned char*>(std::malloc(size + block_header));
+  if (block == nullptr) {
+    return nullptr;
+  }
+  std::memcpy(block, &size, sizeof size);
+  limits->used += size;
+  return block + block_header;
+}
+
+void limited_free(void* udata, void* ptr) {
+  if (ptr == nullptr) {
+    return;
+  }
+  static_cast<heap_limits*>(udata)->used -= block_size(ptr);
+  std::free(static_cast<unsigned char*>(ptr) - block_header);
+}
+
+void* limited_realloc(void* udata, void* ptr, duk_size_t size) {
+  if (ptr == nullptr) {
+    return limited_alloc(udata, size);
+  }
+  if (size == 0) {
+    limited_free(udata, ptr);
+    return nullptr;
+  }
+  auto* limits = static_cast<heap_limits*>(udata);
+  const std::size_t old = block_size(ptr);
+  if (size > old && !limits->admit(size - old)) {
+    return nullptr;
+  }
+  auto* block = static_cast<unsigned char*>(
+      std::realloc(static_cast<unsigned char*>(ptr) - block_header, size + block_header));
+  if (block == nullptr) {
+    return nullptr;
+  }
+  std::memcpy(block, &size, sizeof size);
+  limits->used = limits->used - old + size;
+  return block + block_header;
+}
+
+// Why the evaluation that just failed stopped: the cage's limits before the script's own error.
+pac_errc failure_of(const heap_limits& limits) {
+  if (limits.refused_time || limits.deadline.passed()) {
+    return pac_errc::timeout;
+  }
+  if (limits.refused_memory) {
+    return pac_errc::memory_limit;
+  }
+  return pac_errc::script_error;
+}
+
 constexpr const char* environment_key = "\xff" "lanrelay_pac_environment";
 
 pac_environment* environment_of(duk_context* ctx) {
@@ -200,8 +311,8 @@ pac_environment system_pac_environment() {
 // thousand bytecode instructions with the heap's udata: true ends the running call with a
 // RangeError, and keeps ending it until the call has unwound.
 extern "C" int lanrelay_duk_exec_timeout_check(void* udata) {
-  const auto* deadline = static_cast<const lanrelay::agent::pac_deadline*>(udata);
-  return deadline != nullptr && deadline->passed() ? 1 : 0;
+  const auto* limits = static_cast<const lanrelay::agent::heap_limits*>(udata);
+  return limits != nullptr && limits->deadline.passed() ? 1 : 0;
 }
 
 namespace lanrelay::agent {
@@ -211,7 +322,7 @@ struct pac_script::impl {
     void operator()(duk_context* ctx) const noexcept { duk_destroy_heap(ctx); }
   };
   // The heap's udata points here, so it is declared (and destroyed) after the heap.
-  std::unique_ptr<pac_deadline> deadline = std::make_unique<pac_deadline>();
+  std::unique_ptr<heap_limits> limits = std::make_unique<heap_limits>();
   std::unique_ptr<duk_context, heap_deleter> heap;
   // Owned here, pointed to from the heap stash: its address must not change, hence the box.
   std::unique_ptr<pac_environment> environment;
@@ -228,7 +339,8 @@ result<pac_script> pac_script::compile(std::string_view source, pac_environment 
     return pac_errc::too_large;
   }
   auto state = std::make_unique<impl>();
-  state->heap.reset(duk_create_heap(nullptr, nullptr, nullptr, state->deadline.get(), nullptr));
+  state->heap.reset(duk_create_heap(limited_alloc, limited_realloc, limited_free,
+                                    state->limits.get(), nullptr));
   if (!state->heap) {
     return pac_errc::out_of_memory;
   }
@@ -250,15 +362,15 @@ result<pac_script> pac_script::compile(std::string_view source, pac_environment 
     return pac_errc::script_error;
   }
   duk_pop(ctx);
-  state->deadline->start();
+  state->limits->start();
   const bool compiled = duk_peval_lstring(ctx, source.data(), source.size()) == 0;
-  const bool timed_out = state->deadline->passed();
-  state->deadline->clear();
+  const pac_errc failure = failure_of(*state->limits);
+  state->limits->deadline.clear();
   if (!compiled) {
     if (detail != nullptr) {
       *detail = error_text(ctx);
     }
-    return timed_out ? pac_errc::timeout : pac_errc::script_error;
+    return failure;
   }
   duk_pop(ctx);
   duk_get_global_string(ctx, "FindProxyForURL");
@@ -276,16 +388,16 @@ result<std::string> pac_script::find_proxy(std::string_view url, std::string_vie
   duk_get_global_string(ctx, "FindProxyForURL");
   duk_push_lstring(ctx, url.data(), url.size());
   duk_push_lstring(ctx, host.data(), host.size());
-  impl_->deadline->start();
+  impl_->limits->start();
   const bool called = duk_pcall(ctx, 2) == DUK_EXEC_SUCCESS;
-  const bool timed_out = impl_->deadline->passed();
-  impl_->deadline->clear();
+  const pac_errc failure = failure_of(*impl_->limits);
+  impl_->limits->deadline.clear();
   if (!called) {
     if (detail != nullptr) {
       *detail = error_text(ctx);
     }
     duk_pop(ctx);
-    return timed_out ? pac_errc::timeout : pac_errc::script_error;
+    return failure;
   }
   if (!duk_is_string(ctx, -1)) {
     duk_pop(ctx);
@@ -340,6 +452,230 @@ std::vector<pac_route> parse_pac_result(std::string_view text) {
     routes.push_back(pac_route{pac_route::kind::direct, "", "DIRECT"});
   }
   return routes;
+}
+
+namespace {
+
+namespace net = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
+
+// The child's answer on the pipe: u8 ok, i32 error value (pac_errc), u32 length and bytes of the
+// answer, u32 length and bytes of the detail. Texts are cut at kMaxMessageText.
+constexpr std::size_t kMaxMessageText = 64 * 1024;
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+}
+
+std::uint32_t get_u32(std::string_view in, std::size_t at) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    v = (v << 8) | static_cast<unsigned char>(in[at + i]);
+  }
+  return v;
+}
+
+std::string encode_outcome(const result<std::string>& answer, std::string_view detail) {
+  std::string out;
+  out.push_back(answer ? '\1' : '\0');
+  put_u32(out, answer ? 0u : static_cast<std::uint32_t>(answer.error().value()));
+  for (std::string_view text : {answer ? std::string_view(*answer) : std::string_view(), detail}) {
+    text = text.substr(0, kMaxMessageText);
+    put_u32(out, static_cast<std::uint32_t>(text.size()));
+    out.append(text);
+  }
+  return out;
+}
+
+// A complete message in `in`, or nothing yet.
+std::optional<pac_outcome> decode_outcome(std::string_view in) {
+  if (in.size() < 9) {
+    return std::nullopt;
+  }
+  const std::uint32_t answer_size = get_u32(in, 5);
+  if (answer_size > kMaxMessageText || in.size() < 13 + answer_size) {
+    return std::nullopt;
+  }
+  const std::uint32_t detail_size = get_u32(in, 9 + answer_size);
+  if (detail_size > kMaxMessageText || in.size() < 13 + answer_size + detail_size) {
+    return std::nullopt;
+  }
+  pac_outcome out;
+  out.detail = std::string(in.substr(13 + answer_size, detail_size));
+  if (in[0] == '\1') {
+    out.answer = std::string(in.substr(9, answer_size));
+  } else {
+    const auto value = static_cast<int>(get_u32(in, 1));
+    out.answer = make_error_code(value >= static_cast<int>(pac_errc::too_large) &&
+                                         value <= static_cast<int>(pac_errc::evaluation_failed)
+                                     ? static_cast<pac_errc>(value)
+                                     : pac_errc::evaluation_failed);
+  }
+  return out;
+}
+
+// The address space the process maps now, in bytes (/proc/self/statm), 0 when unknown.
+std::size_t mapped_bytes() {
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return 0;
+  }
+  char text[128] = {};
+  const ::ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) {
+    return 0;
+  }
+  return static_cast<std::size_t>(std::strtoull(text, nullptr, 10)) *
+         static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// The child: nothing of the parent's but the pipe, limits that hold even if Duktape's own checks
+// fail, then one evaluation. Never returns; no logging (another thread may have held the log's
+// lock at fork time) and no exit handlers (_exit).
+[[noreturn]] void run_child(int out, const std::string& source, const std::string& url,
+                            const std::string& host) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (out > 3) {
+    ::close_range(3, static_cast<unsigned>(out) - 1, 0);
+  }
+  ::close_range(static_cast<unsigned>(out) + 1, ~0U, 0);
+  const auto cpu_seconds = static_cast<rlim_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(kPacChildTimeLimit).count());
+  const rlimit cpu{cpu_seconds, cpu_seconds + 1};
+  ::setrlimit(RLIMIT_CPU, &cpu);
+  // What is mapped already (the parent's image, its threads' stacks, a sanitizer's shadow) plus
+  // room for the heap cap and Duktape's own needs.
+  if (const std::size_t mapped = mapped_bytes(); mapped != 0) {
+    const auto room = static_cast<rlim_t>(mapped + 4 * kPacMemoryLimit);
+    const rlimit as{room, room};
+    ::setrlimit(RLIMIT_AS, &as);
+  }
+  std::string detail;
+  auto script = pac_script::compile(source, system_pac_environment(), &detail);
+  const result<std::string> answer =
+      script ? script->find_proxy(url, host, &detail) : result<std::string>(script.error());
+  const std::string message = encode_outcome(answer, detail);
+  std::string_view rest = message;
+  while (!rest.empty()) {
+    const ::ssize_t n = ::write(out, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  ::_exit(0);
+}
+
+// Owns the child: kills and reaps it unless reaped already, also when the awaiting coroutine is
+// destroyed (cancelled).
+struct child_process {
+  pid_t pid = -1;
+  int status = 0;
+
+  // waitpid, after the child has written its answer or closed the pipe (it exits right after),
+  // or after SIGKILL: it does not block for long.
+  void reap() {
+    while (pid > 0 && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+  }
+  void kill() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      reap();
+    }
+  }
+  ~child_process() { kill(); }
+};
+
+std::string describe_end(int status, bool timed_out) {
+  if (timed_out) {
+    return "killed after " + std::to_string(kPacChildTimeLimit.count()) + " ms";
+  }
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    return std::string("killed by signal ") + std::to_string(sig) +
+           (sig == SIGXCPU   ? " (CPU time limit)"
+            : sig == SIGABRT ? " (aborted: JavaScript engine fatal error or out of memory)"
+            : sig == SIGSEGV ? " (out of memory or crash)"
+                             : "");
+  }
+  if (WIFEXITED(status)) {
+    return "exited with status " + std::to_string(WEXITSTATUS(status)) + " without an answer";
+  }
+  return "ended without an answer";
+}
+
+}  // namespace
+
+net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string url,
+                                                std::string host) {
+  pac_outcome out;
+  if (source.size() > kMaxPacScriptSize) {
+    out.answer = make_error_code(pac_errc::too_large);
+    co_return out;
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    out.detail = std::string("cannot create a pipe: ") + std::strerror(errno);
+    co_return out;
+  }
+  child_process child;
+  child.pid = ::fork();
+  if (child.pid < 0) {
+    out.detail = std::string("cannot fork: ") + std::strerror(errno);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    co_return out;
+  }
+  if (child.pid == 0) {
+    ::close(fds[0]);
+    run_child(fds[1], source, url, host);
+  }
+  ::close(fds[1]);
+
+  const auto executor = co_await net::this_coro::executor;
+  net::posix::stream_descriptor pipe(executor, fds[0]);
+  net::steady_timer kill_timer(executor);
+  kill_timer.expires_after(kPacChildTimeLimit);
+  std::string received;
+  bool timed_out = false;
+  std::optional<pac_outcome> decoded;
+  while (!decoded) {
+    char buffer[4096];
+    auto raced = co_await (
+        pipe.async_read_some(net::buffer(buffer), net::as_tuple(net::use_awaitable)) ||
+        kill_timer.async_wait(net::as_tuple(net::use_awaitable)));
+    if (raced.index() == 1) {
+      timed_out = true;
+      break;
+    }
+    const auto [ec, n] = std::get<0>(raced);
+    received.append(buffer, n);
+    if (received.size() > 13 + 2 * kMaxMessageText) {
+      break;  // not a message of ours
+    }
+    decoded = decode_outcome(received);
+    if (ec) {
+      break;  // end of file: the child is gone
+    }
+  }
+  if (timed_out) {
+    child.kill();
+  } else {
+    child.reap();
+  }
+  if (decoded) {
+    co_return std::move(*decoded);
+  }
+  out.detail = describe_end(child.status, timed_out);
+  co_return out;
 }
 
 }  // namespace lanrelay::agent

@@ -2,11 +2,16 @@
 
 #include "lanrelay/agent/address_watch.hpp"
 #include "lanrelay/agent/pac_script.hpp"
+#include "lanrelay/common/redact.hpp"
 #include "lanrelay/common/reachability.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/authority_view.hpp>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
 
 namespace lanrelay::agent {
 namespace {
@@ -84,8 +89,46 @@ void add_credentials(boost::urls::url& url, std::string_view credentials) {
 
 }  // namespace
 
+result<proxy_credentials> proxy_credentials::bind(std::string user_password,
+                                                  std::string_view proxy, std::string* why) {
+  const auto fail = [&](std::string text) -> result<proxy_credentials> {
+    if (why != nullptr) {
+      *why = std::move(text);
+    }
+    return make_error_code(errc::invalid_config);
+  };
+  if (user_password.find(':') == std::string::npos) {
+    return fail("the credentials are not user:password");
+  }
+  const auto authority = boost::urls::parse_authority(proxy);
+  if (!authority || authority->has_userinfo() || authority->host().empty() ||
+      !authority->has_port() || authority->port_number() == 0) {
+    return fail("\"" + std::string(proxy) + "\" is not host:port (e.g. proxy.corp.example:3128)");
+  }
+  proxy_credentials out;
+  out.user_password = std::move(user_password);
+  out.host = std::string(authority->host_address());
+  out.port = authority->port_number();
+  return out;
+}
+
+bool proxy_credentials::fit(boost::urls::url_view proxy_url) const {
+  if (proxy_url.scheme_id() != boost::urls::scheme::http) {
+    return false;
+  }
+  const std::uint16_t proxy_port = proxy_url.has_port() ? proxy_url.port_number() : 80;
+  const auto same_host = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  return proxy_port == port && same_host(proxy_url.host_address(), host);
+}
+
 std::optional<proxy_settings> resolution::settings(
-    const std::optional<std::string>& credentials) const {
+    const std::optional<proxy_credentials>& credentials) const {
   if (!working || !proxy) {
     return std::nullopt;
   }
@@ -94,8 +137,8 @@ std::optional<proxy_settings> resolution::settings(
     return std::nullopt;
   }
   boost::urls::url out(*url);
-  if (credentials && !out.has_userinfo()) {
-    add_credentials(out, *credentials);
+  if (credentials && !out.has_userinfo() && credentials->fit(out)) {
+    add_credentials(out, credentials->user_password);
   }
   return proxy_settings{std::move(out)};
 }
@@ -135,7 +178,7 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
   request.target = target;
   request.timeout = options_.check_timeout;
   request.tls = options_.tls;
-  const std::string shown = proxy_url ? *proxy_url : "DIRECT";
+  const std::string shown = proxy_url ? redact_urls(*proxy_url) : "DIRECT";
   if (proxy_url) {
     auto parsed = boost::urls::parse_absolute_uri(*proxy_url);
     if (!parsed || parsed->scheme_id() != boost::urls::scheme::http) {
@@ -143,8 +186,9 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
       co_return false;
     }
     boost::urls::url with_credentials(*parsed);
-    if (options_.credentials && !with_credentials.has_userinfo()) {
-      add_credentials(with_credentials, *options_.credentials);
+    if (options_.credentials && !with_credentials.has_userinfo() &&
+        options_.credentials->fit(with_credentials)) {
+      add_credentials(with_credentials, options_.credentials->user_password);
     }
     request.proxy = proxy_settings{std::move(with_credentials)};
   }
@@ -168,15 +212,17 @@ net::awaitable<bool> proxy_resolver::from_system(const boost::urls::url& target,
     std::string detail;
     auto script_text = co_await fetch_pac(*options_.system.pac_url, options_, detail);
     if (!script_text) {
-      r.skipped.push_back({resolution_step::pac, *options_.system.pac_url,
+      r.skipped.push_back({resolution_step::pac, redact_urls(*options_.system.pac_url),
                            "cannot fetch the PAC script: " + detail});
     } else {
-      auto script = pac_script::compile(*script_text, system_pac_environment(), &detail);
-      auto answer = script ? script->find_proxy(target.buffer(), target.host_address(), &detail)
-                           : result<std::string>(script.error());
+      // In a child process with memory, CPU and time limits (pac_script.hpp): the script came
+      // from the network, and this coroutine runs on an I/O thread.
+      auto [answer, why] = co_await find_proxy_in_child(
+          std::move(*script_text), std::string(target.buffer()), std::string(target.host_address()));
       if (!answer) {
-        r.skipped.push_back({resolution_step::pac, *options_.system.pac_url,
-                             answer.error().message() + (detail.empty() ? "" : ": " + detail)});
+        r.skipped.push_back({resolution_step::pac, redact_urls(*options_.system.pac_url),
+                             "broken PAC script: " + answer.error().message() +
+                                 (why.empty() ? "" : ": " + why)});
       } else {
         for (const auto& route : parse_pac_result(*answer)) {
           if (route.type == pac_route::kind::unsupported) {
@@ -236,9 +282,14 @@ net::awaitable<resolution> proxy_resolver::resolve(boost::urls::url target) {
   r.answered_by = asked.answered_by.address().to_string();
   const std::string host(target.host_address());
   for (const auto& p : asked.accepted->proxies) {
-    if (p.needs_credentials && !options_.credentials) {
+    const auto advertised = boost::urls::parse_absolute_uri(p.url);
+    if (p.needs_credentials &&
+        !(options_.credentials && advertised && options_.credentials->fit(*advertised))) {
       r.skipped.push_back({resolution_step::proxyhelper, p.url,
-                           "needs credentials and none are configured"});
+                           options_.credentials
+                               ? "needs credentials, and the configured ones are bound to "
+                                 "another proxy"
+                               : "needs credentials and none are configured"});
       continue;
     }
     const bool bypassed = std::any_of(p.bypass.begin(), p.bypass.end(), [&](const auto& entry) {

@@ -1,17 +1,25 @@
 #include "lanrelay/common/config.hpp"
 
 #include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/common/redact.hpp"
+#include "lanrelay/common/secret_file.hpp"
 #include "lanrelay/common/settings_table.hpp"
 #include "lanrelay/common/site_key.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/asio/ip/network_v6.hpp>
+#include <boost/url/authority_view.hpp>
 #include <boost/url/parse.hpp>
 
-#include <algorithm>
-#include <cstdlib>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace lanrelay {
 namespace {
@@ -37,6 +45,21 @@ apply_result check_url(std::string_view text, std::initializer_list<std::string_
   if (!url || !url->has_authority() || url->host().empty() ||
       std::find(schemes.begin(), schemes.end(), url->scheme()) == schemes.end()) {
     return settings::toml_string(text) + " is not a URL starting with " + list;
+  }
+  return std::nullopt;
+}
+
+constexpr std::size_t kMaxCredentialsFileSize = 4096;
+
+apply_result check_credentials_proxy(std::string_view text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  const auto authority = boost::urls::parse_authority(text);
+  if (!authority || authority->has_userinfo() || authority->host().empty() ||
+      !authority->has_port() || authority->port_number() == 0) {
+    return settings::toml_string(text) +
+           " is not host:port (e.g. \"proxy.corp.example:3128\" or \"[2001:db8::1]:3128\")";
   }
   return std::nullopt;
 }
@@ -354,15 +377,51 @@ const settings::table<relay_config>& settings_table() {
           [](relay_config& c) -> auto& { return c.upstream_proxy.check_timeout; }),
       settings::path_setting<relay_config>(
           "upstream_proxy", "credentials_file",
-          "A file whose first line is user:password, for advertised proxies that need "
-          "credentials (readable by the daemon only). Empty: such proxies are skipped.",
+          "A file whose first line is user:password, for the proxy named by credentials_proxy "
+          "when it needs credentials. A regular file owned by the daemon's user, mode 0600 or "
+          "0400. Empty: proxies that need credentials are skipped.",
           [](relay_config& c) -> auto& { return c.upstream_proxy.credentials_file; }),
+      settings::string_setting<relay_config>(
+          "upstream_proxy", "credentials_proxy", settings::setting_type::text,
+          "host:port of the only proxy credentials_file's credentials are sent to (required "
+          "with credentials_file); a proxy named by a PAC script or by the segment gets them "
+          "only if it is this one.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.credentials_proxy; },
+          check_credentials_proxy),
   }, {
       settings::make_list_reader(mirror_source_list()),
   }};
   return table;
 }
 
+
+// Credentials are bound to one proxy, and their file is a protected secret (secret_file.hpp):
+// both are checked at load, so a daemon never starts with credentials it would refuse later.
+void check_credentials(const upstream_proxy_settings& c, std::string_view file_name,
+                       std::vector<config_diagnostic>& diagnostics) {
+  const auto problem = [&](std::string message) {
+    diagnostics.push_back({std::string(file_name), 0, 0, std::move(message)});
+  };
+  if (c.credentials_file.empty()) {
+    if (!c.credentials_proxy.empty()) {
+      problem("upstream_proxy.credentials_proxy is set but credentials_file is not: set both "
+              "or neither");
+    }
+    return;
+  }
+  if (c.credentials_proxy.empty()) {
+    problem("upstream_proxy.credentials_file is set but credentials_proxy is not: name the "
+            "proxy (host:port) the credentials belong to; they are sent to no other");
+  }
+  std::string why;
+  const auto text = read_secret_file(c.credentials_file, kMaxCredentialsFileSize, why);
+  if (!text) {
+    problem("upstream_proxy.credentials_file: " + why);
+  } else if (text->substr(0, text->find('\n')).find(':') == std::string::npos) {
+    problem("upstream_proxy.credentials_file " + c.credentials_file.string() +
+            ": the first line must be user:password");
+  }
+}
 
 }  // namespace
 
@@ -371,7 +430,57 @@ std::string config_diagnostic::to_string() const {
   if (line != 0) {
     out += ":" + std::to_string(line) + ":" + std::to_string(column);
   }
-  return out + ": " + message;
+  // A rejected URL is quoted back to the administrator, but its password stays in the file.
+  return out + ": " + redact_urls(message);
+}
+
+default_state_dir_choice find_default_state_dir() {
+  if (::geteuid() == 0) {
+    return {"/var/lib/lanrelay", {}};
+  }
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && xdg[0] == '/') {
+    return {std::filesystem::path(xdg) / "lanrelay", {}};
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') {
+    return {std::filesystem::path(home) / ".local" / "state" / "lanrelay", {}};
+  }
+  // $XDG_RUNTIME_DIR is the user's own (0700, made by the login manager).
+  if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime != nullptr && runtime[0] == '/') {
+    return {std::filesystem::path(runtime) / "lanrelay", {}};
+  }
+  // A shared directory: whoever creates the name first owns it.
+  std::error_code ec;
+  auto tmp = std::filesystem::temp_directory_path(ec);
+  if (ec) {
+    tmp = "/tmp";
+  }
+  const auto dir = tmp / ("lanrelay-" + std::to_string(::geteuid()));
+  const std::string name = dir.string();
+  const auto refuse = [&](const std::string& why) {
+    return default_state_dir_choice{{}, "the state directory " + name + " " + why +
+                                            ": set HOME, XDG_STATE_HOME or state.dir (or "
+                                            "--state-dir) to a directory of your own"};
+  };
+  if (::mkdir(name.c_str(), 0700) != 0 && errno != EEXIST) {
+    return refuse(std::string("cannot be created: ") + std::strerror(errno));
+  }
+  struct ::stat st{};
+  if (::lstat(name.c_str(), &st) != 0) {
+    return refuse(std::string("cannot be checked: ") + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return refuse("is not a directory (a symbolic link or a file is there)");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return refuse("belongs to uid " + std::to_string(st.st_uid) + ", not to us (uid " +
+                  std::to_string(::geteuid()) + ")");
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return refuse(std::string("has mode ") + mode + ": others could enter it; it must be 0700");
+  }
+  return {dir, {}};
 }
 
 std::uint64_t space_floor::for_total(std::uint64_t total) const noexcept {
@@ -426,16 +535,11 @@ std::optional<space_floor> parse_space_floor(std::string_view text) {
 }
 
 std::filesystem::path default_state_dir() {
-  if (::geteuid() == 0) {
-    return "/var/lib/lanrelay";
+  auto choice = find_default_state_dir();
+  if (!choice.problem.empty()) {
+    throw state_dir_refused(choice.problem);
   }
-  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && xdg[0] == '/') {
-    return std::filesystem::path(xdg) / "lanrelay";
-  }
-  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') {
-    return std::filesystem::path(home) / ".local" / "state" / "lanrelay";
-  }
-  return std::filesystem::temp_directory_path() / ("lanrelay-" + std::to_string(::geteuid()));
+  return std::move(choice.dir);
 }
 
 relay_config default_relay_config() {
@@ -448,8 +552,13 @@ config_load_result parse_relay_config(std::string_view toml_text, std::string_vi
   config_load_result out;
   out.config = relay_config{};  // state_dir stays empty unless set, then resolved below
   out.diagnostics = settings::parse(settings_table(), out.config, toml_text, file_name);
+  check_credentials(out.config.upstream_proxy, file_name, out.diagnostics);
   if (out.config.state_dir.empty()) {
-    out.config.state_dir = default_state_dir();
+    auto choice = find_default_state_dir();
+    if (!choice.problem.empty()) {
+      out.diagnostics.push_back({std::string(file_name), 0, 0, std::move(choice.problem)});
+    }
+    out.config.state_dir = std::move(choice.dir);
   }
   return out;
 }

@@ -1072,6 +1072,10 @@ std::optional<content_range> parse_content_range(std::string_view value) noexcep
   return out;
 }
 
+// At most a day: a server's huge number or far-future date cannot overflow a caller's arithmetic
+// (the delay is added to clocks and made milliseconds).
+constexpr std::chrono::seconds kMaxRetryAfter{24 * 3600};
+
 std::optional<std::chrono::seconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) noexcept {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
@@ -1080,9 +1084,12 @@ std::optional<std::chrono::seconds> parse_retry_after(
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
     value.remove_suffix(1);
   }
-  if (const auto delay = parse_decimal(value)) {
-    constexpr auto most = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    return std::chrono::seconds(static_cast<std::int64_t>(std::min(*delay, most)));
+  if (!value.empty() && std::all_of(value.begin(), value.end(),
+                                    [](char c) { return c >= '0' && c <= '9'; })) {
+    // delay-seconds; more digits than 64 bits hold is "very long" too.
+    constexpr auto most = static_cast<std::uint64_t>(kMaxRetryAfter.count());
+    const auto delay = parse_decimal(value).value_or(most);
+    return std::chrono::seconds(static_cast<std::int64_t>(std::min(delay, most)));
   }
   // IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT". The obsolete forms are not accepted.
   if (value.size() != 29 || value.substr(3, 2) != ", " || value[7] != ' ' || value[11] != ' ' ||
@@ -1116,10 +1123,12 @@ std::optional<std::chrono::seconds> parse_retry_after(
   if (!date.ok()) {
     return std::nullopt;
   }
-  const auto when = std::chrono::sys_days{date} + std::chrono::hours{*hour} +
-                    std::chrono::minutes{*minute} + std::chrono::seconds{*second};
-  const auto delay = std::chrono::duration_cast<std::chrono::seconds>(when - now);
-  return std::max(delay, std::chrono::seconds{0});
+  // In seconds throughout: a date in year 9999 is far beyond what the clock's nanoseconds hold.
+  const std::chrono::sys_seconds when = std::chrono::sys_days{date} + std::chrono::hours{*hour} +
+                                        std::chrono::minutes{*minute} +
+                                        std::chrono::seconds{*second};
+  const auto delay = when - std::chrono::floor<std::chrono::seconds>(now);
+  return std::clamp(delay, std::chrono::seconds{0}, kMaxRetryAfter);
 }
 
 }  // namespace detail

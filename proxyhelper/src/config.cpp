@@ -44,6 +44,18 @@ apply_result check_optional_http_url(std::string_view text) {
   return std::nullopt;
 }
 
+// The PAC URL is handed to every host of the segment (the /proxy.pac redirect): no credentials.
+apply_result check_pac_url(std::string_view text) {
+  if (auto bad = check_optional_http_url(text)) {
+    return bad;
+  }
+  if (!text.empty() && boost::urls::parse_absolute_uri(text)->has_userinfo()) {
+    return "a PAC URL is given to every host of the segment, so it must not carry a user or "
+           "password: put the PAC script where it can be fetched without them";
+  }
+  return std::nullopt;
+}
+
 settings::list_of_tables<proxyhelper_config, proxy_spec> proxy_list() {
   using item = proxy_spec;
   proxy_spec example;
@@ -132,7 +144,7 @@ const settings::table<proxyhelper_config>& settings_table() {
           "http", "pac_url", settings::setting_type::text,
           "The site's own PAC script: /proxy.pac and /wpad.dat redirect there. Empty: serve the "
           "script generated from [[proxy]] and their health.",
-          [](config& c) -> auto& { return c.pac_url; }, check_optional_http_url),
+          [](config& c) -> auto& { return c.pac_url; }, check_pac_url),
       settings::string_setting<config>(
           "health", "probe_url", settings::setting_type::text,
           "Reached through each proxy to check it; https:// opens a CONNECT tunnel.",
@@ -164,7 +176,12 @@ config_load_result parse_config(std::string_view toml_text, std::string_view fil
   config_load_result out;
   out.diagnostics = settings::parse(settings_table(), out.config, toml_text, file_name);
   if (out.config.state_dir.empty()) {
-    out.config.state_dir = default_state_dir();
+    auto choice = find_default_state_dir();
+    if (!choice.problem.empty()) {
+      out.diagnostics.push_back(config_diagnostic{std::string(file_name), 0, 0,
+                                                  std::move(choice.problem)});
+    }
+    out.config.state_dir = std::move(choice.dir);
   }
   if (out.diagnostics.empty()) {
     for (auto& problem : validate(out.config)) {

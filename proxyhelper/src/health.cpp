@@ -1,6 +1,7 @@
 #include "lanrelay/proxyhelper/health.hpp"
 
 #include "lanrelay/common/log.hpp"
+#include "lanrelay/common/redact.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -56,7 +57,7 @@ bool proxy_health::record_locked(status& s, const reachability& outcome,
   const bool first = !s.checked;
   s.checked = true;
   s.healthy = outcome.reachable;
-  s.last_result = outcome.describe();
+  s.last_result = redact_urls(outcome.describe());  // shown on the status page
   s.last_elapsed = outcome.elapsed;
   if (s.healthy) {
     s.last_healthy = at;

@@ -1,6 +1,7 @@
 #include "lanrelay/relay/mirror.hpp"
 
 #include "lanrelay/common/file_io.hpp"
+#include "lanrelay/common/redact.hpp"
 #include "lanrelay/common/text_format.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -358,6 +359,8 @@ void sync_run::record() {
   if (!lock_) {
     return;
   }
+  // The error goes to state.json, the sync's caller and the status pages: no URL password.
+  out_.error = redact_urls(out_.error);
   state_.last_error = out_.error;
   if (out_.ok()) {
     state_.last_success = sys_clock::now();
@@ -621,7 +624,7 @@ net::awaitable<sync_run::attempt_result> sync_run::fetch_once(const std::string&
     return {};
   });
   out_.bytes_downloaded += written;
-  const std::string where = "GET " + std::string(request.url.buffer());
+  const std::string where = "GET " + redact_urls(request.url.buffer());
   const auto truncate = [&] {
     if (::ftruncate(fd.get(), 0) != 0) {
       spdlog::warn("mirror cannot truncate path={}", partial.string());

@@ -6,6 +6,8 @@
 #include "lanrelay/common/activeupdate_index.hpp"
 #include "lanrelay/common/file_io.hpp"
 #include "lanrelay/common/log.hpp"
+#include "lanrelay/common/redact.hpp"
+#include "lanrelay/common/secret_file.hpp"
 #include "lanrelay/common/text_format.hpp"
 #include "lanrelay/relay/request_target.hpp"
 
@@ -518,19 +520,22 @@ agent::proxy_resolver_options resolver_options(const upstream_proxy_settings& c)
   }
   o.query.trust.accept_unsigned = c.accept_unsigned;
   o.check_timeout = c.check_timeout;
+  // Checked when the configuration was loaded; a file changed since is refused the same way.
   if (!c.credentials_file.empty()) {
-    auto text = read_small_file(c.credentials_file, 4096);
+    std::string why;
+    auto text = read_secret_file(c.credentials_file, 4096, why);
     std::string line = text ? text->substr(0, text->find('\n')) : std::string();
     if (!line.empty() && line.back() == '\r') {
       line.pop_back();
     }
-    if (line.find(':') == std::string::npos) {
-      spdlog::error("event=proxy_credentials_unusable file={} error=\"{}\" hint=\"the first "
-                    "line must be user:password; proxies that need credentials are skipped\"",
-                    c.credentials_file.string(),
-                    text ? "no user:password on the first line" : "cannot read it");
+    auto bound = text ? agent::proxy_credentials::bind(std::move(line), c.credentials_proxy, &why)
+                      : result<agent::proxy_credentials>(make_error_code(errc::invalid_config));
+    if (!bound) {
+      spdlog::error("event=proxy_credentials_unusable file={} error=\"{}\" hint=\"proxies "
+                    "that need credentials are skipped\"",
+                    c.credentials_file.string(), why);
     } else {
-      o.credentials = std::move(line);
+      o.credentials = std::move(*bound);
     }
   }
   return o;
@@ -1112,9 +1117,11 @@ std::vector<mirror_source_view> mirror_service::status() const {
   for (const auto& s : sources_) {
     mirror_source_view v;
     v.name = s->settings.name;
-    v.upstream = s->settings.url;
+    // What status() returns is shown to monitoring clients: no URL keeps its password.
+    v.upstream = redact_urls(s->settings.url);
     if (auto st = read_status(s->dir)) {
       v.status = std::move(*st);
+      v.status.last_error = redact_urls(v.status.last_error);
     }
     const auto snapshot = s->snapshot();
     for (const auto& [path, d] : snapshot->digests) {
@@ -1126,7 +1133,7 @@ std::vector<mirror_source_view> mirror_service::status() const {
     std::lock_guard lock(s->mutex);
     if (s->last_result && s->last_attempt) {
       // What this process saw last wins over state.json, which a full disk may have kept old.
-      v.status.last_error = s->last_result->error;
+      v.status.last_error = redact_urls(s->last_result->error);
       if (!v.status.last_attempt || *v.status.last_attempt < *s->last_attempt) {
         v.status.last_attempt = s->last_attempt;
       }
@@ -1136,9 +1143,12 @@ std::vector<mirror_source_view> mirror_service::status() const {
     }
     v.syncing = s->syncing;
     v.last_result = s->last_result;
+    if (v.last_result) {
+      v.last_result->error = redact_urls(v.last_result->error);
+    }
     v.next_sync = s->next_sync;
     v.pulls_running = s->pulls_running;
-    v.route = s->route;
+    v.route = redact_urls(s->route);
     v.syncs_ok = s->syncs_ok;
     v.syncs_not_modified = s->syncs_not_modified;
     v.syncs_failed = s->syncs_failed;

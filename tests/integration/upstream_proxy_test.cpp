@@ -11,6 +11,8 @@
 
 #include "lanrelay/common/http_client.hpp"
 
+#include "lanrelay/agent/proxy_resolver.hpp"
+
 #include "au_upstream.hpp"
 #include "process.hpp"
 
@@ -23,6 +25,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace lanrelay {
@@ -401,6 +404,54 @@ TEST_F(upstream_connections, the_strictest_of_several_limits_applies) {
   EXPECT_EQ(got.body.size(), mib);
   EXPECT_GE(got.elapsed, 0.85s);
   EXPECT_LE(got.elapsed, 10s);
+}
+
+// Credentials are bound to their proxy (issue 11): a PAC script names tinyproxy, which wants
+// Basic credentials. Bound to another proxy, the credentials are not sent to it: its check fails
+// with 407 and the route is skipped. Bound to it, they are sent and the route works, also for the
+// download that follows.
+TEST_F(upstream_connections, credentials_go_only_to_their_proxy) {
+  const std::string proxy = "127.0.0.1:" + std::to_string(http_proxy_port_);
+  test::spew(*root_ / "www" / "proxy.pac",
+             "function FindProxyForURL(url, host) { return 'PROXY " + proxy + "'; }\n");
+  const std::string login = std::string(http_proxy_user) + ":" + std::string(http_proxy_password);
+  const auto target = boost::urls::url(plain_url("127.0.0.1", "hello.txt"));
+  for (const bool bound_to_it : {false, true}) {
+    agent::proxy_resolver_options options;
+    options.ask_segment = false;  // never broadcast from this test
+    options.check_timeout = 5'000ms;
+    options.system.pac_url = plain_url("127.0.0.1", "proxy.pac");
+    const std::string other = "127.0.0.1:" + std::to_string(test::free_port());
+    options.credentials =
+        agent::proxy_credentials::bind(login, bound_to_it ? proxy : other).value();
+    agent::proxy_resolver resolver(options);
+    net::io_context ioc;
+    std::optional<agent::resolution> found;
+    net::co_spawn(ioc, resolver.resolve(target), [&](std::exception_ptr e, agent::resolution r) {
+      if (e) {
+        std::rethrow_exception(e);
+      }
+      found = std::move(r);
+    });
+    ioc.run_for(60s);
+    ASSERT_TRUE(found);
+    if (!bound_to_it) {
+      EXPECT_FALSE(found->working);
+      ASSERT_EQ(found->skipped.size(), 1u);
+      EXPECT_EQ(found->skipped[0].step, agent::resolution_step::pac);
+      EXPECT_NE(found->skipped[0].reason.find("credentials"), std::string::npos)
+          << found->skipped[0].reason;
+      continue;
+    }
+    ASSERT_TRUE(found->working) << (found->skipped.empty() ? "" : found->skipped[0].reason);
+    EXPECT_EQ(found->decided_by, agent::resolution_step::pac);
+    auto request = request_for(std::string(target.buffer()));
+    request.proxy = found->settings(options.credentials);
+    ASSERT_TRUE(request.proxy);
+    const auto got = fetch_one(request);
+    ASSERT_TRUE(got.response) << got.response.error().message();
+    EXPECT_EQ(got.body, "hello through the proxy\n");
+  }
 }
 
 }  // namespace

@@ -25,10 +25,13 @@ if dpkg-query -W -f='${Status}' lanrelay 2>/dev/null | grep -Eq "installed|confi
   echo "SKIP: a lanrelay package is installed on this machine; this test would purge it"
   exit 77
 fi
-if getent passwd "$user" >/dev/null || getent group "$user" >/dev/null; then
-  echo "FAIL: a '$user' user or group exists without the package; remove it (deluser --system $user)"
-  exit 1
-fi
+proxy_user=lanrelay-proxy
+for u in "$user" "$proxy_user"; do
+  if getent passwd "$u" >/dev/null || getent group "$u" >/dev/null; then
+    echo "FAIL: a '$u' user or group exists without the package; remove it (deluser --system $u)"
+    exit 1
+  fi
+done
 
 tmp=$(mktemp -d /tmp/lanrelay-package.XXXXXX)
 ns="lanrelay-pkg-$$"
@@ -71,7 +74,7 @@ expect_eq() {  # expect_eq WHAT ACTUAL EXPECTED
 }
 
 mkdir -p "$tmp/saved"
-for dir in /var/lib/lanrelay /var/cache/lanrelay /etc/lanrelay; do
+for dir in /var/lib/lanrelay /var/lib/proxyhelperd /var/cache/lanrelay /etc/lanrelay; do
   if [[ -e $dir ]]; then
     mv "$dir" "$tmp/saved/"
     saved+=("$dir")
@@ -126,8 +129,40 @@ expect_eq "$user's group" "$(getent group "$gid" | cut -d: -f1)" "$user"
 expect_eq "$user's home" "$home" /var/lib/lanrelay
 expect_eq "$user's shell" "$shell" /usr/sbin/nologin
 expect_eq "/var/lib/lanrelay" "$(stat -c '%U:%G %a' /var/lib/lanrelay)" "$user:$user 750"
-expect_eq "/etc/lanrelay" "$(stat -c '%U:%G %a' /etc/lanrelay)" "root:$user 750"
+expect_eq "/etc/lanrelay" "$(stat -c '%U:%G %a' /etc/lanrelay)" "root:root 755"
 expect_eq "lanrelayd.toml" "$(stat -c '%U:%G %a' /etc/lanrelay/lanrelayd.toml)" "root:$user 640"
+
+# Each daemon its own island: proxyhelperd has its own user and state; neither user reads the
+# other's configuration or state, and each unit hides the other's state altogether.
+if [[ -x /usr/sbin/proxyhelperd ]]; then
+  IFS=: read -r _ _ puid pgid _ phome _ <<<"$(getent passwd "$proxy_user")"
+  ((puid > 0 && puid < 1000 && puid != uid)) || fail "$proxy_user is not a system user of its own"
+  expect_eq "$proxy_user's group" "$(getent group "$pgid" | cut -d: -f1)" "$proxy_user"
+  expect_eq "$proxy_user's home" "$phome" /var/lib/proxyhelperd
+  expect_eq "/var/lib/proxyhelperd" "$(stat -c '%U:%G %a' /var/lib/proxyhelperd)" \
+    "$proxy_user:$proxy_user 750"
+  expect_eq "proxyhelperd.toml" "$(stat -c '%U:%G %a' /etc/lanrelay/proxyhelperd.toml)" \
+    "root:$proxy_user 640"
+  punit=/usr/lib/systemd/system/proxyhelperd.service
+  expect_eq "proxyhelperd unit user" "$(sed -n 's/^User=//p' "$punit")" "$proxy_user"
+  grep -q '^InaccessiblePaths=.*/var/lib/lanrelay' "$punit" ||
+    fail "proxyhelperd.service does not hide /var/lib/lanrelay"
+  grep -q '^InaccessiblePaths=.*/var/lib/proxyhelperd' /usr/lib/systemd/system/lanrelayd.service ||
+    fail "lanrelayd.service does not hide /var/lib/proxyhelperd"
+  for unit_file in /usr/lib/systemd/system/{lanrelayd,proxyhelperd}.service; do
+    grep -q '^MemoryMax=' "$unit_file" && grep -q '^TasksMax=' "$unit_file" ||
+      fail "$unit_file sets no MemoryMax= or TasksMax="
+  done
+  setpriv --reuid="$proxy_user" --regid="$proxy_user" --init-groups --no-new-privs -- \
+    cat /etc/lanrelay/lanrelayd.toml >/dev/null 2>&1 &&
+    fail "$proxy_user can read lanrelayd.toml"
+  setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- \
+    cat /etc/lanrelay/proxyhelperd.toml >/dev/null 2>&1 && fail "$user can read proxyhelperd.toml"
+  setpriv --reuid="$proxy_user" --regid="$proxy_user" --init-groups --no-new-privs -- \
+    ls /var/lib/lanrelay >/dev/null 2>&1 && fail "$proxy_user can list /var/lib/lanrelay"
+  setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- \
+    ls /var/lib/proxyhelperd >/dev/null 2>&1 && fail "$user can list /var/lib/proxyhelperd"
+fi
 [[ -L /etc/systemd/system/multi-user.target.wants/lanrelayd.service ]] ||
   fail "lanrelayd.service is not enabled"
 
@@ -203,9 +238,12 @@ installed=0
 if dpkg-query -W -f='${Status}' lanrelay 2>/dev/null | grep -Eq "installed|config-files"; then
   fail "dpkg still knows the package after purge"
 fi
-getent passwd "$user" >/dev/null && fail "user $user is left after purge"
-getent group "$user" >/dev/null && fail "group $user is left after purge"
-for path in /var/lib/lanrelay /var/cache/lanrelay /etc/lanrelay /usr/sbin/lanrelayd \
+for u in "$user" "$proxy_user"; do
+  getent passwd "$u" >/dev/null && fail "user $u is left after purge"
+  getent group "$u" >/dev/null && fail "group $u is left after purge"
+done
+for path in /var/lib/lanrelay /var/lib/proxyhelperd /var/cache/lanrelay /etc/lanrelay \
+    /usr/sbin/lanrelayd \
     /usr/bin/lanrelay "$unit" /usr/share/doc/lanrelay \
     /etc/systemd/system/multi-user.target.wants/lanrelayd.service \
     /var/lib/systemd/deb-systemd-helper-enabled/lanrelayd.service.dsh-also \

@@ -605,7 +605,12 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_brings_credentials_to_a_proxy_tha
   };
 
   std::ofstream(work_ / "credentials") << "mirror:s3cret\n";
-  const auto with = run_relay("relay1", "credentials_file = \"" + (work_ / "credentials").string() + "\"\n");
+  fs::permissions(work_ / "credentials", fs::perms::owner_read | fs::perms::owner_write,
+                  fs::perm_options::replace);  // a secret: 0600, or the relay refuses it
+  // Bound to the advertised proxy (host:port of its URL): sent to it and to no other.
+  const auto with = run_relay("relay1", "credentials_file = \"" + (work_ / "credentials").string() +
+                                            "\"\ncredentials_proxy = \"" +
+                                            locked.url.substr(locked.url.find("://") + 3) + "\"\n");
   EXPECT_EQ(with.at("files").to_number<int>(), 4) << json::serialize(with);
   EXPECT_EQ(text_of(with, "route"), locked.url + " (proxyhelper)") << json::serialize(with);
 

@@ -15,17 +15,21 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace lanrelay::agent {
 namespace {
 
 namespace net = boost::asio;
 
-// Answers every connection on 127.0.0.1 with "200 OK" and counts them.
+// Answers every connection on 127.0.0.1 with "200 OK" (and `body`), counts them and keeps what
+// each request sent.
 class tiny_server {
  public:
-  tiny_server() {
+  explicit tiny_server(std::string body = "ok\n") : body_(std::move(body)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -47,8 +51,13 @@ class tiny_server {
         }
         ++connections_;
         char buffer[2048];
-        (void)::recv(c, buffer, sizeof buffer, 0);
-        const std::string_view reply = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+        const ssize_t n = ::recv(c, buffer, sizeof buffer, 0);
+        {
+          std::lock_guard lock(mutex_);
+          requests_.emplace_back(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+        }
+        const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: " +
+                                  std::to_string(body_.size()) + "\r\n\r\n" + body_;
         (void)::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
         ::close(c);
       }
@@ -61,8 +70,15 @@ class tiny_server {
   }
   std::uint16_t port() const { return port_; }
   int connections() const { return connections_; }
+  std::vector<std::string> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
 
  private:
+  const std::string body_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> requests_;
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -133,7 +149,8 @@ TEST(proxy_resolver, an_environment_proxy_is_checked_and_used) {
   tiny_server proxy;  // answers the absolute-form GET itself, as a proxy would
   auto options = quiet_options();
   options.system.http_proxy = "127.0.0.1:" + std::to_string(proxy.port());
-  options.credentials = "agent:secret";
+  options.credentials =
+      proxy_credentials::bind("agent:secret", "127.0.0.1:" + std::to_string(proxy.port())).value();
   proxy_resolver resolver(options);
   const auto r = run(resolver, "http://203.0.113.9/x");  // never contacted directly
   ASSERT_TRUE(r.working);
@@ -143,6 +160,109 @@ TEST(proxy_resolver, an_environment_proxy_is_checked_and_used) {
   ASSERT_TRUE(settings);
   EXPECT_EQ(settings->proxy.userinfo(), "agent:secret");
   EXPECT_EQ(proxy.connections(), 1);
+  ASSERT_EQ(proxy.requests().size(), 1u);
+  EXPECT_NE(proxy.requests()[0].find("Proxy-Authorization: Basic YWdlbnQ6c2VjcmV0"),
+            std::string::npos)
+      << proxy.requests()[0];
+}
+
+bool sent_credentials(const tiny_server& proxy) {
+  for (const auto& request : proxy.requests()) {
+    if (request.find("Proxy-Authorization") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Credentials bound to another proxy are not sent to this one, neither for the check nor for
+// the downloads the route is used for.
+TEST(proxy_credentials, stay_away_from_a_proxy_they_are_not_bound_to) {
+  tiny_server proxy;
+  auto options = quiet_options();
+  options.system.http_proxy = "127.0.0.1:" + std::to_string(proxy.port());
+  options.credentials =
+      proxy_credentials::bind("agent:secret", "127.0.0.1:" + std::to_string(closed_port())).value();
+  proxy_resolver resolver(options);
+  const auto r = run(resolver, "http://203.0.113.9/x");
+  ASSERT_TRUE(r.working);
+  EXPECT_EQ(proxy.connections(), 1);
+  EXPECT_FALSE(sent_credentials(proxy)) << proxy.requests().at(0);
+  const auto settings = r.settings(options.credentials);
+  ASSERT_TRUE(settings);
+  EXPECT_FALSE(settings->proxy.has_userinfo());
+}
+
+// A PAC script (fetched over plain HTTP: anyone on the path may have written it) names a proxy:
+// it gets the credentials only if they are bound to it.
+TEST(proxy_credentials, a_proxy_named_by_a_pac_script_gets_none_unless_bound_to_it) {
+  for (const bool bound_to_it : {false, true}) {
+    tiny_server named;  // the proxy the PAC script names
+    tiny_server pac("function FindProxyForURL(url, host) { return 'PROXY 127.0.0.1:" +
+                    std::to_string(named.port()) + "'; }");
+    auto options = quiet_options();
+    options.system.pac_url = "http://127.0.0.1:" + std::to_string(pac.port()) + "/proxy.pac";
+    const auto port = bound_to_it ? named.port() : closed_port();
+    options.credentials =
+        proxy_credentials::bind("agent:secret", "127.0.0.1:" + std::to_string(port)).value();
+    proxy_resolver resolver(options);
+    const auto r = run(resolver, "http://203.0.113.9/x");
+    ASSERT_TRUE(r.working) << (r.skipped.empty() ? "" : r.skipped[0].reason);
+    EXPECT_EQ(r.decided_by, resolution_step::pac);
+    EXPECT_EQ(named.connections(), 1);
+    EXPECT_EQ(sent_credentials(named), bound_to_it) << named.requests().at(0);
+    EXPECT_EQ(r.settings(options.credentials)->proxy.has_userinfo(), bound_to_it);
+  }
+}
+
+// The PAC script that reached 2.1 GB before the cage: now skipped as broken, with the reason,
+// and the resolution goes on (here: nothing else is configured, so nothing works).
+TEST(proxy_resolver, a_hoarding_pac_script_is_skipped_as_broken) {
+  tiny_server pac(
+      "var hoard = [];\nfunction FindProxyForURL(url, host) {\n  return 'PROXY p:1';\n}\n"
+      "var chunk = new Array(1 << 19).join('ab');\nwhile (true) {\n"
+      "  hoard.push(chunk + hoard.length);\n}\n");
+  auto options = quiet_options();
+  options.system.pac_url = "http://127.0.0.1:" + std::to_string(pac.port()) + "/proxy.pac";
+  proxy_resolver resolver(options);
+  // After the broken script, direct is tried: to a closed local port, so it fails too.
+  const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(closed_port()) + "/x");
+  EXPECT_FALSE(r.working);
+  ASSERT_EQ(r.skipped.size(), 2u);
+  EXPECT_EQ(r.skipped[0].step, resolution_step::pac);
+  EXPECT_EQ(r.skipped[1].step, resolution_step::direct);
+  EXPECT_NE(r.skipped[0].reason.find("broken PAC script"), std::string::npos)
+      << r.skipped[0].reason;
+  EXPECT_NE(r.skipped[0].reason.find("64 MiB"), std::string::npos) << r.skipped[0].reason;
+}
+
+TEST(proxy_credentials, bind_takes_host_and_port_and_fit_compares_both) {
+  std::string why;
+  EXPECT_FALSE(proxy_credentials::bind("u:p", "proxy.corp", &why));
+  EXPECT_NE(why.find("host:port"), std::string::npos) << why;
+  EXPECT_FALSE(proxy_credentials::bind("u:p", "x@proxy.corp:3128"));
+  EXPECT_FALSE(proxy_credentials::bind("u:p", ""));
+  EXPECT_FALSE(proxy_credentials::bind("u:p", "proxy.corp:0"));
+  EXPECT_FALSE(proxy_credentials::bind("no-colon", "proxy.corp:3128", &why));
+  EXPECT_NE(why.find("user:password"), std::string::npos) << why;
+
+  const auto c = proxy_credentials::bind("u:p", "Proxy.Corp.example:3128").value();
+  const auto fit = [&](std::string_view url) {
+    return c.fit(boost::urls::parse_absolute_uri(url).value());
+  };
+  EXPECT_TRUE(fit("http://proxy.corp.example:3128"));
+  EXPECT_TRUE(fit("http://PROXY.corp.example:3128/"));
+  EXPECT_FALSE(fit("http://proxy.corp.example:3129"));
+  EXPECT_FALSE(fit("http://proxy.corp.example"));  // port 80
+  EXPECT_FALSE(fit("http://evil.example:3128"));
+  EXPECT_FALSE(fit("http://proxy.corp.example.evil.example:3128"));
+  EXPECT_FALSE(fit("socks5://proxy.corp.example:3128"));
+
+  const auto v6 = proxy_credentials::bind("u:p", "[2001:db8::1]:8080").value();
+  EXPECT_TRUE(v6.fit(boost::urls::parse_absolute_uri("http://[2001:db8::1]:8080").value()));
+  EXPECT_FALSE(v6.fit(boost::urls::parse_absolute_uri("http://[2001:db8::2]:8080").value()));
+  const auto on_80 = proxy_credentials::bind("u:p", "10.0.0.1:80").value();
+  EXPECT_TRUE(on_80.fit(boost::urls::parse_absolute_uri("http://10.0.0.1").value()));
 }
 
 TEST(proxy_resolver, a_broken_environment_proxy_is_reported_and_nothing_is_cached) {
@@ -182,13 +302,13 @@ TEST(resolution, credentials_keep_reserved_characters_of_the_password) {
   resolution r;
   r.working = true;
   r.proxy = "http://10.77.0.1:3128";
-  const auto with = r.settings(std::string("mirror:p@ss:w0rd"));
+  const auto with = r.settings(proxy_credentials::bind("mirror:p@ss:w0rd", "10.77.0.1:3128").value());
   ASSERT_TRUE(with);
   EXPECT_EQ(with->proxy.user(), "mirror");
   EXPECT_EQ(with->proxy.password(), "p@ss:w0rd");
   EXPECT_EQ(with->proxy.host(), "10.77.0.1");
   r.proxy.reset();  // direct: nothing to add credentials to
-  EXPECT_FALSE(r.settings(std::string("mirror:x")));
+  EXPECT_FALSE(r.settings(proxy_credentials::bind("mirror:x", "10.77.0.1:3128").value()));
 }
 
 }  // namespace

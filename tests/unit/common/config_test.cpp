@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace lanrelay {
@@ -308,6 +313,55 @@ proxyhelper_keys = ["not-a-key"]
   ASSERT_EQ(messages(bad).size(), 1u);
   EXPECT_NE(messages(bad)[0].find("m.toml:2:"), std::string::npos) << messages(bad)[0];
   EXPECT_NE(messages(bad)[0].find("not-a-key"), std::string::npos) << messages(bad)[0];
+}
+
+// The credentials file is a secret bound to one proxy: both are checked at load.
+TEST(config, credentials_need_their_proxy_and_a_protected_file) {
+  char pattern[] = "/tmp/lanrelay-credentials.XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::filesystem::path dir = pattern;
+  const auto file = dir / "proxy-credentials";
+  std::ofstream(file) << "mirror:s3cret\n";
+  const auto load = [&](const std::string& extra) {
+    return messages(parse_relay_config(
+        "[upstream_proxy]\ncredentials_file = \"" + file.string() + "\"\n" + extra, "c.toml"));
+  };
+  const auto contains = [](const std::vector<std::string>& all, std::string_view what) {
+    return std::any_of(all.begin(), all.end(),
+                       [&](const std::string& m) { return m.find(what) != std::string::npos; });
+  };
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  EXPECT_TRUE(load("credentials_proxy = \"proxy.corp.example:3128\"\n").empty())
+      << testing::PrintToString(load("credentials_proxy = \"proxy.corp.example:3128\"\n"));
+  EXPECT_TRUE(contains(load(""), "credentials_proxy is not"));
+  EXPECT_TRUE(contains(load("credentials_proxy = \"proxy.corp.example\"\n"), "is not host:port"));
+  EXPECT_TRUE(contains(messages(parse_relay_config(
+                           "[upstream_proxy]\ncredentials_proxy = \"p:1\"\n", "c.toml")),
+                       "set both or neither"));
+
+  const std::string bound = "credentials_proxy = \"proxy.corp.example:3128\"\n";
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write |
+                                         std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::replace);
+  EXPECT_TRUE(contains(load(bound), "has mode 0640")) << testing::PrintToString(load(bound));
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read,
+                               std::filesystem::perm_options::replace);
+  EXPECT_TRUE(load(bound).empty());  // 0400 is fine
+
+  const auto link = dir / "link";
+  std::filesystem::create_symlink(file, link);
+  EXPECT_TRUE(contains(messages(parse_relay_config("[upstream_proxy]\ncredentials_file = \"" +
+                                                       link.string() + "\"\n" + bound,
+                                                   "c.toml")),
+                       "symbolic link"));
+  if (::geteuid() == 0) {  // another owner: only root can give the file away
+    ASSERT_EQ(::chown(file.c_str(), 65534, 65534), 0);
+    EXPECT_TRUE(contains(load(bound), "owned by uid 65534"));
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(config, bad_mirror_sources_are_reported_with_their_position) {

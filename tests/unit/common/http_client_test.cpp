@@ -1293,6 +1293,16 @@ TEST(http_client_parse, retry_after) {
   EXPECT_FALSE(parse_retry_after("soon", now));
   EXPECT_FALSE(parse_retry_after("Wed, 31 Apr 2024 12:00:30 GMT", now));
   EXPECT_FALSE(parse_retry_after("Wed, 01 May 2024 25:00:30 GMT", now));
+  // A huge number or a far-future date is clamped to a day, not overflowed (UBSan in the debug
+  // preset), and the result converts to milliseconds and adds to a clock safely.
+  EXPECT_EQ(parse_retry_after("99999999999999999999", now), 24h);
+  EXPECT_EQ(parse_retry_after("18446744073709551615", now), 24h);
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), 24h);
+  EXPECT_EQ(parse_retry_after("Thu, 02 May 2024 12:00:00 GMT", now), 86400s);
+  EXPECT_EQ(parse_retry_after("Mon, 01 Jan 0001 00:00:00 GMT", now), 0s);
+  const auto far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now).value();
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(far).count(), 86'400'000);
+  EXPECT_GT(std::chrono::steady_clock::now() + far, std::chrono::steady_clock::now());
   EXPECT_FALSE(parse_retry_after("Wednesday, 01-May-24 12:00:30 GMT", now));
 }
 

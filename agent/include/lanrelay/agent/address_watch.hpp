@@ -3,6 +3,9 @@
 // Tells when an IP address of this machine is added or removed: a NETLINK_ROUTE socket
 // subscribed to RTMGRP_IPV4_IFADDR and RTMGRP_IPV6_IFADDR. The proxy resolver forgets what it
 // learned when the machine moves (new DHCP lease, VPN up or down, another segment).
+// Only the kernel speaks for the machine's addresses: a datagram whose sender is not the kernel
+// (netlink port id 0) is dropped and counted, so that a local process cannot make the resolver
+// forget its routes at will.
 //
 // Threads: one coroutine at a time may wait on an address_watch.
 
@@ -13,8 +16,16 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <span>
+
+struct sockaddr_nl;
 
 namespace lanrelay::agent {
+
+// The number of RTM_NEWADDR/RTM_DELADDR messages in one netlink datagram from `sender`; 0 when
+// the sender is not the kernel. Pure: the parsing seam of wait(), for tests.
+std::size_t count_address_changes(std::span<const std::byte> datagram, const sockaddr_nl& sender);
 
 class address_watch {
  public:
@@ -29,9 +40,16 @@ class address_watch {
   // may have been lost). Cancel with the awaiting operation's cancellation or by destroying.
   boost::asio::awaitable<result<std::size_t>> wait();
 
+  // Datagrams dropped because the kernel did not send them. Read on the waiting coroutine's
+  // executor.
+  std::uint64_t dropped() const noexcept { return dropped_; }
+  // The socket's netlink port id (0 when not open).
+  std::uint32_t port_id() const;
+
  private:
   boost::asio::posix::stream_descriptor socket_;
   boost::system::error_code open_error_;
+  std::uint64_t dropped_ = 0;
 };
 
 }  // namespace lanrelay::agent

@@ -9,17 +9,27 @@
 // sources (environment or desktop settings), fetches it with its own HTTP code, and evaluates it
 // only with a separate JavaScript plugin (WebKit's JavaScriptCore); it cannot be handed a script.
 //
-// Limits: the script runs on the calling thread, at most kPacTimeLimit per evaluation (running
-// the script's top level, and each FindProxyForURL call): a script that loops forever fails with
-// pac_errc::timeout. Duktape is built from Debian's source with its execution time check on (see
-// agent/CMakeLists.txt). dnsResolve and isResolvable resolve names synchronously (getaddrinfo),
-// as in browsers; the limit is checked between JavaScript instructions, so a slow lookup ends
-// first.
+// A PAC script comes from the network (often plain HTTP), so it runs in a cage:
+// - Time: at most kPacTimeLimit per evaluation (the script's top level, and each FindProxyForURL
+//   call), checked between JavaScript instructions (Duktape built from Debian's source with its
+//   execution time check on, see agent/CMakeLists.txt) and on every allocation, so that a loop of
+//   few instructions that each build a huge string stops too: pac_errc::timeout.
+// - Memory: the heap's allocator counts the bytes in use and refuses to pass kPacMemoryLimit:
+//   pac_errc::memory_limit.
+// - Process: find_proxy_in_child() compiles and evaluates in a forked child with RLIMIT_AS and
+//   RLIMIT_CPU set and a kill timer (kPacChildTimeLimit); the result comes back over a pipe and is
+//   awaited asynchronously, so the caller's I/O thread never runs the script. Whatever happens
+//   inside Duktape (a fatal error aborts, a resolver lookup hangs), only the child dies. Daemons
+//   use this; pac_script itself is for tests and tools that run one script in the foreground.
+// dnsResolve and isResolvable resolve names synchronously (getaddrinfo), as in browsers; in the
+// child a lookup that hangs ends with the kill timer.
 //
-// Threads: a pac_script is used by one thread at a time. Move-only.
+// Threads: a pac_script is used by one thread at a time. Move-only. find_proxy_in_child() may run
+// on any executor; it forks, so it must not be called between fork and exec of something else.
 
 #include "lanrelay/common/error.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
@@ -39,6 +49,8 @@ enum class pac_errc {
   bad_result,        // FindProxyForURL returned something other than a string
   out_of_memory,     // Duktape could not create its heap
   timeout,           // ran longer than kPacTimeLimit
+  memory_limit,      // wanted more than kPacMemoryLimit
+  evaluation_failed, // the child process evaluating it died or was killed (find_proxy_in_child)
 };
 
 const boost::system::error_category& pac_category() noexcept;
@@ -49,6 +61,9 @@ inline boost::system::error_code make_error_code(pac_errc e) noexcept {
 
 inline constexpr std::size_t kMaxPacScriptSize = std::size_t{1} << 20;
 inline constexpr std::chrono::milliseconds kPacTimeLimit{2'000};
+inline constexpr std::size_t kPacMemoryLimit = std::size_t{64} << 20;
+// The child's kill timer: the time limit plus the slack for fork, compile and a name lookup.
+inline constexpr std::chrono::milliseconds kPacChildTimeLimit{5'000};
 
 // When the running evaluation must stop; none while idle.
 struct pac_deadline {
@@ -91,6 +106,17 @@ class pac_script {
   explicit pac_script(std::unique_ptr<impl> p) noexcept;
   std::unique_ptr<impl> impl_;
 };
+
+struct pac_outcome {
+  result<std::string> answer = make_error_code(pac_errc::evaluation_failed);
+  std::string detail;  // the JavaScript exception, or how the child ended
+};
+
+// Compiles `source` and calls FindProxyForURL(url, host) in a child process (see the top of this
+// file), with the system's environment (system_pac_environment()). Arguments by value: the
+// coroutine owns them.
+boost::asio::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string url,
+                                                        std::string host);
 
 // One entry of a FindProxyForURL result.
 struct pac_route {

@@ -9,8 +9,12 @@
 //   2. Only when step 1 found nothing that works: ask proxyhelperd (proxy_query.hpp). Answers
 //      that do not pass the trust rules (pinned key, expiry) are ignored.
 //   3. Check the advertised proxies in their order; the first that reaches the target decides.
-//      A proxy that needs credentials is skipped when none were given; one whose bypass list
-//      covers the target is skipped (that means direct, which step 1 found broken).
+//      A proxy that needs credentials is skipped unless the configured credentials are bound
+//      to it; one whose bypass list covers the target is skipped (that means direct, which
+//      step 1 found broken).
+// Credentials (proxy_credentials) go only to the one proxy they were configured for, by host and
+// port: never to a proxy a PAC script or the segment names unless it is that proxy. A PAC script
+// fetched over plain HTTP or a forged segment answer cannot collect them.
 // A decided route is cached per target (scheme, host, port) until forget() — called on every
 // change of the machine's IP addresses by watch_addresses() — or the end of the process.
 //
@@ -35,6 +39,21 @@ namespace lanrelay::agent {
 enum class resolution_step { environment, pac, direct, proxyhelper, none };
 std::string_view to_string(resolution_step step) noexcept;
 
+// "user:password" bound to the proxy it was configured for. The host is compared as Boost.URL
+// normalises it (case-insensitively for names); the port must be the same (80 when the proxy URL
+// names none). No name resolution: "proxy.corp" and its address are different proxies.
+struct proxy_credentials {
+  std::string user_password;  // "user:password"
+  std::string host;           // as configured: a name, an IPv4 address or an IPv6 literal
+  std::uint16_t port = 0;
+
+  // From "host:port" ("[v6]:port"); an error text for an administrator when it is not one.
+  static result<proxy_credentials> bind(std::string user_password, std::string_view proxy,
+                                        std::string* why = nullptr);
+  // True when `proxy_url` (http://host[:port]) is the proxy these credentials belong to.
+  bool fit(boost::urls::url_view proxy_url) const;
+};
+
 struct skipped_route {
   resolution_step step = resolution_step::none;
   std::string route;   // "DIRECT", a proxy URL, or a PAC entry
@@ -53,9 +72,10 @@ struct resolution {
   bool from_cache = false;
   std::chrono::milliseconds elapsed{0};
 
-  // What http_fetch needs to use the route (credentials added when configured); nullopt for
-  // direct or when nothing works.
-  std::optional<proxy_settings> settings(const std::optional<std::string>& credentials = {}) const;
+  // What http_fetch needs to use the route (credentials added when they are bound to its
+  // proxy); nullopt for direct or when nothing works.
+  std::optional<proxy_settings> settings(
+      const std::optional<proxy_credentials>& credentials = {}) const;
 };
 
 struct proxy_resolver_options {
@@ -63,7 +83,7 @@ struct proxy_resolver_options {
   bool ask_segment = true;              // step 2 at all
   proxy_query_options query;            // step 2: port, window, trust (pinned keys)
   std::chrono::milliseconds check_timeout{3'000};  // per connectivity check step
-  std::optional<std::string> credentials;  // "user:password" for proxies that need them
+  std::optional<proxy_credentials> credentials;  // for the one proxy they are bound to
   tls_options tls;                          // for https:// targets and PAC URLs
 };
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -117,8 +118,10 @@ struct upstream_proxy_settings {
   std::chrono::milliseconds window{500};      // wait for its answer
   std::chrono::milliseconds check_timeout{3'000};
   // First line "user:password", for proxies that need credentials; empty: such proxies are
-  // skipped. Keep it readable by the daemon only.
+  // skipped. A regular file owned by the daemon's user, mode 0600 or 0400 (secret_file.hpp).
   std::filesystem::path credentials_file;
+  // "host:port" of the one proxy the credentials are sent to; required with credentials_file.
+  std::string credentials_proxy;
 };
 
 struct relay_config {
@@ -158,7 +161,23 @@ struct basic_config_load_result {
 using config_load_result = basic_config_load_result<relay_config>;
 
 // The state directory when none is configured: /var/lib/lanrelay for root, else
-// $XDG_STATE_HOME/lanrelay (~/.local/state/lanrelay).
+// $XDG_STATE_HOME/lanrelay (~/.local/state/lanrelay). Without either variable:
+// $XDG_RUNTIME_DIR/lanrelay, else <tmp>/lanrelay-<uid> (tmp: $TMPDIR or /tmp), which is created
+// mode 0700 and refused when it exists but is not a directory of ours that only we can enter
+// (another user may have created it first, to read or plant state): `problem` says so, and `dir`
+// is empty.
+struct default_state_dir_choice {
+  std::filesystem::path dir;
+  std::string problem;
+};
+default_state_dir_choice find_default_state_dir();
+
+// Thrown by default_state_dir() when the choice is refused.
+struct state_dir_refused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// find_default_state_dir().dir; throws state_dir_refused with its problem when refused.
 std::filesystem::path default_state_dir();
 
 // The embedded defaults, used when lanrelayd runs without --config.
