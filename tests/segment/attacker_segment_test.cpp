@@ -424,6 +424,7 @@ class attacker_segment : public testing::TestWithParam<std::tuple<attack, trust>
       const fs::path dir = work_ / agent->name;
       fs::create_directories(dir);
       fs::remove(dir / "payload.bin");
+      fs::remove(dir / "fetch.out");
       std::vector<std::string> argv{
           LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name", "payload", "--version", "1",
           "--output", (dir / "payload.bin").string(), "--upstream",
@@ -493,11 +494,13 @@ TEST_P(attacker_segment, the_agent_gets_the_right_bytes_from_the_relay_and_blame
   // (each does with probability 1/3 or more: the relay answers over IPv4 and IPv6; ten rounds all
   // missing it: 5e-6). A third host is never tried at all.
   bool met_attacker = false;
+  std::string last_log;
   for (int round = 0; round < 10 && !met_attacker; ++round) {
     const auto results = fetch_all(agents, mode, site_key);
     for (const auto& r : results) {
       ASSERT_EQ(r.exit_status, 0) << r.log;
       EXPECT_TRUE(r.bytes_ok) << "wrong bytes left at -o\n" << r.log;
+      last_log = r.log;
       EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
       EXPECT_LT(r.took, bound) << r.log;
       ASSERT_TRUE(r.report.contains("attempts") && r.report.at("attempts").is_array()) << r.log;
@@ -529,9 +532,10 @@ TEST_P(attacker_segment, the_agent_gets_the_right_bytes_from_the_relay_and_blame
   if (how == attack::third_host) {
     EXPECT_EQ(upstream_requests("/cache/"), 0u);
   } else {
-    EXPECT_TRUE(met_attacker) << "no agent tried the attacker first in ten rounds";
+    EXPECT_TRUE(met_attacker) << "no agent tried the attacker first in ten rounds; the last:\n"
+                              << last_log;
   }
-  EXPECT_GT(attacker_->offers_sent(), 0);
+  EXPECT_GT(attacker_->offers_sent(), 0) << last_log;
   EXPECT_EQ(upstream_requests("/payload.bin"), 0u);  // the relay served every agent
 }
 
