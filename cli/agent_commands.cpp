@@ -1,4 +1,5 @@
 #include "agent_commands.hpp"
+#include "attempt_options.hpp"
 #include "command_error.hpp"
 #include "command_support.hpp"
 #include "proxy_command.hpp"
@@ -146,6 +147,7 @@ void add_agent_commands(CLI::App& app) {
     std::string busy_patience = "60s";
     bool resolve_proxy = false;
     proxy_cli_options proxy;
+    attempt_options attempt;
   };
   auto args = std::make_shared<fetch_args>();
   auto* fetch = app.add_subcommand(
@@ -169,6 +171,7 @@ void add_agent_commands(CLI::App& app) {
   fetch->add_flag("--resolve-proxy", args->resolve_proxy,
                   "Reach the upstream through the route `lanrelay proxy resolve` finds");
   args->proxy.add_to(*fetch);
+  args->attempt.add_to(*fetch, "1h", "The whole fetch");
   fetch->callback([args] {
     run_guarded([&] {
       agent::fetch_options options;
@@ -184,6 +187,8 @@ void add_agent_commands(CLI::App& app) {
                             "' is not a duration such as 500ms or 60s");
       }
       options.busy_patience = *patience;
+      options.limits = args->attempt.limits();
+      options.deadline = args->attempt.overall();
       if (options.wanted.sha256) {
         if (args->size == 0) {
           throw command_error("--sha256 needs --size: a trusted digest is a size and a SHA-256");

@@ -34,7 +34,7 @@ T run_to_completion(boost::asio::awaitable<T> task) {
   return std::move(*out);
 }
 
-// "500ms", "2s" or a bare number of milliseconds; nullopt for anything else.
+// "500ms", "2s", "10m", "1h" or a bare number of milliseconds; nullopt for anything else.
 inline std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text) {
   std::uint64_t factor = 1;
   if (text.ends_with("ms")) {
@@ -42,12 +42,37 @@ inline std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_vi
   } else if (text.ends_with("s")) {
     text.remove_suffix(1);
     factor = 1000;
+  } else if (text.ends_with("m")) {
+    text.remove_suffix(1);
+    factor = 60'000;
+  } else if (text.ends_with("h")) {
+    text.remove_suffix(1);
+    factor = 3'600'000;
   }
   if (text.empty() || text.size() > 9 ||
       text.find_first_not_of("0123456789") != std::string_view::npos) {
     return std::nullopt;
   }
   return std::chrono::milliseconds(std::stoull(std::string(text)) * factor);
+}
+
+// "16KiB", "1MiB", "512B" or a bare number of bytes; nullopt for anything else.
+inline std::optional<std::uint64_t> parse_bytes(std::string_view text) {
+  std::uint64_t factor = 1;
+  if (text.ends_with("KiB")) {
+    text.remove_suffix(3);
+    factor = 1024;
+  } else if (text.ends_with("MiB")) {
+    text.remove_suffix(3);
+    factor = 1024 * 1024;
+  } else if (text.ends_with("B")) {
+    text.remove_suffix(1);
+  }
+  if (text.empty() || text.size() > 12 ||
+      text.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(std::string(text)) * factor;
 }
 
 }  // namespace lanrelay::cli

@@ -1,5 +1,7 @@
 #include "update_command.hpp"
 
+#include "attempt_options.hpp"
+
 #include "command_error.hpp"
 #include "command_support.hpp"
 #include "proxy_command.hpp"
@@ -83,6 +85,7 @@ void add_update_command(CLI::App& app) {
     bool json = false;
     bool resolve_proxy = false;
     proxy_cli_options proxy;
+    attempt_options attempt;
   };
   auto args = std::make_shared<update_args>();
   auto* update = app.add_subcommand(
@@ -121,6 +124,7 @@ void add_update_command(CLI::App& app) {
                    "Reach the index and the upstream files through the route `lanrelay proxy "
                    "resolve` finds");
   args->proxy.add_to(*update);
+  args->attempt.add_to(*update, "4h", "The whole update (each file's fetch, then the components left)");
   update->callback([args] {
     int status = 0;
     run_guarded([&] {
@@ -152,6 +156,8 @@ void add_update_command(CLI::App& app) {
         }
       }
       fetch.use_discovery = !args->no_discovery;
+      fetch.limits = args->attempt.limits();
+      options.deadline = args->attempt.overall();
       fetch.state_dir = args->state_dir ? *args->state_dir : default_state_dir();
       fetch.peer_cache = args->peer;
       fetch.tls.ca_file = args->ca_file;

@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -91,7 +93,9 @@ result<void> rename_into_place(const fs::path& from, const fs::path& to) {
 class update_job {
  public:
   explicit update_job(const au_update_options& options)
-      : options_(options), staging_(options.dir / staging_dir_name) {}
+      : options_(options),
+        staging_(options.dir / staging_dir_name),
+        ends_(std::chrono::steady_clock::now() + options.deadline) {}
 
   net::awaitable<boost::system::result<au_update_outcome, fetch_failure>> run() {
     if (auto problem = prepare_dir()) {
@@ -227,6 +231,13 @@ class update_job {
       fail(done, "cannot create a directory for " + payload.output.string());
       co_return;
     }
+    const auto payload_deadline = fetch_deadline();
+    if (!payload_deadline) {
+      fail(done, "the update's deadline (--deadline) passed before " + plan.path +
+                     " could be fetched; nothing installed");
+      co_return;
+    }
+    payload.deadline = *payload_deadline;
     auto got = co_await fetch(payload);
     if (!got) {
       fail(done, "cannot get " + plan.path + " (the index lists " + std::to_string(plan.size) +
@@ -261,6 +272,13 @@ class update_job {
       sig.use_discovery = false;
       sig.peer_cache = false;
       sig.progress = nullptr;
+      const auto sig_deadline = fetch_deadline();
+      if (!sig_deadline) {
+        fail(done, "the update's deadline (--deadline) passed before " + *signature +
+                       " could be fetched; nothing installed");
+        co_return;
+      }
+      sig.deadline = *sig_deadline;
       auto got_sig = co_await fetch(sig);
       if (!got_sig) {
         fail(done, "signature " + *signature + ": " + got_sig.error().message);
@@ -299,8 +317,23 @@ class update_job {
     spdlog::warn("update of {} failed: {}", done.plan.name, done.error);
   }
 
+  // Each file's fetch gets what is left of the update's deadline (if sooner than its own);
+  // nullopt once it has passed.
+  std::optional<std::chrono::milliseconds> fetch_deadline() const {
+    if (options_.deadline.count() <= 0) {
+      return options_.fetch.deadline;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        ends_ - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return std::nullopt;
+    }
+    return options_.fetch.deadline.count() > 0 ? std::min(left, options_.fetch.deadline) : left;
+  }
+
   const au_update_options& options_;
   fs::path staging_;
+  std::chrono::steady_clock::time_point ends_;  // of the whole update (options_.deadline)
   unique_fd lock_;
   tree_urls tree_;
   au_update_outcome outcome_;

@@ -53,7 +53,9 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
     }
   };
 
-  std::set<std::string> urls;
+  // Distinct senders, not URLs: one host answering with many URLs must not end the wait before
+  // the others have answered.
+  std::set<net::ip::address> senders;
   std::array<std::byte, discovery::kMaxDatagram> buffer{};
   const auto drain = [&](udp::socket& socket) {
     received_datagram got;
@@ -64,7 +66,13 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
         ++result.dropped;
         continue;
       }
-      urls.insert(offer->url);
+      auto sender = got.source.address();
+      if (sender.is_v6()) {
+        auto v6 = sender.to_v6();
+        v6.scope_id(0);
+        sender = v6;
+      }
+      senders.insert(sender);
       result.offers.push_back(candidate{std::move(*offer), got.source, {}});
     }
   };
@@ -78,7 +86,7 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
                                  ? options.enough_offers
                                  : std::min(options.enough_offers, options.targets.size());
   net::steady_timer timer(executor);
-  while (urls.size() < enough) {
+  while (senders.size() < enough) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
       break;

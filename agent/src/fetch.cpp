@@ -1,12 +1,15 @@
 #include "lanrelay/agent/fetch.hpp"
 
+#include "lanrelay/agent/catalog_memory.hpp"
 #include "lanrelay/agent/segment_memory.hpp"
 #include "lanrelay/common/file_io.hpp"
 #include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/machine_cookie.hpp"
+#include "lanrelay/common/piece_list.hpp"
 #include "lanrelay/common/store.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -17,7 +20,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 
@@ -31,12 +36,16 @@ namespace lanrelay::agent {
 namespace {
 
 namespace net = boost::asio;
+using namespace net::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 
 // Largest signed catalog we read from a relay (the format's own limit).
 constexpr std::uint64_t max_catalog_bytes = kMaxCatalogDocumentSize;
 
 // The file the bytes are written to until they are verified; renamed over the output at the end.
+// It is created anew (O_EXCL) and never through a symbolic link (O_NOFOLLOW): a link planted at
+// its name by another user must not make a root fetch write somewhere else. A regular file left
+// by an interrupted run is removed first.
 class partial_file {
  public:
   explicit partial_file(const std::filesystem::path& output)
@@ -49,8 +58,18 @@ class partial_file {
     }
   }
 
+  const std::filesystem::path& path() const noexcept { return path_; }
+
   result<void> open() {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    std::error_code ec;
+    const auto status = std::filesystem::symlink_status(path_, ec);
+    if (!ec && std::filesystem::is_symlink(status)) {
+      return make_error_code(boost::system::errc::too_many_symbolic_link_levels);
+    }
+    if (!ec && std::filesystem::is_regular_file(status)) {
+      std::filesystem::remove(path_, ec);  // left by an interrupted run
+    }
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0) {
       return boost::system::error_code(errno, boost::system::system_category());
     }
@@ -61,21 +80,35 @@ class partial_file {
     if (auto written = write_all(fd_, data); !written) {
       return written;
     }
-    hasher_.update(data);
+    if (whole_hash_valid_) {
+      hasher_.update(data);
+    }
     size_ += data.size();
     return {};
   }
 
-  // Forgets every byte: after a digest mismatch, or when a server ignored our Range.
-  void discard() {
-    ::ftruncate(fd_, 0);
-    ::lseek(fd_, 0, SEEK_SET);
+  // Keeps the first `size` bytes and forgets the rest: after a bad piece, when another source
+  // takes over, or when a server ignored our Range.
+  void truncate(std::uint64_t size) {
+    if (size >= size_ && size != 0) {
+      return;
+    }
+    ::ftruncate(fd_, static_cast<off_t>(size));
+    ::lseek(fd_, static_cast<off_t>(size), SEEK_SET);
+    size_ = size;
+    // A running hash cannot be rewound: from zero it starts again, else digest() reads the file.
     hasher_ = sha256_hasher();
-    size_ = 0;
+    whole_hash_valid_ = size == 0;
   }
 
   std::uint64_t size() const noexcept { return size_; }
-  sha256_digest digest() { return hasher_.finish(); }
+
+  result<sha256_digest> digest() {
+    if (whole_hash_valid_) {
+      return hasher_.finish();
+    }
+    return sha256_of_file(path_);
+  }
 
   // fsync and rename over `output`; the partial file is gone afterwards.
   result<void> publish(const std::filesystem::path& output) {
@@ -97,11 +130,32 @@ class partial_file {
   std::filesystem::path path_;
   int fd_ = -1;
   sha256_hasher hasher_;
+  bool whole_hash_valid_ = true;  // hasher_ has seen every byte from offset 0 on
   std::uint64_t size_ = 0;
 };
 
 std::string describe_error(const boost::system::error_code& ec) {
   return is_timeout(ec) ? "timeout (" + ec.message() + ")" : ec.message();
+}
+
+// Where an attempt goes.
+struct source {
+  std::string url;
+  // Connect to this address rather than resolving the URL's host: the sender of the offer, with
+  // the zone of the interface it arrived on (an IPv6 link-local URL carries none).
+  std::optional<net::ip::address> address;
+  std::optional<proxy_settings> proxy;
+  bool bounded = true;  // attempt_limits apply
+};
+
+// http_fetch's answer, or why the attempt was cut (too slow, past its deadline).
+struct bounded_response {
+  result<fetch_response> response;
+  std::string cut;  // empty unless the watchdog ended the attempt
+};
+
+std::string seconds_text(clock::duration d) {
+  return fmt::format("{:.1f}", std::chrono::duration<double>(d).count());
 }
 
 class fetch_job {
@@ -111,7 +165,15 @@ class fetch_job {
   net::awaitable<boost::system::result<fetch_outcome, fetch_failure>> run() {
     const auto started = clock::now();
     if (auto opened = part_.open(); !opened) {
-      co_return fail(opened.error(), "cannot write next to " + options_.output.string());
+      if (opened.error() == boost::system::errc::too_many_symbolic_link_levels) {
+        co_return fail(opened.error(), "refusing to write " + part_.path().string() +
+                                           ": it is a symbolic link, which lanrelay never "
+                                           "creates (planted by another user?); remove it and "
+                                           "fetch again");
+      }
+      co_return fail(opened.error(), "cannot write " + part_.path().string() + " next to " +
+                                         options_.output.string() + ": " +
+                                         opened.error().message());
     }
     if (options_.digest) {
       trust_ = [digest = *options_.digest](const discovery::offer&) { return digest; };
@@ -145,15 +207,9 @@ class fetch_job {
       co_await try_upstream();
     }
     if (!done_) {
-      std::string tried;
-      for (const auto& a : outcome_.attempts) {
-        tried += "\n  " + a.url + ": " + a.outcome;
-      }
       co_return fail(last_error_ ? last_error_ : make_error_code(errc::not_found),
-                     "could not get " + std::string(to_string(options_.wanted.kind)) + " " +
-                         options_.wanted.name + " " + options_.wanted.version + ": " +
-                         outcome_.fallback_reason +
-                         (options_.upstream ? "" : "; no upstream URL was given") + tried);
+                     "could not get " + item_text() + ": " + outcome_.fallback_reason +
+                         (options_.upstream ? "" : "; no upstream URL was given") + tried());
     }
     if (auto published = part_.publish(options_.output); !published) {
       co_return fail(published.error(), "cannot write " + options_.output.string());
@@ -163,7 +219,24 @@ class fetch_job {
     co_return outcome_;
   }
 
+  std::string item_text() const {
+    return std::string(to_string(options_.wanted.kind)) + " " + options_.wanted.name + " " +
+           options_.wanted.version;
+  }
+
+  // Every attempt so far, one per line, for an error message.
+  std::string tried() const {
+    std::string out;
+    for (const auto& a : outcome_.attempts) {
+      out += "\n  " + a.url + ": " + a.outcome;
+    }
+    return out;
+  }
+
  private:
+  enum class attempt_result { complete, busy, bad_bytes, failed };
+  enum class piece_list_fetch { verified, unavailable, wrong };
+
   static fetch_failure fail(boost::system::error_code code, std::string message) {
     return fetch_failure{code, std::move(message)};
   }
@@ -209,14 +282,15 @@ class fetch_job {
   }
 
   // Without a digest from the caller, a catalog signed with the pinned key, from a relay that
-  // answered, says which bytes are genuine.
+  // answered with a URL naming itself, says which bytes are genuine. It must not be older than
+  // the newest one believed for that key (a replay could bring back a withdrawn item).
   net::awaitable<void> learn_catalog(const std::vector<candidate>& offers) {
     if (trust_ || options_.site_keys.empty()) {
       co_return;
     }
     std::set<std::string> asked;
     for (const auto& c : offers) {
-      if (c.offer.role != discovery::responder_role::relay) {
+      if (c.offer.role != discovery::responder_role::relay || !url_names_sender(c)) {
         continue;
       }
       auto url = boost::urls::parse_uri(c.offer.url);
@@ -231,15 +305,19 @@ class fetch_job {
       }
       std::string document;
       fetch_request request{.url = catalog_url, .timeouts = options_.timeouts,
-                            .max_bytes = max_catalog_bytes};
-      auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
-        document.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
-        return {};
-      });
-      if (!response || response->status != 200) {
+                            .max_bytes = max_catalog_bytes, .host_address = c.from.address()};
+      auto got = co_await bounded_fetch(
+          request,
+          [&](std::span<const std::byte> chunk) -> result<void> {
+            document.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+            return {};
+          },
+          max_catalog_bytes, true);
+      if (!got.response || got.response->status != 200) {
         spdlog::info("event=catalog_unavailable url={} error=\"{}\"", catalog_url.buffer(),
-                     response ? "status " + std::to_string(response->status)
-                              : response.error().message());
+                     !got.cut.empty() ? got.cut
+                     : got.response   ? "status " + std::to_string(got.response->status)
+                                      : got.response.error().message());
         continue;
       }
       auto verified = verify_with_pinned_keys(document);
@@ -248,28 +326,53 @@ class fetch_job {
                      verified.error().message());
         continue;
       }
-      trust_ = [catalog = std::move(*verified)](const discovery::offer& o)
+      auto& [signed_catalog, key] = *verified;
+      if (options_.state_dir) {
+        catalog_memory memory(*options_.state_dir / "catalogs.json");
+        if (!memory.admits(key, signed_catalog.issued_at)) {
+          spdlog::warn("event=catalog_rejected url={} reason=\"issued before a catalog already "
+                       "believed for this site key: a replay\"",
+                       catalog_url.buffer());
+          continue;
+        }
+        memory.record(key, signed_catalog.issued_at);
+      }
+      trust_ = [catalog = std::move(signed_catalog)](const discovery::offer& o)
           -> std::optional<trusted_digest> {
         const auto entry = find_entry(catalog, o.kind, o.name, o.version);
         if (!entry) {
           return std::nullopt;
         }
-        return trusted_digest{entry->size, entry->sha256};
+        return trusted_digest{entry->size, entry->sha256, entry->pieces};
       };
       co_return;
     }
   }
 
   // A catalog is believed when any pinned key verifies it (two keys are pinned during rotation).
-  result<catalog> verify_with_pinned_keys(std::string_view document) const {
-    result<catalog> verified = make_error_code(trust_errc::wrong_key);
+  result<std::pair<catalog, public_key>> verify_with_pinned_keys(std::string_view document) const {
+    boost::system::error_code last = make_error_code(trust_errc::wrong_key);
     for (const auto& key : options_.site_keys) {
-      verified = verify_catalog(document, key, std::chrono::system_clock::now());
-      if (verified || verified.error() != make_error_code(trust_errc::wrong_key)) {
+      auto verified = verify_catalog(document, key, std::chrono::system_clock::now());
+      if (verified) {
+        return std::pair{std::move(*verified), key};
+      }
+      last = verified.error();
+      if (last != make_error_code(trust_errc::wrong_key)) {
         break;
       }
     }
-    return verified;
+    return last;
+  }
+
+  // Forgets the partial bytes and what was known about them: the next source's content differs.
+  void start_content(const trusted_digest& digest) {
+    if (!expected_ || expected_->sha256 != digest.sha256) {
+      part_.truncate(0);
+      pieces_.reset();
+      verified_ = 0;
+    }
+    expected_ = digest;
   }
 
   net::awaitable<void> try_offers(std::vector<candidate> offers) {
@@ -279,9 +382,14 @@ class fetch_job {
     }
     std::mt19937_64 random(random_u64());
     auto chosen = select_offers(std::move(offers), options_.wanted, trust_, random);
+    if (chosen.foreign_host > 0 || chosen.same_host > 0) {
+      spdlog::info("event=offers_ignored foreign_host={} same_host={}", chosen.foreign_host,
+                   chosen.same_host);
+    }
     if (chosen.ordered.empty()) {
-      outcome_.fallback_reason = chosen.untrusted > 0 ? "no offer matched a trusted digest"
-                                                      : "no offer qualified";
+      outcome_.fallback_reason = chosen.untrusted > 0      ? "no offer matched a trusted digest"
+                                 : chosen.foreign_host > 0 ? "no offer named its sender"
+                                                           : "no offer qualified";
       co_return;
     }
     std::size_t busy = 0;
@@ -297,19 +405,29 @@ class fetch_job {
         continue;
       }
       ++tried;
-      // Bytes already received belong to the same content (same digest): resume them.
-      if (expected_ && expected_->sha256 != c.digest.sha256) {
-        part_.discard();
+      start_content(c.digest);
+      const source from{c.offer.url, c.from.address(), std::nullopt, true};
+      if (c.digest.pieces && !pieces_) {
+        if (co_await fetch_piece_list(from, c.digest) == piece_list_fetch::wrong) {
+          bad_.insert(c.offer.url);
+          continue;
+        }
       }
-      expected_ = c.digest;
-      const auto result = co_await download(c.offer.url, c.digest.size);
+      const auto result = co_await download(from, c.digest.size);
       if (result == attempt_result::busy) {
         not_before_[c.offer.url] = clock::now() + retry_after_;
         ++busy;
         continue;
       }
+      if (result == attempt_result::bad_bytes) {
+        spdlog::warn("event=hash_mismatch url={} expected_sha256={} piece_verified_bytes={}",
+                     c.offer.url, to_hex(c.digest.sha256), verified_);
+        bad_.insert(c.offer.url);
+        continue;
+      }
       if (result == attempt_result::complete) {
-        if (part_.digest() == c.digest.sha256) {
+        const auto actual = part_.digest();
+        if (actual && *actual == c.digest.sha256) {
           outcome_.source = c.offer.role == discovery::responder_role::relay ? fetch_source::relay
                                                                             : fetch_source::peer;
           outcome_.responder = responder_;
@@ -320,16 +438,64 @@ class fetch_job {
           done_ = true;
           co_return;
         }
+        // Without a piece list every byte came from this source (each starts from zero).
         outcome_.attempts.back().outcome = "digest mismatch: bytes discarded, offer skipped";
         spdlog::warn("event=hash_mismatch url={} expected_sha256={}", c.offer.url,
                      to_hex(c.digest.sha256));
         bad_.insert(c.offer.url);
-        part_.discard();
+        part_.truncate(0);
+        pieces_.reset();
+        verified_ = 0;
       }
     }
     all_busy_ = tried > 0 && busy == tried;
     outcome_.fallback_reason = all_busy_ ? "every parent in the segment was busy"
                                          : "no offer could deliver";
+  }
+
+  // GET /-/pieces/<sha256> from the holder; kept when it hashes to the trusted digest.
+  net::awaitable<piece_list_fetch> fetch_piece_list(const source& from, const trusted_digest& digest) {
+    auto url = boost::urls::parse_uri(from.url);
+    if (!url) {
+      co_return piece_list_fetch::unavailable;
+    }
+    boost::urls::url list_url = *url;
+    list_url.set_path("/-/pieces/" + to_hex(digest.sha256));
+    list_url.remove_query();
+    outcome_.attempts.push_back({std::string(list_url.buffer()), ""});
+    const std::size_t attempt = outcome_.attempts.size() - 1;
+    const std::uint64_t max_size = std::min<std::uint64_t>(
+        kMaxPieceListSize, kPieceListHeaderSize + 32 * piece_count(digest.size, kMinPieceSize));
+    std::vector<std::byte> body;
+    fetch_request request{.url = list_url, .timeouts = options_.timeouts, .max_bytes = max_size,
+                          .host_address = from.address};
+    auto got = co_await bounded_fetch(
+        request,
+        [&](std::span<const std::byte> chunk) -> result<void> {
+          body.insert(body.end(), chunk.begin(), chunk.end());
+          return {};
+        },
+        max_size, from.bounded);
+    auto& outcome = outcome_.attempts[attempt].outcome;
+    if (!got.response || got.response->status != 200) {
+      outcome = (!got.cut.empty()      ? got.cut
+                 : got.response        ? "HTTP " + std::to_string(got.response->status)
+                                       : describe_error(got.response.error())) +
+                ": no piece list, the whole file must come from this source";
+      co_return piece_list_fetch::unavailable;
+    }
+    auto parsed = parse_piece_list(body);
+    if (sha256_of(body) != *digest.pieces || !parsed || parsed->item_size != digest.size) {
+      outcome = "piece list does not match the signed digest: offer skipped";
+      spdlog::warn("event=piece_list_mismatch url={} expected_sha256={}", list_url.buffer(),
+                   to_hex(*digest.pieces));
+      co_return piece_list_fetch::wrong;
+    }
+    outcome = "ok: " + std::to_string(parsed->pieces.size()) + " pieces";
+    pieces_ = std::move(*parsed);
+    part_.truncate(0);  // bytes kept so far were not checked piece by piece
+    verified_ = 0;
+    co_return piece_list_fetch::verified;
   }
 
   net::awaitable<void> try_upstream() {
@@ -349,34 +515,39 @@ class fetch_job {
                      options_.upstream->buffer());
       }
     }
-    if (digest != expected_) {
-      part_.discard();
+    if (!digest || !expected_ || digest->sha256 != expected_->sha256) {
+      part_.truncate(0);
+      pieces_.reset();
+      verified_ = 0;
     }
     std::optional<proxy_settings> proxy;
     if (options_.upstream_proxy) {
       proxy = co_await options_.upstream_proxy(*options_.upstream);
     }
-    const auto result = co_await download(std::string(options_.upstream->buffer()),
-                                          digest ? std::optional(digest->size)
-                                                 : options_.expected_size,
-                                          std::move(proxy));
+    const source upstream{std::string(options_.upstream->buffer()), std::nullopt, std::move(proxy),
+                          false};
+    const auto result = co_await download(upstream, digest ? std::optional(digest->size)
+                                                           : options_.expected_size);
     if (result == attempt_result::busy) {
       last_error_ = make_error_code(errc::not_found);
+    }
+    if (result == attempt_result::bad_bytes) {
+      last_error_ = make_error_code(errc::digest_mismatch);
     }
     if (result != attempt_result::complete) {
       co_return;
     }
     const auto actual = part_.digest();
-    if (digest && actual != digest->sha256) {
+    if (!actual || (digest && *actual != digest->sha256)) {
       outcome_.attempts.back().outcome = "digest mismatch: upstream bytes discarded";
       last_error_ = make_error_code(errc::digest_mismatch);
-      part_.discard();
+      part_.truncate(0);
       co_return;
     }
     outcome_.source = fetch_source::upstream;
     outcome_.responder = responder_;
     outcome_.version = options_.wanted.version;
-    outcome_.sha256 = actual;
+    outcome_.sha256 = *actual;
     outcome_.verified = digest.has_value();
     if (outcome_.fallback_reason.empty()) {
       outcome_.fallback_reason = "no offer could deliver";
@@ -386,65 +557,169 @@ class fetch_job {
                  options_.upstream->buffer());
   }
 
-  enum class attempt_result { complete, busy, failed };
+  // Writes a chunk of the item, checking each piece as it completes when there is a piece list.
+  // A bad piece is cut off the file at once (the file ends at the last verified piece) and fails
+  // the transfer with digest_mismatch.
+  result<void> take(std::span<const std::byte> chunk) {
+    if (!pieces_) {
+      return part_.write(chunk);
+    }
+    while (!chunk.empty()) {
+      const std::size_t index = static_cast<std::size_t>(verified_ / pieces_->piece_size);
+      if (index >= pieces_->pieces.size()) {
+        return make_error_code(errc::size_mismatch);
+      }
+      const std::uint64_t in_piece = part_.size() - verified_;
+      const std::uint64_t length = pieces_->piece_length(index);
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), length - in_piece));
+      if (auto written = part_.write(chunk.first(n)); !written) {
+        return written;
+      }
+      piece_hasher_.update(chunk.first(n));
+      chunk = chunk.subspan(n);
+      if (in_piece + n == length) {
+        if (piece_hasher_.finish() != pieces_->pieces[index]) {
+          part_.truncate(verified_);
+          bad_piece_ = index;
+          return make_error_code(errc::digest_mismatch);
+        }
+        verified_ += length;
+      }
+    }
+    return {};
+  }
 
-  // Downloads (the rest of) `url` into the partial file; `size` is the expected total when known.
-  net::awaitable<attempt_result> download(const std::string& url_text,
-                                          std::optional<std::uint64_t> size,
-                                          std::optional<proxy_settings> proxy = std::nullopt) {
-    auto url = boost::urls::parse_uri(url_text);
-    outcome_.attempts.push_back({url_text, ""});
-    auto& attempt = outcome_.attempts.back();
+  // http_fetch under attempt_limits when `bounded`: a watchdog ends it when too few bytes arrive
+  // in a window or when the attempt's deadline (sized from `size`) has passed.
+  net::awaitable<bounded_response> bounded_fetch(const fetch_request& request, body_sink sink,
+                                                 std::uint64_t size, bool bounded) {
+    const auto deadline = options_.limits.attempt_deadline(size);
+    if (!bounded || !deadline) {
+      // Not `co_return bounded_response{co_await ...}`: GCC 12 miscompiles a co_await inside a
+      // braced initialiser (the string member is destroyed uninitialised).
+      auto response = co_await http_fetch(request, std::move(sink));
+      co_return bounded_response{std::move(response), {}};
+    }
+    auto received = std::make_shared<std::atomic<std::uint64_t>>(0);
+    body_sink counted = [received, sink = std::move(sink)](std::span<const std::byte> chunk) {
+      received->fetch_add(chunk.size(), std::memory_order_relaxed);
+      return sink(chunk);
+    };
+    auto raced = co_await (http_fetch(request, std::move(counted)) || watchdog(received, *deadline));
+    if (raced.index() == 0) {
+      co_return bounded_response{std::move(std::get<0>(raced)), {}};
+    }
+    co_return bounded_response{make_error_code(boost::system::errc::timed_out),
+                               std::move(std::get<1>(raced))};
+  }
+
+  // Returns why the attempt must end; never returns while it may go on (cancelled when the
+  // transfer ends first).
+  net::awaitable<std::string> watchdog(std::shared_ptr<const std::atomic<std::uint64_t>> received,
+                                       std::chrono::milliseconds limit) {
+    const auto& limits = options_.limits;
+    const auto start = clock::now();
+    const auto deadline = start + limit;
+    const std::uint64_t floor =
+        limits.min_rate * static_cast<std::uint64_t>(limits.rate_window.count()) / 1000;
+    auto window_start = start;
+    std::uint64_t window_bytes = 0;
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {
+      timer.expires_at(std::min(deadline, window_start + limits.rate_window));
+      const auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+      if (ec) {
+        co_return std::string("cancelled");
+      }
+      const auto now = clock::now();
+      const auto got = received->load(std::memory_order_relaxed);
+      if (now >= deadline) {
+        co_return "attempt deadline of " + seconds_text(limit) + " s passed";
+      }
+      if (now >= window_start + limits.rate_window) {
+        if (got - window_bytes < floor) {
+          co_return "too slow: " + std::to_string(got - window_bytes) + " bytes in " +
+              seconds_text(now - window_start) + " s, below the floor of " +
+              std::to_string(limits.min_rate) + " bytes/s";
+        }
+        window_start = now;
+        window_bytes = got;
+      }
+    }
+  }
+
+  // Downloads (the rest of) the item from `from` into the partial file; `size` is the expected
+  // total when known. With a piece list it resumes after the last verified piece; without one it
+  // starts from zero, so that bytes from one source are never completed by another.
+  net::awaitable<attempt_result> download(const source& from, std::optional<std::uint64_t> size) {
+    auto url = boost::urls::parse_uri(from.url);
+    outcome_.attempts.push_back({from.url, ""});
+    const std::size_t attempt = outcome_.attempts.size() - 1;
     if (!url) {
-      attempt.outcome = "bad URL";
+      outcome_.attempts[attempt].outcome = "bad URL";
       co_return attempt_result::failed;
     }
-    if (size && part_.size() >= *size) {
-      part_.discard();  // cannot happen with honest peers; start clean
-    }
+    part_.truncate(pieces_ ? verified_ : 0);
+    piece_hasher_ = sha256_hasher();
+    bad_piece_.reset();
     // A server that ignores Range costs bytes, not correctness: http_fetch drops the first
     // `offset` bytes itself, so the sink always continues where the partial file ends.
     fetch_request request{.url = *url, .offset = part_.size(), .timeouts = options_.timeouts,
-                          .tls = options_.tls, .proxy = std::move(proxy)};
+                          .tls = options_.tls, .proxy = from.proxy};
+    if (!from.proxy) {
+      request.host_address = from.address;
+    }
     if (size) {
       request.max_bytes = *size;
     }
     const std::uint64_t start_offset = part_.size();
-    auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
-      if (auto written = part_.write(chunk); !written) {
-        return written;
+    auto got = co_await bounded_fetch(
+        request,
+        [&](std::span<const std::byte> chunk) -> result<void> {
+          if (auto taken = take(chunk); !taken) {
+            return taken;
+          }
+          if (options_.progress) {
+            options_.progress(part_.size(), size.value_or(0));
+          }
+          return {};
+        },
+        size.value_or(0), from.bounded);
+    auto& outcome = outcome_.attempts[attempt].outcome;
+    if (!got.response) {
+      if (bad_piece_) {
+        outcome = "bad piece " + std::to_string(*bad_piece_) + ": discarded, offer skipped (" +
+                  std::to_string(verified_) + " verified bytes kept)";
+        co_return attempt_result::bad_bytes;
       }
-      if (options_.progress) {
-        options_.progress(part_.size(), size.value_or(0));
+      last_error_ = got.response.error();
+      outcome = (got.cut.empty() ? describe_error(got.response.error()) : got.cut) + " after " +
+                std::to_string(part_.size() - start_offset) + " bytes";
+      if (size && part_.size() == *size) {
+        co_return attempt_result::complete;  // every byte arrived before the source misbehaved
       }
-      return {};
-    });
-    if (!response) {
-      last_error_ = response.error();
-      attempt.outcome = describe_error(response.error()) + " after " +
-                        std::to_string(part_.size() - start_offset) + " bytes";
       co_return attempt_result::failed;
     }
-    responder_ = response->peer;
-    if (response->status == 503) {
-      attempt.outcome = "busy (503)";
+    responder_ = got.response->peer;
+    if (got.response->status == 503) {
+      outcome = "busy (503)";
       // Bounded: a parent cannot park us for long with a huge Retry-After.
       retry_after_ = std::clamp<std::chrono::milliseconds>(
-          response->retry_after.value_or(std::chrono::seconds(1)), std::chrono::milliseconds(100),
-          std::chrono::milliseconds(10'000));
+          got.response->retry_after.value_or(std::chrono::seconds(1)),
+          std::chrono::milliseconds(100), std::chrono::milliseconds(10'000));
       co_return attempt_result::busy;
     }
-    if (response->status != 200 && response->status != 206) {
-      attempt.outcome = "HTTP " + std::to_string(response->status);
+    if (got.response->status != 200 && got.response->status != 206) {
+      outcome = "HTTP " + std::to_string(got.response->status);
       last_error_ = make_error_code(errc::not_found);
       co_return attempt_result::failed;
     }
     if (size && part_.size() != *size) {
-      attempt.outcome = "short body: " + std::to_string(part_.size()) + " of " +
-                        std::to_string(*size) + " bytes";
+      outcome = "short body: " + std::to_string(part_.size()) + " of " + std::to_string(*size) +
+                " bytes";
       co_return attempt_result::failed;
     }
-    attempt.outcome = "ok";
+    outcome = "ok";
     outcome_.bytes = part_.size();
     co_return attempt_result::complete;
   }
@@ -476,6 +751,10 @@ class fetch_job {
   partial_file part_;
   trust_lookup trust_;
   std::optional<trusted_digest> expected_;  // what the partial bytes are part of
+  std::optional<piece_list> pieces_;        // of expected_, verified against its digest
+  std::uint64_t verified_ = 0;              // bytes checked against pieces_ (a piece boundary)
+  sha256_hasher piece_hasher_;              // the piece being received
+  std::optional<std::size_t> bad_piece_;    // the piece that failed in the current attempt
   fetch_outcome outcome_;
   std::string responder_;
   boost::system::error_code last_error_;
@@ -498,10 +777,30 @@ std::string_view to_string(fetch_source source) noexcept {
   return "upstream";
 }
 
+std::optional<std::chrono::milliseconds> attempt_limits::attempt_deadline(std::uint64_t size) const {
+  if (min_rate == 0) {
+    return std::nullopt;
+  }
+  return attempt_base + std::chrono::milliseconds(size / min_rate * 1000 + size % min_rate * 1000 / min_rate);
+}
+
 net::awaitable<boost::system::result<fetch_outcome, fetch_failure>> fetch(
     const fetch_options& options) {
   fetch_job job(options);
-  co_return co_await job.run();
+  if (options.deadline.count() <= 0) {
+    co_return co_await job.run();
+  }
+  net::steady_timer timer(co_await net::this_coro::executor, options.deadline);
+  auto raced = co_await (job.run() || timer.async_wait(net::as_tuple(net::use_awaitable)));
+  if (raced.index() == 0) {
+    co_return std::move(std::get<0>(raced));
+  }
+  spdlog::warn("event=fetch_deadline item=\"{}\" deadline_ms={}", job.item_text(),
+               options.deadline.count());
+  co_return fetch_failure{make_error_code(boost::system::errc::timed_out),
+                          "could not get " + job.item_text() + " within the deadline of " +
+                              seconds_text(options.deadline) +
+                              " s (--deadline); nothing was written" + job.tried()};
 }
 
 }  // namespace lanrelay::agent

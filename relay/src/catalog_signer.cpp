@@ -50,13 +50,19 @@ catalog_signer::catalog_signer(site_key key, std::string relay_id,
                                std::chrono::milliseconds lifetime)
     : key_(std::move(key)), relay_id_(std::move(relay_id)), lifetime_(lifetime) {}
 
-std::string catalog_signer::sign(content_store& store, std::span<const item> extra) const {
+std::string catalog_signer::sign(content_store& store, std::span<const item> extra,
+                                 piece_list_cache* pieces) const {
   catalog c;
   c.relay_id = relay_id_;
   c.issued_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   c.expires_at = c.issued_at + std::chrono::ceil<std::chrono::seconds>(lifetime_);
   for (const item& it : store.list()) {
     c.entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
+    if (pieces != nullptr) {
+      if (const auto list = pieces->find(store, it.sha256)) {
+        c.entries.back().pieces = list->digest;
+      }
+    }
   }
   for (const item& it : extra) {
     c.entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});

@@ -81,7 +81,16 @@ bool responder_core::admit(const net::ip::address& source,
 
 std::optional<std::string> responder_core::url_host(const network_interface& arrival,
                                                     const net::ip::address& source) const {
-  // Prefer the IPv4 address on the sender's own subnet: every agent can reach it.
+  // The URL names the address the offer is sent from: agents use only offers whose URL host is
+  // their sender (agent/offer_selection.hpp). An IPv6 query is answered from our link-local
+  // address, so its URL names that address (without the zone: the agent connects through the
+  // interface the offer arrived on).
+  if (source.is_v6() && source.to_v6().is_link_local() && !arrival.ipv6_link_local.empty()) {
+    auto address = arrival.ipv6_link_local.front();
+    address.scope_id(0);
+    return "[" + address.to_string() + "]";
+  }
+  // An IPv4 query: the address on the sender's own subnet, the one the kernel answers from.
   const ipv4_binding* chosen = arrival.ipv4.empty() ? nullptr : &arrival.ipv4.front();
   if (source.is_v4()) {
     const auto peer = source.to_v4().to_uint();

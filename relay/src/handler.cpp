@@ -247,8 +247,16 @@ response_plan request_handler::handle(const http::request_header<>& request,
           extra.push_back(std::move(m.entry));
         }
         return text_response(http::status::ok, request, "application/json",
-                             settings_.signer->sign(store_, extra));
+                             settings_.signer->sign(store_, extra, &pieces_));
       }
+    case resource_kind::piece_list:
+      if (const auto list = pieces_.find(store_, target.sha256)) {
+        return text_response(http::status::ok, request, "application/octet-stream",
+                             std::string(reinterpret_cast<const char*>(list->encoded.data()),
+                                         list->encoded.size()));
+      }
+      return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                           "no piece list: this server holds no item with that SHA-256\n");
     case resource_kind::mirror_file:
       return serve_mirror_file(request, target, context.pull);
     case resource_kind::cache_item:

@@ -94,6 +94,25 @@ TEST_F(responder_test, patterns_need_the_exact_version) {
   EXPECT_FALSE(core.process_packet(query_for(item_kind::pattern, "icrc", "1667800"), agent_, &lan_, now_));
 }
 
+TEST_F(responder_test, the_url_names_the_address_the_offer_is_sent_from) {
+  // Agents use an offer only when its URL host is the datagram's source: a link-local IPv6
+  // query is answered from (and with) our link-local address, without the zone.
+  auto link_local = ip::make_address_v6("fe80::1");
+  link_local.scope_id(2);
+  lan_.ipv6_link_local.push_back(link_local);
+  auto core = make_core();
+  auto sender = ip::make_address_v6("fe80::99");
+  sender.scope_id(2);
+  const auto reply = core.process_packet(query_for(item_kind::pattern, "icrc", "1667900"),
+                                         ip::udp::endpoint(sender, 40000), &lan_, now_);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(discovery::decode_offer(*reply).value().url, "http://[fe80::1]:4127/cache/pattern/icrc/1667900");
+  // An IPv4 query still gets the IPv4 address on the sender's subnet.
+  const auto v4 = core.process_packet(query_for(item_kind::pattern, "icrc", "1667900"), agent_, &lan_, now_);
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(discovery::decode_offer(*v4).value().url, "http://10.77.0.1:4127/cache/pattern/icrc/1667900");
+}
+
 TEST_F(responder_test, a_query_with_a_sha256_gets_only_those_bytes) {
   auto core = make_core();
   discovery::query q;

@@ -1,12 +1,18 @@
 #include "lanrelay/relay/handler.hpp"
 
+#include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/range.hpp"
+
+#include "lanrelay/common/piece_list.hpp"
 
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -361,6 +367,63 @@ TEST_F(relay_handler, stats_report_peak_and_refusals) {
   EXPECT_EQ(json.at("refused_busy").to_number<int>(), 1);
   EXPECT_EQ(json.at("max_peers").to_number<int>(), 2);
   EXPECT_EQ(json.at("requests").to_number<int>(), 4);
+}
+
+TEST_F(relay_handler, piece_list_of_a_stored_item) {
+  const response_plan plan = handler_->handle(request("/-/pieces/" + to_hex(blob_.sha256)));
+  ASSERT_EQ(small(plan).result(), http::status::ok);
+  EXPECT_EQ(small(plan)[http::field::content_type], "application/octet-stream");
+  const auto parsed = parse_piece_list(std::as_bytes(std::span(small(plan).body())));
+  ASSERT_TRUE(parsed) << parsed.error().message();
+  EXPECT_EQ(parsed->item_size, 1000u);
+  ASSERT_EQ(parsed->pieces.size(), 1u);
+  EXPECT_EQ(parsed->pieces[0], blob_.sha256);  // one piece: the whole item
+
+  // Upper-case hex names the same content; HEAD has the length and no body; no slot is taken.
+  std::string upper = to_hex(blob_.sha256);
+  std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+  const response_plan head = handler_->handle(request("/-/pieces/" + upper, http::verb::head));
+  EXPECT_EQ(small(head).result(), http::status::ok);
+  EXPECT_TRUE(small(head).body().empty());
+  EXPECT_EQ(small(head)[http::field::content_length], std::to_string(small(plan).body().size()));
+
+  sha256_digest absent{};
+  EXPECT_EQ(small(handler_->handle(request("/-/pieces/" + to_hex(absent)))).result(),
+            http::status::not_found);
+  EXPECT_EQ(small(handler_->handle(request("/-/pieces/1234"))).result(), http::status::bad_request);
+  EXPECT_EQ(small(handler_->handle(request("/-/pieces/" + std::string(64, 'g')))).result(),
+            http::status::bad_request);
+}
+
+TEST_F(relay_handler, a_corrupted_object_gets_no_piece_list) {
+  const auto object = dir_ / "cache" / "objects" / to_hex(blob_.sha256);
+  {
+    std::FILE* f = std::fopen(object.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fputs("XX", f);
+    std::fclose(f);
+  }
+  EXPECT_EQ(small(handler_->handle(request("/-/pieces/" + to_hex(blob_.sha256)))).result(),
+            http::status::not_found);
+}
+
+TEST_F(relay_handler, signed_catalog_names_each_items_piece_list) {
+  const catalog_signer signer(site_key::generate().value(), "relay-test", std::chrono::hours(1));
+  handler_settings settings{std::chrono::seconds(7)};
+  settings.signer = &signer;
+  request_handler handler(*store_, slots_, counters_, settings);
+  const response_plan plan = handler.handle(request("/-/catalog.signed"));
+  ASSERT_EQ(small(plan).result(), http::status::ok);
+  const auto verified =
+      verify_catalog(small(plan).body(), signer.public_key(), std::chrono::system_clock::now());
+  ASSERT_TRUE(verified) << verified.error().message();
+  const auto blob = find_entry(*verified, item_kind::file, "blob", "1");
+  ASSERT_TRUE(blob && blob->pieces);
+  const response_plan pieces = handler.handle(request("/-/pieces/" + to_hex(blob_.sha256)));
+  EXPECT_EQ(*blob->pieces, sha256_of(std::as_bytes(std::span(small(pieces).body()))));
+  const auto empty = find_entry(*verified, item_kind::file, "empty", "1");
+  ASSERT_TRUE(empty && empty->pieces);
+  EXPECT_EQ(*empty->pieces, piece_list_digest(piece_list{0, kDefaultPieceSize, {}}));
 }
 
 }  // namespace

@@ -96,9 +96,12 @@ struct au_update_options {
   boost::urls::url index_url;
   std::filesystem::path dir;
   std::vector<std::string> components;  // see plan_update
-  // Discovery, trust (site_keys), state_dir, timeouts, TLS and progress for every file;
-  // wanted, output, upstream and digest are set per file.
+  // Discovery, trust (site_keys), state_dir, timeouts, attempt limits, TLS and progress for
+  // every file; wanted, output, upstream and digest are set per file.
   fetch_options fetch;
+  // The whole update: each file's fetch ends by then at the latest, and a component whose turn
+  // comes later fails (the others keep what they installed); 0: never.
+  std::chrono::milliseconds deadline{std::chrono::hours(4)};
 };
 
 struct component_outcome {

@@ -7,7 +7,8 @@
 // (discovery::kIpv6Group) on every multicast interface; or, when `targets` is set, by unicast to
 // those addresses only. It is sent `sends` times spread over the first two thirds of `window`,
 // and the wait ends early when `enough_offers` distinct offers (by URL) have arrived (with
-// `targets`: as soon as each target has answered).
+// `targets`: as soon as each target has answered). Offers are counted by sending address, so one
+// host answering with many URLs cannot end the wait before the others have answered.
 
 #include "lanrelay/agent/offer_selection.hpp"
 
@@ -24,7 +25,7 @@ struct discovery_options {
   std::uint16_t port = discovery::kDefaultPort;
   std::chrono::milliseconds window{500};
   unsigned sends = 3;
-  std::size_t enough_offers = 8;
+  std::size_t enough_offers = 8;  // distinct senders
   std::vector<boost::asio::ip::address> targets;  // unicast instead of broadcast when not empty
   bool ipv6 = true;
 };

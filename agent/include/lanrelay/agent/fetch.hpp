@@ -5,18 +5,31 @@
 //
 // Life of a fetch:
 //  1. Trust: the size and SHA-256 the bytes must have come from the caller (`digest`) or from a
-//     catalog signed with the pinned site key, fetched from a relay that answered. Without either,
-//     segment offers are not used and only the upstream is asked.
+//     catalog signed with the pinned site key, fetched from a relay that answered (its offer's URL
+//     naming its sender) and not older than the newest catalog already believed for that key
+//     (catalog_memory.hpp). Without either, segment offers are not used and only the upstream is
+//     asked. The catalog may also name the digest of the item's piece list (piece_list.hpp).
 //  2. Discovery (discovery_client.hpp), unless this segment was silent recently (segment_memory).
-//  3. Offers are filtered and ordered (offer_selection.hpp) and tried in turn. A 503, timeout or
-//     dropped connection moves to the next offer, resuming with a Range request where the bytes
-//     stopped; a digest mismatch discards the bytes and skips that offer for the rest of the run.
-//     When every parent is busy (503), it asks the segment again shortly (new peers appear as
-//     agents finish), never asking a busy parent again before its Retry-After.
+//  3. Offers are filtered and ordered (offer_selection.hpp: one per sending host, URL naming the
+//     sender) and tried in turn; each is fetched from the address the offer came from.
+//     - With a piece list digest, the list is fetched from the holder first and kept when its
+//       SHA-256 is the trusted one (a holder that answers anything but 200 is used without it; one
+//       that sends another list is skipped). Each piece is checked as it arrives: a bad piece is
+//       discarded at once and its holder skipped for the run; the next source resumes with a
+//       Range request at the end of the last verified piece.
+//     - Without one, bytes from one source are never completed by another: each source starts
+//       from zero, and a whole-file mismatch blames the one source that sent every byte.
+//     A 503, timeout or dropped connection moves to the next offer. Every attempt is bounded
+//     (attempt_limits): too slow over a window, or past its deadline, it ends and the next source
+//     is tried. When every parent is busy (503), it asks the segment again shortly (new peers
+//     appear as agents finish), never asking a busy parent again before its Retry-After.
 //  4. When no offer is left, or none came: the upstream URL, verified against the digest when
-//     there is one (an https:// upstream is verified by TLS when there is none).
-//  5. The bytes land in a temporary file beside `output` and are renamed over it only once
-//     verified; when this machine runs as a peer they are also added to its cache.
+//     there is one (an https:// upstream is verified by TLS when there is none), resuming after
+//     the last verified piece when there is a piece list.
+//  5. The bytes land in a temporary file beside `output` (created anew, never through a symbolic
+//     link) and are renamed over it only once verified; when this machine runs as a peer they are
+//     also added to its cache.
+// The whole fetch ends at `deadline`, whatever it is doing; nothing is left at `output` then.
 
 #include "lanrelay/agent/discovery_client.hpp"
 #include "lanrelay/agent/offer_selection.hpp"
@@ -37,6 +50,23 @@ namespace lanrelay::agent {
 
 enum class fetch_source { peer, relay, upstream };
 std::string_view to_string(fetch_source source) noexcept;
+
+// Bounds on each attempt at a segment holder (and on fetching its piece list), so that a stall, a
+// trickle or a holder that never answers costs one bounded attempt. The upstream, the last
+// resort, is bounded only by http_timeouts and the fetch's deadline.
+struct attempt_limits {
+  // The attempt ends when fewer than min_rate × rate_window bytes arrived in a rate_window (from
+  // the connection on, so a holder that never sends its head is cut too). 0: no floor and no
+  // per-attempt deadline.
+  std::uint64_t min_rate = 16 * 1024;  // bytes per second
+  std::chrono::milliseconds rate_window{10'000};
+  // The attempt ends this long after it started, plus the item's size at min_rate, however fast
+  // the bytes come (an endless body stops at the item's size anyway).
+  std::chrono::milliseconds attempt_base{60'000};
+
+  // The deadline of an attempt at an item of `size` bytes; nullopt without a floor.
+  std::optional<std::chrono::milliseconds> attempt_deadline(std::uint64_t size) const;
+};
 
 struct fetch_options {
   wanted_item wanted;
@@ -59,6 +89,9 @@ struct fetch_options {
   std::chrono::milliseconds busy_poll{250};
   std::chrono::milliseconds busy_patience{60'000};
   http_timeouts timeouts;
+  attempt_limits limits;
+  // The whole fetch (discovery, every attempt, the upstream) gives up after this; 0: never.
+  std::chrono::milliseconds deadline{std::chrono::hours(1)};
   tls_options tls;
   // The route to the upstream, asked only when the upstream is used (proxy_resolver.hpp);
   // nullopt: direct.
@@ -71,7 +104,7 @@ struct fetch_options {
 
 struct fetch_attempt {
   std::string url;
-  std::string outcome;  // "ok", "busy (503)", "digest mismatch", "timeout", ...
+  std::string outcome;  // "ok", "busy (503)", "digest mismatch", "too slow", "timeout", ...
 };
 
 struct fetch_outcome {
@@ -88,7 +121,8 @@ struct fetch_outcome {
 };
 
 // Errors only when the item could not be had at all (no offer worked and the upstream failed or
-// was not given) or the output cannot be written; the message says what was tried.
+// was not given), the deadline passed, or the output cannot be written (e.g. a symbolic link
+// planted at <output>.lanrelay-part); the message says what was tried.
 struct fetch_failure {
   boost::system::error_code code;
   std::string message;

@@ -8,6 +8,7 @@
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/site_key.hpp"
 #include "lanrelay/common/store.hpp"
+#include "lanrelay/relay/piece_lists.hpp"
 
 #include <chrono>
 #include <memory>
@@ -26,8 +27,10 @@ class catalog_signer {
   catalog_signer(site_key key, std::string relay_id, std::chrono::milliseconds lifetime);
 
   // Every item of `store` and every one of `extra` (mirrored files), issued now and valid for the
-  // configured lifetime.
-  std::string sign(content_store& store, std::span<const item> extra = {}) const;
+  // configured lifetime. With `pieces`, each store item names the digest of its piece list
+  // (built on first use, see piece_lists.hpp); mirrored files have none.
+  std::string sign(content_store& store, std::span<const item> extra = {},
+                   piece_list_cache* pieces = nullptr) const;
 
   const lanrelay::public_key public_key() const { return key_.public_key(); }
 

@@ -10,13 +10,15 @@
 // Monitoring and admin endpoints (/, /-/status, /-/metrics, /-/stats, /-/log-level, /-/mirror,
 // /-/mirror/sync) go through authorize() (admin_access.hpp) before anything else is decided.
 //
-// Thread safety: handle() may run on any number of threads at once; the handler keeps no mutable
-// state of its own (the store, the slot pool and the counters are thread safe).
+// Thread safety: handle() may run on any number of threads at once; the handler's only mutable
+// state is its piece list cache, itself thread safe (as are the store, the slot pool and the
+// counters).
 
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/admin_access.hpp"
 #include "lanrelay/relay/request_target.hpp"
 #include "lanrelay/relay/mirror.hpp"
+#include "lanrelay/relay/piece_lists.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -159,6 +161,7 @@ class request_handler {
   std::atomic<std::chrono::seconds::rep> retry_after_;
   std::atomic<std::shared_ptr<const access_policy>> access_;  // settings_.access until reloaded
   std::atomic<bool> draining_{false};
+  piece_list_cache pieces_;  // /-/pieces/<sha256> and the catalog's piece list digests
 };
 
 }  // namespace lanrelay::relay

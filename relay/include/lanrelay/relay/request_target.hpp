@@ -24,6 +24,9 @@
 //                                             "sha256","url"}...]}, url being the /cache path.
 //   GET|HEAD /-/catalog.signed                the catalog signed with the site key (catalog_signer);
 //                                             404 when the relay has no key.
+//   GET|HEAD /-/pieces/<sha256>               the piece list (common/piece_list.hpp) of the stored
+//                                             item whose content has this SHA-256 (64 hex
+//                                             digits, either case; anything else is 400).
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
 //                                             bytes served, requests, connections).
 //
@@ -64,6 +67,7 @@ enum class resource_kind {
   healthz,
   catalog,
   signed_catalog,
+  piece_list,     // GET /-/pieces/<sha256>
   stats,
   // Monitoring and admin endpoints.
   status_page,
@@ -84,6 +88,7 @@ struct parsed_target {
   item_key key;              // only for resource_kind::cache_item; version canonicalised
   std::string mirror_source;  // mirror_file, mirror_sync: a valid source name (sync: may be empty)
   std::string mirror_path;    // only for resource_kind::mirror_file: a safe relative path
+  sha256_digest sha256{};     // only for resource_kind::piece_list
   std::string_view reason;   // why it was rejected, for the log (static text)
 };
 
