@@ -266,6 +266,24 @@ const settings::table<relay_config>& settings_table() {
                                      "Transfers served at once; the next requester gets 503 and "
                                      "tries another parent.",
                                      1, 100'000, [](relay_config& c) -> auto& { return c.max_peers; }),
+      settings::integer_setting<std::uint32_t, relay_config>("peers", "max_peers_per_client",
+                                     "Transfer slots one client may hold at once (a fair share of "
+                                     "max_peers); beyond it the client gets 503.",
+                                     1, 100'000,
+                                     [](relay_config& c) -> auto& { return c.client_share.max_peers_per_client; }),
+      settings::integer_setting<std::uint32_t, relay_config>("peers", "client_ipv6_prefix",
+                                     "IPv6 clients within one prefix of this length share one "
+                                     "client's slots; 128: each address on its own.",
+                                     1, 128,
+                                     [](relay_config& c) -> auto& { return c.client_share.client_ipv6_prefix; }),
+      settings::size_setting<relay_config>("peers", "min_client_rate",
+                                     "A transfer whose client reads fewer bytes per second than "
+                                     "this over client_rate_window is reset and its slot freed. "
+                                     "0: no floor.",
+                                     [](relay_config& c) -> auto& { return c.client_share.min_client_rate; }),
+      settings::duration_setting<milliseconds, relay_config>("peers", "client_rate_window",
+                                     "Window over which min_client_rate is measured.", 100ms, 1h,
+                                     [](relay_config& c) -> auto& { return c.client_share.client_rate_window; }),
       settings::duration_setting<std::chrono::seconds, relay_config>(
           "peers", "retry_after", "Retry-After sent with a 503 when every transfer slot is busy.",
           1s, 1h, [](relay_config& c) -> auto& { return c.retry_after; }),
@@ -287,6 +305,12 @@ const settings::table<relay_config>& settings_table() {
                                      "dropped.",
                                      1, 100'000,
                                      [](relay_config& c) -> auto& { return c.discovery.rate_limit; }),
+      settings::integer_setting<std::uint32_t, relay_config>("discovery", "new_source_rate",
+                                     "Queries per second answered from sources not tracked yet, "
+                                     "shared by all new sources of one address family on one "
+                                     "interface; bounds a flood of invented source addresses.",
+                                     1, 1'000'000,
+                                     [](relay_config& c) -> auto& { return c.discovery.new_source_rate; }),
       settings::duration_setting<milliseconds, relay_config>("discovery", "interface_rescan",
                                      "How often interfaces that came or went are picked up.", 100ms,
                                      10min,

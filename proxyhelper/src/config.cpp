@@ -120,6 +120,11 @@ const settings::table<proxyhelper_config>& settings_table() {
       settings::integer_setting<std::uint32_t, config>(
           "query", "rate_limit", "Queries answered per second per source address (burst: 2 s).",
           1, 100'000, [](config& c) -> auto& { return c.rate_limit; }),
+      settings::integer_setting<std::uint32_t, config>(
+          "query", "new_source_rate",
+          "Queries answered per second from sources not tracked yet, shared by all new sources "
+          "of one address family on one interface; bounds a flood of invented source addresses.",
+          1, 1'000'000, [](config& c) -> auto& { return c.new_source_rate; }),
       settings::duration_setting<milliseconds, config>(
           "query", "interface_rescan", "How often new interfaces are picked up.", 100ms, 1h,
           [](config& c) -> auto& { return c.interface_rescan; }),
@@ -301,6 +306,7 @@ std::vector<std::string> changed_settings(const proxyhelper_config& a,
   compare(a.query_port, b.query_port, "query.port");
   compare(a.ipv6, b.ipv6, "query.ipv6");
   compare(a.rate_limit, b.rate_limit, "query.rate_limit");
+  compare(a.new_source_rate, b.new_source_rate, "query.new_source_rate");
   compare(a.interface_rescan, b.interface_rescan, "query.interface_rescan");
   compare(a.answer_lifetime, b.answer_lifetime, "query.answer_lifetime");
   compare(a.http_listen, b.http_listen, "http.listen");

@@ -160,7 +160,7 @@ void daemon::reload() {
   next.max_connections = running->max_connections;
 
   init_logging(next.log_level);  // validated by the loader
-  responder_.update(next.rate_limit, next.answer_lifetime);
+  responder_.update(next.rate_limit, next.new_source_rate, next.answer_lifetime);
   const bool proxies_changed = next.proxies != running->proxies;
   health_.replace(next.proxies);
   live_.set(std::move(next));

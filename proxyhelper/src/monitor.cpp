@@ -41,7 +41,9 @@ void register_metrics(metrics::registry& r, const monitor_sources& sources) {
                     constexpr auto relaxed = std::memory_order_relaxed;
                     const auto total = c.queries.load(relaxed) + c.malformed.load(relaxed) +
                                        c.own_packets.load(relaxed) + c.off_link.load(relaxed) +
-                                       c.rate_limited.load(relaxed);
+                                       c.rate_limited.load(relaxed) +
+                                       c.new_source_limited.load(relaxed) +
+                                       c.bad_source.load(relaxed);
                     return std::vector<sample>{{{}, static_cast<double>(total)}};
                   });
   r.add_collector("lanrelay_proxy_queries_answered_total",
@@ -56,6 +58,8 @@ void register_metrics(metrics::registry& r, const monitor_sources& sources) {
                                                {{"own_packet"}, v(c.own_packets)},
                                                {{"off_link"}, v(c.off_link)},
                                                {{"rate_limited"}, v(c.rate_limited)},
+                                               {{"new_source_limited"}, v(c.new_source_limited)},
+                                               {{"bad_source"}, v(c.bad_source)},
                                                {{"no_healthy_proxy"}, v(c.no_healthy_proxy)},
                                                {{"reply_too_large"}, v(c.reply_too_large)},
                                                {{"send_error"}, v(c.send_errors)}};
@@ -133,6 +137,8 @@ std::string status_json(const monitor_sources& m, std::chrono::system_clock::tim
                                   {"own_packets", c.own_packets.load()},
                                   {"off_link", c.off_link.load()},
                                   {"rate_limited", c.rate_limited.load()},
+                                  {"new_source_limited", c.new_source_limited.load()},
+                                  {"bad_source", c.bad_source.load()},
                                   {"reply_too_large", c.reply_too_large.load()},
                                   {"send_errors", c.send_errors.load()},
                                   {"pac_served", c.pac_served.load()},

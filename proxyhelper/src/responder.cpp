@@ -19,50 +19,15 @@ namespace net = boost::asio;
 namespace proxy = proxy_protocol;
 using udp = net::ip::udp;
 
-// Buckets idle this long are full again and can be forgotten; bounds the table's size.
-constexpr auto bucket_idle_expiry = std::chrono::seconds(10);
-constexpr std::size_t max_buckets = 65'536;
-
 }  // namespace
 
 responder_core::responder_core(settings s, const site_key* key, healthy_proxies healthy,
                                proxyhelper_counters& counters)
-    : settings_(s), key_(key), healthy_(std::move(healthy)), counters_(counters) {}
-
-bool responder_core::admit(const net::ip::address& source,
-                           std::chrono::steady_clock::time_point now) {
-  source_key key{};
-  if (source.is_v4()) {
-    const auto bytes = source.to_v4().to_bytes();
-    std::copy(bytes.begin(), bytes.end(), key.begin());
-    key[16] = 4;
-  } else {
-    const auto bytes = source.to_v6().to_bytes();
-    std::copy(bytes.begin(), bytes.end(), key.begin());
-    key[16] = 6;
-  }
-  const double rate = settings_.rate_limit;
-  const double burst = 2 * rate;
-  if (buckets_.size() >= max_buckets) {
-    std::erase_if(buckets_, [&](const auto& entry) {
-      return now - entry.second.updated > bucket_idle_expiry;
-    });
-  }
-  auto [it, inserted] = buckets_.try_emplace(key, bucket{burst, now});
-  if (inserted && buckets_.size() > max_buckets) {
-    buckets_.erase(it);
-    return false;
-  }
-  bucket& b = it->second;
-  const std::chrono::duration<double> elapsed = now - b.updated;
-  b.tokens = std::min(burst, b.tokens + elapsed.count() * rate);
-  b.updated = now;
-  if (b.tokens < 1.0) {
-    return false;
-  }
-  b.tokens -= 1.0;
-  return true;
-}
+    : settings_(s),
+      key_(key),
+      healthy_(std::move(healthy)),
+      counters_(counters),
+      limiter_({s.rate_limit, s.new_source_rate}) {}
 
 std::optional<std::vector<std::byte>> responder_core::process_packet(
     std::span<const std::byte> datagram, const udp::endpoint& source,
@@ -82,14 +47,29 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
       settings_.log->add({wall, source.address().to_string(), std::move(outcome), std::move(proxies)});
     }
   };
-  if (arrival == nullptr || source.port() == 0 || !arrival->is_on_link(source.address())) {
+  if (arrival == nullptr) {
     ++counters_.off_link;
     return std::nullopt;
   }
-  if (!admit(source.address(), now)) {
-    ++counters_.rate_limited;
-    note("rate limited");
+  if (!is_unicast_sender(source, *arrival)) {
+    ++counters_.bad_source;
     return std::nullopt;
+  }
+  if (!arrival->is_on_link(source.address())) {
+    ++counters_.off_link;
+    return std::nullopt;
+  }
+  switch (limiter_.admit(source.address(), arrival->index, now)) {
+    case source_rate_limiter::verdict::admitted:
+      break;
+    case source_rate_limiter::verdict::source_over_rate:
+      ++counters_.rate_limited;
+      note("rate limited");
+      return std::nullopt;
+    case source_rate_limiter::verdict::newcomers_over_rate:
+      // Not noted: during a flood of invented sources the log would show only the flood.
+      ++counters_.new_source_limited;
+      return std::nullopt;
   }
   ++counters_.queries;
 
@@ -120,9 +100,12 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
   return std::move(*encoded);
 }
 
-void responder_core::update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime) {
+void responder_core::update(std::uint32_t rate_limit, std::uint32_t new_source_rate,
+                            std::chrono::seconds answer_lifetime) {
   settings_.rate_limit = rate_limit;
+  settings_.new_source_rate = new_source_rate;
   settings_.answer_lifetime = answer_lifetime;
+  limiter_.update({rate_limit, new_source_rate});
 }
 
 proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config& config,
@@ -132,7 +115,9 @@ proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config&
     : strand_(net::make_strand(ioc)),
       config_(config),
       counters_(counters),
-      core_(responder_core::settings{cookie, config.rate_limit, config.answer_lifetime, log}, key,
+      core_(responder_core::settings{cookie, config.rate_limit, config.answer_lifetime, log,
+                                     config.new_source_rate},
+            key,
             std::move(healthy), counters),
       listener_(strand_, segment_listener::options{.port = config.query_port,
                                                    .ipv6 = config.ipv6,
@@ -140,9 +125,11 @@ proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config&
                                                    .protocol = "proxy_query",
                                                    .rescan_interval = config.interface_rescan}) {}
 
-void proxy_responder::update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime) {
-  net::dispatch(strand_,
-                [this, rate_limit, answer_lifetime] { core_.update(rate_limit, answer_lifetime); });
+void proxy_responder::update(std::uint32_t rate_limit, std::uint32_t new_source_rate,
+                             std::chrono::seconds answer_lifetime) {
+  net::dispatch(strand_, [this, rate_limit, new_source_rate, answer_lifetime] {
+    core_.update(rate_limit, new_source_rate, answer_lifetime);
+  });
 }
 
 bool proxy_responder::start() {

@@ -283,6 +283,9 @@ std::vector<std::string> daemon::apply_changes(const relay_config& next) {
     if (name == "peers.max_peers") {
       server_->set_max_peers(next.max_peers);
       config_.max_peers = next.max_peers;
+    } else if (name == "peers.max_peers_per_client") {
+      server_->set_max_peers_per_client(next.client_share.max_peers_per_client);
+      config_.client_share.max_peers_per_client = next.client_share.max_peers_per_client;
     } else if (name == "peers.retry_after") {
       server_->set_retry_after(next.retry_after);
       config_.retry_after = next.retry_after;

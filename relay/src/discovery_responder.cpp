@@ -21,29 +21,11 @@ namespace {
 namespace net = boost::asio;
 using udp = net::ip::udp;
 
-// Buckets idle this long are full again and can be forgotten; bounds the table's size.
-constexpr auto bucket_idle_expiry = std::chrono::seconds(10);
-constexpr std::size_t max_buckets = 65'536;
-
 std::string item_url(const std::string& host, std::uint16_t port, std::string_view path) {
   return "http://" + host + ":" + std::to_string(port) + std::string(path);
 }
 
 }  // namespace
-
-responder_core::source_key responder_core::address_key(const net::ip::address& address) {
-  source_key key{};
-  if (address.is_v4()) {
-    const auto bytes = address.to_v4().to_bytes();
-    std::copy(bytes.begin(), bytes.end(), key.begin());
-    key[16] = 4;
-  } else {
-    const auto bytes = address.to_v6().to_bytes();
-    std::copy(bytes.begin(), bytes.end(), key.begin());
-    key[16] = 6;
-  }
-  return key;
-}
 
 responder_core::responder_core(settings s, content_store& store,
                                std::function<std::uint16_t()> free_slots,
@@ -52,32 +34,8 @@ responder_core::responder_core(settings s, content_store& store,
       store_(store),
       free_slots_(std::move(free_slots)),
       counters_(counters),
-      mirrors_(mirrors) {}
-
-bool responder_core::admit(const net::ip::address& source,
-                           std::chrono::steady_clock::time_point now) {
-  const double rate = settings_.rate_limit;
-  const double burst = 2 * rate;
-  if (buckets_.size() >= max_buckets) {
-    std::erase_if(buckets_, [&](const auto& entry) {
-      return now - entry.second.updated > bucket_idle_expiry;
-    });
-  }
-  auto [it, inserted] = buckets_.try_emplace(address_key(source), bucket{burst, now});
-  if (inserted && buckets_.size() > max_buckets) {
-    buckets_.erase(it);
-    return false;  // more distinct senders than a segment has: treat the newcomer as a flood
-  }
-  bucket& b = it->second;
-  const std::chrono::duration<double> elapsed = now - b.updated;
-  b.tokens = std::min(burst, b.tokens + elapsed.count() * rate);
-  b.updated = now;
-  if (b.tokens < 1.0) {
-    return false;
-  }
-  b.tokens -= 1.0;
-  return true;
-}
+      mirrors_(mirrors),
+      limiter_({settings_.rate_limit, settings_.new_source_rate}) {}
 
 std::optional<std::string> responder_core::url_host(const network_interface& arrival,
                                                     const net::ip::address& source) const {
@@ -132,13 +90,27 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
     ++counters_.own_packets;
     return std::nullopt;
   }
-  if (arrival == nullptr || !arrival->is_on_link(source.address())) {
+  if (arrival == nullptr) {
     ++counters_.off_link;
     return std::nullopt;
   }
-  if (!admit(source.address(), now)) {
-    ++counters_.rate_limited;
+  if (!is_unicast_sender(source, *arrival)) {
+    ++counters_.bad_source;
     return std::nullopt;
+  }
+  if (!arrival->is_on_link(source.address())) {
+    ++counters_.off_link;
+    return std::nullopt;
+  }
+  switch (limiter_.admit(source.address(), arrival->index, now)) {
+    case source_rate_limiter::verdict::admitted:
+      break;
+    case source_rate_limiter::verdict::source_over_rate:
+      ++counters_.rate_limited;
+      return std::nullopt;
+    case source_rate_limiter::verdict::newcomers_over_rate:
+      ++counters_.new_source_limited;
+      return std::nullopt;
   }
   ++counters_.queries;
 
@@ -195,7 +167,8 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
       core_(responder_core::settings{cookie,
                                      config.role == "peer" ? discovery::responder_role::peer
                                                            : discovery::responder_role::relay,
-                                     http_port, config.discovery.rate_limit},
+                                     http_port, config.discovery.rate_limit,
+                                     config.discovery.new_source_rate},
             store, std::move(free_slots), counters_, mirrors),
       // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty.
       listener_(strand_, segment_listener::options{.port = settings_.port,

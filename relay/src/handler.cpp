@@ -258,7 +258,7 @@ response_plan request_handler::handle(const http::request_header<>& request,
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "no piece list: this server holds no item with that SHA-256\n");
     case resource_kind::mirror_file:
-      return serve_mirror_file(request, target, context.pull);
+      return serve_mirror_file(request, target, context);
     case resource_kind::cache_item:
       break;
     case resource_kind::stats:
@@ -270,7 +270,7 @@ response_plan request_handler::handle(const http::request_header<>& request,
     case resource_kind::log_level:
       break;  // served by serve_monitoring
   }
-  return serve_item(request, target.key);
+  return serve_item(request, target.key, context);
 }
 
 // Monitoring and admin endpoints.
@@ -419,7 +419,8 @@ small_response request_handler::mirror_sync_response(
 
 response_plan request_handler::serve_mirror_file(const http::request_header<>& request,
                                                  const parsed_target& target,
-                                                 const std::optional<pull_outcome>& pull) {
+                                                 const request_context& context) {
+  const std::optional<pull_outcome>& pull = context.pull;
   const auto found = settings_.mirrors != nullptr
                          ? settings_.mirrors->lookup(target.mirror_source, target.mirror_path)
                          : mirror_lookup{mirror_lookup_verdict::unknown_source};
@@ -487,11 +488,12 @@ response_plan request_handler::serve_mirror_file(const http::request_header<>& r
   const bool is_index = target.mirror_path == "server.ini";
   return serve_file(request, item_file{fd, std::move(info)}, etag,
                     is_index ? "text/plain; charset=utf-8" : "application/octet-stream",
-                    mirror_path(target.mirror_source, target.mirror_path));
+                    mirror_path(target.mirror_source, target.mirror_path), context);
 }
 
 response_plan request_handler::serve_item(const http::request_header<>& request,
-                                          const item_key& key) {
+                                          const item_key& key,
+                                          const request_context& context) {
   auto file = store_.open_item(key);
   if (!file) {
     if (file.error() == errc::not_found) {
@@ -504,12 +506,14 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
                          "text/plain; charset=utf-8", "cannot read the cached item\n");
   }
   const std::string etag = make_etag(file->info().sha256);
-  return serve_file(request, std::move(*file), etag, "application/octet-stream", cache_path(key));
+  return serve_file(request, std::move(*file), etag, "application/octet-stream", cache_path(key),
+                    context);
 }
 
 response_plan request_handler::serve_file(const http::request_header<>& request, item_file file,
                                           const std::string& etag, std::string_view content_type,
-                                          std::string_view label) {
+                                          std::string_view label,
+                                          const request_context& context) {
   const std::uint64_t size = file.info().size;
 
   if (auto if_match = field_list(request, http::field::if_match);
@@ -568,12 +572,19 @@ response_plan request_handler::serve_file(const http::request_header<>& request,
     return res;
   }
 
-  auto slot = slots_.try_acquire();
+  slot_pool::refusal refused = slot_pool::refusal::none;
+  auto slot = slots_.try_acquire(context.client, &refused);
   if (!slot) {
-    spdlog::debug("event=refused_busy item={} slots={}", label, slots_.capacity());
+    const bool share = refused == slot_pool::refusal::client_share;
+    spdlog::debug("event={} item={} client={} slots={} per_client={}",
+                  share ? "refused_client_share" : "refused_busy", label, client_text(context),
+                  slots_.capacity(), slots_.per_client());
     auto res = text_response(http::status::service_unavailable, request,
                              "text/plain; charset=utf-8",
-                             "every transfer slot is busy; retry later or use another relay\n");
+                             share ? "this client already holds its share of the transfer slots; "
+                                     "retry after one of its downloads ends\n"
+                                   : "every transfer slot is busy; retry later or use another "
+                                     "relay\n");
     res.set(http::field::retry_after,
             std::to_string(retry_after_.load(std::memory_order_relaxed)));
     res.keep_alive(false);

@@ -118,7 +118,9 @@ void monitor::register_metrics() {
                     constexpr auto relaxed = std::memory_order_relaxed;
                     const auto total = d.queries.load(relaxed) + d.malformed.load(relaxed) +
                                        d.own_packets.load(relaxed) + d.off_link.load(relaxed) +
-                                       d.rate_limited.load(relaxed);
+                                       d.rate_limited.load(relaxed) +
+                                       d.new_source_limited.load(relaxed) +
+                                       d.bad_source.load(relaxed);
                     return std::vector<sample>{{{}, static_cast<double>(total)}};
                   });
   r.add_collector("lanrelay_discovery_queries_answered_total",
@@ -136,6 +138,8 @@ void monitor::register_metrics() {
                                                {{"own_packet"}, v(d.own_packets)},
                                                {{"off_link"}, v(d.off_link)},
                                                {{"rate_limited"}, v(d.rate_limited)},
+                                               {{"new_source_limited"}, v(d.new_source_limited)},
+                                               {{"bad_source"}, v(d.bad_source)},
                                                {{"not_held"}, v(d.not_held)},
                                                {{"reply_too_large"}, v(d.reply_too_large)},
                                                {{"send_error"}, v(d.send_errors)}};
@@ -168,6 +172,14 @@ void monitor::register_metrics() {
                   "Requests answered 503 because every transfer slot was taken.",
                   metric_type::counter, {},
                   value_of([slots] { return static_cast<double>(slots->refused()); }));
+  r.add_collector("lanrelay_transfers_refused_client_share_total",
+                  "Requests answered 503 because the client already held its share of the "
+                  "transfer slots (peers.max_peers_per_client).",
+                  metric_type::counter, {},
+                  value_of([slots] { return static_cast<double>(slots->refused_client_share()); }));
+  r.add_collector("lanrelay_transfers_slow_client_reset_total",
+                  "Transfers reset because the client read slower than peers.min_client_rate.",
+                  metric_type::counter, {}, read(c.slow_clients_reset));
   r.add_collector("lanrelay_transfers_completed_total", "Transfers whose body was sent in full.",
                   metric_type::counter, {}, read(c.transfers_completed));
   r.add_collector("lanrelay_transfers_aborted_total",

@@ -148,6 +148,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool busy_ = false;  // a request head has been read and its response is not yet sent
   bool stopping_ = false;
   bool aborting_ = false;
+  bool too_slow_ = false;  // the last transfer was ended for reading below the rate floor
 };
 
 }  // namespace detail
@@ -158,7 +159,9 @@ server::server(private_tag, net::io_context& ioc, const relay_config& config,
     : ioc_(ioc),
       http_(config.http),
       shutdown_grace_(config.shutdown_grace),
-      slots_(config.max_peers),
+      client_share_(config.client_share),
+      slots_(config.max_peers, config.client_share.max_peers_per_client,
+             config.client_share.client_ipv6_prefix),
       monitor_(store, counters_, slots_, config.role),
       handler_(store, slots_, counters_,
                handler_settings{config.retry_after, signer, std::move(access), &monitor_, mirrors}),
@@ -523,6 +526,9 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
   const auto duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::steady_clock::now() - started)
                                .count();
+  if (conn.too_slow_) {
+    reset_slow_client(conn, transfer);
+  }
   if (ec) {
     counters_.transfers_aborted.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("event=transfer_aborted peer={} item={} length={} duration_ms={} error=\"{}\"",
@@ -549,15 +555,36 @@ net::awaitable<boost::system::error_code> server::send_file(
   auto offset = static_cast<off_t>(transfer.offset);
   std::uint64_t remaining = transfer.length;
   std::uint64_t since_yield = 0;
+  // The rate floor: the client must take floor_bytes in every client_rate_window, or the
+  // transfer ends and its slot goes to someone else (a stalled reader otherwise holds it until
+  // send_timeout, and a trickling one for ever).
+  const auto window = client_share_.client_rate_window;
+  const std::uint64_t floor_bytes = client_share_.min_client_rate *
+                                    static_cast<std::uint64_t>(window.count()) / 1000;
+  auto last_progress = std::chrono::steady_clock::now();
+  auto window_end = last_progress + window;
+  std::uint64_t window_bytes = 0;
   while (remaining > 0) {
     if (conn.aborting_) {
       co_return net::error::operation_aborted;
+    }
+    if (floor_bytes > 0) {
+      if (const auto now = std::chrono::steady_clock::now(); now >= window_end) {
+        if (window_bytes < floor_bytes) {
+          conn.too_slow_ = true;
+          co_return beast::error::timeout;
+        }
+        window_end = now + window;
+        window_bytes = 0;
+      }
     }
     const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, sendfile_chunk));
     const ssize_t sent = ::sendfile(socket.native_handle(), transfer.file.fd(), &offset, chunk);
     if (sent > 0) {
       remaining -= static_cast<std::uint64_t>(sent);
       since_yield += static_cast<std::uint64_t>(sent);
+      window_bytes += static_cast<std::uint64_t>(sent);
+      last_progress = std::chrono::steady_clock::now();
       counters_.bytes_served.fetch_add(static_cast<std::uint64_t>(sent), std::memory_order_relaxed);
       tracked.add_bytes(static_cast<std::uint64_t>(sent));
       if (since_yield >= fairness_quantum) {
@@ -582,17 +609,36 @@ net::awaitable<boost::system::error_code> server::send_file(
     if (error != EAGAIN && error != EWOULDBLOCK) {
       co_return boost::system::error_code(error, boost::system::system_category());
     }
-    timer.expires_after(http_.send_timeout);
+    const auto stalled_at = last_progress + http_.send_timeout;
+    timer.expires_at(floor_bytes > 0 ? std::min(stalled_at, window_end) : stalled_at);
     auto waited = co_await (socket.async_wait(tcp::socket::wait_write, use_tuple) ||
                             timer.async_wait(use_tuple));
     if (waited.index() == 1) {
-      co_return beast::error::timeout;  // no progress for http.send_timeout
+      if (std::chrono::steady_clock::now() >= stalled_at) {
+        co_return beast::error::timeout;  // no progress for http.send_timeout
+      }
+      continue;  // a rate window ended: judged at the top of the loop
     }
     if (auto [wait_ec] = std::get<0>(waited); wait_ec) {
       co_return wait_ec;
     }
   }
   co_return boost::system::error_code{};
+}
+
+void server::reset_slow_client(detail::connection& conn, const file_transfer& transfer) {
+  counters_.slow_clients_reset.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("event=slow_client_reset peer={} item={} min_client_rate={} window_ms={} "
+               "hint=\"the client read slower than peers.min_client_rate; its slot is free "
+               "again\"",
+               to_string(conn.peer_), transfer.item, client_share_.min_client_rate,
+               client_share_.client_rate_window.count());
+  // A reset, not a FIN: the client cannot mistake the cut body for a whole one, and the kernel
+  // drops the unsent bytes at once.
+  auto& socket = conn.stream_.socket();
+  boost::system::error_code ignored;
+  socket.set_option(net::socket_base::linger(true, 0), ignored);
+  socket.close(ignored);
 }
 
 net::awaitable<void> server::wait_for_connections(std::chrono::steady_clock::time_point deadline,

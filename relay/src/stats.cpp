@@ -14,6 +14,8 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
   s.peak_active_transfers = slots.peak();
   s.max_peers = slots.capacity();
   s.refused_busy = slots.refused();
+  s.refused_client_share = slots.refused_client_share();
+  s.slow_clients_reset = c.slow_clients_reset.load(relaxed);
   s.bytes_served = c.bytes_served.load(relaxed);
   s.requests = c.requests.load(relaxed);
   s.transfers_completed = c.transfers_completed.load(relaxed);
@@ -30,7 +32,8 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
                  d.not_held.load(relaxed),    d.malformed.load(relaxed),
                  d.own_packets.load(relaxed), d.off_link.load(relaxed),
                  d.rate_limited.load(relaxed), d.reply_too_large.load(relaxed),
-                 d.send_errors.load(relaxed), d.digest_mismatches.load(relaxed)};
+                 d.send_errors.load(relaxed), d.digest_mismatches.load(relaxed),
+                 d.new_source_limited.load(relaxed), d.bad_source.load(relaxed)};
   return s;
 }
 
@@ -40,6 +43,8 @@ boost::json::object to_json_object(const stats_snapshot& s) {
   o["peak_active_transfers"] = s.peak_active_transfers;
   o["max_peers"] = s.max_peers;
   o["refused_busy"] = s.refused_busy;
+  o["refused_client_share"] = s.refused_client_share;
+  o["slow_clients_reset"] = s.slow_clients_reset;
   o["bytes_served"] = s.bytes_served;
   o["requests"] = s.requests;
   o["transfers_completed"] = s.transfers_completed;
@@ -57,7 +62,8 @@ boost::json::object to_json_object(const stats_snapshot& s) {
       {"not_held", d.not_held},       {"malformed", d.malformed},
       {"own_packets", d.own_packets}, {"off_link", d.off_link},
       {"rate_limited", d.rate_limited}, {"reply_too_large", d.reply_too_large},
-      {"send_errors", d.send_errors}, {"digest_mismatches", d.digest_mismatches}};
+      {"send_errors", d.send_errors}, {"digest_mismatches", d.digest_mismatches},
+      {"new_source_limited", d.new_source_limited}, {"bad_source", d.bad_source}};
   return o;
 }
 

@@ -52,11 +52,21 @@ inline std::string random_bytes(std::size_t size, std::uint64_t seed) {
 // A loopback TCP connection with deadline-bounded I/O.
 class raw_connection {
  public:
-  // `receive_buffer` > 0 sets SO_RCVBUF before connecting (a slow reader).
-  explicit raw_connection(std::uint16_t port, int receive_buffer = 0) {
+  // `receive_buffer` > 0 sets SO_RCVBUF before connecting (a slow reader). `source` (e.g.
+  // "127.0.0.7"; loopback owns all of 127.0.0.0/8) makes the connection come from that address, so
+  // one test can be several clients.
+  explicit raw_connection(std::uint16_t port, int receive_buffer = 0, const char* source = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (receive_buffer > 0) {
       ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
+    if (source != nullptr) {
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source, &from.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+        return;  // connected() stays false
+      }
     }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;

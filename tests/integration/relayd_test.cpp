@@ -252,8 +252,9 @@ TEST_F(relay_integration, oversized_head_gets_431) {
   EXPECT_TRUE(c.closed_within(5s));
 }
 
-// Ten slow readers hold every slot; the eleventh download is refused at once with 503, while
-// HEAD and 304 still work; a vanished reader frees its slot.
+// Ten slow readers, each from a client address of its own (peers.max_peers_per_client is 2),
+// hold every slot; the eleventh download is refused at once with 503, while HEAD and 304 still
+// work; a vanished reader frees its slot.
 TEST_F(relay_integration, eleventh_concurrent_download_gets_503) {
   const std::string big = random_bytes(big_size, 3);
   const item big_item = relay_->add({item_kind::installer, "agent", "14.0.1"}, big);
@@ -261,7 +262,8 @@ TEST_F(relay_integration, eleventh_concurrent_download_gets_503) {
 
   std::vector<std::unique_ptr<raw_connection>> readers;
   for (int i = 0; i < 10; ++i) {
-    auto c = std::make_unique<raw_connection>(relay_->port(), 4096);
+    const std::string source = "127.0.0." + std::to_string(10 + i);
+    auto c = std::make_unique<raw_connection>(relay_->port(), 4096, source.c_str());
     ASSERT_TRUE(c->connected());
     ASSERT_TRUE(c->send_all(get));
     const auto head = c->read_head();

@@ -49,9 +49,11 @@ class reload_test : public testing::Test {
     relay_->add({item_kind::installer, "agent", "14.0.1"}, big_);
   }
 
-  // A download that holds a transfer slot and stalls: its head is read, its body is not.
+  // A download that holds a transfer slot and stalls: its head is read, its body is not. Each
+  // comes from a client address of its own, so peers.max_peers_per_client never refuses it.
   std::unique_ptr<raw_connection> stalled_download() {
-    auto c = std::make_unique<raw_connection>(relay_->port(), 4096);
+    const std::string source = "127.0.0." + std::to_string(20 + stalled_clients_++);
+    auto c = std::make_unique<raw_connection>(relay_->port(), 4096, source.c_str());
     EXPECT_TRUE(c->connected());
     EXPECT_TRUE(c->send_all("GET " + std::string(big_target) + " HTTP/1.1\r\nHost: x\r\n\r\n"));
     const auto head = c->read_head();
@@ -78,6 +80,7 @@ class reload_test : public testing::Test {
   }
 
   notify_socket notify_;
+  int stalled_clients_ = 0;
   std::unique_ptr<relayd> relay_;
   std::string big_;
 };

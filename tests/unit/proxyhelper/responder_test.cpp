@@ -84,7 +84,8 @@ TEST_F(responder_core_test, drops_by_reason) {
   EXPECT_FALSE(core.process_packet(query_bytes(1), agent_, nullptr, now_, wall_));
   const udp::endpoint port_zero(agent_.address(), 0);
   EXPECT_FALSE(core.process_packet(query_bytes(1), port_zero, &nic_, now_, wall_));
-  EXPECT_EQ(counters_.off_link, 3u);
+  EXPECT_EQ(counters_.off_link, 2u);
+  EXPECT_EQ(counters_.bad_source, 1u);
 
   auto q = query_bytes(1);
   q.resize(100);  // unpadded: answering it would amplify
@@ -105,6 +106,40 @@ TEST_F(responder_core_test, rate_limits_each_source) {
   const udp::endpoint other(net::ip::make_address("10.77.0.24"), 40000);
   EXPECT_TRUE(core.process_packet(query_bytes(99), other, &nic_, now_, wall_));
   EXPECT_TRUE(core.process_packet(query_bytes(100), agent_, &nic_, now_ + 1s, wall_));
+}
+
+// docs/protocol.md, proxy responder rules: port 0, broadcast and network-address sources are
+// dropped and counted as bad_source; a flood of invented link-local sources spends only the
+// newcomer budget, so a known agent is still answered.
+TEST_F(responder_core_test, bad_sources_are_dropped_and_a_flood_of_invented_ones_is_contained) {
+  responder_core core({0xc00c1e, 20, 300s, nullptr, 50}, &key_, [this] { return healthy_; },
+                      counters_);
+  for (const auto& source : {udp::endpoint{net::ip::make_address("10.77.0.23"), 0},
+                             udp::endpoint{net::ip::make_address("255.255.255.255"), 4129},
+                             udp::endpoint{net::ip::make_address("10.77.255.255"), 4129},
+                             udp::endpoint{net::ip::make_address("10.77.0.0"), 4129}}) {
+    EXPECT_FALSE(core.process_packet(query_bytes(1), source, &nic_, now_, wall_)) << source;
+  }
+  EXPECT_EQ(counters_.bad_source, 4u);
+
+  auto now = now_;
+  ASSERT_TRUE(core.process_packet(query_bytes(2), agent_, &nic_, now, wall_));
+  now += 1s;
+  ASSERT_TRUE(core.process_packet(query_bytes(3), agent_, &nic_, now, wall_));
+  int answered_agent = 0;
+  for (std::uint32_t i = 0; i < 20'000; ++i) {
+    net::ip::address_v6::bytes_type bytes{0xfe, 0x80};
+    bytes[13] = static_cast<unsigned char>(i >> 16);
+    bytes[14] = static_cast<unsigned char>(i >> 8);
+    bytes[15] = static_cast<unsigned char>(i);
+    now += 50us;
+    core.process_packet(query_bytes(4), {net::ip::address_v6(bytes), 4129}, &nic_, now, wall_);
+    if (i % 2'000 == 0) {
+      answered_agent += core.process_packet(query_bytes(5), agent_, &nic_, now, wall_) ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(answered_agent, 10);
+  EXPECT_GE(counters_.new_source_limited, 20'000u - 50u * 2);
 }
 
 TEST_F(responder_core_test, unsigned_mode_sends_answers_without_a_signature) {

@@ -173,6 +173,59 @@ TEST_F(responder_test, rate_limit_per_source) {
   EXPECT_TRUE(core.process_packet(q, agent_, &lan_, now_ + 1s));
 }
 
+// docs/protocol.md, responder rule 1: no single host sends from port 0, a broadcast address or a
+// subnet's network address; answering would reflect an offer to a whole subnet or to nobody.
+TEST_F(responder_test, port_zero_broadcast_and_network_sources_are_dropped_and_counted) {
+  auto core = make_core();
+  const auto q = query_for(item_kind::installer, "agent-x64", "14.0");
+  for (const auto& source : {ip::udp::endpoint{ip::make_address("10.77.3.4"), 0},
+                             ip::udp::endpoint{ip::make_address("255.255.255.255"), 4126},
+                             ip::udp::endpoint{ip::make_address("10.77.255.255"), 4126},
+                             ip::udp::endpoint{ip::make_address("10.77.0.0"), 4126},
+                             ip::udp::endpoint{ip::make_address("::ffff:10.77.255.255"), 4126},
+                             ip::udp::endpoint{ip::make_address("fe80::1"), 0},
+                             ip::udp::endpoint{ip::make_address("ff02::1"), 4126}}) {
+    EXPECT_FALSE(core.process_packet(q, source, &lan_, now_)) << source;
+  }
+  EXPECT_EQ(counters_.bad_source, 7u);
+  EXPECT_EQ(counters_.queries, 0u);
+  EXPECT_TRUE(core.process_packet(q, agent_, &lan_, now_));
+}
+
+// A flood of invented link-local sources (any fe80:: address counts as on-link) spends the
+// newcomer budget of IPv6 on that interface: it is dropped and counted, while a known agent, and
+// a new IPv4 agent, are still answered.
+TEST_F(responder_test, invented_link_local_sources_cannot_crowd_out_other_senders) {
+  auto core = responder_core({.cookie = 7, .role = discovery::responder_role::relay,
+                              .http_port = 4127, .rate_limit = 20, .new_source_rate = 50},
+                             *store_, [this] { return free_slots_; }, counters_);
+  lan_.ipv6_link_local.push_back(ip::make_address_v6("fe80::99%2"));
+  const auto q = query_for(item_kind::installer, "agent-x64", "14.0");
+  const ip::udp::endpoint known{ip::make_address("fe80::1:2:3:4"), 40000};
+  auto now = now_ + 1h;
+  ASSERT_TRUE(core.process_packet(q, known, &lan_, now));
+  now += 1s;
+  ASSERT_TRUE(core.process_packet(q, known, &lan_, now));
+
+  int answered_known = 0;
+  for (std::uint32_t i = 0; i < 100'000; ++i) {
+    ip::address_v6::bytes_type bytes{0xfe, 0x80};
+    bytes[12] = static_cast<unsigned char>(i >> 24);
+    bytes[13] = static_cast<unsigned char>(i >> 16);
+    bytes[14] = static_cast<unsigned char>(i >> 8);
+    bytes[15] = static_cast<unsigned char>(i);
+    bytes[11] = 0xee;
+    now += 10us;  // 100,000 per second for one second
+    core.process_packet(q, {ip::address_v6(bytes), 40000}, &lan_, now);
+    if (i % 10'000 == 0) {
+      answered_known += core.process_packet(q, known, &lan_, now) ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(answered_known, 10);
+  EXPECT_GE(counters_.new_source_limited, 100'000u - 50u * 3);
+  EXPECT_TRUE(core.process_packet(q, agent_, &lan_, now));  // a new IPv4 sender
+}
+
 // A mirrored ActiveUpdate file is offered under its segment name, with the /activeupdate/ URL.
 TEST_F(responder_test, offers_mirrored_activeupdate_files) {
   const std::string path = "pattern/lpt$vpn.679";

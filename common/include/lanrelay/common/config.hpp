@@ -33,7 +33,22 @@ struct discovery_settings {
   std::uint16_t port = 4126;
   bool ipv6 = true;                                    // also answer on the IPv6 link-local group
   std::uint32_t rate_limit = 20;                       // queries per second per source address
+  // Queries per second from sources the responder does not track yet, shared by every new source
+  // of one address family on one interface (common/source_rate_limiter.hpp).
+  std::uint32_t new_source_rate = 500;
   std::chrono::milliseconds interface_rescan{5'000};  // how often new interfaces are picked up
+};
+
+// [peers]: how the max_peers transfer slots are shared among clients (relay/slot_pool.hpp).
+struct client_share_settings {
+  std::uint32_t max_peers_per_client = 2;  // slots one client address may hold at once
+  // IPv6 clients in one prefix of this length count as one client; 128: every address alone
+  // (on a LAN every host shares the segment's /64, so a shorter prefix would merge them all).
+  std::uint32_t client_ipv6_prefix = 128;
+  // A transfer whose client takes fewer than min_client_rate bytes per second over a window of
+  // client_rate_window is reset and its slot freed; 0: no floor.
+  std::uint64_t min_client_rate = 4096;
+  std::chrono::milliseconds client_rate_window{30'000};
 };
 
 struct trust_settings {
@@ -130,6 +145,7 @@ struct relay_config {
   space_floor cache_min_free{0, 200};
   http_settings http;
   std::uint32_t max_peers = 10;                 // concurrent transfers served at once
+  client_share_settings client_share;
   std::chrono::seconds retry_after{5};          // Retry-After on a 503 for a busy parent
   std::chrono::milliseconds shutdown_grace{30'000};
   discovery_settings discovery;

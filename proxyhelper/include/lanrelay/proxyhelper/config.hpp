@@ -36,6 +36,9 @@ struct proxyhelper_config {
   std::uint16_t query_port = 4129;
   bool ipv6 = true;                                    // also answer on ff12::4129
   std::uint32_t rate_limit = 20;                       // queries per second per source address
+  // Queries per second from sources not tracked yet, shared per family and interface
+  // (common/source_rate_limiter.hpp).
+  std::uint32_t new_source_rate = 500;
   std::chrono::milliseconds interface_rescan{5'000};
   std::chrono::seconds answer_lifetime{300};           // how long a signed answer stays valid
 

@@ -15,6 +15,7 @@
 #include "lanrelay/common/proxy_codec.hpp"
 #include "lanrelay/common/segment_listener.hpp"
 #include "lanrelay/common/site_key.hpp"
+#include "lanrelay/common/source_rate_limiter.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
 
@@ -44,6 +45,7 @@ class responder_core {
     std::uint32_t rate_limit = 20;  // queries per second per source address (burst: 2 s)
     std::chrono::seconds answer_lifetime{300};
     query_log* log = nullptr;  // where on-link queries are recorded; must outlive the core
+    std::uint32_t new_source_rate = 500;  // per family and interface (source_rate_limiter.hpp)
   };
   using healthy_proxies = std::function<std::vector<proxy_protocol::proxy_entry>()>;
 
@@ -60,29 +62,17 @@ class responder_core {
       const network_interface* arrival, std::chrono::steady_clock::time_point now,
       std::chrono::system_clock::time_point wall);
 
-  // A reloaded configuration's rate limit and answer lifetime, for the next query.
-  void update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime);
+  // A reloaded configuration's rate limits and answer lifetime, for the next query.
+  void update(std::uint32_t rate_limit, std::uint32_t new_source_rate,
+              std::chrono::seconds answer_lifetime);
 
  private:
-  bool admit(const boost::asio::ip::address& source, std::chrono::steady_clock::time_point now);
-
-  struct bucket {
-    double tokens = 0;
-    std::chrono::steady_clock::time_point updated;
-  };
-  using source_key = std::array<unsigned char, 17>;  // address bytes and family
-  struct source_key_hash {
-    std::size_t operator()(const source_key& k) const noexcept {
-      return std::hash<std::string_view>{}(
-          std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
-    }
-  };
 
   settings settings_;
   const site_key* key_;
   healthy_proxies healthy_;
   proxyhelper_counters& counters_;
-  std::unordered_map<source_key, bucket, source_key_hash> buckets_;
+  source_rate_limiter limiter_;
 };
 
 class proxy_responder {
@@ -97,8 +87,10 @@ class proxy_responder {
   // opened (logged).
   bool start();
   void stop();
-  // Applies a reloaded query.rate_limit and query.answer_lifetime (on the responder's strand).
-  void update(std::uint32_t rate_limit, std::chrono::seconds answer_lifetime);
+  // Applies a reloaded query.rate_limit, query.new_source_rate and query.answer_lifetime (on the
+  // responder's strand).
+  void update(std::uint32_t rate_limit, std::uint32_t new_source_rate,
+              std::chrono::seconds answer_lifetime);
 
   std::uint16_t port() const noexcept { return listener_.port(); }
 

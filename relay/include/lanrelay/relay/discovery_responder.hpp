@@ -17,6 +17,7 @@
 #include "lanrelay/common/discovery_codec.hpp"
 #include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/segment_listener.hpp"
+#include "lanrelay/common/source_rate_limiter.hpp"
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -49,6 +50,7 @@ class responder_core {
     discovery::responder_role role = discovery::responder_role::relay;
     std::uint16_t http_port = 4127;      // where offers tell agents to fetch
     std::uint32_t rate_limit = 20;       // queries per second per source address (burst: 2 s)
+    std::uint32_t new_source_rate = 500;  // per family and interface (source_rate_limiter.hpp)
   };
 
   // `free_slots` reports the content server's free transfer slots when an offer is built.
@@ -65,33 +67,21 @@ class responder_core {
                                                        std::chrono::steady_clock::time_point now);
 
   // Queries answered per second per source from now on (configuration reload).
-  void set_rate_limit(std::uint32_t per_second) noexcept { settings_.rate_limit = per_second; }
+  void set_rate_limit(std::uint32_t per_second) noexcept {
+    settings_.rate_limit = per_second;
+    limiter_.update({settings_.rate_limit, settings_.new_source_rate});
+  }
 
  private:
-  bool admit(const boost::asio::ip::address& source, std::chrono::steady_clock::time_point now);
   std::optional<std::string> url_host(const network_interface& arrival,
                                       const boost::asio::ip::address& source) const;
-
-  struct bucket {
-    double tokens = 0;
-    std::chrono::steady_clock::time_point updated;
-  };
-  // The source address as bytes plus its family: cheap to hash, no allocation per query.
-  using source_key = std::array<unsigned char, 17>;
-  struct source_key_hash {
-    std::size_t operator()(const source_key& k) const noexcept {
-      return std::hash<std::string_view>{}(
-          std::string_view(reinterpret_cast<const char*>(k.data()), k.size()));
-    }
-  };
-  static source_key address_key(const boost::asio::ip::address& address);
 
   settings settings_;
   content_store& store_;
   std::function<std::uint16_t()> free_slots_;
   responder_counters& counters_;
   const mirror_service* mirrors_;
-  std::unordered_map<source_key, bucket, source_key_hash> buckets_;
+  source_rate_limiter limiter_;
   mutable std::unordered_map<std::uint32_t, std::string> host_texts_;  // IPv4 address -> text
 };
 

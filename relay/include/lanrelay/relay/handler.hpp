@@ -5,7 +5,8 @@
 //
 // Order of decisions for /cache/... and /activeupdate/... (RFC 9110 §13.2.2): target (400/404) →
 // method (405) → store or mirror lookup (404; a mirrored file the relay lacks: pull-through) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
-// transfer slot (503 when every slot is taken). HEAD, 304, 416 and empty items take no slot.
+// transfer slot (503 when every slot is taken, or when the client already holds its share,
+// slot_pool.hpp). HEAD, 304, 416 and empty items take no slot.
 //
 // Monitoring and admin endpoints (/, /-/status, /-/metrics, /-/stats, /-/log-level, /-/mirror,
 // /-/mirror/sync) go through authorize() (admin_access.hpp) before anything else is decided.
@@ -136,14 +137,14 @@ class request_handler {
 
  private:
   response_plan serve_item(const boost::beast::http::request_header<>& request,
-                           const item_key& key);
+                           const item_key& key, const request_context& context);
   response_plan serve_mirror_file(const boost::beast::http::request_header<>& request,
                                   const struct parsed_target& target,
-                                  const std::optional<pull_outcome>& pull);
+                                  const request_context& context);
   // Conditional headers, Range and the transfer slot for an open file (cache item or mirror file).
   response_plan serve_file(const boost::beast::http::request_header<>& request, item_file file,
                            const std::string& etag, std::string_view content_type,
-                           std::string_view label);
+                           std::string_view label, const request_context& context);
 
   // Monitoring and admin endpoints.
   response_plan serve_monitoring(const boost::beast::http::request_header<>& request,

@@ -5,7 +5,9 @@
 //
 // Deadlines (all from http_settings): a request head must arrive whole within header_timeout
 // (from accept, or from the first byte of a keep-alive request); a keep-alive connection waits
-// idle_timeout for that first byte; sending stops after send_timeout without progress.
+// idle_timeout for that first byte; sending stops after send_timeout without progress. A body
+// transfer whose client takes less than peers.min_client_rate over a peers.client_rate_window is
+// reset (RST) and its slot freed (counted as slow_clients_reset).
 //
 // Threads and shared state: the io_context may run on many threads. Each connection lives on its
 // own strand and owns its socket, buffers and flags; nothing else touches them except through a
@@ -84,6 +86,9 @@ class server : public std::enable_shared_from_this<server> {
   // Settings a configuration reload changes at run time; any thread. Running transfers are not
   // affected: a lower cap refuses new transfers until enough of them have ended.
   void set_max_peers(std::uint32_t max_peers) noexcept { slots_.set_capacity(max_peers); }
+  void set_max_peers_per_client(std::uint32_t per_client) noexcept {
+    slots_.set_per_client(per_client);
+  }
   void set_access_policy(access_policy access) { handler_.set_access_policy(std::move(access)); }
   void set_retry_after(std::chrono::seconds retry_after) noexcept {
     handler_.set_retry_after(retry_after);
@@ -111,12 +116,15 @@ class server : public std::enable_shared_from_this<server> {
   boost::asio::awaitable<small_response> run_mirror_sync(
       detail::connection& conn, const boost::beast::http::request_header<>& request,
       mirror_sync_request sync);
+  // Counts, logs and resets (RST) a connection whose transfer fell below the rate floor.
+  void reset_slow_client(detail::connection& conn, const file_transfer& transfer);
   bool register_connection(const std::shared_ptr<detail::connection>& conn);
   void unregister_connection(std::uint64_t id);
 
   boost::asio::io_context& ioc_;
   const http_settings http_;
   const std::chrono::milliseconds shutdown_grace_;
+  const client_share_settings client_share_;
   relay_counters counters_;
   slot_pool slots_;
   relay::monitor monitor_;

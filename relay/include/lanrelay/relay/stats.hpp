@@ -24,6 +24,11 @@ struct responder_counters {
   std::atomic<std::uint64_t> own_packets{0};    // our own cookie: our own query came back
   std::atomic<std::uint64_t> off_link{0};       // sender not on a subnet of the arrival interface
   std::atomic<std::uint64_t> rate_limited{0};   // sender over discovery.rate_limit
+  // A new sender while the newcomers of its family on its interface were over
+  // discovery.new_source_rate (common/source_rate_limiter.hpp).
+  std::atomic<std::uint64_t> new_source_limited{0};
+  // Port 0, broadcast, multicast, unspecified or a subnet's network address as the source.
+  std::atomic<std::uint64_t> bad_source{0};
   std::atomic<std::uint64_t> reply_too_large{0}; // the offer would be larger than the query
   std::atomic<std::uint64_t> send_errors{0};
   // Queries whose SHA-256 differs from every held item of the wanted name and version: the
@@ -36,6 +41,9 @@ struct relay_counters {
   std::atomic<std::uint64_t> bytes_served{0};         // item bytes sent (bodies only)
   std::atomic<std::uint64_t> transfers_completed{0};  // bodies sent in full
   std::atomic<std::uint64_t> transfers_aborted{0};    // client vanished, timed out or shutdown
+  // Transfers reset because the client read slower than peers.min_client_rate (also counted in
+  // transfers_aborted).
+  std::atomic<std::uint64_t> slow_clients_reset{0};
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::uint64_t> connections_refused{0};  // over http.max_connections
   std::atomic<std::uint64_t> active_connections{0};
@@ -55,6 +63,8 @@ struct stats_snapshot {
   std::uint64_t peak_active_transfers = 0;
   std::uint64_t max_peers = 0;
   std::uint64_t refused_busy = 0;  // 503 answers: every slot was taken
+  std::uint64_t refused_client_share = 0;  // 503 answers: the client held its share of slots
+  std::uint64_t slow_clients_reset = 0;
   std::uint64_t bytes_served = 0;
   std::uint64_t requests = 0;
   std::uint64_t transfers_completed = 0;
@@ -69,7 +79,7 @@ struct stats_snapshot {
   struct {
     std::uint64_t queries = 0, offers_sent = 0, not_held = 0, malformed = 0, own_packets = 0,
                   off_link = 0, rate_limited = 0, reply_too_large = 0, send_errors = 0,
-                  digest_mismatches = 0;
+                  digest_mismatches = 0, new_source_limited = 0, bad_source = 0;
   } discovery;
 };
 
