@@ -106,7 +106,8 @@ std::string describe_error(const boost::system::error_code& ec) {
 
 class fetch_job {
  public:
-  explicit fetch_job(const fetch_options& options) : options_(options), part_(options.output) {}
+  explicit fetch_job(const fetch_options& options)
+      : options_(options), part_(options.output), pins_(options.state_dir) {}
 
   net::awaitable<boost::system::result<fetch_outcome, fetch_failure>> run() {
     const auto started = clock::now();
@@ -230,16 +231,7 @@ class fetch_job {
         continue;
       }
       std::string document;
-      fetch_request request{.url = catalog_url, .timeouts = options_.timeouts,
-                            .max_bytes = max_catalog_bytes};
-      auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
-        document.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
-        return {};
-      });
-      if (!response || response->status != 200) {
-        spdlog::info("event=catalog_unavailable url={} error=\"{}\"", catalog_url.buffer(),
-                     response ? "status " + std::to_string(response->status)
-                              : response.error().message());
+      if (!co_await fetch_catalog(catalog_url, document)) {
         continue;
       }
       auto verified = verify_with_pinned_keys(document);
@@ -248,6 +240,7 @@ class fetch_job {
                      verified.error().message());
         continue;
       }
+      pins_.learn(catalog_url.host(), verified->tls_certificates);
       trust_ = [catalog = std::move(*verified)](const discovery::offer& o)
           -> std::optional<trusted_digest> {
         const auto entry = find_entry(catalog, o.kind, o.name, o.version);
@@ -258,6 +251,61 @@ class fetch_job {
       };
       co_return;
     }
+  }
+
+  enum class attempt_result { complete, busy, failed };
+
+  // The relay's catalog document: over pinned HTTPS when the relay is known, else (or when that
+  // fails) over HTTP. Either way it is believed only once its signature verifies.
+  net::awaitable<bool> fetch_catalog(const boost::urls::url& http_url, std::string& document) {
+    const auto get = [&](fetch_request request) -> net::awaitable<bool> {
+      document.clear();
+      auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
+        document.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+        return {};
+      });
+      if (!response || response->status != 200) {
+        spdlog::info("event=catalog_unavailable url={} error=\"{}\"", request.url.buffer(),
+                     response ? "status " + std::to_string(response->status)
+                              : response.error().message());
+        co_return false;
+      }
+      spdlog::debug("event=catalog_fetched url={} bytes={}", request.url.buffer(), document.size());
+      co_return true;
+    };
+    if (auto secure = pins_.route(http_url, options_.relay_https)) {
+      if (co_await get(fetch_request{.url = secure->url, .timeouts = options_.timeouts,
+                                     .max_bytes = max_catalog_bytes, .tls = secure->tls})) {
+        co_return true;
+      }
+    }
+    co_return co_await get(fetch_request{.url = http_url, .timeouts = options_.timeouts,
+                                         .max_bytes = max_catalog_bytes});
+  }
+
+  // A relay's offer over pinned HTTPS when its catalog listed certificates (relay_tls.hpp);
+  // plain HTTP otherwise, or after an HTTPS failure unless HTTPS is required.
+  net::awaitable<attempt_result> download_offer(const candidate& c) {
+    if (c.offer.role == discovery::responder_role::relay &&
+        options_.relay_https.mode != relay_https_mode::off) {
+      const auto url = boost::urls::parse_uri(c.offer.url);
+      const auto secure = url ? pins_.route(*url, options_.relay_https) : std::nullopt;
+      if (secure) {
+        const auto result = co_await download(std::string(secure->url.buffer()), c.digest.size,
+                                              std::nullopt, secure->tls);
+        if (result != attempt_result::failed ||
+            options_.relay_https.mode == relay_https_mode::require) {
+          co_return result;
+        }
+        spdlog::info("event=relay_https_failed url={} error=\"{}\" hint=\"trying plain HTTP\"",
+                     secure->url.buffer(), last_error_.message());
+      } else if (options_.relay_https.mode == relay_https_mode::require) {
+        outcome_.attempts.push_back(
+            {c.offer.url, "not used: HTTPS is required and the relay's catalog lists no certificate"});
+        co_return attempt_result::failed;
+      }
+    }
+    co_return co_await download(c.offer.url, c.digest.size);
   }
 
   // A catalog is believed when any pinned key verifies it (two keys are pinned during rotation).
@@ -302,7 +350,7 @@ class fetch_job {
         part_.discard();
       }
       expected_ = c.digest;
-      const auto result = co_await download(c.offer.url, c.digest.size);
+      const auto result = co_await download_offer(c);
       if (result == attempt_result::busy) {
         not_before_[c.offer.url] = clock::now() + retry_after_;
         ++busy;
@@ -386,12 +434,11 @@ class fetch_job {
                  options_.upstream->buffer());
   }
 
-  enum class attempt_result { complete, busy, failed };
-
   // Downloads (the rest of) `url` into the partial file; `size` is the expected total when known.
   net::awaitable<attempt_result> download(const std::string& url_text,
                                           std::optional<std::uint64_t> size,
-                                          std::optional<proxy_settings> proxy = std::nullopt) {
+                                          std::optional<proxy_settings> proxy = std::nullopt,
+                                          std::optional<tls_options> tls = std::nullopt) {
     auto url = boost::urls::parse_uri(url_text);
     outcome_.attempts.push_back({url_text, ""});
     auto& attempt = outcome_.attempts.back();
@@ -405,7 +452,8 @@ class fetch_job {
     // A server that ignores Range costs bytes, not correctness: http_fetch drops the first
     // `offset` bytes itself, so the sink always continues where the partial file ends.
     fetch_request request{.url = *url, .offset = part_.size(), .timeouts = options_.timeouts,
-                          .tls = options_.tls, .proxy = std::move(proxy)};
+                          .tls = tls ? std::move(*tls) : options_.tls,
+                          .proxy = std::move(proxy)};
     if (size) {
       request.max_bytes = *size;
     }
@@ -475,6 +523,7 @@ class fetch_job {
   const fetch_options& options_;
   partial_file part_;
   trust_lookup trust_;
+  relay_pins pins_;  // relays' TLS certificates, learned from their signed catalogs
   std::optional<trusted_digest> expected_;  // what the partial bytes are part of
   fetch_outcome outcome_;
   std::string responder_;

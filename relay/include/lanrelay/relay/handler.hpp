@@ -14,7 +14,7 @@
 // state of its own (the store, the slot pool and the counters are thread safe).
 
 #include "lanrelay/common/store.hpp"
-#include "lanrelay/relay/admin_access.hpp"
+#include "lanrelay/common/admin_access.hpp"
 #include "lanrelay/relay/request_target.hpp"
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
@@ -88,6 +88,7 @@ struct request_context {
   // The request was answered with a pull_request before and the pull is over (or timed out); a
   // file still missing is then a 503 with Retry-After, not another pull.
   bool after_pull = false;
+  bool secure = false;  // the request came over HTTPS (admin_access.hpp)
 };
 
 class request_handler {
