@@ -8,6 +8,7 @@
 #include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/machine_cookie.hpp"
+#include "lanrelay/common/tls_identity.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -148,6 +149,8 @@ void add_agent_commands(CLI::App& app) {
     bool resolve_proxy = false;
     proxy_cli_options proxy;
     attempt_options attempt;
+    std::string relay_https = "prefer";
+    std::uint16_t relay_https_port = 4128;
   };
   auto args = std::make_shared<fetch_args>();
   auto* fetch = app.add_subcommand(
@@ -161,6 +164,12 @@ void add_agent_commands(CLI::App& app) {
   fetch->add_option("--site-key", args->site_keys,
                     "Pinned site public key (lanrelay-ed25519:...): trust catalogs it signed; "
                     "repeat to pin two keys during a rotation");
+  fetch->add_option("--relay-https", args->relay_https,
+                    "off, prefer or require: fetch relays' catalogs and items over HTTPS pinned "
+                    "to the certificates their signed catalogs list (needs --site-key)")
+      ->capture_default_str();
+  fetch->add_option("--relay-https-port", args->relay_https_port, "The relays' HTTPS port")
+      ->capture_default_str();
   fetch->add_option("--ca-file", args->ca_file, "CA certificates for an https:// upstream");
   fetch->add_flag("--peer", args->peer, "This machine runs as a peer: keep the item in its cache");
   fetch->add_flag("--no-discovery", args->no_discovery, "Do not ask the segment");
@@ -210,6 +219,12 @@ void add_agent_commands(CLI::App& app) {
         }
         options.site_keys.push_back(*key);
       }
+      const auto https_mode = agent::parse_relay_https_mode(args->relay_https);
+      if (!https_mode) {
+        throw command_error("--relay-https '" + args->relay_https +
+                            "' is not one of off, prefer, require");
+      }
+      options.relay_https = {*https_mode, args->relay_https_port};
       options.tls.ca_file = args->ca_file;
       if (args->resolve_proxy) {
         options.upstream_proxy = args->proxy.upstream_route(options.tls);
@@ -324,15 +339,31 @@ void add_key_commands(CLI::App& app) {
   });
 
   auto file = std::make_shared<std::filesystem::path>();
-  auto* show = key->add_subcommand("show", "Print the public key of a site key file");
+  auto certificate = std::make_shared<std::filesystem::path>();
+  auto* show = key->add_subcommand(
+      "show", "Print the public key of a site key file, and the fingerprint of the relay's TLS "
+              "certificate beside it");
   show->add_option("FILE", *file, "Private key file")->required();
-  show->callback([file] {
+  show->add_option("--certificate", *certificate,
+                   "The relay's HTTPS certificate (default: tls.crt beside FILE, when present)");
+  show->callback([file, certificate] {
     run_guarded([&] {
       auto k = site_key::load(*file);
       if (!k) {
         throw command_error(k.error().message);
       }
       fmt::print("{}\n", k->public_key().to_string());
+      const bool given = !certificate->empty();
+      const auto cert = given ? *certificate : file->parent_path() / "tls.crt";
+      std::error_code ec;
+      if (!given && !std::filesystem::exists(cert, ec)) {
+        return;
+      }
+      const auto fingerprint = certificate_fingerprint(cert);
+      if (!fingerprint) {
+        throw command_error(fingerprint.error().message);
+      }
+      fmt::print("tls-certificate-sha256 {}\n", fingerprint_text(*fingerprint));
     });
   });
 }

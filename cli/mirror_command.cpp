@@ -25,6 +25,8 @@ struct mirror_options {
   bool json_output = false;
   unsigned timeout_s = 3600;
   std::string token_file;
+  std::string site_key;  // pins the relay's HTTPS through its signed catalog
+  std::string https_port = "4128";
 };
 
 std::string when(const json::value& unix_seconds) {
@@ -47,7 +49,7 @@ json::value parse_reply(const relay_reply& reply) {
 }
 
 void run_sync(const mirror_options& o) {
-  const auto relay = parse_relay_address(o.relay);
+  const auto relay = relay_for(o.relay, o.site_key, o.https_port, std::chrono::seconds(30));
   const std::string target = o.source.empty() ? "/-/mirror/sync" : "/-/mirror/sync/" + o.source;
   const auto reply = relay_request(relay, "POST", target, std::chrono::seconds(o.timeout_s),
                                    admin_token(o.token_file));
@@ -89,7 +91,7 @@ void run_sync(const mirror_options& o) {
 }
 
 void run_status(const mirror_options& o) {
-  const auto relay = parse_relay_address(o.relay);
+  const auto relay = relay_for(o.relay, o.site_key, o.https_port, std::chrono::seconds(30));
   const auto reply = relay_request(relay, "GET", "/-/mirror", std::chrono::seconds(30));
   const auto v = parse_reply(reply);
   if (o.json_output) {
@@ -150,6 +152,14 @@ void add_mirror_commands(CLI::App& app) {
   status->add_option("--relay", options->relay, "lanrelayd to ask, HOST[:PORT] (default 127.0.0.1:4127)");
   status->add_flag("--json", options->json_output, "Print the status as JSON");
   status->callback([options] { run_guarded([&] { run_status(*options); }); });
+  for (auto* command : {sync, status}) {
+    command->add_option("--site-key", options->site_key,
+                        "The relay's site public key (lanrelay-ed25519:... or a file): talk "
+                        "HTTPS pinned through its signed catalog (or set LANRELAY_SITE_KEY); "
+                        "needed for admin calls to another host");
+    command->add_option("--https-port", options->https_port,
+                        "The relay's HTTPS port (default 4128)");
+  }
 }
 
 }  // namespace lanrelay::cli

@@ -27,6 +27,8 @@ namespace json = boost::json;
 struct status_args {
   std::string target = "127.0.0.1";
   bool json = false;
+  std::string site_key;
+  std::string https_port = "4128";
 };
 
 std::string terminal_safe(std::string_view text) {
@@ -181,13 +183,15 @@ void print_status(const json::object& s, const std::string& where) {
 }
 
 void run_status(const status_args& args) {
-  const auto relay = parse_relay_address(args.target);
-  const std::string where = relay.host + ":" + relay.port;
+  const auto relay = relay_for(args.target, args.site_key, args.https_port, std::chrono::seconds(30));
+  const std::string where =
+      relay.host + ":" + (relay.pinned_certificates.empty() ? relay.port : relay.https_port);
   const auto reply = relay_request(relay, "GET", "/-/status", std::chrono::seconds(30));
   if (reply.status != 200) {
     throw command_error("lanrelayd at " + where + " answered " + std::to_string(reply.status) +
                         (reply.status == 403
-                             ? ": this machine is not in the relay's [admin] read_networks"
+                             ? ": this machine is not in the relay's [admin] read_networks "
+                               "(monitoring answers loopback and those networks only)"
                              : ": " + terminal_safe(reply.body)));
   }
   boost::system::error_code ec;
@@ -216,6 +220,10 @@ void add_status_command(CLI::App& app) {
                                            "mirrors and 24 h of traffic");
   cmd->add_option("target", args->target, "HOST[:PORT] of the relay (default 127.0.0.1:4127)");
   cmd->add_flag("--json", args->json, "Print the relay's /-/status JSON as it came");
+  cmd->add_option("--site-key", args->site_key,
+                  "The relay's site public key (lanrelay-ed25519:... or a file): ask over HTTPS "
+                  "pinned through its signed catalog (or set LANRELAY_SITE_KEY)");
+  cmd->add_option("--https-port", args->https_port, "The relay's HTTPS port (default 4128)");
   cmd->callback([args] { run_guarded([&] { run_status(*args); }); });
 }
 

@@ -3,6 +3,7 @@
 #include "attempt_options.hpp"
 
 #include "command_error.hpp"
+#include "relay_admin.hpp"
 #include "command_support.hpp"
 #include "proxy_command.hpp"
 
@@ -23,30 +24,6 @@ namespace {
 
 namespace json = boost::json;
 namespace net = boost::asio;
-
-// A pinned key given as its text (lanrelay-ed25519:...) or as a file holding that text.
-public_key read_site_key(const std::string& value) {
-  if (auto key = parse_public_key(value)) {
-    return *key;
-  }
-  std::ifstream in(value);
-  if (!in) {
-    throw command_error("--site-key '" + value +
-                        "' is neither a public key (lanrelay-ed25519:...) nor a readable file");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string content = text.str();
-  while (!content.empty() && (content.back() == '\n' || content.back() == '\r' ||
-                              content.back() == ' ')) {
-    content.pop_back();
-  }
-  auto key = parse_public_key(content);
-  if (!key) {
-    throw command_error("--site-key file " + value + ": " + key.error().message());
-  }
-  return *key;
-}
 
 json::value optional_text(const std::optional<std::string>& text) {
   return text ? json::value(*text) : json::value(nullptr);

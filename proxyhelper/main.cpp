@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> state_dir;
   std::optional<std::uint16_t> http_port;
   std::optional<std::uint16_t> query_port;
+  std::optional<std::uint16_t> https_port;
   std::optional<std::string> log_level;
   bool print_default = false;
   app.add_option("--config", config_file, "Configuration file (TOML)");
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
   app.add_option("--check-config", check_file, "Validate a configuration file and exit");
   app.add_option("--state-dir", state_dir, "Directory for the key and state (overrides state.dir)");
   app.add_option("--http-port", http_port, "TCP port for PAC/WPAD, 0 for any (overrides http.port)");
+  app.add_option("--https-port", https_port,
+                 "TCP port for HTTPS monitoring, 0 for any (overrides https.port)");
   app.add_option("--query-port", query_port, "UDP port for queries (overrides query.port)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
   CLI11_PARSE(app, argc, argv);
@@ -55,13 +58,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The file with the command line's overrides; read again on SIGHUP.
-  auto load = [file = *config_file, state_dir, http_port, query_port, log_level] {
+  auto load = [file = *config_file, state_dir, http_port, https_port, query_port, log_level] {
     auto loaded = lanrelay::proxyhelper::load_config(file);
     if (state_dir) {
       loaded.config.state_dir = std::filesystem::absolute(*state_dir);
     }
     if (http_port) {
       loaded.config.http_port = *http_port;
+    }
+    if (https_port) {
+      loaded.config.https.port = *https_port;
     }
     if (query_port) {
       loaded.config.query_port = *query_port;

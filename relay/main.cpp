@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> state_dir;
   std::optional<std::string> listen;
   std::optional<std::uint16_t> port;
+  std::optional<std::uint16_t> https_port;
   std::optional<std::string> log_level;
   bool print_default = false;
   app.add_option("--config", config_file, "Configuration file (TOML); built-in defaults without it");
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "Directory for the cache and state (overrides state.dir)");
   app.add_option("--listen", listen, "Address to listen on (overrides http.listen)");
   app.add_option("--port", port, "TCP port, 0 for any free one (overrides http.port)");
+  app.add_option("--https-port", https_port,
+                 "HTTPS port, 0 for any free one (overrides https.port)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
   CLI11_PARSE(app, argc, argv);
 
@@ -69,6 +72,9 @@ int main(int argc, char** argv) {
     }
     if (port) {
       loaded.config.http.port = *port;
+    }
+    if (https_port) {
+      loaded.config.https.port = *https_port;
     }
     if (log_level) {
       loaded.config.log_level = *log_level;

@@ -145,7 +145,8 @@ struct source {
   // the zone of the interface it arrived on (an IPv6 link-local URL carries none).
   std::optional<net::ip::address> address;
   std::optional<proxy_settings> proxy;
-  bool bounded = true;  // attempt_limits apply
+  std::optional<tls_options> tls;  // pinned HTTPS to a relay; else fetch_options::tls
+  bool bounded = true;             // attempt_limits apply
 };
 
 // http_fetch's answer, or why the attempt was cut (too slow, past its deadline).
@@ -160,7 +161,8 @@ std::string seconds_text(clock::duration d) {
 
 class fetch_job {
  public:
-  explicit fetch_job(const fetch_options& options) : options_(options), part_(options.output) {}
+  explicit fetch_job(const fetch_options& options)
+      : options_(options), part_(options.output), pins_(options.state_dir) {}
 
   net::awaitable<boost::system::result<fetch_outcome, fetch_failure>> run() {
     const auto started = clock::now();
@@ -304,20 +306,7 @@ class fetch_job {
         continue;
       }
       std::string document;
-      fetch_request request{.url = catalog_url, .timeouts = options_.timeouts,
-                            .max_bytes = max_catalog_bytes, .host_address = c.from.address()};
-      auto got = co_await bounded_fetch(
-          request,
-          [&](std::span<const std::byte> chunk) -> result<void> {
-            document.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
-            return {};
-          },
-          max_catalog_bytes, true);
-      if (!got.response || got.response->status != 200) {
-        spdlog::info("event=catalog_unavailable url={} error=\"{}\"", catalog_url.buffer(),
-                     !got.cut.empty() ? got.cut
-                     : got.response   ? "status " + std::to_string(got.response->status)
-                                      : got.response.error().message());
+      if (!co_await fetch_catalog(catalog_url, c.from.address(), document)) {
         continue;
       }
       auto verified = verify_with_pinned_keys(document);
@@ -337,6 +326,7 @@ class fetch_job {
         }
         memory.record(key, signed_catalog.issued_at);
       }
+      pins_.learn(catalog_url.host(), signed_catalog.tls_certificates);
       trust_ = [catalog = std::move(signed_catalog)](const discovery::offer& o)
           -> std::optional<trusted_digest> {
         const auto entry = find_entry(catalog, o.kind, o.name, o.version);
@@ -347,6 +337,70 @@ class fetch_job {
       };
       co_return;
     }
+  }
+
+  enum class attempt_result { complete, busy, failed };
+
+  // The relay's catalog document: over pinned HTTPS when the relay is known, else (or when that
+  // fails) over HTTP. Either way it is believed only once its signature verifies.
+  net::awaitable<bool> fetch_catalog(const boost::urls::url& http_url,
+                                     const net::ip::address& sender, std::string& document) {
+    const auto get = [&](fetch_request request) -> net::awaitable<bool> {
+      document.clear();
+      request.host_address = sender;
+      auto got = co_await bounded_fetch(
+          request,
+          [&](std::span<const std::byte> chunk) -> result<void> {
+            document.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+            return {};
+          },
+          max_catalog_bytes, true);
+      if (!got.response || got.response->status != 200) {
+        spdlog::info("event=catalog_unavailable url={} error=\"{}\"", request.url.buffer(),
+                     !got.cut.empty() ? got.cut
+                     : got.response   ? "status " + std::to_string(got.response->status)
+                                      : got.response.error().message());
+        co_return false;
+      }
+      spdlog::debug("event=catalog_fetched url={} bytes={}", request.url.buffer(), document.size());
+      co_return true;
+    };
+    if (auto secure = pins_.route(http_url, options_.relay_https)) {
+      if (co_await get(fetch_request{.url = secure->url, .timeouts = options_.timeouts,
+                                     .max_bytes = max_catalog_bytes, .tls = secure->tls})) {
+        co_return true;
+      }
+    }
+    co_return co_await get(fetch_request{.url = http_url, .timeouts = options_.timeouts,
+                                         .max_bytes = max_catalog_bytes});
+  }
+
+  // A relay's offer over pinned HTTPS when its catalog listed certificates (relay_tls.hpp);
+  // plain HTTP otherwise, or after an HTTPS failure unless HTTPS is required. Either way the
+  // connection goes to the offer's sender.
+  net::awaitable<attempt_result> download_offer(const candidate& c, const source& from) {
+    if (c.offer.role == discovery::responder_role::relay &&
+        options_.relay_https.mode != relay_https_mode::off) {
+      const auto url = boost::urls::parse_uri(c.offer.url);
+      const auto secure = url ? pins_.route(*url, options_.relay_https) : std::nullopt;
+      if (secure) {
+        source encrypted = from;
+        encrypted.url = std::string(secure->url.buffer());
+        encrypted.tls = secure->tls;
+        const auto result = co_await download(encrypted, c.digest.size);
+        if (result != attempt_result::failed ||
+            options_.relay_https.mode == relay_https_mode::require) {
+          co_return result;
+        }
+        spdlog::info("event=relay_https_failed url={} error=\"{}\" hint=\"trying plain HTTP\"",
+                     secure->url.buffer(), last_error_.message());
+      } else if (options_.relay_https.mode == relay_https_mode::require) {
+        outcome_.attempts.push_back(
+            {c.offer.url, "not used: HTTPS is required and the relay's catalog lists no certificate"});
+        co_return attempt_result::failed;
+      }
+    }
+    co_return co_await download(from, c.digest.size);
   }
 
   // A catalog is believed when any pinned key verifies it (two keys are pinned during rotation).
@@ -406,14 +460,14 @@ class fetch_job {
       }
       ++tried;
       start_content(c.digest);
-      const source from{c.offer.url, c.from.address(), std::nullopt, true};
+      const source from{.url = c.offer.url, .address = c.from.address()};
       if (c.digest.pieces && !pieces_) {
         if (co_await fetch_piece_list(from, c.digest) == piece_list_fetch::wrong) {
           bad_.insert(c.offer.url);
           continue;
         }
       }
-      const auto result = co_await download(from, c.digest.size);
+      const auto result = co_await download_offer(c, from);
       if (result == attempt_result::busy) {
         not_before_[c.offer.url] = clock::now() + retry_after_;
         ++busy;
@@ -524,8 +578,9 @@ class fetch_job {
     if (options_.upstream_proxy) {
       proxy = co_await options_.upstream_proxy(*options_.upstream);
     }
-    const source upstream{std::string(options_.upstream->buffer()), std::nullopt, std::move(proxy),
-                          false};
+    const source upstream{.url = std::string(options_.upstream->buffer()),
+                          .proxy = std::move(proxy),
+                          .bounded = false};
     const auto result = co_await download(upstream, digest ? std::optional(digest->size)
                                                            : options_.expected_size);
     if (result == attempt_result::busy) {
@@ -665,7 +720,7 @@ class fetch_job {
     // A server that ignores Range costs bytes, not correctness: http_fetch drops the first
     // `offset` bytes itself, so the sink always continues where the partial file ends.
     fetch_request request{.url = *url, .offset = part_.size(), .timeouts = options_.timeouts,
-                          .tls = options_.tls, .proxy = from.proxy};
+                          .tls = from.tls ? *from.tls : options_.tls, .proxy = from.proxy};
     if (!from.proxy) {
       request.host_address = from.address;
     }
@@ -750,6 +805,7 @@ class fetch_job {
   const fetch_options& options_;
   partial_file part_;
   trust_lookup trust_;
+  relay_pins pins_;  // relays' TLS certificates, learned from their signed catalogs
   std::optional<trusted_digest> expected_;  // what the partial bytes are part of
   std::optional<piece_list> pieces_;        // of expected_, verified against its digest
   std::uint64_t verified_ = 0;              // bytes checked against pieces_ (a piece boundary)

@@ -1,6 +1,7 @@
 #include "lanrelay/common/config.hpp"
 
 #include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/common/admin_access.hpp"
 #include "lanrelay/common/redact.hpp"
 #include "lanrelay/common/secret_file.hpp"
 #include "lanrelay/common/settings_table.hpp"
@@ -102,18 +103,7 @@ apply_result check_admin_token(std::string_view token) {
 
 // [admin] read_networks entries: "10.0.0.0/8", "fd00::/8", or one address.
 apply_result check_network(std::string_view text) {
-  const std::string value(text);
-  boost::system::error_code ec;
-  if (value.find('/') == std::string::npos) {
-    boost::asio::ip::make_address(value, ec);
-  } else {
-    boost::asio::ip::make_network_v4(value, ec);
-    if (ec) {
-      ec.clear();
-      boost::asio::ip::make_network_v6(value, ec);
-    }
-  }
-  if (ec) {
+  if (!is_valid_network(text)) {
     return settings::toml_string(text) +
            " is not a network (address/prefix length, e.g. \"10.0.0.0/8\" or \"fd00::/8\", or "
            "one address)";
@@ -262,6 +252,26 @@ const settings::table<relay_config>& settings_table() {
                                      1h, [](relay_config& c) -> auto& { return c.http.send_timeout; }),
       settings::integer_setting<std::uint32_t, relay_config>("http", "threads", "Worker threads; 0: one per CPU core.", 0, 256,
                                      [](relay_config& c) -> auto& { return c.http.threads; }),
+      settings::bool_setting<relay_config>(
+          "https", "enabled",
+          "Serve HTTPS beside HTTP (same listen address): admin calls from other hosts and "
+          "pinned agents use it.",
+          [](relay_config& c) -> auto& { return c.https.enabled; }),
+      settings::integer_setting<std::uint16_t, relay_config>(
+          "https", "port", "TCP port of the HTTPS server; 0 picks a free port.", 0, 65535,
+          [](relay_config& c) -> auto& { return c.https.port; }),
+      settings::path_setting<relay_config>(
+          "https", "certificate",
+          "PEM certificate. Empty (with private_key empty): <state dir>/tls.crt, generated "
+          "self-signed at first start; its fingerprint goes into the signed catalog.",
+          [](relay_config& c) -> auto& { return c.https.certificate; }),
+      settings::path_setting<relay_config>(
+          "https", "private_key",
+          "PEM private key of the certificate (mode 0600). Empty: <state dir>/tls.key.",
+          [](relay_config& c) -> auto& { return c.https.private_key; }),
+      settings::duration_setting<milliseconds, relay_config>(
+          "https", "handshake_timeout", "Time a client has to complete the TLS handshake.", 100ms,
+          10min, [](relay_config& c) -> auto& { return c.https.handshake_timeout; }),
       settings::integer_setting<std::uint32_t, relay_config>("peers", "max_peers",
                                      "Transfers served at once; the next requester gets 503 and "
                                      "tries another parent.",
@@ -353,13 +363,14 @@ const settings::table<relay_config>& settings_table() {
           [](relay_config& c) -> auto& { return c.mirror.pull_volume; }),
       settings::string_setting<relay_config>(
           "admin", "token", settings::setting_type::text,
-          "Bearer token for endpoints that change anything (PUT /-/log-level, POST /-/mirror/...). "
-          "Empty: they are refused. Keep this file readable by the daemon only.",
+          "Bearer token for endpoints that change anything (PUT /-/log-level, POST /-/mirror/...); "
+          "accepted over HTTPS or from loopback only. Empty: they are refused. Keep this file "
+          "readable by the daemon only.",
           [](relay_config& c) -> auto& { return c.admin.token; }, check_admin_token),
       settings::string_list_setting<relay_config>(
           "admin", "read_networks",
-          "Networks that may read /, /-/status, /-/metrics and /-/stats and reach admin "
-          "endpoints, e.g. [\"10.0.0.0/8\", \"127.0.0.1/32\"]. Empty: any.",
+          "Networks that may, besides loopback, read /, /-/status, /-/metrics, /-/stats and "
+          "/-/mirror and reach admin endpoints, e.g. [\"10.0.0.0/8\"]. Empty: loopback only.",
           [](relay_config& c) -> auto& { return c.admin.read_networks; }, check_network),
       settings::string_setting<relay_config>(
           "upstream_proxy", "pac_url", settings::setting_type::text,

@@ -1,5 +1,6 @@
 #include "lanrelay/proxyhelper/config.hpp"
 
+#include "lanrelay/common/admin_access.hpp"
 #include "lanrelay/common/proxy_codec.hpp"
 #include "lanrelay/common/settings_table.hpp"
 
@@ -150,6 +151,37 @@ const settings::table<proxyhelper_config>& settings_table() {
           "The site's own PAC script: /proxy.pac and /wpad.dat redirect there. Empty: serve the "
           "script generated from [[proxy]] and their health.",
           [](config& c) -> auto& { return c.pac_url; }, check_pac_url),
+      settings::bool_setting<config>(
+          "https", "enabled", "Serve the monitoring endpoints over HTTPS too (same listen address).",
+          [](config& c) -> auto& { return c.https.enabled; }),
+      settings::integer_setting<std::uint16_t, config>(
+          "https", "port", "TCP port of the HTTPS server; 0: any.", 0, 65535,
+          [](config& c) -> auto& { return c.https.port; }),
+      settings::path_setting<config>(
+          "https", "certificate",
+          "PEM certificate. Empty (with private_key empty): <state.dir>/proxyhelper-tls.crt, "
+          "generated self-signed at first start.",
+          [](config& c) -> auto& { return c.https.certificate; }),
+      settings::path_setting<config>(
+          "https", "private_key",
+          "PEM private key of the certificate (mode 0600). Empty: <state.dir>/proxyhelper-tls.key.",
+          [](config& c) -> auto& { return c.https.private_key; }),
+      settings::duration_setting<milliseconds, config>(
+          "https", "handshake_timeout", "Time a client has to complete the TLS handshake.", 100ms,
+          10min, [](config& c) -> auto& { return c.https.handshake_timeout; }),
+      settings::string_list_setting<config>(
+          "admin", "read_networks",
+          "Networks that may, besides loopback, read /, /-/status, /-/metrics and /-/stats, e.g. "
+          "[\"10.0.0.0/8\"]. Empty: loopback only. PAC, WPAD and /-/healthz stay open.",
+          [](config& c) -> auto& { return c.read_networks; },
+          [](std::string_view t) -> apply_result {
+            if (!is_valid_network(t)) {
+              return settings::toml_string(t) +
+                     " is not a network (address/prefix length, e.g. \"10.0.0.0/8\", or one "
+                     "address)";
+            }
+            return std::nullopt;
+          }),
       settings::string_setting<config>(
           "health", "probe_url", settings::setting_type::text,
           "Reached through each proxy to check it; https:// opens a CONNECT tunnel.",
@@ -314,6 +346,12 @@ std::vector<std::string> changed_settings(const proxyhelper_config& a,
   compare(a.header_timeout, b.header_timeout, "http.header_timeout");
   compare(a.max_connections, b.max_connections, "http.max_connections");
   compare(a.pac_url, b.pac_url, "http.pac_url");
+  compare(a.https.enabled, b.https.enabled, "https.enabled");
+  compare(a.https.port, b.https.port, "https.port");
+  compare(a.https.certificate, b.https.certificate, "https.certificate");
+  compare(a.https.private_key, b.https.private_key, "https.private_key");
+  compare(a.https.handshake_timeout, b.https.handshake_timeout, "https.handshake_timeout");
+  compare(a.read_networks, b.read_networks, "admin.read_networks");
   compare(a.probe_url, b.probe_url, "health.probe_url");
   compare(a.check_interval, b.check_interval, "health.interval");
   compare(a.check_timeout, b.check_timeout, "health.timeout");
@@ -326,7 +364,9 @@ bool needs_restart(std::string_view setting) {
   return setting == "state.dir" || setting == "trust.signing_key" || setting == "query.port" ||
          setting == "query.ipv6" || setting == "query.interface_rescan" ||
          setting == "http.listen" || setting == "http.port" || setting == "http.header_timeout" ||
-         setting == "http.max_connections";
+         setting == "http.max_connections" || setting == "https.enabled" ||
+         setting == "https.port" || setting == "https.certificate" ||
+         setting == "https.private_key" || setting == "https.handshake_timeout";
 }
 
 }  // namespace lanrelay::proxyhelper

@@ -43,9 +43,25 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
     spdlog::info("created a new signing key at {}; pin its public key on the agents",
                  key_path.string());
   }
+  std::shared_ptr<tls_server_context> tls;
+  if (config.https.enabled) {
+    auto context = tls_server_context::create(
+        tls_identity_source{.certificate = config.https.certificate,
+                            .private_key = config.https.private_key,
+                            .state_dir = config.state_dir,
+                            .stem = "proxyhelper-tls",
+                            .common_name = "proxyhelperd"});
+    if (!context) {
+      spdlog::error("cannot load the TLS certificate: {}; fix the files, or set https.enabled = "
+                    "false",
+                    context.error().message);
+      return context.error().code;
+    }
+    tls = std::move(*context);
+  }
   const auto cookie = machine_cookie(config.state_dir);
   auto d = std::make_unique<daemon>(ioc, std::move(config), std::move(*key), cookie,
-                                    std::move(reload_source));
+                                    std::move(reload_source), std::move(tls));
   if (!d->http_) {
     return errc::invalid_config;  // pac_server::create logged why
   }
@@ -53,12 +69,13 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
 }
 
 daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, std::uint64_t cookie,
-               config_source reload_source)
+               config_source reload_source, std::shared_ptr<tls_server_context> tls)
     : ioc_(ioc),
       config_(std::move(config)),
       live_(config_),
       reload_source_(std::move(reload_source)),
       key_(std::move(key)),
+      tls_(std::move(tls)),
       health_(config_.proxies),
       checker_(ioc, live_, health_, counters_),
       responder_(ioc, config_, cookie, &key_, [this] { return health_.healthy(); }, counters_,
@@ -71,9 +88,13 @@ daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, st
   register_metrics(metrics_, monitor_);
   auto http = pac_server::create(
       ioc, pac_context{config_, health_, counters_, key_.public_key().to_string(), &monitor_,
-                       &metrics_, &live_});
+                       &metrics_, &live_, tls_});
   if (http) {
     http_ = std::move(*http);
+    if (tls_) {
+      monitor_.tls = tls_;
+      monitor_.https_port = http_->tls_local_endpoint().port();
+    }
   }
 }
 
@@ -101,6 +122,13 @@ bool daemon::start() {
   const auto public_key = key_.public_key().to_string();
   spdlog::info("proxyhelperd listening udp={} http={}:{} proxies={} public_key={}",
                responder_.port(), shown, endpoint.port(), config_.proxies.size(), public_key);
+  if (tls_) {
+    const auto fingerprint = fingerprint_text(tls_->current()->fingerprint);
+    spdlog::info("proxyhelperd https port={} certificate_sha256={}",
+                 http_->tls_local_endpoint().port(), fingerprint);
+    std::printf("https on %s:%u certificate sha256 %s\n", shown.c_str(),
+                static_cast<unsigned>(http_->tls_local_endpoint().port()), fingerprint.c_str());
+  }
   std::printf("public key %s\nlistening on udp %u http %s:%u\n", public_key.c_str(),
               static_cast<unsigned>(responder_.port()), shown.c_str(),
               static_cast<unsigned>(endpoint.port()));
@@ -123,6 +151,16 @@ void daemon::notify_health() { service::notify_status(ready_status()); }
 
 void daemon::reload() {
   service::notify_reloading();
+  if (tls_) {
+    const auto before = tls_->current()->fingerprint;
+    if (auto reloaded = tls_->reload(); !reloaded) {
+      spdlog::error("TLS certificate not reloaded: {}; the running one is kept",
+                    reloaded.error().message);
+    } else if (tls_->current()->fingerprint != before) {
+      spdlog::info("TLS certificate reloaded certificate_sha256={}",
+                   fingerprint_text(tls_->current()->fingerprint));
+    }
+  }
   if (!reload_source_) {
     spdlog::info("received SIGHUP; nothing to reload");
     service::notify_ready(ready_status());
@@ -158,6 +196,7 @@ void daemon::reload() {
   next.http_port = running->http_port;
   next.header_timeout = running->header_timeout;
   next.max_connections = running->max_connections;
+  next.https = running->https;
 
   init_logging(next.log_level);  // validated by the loader
   responder_.update(next.rate_limit, next.new_source_rate, next.answer_lifetime);

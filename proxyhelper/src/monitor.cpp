@@ -130,6 +130,12 @@ std::string status_json(const monitor_sources& m, std::chrono::system_clock::tim
   root["started"] = format_utc(m.started);
   root["uptime_seconds"] = age_seconds(m.started, now);
   root["public_key"] = m.public_key;
+  if (m.tls) {
+    root["https"] = json::object{{"port", m.https_port},
+                                 {"certificate_sha256", fingerprint_text(m.tls->current()->fingerprint)}};
+  } else {
+    root["https"] = nullptr;
+  }
   root["counters"] = json::object{{"queries", c.queries.load()},
                                   {"answers_sent", c.answers_sent.load()},
                                   {"no_healthy_proxy", c.no_healthy_proxy.load()},

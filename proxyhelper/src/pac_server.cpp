@@ -1,6 +1,8 @@
 #include "lanrelay/proxyhelper/pac_server.hpp"
 
+#include "lanrelay/common/admin_access.hpp"
 #include "lanrelay/common/log.hpp"
+#include "lanrelay/common/session_stream.hpp"
 #include "lanrelay/proxyhelper/pac.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -64,10 +66,16 @@ std::string stats_json(const pac_context& context) {
   return json::serialize(o);
 }
 
+// /, /-/status, /-/metrics and /-/stats: what loopback and [admin] read_networks may read.
+bool is_monitoring(std::string_view target) {
+  return target == "/" || target == "/-/status" || target == "/-/metrics" || target == "/-/stats";
+}
+
 }  // namespace
 
 http::response<http::string_body> handle_request(const http::request<http::empty_body>& request,
-                                                 const pac_context& context) {
+                                                 const pac_context& context,
+                                                 const request_origin& origin) {
   ++context.counters.http_requests;
   http::response<http::string_body> response;
   response.version(request.version());
@@ -78,13 +86,29 @@ http::response<http::string_body> handle_request(const http::request<http::empty
     response.set(http::field::content_type, "text/plain; charset=utf-8");
     response.body() = std::move(body);
   };
+  const auto reloaded = context.live != nullptr ? context.live->get() : nullptr;
+  const proxyhelper_config& running = reloaded ? *reloaded : context.config;
+  std::optional<access_decision> refused;
+  if (is_monitoring(request.target())) {
+    // Validated by the loader; an entry that still fails to parse refuses everyone but loopback.
+    const auto policy = access_policy::from_networks(running.read_networks);
+    auto decision = (policy ? *policy : access_policy{})
+                        .check(endpoint_access::read, origin.client, origin.secure, {});
+    if (!decision.allowed) {
+      refused = std::move(decision);
+    }
+  }
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     response.set(http::field::allow, "GET, HEAD");
     text(http::status::method_not_allowed, "only GET and HEAD\n");
+  } else if (refused) {
+    spdlog::info("event=access_refused client={} target={}",
+                 origin.client ? origin.client->to_string() : "unknown",
+                 std::string(request.target().substr(0, 64)));
+    text(refused->status, refused->message + "\n");
   } else if (const auto target = request.target(); target == "/proxy.pac" || target == "/wpad.dat") {
     ++context.counters.pac_served;
-    const auto reloaded = context.live != nullptr ? context.live->get() : nullptr;
-    const proxyhelper_config& config = reloaded ? *reloaded : context.config;
+    const proxyhelper_config& config = running;
     if (!config.pac_url.empty()) {
       response.result(http::status::found);
       response.set(http::field::location, config.pac_url);
@@ -126,15 +150,13 @@ http::response<http::string_body> handle_request(const http::request<http::empty
   return response;
 }
 
-result<std::shared_ptr<pac_server>> pac_server::create(net::io_context& ioc, pac_context context) {
+namespace {
+
+result<tcp::acceptor> listen_on(net::io_context& ioc, const net::ip::address& address,
+                                std::uint16_t port) {
   boost::system::error_code ec;
-  const auto address = net::ip::make_address(context.config.http_listen, ec);
-  if (ec) {
-    spdlog::error("http.listen \"{}\" is not an IP address", context.config.http_listen);
-    return ec;
-  }
   tcp::acceptor acceptor(ioc);
-  const tcp::endpoint endpoint(address, context.config.http_port);
+  const tcp::endpoint endpoint(address, port);
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) {
     acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -149,27 +171,71 @@ result<std::shared_ptr<pac_server>> pac_server::create(net::io_context& ioc, pac
     acceptor.listen(net::socket_base::max_listen_connections, ec);
   }
   if (ec) {
-    spdlog::error("cannot listen on {}:{} tcp error={}; free the port or set http.port",
-                  context.config.http_listen, context.config.http_port, ec.message());
     return ec;
   }
-  return std::make_shared<pac_server>(ioc, std::move(context), std::move(acceptor));
+  return acceptor;
 }
 
-pac_server::pac_server(net::io_context& ioc, pac_context context, tcp::acceptor acceptor)
+}  // namespace
+
+result<std::shared_ptr<pac_server>> pac_server::create(net::io_context& ioc, pac_context context) {
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(context.config.http_listen, ec);
+  if (ec) {
+    spdlog::error("http.listen \"{}\" is not an IP address", context.config.http_listen);
+    return ec;
+  }
+  auto acceptor = listen_on(ioc, address, context.config.http_port);
+  if (!acceptor) {
+    spdlog::error("cannot listen on {}:{} tcp error={}; free the port or set http.port",
+                  context.config.http_listen, context.config.http_port,
+                  acceptor.error().message());
+    return acceptor.error();
+  }
+  std::optional<tcp::acceptor> tls_acceptor;
+  if (context.tls) {
+    auto opened = listen_on(ioc, address, context.config.https.port);
+    if (!opened) {
+      spdlog::error("cannot listen on {}:{} tcp error={}; free the port or set https.port",
+                    context.config.http_listen, context.config.https.port,
+                    opened.error().message());
+      return opened.error();
+    }
+    tls_acceptor.emplace(std::move(*opened));
+  }
+  return std::make_shared<pac_server>(ioc, std::move(context), std::move(*acceptor),
+                                      std::move(tls_acceptor));
+}
+
+pac_server::pac_server(net::io_context& ioc, pac_context context, tcp::acceptor acceptor,
+                       std::optional<tcp::acceptor> tls_acceptor)
     : ioc_(ioc),
       context_(std::move(context)),
       strand_(net::make_strand(ioc)),
-      acceptor_(strand_) {
+      acceptor_(strand_),
+      tls_acceptor_(strand_) {
   // Moved onto the strand: the handle is released only after its protocol was read.
   const auto protocol = acceptor.local_endpoint().protocol();
   acceptor_.assign(protocol, acceptor.release());
+  if (tls_acceptor) {
+    const auto tls_protocol = tls_acceptor->local_endpoint().protocol();
+    tls_acceptor_.assign(tls_protocol, tls_acceptor->release());
+  }
 }
 
 tcp::endpoint pac_server::local_endpoint() const { return acceptor_.local_endpoint(); }
 
+tcp::endpoint pac_server::tls_local_endpoint() const {
+  boost::system::error_code ec;
+  return tls_acceptor_.is_open() ? tls_acceptor_.local_endpoint(ec) : tcp::endpoint{};
+}
+
 void pac_server::start() {
-  net::co_spawn(strand_, accept_loop(), log_failure("pac server accept loop"));
+  net::co_spawn(strand_, accept_loop(acceptor_, false), log_failure("pac server accept loop"));
+  if (tls_acceptor_.is_open()) {
+    net::co_spawn(strand_, accept_loop(tls_acceptor_, true),
+                  log_failure("pac server https accept loop"));
+  }
 }
 
 void pac_server::stop() {
@@ -177,14 +243,15 @@ void pac_server::stop() {
     self->stopped_ = true;
     boost::system::error_code ignored;
     self->acceptor_.close(ignored);
+    self->tls_acceptor_.close(ignored);
   });
 }
 
-net::awaitable<void> pac_server::accept_loop() {
+net::awaitable<void> pac_server::accept_loop(tcp::acceptor& acceptor, bool tls) {
   auto self = shared_from_this();
   net::steady_timer backoff(strand_);
   while (!stopped_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(ioc_), use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc_), use_tuple);
     if (stopped_ || ec == net::error::operation_aborted) {
       co_return;
     }
@@ -202,7 +269,8 @@ net::awaitable<void> pac_server::accept_loop() {
     }
     ++connections_;
     auto executor = socket.get_executor();
-    net::co_spawn(executor, serve(std::move(socket)),
+    net::co_spawn(executor,
+                  serve(std::move(socket), tls ? context_.tls->current() : nullptr),
                   [self](std::exception_ptr e) {
                     --self->connections_;
                     log_failure("pac server connection", e);
@@ -210,8 +278,25 @@ net::awaitable<void> pac_server::accept_loop() {
   }
 }
 
-net::awaitable<void> pac_server::serve(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+net::awaitable<void> pac_server::serve(
+    tcp::socket socket, std::shared_ptr<const tls_server_context::snapshot> tls) {
+  boost::system::error_code peer_ec;
+  const auto peer = socket.remote_endpoint(peer_ec);
+  request_origin origin;
+  if (!peer_ec) {
+    origin.client = unmapped(peer.address());
+  }
+  session_stream stream(std::move(socket));
+  if (tls) {
+    if (auto ec = co_await stream.start_tls(tls->context, context_.config.https.handshake_timeout);
+        ec) {
+      spdlog::debug("event=tls_handshake_failed error=\"{}\"", ec.message());
+      boost::system::error_code ignored;
+      stream.socket().close(ignored);
+      co_return;
+    }
+    origin.secure = true;
+  }
   beast::flat_buffer buffer;
   while (true) {
     http::request_parser<http::empty_body> parser;
@@ -222,7 +307,7 @@ net::awaitable<void> pac_server::serve(tcp::socket socket) {
       break;  // closed, timed out or malformed: nothing worth answering
     }
     const auto request = parser.release();
-    auto response = handle_request(request, context_);
+    auto response = handle_request(request, context_, origin);
     stream.expires_after(send_timeout);
     auto [write_ec, written] = co_await http::async_write(stream, response, use_tuple);
     if (write_ec || !response.keep_alive()) {

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <system_error>
 
 namespace lanrelay::relay {
@@ -47,27 +48,61 @@ result<std::unique_ptr<catalog_signer>> catalog_signer::from_config(const relay_
 }
 
 catalog_signer::catalog_signer(site_key key, std::string relay_id,
-                               std::chrono::milliseconds lifetime)
-    : key_(std::move(key)), relay_id_(std::move(relay_id)), lifetime_(lifetime) {}
+                               std::chrono::milliseconds lifetime, clock_fn now)
+    : key_(std::move(key)),
+      relay_id_(std::move(relay_id)),
+      lifetime_(lifetime),
+      now_(std::move(now)) {}
+
+void catalog_signer::set_tls_certificates(std::vector<sha256_digest> fingerprints) {
+  std::vector<sha256_digest> unique;
+  for (const auto& f : fingerprints) {
+    if (std::find(unique.begin(), unique.end(), f) == unique.end() &&
+        unique.size() < kMaxCatalogTlsFingerprints) {
+      unique.push_back(f);
+    }
+  }
+  std::lock_guard lock(mutex_);
+  tls_ = std::move(unique);
+}
+
+std::uint64_t catalog_signer::signatures() const {
+  std::lock_guard lock(mutex_);
+  return signatures_;
+}
 
 std::string catalog_signer::sign(content_store& store, std::span<const item> extra,
                                  piece_list_cache* pieces) const {
-  catalog c;
-  c.relay_id = relay_id_;
-  c.issued_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  c.expires_at = c.issued_at + std::chrono::ceil<std::chrono::seconds>(lifetime_);
+  std::vector<catalog_entry> entries;
   for (const item& it : store.list()) {
-    c.entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
+    entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
     if (pieces != nullptr) {
       if (const auto list = pieces->find(store, it.sha256)) {
-        c.entries.back().pieces = list->digest;
+        entries.back().pieces = list->digest;
       }
     }
   }
   for (const item& it : extra) {
-    c.entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
+    entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
   }
-  return sign_catalog(c, key_);
+  const auto now = now_();
+  std::lock_guard lock(mutex_);
+  if (signatures_ > 0 && entries == signed_entries_ && tls_ == signed_tls_ &&
+      now >= signed_at_ && now < signed_at_ + lifetime_ / 2) {
+    return document_;
+  }
+  catalog c;
+  c.relay_id = relay_id_;
+  c.issued_at = std::chrono::floor<std::chrono::seconds>(now);
+  c.expires_at = c.issued_at + std::chrono::ceil<std::chrono::seconds>(lifetime_);
+  c.entries = entries;
+  c.tls_certificates = tls_;
+  document_ = sign_catalog(c, key_);
+  signed_entries_ = std::move(entries);
+  signed_tls_ = tls_;
+  signed_at_ = now;
+  ++signatures_;
+  return document_;
 }
 
 }  // namespace lanrelay::relay

@@ -54,6 +54,14 @@ std::string join(const std::vector<std::string>& names) {
   return out;
 }
 
+std::string host_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+    return "localhost";
+  }
+  return host;
+}
+
 // mirror.public_url, or http://<host name>:<port>.
 std::string public_url(const relay_config& config, std::uint16_t port) {
   if (!config.mirror.public_url.empty()) {
@@ -138,15 +146,40 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
   if (!signer) {
     return signer.error();
   }
+  std::shared_ptr<tls_server_context> tls;
+  if (config.https.enabled) {
+    auto context = tls_server_context::create(tls_identity_source{
+        .certificate = config.https.certificate,
+        .private_key = config.https.private_key,
+        .state_dir = config.state_dir,
+        .stem = "tls",
+        .common_name = "lanrelay " + host_name()});
+    if (!context) {
+      spdlog::error("event=tls_identity_error error=\"{}\" hint=\"fix the files, or set "
+                    "https.enabled = false\"",
+                    context.error().message);
+      return context.error().code;
+    }
+    tls = std::move(*context);
+    if (*signer) {
+      (*signer)->set_tls_certificates({tls->current()->fingerprint});
+    }
+  }
   auto mirrors = std::make_unique<mirror_service>(ioc, config, public_url(config, config.http.port));
-  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get());
+  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get(), tls);
   if (!srv) {
     return srv.error();
   }
   mirrors->set_public_base(public_url(config, (*srv)->local_endpoint().port()));
-  return std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
-                                  std::move(mirrors), std::move(*srv),
-                                  std::move(reload_source));
+  auto d = std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
+                                    std::move(mirrors), std::move(*srv), std::move(reload_source));
+  d->tls_ = std::move(tls);
+  if (d->tls_) {
+    d->server_->monitor().set_https([tls = d->tls_, port = d->server_->tls_local_endpoint().port()] {
+      return https_report{port, fingerprint_text(tls->current()->fingerprint)};
+    });
+  }
+  return d;
 }
 
 net::ip::tcp::endpoint daemon::local_endpoint() const { return server_->local_endpoint(); }
@@ -171,6 +204,14 @@ void daemon::start() {
   spdlog::info("event=listening address={} port={} max_peers={} cache={} items={} bytes={}",
                shown, endpoint.port(), config_.max_peers, store_->dir().string(),
                store_->list().size(), store_->total_size());
+  if (tls_) {
+    const auto fingerprint = fingerprint_text(tls_->current()->fingerprint);
+    const auto https_port = server_->tls_local_endpoint().port();
+    spdlog::info("event=listening_https port={} certificate_sha256={}", https_port, fingerprint);
+    // Before "listening on": whoever waits for that line finds this one complete.
+    std::printf("https on %s:%u certificate sha256 %s\n", shown.c_str(),
+                static_cast<unsigned>(https_port), fingerprint.c_str());
+  }
   std::printf("listening on %s:%u\n", shown.c_str(), static_cast<unsigned>(endpoint.port()));
   std::fflush(stdout);
   net::dispatch(control_, [this] { watchdog_.start(); });
@@ -246,8 +287,30 @@ net::awaitable<void> daemon::reload_loop() {
   }
 }
 
+void daemon::reload_certificate() {
+  if (!tls_) {
+    return;
+  }
+  const auto before = tls_->current()->fingerprint;
+  if (auto reloaded = tls_->reload(); !reloaded) {
+    spdlog::error("event=tls_reload_failed error=\"{}\" hint=\"the running certificate is kept\"",
+                  reloaded.error().message);
+    return;
+  }
+  const auto after = tls_->current()->fingerprint;
+  if (after == before) {
+    return;
+  }
+  if (signer_) {
+    // Agents pinned to the old certificate learn the new one from the next catalog.
+    signer_->set_tls_certificates({after});
+  }
+  spdlog::info("event=tls_certificate_reloaded certificate_sha256={}", fingerprint_text(after));
+}
+
 void daemon::reload() {
   service::notify_reloading();
+  reload_certificate();
   if (!reload_source_) {
     spdlog::info("received SIGHUP; lanrelayd runs without --config, nothing to reload");
     service::notify_ready("running on built-in defaults; nothing to reload");

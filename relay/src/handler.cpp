@@ -288,7 +288,8 @@ std::optional<small_response> request_handler::authorize(endpoint_access access,
                                                          const http::request_header<>& request,
                                                          const request_context& context) const {
   const auto decision =
-      access_.load()->check(access, context.client, request[http::field::authorization]);
+      access_.load()->check(access, context.client, context.secure,
+                            request[http::field::authorization]);
   if (decision.allowed) {
     return std::nullopt;
   }

@@ -54,6 +54,11 @@ void monitor::set_upstream_bytes(std::function<std::uint64_t()> source) {
   upstream_bytes_ = std::move(source);
 }
 
+void monitor::set_https(std::function<https_report()> source) {
+  std::lock_guard lock(provider_mutex_);
+  https_ = std::move(source);
+}
+
 std::uint64_t monitor::upstream_total() const {
   std::function<std::uint64_t()> source;
   {
@@ -102,6 +107,14 @@ status_report monitor::report() const {
   r.bytes_fetched_upstream = upstream_total();
   r.stats.bytes_fetched_upstream = r.bytes_fetched_upstream;
   r.hash_mismatches = r.stats.hash_mismatches + r.stats.discovery.digest_mismatches;
+  std::function<https_report()> https;
+  {
+    std::lock_guard lock(provider_mutex_);
+    https = https_;
+  }
+  if (https) {
+    r.https = https();
+  }
   r.traffic = history_.series(r.now, r.stats.bytes_served, r.bytes_fetched_upstream);
   return r;
 }

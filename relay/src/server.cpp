@@ -3,6 +3,7 @@
 #include "lanrelay/relay/mirror_service.hpp"
 
 #include "lanrelay/common/log.hpp"
+#include "lanrelay/common/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,6 +11,8 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -24,6 +27,7 @@
 
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <sys/types.h>
 
 #include <algorithm>
@@ -82,6 +86,8 @@ constexpr std::chrono::milliseconds cancel_wait{5'000};
 constexpr std::size_t sendfile_chunk = 16U << 20;
 constexpr std::uint64_t fairness_quantum = 4U << 20;
 constexpr std::size_t first_read_size = 1024;
+// Over HTTPS an item is read into this buffer and encrypted (no sendfile): one TLS write each.
+constexpr std::size_t tls_file_chunk = 256U << 10;
 // How often the traffic history takes the growth of the byte counters (its buckets are 5 min).
 constexpr std::chrono::seconds traffic_record_interval{60};
 
@@ -143,7 +149,9 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   std::uint64_t id_ = 0;  // set once by register_connection before the session starts
-  beast::tcp_stream stream_;
+  lanrelay::session_stream stream_;
+  // Set by the HTTPS accept loop: the session starts with this handshake.
+  std::shared_ptr<const tls_server_context::snapshot> tls_;
   tcp::endpoint peer_;
   bool busy_ = false;  // a request head has been read and its response is not yet sent
   bool stopping_ = false;
@@ -155,9 +163,11 @@ class connection : public std::enable_shared_from_this<connection> {
 
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
                content_store& store, const catalog_signer* signer, mirror_service* mirrors,
-               access_policy access)
+               access_policy access, std::shared_ptr<tls_server_context> tls)
     : ioc_(ioc),
       http_(config.http),
+      https_(config.https),
+      tls_(std::move(tls)),
       shutdown_grace_(config.shutdown_grace),
       client_share_(config.client_share),
       slots_(config.max_peers, config.client_share.max_peers_per_client,
@@ -168,37 +178,33 @@ server::server(private_tag, net::io_context& ioc, const relay_config& config,
       mirrors_(mirrors),
       control_(net::make_strand(ioc)),
       acceptor_(control_),
+      tls_acceptor_(control_),
       backoff_timer_(control_),
+      tls_backoff_timer_(control_),
       drain_timer_(control_),
       traffic_timer_(control_) {}
 
 server::~server() = default;
 
-result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay_config& config,
-                                               content_store& store,
-                                               const catalog_signer* signer,
-                                               mirror_service* mirrors) {
-  auto access = access_policy::from_config(config.admin);
-  if (!access) {
-    spdlog::error("event=config_error setting=admin.read_networks error=\"not a list of networks\"");
-    return access.error();
-  }
-  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors,
-                                      std::move(*access));
+namespace {
+
+// Opens, binds and listens on address:port ("::" dual-stack, IPv4 only where IPv6 is missing).
+// `setting` names what the administrator changes when the port is taken.
+boost::system::error_code open_listener(tcp::acceptor& acceptor, const std::string& address_text,
+                                        std::uint16_t port, std::string_view setting) {
   boost::system::error_code ec;
-  auto address = net::ip::make_address(config.http.listen_address, ec);
+  auto address = net::ip::make_address(address_text, ec);
   if (ec) {
     spdlog::error("event=config_error setting=http.listen value=\"{}\" hint=\"not an IP address; "
                   "use :: or 0.0.0.0 for all\"",
-                  config.http.listen_address);
+                  address_text);
     return ec;
   }
-  tcp::endpoint endpoint{address, config.http.port};
-  auto& acceptor = srv->acceptor_;
+  tcp::endpoint endpoint{address, port};
   acceptor.open(endpoint.protocol(), ec);
   if (ec == net::error::address_family_not_supported && address == net::ip::address_v6::any()) {
     spdlog::warn("event=ipv6_unavailable hint=\"listening on IPv4 only (0.0.0.0)\"");
-    endpoint = tcp::endpoint{net::ip::address_v4::any(), config.http.port};
+    endpoint = tcp::endpoint{net::ip::address_v4::any(), port};
     acceptor.open(endpoint.protocol(), ec);
   }
   if (ec) {
@@ -213,15 +219,43 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
   acceptor.bind(endpoint, ec);
   if (ec) {
     spdlog::error("event=listen_error endpoint={} error=\"{}\" hint=\"is another lanrelayd "
-                  "running? set http.port or http.listen\"",
-                  to_string(endpoint), ec.message());
+                  "running? set {} or http.listen\"",
+                  to_string(endpoint), ec.message(), setting);
     return ec;
   }
   acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     spdlog::error("event=listen_error endpoint={} error=\"{}\"", to_string(endpoint),
                   ec.message());
+  }
+  return ec;
+}
+
+}  // namespace
+
+result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay_config& config,
+                                               content_store& store,
+                                               const catalog_signer* signer,
+                                               mirror_service* mirrors,
+                                               std::shared_ptr<tls_server_context> tls) {
+  auto access = access_policy::from_config(config.admin);
+  if (!access) {
+    spdlog::error("event=config_error setting=admin.read_networks error=\"not a list of networks\"");
+    return access.error();
+  }
+  auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors,
+                                      std::move(*access), std::move(tls));
+  if (auto ec = open_listener(srv->acceptor_, config.http.listen_address, config.http.port,
+                              "http.port");
+      ec) {
     return ec;
+  }
+  if (srv->tls_) {
+    if (auto ec = open_listener(srv->tls_acceptor_, config.http.listen_address,
+                                config.https.port, "https.port");
+        ec) {
+      return ec;
+    }
   }
   return srv;
 }
@@ -231,12 +265,23 @@ tcp::endpoint server::local_endpoint() const {
   return acceptor_.local_endpoint(ec);
 }
 
+tcp::endpoint server::tls_local_endpoint() const {
+  boost::system::error_code ec;
+  return tls_acceptor_.is_open() ? tls_acceptor_.local_endpoint(ec) : tcp::endpoint{};
+}
+
 stats_snapshot server::stats() const noexcept { return take_snapshot(counters_, slots_); }
 
 void server::start() {
   std::signal(SIGPIPE, SIG_IGN);
-  net::co_spawn(control_, accept_loop(),
+  net::co_spawn(control_, accept_loop(acceptor_, backoff_timer_, false),
                 [self = shared_from_this()](std::exception_ptr e) { log_failure("accept loop")(e); });
+  if (tls_acceptor_.is_open()) {
+    net::co_spawn(control_, accept_loop(tls_acceptor_, tls_backoff_timer_, true),
+                  [self = shared_from_this()](std::exception_ptr e) {
+                    log_failure("https accept loop")(e);
+                  });
+  }
   net::co_spawn(control_, traffic_loop(), [self = shared_from_this()](std::exception_ptr e) {
     log_failure("traffic history")(e);
   });
@@ -299,13 +344,14 @@ void server::unregister_connection(std::uint64_t id) {
   }
 }
 
-net::awaitable<void> server::accept_loop() {
+net::awaitable<void> server::accept_loop(tcp::acceptor& acceptor, net::steady_timer& backoff_timer,
+                                        bool tls) {
   auto backoff = accept_backoff_min;
   bool backing_off = false;
   bool at_limit = false;
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(ioc_), use_tuple);
-    if (!acceptor_.is_open()) {
+    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc_), use_tuple);
+    if (!acceptor.is_open()) {
       co_return;  // stop() closed it
     }
     if (ec) {
@@ -319,8 +365,8 @@ net::awaitable<void> server::accept_loop() {
                      is_resource_exhaustion(ec) ? "; raise the open-files limit, LimitNOFILE" : "");
         backing_off = true;
       }
-      backoff_timer_.expires_after(backoff);
-      co_await backoff_timer_.async_wait(use_tuple);
+      backoff_timer.expires_after(backoff);
+      co_await backoff_timer.async_wait(use_tuple);
       backoff = std::min(backoff * 2, accept_backoff_max);
       continue;
     }
@@ -335,6 +381,9 @@ net::awaitable<void> server::accept_loop() {
     boost::system::error_code nodelay_ec;
     socket.set_option(tcp::no_delay(true), nodelay_ec);
     auto conn = std::make_shared<detail::connection>(std::move(socket));
+    if (tls) {
+      conn->tls_ = tls_->current();  // a reload applies from the next connection on
+    }
     if (!register_connection(conn)) {
       counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
       if (!at_limit) {
@@ -367,6 +416,16 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
   beast::flat_buffer buffer;
   bool first_request = true;
   bool linger = false;  // we announced Connection: close; drain before closing
+  if (conn->tls_) {
+    if (auto ec = co_await stream.start_tls(conn->tls_->context, https_.handshake_timeout); ec) {
+      counters_.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("event=tls_handshake_failed peer={} error=\"{}\"", to_string(conn->peer_),
+                    ec.message());
+      boost::system::error_code ignored;
+      stream.socket().close(ignored);
+      co_return;
+    }
+  }
   for (;;) {
     if (conn->stopping_) {
       break;
@@ -433,6 +492,7 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
 
     conn->busy_ = true;
     request_context context{client_address(conn->peer_), parser.get().body()};
+    context.secure = stream.secure();
     response_plan plan = handler_.handle(parser.get(), context);
     if (auto* pull = std::get_if<pull_request>(&plan); pull != nullptr && mirrors_ != nullptr) {
       // Bounded by mirror.pull_through_wait; every request for the same file joins one download.
@@ -476,12 +536,11 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
 net::awaitable<small_response> server::run_mirror_sync(detail::connection& conn,
                                                        const http::request_header<>& request,
                                                        mirror_sync_request sync) {
-  // An admin action: only from this machine.
-  if (!conn.peer_.address().is_loopback() &&
-      !(conn.peer_.address().is_v6() && conn.peer_.address().to_v6().is_v4_mapped() &&
-        net::ip::make_address_v4(net::ip::v4_mapped, conn.peer_.address().to_v6()).is_loopback())) {
-    co_return request_handler::error_response(http::status::forbidden, request.version(),
-                                              "admin requests are accepted from this machine only");
+  // An admin action (the handler checked the token): over HTTPS or from this machine.
+  if (!conn.stream_.secure() && !client_address(conn.peer_).is_loopback()) {
+    co_return request_handler::error_response(
+        http::status::forbidden, request.version(),
+        "admin requests from other hosts are accepted over HTTPS only");
   }
   std::vector<std::pair<std::string, sync_result>> results;
   const auto names = sync.source.empty() ? mirrors_->source_names() : std::vector{sync.source};
@@ -545,6 +604,9 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
 net::awaitable<boost::system::error_code> server::send_file(
     detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked) {
   using namespace net::experimental::awaitable_operators;
+  if (conn.stream_.secure()) {
+    co_return co_await send_file_encrypted(conn, transfer, tracked);
+  }
   auto& socket = conn.stream_.socket();
   boost::system::error_code ec;
   socket.native_non_blocking(true, ec);
@@ -641,6 +703,71 @@ void server::reset_slow_client(detail::connection& conn, const file_transfer& tr
   socket.close(ignored);
 }
 
+net::awaitable<boost::system::error_code> server::send_file_encrypted(
+    detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked) {
+  std::vector<char> chunk(static_cast<std::size_t>(
+      std::min<std::uint64_t>(transfer.length, tls_file_chunk)));
+  auto offset = static_cast<off_t>(transfer.offset);
+  std::uint64_t remaining = transfer.length;
+  // The same rate floor as send_file. A write still running when an unmet window ends is cut by
+  // the stream's expiry; one that began after the window's floor was met may run past its end.
+  const auto window = client_share_.client_rate_window;
+  const std::uint64_t floor_bytes = client_share_.min_client_rate *
+                                    static_cast<std::uint64_t>(window.count()) / 1000;
+  auto window_end = std::chrono::steady_clock::now() + window;
+  std::uint64_t window_bytes = 0;
+  while (remaining > 0) {
+    if (conn.aborting_) {
+      co_return net::error::operation_aborted;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (floor_bytes > 0 && now >= window_end) {
+      if (window_bytes < floor_bytes) {
+        conn.too_slow_ = true;
+        co_return beast::error::timeout;
+      }
+      window_end = now + window;
+      window_bytes = 0;
+    }
+    const bool floor_pending = floor_bytes > 0 && window_bytes < floor_bytes;
+    const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, chunk.size()));
+    const ssize_t got = ::pread(transfer.file.fd(), chunk.data(), wanted, offset);
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got < 0) {
+      co_return boost::system::error_code(errno, boost::system::system_category());
+    }
+    if (got == 0) {
+      counters_.hash_mismatches.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("event=cached_file_short item={} at_byte={} hint=\"the cache directory was "
+                    "modified by something else\"",
+                    transfer.item, static_cast<std::uint64_t>(offset));
+      co_return make_error_code(errc::size_mismatch);
+    }
+    const auto limit = floor_pending ? std::min<std::chrono::steady_clock::duration>(
+                                           http_.send_timeout, window_end - now)
+                                     : std::chrono::steady_clock::duration(http_.send_timeout);
+    conn.stream_.expires_after(limit);
+    auto [ec, n] = co_await net::async_write(
+        conn.stream_, net::buffer(chunk.data(), static_cast<std::size_t>(got)), use_tuple);
+    if (ec) {
+      if (ec == beast::error::timeout && floor_pending &&
+          std::chrono::steady_clock::now() >= window_end) {
+        conn.too_slow_ = true;
+      }
+      co_return ec;
+    }
+    offset += got;
+    remaining -= static_cast<std::uint64_t>(got);
+    window_bytes += static_cast<std::uint64_t>(got);
+    counters_.bytes_served.fetch_add(static_cast<std::uint64_t>(got), std::memory_order_relaxed);
+    tracked.add_bytes(static_cast<std::uint64_t>(got));
+  }
+  conn.stream_.expires_never();
+  co_return boost::system::error_code{};
+}
+
 net::awaitable<void> server::wait_for_connections(std::chrono::steady_clock::time_point deadline,
                                                   bool interrupt_on_abort) {
   while (!all_done_ && !(interrupt_on_abort && abort_requested_) &&
@@ -654,7 +781,9 @@ net::awaitable<void> server::shutdown_sequence() {
   handler_.set_draining();
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  tls_acceptor_.close(ignored);
   backoff_timer_.cancel();
+  tls_backoff_timer_.cancel();
   traffic_timer_.cancel();
 
   std::vector<std::shared_ptr<detail::connection>> open;

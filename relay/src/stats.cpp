@@ -24,6 +24,7 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
   s.connections_refused = c.connections_refused.load(relaxed);
   s.active_connections = c.active_connections.load(relaxed);
   s.header_timeouts = c.header_timeouts.load(relaxed);
+  s.tls_handshake_failures = c.tls_handshake_failures.load(relaxed);
   s.bad_requests = c.bad_requests.load(relaxed);
   s.bytes_fetched_upstream = c.bytes_fetched_upstream.load(relaxed);
   s.hash_mismatches = c.hash_mismatches.load(relaxed);
@@ -53,6 +54,7 @@ boost::json::object to_json_object(const stats_snapshot& s) {
   o["connections_refused"] = s.connections_refused;
   o["active_connections"] = s.active_connections;
   o["header_timeouts"] = s.header_timeouts;
+  o["tls_handshake_failures"] = s.tls_handshake_failures;
   o["bad_requests"] = s.bad_requests;
   o["bytes_fetched_upstream"] = s.bytes_fetched_upstream;
   o["hash_mismatches"] = s.hash_mismatches;

@@ -122,6 +122,12 @@ std::string to_json(const status_report& r) {
                            : 0},
       {"hash_mismatches", r.hash_mismatches}};
   root["counters"] = to_json_object(r.stats);
+  if (r.https) {
+    root["https"] = json::object{{"port", r.https->port},
+                                 {"certificate_sha256", r.https->certificate_sha256}};
+  } else {
+    root["https"] = nullptr;
+  }
   return json::serialize(root);
 }
 

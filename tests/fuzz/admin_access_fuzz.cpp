@@ -1,12 +1,13 @@
-// libFuzzer target for the admin access decision (relay/src/admin_access.cpp): the client address
+// libFuzzer target for the admin access decision (common/src/admin_access.cpp): the client address
 // and the Authorization field are untrusted. Input: "<address text>\n<Authorization value>".
 // Seeds: tests/fuzz/corpus/admin_access/.
 //
 // Beyond "never crash", it checks the contract against a plain re-statement of it: reading is
-// allowed exactly for clients in 10.0.0.0/8 (IPv4-mapped included), admin exactly for those that
-// also send "Bearer" (any case), one space, and the token with only spaces around it.
+// allowed exactly for loopback clients and those in 10.0.0.0/8 (IPv4-mapped included); admin
+// exactly for those that also come over HTTPS or from loopback and send "Bearer" (any case), one
+// space, and the token with only spaces around it.
 
-#include "lanrelay/relay/admin_access.hpp"
+#include "lanrelay/common/admin_access.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -18,7 +19,7 @@
 namespace {
 
 namespace ip = boost::asio::ip;
-using namespace lanrelay::relay;
+using namespace lanrelay;
 
 constexpr std::string_view token = "fuzz-admin-token-0123";
 
@@ -28,15 +29,23 @@ void require(bool condition) {
   }
 }
 
+ip::address plain(ip::address address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = ip::make_address_v4(ip::v4_mapped, address.to_v6());
+  }
+  return address;
+}
+
 bool in_ten_slash_eight(const std::optional<ip::address>& client) {
   if (!client) {
     return false;
   }
-  auto address = *client;
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    address = ip::make_address_v4(ip::v4_mapped, address.to_v6());
-  }
+  const auto address = plain(*client);
   return address.is_v4() && address.to_v4().to_bytes()[0] == 10;
+}
+
+bool on_loopback(const std::optional<ip::address>& client) {
+  return client && plain(*client).is_loopback();
 }
 
 bool presents_token(std::string_view field) {
@@ -80,16 +89,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     client.reset();
   }
 
-  require(open.check(endpoint_access::read, client, field).allowed);
-  require(open.check(endpoint_access::admin, client, field).allowed == presents_token(field));
-  require(!no_token.check(endpoint_access::admin, client, field).allowed);
+  const bool loopback = on_loopback(client);
+  const bool token_ok = presents_token(field);
+  for (const bool secure : {false, true}) {
+    require(open.check(endpoint_access::read, client, secure, field).allowed == loopback);
+    require(open.check(endpoint_access::admin, client, secure, field).allowed ==
+            (loopback && token_ok));
+    require(!no_token.check(endpoint_access::admin, client, secure, field).allowed);
 
-  const bool listed = in_ten_slash_eight(client);
-  require(limited.check(endpoint_access::read, client, field).allowed == listed);
-  const auto admin = limited.check(endpoint_access::admin, client, field);
-  require(admin.allowed == (listed && presents_token(field)));
-  if (!admin.allowed) {
-    require(!admin.message.empty());
+    const bool listed = loopback || in_ten_slash_eight(client);
+    require(limited.check(endpoint_access::read, client, secure, field).allowed == listed);
+    const auto admin = limited.check(endpoint_access::admin, client, secure, field);
+    require(admin.allowed == (listed && (secure || loopback) && token_ok));
+    if (!admin.allowed) {
+      require(!admin.message.empty());
+    }
   }
   return 0;
 }

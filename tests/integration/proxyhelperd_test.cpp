@@ -60,6 +60,7 @@ class proxyhelperd_process : public testing::Test {
     const fs::path file = dir_ / "proxyhelperd.toml";
     std::ofstream(file) << "[state]\ndir = \"" << (dir_ / "state").string() << "\"\n"
                         << "[http]\nlisten = \"127.0.0.1\"\nport = 0\n"
+                        << "[https]\nport = 0\n"
                         << "[query]\nipv6 = false\n"
                         << "[health]\nprobe_url = \"" << probe_url
                         << "\"\ninterval = \"" << interval << "\"\ntimeout = \"1s\"\n"

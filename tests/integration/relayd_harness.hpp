@@ -256,7 +256,7 @@ class relayd {
     std::ofstream(config) << "[discovery]\nenabled = false\n" << config_toml;
     std::vector<std::string> argv{LANRELAYD_PATH, "--config", config.string(), "--state-dir",
                                   state_.string(), "--listen", "127.0.0.1", "--port", "0",
-                                  "--log-level", "debug"};
+                                  "--https-port", "0", "--log-level", "debug"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     rlimit saved{};
     ::getrlimit(RLIMIT_NOFILE, &saved);
@@ -278,6 +278,16 @@ class relayd {
     const auto line_end = log.find('\n', at);
     const std::string line = log.substr(at, line_end - at);
     port_ = static_cast<std::uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+    // "https on 127.0.0.1:<port> certificate sha256 <hex>", printed before "listening on".
+    if (const auto https = log.find("https on "); https != std::string::npos && https < at) {
+      const auto https_line = log.substr(https, log.find('\n', https) - https);
+      const auto colon = https_line.find(':');
+      https_port_ = static_cast<std::uint16_t>(std::stoi(https_line.substr(colon + 1)));
+      const auto sha = https_line.find("sha256 ");
+      if (sha != std::string::npos) {
+        certificate_sha256_ = https_line.substr(sha + 7);
+      }
+    }
 
     auto store = content_store::open({state_ / "cache", 0});
     if (!store) {
@@ -295,6 +305,9 @@ class relayd {
   }
 
   std::uint16_t port() const noexcept { return port_; }
+  // The HTTPS listener (0 when https.enabled is off) and its certificate's fingerprint (hex).
+  std::uint16_t https_port() const noexcept { return https_port_; }
+  const std::string& certificate_sha256() const noexcept { return certificate_sha256_; }
   content_store& store() { return *store_; }
   process& proc() { return process_; }
   const std::filesystem::path& dir() const noexcept { return dir_; }
@@ -368,6 +381,8 @@ class relayd {
   process process_;
   std::unique_ptr<content_store> store_;
   std::uint16_t port_ = 0;
+  std::uint16_t https_port_ = 0;
+  std::string certificate_sha256_;
   std::optional<int> exit_status_;
 };
 

@@ -68,3 +68,36 @@ read_networks = ["10.0.0.0/8", "10.0.0.0/33", "lan"]
 
 }  // namespace
 }  // namespace lanrelay
+
+namespace lanrelay {
+namespace {
+
+TEST(config_https, defaults_and_settings) {
+  const auto defaults = parse_relay_config("", "empty.toml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults.config.https.enabled);
+  EXPECT_EQ(defaults.config.https.port, 4128);
+  EXPECT_TRUE(defaults.config.https.certificate.empty());
+  EXPECT_EQ(defaults.config.https.handshake_timeout, std::chrono::seconds(10));
+  EXPECT_NE(default_relay_config_text().find("[https]\n"), std::string::npos);
+
+  const auto r = parse_relay_config(R"([https]
+enabled = false
+port = 0
+certificate = "/etc/lanrelay/tls.crt"
+private_key = "/etc/lanrelay/tls.key"
+handshake_timeout = "2s"
+)",
+                                    "https.toml");
+  ASSERT_TRUE(r.ok()) << all_messages(r);
+  EXPECT_FALSE(r.config.https.enabled);
+  EXPECT_EQ(r.config.https.port, 0);
+  EXPECT_EQ(r.config.https.private_key, "/etc/lanrelay/tls.key");
+  EXPECT_EQ(r.config.https.handshake_timeout, std::chrono::seconds(2));
+
+  const auto bad = parse_relay_config("[https]\nport = 70000\nhandshake_timeout = \"1ms\"\n", "b.toml");
+  EXPECT_EQ(bad.diagnostics.size(), 2u) << all_messages(bad);
+}
+
+}  // namespace
+}  // namespace lanrelay

@@ -1320,3 +1320,49 @@ TEST(http_client_parse, errors_have_messages_and_timeouts_are_recognised) {
 
 }  // namespace
 }  // namespace lanrelay
+
+namespace lanrelay {
+namespace {
+
+// SHA-256 of the DER encoding of the test server's certificate: what a catalog would list.
+sha256_digest test_server_fingerprint() {
+  BIO* bio = BIO_new_mem_buf(pki().server_cert_pem.data(),
+                             static_cast<int>(pki().server_cert_pem.size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(cert, &der);
+  const auto digest = sha256_of(std::as_bytes(std::span(der, static_cast<std::size_t>(length))));
+  OPENSSL_free(der);
+  X509_free(cert);
+  return digest;
+}
+
+TEST(http_client_pinning, a_pinned_certificate_is_trusted_without_ca_or_host_name) {
+  test_server server(serve_body("pinned bytes"), server_tls_context());
+  // 127.0.0.1 is not in the certificate and its CA is not trusted: the pin is all that counts.
+  auto request = get(server.url("/", "127.0.0.1"));
+  request.tls.pinned_certificates = {sha256_of(std::as_bytes(std::span("other", 5))),
+                                     test_server_fingerprint()};
+  collector out;
+  const auto response = http_fetch_blocking(request, out.sink());
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->status, 200U);
+  EXPECT_EQ(out.bytes, "pinned bytes");
+}
+
+TEST(http_client_pinning, another_certificate_is_refused_before_the_request_is_sent) {
+  test_server server(serve_body("secure"), server_tls_context());
+  auto request = get_localhost(server, "/");
+  request.tls.ca_file = pki().ca_file;  // it would chain fine: pinning overrides the CA check
+  request.tls.pinned_certificates = {sha256_of(std::as_bytes(std::span("another", 7)))};
+  collector out;
+  const auto response = http_fetch_blocking(request, out.sink());
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), http_errc::certificate_not_pinned);
+  EXPECT_NE(response.error().message().find("pinned"), std::string::npos);
+  EXPECT_TRUE(server.requests().empty());
+}
+
+}  // namespace
+}  // namespace lanrelay

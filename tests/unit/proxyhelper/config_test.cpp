@@ -79,5 +79,33 @@ TEST(proxyhelper_config, default_text_is_a_valid_configuration_once_a_proxy_is_a
   EXPECT_TRUE(loaded.ok()) << (loaded.ok() ? "" : loaded.diagnostics.front().to_string());
 }
 
+TEST(proxyhelper_config, https_and_read_networks) {
+  const auto defaults = parse_config("[[proxy]]\nurl = \"http://10.0.0.8:3128\"\n", "d.toml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults.config.https.enabled);
+  EXPECT_EQ(defaults.config.https.port, 4131);
+  EXPECT_TRUE(defaults.config.read_networks.empty());
+
+  const auto loaded = parse_config(R"([https]
+port = 0
+[admin]
+read_networks = ["10.0.0.0/8", "fd00::1"]
+[[proxy]]
+url = "http://10.0.0.8:3128"
+)",
+                                   "p.toml");
+  ASSERT_TRUE(loaded.ok()) << loaded.diagnostics.front().to_string();
+  EXPECT_EQ(loaded.config.https.port, 0);
+  EXPECT_EQ(loaded.config.read_networks, (std::vector<std::string>{"10.0.0.0/8", "fd00::1"}));
+  EXPECT_TRUE(needs_restart("https.port"));
+  EXPECT_FALSE(needs_restart("admin.read_networks"));
+
+  const auto bad = parse_config("[admin]\nread_networks = [\"lan\"]\n[[proxy]]\nurl = "
+                                "\"http://10.0.0.8:3128\"\n",
+                                "b.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.diagnostics.front().message.find("not a network"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lanrelay::proxyhelper

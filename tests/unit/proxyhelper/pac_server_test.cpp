@@ -29,9 +29,11 @@ class pac_server_test : public testing::Test {
   }
 
   http::response<http::string_body> get(std::string target,
-                                        http::verb method = http::verb::get) {
+                                        http::verb method = http::verb::get,
+                                        const char* client = "127.0.0.1", bool secure = false) {
     http::request<http::empty_body> request(method, target, 11);
-    return handle_request(request, pac_context{config_, *health_, counters_, "lanrelay-ed25519:x"});
+    return handle_request(request, pac_context{config_, *health_, counters_, "lanrelay-ed25519:x"},
+                          request_origin{boost::asio::ip::make_address(client), secure});
   }
 
   proxyhelper_config config_;
@@ -81,6 +83,26 @@ TEST_F(pac_server_test, health_stats_and_errors) {
             std::string::npos);
   EXPECT_EQ(get("/other").result(), http::status::not_found);
   EXPECT_EQ(get("/proxy.pac", http::verb::post).result(), http::status::method_not_allowed);
+}
+
+TEST_F(pac_server_test, monitoring_answers_loopback_and_read_networks_only) {
+  for (const auto* target : {"/", "/-/status", "/-/stats", "/-/metrics"}) {
+    const auto refused = get(target, http::verb::get, "10.77.0.50", true);
+    EXPECT_EQ(refused.result(), http::status::forbidden) << target;
+    EXPECT_NE(refused.body().find("read_networks"), std::string::npos) << target;
+    EXPECT_NE(get(target, http::verb::get, "::1").result(), http::status::forbidden) << target;
+  }
+  // PAC, WPAD and health stay open to the segment.
+  for (const auto* target : {"/proxy.pac", "/wpad.dat", "/-/healthz"}) {
+    EXPECT_EQ(get(target, http::verb::get, "10.77.0.50").result(), http::status::ok) << target;
+  }
+  config_.read_networks = {"10.77.0.0/16"};
+  EXPECT_EQ(get("/-/stats", http::verb::get, "10.77.0.50").result(), http::status::ok);
+  EXPECT_EQ(get("/-/stats", http::verb::get, "192.0.2.1").result(), http::status::forbidden);
+  // An unknown peer never reads.
+  http::request<http::empty_body> request(http::verb::get, "/-/stats", 11);
+  EXPECT_EQ(handle_request(request, pac_context{config_, *health_, counters_, "k"}, {}).result(),
+            http::status::forbidden);
 }
 
 TEST(pac, without_a_healthy_proxy_everything_goes_direct) {

@@ -182,7 +182,8 @@ TEST_F(status_handler, status_page_is_self_contained_html_with_the_chart) {
   EXPECT_EQ(page.find("href=\"http"), std::string::npos);
   EXPECT_EQ(page.find("@import"), std::string::npos);
 
-  const auto head = handler_->handle(request("/", http::verb::head), {});
+  const auto head = handler_->handle(request("/", http::verb::head),
+                                     {boost::asio::ip::make_address("127.0.0.1"), {}});
   const auto& head_res = std::get<small_response>(head);
   EXPECT_TRUE(head_res.body().empty());
   EXPECT_NE(head_res[http::field::content_length], "0");
@@ -262,6 +263,30 @@ TEST_F(status_handler, without_a_token_admin_endpoints_say_so) {
   const auto res = put_level("debug", "Bearer " + token);
   EXPECT_EQ(res.result(), http::status::forbidden);
   EXPECT_NE(res.body().find("no [admin] token is configured"), std::string::npos);
+}
+
+TEST_F(status_handler, admin_from_another_host_needs_https_and_monitoring_needs_a_listed_network) {
+  make_handler({"10.0.0.0/8"});
+  auto req = request("/-/log-level", http::verb::put);
+  req.set(http::field::authorization, "Bearer " + token);
+  const auto lan = boost::asio::ip::make_address("10.1.2.3");
+  request_context plain{lan, "info"};
+  const auto refused = std::get<small_response>(handler_->handle(req, plain));
+  EXPECT_EQ(refused.result(), http::status::forbidden);
+  EXPECT_NE(refused.body().find("HTTPS only"), std::string::npos);
+  request_context secure{lan, "info"};
+  secure.secure = true;
+  EXPECT_EQ(std::get<small_response>(handler_->handle(req, secure)).result(), http::status::ok);
+
+  // Nothing listed: the LAN does not read monitoring, even over HTTPS; loopback does.
+  make_handler({});
+  for (const char* target : {"/", "/-/status", "/-/metrics", "/-/stats", "/-/mirror"}) {
+    request_context over_https{lan, {}};
+    over_https.secure = true;
+    const auto plan = handler_->handle(request(target), over_https);
+    EXPECT_EQ(std::get<small_response>(plan).result(), http::status::forbidden) << target;
+    EXPECT_NE(get(target).result(), http::status::forbidden) << target;
+  }
 }
 
 TEST_F(status_handler, only_admin_endpoints_that_take_an_argument_accept_a_body) {

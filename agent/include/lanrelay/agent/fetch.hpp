@@ -33,6 +33,7 @@
 
 #include "lanrelay/agent/discovery_client.hpp"
 #include "lanrelay/agent/offer_selection.hpp"
+#include "lanrelay/agent/relay_tls.hpp"
 #include "lanrelay/common/http_client.hpp"
 #include "lanrelay/common/site_key.hpp"
 
@@ -77,6 +78,9 @@ struct fetch_options {
   // index). The download stops beyond it and fails when shorter.
   std::optional<std::uint64_t> expected_size;
   std::vector<public_key> site_keys;         // pinned: accept catalogs signed with any of them
+  // Relays' catalogs and items over HTTPS, pinned to the certificates their signed catalogs list
+  // (relay_tls.hpp); the pins are kept in state_dir.
+  relay_https_options relay_https;
   discovery_options discovery;
   bool use_discovery = true;
   // Segment memory, the machine cookie and (with peer_cache) the local peer's cache live here.

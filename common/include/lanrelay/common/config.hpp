@@ -28,6 +28,20 @@ struct http_settings {
   std::uint32_t threads = 0;                          // 0: one per core
 };
 
+// [https]: the TLS listener beside the plain HTTP one (same listen address). Item downloads stay
+// on plain HTTP for vendor agents; admin endpoints and the admin token need HTTPS or loopback.
+// Default port 4128, next to 4127: the vendor's relays use 4122, which a lanrelay may share a
+// host with (docs/operations.md).
+struct https_settings {
+  bool enabled = true;
+  std::uint16_t port = 4128;
+  // Both empty: a self-signed pair generated at first start in the state directory (tls.crt and
+  // tls.key for lanrelayd). Set both to use your own.
+  std::filesystem::path certificate;
+  std::filesystem::path private_key;
+  std::chrono::milliseconds handshake_timeout{10'000};  // TLS handshake after accept
+};
+
 struct discovery_settings {
   bool enabled = true;
   std::uint16_t port = 4126;
@@ -62,8 +76,8 @@ struct trust_settings {
 struct admin_settings {
   // Bearer token required by endpoints that change anything; empty: they are refused (403).
   std::string token;
-  // Networks (CIDR, or single addresses) allowed to read /, /-/status, /-/metrics, /-/stats and
-  // to reach the admin endpoints at all; empty: any client.
+  // Networks (CIDR, or single addresses) allowed, besides loopback, to read /, /-/status,
+  // /-/metrics, /-/stats, /-/mirror and to reach the admin endpoints at all; empty: loopback only.
   std::vector<std::string> read_networks;
 };
 
@@ -144,6 +158,7 @@ struct relay_config {
   std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
   space_floor cache_min_free{0, 200};
   http_settings http;
+  https_settings https;
   std::uint32_t max_peers = 10;                 // concurrent transfers served at once
   client_share_settings client_share;
   std::chrono::seconds retry_after{5};          // Retry-After on a 503 for a busy parent

@@ -24,6 +24,7 @@
 // finishes in the background.
 
 #include "lanrelay/common/error.hpp"
+#include "lanrelay/common/sha256.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -77,6 +78,8 @@ enum class http_errc {
                              // cannot resolve its name)
   socks_connection_refused,  // SOCKS5 reply 5: the target refused the proxy's connection
   socks_failed,              // any other SOCKS5 failure reply
+  certificate_not_pinned,    // tls_options::pinned_certificates is set and the server presented
+                             // another certificate
 };
 
 const boost::system::error_category& http_category() noexcept;
@@ -102,8 +105,15 @@ struct http_timeouts {
 // `ca_file` alone (PEM, one or more certificates) when set. The host name is checked against the
 // certificate (or the IP address, for an IP-literal URL) and sent as SNI. There is no switch to
 // turn verification off.
+//
+// Pinning: with `pinned_certificates`, the server's certificate must be one of them (SHA-256 of its
+// DER encoding) and that is the whole check: no CA, host name or dates, since a pinned
+// certificate is trusted for what it is (a relay's self-signed certificate, its fingerprint read
+// from a catalog signed with the pinned site key). Any other certificate fails the handshake's
+// result with certificate_not_pinned before a request byte is sent.
 struct tls_options {
   std::optional<std::filesystem::path> ca_file;
+  std::vector<sha256_digest> pinned_certificates;
 };
 
 // The proxy between us and the targets:

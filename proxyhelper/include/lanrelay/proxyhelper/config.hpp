@@ -51,6 +51,13 @@ struct proxyhelper_config {
   // serving the generated script. Empty: serve the generated script.
   std::string pac_url;
 
+  // HTTPS for monitoring (same listen address); a self-signed pair of its own
+  // (<state_dir>/proxyhelper-tls.crt and .key) unless both files are set.
+  https_settings https{.port = 4131};
+  // [admin] read_networks: who may read /, /-/status, /-/metrics and /-/stats besides loopback;
+  // empty: loopback only. /proxy.pac, /wpad.dat and /-/healthz stay open to all.
+  std::vector<std::string> read_networks;
+
   // Health checks.
   std::string probe_url = "https://www.example.com/";  // reached through each proxy
   std::chrono::milliseconds check_interval{30'000};

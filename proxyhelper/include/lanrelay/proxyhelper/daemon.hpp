@@ -44,18 +44,22 @@ class daemon {
   ~daemon();
 
   // Starts the health checks, the query responder and the HTTP server. Prints
-  // "public key lanrelay-ed25519:..." and "listening on udp <port> http <addr>:<port>" to
-  // stdout. Returns false when no query socket could be opened (logged).
+  // "public key lanrelay-ed25519:...", with HTTPS "https on <addr>:<port> certificate sha256
+  // <hex>", and "listening on udp <port> http <addr>:<port>" to stdout. SIGHUP re-reads the TLS
+  // certificate and key too. Returns false when no query socket could be opened (logged).
   bool start();
 
   const proxyhelper_counters& counters() const noexcept { return counters_; }
   const proxy_health& health() const noexcept { return health_; }
   lanrelay::public_key public_key() const { return key_.public_key(); }
   boost::asio::ip::tcp::endpoint http_endpoint() const { return http_->local_endpoint(); }
+  boost::asio::ip::tcp::endpoint https_endpoint() const { return http_->tls_local_endpoint(); }
   std::uint16_t query_port() const noexcept { return responder_.port(); }
 
+  // `tls`: the HTTPS listener's identity (https.enabled); null: HTTP only.
   daemon(boost::asio::io_context& ioc, proxyhelper_config config, site_key key,
-         std::uint64_t cookie, config_source reload_source);
+         std::uint64_t cookie, config_source reload_source,
+         std::shared_ptr<tls_server_context> tls = nullptr);
   daemon(const daemon&) = delete;
   daemon& operator=(const daemon&) = delete;
 
@@ -70,6 +74,7 @@ class daemon {
   live_config live_;                 // what reloads change
   config_source reload_source_;
   const site_key key_;
+  std::shared_ptr<tls_server_context> tls_;  // null: no HTTPS
   proxyhelper_counters counters_;
   query_log queries_;
   proxy_health health_;

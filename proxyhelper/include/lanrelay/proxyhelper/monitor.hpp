@@ -9,10 +9,12 @@
 // and query_log, which take their own mutexes), so HTTP connections call them from any strand.
 
 #include "lanrelay/common/metrics.hpp"
+#include "lanrelay/common/tls_identity.hpp"
 #include "lanrelay/proxyhelper/health.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 namespace lanrelay::proxyhelper {
@@ -24,6 +26,9 @@ struct monitor_sources {
   const query_log& queries;
   std::string public_key;
   std::chrono::system_clock::time_point started;
+  // The HTTPS listener (null: none); /-/status shows its port and certificate fingerprint.
+  std::shared_ptr<const tls_server_context> tls = nullptr;
+  std::uint16_t https_port = 0;
 };
 
 // Adds proxyhelperd's families to `registry`; collectors read `sources` at scrape time.

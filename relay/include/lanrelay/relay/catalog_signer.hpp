@@ -1,9 +1,16 @@
 #pragma once
 
 // Signs the relay's catalog with the site key, for /-/catalog.signed: agents that pin the public
-// key learn from it which bytes are genuine and may then fetch them from any peer.
+// key learn from it which bytes are genuine and may then fetch them from any peer, and which TLS
+// certificates the relay's HTTPS listener presents (so that they can pin it).
 //
-// Thread safe: sign() only reads the key and the store (itself thread safe).
+// The endpoint is unauthenticated, so the signed document is cached: sign() returns the same
+// bytes until the content (items, TLS fingerprints) changes or half the lifetime has passed,
+// whichever comes first; an agent therefore always gets at least half a lifetime of validity.
+//
+// Thread safe: sign() and set_tls_certificates() may run on any thread; the cache is guarded by
+// `mutex_` (a re-sign happens under it, so concurrent requests wait for one signature rather than
+// each making their own).
 
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/site_key.hpp"
@@ -11,6 +18,10 @@
 #include "lanrelay/relay/piece_lists.hpp"
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
 #include <memory>
 #include <span>
 #include <string>
@@ -24,20 +35,41 @@ class catalog_signer {
   // loaded is an error, with a message for the administrator.
   static result<std::unique_ptr<catalog_signer>> from_config(const relay_config& config);
 
-  catalog_signer(site_key key, std::string relay_id, std::chrono::milliseconds lifetime);
+  using clock_fn = std::function<std::chrono::system_clock::time_point()>;
+  catalog_signer(site_key key, std::string relay_id, std::chrono::milliseconds lifetime,
+                 clock_fn now = [] { return std::chrono::system_clock::now(); });
 
-  // Every item of `store` and every one of `extra` (mirrored files), issued now and valid for the
-  // configured lifetime. With `pieces`, each store item names the digest of its piece list
-  // (built on first use, see piece_lists.hpp); mirrored files have none.
+  // Every item of `store` and every one of `extra` (mirrored files) and the TLS fingerprints,
+  // valid for the configured lifetime from when it was signed (see the top of this file). With
+  // `pieces`, each store item names the digest of its piece list (built on first use, see
+  // piece_lists.hpp); mirrored files have none.
   std::string sign(content_store& store, std::span<const item> extra = {},
                    piece_list_cache* pieces = nullptr) const;
 
+  // The fingerprints (SHA-256 of the DER certificate) the HTTPS listener presents; at most
+  // kMaxCatalogTlsFingerprints, duplicates dropped. A reload that changes them re-signs at the
+  // next request.
+  void set_tls_certificates(std::vector<sha256_digest> fingerprints);
+
   const lanrelay::public_key public_key() const { return key_.public_key(); }
+
+  // How many catalogs were signed so far (tests, and /-/status some day).
+  std::uint64_t signatures() const;
 
  private:
   site_key key_;
   std::string relay_id_;
   std::chrono::milliseconds lifetime_;
+  clock_fn now_;
+
+  mutable std::mutex mutex_;
+  // Guarded by mutex_.
+  std::vector<sha256_digest> tls_;
+  mutable std::vector<catalog_entry> signed_entries_;
+  mutable std::vector<sha256_digest> signed_tls_;
+  mutable std::chrono::system_clock::time_point signed_at_{};
+  mutable std::string document_;
+  mutable std::uint64_t signatures_ = 0;
 };
 
 }  // namespace lanrelay::relay

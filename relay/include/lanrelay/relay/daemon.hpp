@@ -7,7 +7,9 @@
 // Service manager: READY=1 once listening, WATCHDOG=1 every half WatchdogSec from the io_context,
 // RELOADING=1 ... READY=1 around a reload, STOPPING=1 when shutdown begins (service_notify.hpp).
 //
-// Reload: SIGHUP reads the configuration again (config_source). Settings that can change at run
+// Reload: SIGHUP re-reads the TLS certificate and key (a failure keeps the running pair; a new
+// fingerprint goes into the next signed catalog) and reads the configuration again
+// (config_source). Settings that can change at run
 // time (peers.max_peers, peers.retry_after, log.level, cache.max_size, discovery.rate_limit) are
 // applied without touching running transfers; others that changed are named in a warning and
 // keep their running value until a restart. An invalid file is reported (file:line:column) and
@@ -72,6 +74,8 @@ class daemon {
   // Reload (control strand).
   boost::asio::awaitable<void> reload_loop();
   void reload();
+  // SIGHUP re-reads the TLS certificate and key, with or without a configuration file.
+  void reload_certificate();
   // Applies what differs in `next` and can change at run time; returns the names of the
   // settings that differ but need a restart.
   std::vector<std::string> apply_changes(const relay_config& next);
@@ -83,6 +87,7 @@ class daemon {
   std::unique_ptr<catalog_signer> signer_;  // before server_: the server uses it until it is gone
   std::unique_ptr<mirror_service> mirrors_;  // likewise; never null (may have no sources)
   std::shared_ptr<server> server_;
+  std::shared_ptr<tls_server_context> tls_;  // null when https.enabled is off
   std::unique_ptr<discovery_responder> discovery_;  // null when discovery.enabled is off
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
   boost::asio::signal_set signals_;

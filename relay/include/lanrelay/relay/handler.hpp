@@ -16,7 +16,7 @@
 // counters).
 
 #include "lanrelay/common/store.hpp"
-#include "lanrelay/relay/admin_access.hpp"
+#include "lanrelay/common/admin_access.hpp"
 #include "lanrelay/relay/request_target.hpp"
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/piece_lists.hpp"
@@ -91,6 +91,7 @@ struct request_context {
   // The request was answered with a pull_request before and this is what the pull came to; a
   // file still missing is then a 404 or a 503 with Retry-After (pull->reason), not another pull.
   std::optional<pull_outcome> pull;
+  bool secure = false;  // the request came over HTTPS (admin_access.hpp)
 };
 
 class request_handler {

@@ -38,6 +38,8 @@ class monitor {
   // Bytes downloaded from upstream that are counted elsewhere (the mirror service's own total);
   // added to relay_counters::bytes_fetched_upstream. Any thread; quick.
   void set_upstream_bytes(std::function<std::uint64_t()> source);
+  // The HTTPS listener's port and current certificate (it changes on SIGHUP). Any thread.
+  void set_https(std::function<https_report()> source);
 
   // Moves the traffic since the last call into the history (the server calls it every minute).
   void record_traffic(std::chrono::system_clock::time_point now);
@@ -63,6 +65,7 @@ class monitor {
   mutable std::mutex provider_mutex_;
   mirror_provider mirror_provider_;  // guarded by provider_mutex_
   std::function<std::uint64_t()> upstream_bytes_;  // guarded by provider_mutex_
+  std::function<https_report()> https_;  // guarded by provider_mutex_
 };
 
 }  // namespace lanrelay::relay

@@ -2,6 +2,10 @@
 
 // The HTTP content server: accepts peers' connections and runs one coroutine per connection that
 // reads request heads, asks request_handler for a plan and sends it, item bodies with sendfile(2).
+// With a TLS context it also listens for HTTPS: a connection accepted there does the TLS
+// handshake (https.handshake_timeout) and then runs the very same session code; item bodies are
+// then read and encrypted in chunks. Requests over HTTPS are marked secure for the handler
+// (admin endpoints from other hosts need it).
 //
 // Deadlines (all from http_settings): a request head must arrive whole within header_timeout
 // (from accept, or from the first byte of a keep-alive request); a keep-alive connection waits
@@ -21,7 +25,8 @@
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/store.hpp"
-#include "lanrelay/relay/admin_access.hpp"
+#include "lanrelay/common/tls_identity.hpp"
+#include "lanrelay/common/admin_access.hpp"
 #include "lanrelay/relay/handler.hpp"
 #include "lanrelay/relay/monitor.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
@@ -55,13 +60,18 @@ class server : public std::enable_shared_from_this<server> {
   // free port. Does not accept before start(). `store` must outlive the server.
   // `signer` (may be null) serves /-/catalog.signed and `mirrors` (may be null) /activeupdate/;
   // both must outlive the server too.
+  // With `tls` (may be null) the server also listens for HTTPS on config.https.port (same
+  // address), running the same session code after a TLS handshake (https.handshake_timeout).
   static result<std::shared_ptr<server>> create(boost::asio::io_context& ioc,
                                                 const relay_config& config, content_store& store,
                                                 const catalog_signer* signer = nullptr,
-                                                mirror_service* mirrors = nullptr);
+                                                mirror_service* mirrors = nullptr,
+                                                std::shared_ptr<tls_server_context> tls = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
+  // The HTTPS listener's endpoint; port 0 when the server has none.
+  boost::asio::ip::tcp::endpoint tls_local_endpoint() const;
 
   // Starts accepting. Ignores SIGPIPE process-wide: sendfile(2) has no MSG_NOSIGNAL.
   void start();
@@ -97,12 +107,14 @@ class server : public std::enable_shared_from_this<server> {
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
          content_store& store, const catalog_signer* signer, mirror_service* mirrors,
-         access_policy access);
+         access_policy access, std::shared_ptr<tls_server_context> tls);
 
  private:
   friend class detail::connection;
 
-  boost::asio::awaitable<void> accept_loop();
+  // One per listener (HTTP, HTTPS); `tls`: connections start with a TLS handshake.
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
+                                           boost::asio::steady_timer& backoff_timer, bool tls);
   boost::asio::awaitable<void> shutdown_sequence();
   // Feeds the monitor's traffic history every traffic_record_interval until stop().
   boost::asio::awaitable<void> traffic_loop();
@@ -112,6 +124,9 @@ class server : public std::enable_shared_from_this<server> {
   boost::asio::awaitable<void> run_session(std::shared_ptr<detail::connection> conn);
   boost::asio::awaitable<bool> send_plan(detail::connection& conn, response_plan& plan);
   boost::asio::awaitable<boost::system::error_code> send_file(
+      detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked);
+  // Item bytes over TLS: read and encrypted in chunks (sendfile(2) cannot encrypt).
+  boost::asio::awaitable<boost::system::error_code> send_file_encrypted(
       detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked);
   boost::asio::awaitable<small_response> run_mirror_sync(
       detail::connection& conn, const boost::beast::http::request_header<>& request,
@@ -123,6 +138,8 @@ class server : public std::enable_shared_from_this<server> {
 
   boost::asio::io_context& ioc_;
   const http_settings http_;
+  const https_settings https_;
+  const std::shared_ptr<tls_server_context> tls_;  // null: no HTTPS listener
   const std::chrono::milliseconds shutdown_grace_;
   const client_share_settings client_share_;
   relay_counters counters_;
@@ -134,7 +151,9 @@ class server : public std::enable_shared_from_this<server> {
   // Control strand state.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::ip::tcp::acceptor tls_acceptor_;  // open only with tls_
   boost::asio::steady_timer backoff_timer_;
+  boost::asio::steady_timer tls_backoff_timer_;
   boost::asio::steady_timer drain_timer_;
   boost::asio::steady_timer traffic_timer_;
   bool all_done_ = false;        // set (via a post) when the last connection ends while stopping

@@ -48,6 +48,7 @@ struct relay_counters {
   std::atomic<std::uint64_t> connections_refused{0};  // over http.max_connections
   std::atomic<std::uint64_t> active_connections{0};
   std::atomic<std::uint64_t> header_timeouts{0};      // request head not complete in time
+  std::atomic<std::uint64_t> tls_handshake_failures{0};  // HTTPS connections without a handshake
   std::atomic<std::uint64_t> bad_requests{0};         // 400, 405, 413 and 431 answers
   // Bytes this relay downloaded from upstream servers (mirror syncs, pull-through); whoever
   // downloads adds to it.
@@ -73,6 +74,7 @@ struct stats_snapshot {
   std::uint64_t connections_refused = 0;
   std::uint64_t active_connections = 0;
   std::uint64_t header_timeouts = 0;
+  std::uint64_t tls_handshake_failures = 0;
   std::uint64_t bad_requests = 0;
   std::uint64_t bytes_fetched_upstream = 0;
   std::uint64_t hash_mismatches = 0;

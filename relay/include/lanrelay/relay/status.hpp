@@ -41,6 +41,12 @@ struct mirror_report {
 // (reading state files is fine).
 using mirror_provider = std::function<std::vector<mirror_report>()>;
 
+// The HTTPS listener, for administrators who pin its certificate by hand.
+struct https_report {
+  std::uint16_t port = 0;
+  std::string certificate_sha256;  // fingerprint_text of the DER certificate
+};
+
 struct status_report {
   std::string version;  // lanrelay's version
   std::string role;     // "relay" or "peer"
@@ -63,6 +69,7 @@ struct status_report {
   stats_snapshot stats;
   std::uint64_t bytes_fetched_upstream = 0;
   std::uint64_t hash_mismatches = 0;
+  std::optional<https_report> https;  // nullopt: HTTPS is off
 };
 
 // /-/status. Times as RFC 3339 UTC strings, sizes in bytes; see docs/protocol.md.

@@ -1,9 +1,9 @@
-#include "lanrelay/relay/admin_access.hpp"
+#include "lanrelay/common/admin_access.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <openssl/crypto.h>
 
-namespace lanrelay::relay {
+namespace lanrelay {
 namespace {
 
 namespace ip = boost::asio::ip;
@@ -37,6 +37,33 @@ access_decision refuse(http::status status, std::string message, bool challenge 
 
 }  // namespace
 
+bool is_valid_network(std::string_view text) {
+  const std::string value(text);
+  boost::system::error_code ec;
+  if (value.find('/') == std::string::npos) {
+    ip::make_address(value, ec);
+    return !ec;
+  }
+  ip::make_network_v4(value, ec);
+  if (!ec) {
+    return true;
+  }
+  ec.clear();
+  ip::make_network_v6(value, ec);
+  return !ec;
+}
+
+ip::address unmapped(const ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return ip::make_address_v4(ip::v4_mapped, address.to_v6());
+  }
+  return address;
+}
+
+result<access_policy> access_policy::from_networks(const std::vector<std::string>& read_networks) {
+  return from_config(admin_settings{{}, read_networks});
+}
+
 result<access_policy> access_policy::from_config(const admin_settings& settings) {
   access_policy policy;
   if (!settings.token.empty()) {
@@ -68,39 +95,42 @@ result<access_policy> access_policy::from_config(const admin_settings& settings)
 }
 
 access_decision access_policy::check(endpoint_access access,
-                                     const std::optional<ip::address>& client,
+                                     const std::optional<ip::address>& client, bool secure,
                                      std::string_view authorization) const {
-  if (!networks_v4_.empty() || !networks_v6_.empty()) {
-    bool listed = false;
-    if (client) {
-      ip::address address = *client;
-      if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-        address = ip::make_address_v4(ip::v4_mapped, address.to_v6());
+  const std::optional<ip::address> address =
+      client ? std::optional(unmapped(*client)) : std::nullopt;
+  const bool loopback = address && address->is_loopback();
+  bool listed = loopback;
+  if (address && !listed) {
+    if (address->is_v4()) {
+      const ip::network_v4 host{address->to_v4(), 32};
+      for (const auto& network : networks_v4_) {
+        listed = listed || host == network || host.is_subnet_of(network);
       }
-      if (address.is_v4()) {
-        const ip::network_v4 host{address.to_v4(), 32};
-        for (const auto& network : networks_v4_) {
-          listed = listed || host == network || host.is_subnet_of(network);
-        }
-      } else {
-        const ip::network_v6 host{address.to_v6(), 128};
-        for (const auto& network : networks_v6_) {
-          listed = listed || host == network || host.is_subnet_of(network);
-        }
+    } else {
+      const ip::network_v6 host{address->to_v6(), 128};
+      for (const auto& network : networks_v6_) {
+        listed = listed || host == network || host.is_subnet_of(network);
       }
     }
-    if (!listed) {
-      return refuse(http::status::forbidden,
-                    "this address may not use the relay's status and admin endpoints; see [admin] "
-                    "read_networks");
-    }
+  }
+  if (!listed) {
+    return refuse(http::status::forbidden,
+                  "this address may not use the status and admin endpoints: they answer loopback "
+                  "and the networks in [admin] read_networks only");
   }
   if (access == endpoint_access::read) {
     return access_decision{true};
   }
+  if (!secure && !loopback) {
+    return refuse(http::status::forbidden,
+                  "admin requests from other hosts are accepted over HTTPS only, so that the "
+                  "admin token never crosses the network in clear: use the HTTPS port (lanrelay "
+                  "pins it with --site-key); the token was not checked");
+  }
   if (!token_digest_) {
     return refuse(http::status::forbidden,
-                  "admin endpoints are disabled: no [admin] token is configured on this relay");
+                  "admin endpoints are disabled: no [admin] token is configured on this daemon");
   }
   const auto presented = bearer_token(authorization);
   if (presented.empty()) {
@@ -114,4 +144,4 @@ access_decision access_policy::check(endpoint_access access,
   return access_decision{true};
 }
 
-}  // namespace lanrelay::relay
+}  // namespace lanrelay
