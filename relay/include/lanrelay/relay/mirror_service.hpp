@@ -18,7 +18,8 @@
 //     error in memory too (state.json may be unwritable: a full disk).
 //
 // Directory of a source: <state_dir>/mirror/<name>, laid out as mirror.hpp describes, plus
-// pulled/<path>.partial for pull-through downloads in progress and digests.json.
+// staging/<path>.pull for pull-through downloads in progress (kept when a pull is cancelled, so
+// the next one resumes) and digests.json.
 //
 // Thread safety: every public member may be called from any thread. Each source's schedule and
 // sync run on its own strand; the served snapshot and the pull-through table are guarded by the
