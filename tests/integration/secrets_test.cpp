@@ -85,10 +85,13 @@ void expect_no_secret(const std::string& where, const std::string& text) {
   }
 }
 
+// The status, every header field and the body.
 std::string dump(const raw_connection::response& r) {
-  std::ostringstream out;
-  out << r.message.base() << r.message.body();
-  return out.str();
+  std::string out = std::to_string(r.message.result_int()) + "\n";
+  for (const auto& field : r.message) {
+    out += std::string(field.name_string()) + ": " + std::string(field.value()) + "\n";
+  }
+  return out + r.message.body();
 }
 
 // A target for each resource kind the relay serves (request_target.hpp). No default: a new kind
