@@ -56,12 +56,19 @@ std::string catalog_signer::sign(content_store& store, std::span<const item> ext
   c.relay_id = relay_id_;
   c.issued_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   c.expires_at = c.issued_at + std::chrono::ceil<std::chrono::seconds>(lifetime_);
+  std::uint64_t budget = kPieceBuildBudget;
   for (const item& it : store.list()) {
     c.entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
-    if (pieces != nullptr) {
-      if (const auto list = pieces->find(store, it.sha256)) {
-        c.entries.back().pieces = list->digest;
-      }
+    if (pieces == nullptr) {
+      continue;
+    }
+    auto list = pieces->cached(it.sha256);
+    if (!list && it.size <= budget) {
+      budget -= it.size;
+      list = pieces->find(store, it.sha256);
+    }
+    if (list) {
+      c.entries.back().pieces = list->digest;
     }
   }
   for (const item& it : extra) {
