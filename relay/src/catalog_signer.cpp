@@ -74,12 +74,19 @@ std::uint64_t catalog_signer::signatures() const {
 std::string catalog_signer::sign(content_store& store, std::span<const item> extra,
                                  piece_list_cache* pieces) const {
   std::vector<catalog_entry> entries;
+  std::uint64_t budget = kPieceBuildBudget;
   for (const item& it : store.list()) {
     entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
-    if (pieces != nullptr) {
-      if (const auto list = pieces->find(store, it.sha256)) {
-        entries.back().pieces = list->digest;
-      }
+    if (pieces == nullptr) {
+      continue;
+    }
+    auto list = pieces->cached(it.sha256);
+    if (!list && it.size <= budget) {
+      budget -= it.size;
+      list = pieces->find(store, it.sha256);
+    }
+    if (list) {
+      entries.back().pieces = list->digest;
     }
   }
   for (const item& it : extra) {

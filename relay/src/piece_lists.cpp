@@ -10,6 +10,12 @@
 
 namespace lanrelay::relay {
 
+std::shared_ptr<const piece_list_cache::entry> piece_list_cache::cached(const sha256_digest& sha256) {
+  std::lock_guard lock(mutex_);
+  const auto it = entries_.find(sha256);
+  return it != entries_.end() ? it->second : nullptr;
+}
+
 std::shared_ptr<const piece_list_cache::entry> piece_list_cache::find(content_store& store,
                                                                       const sha256_digest& sha256) {
   {

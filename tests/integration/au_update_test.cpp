@@ -292,6 +292,19 @@ TEST_F(au_update, a_size_that_differs_from_the_index_installs_nothing) {
   EXPECT_EQ(recorded("P.48020000"), "1667900");
 }
 
+TEST_F(au_update, components_after_the_deadline_fail_and_install_nothing) {
+  tree_->publish(index_v1());
+  ASSERT_NO_FATAL_FAILURE(server_->start());
+  // Reading the index takes longer than 1 ms: every component's turn comes after the deadline.
+  const auto r = run_update({"--deadline", "1ms"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("the update's deadline (--deadline) passed"), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(payload_gets().empty());
+  EXPECT_EQ(recorded("P.48020000"), "");
+  ASSERT_NO_FATAL_FAILURE(expect_consistent());
+}
+
 TEST_F(au_update, bad_requests_fail_before_any_download) {
   tree_->publish(index_v1());
   ASSERT_NO_FATAL_FAILURE(server_->start());

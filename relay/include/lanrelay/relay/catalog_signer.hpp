@@ -30,6 +30,8 @@ namespace lanrelay::relay {
 
 class catalog_signer {
  public:
+  static constexpr std::uint64_t kPieceBuildBudget = std::uint64_t{256} << 20;
+
   // The key named by trust.site_key, or <state_dir>/site.key when that file exists. A relay with
   // no key serves no signed catalog (nullptr, not an error); a configured key that cannot be
   // loaded is an error, with a message for the administrator.
@@ -41,8 +43,11 @@ class catalog_signer {
 
   // Every item of `store` and every one of `extra` (mirrored files) and the TLS fingerprints,
   // valid for the configured lifetime from when it was signed (see the top of this file). With
-  // `pieces`, each store item names the digest of its piece list (built on first use, see
-  // piece_lists.hpp); mirrored files have none.
+  // `pieces`, each store item names the digest of its piece list (piece_lists.hpp); mirrored
+  // files have none. Lists not built yet are built for at most kPieceBuildBudget bytes of items
+  // per call, so that a catalog request never waits for the whole cache to be read (agents cut a
+  // source that sends nothing for a while); the other items get their list in a later catalog,
+  // which is then signed anew because its entries changed.
   std::string sign(content_store& store, std::span<const item> extra = {},
                    piece_list_cache* pieces = nullptr) const;
 

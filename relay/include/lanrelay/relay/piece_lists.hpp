@@ -6,8 +6,9 @@
 //
 // A list is built by reading the store's object file (<store>/objects/<sha256>, opened with
 // O_NOFOLLOW; the store's LRU is not touched) and is kept only when the whole file hashes to its
-// name, so a corrupted object never gets a list. Building reads the whole item once: the first
-// catalog after a start reads every item.
+// name, so a corrupted object never gets a list. Building reads the whole item once; a signed
+// catalog builds at most a bounded amount per request (catalog_signer.hpp), so the first catalogs
+// after a start may name the piece lists of only some items.
 //
 // Memory: one entry per distinct content, 32 bytes per MiB of item plus a small header; at most
 // `max_entries` entries (the oldest go first).
@@ -40,6 +41,8 @@ class piece_list_cache {
   // The piece list of the content `sha256` held in `store`; nullptr when the store holds no such
   // content or its object cannot be read or does not hash to its name.
   std::shared_ptr<const entry> find(content_store& store, const sha256_digest& sha256);
+  // The piece list when it was built already; never reads the store.
+  std::shared_ptr<const entry> cached(const sha256_digest& sha256);
 
  private:
   const std::size_t max_entries_;
