@@ -914,8 +914,8 @@ net::awaitable<pull_outcome> mirror_service::pull_and_wait(source& s, std::strin
     std::optional<std::uint64_t> size;
     {
       const auto snapshot = s.snapshot();
-      if (auto it = snapshot->names.find(path); it != snapshot->names.end()) {
-        size = it->second;
+      if (auto listed = snapshot->names.find(path); listed != snapshot->names.end()) {
+        size = listed->second;
       }
     }
     const std::uint64_t needed = size.value_or(64 * 1024);

@@ -1,9 +1,12 @@
 #include "lanrelay/relay/handler.hpp"
 
 #include "lanrelay/relay/catalog_signer.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/range.hpp"
 
 #include "lanrelay/common/piece_list.hpp"
+
+#include <boost/asio/io_context.hpp>
 
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
@@ -15,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -426,6 +430,73 @@ TEST_F(relay_handler, signed_catalog_names_each_items_piece_list) {
   const auto empty = find_entry(*verified, item_kind::file, "empty", "1");
   ASSERT_TRUE(empty && empty->pieces);
   EXPECT_EQ(*empty->pieces, piece_list_digest(piece_list{0, kDefaultPieceSize, {}}));
+
+// /activeupdate/: only what the published index names is served; a listed file the tree lacks is
+// pulled through only when the source admits it, and the pull's outcome decides the answer.
+TEST_F(relay_handler, mirror_files_answer_by_index_filter_and_pull_outcome) {
+  const auto tree = dir_ / "mirror" / "vendor" / "tree";
+  fs::create_directories(tree / "pattern");
+  std::ofstream(tree / "pattern" / "stray.bin") << "left by a failed sync";
+  std::ofstream(tree / "server.ini") << "[PATTERN]\r\nPath_A=pattern/a.bin,5\r\nPath_B=pattern/b.bin,5\r\n";
+  std::ofstream(dir_ / "mirror" / "vendor" / "state.json")
+      << R"({"format":1,"generation":1,"last_attempt":)"
+      << std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count()
+      << R"(,"last_success":)"
+      << std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count()
+      << "}";
+  relay_config config;
+  config.state_dir = dir_;
+  mirror_source_settings source;
+  source.name = "vendor";
+  source.url = "http://127.0.0.1:9/activeupdate/";  // never reached: the first sync waits 1h
+  source.include = {"ENGINE"};
+  source.pull_through = {"PATTERN:B"};
+  config.mirror.sources.push_back(source);
+  boost::asio::io_context ioc;
+  mirror_service mirrors(ioc, config, "http://relay:4127");
+  mirrors.start();
+  for (int i = 0; i < 200 && mirrors.lookup("vendor", "pattern/b.bin").verdict !=
+                                 mirror_lookup_verdict::pullable; ++i) {
+    ioc.run_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(mirrors.lookup("vendor", "pattern/b.bin").verdict, mirror_lookup_verdict::pullable);
+  request_handler h(*store_, slots_, counters_,
+                    handler_settings{std::chrono::seconds(7), nullptr, {}, nullptr, &mirrors});
+
+  const auto stray_plan = h.handle(request("/activeupdate/vendor/pattern/stray.bin"), {});
+  const auto& stray = small(stray_plan);
+  EXPECT_EQ(stray.result(), http::status::not_found);
+  EXPECT_EQ(stray.body(), "not in the mirrored index\n");
+  const auto left_out_plan = h.handle(request("/activeupdate/vendor/pattern/a.bin"), {});
+  const auto& left_out = small(left_out_plan);
+  EXPECT_EQ(left_out.result(), http::status::not_found);
+  EXPECT_NE(left_out.body().find("pull_through"), std::string::npos);
+
+  const auto plan = h.handle(request("/activeupdate/vendor/pattern/b.bin"), {});
+  ASSERT_TRUE(std::holds_alternative<pull_request>(plan));
+  EXPECT_EQ(std::get<pull_request>(plan).path, "pattern/b.bin");
+
+  request_context busy;
+  busy.pull = pull_outcome{pull_verdict::busy, "mirror.max_pulls (4) pull-throughs are running", {}};
+  const auto later_plan = h.handle(request("/activeupdate/vendor/pattern/b.bin"), busy);
+  const auto& later = small(later_plan);
+  EXPECT_EQ(later.result(), http::status::service_unavailable);
+  EXPECT_EQ(later[http::field::retry_after], "7");
+  EXPECT_EQ(later.body(), "mirror.max_pulls (4) pull-throughs are running\n");
+  busy.pull->retry_after = std::chrono::seconds(1800);
+  const auto longer_plan = h.handle(request("/activeupdate/vendor/pattern/b.bin"), busy);
+  EXPECT_EQ(small(longer_plan)[http::field::retry_after], "1800");
+
+  request_context refused;
+  refused.pull = pull_outcome{pull_verdict::refused, "larger than mirror.pull_volume", {}};
+  const auto never_plan = h.handle(request("/activeupdate/vendor/pattern/b.bin"), refused);
+  const auto& never = small(never_plan);
+  EXPECT_EQ(never.result(), http::status::not_found);
+  EXPECT_EQ(never.body(), "larger than mirror.pull_volume\n");
+  mirrors.stop();
+  ioc.run_for(std::chrono::milliseconds(50));
 }
 
 }  // namespace
