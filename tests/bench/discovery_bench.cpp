@@ -1,10 +1,14 @@
 // Discovery responder throughput on loopback, beside a minimal recvmmsg/sendmmsg UDP echo that
-// bounds what any UDP responder can do on this machine.
+// bounds what any UDP responder can do on this machine, and under a flood of invented sources.
 //
-// Usage: bench_discovery [SECONDS]   (default 5 per run)
+// Usage: bench_discovery [SECONDS [FLOOD_PER_SECOND]]   (default 5 per run, 50,000 per second)
 // Prints queries answered per second by lanrelay's discovery_responder (the daemon's code, with a
 // real store holding one item) and datagrams echoed per second by the echo, and their ratio.
-// Everything is on 127.0.0.1 and stops by itself.
+// Then the responder again, answering the same honest source while another thread floods it
+// with queries from invented addresses (a fresh random 127.x.y.z source for every datagram, set
+// with IP_PKTINFO: loopback owns all of 127.0.0.0/8, so every one is "on-link", like an invented
+// fe80:: source on a LAN), and the ratio of honest answers per second with and without the flood.
+// Everything is on loopback and stops by itself.
 
 #include "lanrelay/common/config.hpp"
 #include "lanrelay/common/discovery_codec.hpp"
@@ -23,6 +27,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -91,6 +96,54 @@ void echo_server(int fd, const std::atomic<bool>& stop) {
   }
 }
 
+// Sends queries to `port` from invented 127.x.y.z sources, in batches of 32 paced to
+// `per_second`, until `stop`.
+void flood(std::uint16_t port, const std::vector<std::byte>& query, const std::atomic<bool>& stop,
+           std::atomic<std::uint64_t>& sent, double per_second) {
+  const auto started = std::chrono::steady_clock::now();
+  std::uint64_t batches = 0;
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const auto target = loopback(port);
+  std::vector<iovec> iov(batch);
+  std::vector<mmsghdr> out(batch);
+  constexpr std::size_t control_size = CMSG_SPACE(sizeof(in_pktinfo));
+  std::vector<std::array<char, control_size>> controls(batch);
+  std::uint64_t state = 0x9e3779b97f4a7c15ULL;
+  while (!stop) {
+    for (int i = 0; i < batch; ++i) {
+      iov[i] = {const_cast<std::byte*>(query.data()), query.size()};
+      out[i] = {};
+      out[i].msg_hdr.msg_name = const_cast<sockaddr_in*>(&target);
+      out[i].msg_hdr.msg_namelen = sizeof target;
+      out[i].msg_hdr.msg_iov = &iov[i];
+      out[i].msg_hdr.msg_iovlen = 1;
+      out[i].msg_hdr.msg_control = controls[i].data();
+      out[i].msg_hdr.msg_controllen = control_size;
+      cmsghdr* c = CMSG_FIRSTHDR(&out[i].msg_hdr);
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+      in_pktinfo info{};
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      // 127.x.y.z, never 127.0.0.1 (the honest source) nor .0 / .255 host parts.
+      const std::uint32_t host = 0x7f000000U | static_cast<std::uint32_t>(state % 0x00fffffdU + 2U);
+      info.ipi_spec_dst.s_addr = htonl(host);
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    }
+    const int n = ::sendmmsg(fd, out.data(), batch, 0);
+    if (n > 0) {
+      sent += static_cast<std::uint64_t>(n);
+    }
+    ++batches;
+    std::this_thread::sleep_until(
+        started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(batches * batch / per_second)));
+  }
+  ::close(fd);
+}
+
 // Keeps up to `window` queries in flight against `port` for `duration`; returns replies per second.
 double load(std::uint16_t port, const std::vector<std::byte>& query, std::chrono::seconds duration) {
   const int fd = bound_socket(0);
@@ -147,6 +200,7 @@ double load(std::uint16_t port, const std::vector<std::byte>& query, std::chrono
 
 int main(int argc, char** argv) {
   const std::chrono::seconds duration(argc > 1 ? std::atoi(argv[1]) : 5);
+  const double flood_rate = argc > 2 ? std::atof(argv[2]) : 50'000;
 
   char pattern[] = "/tmp/lanrelay-discovery-bench.XXXXXX";
   if (::mkdtemp(pattern) == nullptr) {
@@ -181,6 +235,21 @@ int main(int argc, char** argv) {
   const auto query = lanrelay::discovery::encode(q).value();
 
   const double answered = load(responder.port(), query, duration);
+
+  // The same honest load while invented sources flood the responder.
+  const auto before_flood = responder.counters().new_source_limited.load();
+  std::atomic<bool> stop_flood{false};
+  std::atomic<std::uint64_t> flood_sent{0};
+  std::thread flood_thread([&] { flood(responder.port(), query, stop_flood, flood_sent, flood_rate); });
+  std::this_thread::sleep_for(500ms);  // the flood has taken hold
+  const auto flood_sent_before = flood_sent.load();
+  const auto flood_start = std::chrono::steady_clock::now();
+  const double answered_in_flood = load(responder.port(), query, duration);
+  const std::chrono::duration<double> flood_elapsed = std::chrono::steady_clock::now() - flood_start;
+  const auto flood_sent_during = flood_sent.load() - flood_sent_before;
+  stop_flood = true;
+  flood_thread.join();
+  const auto flood_dropped = responder.counters().new_source_limited.load() - before_flood;
   responder.stop();
   ioc.stop();
   responder_thread.join();
@@ -198,8 +267,14 @@ int main(int argc, char** argv) {
   std::printf("%-34s %12.0f\n", "lanrelay discovery_responder", answered);
   std::printf("%-34s %12.0f\n", "recvmmsg/sendmmsg echo", echoed);
   std::printf("%-34s %12.2f  (goal >= 0.50)\n", "ratio responder/echo", answered / echoed);
-  std::printf("queries answered by the responder: %llu offers sent, %llu rate limited\n",
+  std::printf("%-34s %12.0f\n", "responder during a spoofed flood", answered_in_flood);
+  std::printf("%-34s %12.0f\n", "flood datagrams sent", flood_sent_during / flood_elapsed.count());
+  std::printf("%-34s %12.2f  (goal >= 0.80)\n", "ratio during flood/without", answered_in_flood / answered);
+  std::printf("queries answered by the responder: %llu offers sent, %llu rate limited, "
+              "%llu new sources over discovery.new_source_rate (%llu of them in the flood run)\n",
               static_cast<unsigned long long>(responder.counters().offers_sent.load()),
-              static_cast<unsigned long long>(responder.counters().rate_limited.load()));
+              static_cast<unsigned long long>(responder.counters().rate_limited.load()),
+              static_cast<unsigned long long>(responder.counters().new_source_limited.load()),
+              static_cast<unsigned long long>(flood_dropped));
   return 0;
 }

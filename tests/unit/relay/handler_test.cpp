@@ -430,6 +430,7 @@ TEST_F(relay_handler, signed_catalog_names_each_items_piece_list) {
   const auto empty = find_entry(*verified, item_kind::file, "empty", "1");
   ASSERT_TRUE(empty && empty->pieces);
   EXPECT_EQ(*empty->pieces, piece_list_digest(piece_list{0, kDefaultPieceSize, {}}));
+}
 
 // /activeupdate/: only what the published index names is served; a listed file the tree lacks is
 // pulled through only when the source admits it, and the pull's outcome decides the answer.

@@ -1,0 +1,386 @@
+// A flood of discovery queries from invented source addresses (issue 10, "spoofed link-local
+// sources stop discovery"), played on a segment of network namespaces: a flooder host writes
+// whole Ethernet frames on its eth0 (an AF_PACKET socket, so it can put any source address in
+// them) for a bounded time, while a real agent asks with `lanrelay discover` and a monitor reads
+// /-/healthz. The relay must keep answering both.
+//
+// The flood (IPv6 only in the enabled test; see DISABLED_spoofed_ipv4_sources_too for both
+// families) has two parts, each a query for the item the relay holds:
+// - IPv6: a fresh random link-local source (fe80::/64) for every datagram, to ff12::4126. Any
+//   fe80:: source counts as on-link, so nothing but the rate limiter stands in its way.
+// - IPv4: sources spread over 10.<subnet>.200.1-254, a part of the segment's /16 where no host
+//   lives, to the directed broadcast address. (A flooder that takes the address of a real host
+//   silences that host's own queries: no rate limiter can tell the two apart, see
+//   docs/security.md.)
+// Deadlines are hang guards only: nothing here depends on how fast this machine is.
+
+#include "process.hpp"
+#include "segment.hpp"
+
+#include "lanrelay/common/discovery_codec.hpp"
+#include "lanrelay/common/store.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace lanrelay::test {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr std::uint8_t subnet = 77;
+constexpr auto flood_duration = 12s;  // the flooder stops by itself after this
+constexpr int flood_per_second = 30'000;  // frames per second, both families together
+
+std::uint16_t checksum_fold(std::uint32_t sum) {
+  while ((sum >> 16) != 0) {
+    sum = (sum & 0xffff) + (sum >> 16);
+  }
+  return static_cast<std::uint16_t>(~sum & 0xffff);
+}
+
+std::uint32_t checksum_add(std::uint32_t sum, const unsigned char* data, std::size_t size) {
+  for (std::size_t i = 0; i + 1 < size; i += 2) {
+    sum += static_cast<std::uint32_t>(data[i] << 8 | data[i + 1]);
+  }
+  if (size % 2 == 1) {
+    sum += static_cast<std::uint32_t>(data[size - 1] << 8);
+  }
+  return sum;
+}
+
+void put16(unsigned char* at, std::uint16_t value) {
+  at[0] = static_cast<unsigned char>(value >> 8);
+  at[1] = static_cast<unsigned char>(value);
+}
+
+// Writes frames with invented sources on the flooder's eth0 until `duration` has passed or
+// `stop` is set. Counts what it sent.
+class flooder {
+ public:
+  enum class families { ipv6, both };
+  flooder(const std::string& netns, std::vector<std::byte> query, families which)
+      : query_(std::move(query)),
+        which_(which),
+        fd_(socket_in_netns(netns, AF_PACKET, SOCK_RAW)) {
+    if (fd_ < 0) {
+      throw std::runtime_error("no packet socket in " + netns);
+    }
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
+    if (::ioctl(fd_, SIOCGIFINDEX, &ifr) != 0) {
+      throw std::runtime_error("no eth0 in " + netns);
+    }
+    ifindex_ = ifr.ifr_ifindex;
+    if (::ioctl(fd_, SIOCGIFHWADDR, &ifr) != 0) {
+      throw std::runtime_error("no MAC address on eth0 in " + netns);
+    }
+    std::memcpy(mac_.data(), ifr.ifr_hwaddr.sa_data, 6);
+  }
+  ~flooder() {
+    stop();
+    ::close(fd_);
+  }
+
+  void start(std::chrono::milliseconds duration) {
+    thread_ = std::thread([this, duration] { run(duration); });
+  }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  std::uint64_t sent_v4() const { return sent_v4_; }
+  std::uint64_t sent_v6() const { return sent_v6_; }
+  std::uint64_t send_errors() const { return send_errors_; }
+
+ private:
+  void run(std::chrono::milliseconds duration) {
+    std::mt19937_64 random(42);
+    const auto start = std::chrono::steady_clock::now();
+    const auto end = start + duration;
+    std::uint64_t frames = 0;
+    while (!stop_ && std::chrono::steady_clock::now() < end) {
+      // Paced in slices of 1 ms.
+      const auto due = static_cast<std::uint64_t>(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() *
+          flood_per_second);
+      while (frames < due && !stop_) {
+        const bool v6 = which_ == families::ipv6 || frames % 2 == 0;
+        const auto frame = v6 ? ipv6_frame(random) : ipv4_frame(random);
+        sockaddr_ll to{};
+        to.sll_family = AF_PACKET;
+        to.sll_ifindex = ifindex_;
+        to.sll_halen = 6;
+        to.sll_protocol = htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
+        std::memcpy(to.sll_addr, frame.data(), 6);
+        if (::sendto(fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                     sizeof to) < 0) {
+          ++send_errors_;
+        } else if (v6) {
+          ++sent_v6_;
+        } else {
+          ++sent_v4_;
+        }
+        ++frames;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  std::vector<unsigned char> ethernet(const std::array<unsigned char, 6>& to, std::uint16_t type,
+                                      std::size_t payload) const {
+    std::vector<unsigned char> f(14 + payload);
+    std::memcpy(f.data(), to.data(), 6);
+    std::memcpy(f.data() + 6, mac_.data(), 6);
+    put16(f.data() + 12, type);
+    return f;
+  }
+
+  std::vector<unsigned char> ipv4_frame(std::mt19937_64& random) const {
+    const std::size_t udp_size = 8 + query_.size();
+    auto f = ethernet({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, ETH_P_IP, 20 + udp_size);
+    unsigned char* ip = f.data() + 14;
+    ip[0] = 0x45;
+    put16(ip + 2, static_cast<std::uint16_t>(20 + udp_size));
+    put16(ip + 4, static_cast<std::uint16_t>(random()));
+    ip[8] = 64;
+    ip[9] = IPPROTO_UDP;
+    const unsigned char host = static_cast<unsigned char>(1 + random() % 254);
+    const unsigned char source[4] = {10, subnet, 200, host};
+    const unsigned char destination[4] = {10, subnet, 255, 255};
+    std::memcpy(ip + 12, source, 4);
+    std::memcpy(ip + 16, destination, 4);
+    put16(ip + 10, checksum_fold(checksum_add(0, ip, 20)));
+    unsigned char* udp = ip + 20;
+    put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
+    put16(udp + 2, discovery::kDefaultPort);
+    put16(udp + 4, static_cast<std::uint16_t>(udp_size));
+    std::memcpy(udp + 8, query_.data(), query_.size());  // checksum 0: none, allowed for IPv4
+    return f;
+  }
+
+  std::vector<unsigned char> ipv6_frame(std::mt19937_64& random) const {
+    const std::size_t udp_size = 8 + query_.size();
+    // ff12::4126 maps to 33:33:00:00:41:26.
+    auto f = ethernet({0x33, 0x33, 0x00, 0x00, 0x41, 0x26}, ETH_P_IPV6, 40 + udp_size);
+    unsigned char* ip = f.data() + 14;
+    ip[0] = 0x60;
+    put16(ip + 4, static_cast<std::uint16_t>(udp_size));
+    ip[6] = IPPROTO_UDP;
+    ip[7] = 1;
+    ip[8] = 0xfe;
+    ip[9] = 0x80;
+    const std::uint64_t interface_id = random();
+    for (int i = 0; i < 8; ++i) {
+      ip[16 + i] = static_cast<unsigned char>(interface_id >> (8 * i));
+    }
+    ip[24] = 0xff;
+    ip[25] = 0x12;
+    ip[38] = 0x41;
+    ip[39] = 0x26;
+    unsigned char* udp = ip + 40;
+    put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
+    put16(udp + 2, discovery::kDefaultPort);
+    put16(udp + 4, static_cast<std::uint16_t>(udp_size));
+    std::memcpy(udp + 8, query_.data(), query_.size());
+    // Mandatory for UDP over IPv6: the pseudo header (addresses, length, next header) and UDP.
+    std::uint32_t sum = checksum_add(0, ip + 8, 32);
+    sum += static_cast<std::uint32_t>(udp_size);
+    sum += IPPROTO_UDP;
+    sum = checksum_add(sum, udp, udp_size);
+    std::uint16_t check = checksum_fold(sum);
+    put16(udp + 6, check == 0 ? 0xffff : check);
+    return f;
+  }
+
+  std::vector<std::byte> query_;
+  families which_;
+  int fd_ = -1;
+  int ifindex_ = 0;
+  std::array<unsigned char, 6> mac_{};
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> sent_v4_{0};
+  std::atomic<std::uint64_t> sent_v6_{0};
+  std::atomic<std::uint64_t> send_errors_{0};
+};
+
+class flood_segment : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (!segment::supported()) {
+      GTEST_SKIP() << "segment tests need root, iproute2 and nftables";
+    }
+    char pattern[] = "/tmp/lanrelay-flood.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    work_ = pattern;
+    lan_.emplace(subnet);
+  }
+
+  void TearDown() override {
+    flood_.reset();
+    processes_.clear();  // kills and reaps before the namespaces go
+    lan_.reset();
+    if (!work_.empty()) {
+      fs::remove_all(work_);
+    }
+  }
+
+  const segment::host& start_relay() {
+    const auto& host = lan_->add_host("relay");
+    const fs::path state = work_ / "relay" / "state";
+    fs::create_directories(state);
+    std::ofstream(work_ / "payload.bin") << std::string(64 * 1024, 'p');
+    auto store = content_store::open({.dir = state / "cache"}).value();
+    EXPECT_TRUE(store->add_file(work_ / "payload.bin", item_key{item_kind::file, "payload", "1"}));
+    store.reset();
+    const fs::path config = work_ / "relay" / "lanrelayd.toml";
+    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n[log]\nlevel = \"info\"\n";
+    relay_log_ = work_ / "relay" / "lanrelayd.log";
+    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
+                            process::options{.netns = host.netns, .output = relay_log_});
+    EXPECT_TRUE(eventually(10s, [&] {
+      return read_file(relay_log_).find("event=discovery_listening") != std::string::npos &&
+             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
+    })) << read_file(relay_log_);
+    return host;
+  }
+
+  // `lanrelay discover` for the relay's item, run in `agent`'s namespace: the offers' URLs.
+  std::vector<std::string> discover(const segment::host& agent, int run) {
+    const fs::path out = work_ / ("discover-" + std::to_string(run) + ".out");
+    process p({LANRELAY_CLI_PATH, "discover", "--kind", "file", "--name", "payload", "--version",
+               "1", "--json", "--state-dir", (work_ / "agent-state").string()},
+              process::options{.netns = agent.netns, .output = out});
+    EXPECT_TRUE(p.wait_for(30s)) << "lanrelay discover hung";
+    const std::string text = read_file(out);
+    std::vector<std::string> urls;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      boost::system::error_code ec;
+      auto parsed = json::parse(line, ec);
+      if (ec || !parsed.is_array()) {
+        continue;  // a log line
+      }
+      for (const auto& offer : parsed.as_array()) {
+        urls.emplace_back(offer.at("url").as_string());
+      }
+      return urls;
+    }
+    ADD_FAILURE() << "discover printed no JSON list: " << text;
+    return urls;
+  }
+
+  json::object relay_stats(const segment::host& from, const segment::host& relay) {
+    const std::string body = http_get_in_netns(from.netns, relay.address, 4127, "/-/stats", 5s);
+    boost::system::error_code ec;
+    auto parsed = json::parse(body, ec);
+    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
+  }
+
+  fs::path work_;
+  fs::path relay_log_;
+  std::optional<segment> lan_;
+  std::vector<process> processes_;
+  std::unique_ptr<flooder> flood_;
+
+  void run_flood(flooder::families which);
+};
+
+void flood_segment::run_flood(flooder::families which) {
+  const auto& relay = start_relay();
+  const auto& agent = lan_->add_host("agent");
+  const auto& attacker = lan_->add_host("flooder");
+  const std::string relay_url_prefix = "http://" + relay.address + ":4127/";
+
+  // Before the flood: the agent is answered.
+  const auto before = discover(agent, 0);
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_TRUE(before.front().starts_with(relay_url_prefix)) << before.front();
+
+  discovery::query q;
+  q.transaction_id = 1;
+  q.sender_cookie = 0xf100d;
+  q.kind = item_kind::file;
+  q.name = "payload";
+  q.version = "1";
+  flood_ = std::make_unique<flooder>(attacker.netns, discovery::encode(q).value(), which);
+  const auto flood_started = std::chrono::steady_clock::now();
+  flood_->start(flood_duration);
+
+  // Let the flood take hold, then ask as a real agent would, several times over.
+  ASSERT_TRUE(eventually(10s, [&] { return flood_->sent_v6() > 10'000; }));
+  int answered = 0;
+  int asked = 0;
+  while (std::chrono::steady_clock::now() - flood_started < flood_duration - 3s && asked < 5) {
+    ++asked;
+    const auto urls = discover(agent, asked);
+    const bool from_relay = std::any_of(urls.begin(), urls.end(), [&](const std::string& url) {
+      return url.starts_with(relay_url_prefix);
+    });
+    answered += from_relay ? 1 : 0;
+    EXPECT_FALSE(http_get_in_netns(agent.netns, relay.address, 4127, "/-/healthz", 5s).empty())
+        << "/-/healthz did not answer during the flood";
+  }
+  const bool flood_still_running = std::chrono::steady_clock::now() - flood_started < flood_duration;
+  const auto stats = relay_stats(agent, relay);
+  flood_->stop();
+  std::printf("flood: %llu IPv6 and %llu IPv4 frames sent (%llu send errors); relay stats: %s\n",
+              static_cast<unsigned long long>(flood_->sent_v6()),
+              static_cast<unsigned long long>(flood_->sent_v4()),
+              static_cast<unsigned long long>(flood_->send_errors()),
+              json::serialize(stats).c_str());
+
+  ASSERT_GE(asked, 1);
+  EXPECT_TRUE(flood_still_running) << "the agent's questions did not all fall inside the flood";
+  EXPECT_EQ(answered, asked) << "the agent got no offer from the relay during the flood";
+  ASSERT_TRUE(stats.contains("discovery")) << json::serialize(stats);
+  const auto& d = stats.at("discovery").as_object();
+  // The flood arrived and the limiter turned most of it away: invented IPv6 sources as newcomers
+  // over discovery.new_source_rate, the 254 IPv4 ones each over its own discovery.rate_limit.
+  EXPECT_GT(d.at("new_source_limited").to_number<std::uint64_t>(), 1000u);
+  if (which == flooder::families::both) {
+    EXPECT_GT(d.at("rate_limited").to_number<std::uint64_t>(), 1000u);
+  }
+
+  // After it: still answered, and the daemon is alive.
+  const auto after = discover(agent, 99);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_TRUE(after.front().starts_with(relay_url_prefix));
+}
+
+TEST_F(flood_segment, the_relay_answers_a_real_agent_and_healthz_during_a_spoofed_flood) {
+  run_flood(flooder::families::ipv6);
+}
+
+// Known to fail (issue 10 stays open for it): with 254 invented IPv4 sources each held to its own
+// discovery.rate_limit, the relay still answers ~5,000 queries per second to addresses that never
+// resolve (ARP). The kernel keeps those offers queued on the unresolved neighbours, charged to the
+// responder socket's send buffer, so every send on that socket fails (EAGAIN, counted in
+// send_errors) for seconds, the real agent's offer included. Needs the responder to stop
+// answering sources whose offers cannot leave (or a send path per neighbour state).
+TEST_F(flood_segment, DISABLED_spoofed_ipv4_sources_too) {
+  run_flood(flooder::families::both);
+}
+
+}  // namespace
+}  // namespace lanrelay::test
