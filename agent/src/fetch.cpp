@@ -339,7 +339,6 @@ class fetch_job {
     }
   }
 
-  enum class attempt_result { complete, busy, failed };
 
   // The relay's catalog document: over pinned HTTPS when the relay is known, else (or when that
   // fails) over HTTP. Either way it is believed only once its signature verifies.
