@@ -124,6 +124,20 @@ TEST(pac_cage, the_child_answers_and_reports_each_failure_by_kind) {
   EXPECT_EQ(too_large.answer.error(), pac_errc::too_large);
 }
 
+// A regular expression that backtracks for ages is one bytecode instruction: it ends within the
+// cage all the same (the deadline, Duktape's own regexp step limit, or failing both the child's
+// kill timer or CPU limit), and the caller gets an error, not a hang.
+TEST(pac_cage, a_backtracking_regular_expression_ends_with_its_process) {
+  const auto out = run_in_child(
+      "function FindProxyForURL(u, h) { "
+      "/^(a+)+$/.test('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'); return 'DIRECT'; }");
+  ASSERT_FALSE(out.answer);
+  const auto error = out.answer.error();
+  EXPECT_TRUE(error == pac_errc::timeout || error == pac_errc::evaluation_failed ||
+              error == pac_errc::script_error)
+      << error.message() << ": " << out.detail;
+}
+
 // The evaluation is awaited, not run on the I/O thread: while the child loops until its time
 // limit, the same single-threaded io_context keeps running other handlers.
 TEST(pac_cage, the_io_thread_keeps_running_while_the_child_evaluates) {
