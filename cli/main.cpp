@@ -7,8 +7,12 @@
 #include "update_command.hpp"
 
 #include "lanrelay/common/log.hpp"
+#include "lanrelay/common/redact.hpp"
 
 #include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <sstream>
 
 int main(int argc, char** argv) {
   CLI::App app{"lanrelay: manage a LAN relay and fetch items through the segment"};
@@ -40,7 +44,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // A refused argument is quoted back (and may end up in a log): without URL passwords.
+    std::ostringstream out;
+    std::ostringstream err;
+    const int status = app.exit(e, out, err);
+    std::cout << lanrelay::redact_urls(out.str());
+    std::cerr << lanrelay::redact_urls(err.str());
+    return status;
   }
   return 0;
 }

@@ -269,15 +269,17 @@ TEST_F(secrets, no_endpoint_output_or_log_line_of_either_daemon_shows_a_planted_
   cli_environment.push_back("PROXY_LOGIN=" + std::string(proxy_user) + ":" +
                             std::string(file_password));
   for (const auto* json_flag : {"", "--json"}) {
-    std::vector<std::string> args{"proxy", "resolve", "--no-segment", "--credentials-env",
-                                  "PROXY_LOGIN", "--credentials-proxy", proxy_address,
-                                  "--log-level", "debug",
+    std::vector<std::string> args{"--log-level", "debug", "proxy", "resolve", "--no-segment",
+                                  "--credentials-env", "PROXY_LOGIN", "--credentials-proxy",
+                                  proxy_address,
                                   "http://mirror:" + std::string(source_password) + "@" +
                                       upstream_base() + "/hello.txt"};
     if (*json_flag != '\0') {
       args.emplace_back(json_flag);
     }
-    expect_no_secret("lanrelay proxy resolve", cli(args, cli_environment));
+    const std::string resolved = cli(args, cli_environment);
+    expect_no_secret("lanrelay proxy resolve", resolved);
+    EXPECT_NE(resolved.find("***@"), std::string::npos) << resolved;
   }
 
   // proxyhelperd: a probe URL with a password, at debug level.

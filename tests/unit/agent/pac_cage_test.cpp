@@ -28,14 +28,16 @@ pac_environment no_network() {
 }
 
 // The shape of the script that reached 2.1 GB before the heap had a cap: its top level keeps
-// every string it builds.
+// every string it builds, each twice the last (so the cap, not the time limit, stops it: a few
+// milliseconds of CPU reach 64 MiB even on a busy machine).
 constexpr std::string_view hoarding_pac = R"JS(var hoard = [];
 function FindProxyForURL(url, host) {
   return "PROXY proxy.corp.example:3128";
 }
-var chunk = new Array(1 << 19).join("ab");
+var s = "hoard";
 while (true) {
-  hoard.push(chunk + hoard.length);
+  hoard.push(s);
+  s = s + s;
 }
 )JS";
 
@@ -85,8 +87,8 @@ TEST(pac_cage, a_hoarding_script_hits_the_heap_cap) {
   EXPECT_EQ(compiled.error(), pac_errc::memory_limit) << detail;
 
   auto in_call = pac_script::compile(
-      "var keep = []; function FindProxyForURL(u, h) { var c = new Array(1 << 19).join('ab'); "
-      "for (;;) { keep.push(c + keep.length); } }",
+      "var keep = []; function FindProxyForURL(u, h) { var s = h; "
+      "for (;;) { keep.push(s); s = s + s; } }",
       no_network());
   ASSERT_TRUE(in_call);
   EXPECT_EQ(in_call->find_proxy("http://a/", "a", &detail).error(), pac_errc::memory_limit);
@@ -120,6 +122,20 @@ TEST(pac_cage, the_child_answers_and_reports_each_failure_by_kind) {
 
   const auto too_large = run_in_child(std::string(kMaxPacScriptSize + 1, ' '));
   EXPECT_EQ(too_large.answer.error(), pac_errc::too_large);
+}
+
+// A regular expression that backtracks for ages is one bytecode instruction: it ends within the
+// cage all the same (the deadline, Duktape's own regexp step limit, or failing both the child's
+// kill timer or CPU limit), and the caller gets an error, not a hang.
+TEST(pac_cage, a_backtracking_regular_expression_ends_with_its_process) {
+  const auto out = run_in_child(
+      "function FindProxyForURL(u, h) { "
+      "/^(a+)+$/.test('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'); return 'DIRECT'; }");
+  ASSERT_FALSE(out.answer);
+  const auto error = out.answer.error();
+  EXPECT_TRUE(error == pac_errc::timeout || error == pac_errc::evaluation_failed ||
+              error == pac_errc::script_error)
+      << error.message() << ": " << out.detail;
 }
 
 // The evaluation is awaited, not run on the I/O thread: while the child loops until its time
