@@ -342,9 +342,14 @@ class fetch_job {
 
   // The relay's catalog document: over pinned HTTPS when the relay is known, else (or when that
   // fails) over HTTP. Either way it is believed only once its signature verifies.
+<<<<<<< HEAD
   net::awaitable<bool> fetch_catalog(const boost::urls::url& http_url,
                                      const net::ip::address& sender, std::string& document) {
     const auto get = [&](fetch_request request) -> net::awaitable<bool> {
+=======
+  net::awaitable<bool> fetch_catalog(const boost::urls::url& http_url, std::string& document) {
+    const auto get = [&](const fetch_request& request) -> net::awaitable<bool> {
+>>>>>>> h-c
       document.clear();
       request.host_address = sender;
       auto got = co_await bounded_fetch(
@@ -364,14 +369,19 @@ class fetch_job {
       spdlog::debug("event=catalog_fetched url={} bytes={}", request.url.buffer(), document.size());
       co_return true;
     };
+    // Named requests, not temporaries in the co_await expressions: GCC 12 destroys such a
+    // temporary twice.
     if (auto secure = pins_.route(http_url, options_.relay_https)) {
-      if (co_await get(fetch_request{.url = secure->url, .timeouts = options_.timeouts,
-                                     .max_bytes = max_catalog_bytes, .tls = secure->tls})) {
+      const fetch_request over_https{.url = secure->url, .timeouts = options_.timeouts,
+                                     .max_bytes = max_catalog_bytes, .tls = secure->tls};
+      if (co_await get(over_https)) {
         co_return true;
       }
     }
-    co_return co_await get(fetch_request{.url = http_url, .timeouts = options_.timeouts,
-                                         .max_bytes = max_catalog_bytes});
+    const fetch_request over_http{.url = http_url, .timeouts = options_.timeouts,
+                                  .max_bytes = max_catalog_bytes};
+    const bool fetched = co_await get(over_http);
+    co_return fetched;
   }
 
   // A relay's offer over pinned HTTPS when its catalog listed certificates (relay_tls.hpp);
@@ -383,10 +393,15 @@ class fetch_job {
       const auto url = boost::urls::parse_uri(c.offer.url);
       const auto secure = url ? pins_.route(*url, options_.relay_https) : std::nullopt;
       if (secure) {
+<<<<<<< HEAD
         source encrypted = from;
         encrypted.url = std::string(secure->url.buffer());
         encrypted.tls = secure->tls;
         const auto result = co_await download(encrypted, c.digest.size);
+=======
+        const std::string https_url(secure->url.buffer());
+        const auto result = co_await download(https_url, c.digest.size, std::nullopt, secure->tls);
+>>>>>>> h-c
         if (result != attempt_result::failed ||
             options_.relay_https.mode == relay_https_mode::require) {
           co_return result;
