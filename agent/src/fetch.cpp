@@ -339,17 +339,11 @@ class fetch_job {
     }
   }
 
-
   // The relay's catalog document: over pinned HTTPS when the relay is known, else (or when that
   // fails) over HTTP. Either way it is believed only once its signature verifies.
-<<<<<<< HEAD
   net::awaitable<bool> fetch_catalog(const boost::urls::url& http_url,
                                      const net::ip::address& sender, std::string& document) {
     const auto get = [&](fetch_request request) -> net::awaitable<bool> {
-=======
-  net::awaitable<bool> fetch_catalog(const boost::urls::url& http_url, std::string& document) {
-    const auto get = [&](const fetch_request& request) -> net::awaitable<bool> {
->>>>>>> h-c
       document.clear();
       request.host_address = sender;
       auto got = co_await bounded_fetch(
@@ -393,15 +387,10 @@ class fetch_job {
       const auto url = boost::urls::parse_uri(c.offer.url);
       const auto secure = url ? pins_.route(*url, options_.relay_https) : std::nullopt;
       if (secure) {
-<<<<<<< HEAD
         source encrypted = from;
         encrypted.url = std::string(secure->url.buffer());
         encrypted.tls = secure->tls;
         const auto result = co_await download(encrypted, c.digest.size);
-=======
-        const std::string https_url(secure->url.buffer());
-        const auto result = co_await download(https_url, c.digest.size, std::nullopt, secure->tls);
->>>>>>> h-c
         if (result != attempt_result::failed ||
             options_.relay_https.mode == relay_https_mode::require) {
           co_return result;
