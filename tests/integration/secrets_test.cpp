@@ -115,6 +115,8 @@ std::vector<std::string> relay_targets_for(relay::resource_kind kind) {
       return {"/-/catalog"};
     case relay::resource_kind::signed_catalog:
       return {"/-/catalog.signed"};
+    case relay::resource_kind::piece_list:
+      return {"/-/pieces/" + std::string(64, '0')};
     case relay::resource_kind::stats:
       return {"/-/stats"};
     case relay::resource_kind::status_page:
@@ -134,7 +136,8 @@ constexpr relay::resource_kind all_relay_kinds[] = {
     relay::resource_kind::cache_item,  relay::resource_kind::mirror_file,
     relay::resource_kind::mirror_status, relay::resource_kind::mirror_sync,
     relay::resource_kind::healthz,     relay::resource_kind::catalog,
-    relay::resource_kind::signed_catalog, relay::resource_kind::stats,
+    relay::resource_kind::signed_catalog, relay::resource_kind::piece_list,
+    relay::resource_kind::stats,
     relay::resource_kind::status_page, relay::resource_kind::status,
     relay::resource_kind::metrics,     relay::resource_kind::log_level,
 };
@@ -285,7 +288,8 @@ TEST_F(secrets, no_endpoint_output_or_log_line_of_either_daemon_shows_a_planted_
   // proxyhelperd: a probe URL with a password, at debug level.
   const fs::path helper_config = root_ / "proxyhelperd.toml";
   spew(helper_config, "[state]\ndir = \"" + (root_ / "helper-state").string() + "\"\n" +
-                          "[http]\nlisten = \"127.0.0.1\"\nport = 0\n[query]\nipv6 = false\n"
+                          "[http]\nlisten = \"127.0.0.1\"\nport = 0\n[https]\nport = 0\n"
+                          "[query]\nipv6 = false\n"
                           "[health]\nprobe_url = \"http://probe:" + std::string(probe_password) +
                           "@" + upstream_base() + "/hello.txt\"\ninterval = \"200ms\"\n"
                           "[[proxy]]\nurl = \"http://" + proxy_address +
