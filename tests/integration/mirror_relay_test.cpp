@@ -337,8 +337,11 @@ TEST_F(mirror_relay, pull_through_makes_one_upstream_download_for_thirty_request
   std::atomic<int> busy{0};
   const std::string expected = slurp(tree_->file(pattern_v1));
   for (int i = 0; i < agents; ++i) {
-    threads.emplace_back([&] {
-      raw_connection c(relay.port());
+    threads.emplace_back([&, i] {
+      // Thirty agents are thirty hosts: each its own loopback address, so that the per-client
+      // share (peers.max_peers_per_client) does not turn them away as one client.
+      const std::string source = "127.0.1." + std::to_string(i + 1);
+      raw_connection c(relay.port(), 0, source.c_str());
       const std::string text = "GET /activeupdate/vendor/" + pattern_v1 + " HTTP/1.1\r\nHost: relay\r\n\r\n";
       if (!c.send_all(text)) {
         return;

@@ -193,13 +193,21 @@ mkfifo "$tmp/stdout"
 ip netns exec "$ns" "${as_user[@]}" "${command[@]}" >"$tmp/stdout" 2>"$tmp/daemon.log" &
 daemon_pid=$!
 exec 3<"$tmp/stdout"
+# stdout: "https on ADDR:PORT certificate sha256 HEX", then "listening on ADDR:PORT".
+read -r -t 15 -u 3 https_line || fail "lanrelayd did not start listening within 15 s"
+[[ $https_line == "https on "*":4128 certificate sha256 "* ]] || fail "unexpected first line: $https_line"
 read -r -t 15 -u 3 line || fail "lanrelayd did not start listening within 15 s"
-[[ $line == "listening on "*":$port" ]] || fail "unexpected first line: $line"
+[[ $line == "listening on "*":$port" ]] || fail "unexpected second line: $line"
 expect_eq "daemon user" "$(ps -o user= -p "$daemon_pid")" "$user"
 in_ns=(ip netns exec "$ns")
 healthz=$("${in_ns[@]}" curl -fsS --max-time 5 "http://127.0.0.1:$port/-/healthz") ||
   fail "/-/healthz does not answer"
 expect_eq "/-/healthz" "$healthz" "ok"
+# HTTPS with the certificate generated at first start, owned by the daemon and private.
+https_healthz=$("${in_ns[@]}" curl -fsSk --max-time 5 "https://127.0.0.1:4128/-/healthz") ||
+  fail "/-/healthz does not answer over HTTPS"
+expect_eq "/-/healthz over HTTPS" "$https_healthz" "ok"
+expect_eq "tls.key" "$(stat -c '%U %a' /var/lib/lanrelay/tls.key)" "$user 600"
 
 "${in_ns[@]}" curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$port/-/catalog.signed" ||
   fail "no signed catalog: the daemon could not read its site key"

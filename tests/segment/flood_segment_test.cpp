@@ -290,8 +290,9 @@ class flood_segment : public testing::Test {
     return urls;
   }
 
-  json::object relay_stats(const segment::host& from, const segment::host& relay) {
-    const std::string body = http_get_in_netns(from.netns, relay.address, 4127, "/-/stats", 5s);
+  // Read on the relay's own machine: monitoring answers loopback only by default.
+  json::object relay_stats(const segment::host& relay) {
+    const std::string body = http_get_in_netns(relay.netns, "127.0.0.1", 4127, "/-/stats", 5s);
     boost::system::error_code ec;
     auto parsed = json::parse(body, ec);
     return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
@@ -313,9 +314,14 @@ void flood_segment::run_flood(flooder::families which) {
   const std::string relay_url_prefix = "http://" + relay.address + ":4127/";
 
   // Before the flood: the agent is answered.
+  // (The relay answers the IPv4 query and the link-local IPv6 one, each with its own address.)
+  const auto names_relay = [&](const std::vector<std::string>& urls) {
+    return std::any_of(urls.begin(), urls.end(),
+                       [&](const std::string& url) { return url.starts_with(relay_url_prefix); });
+  };
   const auto before = discover(agent, 0);
-  ASSERT_EQ(before.size(), 1u);
-  EXPECT_TRUE(before.front().starts_with(relay_url_prefix)) << before.front();
+  ASSERT_FALSE(before.empty());
+  EXPECT_TRUE(names_relay(before)) << before.front();
 
   discovery::query q;
   q.transaction_id = 1;
@@ -333,16 +339,12 @@ void flood_segment::run_flood(flooder::families which) {
   int asked = 0;
   while (std::chrono::steady_clock::now() - flood_started < flood_duration - 3s && asked < 5) {
     ++asked;
-    const auto urls = discover(agent, asked);
-    const bool from_relay = std::any_of(urls.begin(), urls.end(), [&](const std::string& url) {
-      return url.starts_with(relay_url_prefix);
-    });
-    answered += from_relay ? 1 : 0;
+    answered += names_relay(discover(agent, asked)) ? 1 : 0;
     EXPECT_FALSE(http_get_in_netns(agent.netns, relay.address, 4127, "/-/healthz", 5s).empty())
         << "/-/healthz did not answer during the flood";
   }
   const bool flood_still_running = std::chrono::steady_clock::now() - flood_started < flood_duration;
-  const auto stats = relay_stats(agent, relay);
+  const auto stats = relay_stats(relay);
   flood_->stop();
   std::printf("flood: %llu IPv6 and %llu IPv4 frames sent (%llu send errors); relay stats: %s\n",
               static_cast<unsigned long long>(flood_->sent_v6()),
@@ -363,9 +365,7 @@ void flood_segment::run_flood(flooder::families which) {
   }
 
   // After it: still answered, and the daemon is alive.
-  const auto after = discover(agent, 99);
-  ASSERT_EQ(after.size(), 1u);
-  EXPECT_TRUE(after.front().starts_with(relay_url_prefix));
+  EXPECT_TRUE(names_relay(discover(agent, 99)));
 }
 
 TEST_F(flood_segment, the_relay_answers_a_real_agent_and_healthz_during_a_spoofed_flood) {
