@@ -6,9 +6,9 @@
 #include "state_owner.hpp"
 
 #include "lanrelay/agent/fetch.hpp"
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/machine_cookie.hpp"
-#include "lanrelay/common/tls_identity.hpp"
+#include "lanrelay/base/machine_cookie.hpp"
+#include "lanrelay/base/tls_identity.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

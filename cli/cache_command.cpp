@@ -2,9 +2,9 @@
 #include "command_error.hpp"
 #include "state_owner.hpp"
 
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/file_io.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/base/file_io.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <boost/json.hpp>
 #include <fmt/chrono.h>

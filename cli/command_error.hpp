@@ -1,6 +1,6 @@
 #pragma once
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>

@@ -6,8 +6,8 @@
 #include "status_command.hpp"
 #include "update_command.hpp"
 
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/redact.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/redact.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -2,7 +2,7 @@
 
 #include "command_error.hpp"
 #include "relay_admin.hpp"
-#include "lanrelay/common/redact.hpp"
+#include "lanrelay/base/redact.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>

@@ -2,8 +2,8 @@
 #include "command_error.hpp"
 
 #include "lanrelay/agent/address_watch.hpp"
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/redact.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/redact.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

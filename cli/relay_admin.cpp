@@ -2,7 +2,7 @@
 
 #include "command_error.hpp"
 
-#include "lanrelay/common/tls_identity.hpp"
+#include "lanrelay/base/tls_identity.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -9,8 +9,8 @@
 // whose SHA-256 fingerprint the catalog lists. The relay accepts admin requests and the admin
 // token from other hosts over HTTPS only.
 
-#include "lanrelay/common/sha256.hpp"
-#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/base/sha256.hpp"
+#include "lanrelay/base/site_key.hpp"
 
 #include <chrono>
 #include <string>

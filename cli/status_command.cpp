@@ -8,8 +8,8 @@
 #include "command_error.hpp"
 #include "relay_admin.hpp"
 
-#include "lanrelay/common/redact.hpp"
-#include "lanrelay/common/text_format.hpp"
+#include "lanrelay/base/redact.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <boost/json.hpp>
 #include <fmt/core.h>

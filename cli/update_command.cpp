@@ -8,8 +8,8 @@
 #include "proxy_command.hpp"
 
 #include "lanrelay/agent/au_update.hpp"
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/base/site_key.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>

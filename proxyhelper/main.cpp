@@ -1,7 +1,7 @@
 // proxyhelperd: parses arguments, loads the configuration, builds the io_context and runs the
 // daemon. Everything else is in lanrelay::proxyhelper.
 
-#include "lanrelay/common/log.hpp"
+#include "lanrelay/base/log.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/daemon.hpp"
 

@@ -1,8 +1,8 @@
 // lanrelayd: parses arguments, loads the configuration, builds the io_context and runs the
 // daemon. Everything else is in lanrelay::relay.
 
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/log.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/daemon.hpp"
 
 #include <CLI/CLI.hpp>

@@ -1,6 +1,6 @@
 #include "lanrelay/agent/address_watch.hpp"
 
-#include "lanrelay/common/file_io.hpp"
+#include "lanrelay/base/file_io.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>

@@ -1,7 +1,7 @@
 #include "lanrelay/agent/au_update.hpp"
 
-#include "lanrelay/common/file_io.hpp"
-#include "lanrelay/common/version.hpp"
+#include "lanrelay/base/file_io.hpp"
+#include "lanrelay/base/version.hpp"
 
 #include <boost/json.hpp>
 #include <boost/url/grammar/ci_string.hpp>

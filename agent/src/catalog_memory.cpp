@@ -1,6 +1,6 @@
 #include "lanrelay/agent/catalog_memory.hpp"
 
-#include "lanrelay/common/file_io.hpp"
+#include "lanrelay/base/file_io.hpp"
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>

@@ -1,7 +1,7 @@
 #include "lanrelay/agent/discovery_client.hpp"
 
 #include "lanrelay/agent/segment_query.hpp"
-#include "lanrelay/common/datagram.hpp"
+#include "lanrelay/segment/datagram.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

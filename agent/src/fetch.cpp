@@ -2,11 +2,11 @@
 
 #include "lanrelay/agent/catalog_memory.hpp"
 #include "lanrelay/agent/segment_memory.hpp"
-#include "lanrelay/common/file_io.hpp"
-#include "lanrelay/common/interfaces.hpp"
-#include "lanrelay/common/machine_cookie.hpp"
-#include "lanrelay/common/piece_list.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/base/file_io.hpp"
+#include "lanrelay/base/machine_cookie.hpp"
+#include "lanrelay/content/piece_list.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/segment/interfaces.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

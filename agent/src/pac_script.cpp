@@ -1,6 +1,6 @@
 #include "lanrelay/agent/pac_script.hpp"
 
-#include "lanrelay/common/interfaces.hpp"
+#include "lanrelay/segment/interfaces.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

@@ -1,8 +1,8 @@
 #include "lanrelay/agent/proxy_query.hpp"
 
 #include "lanrelay/agent/segment_query.hpp"
-#include "lanrelay/common/datagram.hpp"
-#include "lanrelay/common/machine_cookie.hpp"
+#include "lanrelay/base/machine_cookie.hpp"
+#include "lanrelay/segment/datagram.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

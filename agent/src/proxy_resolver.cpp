@@ -2,8 +2,8 @@
 
 #include "lanrelay/agent/address_watch.hpp"
 #include "lanrelay/agent/pac_script.hpp"
-#include "lanrelay/common/redact.hpp"
-#include "lanrelay/common/reachability.hpp"
+#include "lanrelay/base/redact.hpp"
+#include "lanrelay/upstream/reachability.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/url/parse.hpp>

@@ -1,6 +1,6 @@
 #include "lanrelay/agent/relay_tls.hpp"
 
-#include "lanrelay/common/file_io.hpp"
+#include "lanrelay/base/file_io.hpp"
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>

@@ -1,7 +1,7 @@
 #include "lanrelay/agent/segment_query.hpp"
 
-#include "lanrelay/common/datagram.hpp"
-#include "lanrelay/common/interfaces.hpp"
+#include "lanrelay/segment/datagram.hpp"
+#include "lanrelay/segment/interfaces.hpp"
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <spdlog/spdlog.h>

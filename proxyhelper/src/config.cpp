@@ -1,8 +1,8 @@
 #include "lanrelay/proxyhelper/config.hpp"
 
-#include "lanrelay/common/admin_access.hpp"
-#include "lanrelay/common/proxy_codec.hpp"
-#include "lanrelay/common/settings_table.hpp"
+#include "lanrelay/base/settings_table.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
+#include "lanrelay/serving/admin_access.hpp"
 
 #include <boost/url/parse.hpp>
 

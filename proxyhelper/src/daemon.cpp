@@ -1,7 +1,7 @@
 #include "lanrelay/proxyhelper/daemon.hpp"
 
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/machine_cookie.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/machine_cookie.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -1,7 +1,7 @@
 #include "lanrelay/proxyhelper/health.hpp"
 
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/redact.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/redact.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -1,6 +1,6 @@
 #include "lanrelay/proxyhelper/monitor.hpp"
 
-#include "lanrelay/common/text_format.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>

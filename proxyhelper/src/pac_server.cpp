@@ -1,9 +1,9 @@
 #include "lanrelay/proxyhelper/pac_server.hpp"
 
-#include "lanrelay/common/admin_access.hpp"
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/session_stream.hpp"
+#include "lanrelay/base/log.hpp"
 #include "lanrelay/proxyhelper/pac.hpp"
+#include "lanrelay/serving/admin_access.hpp"
+#include "lanrelay/serving/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

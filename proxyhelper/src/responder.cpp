@@ -1,7 +1,7 @@
 #include "lanrelay/proxyhelper/responder.hpp"
 
-#include "lanrelay/common/datagram.hpp"
-#include "lanrelay/common/log.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/segment/datagram.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

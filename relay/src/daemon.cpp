@@ -1,8 +1,8 @@
 #include "lanrelay/relay/daemon.hpp"
 
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/machine_cookie.hpp"
-#include "lanrelay/common/service_notify.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/machine_cookie.hpp"
+#include "lanrelay/base/service_notify.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -2,9 +2,9 @@
 
 #include "lanrelay/relay/mirror_service.hpp"
 
-#include "lanrelay/common/datagram.hpp"
-#include "lanrelay/common/log.hpp"
+#include "lanrelay/base/log.hpp"
 #include "lanrelay/relay/request_target.hpp"
+#include "lanrelay/segment/datagram.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

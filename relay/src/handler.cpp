@@ -1,11 +1,11 @@
 #include "lanrelay/relay/handler.hpp"
 
 #include "lanrelay/relay/catalog_signer.hpp"
-#include "lanrelay/relay/monitor.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
+#include "lanrelay/relay/monitor.hpp"
 
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/version.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/version.hpp"
 #include "lanrelay/relay/range.hpp"
 #include "lanrelay/relay/request_target.hpp"
 

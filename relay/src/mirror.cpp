@@ -1,8 +1,8 @@
 #include "lanrelay/relay/mirror.hpp"
 
-#include "lanrelay/common/file_io.hpp"
-#include "lanrelay/common/redact.hpp"
-#include "lanrelay/common/text_format.hpp"
+#include "lanrelay/base/file_io.hpp"
+#include "lanrelay/base/redact.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>

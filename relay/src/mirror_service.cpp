@@ -3,12 +3,12 @@
 #include "lanrelay/agent/address_watch.hpp"
 #include "lanrelay/agent/proxy_resolver.hpp"
 
-#include "lanrelay/common/activeupdate_index.hpp"
-#include "lanrelay/common/file_io.hpp"
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/redact.hpp"
-#include "lanrelay/common/secret_file.hpp"
-#include "lanrelay/common/text_format.hpp"
+#include "lanrelay/base/file_io.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/redact.hpp"
+#include "lanrelay/base/secret_file.hpp"
+#include "lanrelay/base/text_format.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/relay/request_target.hpp"
 
 #include <boost/asio/as_tuple.hpp>

@@ -1,6 +1,6 @@
 #include "lanrelay/relay/monitor.hpp"
 
-#include "lanrelay/common/log.hpp"
+#include "lanrelay/base/log.hpp"
 
 #include <algorithm>
 #include <limits>

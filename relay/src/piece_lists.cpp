@@ -1,6 +1,6 @@
 #include "lanrelay/relay/piece_lists.hpp"
 
-#include "lanrelay/common/file_io.hpp"
+#include "lanrelay/base/file_io.hpp"
 
 #include <spdlog/spdlog.h>
 

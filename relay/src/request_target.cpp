@@ -1,7 +1,7 @@
 #include "lanrelay/relay/request_target.hpp"
 
-#include "lanrelay/common/activeupdate_index.hpp"
-#include "lanrelay/common/version.hpp"
+#include "lanrelay/base/version.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
 
 #include <algorithm>
 #include <array>

@@ -2,8 +2,8 @@
 
 #include "lanrelay/relay/mirror_service.hpp"
 
-#include "lanrelay/common/log.hpp"
-#include "lanrelay/common/session_stream.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/serving/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

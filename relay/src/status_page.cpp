@@ -5,8 +5,8 @@
 
 #include "lanrelay/relay/status.hpp"
 
+#include "lanrelay/base/text_format.hpp"
 #include "lanrelay/relay/request_target.hpp"
-#include "lanrelay/common/text_format.hpp"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>

@@ -2,7 +2,7 @@
 // crash. Whatever parses must serialise back to the same bytes, name only safe relative paths
 // (and safe signature paths), and survive a [Server] rewrite that re-parses to the same files.
 
-#include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
 
 #include <cstddef>
 #include <cstdint>

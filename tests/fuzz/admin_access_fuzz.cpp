@@ -1,4 +1,4 @@
-// libFuzzer target for the admin access decision (common/src/admin_access.cpp): the client address
+// libFuzzer target for the admin access decision (common/serving/src/admin_access.cpp): the client address
 // and the Authorization field are untrusted. Input: "<address text>\n<Authorization value>".
 // Seeds: tests/fuzz/corpus/admin_access/.
 //
@@ -7,7 +7,7 @@
 // exactly for those that also come over HTTPS or from loopback and send "Bearer" (any case), one
 // space, and the token with only spaces around it.
 
-#include "lanrelay/common/admin_access.hpp"
+#include "lanrelay/serving/admin_access.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -5,7 +5,7 @@
 // is kPinnedKey (the private key was discarded), issued at 1750000000 and valid for a day, so
 // that the fuzzer starts from documents that pass every check.
 
-#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/base/site_key.hpp"
 
 #include <chrono>
 #include <cstddef>

@@ -1,7 +1,7 @@
 // Fuzzes the download client's header parsers (Content-Range, Retry-After): arbitrary header
 // values from an untrusted server must never crash and must give self-consistent results.
 
-#include "lanrelay/common/http_client.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // libFuzzer target for the piece list parser: arbitrary bytes go to parse_piece_list.
 
-#include "lanrelay/common/piece_list.hpp"
+#include "lanrelay/content/piece_list.hpp"
 
 #include <algorithm>
 #include <cstddef>

@@ -1,9 +1,9 @@
-// libFuzzer target for URL redaction (common/src/redact.cpp). Seeds: tests/fuzz/corpus/redact/.
+// libFuzzer target for URL redaction (common/base/src/redact.cpp). Seeds: tests/fuzz/corpus/redact/.
 //
 // Beyond "never crash": redaction is idempotent, leaves no userinfo behind, and never lengthens
 // a text by more than the masks it puts in.
 
-#include "lanrelay/common/redact.hpp"
+#include "lanrelay/base/redact.hpp"
 
 #include <cstddef>
 #include <cstdint>

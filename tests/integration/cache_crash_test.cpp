@@ -1,7 +1,7 @@
 // kill -9 of `lanrelay cache add` at many moments leaves no partial item: the store holds whole,
 // verified files only, and everything committed before the kill is still found.
 
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/content/store.hpp"
 
 #include <gtest/gtest.h>
 

@@ -5,9 +5,9 @@
 
 #include "relayd_harness.hpp"
 
-#include "lanrelay/common/http_client.hpp"
-#include "lanrelay/common/site_key.hpp"
-#include "lanrelay/common/tls_identity.hpp"
+#include "lanrelay/base/site_key.hpp"
+#include "lanrelay/base/tls_identity.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/json.hpp>
 

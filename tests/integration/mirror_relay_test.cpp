@@ -6,8 +6,8 @@
 #include "au_upstream.hpp"
 #include "relayd_harness.hpp"
 
-#include "lanrelay/common/activeupdate_index.hpp"
-#include "lanrelay/common/sha256.hpp"
+#include "lanrelay/base/sha256.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

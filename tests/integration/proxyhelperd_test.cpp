@@ -5,7 +5,7 @@
 #include "notify_socket.hpp"
 #include "relayd_harness.hpp"
 
-#include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
 
 #include <boost/json.hpp>
 

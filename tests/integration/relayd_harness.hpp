@@ -4,7 +4,7 @@
 // state directory, and talk to it over raw loopback sockets with poll(2) deadlines, so that no
 // test can hang. Responses are parsed with Beast's parser.
 
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/content/store.hpp"
 #include "process.hpp"
 
 #include <boost/beast/http/parser.hpp>

@@ -4,7 +4,7 @@
 
 #include "relayd_harness.hpp"
 
-#include "lanrelay/common/sha256.hpp"
+#include "lanrelay/base/sha256.hpp"
 
 #include <gtest/gtest.h>
 

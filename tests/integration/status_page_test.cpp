@@ -7,7 +7,7 @@
 // the browser might try to contact on start-up, nothing can leave that namespace. Discovery is
 // off as well.
 
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/content/store.hpp"
 #include "process.hpp"
 #include "segment.hpp"
 

@@ -9,7 +9,7 @@
 // never changed, and the upstream's host name exists only for the proxy (proving that names are
 // resolved by the proxy, socks5h-style).
 
-#include "lanrelay/common/http_client.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
 #include "lanrelay/agent/proxy_resolver.hpp"
 

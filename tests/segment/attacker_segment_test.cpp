@@ -8,9 +8,9 @@
 #include "process.hpp"
 #include "segment.hpp"
 
-#include "lanrelay/common/discovery_codec.hpp"
-#include "lanrelay/common/sha256.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/base/sha256.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/segment/discovery_codec.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

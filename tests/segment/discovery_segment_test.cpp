@@ -5,8 +5,8 @@
 #include "process.hpp"
 #include "segment.hpp"
 
-#include "lanrelay/common/sha256.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/base/sha256.hpp"
+#include "lanrelay/content/store.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

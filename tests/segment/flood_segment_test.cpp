@@ -17,8 +17,8 @@
 #include "process.hpp"
 #include "segment.hpp"
 
-#include "lanrelay/common/discovery_codec.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/segment/discovery_codec.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

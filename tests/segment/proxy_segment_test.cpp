@@ -12,7 +12,7 @@
 #include "process.hpp"
 #include "segment.hpp"
 
-#include "lanrelay/common/sha256.hpp"
+#include "lanrelay/base/sha256.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -437,7 +437,7 @@ TEST_F(proxy_segment, a_segment_without_broadcast_ends_quietly_with_no_proxy_fou
   EXPECT_EQ(r.exit_status, 2) << r.output;
   EXPECT_TRUE(r.output.starts_with("no proxy found")) << r.output;
   // Quietly: no warning or error line, only the result and why direct was skipped.
-  // Log lines read "<time><zone> <level> event=..." (common/src/log.cpp).
+  // Log lines read "<time><zone> <level> event=..." (common/base/src/log.cpp).
   EXPECT_FALSE(std::regex_search(r.output, std::regex(R"(\d[+-]\d\d:\d\d (warn\w*|error|critical) )")))
       << r.output;
   EXPECT_LT(took, 30s);  // a hang guard: the point is that it ends, and quietly

@@ -4,7 +4,7 @@
 // temporary directory on 127.0.0.1 (or inside a test segment's namespace), over http:// or
 // https://, with an access log the tests read to count requests.
 
-#include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
 #include "process.hpp"
 #include "segment.hpp"
 

@@ -3,7 +3,7 @@
 // serves honestly). Unicast discovery to 127.0.0.x only.
 
 #include "lanrelay/agent/fetch.hpp"
-#include "lanrelay/common/piece_list.hpp"
+#include "lanrelay/content/piece_list.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

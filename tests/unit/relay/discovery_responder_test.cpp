@@ -1,6 +1,6 @@
 #include "lanrelay/relay/discovery_responder.hpp"
 
-#include "lanrelay/common/activeupdate_index.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
 
 #include <boost/asio/io_context.hpp>

@@ -4,7 +4,7 @@
 #include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/range.hpp"
 
-#include "lanrelay/common/piece_list.hpp"
+#include "lanrelay/content/piece_list.hpp"
 
 #include <boost/asio/io_context.hpp>
 

@@ -1,6 +1,6 @@
 // access_policy: the one decision behind every monitoring and admin endpoint.
 
-#include "lanrelay/common/admin_access.hpp"
+#include "lanrelay/serving/admin_access.hpp"
 
 #include <gtest/gtest.h>
 

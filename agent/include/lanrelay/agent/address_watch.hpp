@@ -9,7 +9,7 @@
 //
 // Threads: one coroutine at a time may wait on an address_watch.
 
-#include "lanrelay/common/error.hpp"
+#include "lanrelay/base/error.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

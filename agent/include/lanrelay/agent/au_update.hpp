@@ -28,8 +28,8 @@
 // Threading: a coroutine on the caller's executor; blocking file I/O on that thread.
 
 #include "lanrelay/agent/fetch.hpp"
-#include "lanrelay/common/activeupdate_index.hpp"
-#include "lanrelay/common/error.hpp"
+#include "lanrelay/base/error.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/url/url.hpp>

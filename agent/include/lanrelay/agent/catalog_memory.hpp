@@ -12,7 +12,7 @@
 // Not thread safe; one instance per command. Two processes recording at once may lose one
 // record (last writer wins); the mark then stays at the older of the two, never goes back.
 
-#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/base/site_key.hpp"
 
 #include <chrono>
 #include <filesystem>

@@ -34,8 +34,8 @@
 #include "lanrelay/agent/discovery_client.hpp"
 #include "lanrelay/agent/offer_selection.hpp"
 #include "lanrelay/agent/relay_tls.hpp"
-#include "lanrelay/common/http_client.hpp"
-#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/base/site_key.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/url/url.hpp>

@@ -2,7 +2,7 @@
 
 // Which offers an agent may use, and in which order it tries them.
 
-#include "lanrelay/common/discovery_codec.hpp"
+#include "lanrelay/segment/discovery_codec.hpp"
 
 #include <boost/asio/ip/udp.hpp>
 
@@ -23,7 +23,7 @@ struct wanted_item {
 };
 
 // The size and digest a trusted source vouches for, and the digest of the item's piece list
-// (common/piece_list.hpp) when that source names one.
+// (content/piece_list.hpp) when that source names one.
 struct trusted_digest {
   std::uint64_t size = 0;
   sha256_digest sha256{};

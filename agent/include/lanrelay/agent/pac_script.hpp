@@ -27,7 +27,7 @@
 // Threads: a pac_script is used by one thread at a time. Move-only. find_proxy_in_child() may run
 // on any executor; it forks, so it must not be called between fork and exec of something else.
 
-#include "lanrelay/common/error.hpp"
+#include "lanrelay/base/error.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>

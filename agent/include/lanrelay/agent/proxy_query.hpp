@@ -10,7 +10,7 @@
 // that passes proxy_protocol::check_answer with `trust`; answers that do not pass are counted and
 // described (a rogue responder shows up there), never used.
 
-#include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>

@@ -23,7 +23,7 @@
 
 #include "lanrelay/agent/proxy_query.hpp"
 #include "lanrelay/agent/system_proxy.hpp"
-#include "lanrelay/common/http_client.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/url/url.hpp>

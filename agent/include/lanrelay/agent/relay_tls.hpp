@@ -17,8 +17,8 @@
 //
 // Thread safety: none; one per fetch.
 
-#include "lanrelay/common/http_client.hpp"
-#include "lanrelay/common/sha256.hpp"
+#include "lanrelay/base/sha256.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/url/url.hpp>
 

@@ -1,10 +1,12 @@
 #pragma once
 
 // Configuration of proxyhelperd: scalar settings plus the list of proxies it advertises
-// ([[proxy]] tables). One table of settings (config.cpp, on common/settings_table.hpp) is the
+// ([[proxy]] tables). One table of settings (config.cpp, on base/settings_table.hpp) is the
 // single source of truth: it drives the TOML loader, --print-default-config and --check-config.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/base/config_diagnostic.hpp"
+#include "lanrelay/base/state_dir.hpp"
+#include "lanrelay/serving/settings.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -37,7 +39,7 @@ struct proxyhelper_config {
   bool ipv6 = true;                                    // also answer on ff12::4129
   std::uint32_t rate_limit = 20;                       // queries per second per source address
   // Queries per second from sources not tracked yet, shared per family and interface
-  // (common/source_rate_limiter.hpp).
+  // (segment/source_rate_limiter.hpp).
   std::uint32_t new_source_rate = 500;
   std::chrono::milliseconds interface_rescan{5'000};
   std::chrono::seconds answer_lifetime{300};           // how long a signed answer stays valid

@@ -11,9 +11,9 @@
 // Threads: the daemon's signal set lives on its own strand; see responder.hpp, health.hpp and
 // pac_server.hpp for the rest. Counters are in one struct (stats.hpp).
 
-#include "lanrelay/common/error.hpp"
-#include "lanrelay/common/service_notify.hpp"
-#include "lanrelay/common/site_key.hpp"
+#include "lanrelay/base/error.hpp"
+#include "lanrelay/base/service_notify.hpp"
+#include "lanrelay/base/site_key.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/health.hpp"
 #include "lanrelay/proxyhelper/monitor.hpp"

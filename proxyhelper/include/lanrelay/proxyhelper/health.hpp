@@ -9,10 +9,10 @@
 // Threads: proxy_health is safe from any thread (one mutex: the responder's strand, HTTP
 // connections and the checker read it). health_checker runs on its own strand.
 
-#include "lanrelay/common/proxy_codec.hpp"
-#include "lanrelay/common/reachability.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
+#include "lanrelay/upstream/reachability.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,15 +1,15 @@
 #pragma once
 
 // What proxyhelperd shows about itself on its HTTP port: /-/metrics (Prometheus text format, the
-// registry of common/metrics.hpp), /-/status (JSON) and the status page at / (HTML without
+// registry of base/metrics.hpp), /-/status (JSON) and the status page at / (HTML without
 // scripts or anything fetched from elsewhere): the proxies with their health and check history,
 // and the queries answered lately.
 //
 // Threads: every function reads thread-safe state only (relaxed atomic counters, proxy_health
 // and query_log, which take their own mutexes), so HTTP connections call them from any strand.
 
-#include "lanrelay/common/metrics.hpp"
-#include "lanrelay/common/tls_identity.hpp"
+#include "lanrelay/base/metrics.hpp"
+#include "lanrelay/base/tls_identity.hpp"
 #include "lanrelay/proxyhelper/health.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
 

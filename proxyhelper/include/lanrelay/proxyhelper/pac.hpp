@@ -5,7 +5,7 @@
 // answers. Pure function; bypass entries and URLs are validated by the codec's rules, whose
 // character sets keep them safe inside JavaScript string literals.
 
-#include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
 
 #include <string>
 #include <string_view>

@@ -4,7 +4,7 @@
 // generated PAC script, or a redirect to the site's own pac_url), /-/healthz, /-/stats, and with
 // monitoring sources (monitor.hpp) /-/metrics, /-/status and the status page at /.
 //
-// Access (common/admin_access.hpp): /-/stats, /-/metrics, /-/status and / answer loopback and
+// Access (serving/admin_access.hpp): /-/stats, /-/metrics, /-/status and / answer loopback and
 // [admin] read_networks only (403 otherwise); PAC, WPAD and /-/healthz answer everyone.
 //
 // handle_request is the socket-free seam; pac_server accepts connections and runs one coroutine
@@ -15,8 +15,8 @@
 // Threads: each connection runs on its own strand; the acceptor on the server's strand. The
 // handler only reads proxy_health (thread safe) and relaxed atomic counters.
 
-#include "lanrelay/common/error.hpp"
-#include "lanrelay/common/tls_identity.hpp"
+#include "lanrelay/base/error.hpp"
+#include "lanrelay/base/tls_identity.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/health.hpp"
 #include "lanrelay/proxyhelper/monitor.hpp"

@@ -6,18 +6,18 @@
 // responder_core is the socket-free seam: process_packet() takes one datagram, where it came from
 // and the interface it arrived on, and returns the answer to send back, if any. Tests and the
 // fuzzer drive it directly. proxy_responder receives through a segment_listener
-// (common/segment_listener.hpp: 0.0.0.0:port and [::]:port joined to ff12::4129 on every
+// (segment/segment_listener.hpp: 0.0.0.0:port and [::]:port joined to ff12::4129 on every
 // multicast interface, re-scanned every interface_rescan), as relay/discovery_responder.hpp does.
 //
 // Threads: responder_core is not thread safe; proxy_responder runs it on its own strand.
 
-#include "lanrelay/common/interfaces.hpp"
-#include "lanrelay/common/proxy_codec.hpp"
-#include "lanrelay/common/segment_listener.hpp"
-#include "lanrelay/common/site_key.hpp"
-#include "lanrelay/common/source_rate_limiter.hpp"
+#include "lanrelay/base/site_key.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
+#include "lanrelay/segment/interfaces.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
+#include "lanrelay/segment/segment_listener.hpp"
+#include "lanrelay/segment/source_rate_limiter.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

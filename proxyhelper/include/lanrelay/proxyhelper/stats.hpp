@@ -27,7 +27,7 @@ struct proxyhelper_counters {
   std::atomic<std::uint64_t> off_link{0};          // sender not on a subnet of the arrival interface
   std::atomic<std::uint64_t> rate_limited{0};
   // A new sender while the newcomers of its family on its interface were over
-  // query.new_source_rate (common/source_rate_limiter.hpp).
+  // query.new_source_rate (segment/source_rate_limiter.hpp).
   std::atomic<std::uint64_t> new_source_limited{0};
   // Port 0, broadcast, multicast, unspecified or a subnet's network address as the source.
   std::atomic<std::uint64_t> bad_source{0};

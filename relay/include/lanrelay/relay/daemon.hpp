@@ -18,12 +18,12 @@
 // Threads: the daemon's own timers, signal sets, watchdog and running configuration live on one
 // strand (control_); see server.hpp for the rest.
 
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/error.hpp"
-#include "lanrelay/common/service_notify.hpp"
-#include "lanrelay/common/store.hpp"
-#include "lanrelay/relay/discovery_responder.hpp"
+#include "lanrelay/base/error.hpp"
+#include "lanrelay/base/service_notify.hpp"
+#include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/catalog_signer.hpp"
+#include "lanrelay/relay/config.hpp"
+#include "lanrelay/relay/discovery_responder.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/server.hpp"
 

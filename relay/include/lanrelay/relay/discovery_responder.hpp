@@ -5,7 +5,7 @@
 // responder_core is the socket-free seam: process_packet() takes one datagram, where it came from
 // and the interface it arrived on, and returns the offer to send back, if any. Tests and the
 // fuzzer drive it directly. discovery_responder receives through a segment_listener
-// (common/segment_listener.hpp: 0.0.0.0:port for IPv4 directed and limited broadcast and unicast,
+// (segment/segment_listener.hpp: 0.0.0.0:port for IPv4 directed and limited broadcast and unicast,
 // [::]:port joined to the IPv6 link-local group on every multicast interface, re-scanned every
 // interface_rescan so interfaces that come and go are picked up without a restart) and answers
 // in batches. A socket that fails is logged and closed; the daemon keeps running.
@@ -13,13 +13,13 @@
 // Threads: responder_core is not thread safe; discovery_responder runs it on its own strand.
 // Counters are relaxed atomics, readable from any thread.
 
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/discovery_codec.hpp"
-#include "lanrelay/common/interfaces.hpp"
-#include "lanrelay/common/segment_listener.hpp"
-#include "lanrelay/common/source_rate_limiter.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/stats.hpp"
+#include "lanrelay/segment/discovery_codec.hpp"
+#include "lanrelay/segment/interfaces.hpp"
+#include "lanrelay/segment/segment_listener.hpp"
+#include "lanrelay/segment/source_rate_limiter.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

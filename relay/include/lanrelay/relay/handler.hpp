@@ -15,13 +15,13 @@
 // state is its piece list cache, itself thread safe (as are the store, the slot pool and the
 // counters).
 
-#include "lanrelay/common/store.hpp"
-#include "lanrelay/common/admin_access.hpp"
-#include "lanrelay/relay/request_target.hpp"
+#include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/piece_lists.hpp"
+#include "lanrelay/relay/request_target.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
+#include "lanrelay/serving/admin_access.hpp"
 
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>

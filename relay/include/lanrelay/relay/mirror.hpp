@@ -33,10 +33,10 @@
 // at most 64 KiB, fsyncs) on that executor's thread. Nothing is shared between calls; the lock
 // file serialises syncs and prunes of one directory, also across processes.
 
-#include "lanrelay/common/activeupdate_index.hpp"
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/error.hpp"
-#include "lanrelay/common/http_client.hpp"
+#include "lanrelay/base/error.hpp"
+#include "lanrelay/content/activeupdate_index.hpp"
+#include "lanrelay/relay/config.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/url/url.hpp>

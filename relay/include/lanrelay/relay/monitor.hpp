@@ -10,8 +10,8 @@
 //
 // Thread safety: every member function may be called from any thread.
 
-#include "lanrelay/common/metrics.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/base/metrics.hpp"
+#include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/activity.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"

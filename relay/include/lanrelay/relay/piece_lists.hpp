@@ -2,7 +2,7 @@
 
 // The piece lists of the items a server holds, built on first use and kept in memory: served at
 // /-/pieces/<sha256> and named (by digest) in the signed catalog, so that agents can check each
-// piece from an untrusted holder as it arrives (common/piece_list.hpp).
+// piece from an untrusted holder as it arrives (content/piece_list.hpp).
 //
 // A list is built by reading the store's object file (<store>/objects/<sha256>, opened with
 // O_NOFOLLOW; the store's LRU is not touched) and is kept only when the whole file hashes to its
@@ -16,8 +16,8 @@
 // Thread safety: every member function may be called from any thread; a mutex guards the map.
 // Two threads asking for the same new list may both build it (the result is the same).
 
-#include "lanrelay/common/piece_list.hpp"
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/content/piece_list.hpp"
+#include "lanrelay/content/store.hpp"
 
 #include <cstddef>
 #include <deque>

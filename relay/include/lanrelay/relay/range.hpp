@@ -9,7 +9,7 @@
 //
 // Entity tags: the relay's ETag is the strong tag "<sha256 hex>" of the item.
 
-#include "lanrelay/common/sha256.hpp"
+#include "lanrelay/base/sha256.hpp"
 
 #include <cstdint>
 #include <string>

@@ -24,7 +24,7 @@
 //                                             "sha256","url"}...]}, url being the /cache path.
 //   GET|HEAD /-/catalog.signed                the catalog signed with the site key (catalog_signer);
 //                                             404 when the relay has no key.
-//   GET|HEAD /-/pieces/<sha256>               the piece list (common/piece_list.hpp) of the stored
+//   GET|HEAD /-/pieces/<sha256>               the piece list (content/piece_list.hpp) of the stored
 //                                             item whose content has this SHA-256 (64 hex
 //                                             digits, either case; anything else is 400).
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
@@ -53,7 +53,7 @@
 // a relative path only after the checks above; the mirror opens it below its tree with
 // O_NOFOLLOW on every component and serves only paths the served index names.
 
-#include "lanrelay/common/store.hpp"
+#include "lanrelay/content/store.hpp"
 
 #include <string_view>
 

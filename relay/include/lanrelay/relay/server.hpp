@@ -22,15 +22,15 @@
 // Lifetime: the server is shared-owned; every connection coroutine holds a reference, so the
 // store, slot pool and counters stay valid until the last connection has ended.
 
-#include "lanrelay/common/config.hpp"
-#include "lanrelay/common/error.hpp"
-#include "lanrelay/common/store.hpp"
-#include "lanrelay/common/tls_identity.hpp"
-#include "lanrelay/common/admin_access.hpp"
+#include "lanrelay/base/error.hpp"
+#include "lanrelay/base/tls_identity.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/handler.hpp"
 #include "lanrelay/relay/monitor.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
+#include "lanrelay/serving/admin_access.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

@@ -7,8 +7,8 @@
 // Mirror sources come from the daemon through a mirror_provider, so that this code does not need
 // to know how mirrors are configured or scheduled.
 
-#include "lanrelay/common/store.hpp"
-#include "lanrelay/common/text_format.hpp"
+#include "lanrelay/base/text_format.hpp"
+#include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/activity.hpp"
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/stats.hpp"

@@ -1,0 +1,150 @@
+#include "lanrelay/base/settings_table.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <spdlog/common.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace lanrelay::settings {
+namespace {
+
+struct unit {
+  std::string_view suffix;
+  std::uint64_t factor;
+};
+
+constexpr std::array size_units{unit{"TiB", 1ULL << 40}, unit{"GiB", 1ULL << 30},
+                                unit{"MiB", 1ULL << 20}, unit{"KiB", 1ULL << 10},
+                                unit{"B", 1}};
+// Milliseconds per unit; "ms" must be tried before "s" and "m".
+constexpr std::array duration_units{unit{"ms", 1}, unit{"s", 1000}, unit{"m", 60'000},
+                                    unit{"h", 3'600'000}};
+
+std::optional<std::uint64_t> parse_with_unit(std::string_view text, std::span<const unit> units) {
+  for (const unit& u : units) {
+    if (text.size() <= u.suffix.size() || !text.ends_with(u.suffix)) {
+      continue;
+    }
+    std::string_view digits = text.substr(0, text.size() - u.suffix.size());
+    while (!digits.empty() && digits.back() == ' ') {
+      digits.remove_suffix(1);
+    }
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(),
+                                       [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    std::uint64_t value = 0;
+    for (char c : digits) {
+      if (value > (std::numeric_limits<std::uint64_t>::max() - 9) / 10) {
+        return std::nullopt;
+      }
+      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (value > std::numeric_limits<std::uint64_t>::max() / u.factor) {
+      return std::nullopt;
+    }
+    return value * u.factor;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view toml_type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a floating-point number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    default: return "a date or time";
+  }
+}
+
+std::string toml_string(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+    }
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  return parse_with_unit(text, size_units);
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  const auto ms = parse_with_unit(text, duration_units);
+  if (!ms || *ms > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds{static_cast<std::int64_t>(*ms)};
+}
+
+std::string show_size(std::uint64_t bytes) {
+  for (const unit& u : size_units) {
+    // The largest unit that divides evenly; size_units runs largest first.
+    if (bytes != 0 && bytes % u.factor == 0 && u.factor != 1) {
+      return toml_string(std::to_string(bytes / u.factor) + std::string(u.suffix));
+    }
+  }
+  return toml_string(std::to_string(bytes) + "B");
+}
+
+std::string show_duration(std::chrono::milliseconds d) {
+  const auto ms = static_cast<std::uint64_t>(d.count());
+  for (auto it = duration_units.rbegin(); it != duration_units.rend(); ++it) {
+    if (ms != 0 && ms % it->factor == 0) {
+      return toml_string(std::to_string(ms / it->factor) + std::string(it->suffix));
+    }
+  }
+  return toml_string(std::to_string(ms) + "ms");
+}
+
+apply_result check_address(std::string_view text) {
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(std::string(text), ec);
+  if (ec) {
+    return toml_string(text) + " is not an IP address (use \"::\" or \"0.0.0.0\" for all)";
+  }
+  return std::nullopt;
+}
+
+apply_result check_log_level(std::string_view text) {
+  const auto level = spdlog::level::from_str(std::string(text));
+  if (level == spdlog::level::off && text != "off") {
+    return toml_string(text) + " is not a log level (trace, debug, info, warn, error, critical, off)";
+  }
+  return std::nullopt;
+}
+
+config_diagnostic diagnostic_at(std::string_view file, const toml::source_region& where,
+                                std::string message) {
+  return config_diagnostic{std::string(file), where.begin.line, where.begin.column,
+                           std::move(message)};
+}
+
+std::optional<std::string> read_config_file(const std::filesystem::path& file,
+                                            std::vector<config_diagnostic>& diagnostics) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    diagnostics.push_back(config_diagnostic{
+        file.string(), 0, 0,
+        "cannot open the configuration file: " + std::string(std::strerror(errno))});
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace lanrelay::settings

@@ -1,0 +1,378 @@
+#include "lanrelay/segment/discovery_codec.hpp"
+#include "lanrelay/segment/tlv_datagram.hpp"
+
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <string>
+
+namespace lanrelay::discovery {
+namespace {
+
+// error_category's destructor is protected and non-virtual by design, and this object is never
+// deleted; GCC warns regardless.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class discovery_error_category final : public boost::system::error_category {
+ public:
+  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
+  constexpr discovery_error_category() noexcept : error_category(0x6c6e72792d646973ULL) {}
+
+  const char* name() const noexcept override { return "lanrelay.discovery"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::truncated:
+        return "discovery datagram is truncated: a field runs past its end";
+      case errc::bad_magic:
+        return "not a lanrelay discovery datagram (no LNRY magic); another service may use this "
+               "port";
+      case errc::unsupported_version:
+        return "discovery protocol version not supported; upgrade the older lanrelay side";
+      case errc::wrong_type:
+        return "discovery message type is not the one expected here";
+      case errc::missing_field:
+        return "discovery datagram lacks a mandatory field";
+      case errc::duplicate_field:
+        return "discovery datagram repeats a field";
+      case errc::invalid_field:
+        return "discovery field has a bad length or value";
+      case errc::too_large:
+        return "discovery datagram is larger than allowed";
+      case errc::unpadded:
+        return "discovery query is shorter than the padded query size; dropped so that replies "
+               "cannot amplify traffic";
+    }
+    return "unknown discovery error " + std::to_string(value);
+  }
+};
+#pragma GCC diagnostic pop
+
+constexpr std::uint32_t bit(field_type f) noexcept {
+  return std::uint32_t{1} << static_cast<unsigned>(f);
+}
+
+constexpr std::uint32_t kQueryFields = bit(field_type::transaction_id) |
+                                       bit(field_type::sender_cookie) | bit(field_type::kind) |
+                                       bit(field_type::name) | bit(field_type::version) |
+                                       bit(field_type::sha256) | bit(field_type::padding);
+constexpr std::uint32_t kQueryMandatory = bit(field_type::transaction_id) |
+                                          bit(field_type::sender_cookie) | bit(field_type::kind) |
+                                          bit(field_type::name) | bit(field_type::version);
+constexpr std::uint32_t kOfferFields = kQueryFields | bit(field_type::size) | bit(field_type::url) |
+                                       bit(field_type::free_slots) | bit(field_type::role);
+constexpr std::uint32_t kOfferMandatory = kOfferFields & ~bit(field_type::padding);
+
+static_assert(static_cast<unsigned>(field_type::padding) < 32, "field bits fit a u32");
+
+// Wire codes of item_kind; its in-memory values are not a wire format.
+constexpr std::uint8_t kind_code(item_kind kind) noexcept {
+  switch (kind) {
+    case item_kind::installer:
+      return 1;
+    case item_kind::pattern:
+      return 2;
+    case item_kind::file:
+      return 3;
+  }
+  return 0;
+}
+
+constexpr std::optional<item_kind> kind_from_code(std::uint8_t code) noexcept {
+  switch (code) {
+    case 1:
+      return item_kind::installer;
+    case 2:
+      return item_kind::pattern;
+    case 3:
+      return item_kind::file;
+    default:
+      return std::nullopt;
+  }
+}
+
+constexpr bool is_valid_role(responder_role role) noexcept {
+  return role == responder_role::relay || role == responder_role::peer;
+}
+
+constexpr tlv::framing kFraming{kMagic, kProtocolVersion, kMaxDatagram,
+                                static_cast<std::uint8_t>(message_type::query), kQuerySize};
+static_assert(tlv::kHeaderSize == kHeaderSize && tlv::kFieldHeaderSize == kFieldHeaderSize);
+
+constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
+
+using tlv::load_be;
+
+bool is_valid_name_field(std::string_view text) noexcept {
+  return !text.empty() && text.size() <= kMaxNameLength && is_valid_name(text);
+}
+
+// Values of the fields seen so far; `seen` has bit(f) set for each field f present.
+struct field_values {
+  std::uint32_t seen = 0;
+  std::uint64_t transaction_id = 0;
+  std::uint64_t sender_cookie = 0;
+  item_kind kind = item_kind::installer;
+  std::string name;
+  std::string version;
+  sha256_digest sha256{};
+  std::uint64_t size = 0;
+  std::string url;
+  std::uint16_t free_slots = 0;
+  responder_role role = responder_role::relay;
+};
+
+using tlv::as_text;
+
+// Stores one known field's value, checking its length and rules.
+boost::system::error_code read_field(field_type type, std::span<const std::byte> value,
+                                     field_values& out) {
+  const auto fixed = [&](std::size_t length) { return value.size() == length; };
+  switch (type) {
+    case field_type::transaction_id:
+      if (!fixed(8)) {
+        return errc::invalid_field;
+      }
+      out.transaction_id = load_be<std::uint64_t>(value);
+      return {};
+    case field_type::sender_cookie:
+      if (!fixed(8)) {
+        return errc::invalid_field;
+      }
+      out.sender_cookie = load_be<std::uint64_t>(value);
+      return {};
+    case field_type::kind: {
+      if (!fixed(1)) {
+        return errc::invalid_field;
+      }
+      const auto kind = kind_from_code(load_be<std::uint8_t>(value));
+      if (!kind) {
+        return errc::invalid_field;
+      }
+      out.kind = *kind;
+      return {};
+    }
+    case field_type::name:
+      if (!is_valid_name_field(as_text(value))) {
+        return errc::invalid_field;
+      }
+      out.name = as_text(value);
+      return {};
+    case field_type::version:
+      if (!is_valid_version_text(as_text(value))) {
+        return errc::invalid_field;
+      }
+      out.version = as_text(value);
+      return {};
+    case field_type::sha256:
+      if (!fixed(out.sha256.size())) {
+        return errc::invalid_field;
+      }
+      std::copy(value.begin(), value.end(), out.sha256.begin());
+      return {};
+    case field_type::size:
+      if (!fixed(8)) {
+        return errc::invalid_field;
+      }
+      out.size = load_be<std::uint64_t>(value);
+      return {};
+    case field_type::url:
+      if (!is_valid_offer_url(as_text(value))) {
+        return errc::invalid_field;
+      }
+      out.url = as_text(value);
+      return {};
+    case field_type::free_slots:
+      if (!fixed(2)) {
+        return errc::invalid_field;
+      }
+      out.free_slots = load_be<std::uint16_t>(value);
+      return {};
+    case field_type::role: {
+      if (!fixed(1)) {
+        return errc::invalid_field;
+      }
+      const auto role = static_cast<responder_role>(load_be<std::uint8_t>(value));
+      if (!is_valid_role(role)) {
+        return errc::invalid_field;
+      }
+      out.role = role;
+      return {};
+    }
+    case field_type::padding:
+      return {};
+  }
+  return {};
+}
+
+// Validates the header of `datagram` and parses its fields. `allowed` are the fields defined
+// for `expected`; other codes are skipped.
+boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
+                                std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
+  const auto walked = tlv::walk<errc>(
+      datagram, kFraming, static_cast<std::uint8_t>(expected),
+      [&](const tlv::field& f) -> boost::system::error_code {
+        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
+          return {};
+        }
+        const auto type = static_cast<field_type>(f.code);
+        if ((allowed & bit(type)) == 0) {
+          return {};
+        }
+        if ((out.seen & bit(type)) != 0) {
+          return errc::duplicate_field;
+        }
+        out.seen |= bit(type);
+        return read_field(type, f.value, out);
+      });
+  if (walked) {
+    return walked;
+  }
+  if ((out.seen & mandatory) != mandatory) {
+    return errc::missing_field;
+  }
+  return {};
+}
+
+tlv::writer<field_type> make_writer(message_type type) {
+  return {kFraming, static_cast<std::uint8_t>(type)};
+}
+
+}  // namespace
+
+const boost::system::error_category& discovery_category() noexcept {
+  static const discovery_error_category category;
+  return category;
+}
+
+bool is_valid_version_text(std::string_view text) noexcept {
+  return !text.empty() && text.size() <= kMaxVersionLength &&
+         std::all_of(text.begin(), text.end(), is_visible_ascii);
+}
+
+bool is_valid_offer_url(std::string_view text) noexcept {
+  if (text.size() > kMaxUrlLength || !text.starts_with("http://") ||
+      !std::all_of(text.begin(), text.end(), is_visible_ascii)) {
+    return false;
+  }
+  const auto url = boost::urls::parse_absolute_uri(text);
+  if (!url || url->scheme_id() != boost::urls::scheme::http || !url->has_authority() ||
+      url->has_userinfo() || url->has_fragment() || url->encoded_host().empty()) {
+    return false;
+  }
+  switch (url->host_type()) {
+    case boost::urls::host_type::ipv4:
+    case boost::urls::host_type::ipv6:
+    case boost::urls::host_type::name:
+      break;
+    default:
+      return false;
+  }
+  if (url->has_port()) {
+    const auto port = url->port();
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || port.size() > 5 || ec != std::errc{} || end != port.data() + port.size() ||
+        value == 0 || value > 65535) {
+      return false;
+    }
+  }
+  return true;
+}
+
+result<std::vector<std::byte>> encode(const query& q) {
+  if (kind_code(q.kind) == 0 || !is_valid_name_field(q.name) || !is_valid_version_text(q.version)) {
+    return errc::invalid_field;
+  }
+  auto w = make_writer(message_type::query);
+  w.field_uint(field_type::transaction_id, q.transaction_id);
+  w.field_uint(field_type::sender_cookie, q.sender_cookie);
+  w.field_uint(field_type::kind, kind_code(q.kind));
+  w.field(field_type::name, q.name);
+  w.field(field_type::version, q.version);
+  if (q.sha256) {
+    w.field(field_type::sha256, *q.sha256);
+  }
+  w.pad_to(field_type::padding, kQuerySize);
+  return std::move(w).take();
+}
+
+result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
+  if (kind_code(o.kind) == 0 || !is_valid_role(o.role) || !is_valid_name_field(o.name) ||
+      !is_valid_version_text(o.version) || !is_valid_offer_url(o.url)) {
+    return errc::invalid_field;
+  }
+  auto w = make_writer(message_type::offer);
+  w.field_uint(field_type::transaction_id, o.transaction_id);
+  w.field_uint(field_type::sender_cookie, o.sender_cookie);
+  w.field_uint(field_type::kind, kind_code(o.kind));
+  w.field(field_type::name, o.name);
+  w.field(field_type::version, o.version);
+  w.field(field_type::sha256, o.sha256);
+  w.field_uint(field_type::size, o.size);
+  w.field(field_type::url, o.url);
+  w.field_uint(field_type::free_slots, o.free_slots);
+  w.field_uint(field_type::role, static_cast<std::uint8_t>(o.role));
+  if (!reply_fits(max_size, w.size())) {
+    return errc::too_large;
+  }
+  return std::move(w).take();
+}
+
+result<query> decode_query(std::span<const std::byte> datagram) {
+  field_values v;
+  if (const auto ec = parse(datagram, message_type::query, kQueryFields, kQueryMandatory, v)) {
+    return ec;
+  }
+  query q;
+  q.transaction_id = v.transaction_id;
+  q.sender_cookie = v.sender_cookie;
+  q.kind = v.kind;
+  q.name = std::move(v.name);
+  q.version = std::move(v.version);
+  if ((v.seen & bit(field_type::sha256)) != 0) {
+    q.sha256 = v.sha256;
+  }
+  return q;
+}
+
+result<offer> decode_offer(std::span<const std::byte> datagram) {
+  field_values v;
+  if (const auto ec = parse(datagram, message_type::offer, kOfferFields, kOfferMandatory, v)) {
+    return ec;
+  }
+  offer o;
+  o.transaction_id = v.transaction_id;
+  o.sender_cookie = v.sender_cookie;
+  o.role = v.role;
+  o.kind = v.kind;
+  o.name = std::move(v.name);
+  o.version = std::move(v.version);
+  o.size = v.size;
+  o.sha256 = v.sha256;
+  o.url = std::move(v.url);
+  o.free_slots = v.free_slots;
+  return o;
+}
+
+std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexcept {
+  if (datagram.size() < kHeaderSize || datagram.size() > kMaxDatagram ||
+      !std::equal(kMagic.begin(), kMagic.end(), datagram.begin()) ||
+      std::to_integer<std::uint8_t>(datagram[4]) != kProtocolVersion) {
+    return std::nullopt;
+  }
+  switch (const auto type = static_cast<message_type>(std::to_integer<std::uint8_t>(datagram[5]))) {
+    case message_type::query:
+    case message_type::offer:
+      return type;
+  }
+  return std::nullopt;
+}
+
+bool reply_fits(std::size_t query_size, std::size_t offer_size) noexcept {
+  return offer_size <= query_size && offer_size <= kMaxDatagram;
+}
+
+}  // namespace lanrelay::discovery

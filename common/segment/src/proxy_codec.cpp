@@ -1,0 +1,500 @@
+#include "lanrelay/segment/proxy_codec.hpp"
+#include "lanrelay/segment/tlv_datagram.hpp"
+
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <string>
+
+namespace lanrelay::proxy_protocol {
+namespace {
+
+// error_category's destructor is protected and non-virtual by design, and this object is never
+// deleted; GCC warns regardless.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class proxy_error_category final : public boost::system::error_category {
+ public:
+  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
+  constexpr proxy_error_category() noexcept : error_category(0x6c6e72792d707278ULL) {}
+
+  const char* name() const noexcept override { return "lanrelay.proxy"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::truncated:
+        return "proxy datagram is truncated: a field runs past its end";
+      case errc::bad_magic:
+        return "not a lanrelay proxy datagram (no LNPX magic); another service may use this port";
+      case errc::unsupported_version:
+        return "proxy protocol version not supported; upgrade the older lanrelay side";
+      case errc::wrong_type:
+        return "proxy message type is not the one expected here";
+      case errc::missing_field:
+        return "proxy datagram lacks a mandatory field";
+      case errc::duplicate_field:
+        return "proxy datagram repeats a field";
+      case errc::invalid_field:
+        return "proxy datagram field has a bad length or value";
+      case errc::too_large:
+        return "proxy datagram is larger than allowed";
+      case errc::unpadded:
+        return "proxy query is shorter than the padded query size; dropped so that answers "
+               "cannot amplify traffic";
+      case errc::wrong_transaction:
+        return "proxy answer is not for this query";
+      case errc::unsigned_answer:
+        return "proxy answer is not signed; pin the proxyhelperd key, or accept unsigned answers "
+               "explicitly";
+      case errc::no_pinned_key:
+        return "proxy answer is signed but no proxyhelperd key is pinned; pin the public key "
+               "that proxyhelperd prints";
+      case errc::wrong_key:
+        return "proxy answer is signed with a key other than the pinned one: a rogue responder, "
+               "or proxyhelperd's key was replaced (pin the new key)";
+      case errc::bad_signature:
+        return "proxy answer signature does not match its content: altered or forged";
+      case errc::expired:
+        return "proxy answer has expired; check the clocks of this machine and of proxyhelperd";
+      case errc::lifetime_too_long:
+        return "proxy answer claims a validity longer than allowed; check proxyhelperd's "
+               "answer_lifetime and both clocks";
+    }
+    return "unknown proxy protocol error " + std::to_string(value);
+  }
+};
+#pragma GCC diagnostic pop
+
+constexpr std::uint32_t bit(field_type f) noexcept {
+  return std::uint32_t{1} << static_cast<unsigned>(f);
+}
+
+constexpr std::uint32_t kQueryFields =
+    bit(field_type::transaction_id) | bit(field_type::sender_cookie) | bit(field_type::padding);
+constexpr std::uint32_t kQueryMandatory =
+    bit(field_type::transaction_id) | bit(field_type::sender_cookie);
+constexpr std::uint32_t kAnswerFields =
+    kQueryMandatory | bit(field_type::expires_at) | bit(field_type::proxy) |
+    bit(field_type::public_key) | bit(field_type::signature) | bit(field_type::padding);
+constexpr std::uint32_t kAnswerMandatory =
+    kQueryMandatory | bit(field_type::expires_at) | bit(field_type::proxy);
+
+constexpr std::uint8_t kFlagNeedsCredentials = 0x01;
+
+// Unix seconds of expiry are bounded like catalog times, so every value fits a time_point.
+constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 33) - 1;
+
+constexpr tlv::framing kFraming{kMagic, kProtocolVersion, kMaxDatagram,
+                                static_cast<std::uint8_t>(message_type::query), kQuerySize};
+static_assert(tlv::kHeaderSize == kHeaderSize && tlv::kFieldHeaderSize == kFieldHeaderSize);
+
+constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
+
+using tlv::load_be;
+
+using tlv::as_text;
+
+std::string join_bypass(const std::vector<std::string>& entries) {
+  std::string out;
+  for (const auto& e : entries) {
+    if (!out.empty()) {
+      out += ',';
+    }
+    out += e;
+  }
+  return out;
+}
+
+bool is_valid_bypass_list(const std::vector<std::string>& entries) {
+  return std::all_of(entries.begin(), entries.end(), is_valid_bypass_entry) &&
+         join_bypass(entries).size() <= kMaxBypassLength;
+}
+
+bool is_valid_entry(const proxy_entry& p) {
+  return is_valid_proxy_url(p.url) && is_valid_bypass_list(p.bypass);
+}
+
+std::size_t entry_value_size(const proxy_entry& p) {
+  return kProxyEntryFixedSize + p.url.size() + join_bypass(p.bypass).size();
+}
+
+std::optional<proxy_entry> read_proxy_entry(std::span<const std::byte> value) {
+  if (value.size() < kProxyEntryFixedSize) {
+    return std::nullopt;
+  }
+  proxy_entry p;
+  p.priority = load_be<std::uint16_t>(value.first(2));
+  const auto flags = std::to_integer<std::uint8_t>(value[2]);
+  const auto url_length = std::to_integer<std::size_t>(value[3]);
+  if ((flags & ~kFlagNeedsCredentials) != 0 || value.size() < kProxyEntryFixedSize + url_length) {
+    return std::nullopt;
+  }
+  p.needs_credentials = (flags & kFlagNeedsCredentials) != 0;
+  p.url = as_text(value.subspan(kProxyEntryFixedSize, url_length));
+  const auto bypass = as_text(value.subspan(kProxyEntryFixedSize + url_length));
+  if (!is_valid_proxy_url(p.url) || bypass.size() > kMaxBypassLength) {
+    return std::nullopt;
+  }
+  std::size_t start = 0;
+  while (start < bypass.size()) {
+    const auto comma = std::min(bypass.find(',', start), bypass.size());
+    const auto entry = bypass.substr(start, comma - start);
+    if (!is_valid_bypass_entry(entry) || (comma == bypass.size() - 1)) {
+      return std::nullopt;  // an empty entry, or a trailing comma
+    }
+    p.bypass.emplace_back(entry);
+    start = comma + 1;
+  }
+  return p;
+}
+
+// Values of the fields seen so far; `seen` has bit(f) set for each field f present.
+struct field_values {
+  std::uint32_t seen = 0;
+  std::uint64_t transaction_id = 0;
+  std::uint64_t sender_cookie = 0;
+  std::uint64_t expires_at = 0;
+  std::vector<proxy_entry> proxies;
+  lanrelay::public_key key;
+  ed25519_signature signature{};
+  std::size_t signed_size = 0;
+};
+
+boost::system::error_code read_field(field_type type, std::span<const std::byte> value,
+                                     field_values& out) {
+  const auto fixed = [&](std::size_t length) { return value.size() == length; };
+  switch (type) {
+    case field_type::transaction_id:
+      if (!fixed(8)) {
+        return errc::invalid_field;
+      }
+      out.transaction_id = load_be<std::uint64_t>(value);
+      return {};
+    case field_type::sender_cookie:
+      if (!fixed(8)) {
+        return errc::invalid_field;
+      }
+      out.sender_cookie = load_be<std::uint64_t>(value);
+      return {};
+    case field_type::expires_at:
+      if (!fixed(8)) {
+        return errc::invalid_field;
+      }
+      out.expires_at = load_be<std::uint64_t>(value);
+      if (out.expires_at > kMaxTime) {
+        return errc::invalid_field;
+      }
+      return {};
+    case field_type::proxy: {
+      if (out.proxies.size() == kMaxProxies) {
+        return errc::invalid_field;
+      }
+      auto entry = read_proxy_entry(value);
+      if (!entry) {
+        return errc::invalid_field;
+      }
+      out.proxies.push_back(std::move(*entry));
+      return {};
+    }
+    case field_type::public_key:
+      if (!fixed(out.key.bytes.size())) {
+        return errc::invalid_field;
+      }
+      std::copy(value.begin(), value.end(), out.key.bytes.begin());
+      return {};
+    case field_type::signature:
+      if (!fixed(out.signature.size())) {
+        return errc::invalid_field;
+      }
+      std::copy(value.begin(), value.end(), out.signature.begin());
+      return {};
+    case field_type::padding:
+      return {};
+  }
+  return {};
+}
+
+boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
+                                std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
+  const auto walked = tlv::walk<errc>(
+      datagram, kFraming, static_cast<std::uint8_t>(expected),
+      [&](const tlv::field& f) -> boost::system::error_code {
+        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
+          return {};
+        }
+        const auto type = static_cast<field_type>(f.code);
+        if ((allowed & bit(type)) == 0) {
+          return {};
+        }
+        if (type != field_type::proxy && (out.seen & bit(type)) != 0) {
+          return errc::duplicate_field;
+        }
+        out.seen |= bit(type);
+        if (const auto ec = read_field(type, f.value, out)) {
+          return ec;
+        }
+        if (type == field_type::signature) {
+          // Everything before the signature is signed; nothing may follow it, or unsigned bytes
+          // would ride along with a valid signature.
+          if (!f.last) {
+            return errc::invalid_field;
+          }
+          out.signed_size = f.offset;
+        }
+        return {};
+      });
+  if (walked) {
+    return walked;
+  }
+  if ((out.seen & mandatory) != mandatory) {
+    return errc::missing_field;
+  }
+  if ((out.seen & bit(field_type::signature)) != 0 && (out.seen & bit(field_type::public_key)) == 0) {
+    return errc::missing_field;
+  }
+  return {};
+}
+
+tlv::writer<field_type> make_writer(message_type type) {
+  return {kFraming, static_cast<std::uint8_t>(type)};
+}
+
+// Contract: is_valid_entry(p).
+void write_proxy(tlv::writer<field_type>& w, const proxy_entry& p) {
+  const auto bypass = join_bypass(p.bypass);
+  w.header(field_type::proxy, kProxyEntryFixedSize + p.url.size() + bypass.size());
+  w.put_uint(p.priority);
+  w.put_uint(static_cast<std::uint8_t>(p.needs_credentials ? kFlagNeedsCredentials : 0));
+  w.put_uint(static_cast<std::uint8_t>(p.url.size()));
+  w.append(p.url);
+  w.append(bypass);
+}
+
+std::vector<std::byte> signed_message(std::span<const std::byte> prefix) {
+  std::vector<std::byte> message;
+  message.reserve(kSignatureContext.size() + 1 + prefix.size());
+  const auto context = std::as_bytes(std::span(kSignatureContext));
+  message.insert(message.end(), context.begin(), context.end());
+  message.push_back(std::byte{0});
+  message.insert(message.end(), prefix.begin(), prefix.end());
+  return message;
+}
+
+std::uint64_t unix_seconds(std::chrono::system_clock::time_point t) noexcept {
+  const auto s = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
+  return s < 0 ? 0 : static_cast<std::uint64_t>(s);
+}
+
+}  // namespace
+
+const boost::system::error_category& proxy_protocol_category() noexcept {
+  static const proxy_error_category category;
+  return category;
+}
+
+bool is_valid_proxy_url(std::string_view text) noexcept {
+  if (text.size() > kMaxProxyUrlLength || !text.starts_with("http://") ||
+      !std::all_of(text.begin(), text.end(), is_visible_ascii)) {
+    return false;
+  }
+  const auto url = boost::urls::parse_absolute_uri(text);
+  if (!url || url->scheme_id() != boost::urls::scheme::http || !url->has_authority() ||
+      url->has_userinfo() || url->has_query() || url->has_fragment() ||
+      url->encoded_host().empty() || (!url->encoded_path().empty() && url->encoded_path() != "/")) {
+    return false;
+  }
+  switch (url->host_type()) {
+    case boost::urls::host_type::ipv4:
+    case boost::urls::host_type::ipv6:
+    case boost::urls::host_type::name:
+      break;
+    default:
+      return false;
+  }
+  if (url->host_type() == boost::urls::host_type::name &&
+      url->encoded_host().find('%') != boost::core::string_view::npos) {
+    return false;
+  }
+  if (url->has_port()) {
+    const auto port = url->port();
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || port.size() > 5 || ec != std::errc{} || end != port.data() + port.size() ||
+        value == 0 || value > 65535) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool is_valid_bypass_entry(std::string_view text) noexcept {
+  if (text.empty() || text.size() > 253) {
+    return false;
+  }
+  const auto allowed = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_' || c == '*' || c == ':' || c == '/' || c == '[' ||
+           c == ']';
+  };
+  if (!std::all_of(text.begin(), text.end(), allowed)) {
+    return false;
+  }
+  const auto star = text.find('*');
+  if (star != std::string_view::npos) {
+    // Only a leading "*." followed by something without further stars.
+    if (star != 0 || text.size() < 3 || text[1] != '.' ||
+        text.find('*', 1) != std::string_view::npos) {
+      return false;
+    }
+  }
+  return text != "." ;
+}
+
+bool bypass_matches(std::string_view entry, std::string_view host) noexcept {
+  const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+  const auto iequal = [&](std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
+  };
+  const auto ends_with = [&](std::string_view text, std::string_view suffix) {
+    return text.size() >= suffix.size() && iequal(text.substr(text.size() - suffix.size()), suffix);
+  };
+  if (entry.starts_with("*.")) {
+    return ends_with(host, entry.substr(1)) && host.size() > entry.size() - 1;
+  }
+  if (entry.starts_with(".")) {
+    return ends_with(host, entry) || iequal(host, entry.substr(1));
+  }
+  if (const auto slash = entry.find('/'); slash != std::string_view::npos) {
+    boost::system::error_code ec;
+    const auto network = boost::asio::ip::make_network_v4(entry, ec);
+    if (ec) {
+      return false;
+    }
+    const auto address = boost::asio::ip::make_address_v4(host, ec);
+    return !ec && (address.to_uint() & network.netmask().to_uint()) ==
+                      (network.network().to_uint() & network.netmask().to_uint());
+  }
+  if (entry.starts_with("[") && entry.ends_with("]")) {
+    return iequal(entry.substr(1, entry.size() - 2), host);
+  }
+  return iequal(entry, host);
+}
+
+std::vector<std::byte> encode(const query& q) {
+  auto w = make_writer(message_type::query);
+  w.field_uint(field_type::transaction_id, q.transaction_id);
+  w.field_uint(field_type::sender_cookie, q.sender_cookie);
+  w.pad_to(field_type::padding, kQuerySize);
+  return std::move(w).take();
+}
+
+std::size_t answer_size(std::span<const proxy_entry> proxies, bool is_signed) noexcept {
+  std::size_t size = kHeaderSize + 3 * (kFieldHeaderSize + 8);
+  for (const auto& p : proxies) {
+    size += kFieldHeaderSize + entry_value_size(p);
+  }
+  if (is_signed) {
+    size += 2 * kFieldHeaderSize + 32 + 64;
+  }
+  return size;
+}
+
+result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std::size_t max_size) {
+  if (a.proxies.empty() || a.proxies.size() > kMaxProxies ||
+      !std::all_of(a.proxies.begin(), a.proxies.end(), is_valid_entry) ||
+      unix_seconds(a.expires_at) > kMaxTime) {
+    return errc::invalid_field;
+  }
+  if (answer_size(a.proxies, key != nullptr) > std::min(max_size, kMaxDatagram)) {
+    return errc::too_large;
+  }
+  auto w = make_writer(message_type::answer);
+  w.field_uint(field_type::transaction_id, a.transaction_id);
+  w.field_uint(field_type::sender_cookie, a.sender_cookie);
+  w.field_uint(field_type::expires_at, unix_seconds(a.expires_at));
+  for (const auto& p : a.proxies) {
+    write_proxy(w, p);
+  }
+  if (key != nullptr) {
+    w.field(field_type::public_key, key->public_key().bytes);
+    const auto signature = key->sign(signed_message(w.bytes()));
+    w.field(field_type::signature, signature);
+  }
+  return std::move(w).take();
+}
+
+result<query> decode_query(std::span<const std::byte> datagram) {
+  field_values v;
+  if (const auto ec = parse(datagram, message_type::query, kQueryFields, kQueryMandatory, v)) {
+    return ec;
+  }
+  return query{v.transaction_id, v.sender_cookie};
+}
+
+result<answer> decode_answer(std::span<const std::byte> datagram) {
+  field_values v;
+  if (const auto ec = parse(datagram, message_type::answer, kAnswerFields, kAnswerMandatory, v)) {
+    return ec;
+  }
+  answer a;
+  a.transaction_id = v.transaction_id;
+  a.sender_cookie = v.sender_cookie;
+  a.expires_at = std::chrono::system_clock::time_point(
+      std::chrono::seconds(static_cast<std::int64_t>(v.expires_at)));
+  a.proxies = std::move(v.proxies);
+  if ((v.seen & bit(field_type::signature)) != 0) {
+    a.key = v.key;
+    a.signature = v.signature;
+    a.signed_size = v.signed_size;
+  }
+  return a;
+}
+
+std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexcept {
+  if (datagram.size() < kHeaderSize || datagram.size() > kMaxDatagram ||
+      !std::equal(kMagic.begin(), kMagic.end(), datagram.begin()) ||
+      std::to_integer<std::uint8_t>(datagram[4]) != kProtocolVersion) {
+    return std::nullopt;
+  }
+  switch (const auto type = static_cast<message_type>(std::to_integer<std::uint8_t>(datagram[5]))) {
+    case message_type::query:
+    case message_type::answer:
+      return type;
+  }
+  return std::nullopt;
+}
+
+result<void> check_answer(const answer& a, std::span<const std::byte> datagram,
+                          std::uint64_t transaction_id, const answer_trust& trust,
+                          std::chrono::system_clock::time_point now) {
+  if (a.transaction_id != transaction_id) {
+    return errc::wrong_transaction;
+  }
+  if (!a.signature || !a.key) {
+    if (!trust.accept_unsigned) {
+      return errc::unsigned_answer;
+    }
+  } else if (!trust.pinned.empty()) {
+    if (std::find(trust.pinned.begin(), trust.pinned.end(), *a.key) == trust.pinned.end()) {
+      return errc::wrong_key;
+    }
+    if (a.signed_size > datagram.size() ||
+        !verify(*a.key, signed_message(datagram.first(a.signed_size)), *a.signature)) {
+      return errc::bad_signature;
+    }
+  } else if (!trust.accept_unsigned) {
+    return errc::no_pinned_key;
+  }
+  if (now >= a.expires_at) {
+    return errc::expired;
+  }
+  if (a.expires_at - now > kMaxAnswerLifetime + kAnswerClockSkew) {
+    return errc::lifetime_too_long;
+  }
+  return {};
+}
+
+}  // namespace lanrelay::proxy_protocol

@@ -1,0 +1,147 @@
+#include "lanrelay/serving/admin_access.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <openssl/crypto.h>
+
+namespace lanrelay {
+namespace {
+
+namespace ip = boost::asio::ip;
+namespace http = boost::beast::http;
+
+sha256_digest digest_of(std::string_view text) {
+  return sha256_of(std::as_bytes(std::span(text.data(), text.size())));
+}
+
+// The credentials of "Bearer <token>" (scheme case-insensitive, RFC 9110 §11.1); empty otherwise.
+std::string_view bearer_token(std::string_view authorization) {
+  constexpr std::string_view scheme = "bearer";
+  if (authorization.size() <= scheme.size() ||
+      !boost::beast::iequals(authorization.substr(0, scheme.size()), scheme) ||
+      authorization[scheme.size()] != ' ') {
+    return {};
+  }
+  auto token = authorization.substr(scheme.size() + 1);
+  while (!token.empty() && token.front() == ' ') {
+    token.remove_prefix(1);
+  }
+  while (!token.empty() && token.back() == ' ') {
+    token.remove_suffix(1);
+  }
+  return token;
+}
+
+access_decision refuse(http::status status, std::string message, bool challenge = false) {
+  return access_decision{false, status, challenge, std::move(message)};
+}
+
+}  // namespace
+
+bool is_valid_network(std::string_view text) {
+  const std::string value(text);
+  boost::system::error_code ec;
+  if (value.find('/') == std::string::npos) {
+    ip::make_address(value, ec);
+    return !ec;
+  }
+  ip::make_network_v4(value, ec);
+  if (!ec) {
+    return true;
+  }
+  ec.clear();
+  ip::make_network_v6(value, ec);
+  return !ec;
+}
+
+ip::address unmapped(const ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return ip::make_address_v4(ip::v4_mapped, address.to_v6());
+  }
+  return address;
+}
+
+result<access_policy> access_policy::from_networks(const std::vector<std::string>& read_networks) {
+  return from_config(admin_settings{{}, read_networks});
+}
+
+result<access_policy> access_policy::from_config(const admin_settings& settings) {
+  access_policy policy;
+  if (!settings.token.empty()) {
+    policy.token_digest_ = digest_of(settings.token);
+  }
+  for (const auto& text : settings.read_networks) {
+    boost::system::error_code ec;
+    if (text.find('/') == std::string::npos) {
+      const auto address = ip::make_address(text, ec);
+      if (!ec && address.is_v4()) {
+        policy.networks_v4_.emplace_back(address.to_v4(), 32);
+      } else if (!ec) {
+        policy.networks_v6_.emplace_back(address.to_v6(), 128);
+      }
+    } else if (auto v4 = ip::make_network_v4(text, ec); !ec) {
+      policy.networks_v4_.push_back(v4);
+    } else {
+      ec.clear();
+      auto v6 = ip::make_network_v6(text, ec);
+      if (!ec) {
+        policy.networks_v6_.push_back(v6);
+      }
+    }
+    if (ec) {
+      return make_error_code(boost::system::errc::invalid_argument);
+    }
+  }
+  return policy;
+}
+
+access_decision access_policy::check(endpoint_access access,
+                                     const std::optional<ip::address>& client, bool secure,
+                                     std::string_view authorization) const {
+  const std::optional<ip::address> address =
+      client ? std::optional(unmapped(*client)) : std::nullopt;
+  const bool loopback = address && address->is_loopback();
+  bool listed = loopback;
+  if (address && !listed) {
+    if (address->is_v4()) {
+      const ip::network_v4 host{address->to_v4(), 32};
+      for (const auto& network : networks_v4_) {
+        listed = listed || host == network || host.is_subnet_of(network);
+      }
+    } else {
+      const ip::network_v6 host{address->to_v6(), 128};
+      for (const auto& network : networks_v6_) {
+        listed = listed || host == network || host.is_subnet_of(network);
+      }
+    }
+  }
+  if (!listed) {
+    return refuse(http::status::forbidden,
+                  "this address may not use the status and admin endpoints: they answer loopback "
+                  "and the networks in [admin] read_networks only");
+  }
+  if (access == endpoint_access::read) {
+    return access_decision{true};
+  }
+  if (!secure && !loopback) {
+    return refuse(http::status::forbidden,
+                  "admin requests from other hosts are accepted over HTTPS only, so that the "
+                  "admin token never crosses the network in clear: use the HTTPS port (lanrelay "
+                  "pins it with --site-key); the token was not checked");
+  }
+  if (!token_digest_) {
+    return refuse(http::status::forbidden,
+                  "admin endpoints are disabled: no [admin] token is configured on this daemon");
+  }
+  const auto presented = bearer_token(authorization);
+  if (presented.empty()) {
+    return refuse(http::status::unauthorized,
+                  "this endpoint needs the admin token: Authorization: Bearer <token>", true);
+  }
+  const auto digest = digest_of(presented);
+  if (CRYPTO_memcmp(digest.data(), token_digest_->data(), digest.size()) != 0) {
+    return refuse(http::status::unauthorized, "wrong admin token", true);
+  }
+  return access_decision{true};
+}
+
+}  // namespace lanrelay

@@ -1,0 +1,172 @@
+#pragma once
+
+// Configuration of lanrelayd. One table of settings (config.cpp, built on settings_table.hpp) is
+// the single source of truth: name, type, default, validation and a one-line doc. It drives the
+// TOML loader, `--print-default-config` and `--check-config`.
+
+#include "lanrelay/base/config_diagnostic.hpp"
+#include "lanrelay/base/error.hpp"
+#include "lanrelay/base/state_dir.hpp"
+#include "lanrelay/serving/settings.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lanrelay {
+
+struct http_settings {
+  std::string listen_address = "::";  // "::" listens on IPv6 and IPv4
+  std::uint16_t port = 4127;
+  std::uint32_t max_connections = 2000;
+  std::uint32_t max_header_bytes = 8192;
+  std::chrono::milliseconds header_timeout{10'000};  // whole request head, however it trickles
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds send_timeout{30'000};    // no progress sending a body for this long
+  std::uint32_t threads = 0;                          // 0: one per core
+};
+
+struct discovery_settings {
+  bool enabled = true;
+  std::uint16_t port = 4126;
+  bool ipv6 = true;                                    // also answer on the IPv6 link-local group
+  std::uint32_t rate_limit = 20;                       // queries per second per source address
+  // Queries per second from sources the responder does not track yet, shared by every new source
+  // of one address family on one interface (segment/source_rate_limiter.hpp).
+  std::uint32_t new_source_rate = 500;
+  std::chrono::milliseconds interface_rescan{5'000};  // how often new interfaces are picked up
+};
+
+// [peers]: how the max_peers transfer slots are shared among clients (relay/slot_pool.hpp).
+struct client_share_settings {
+  std::uint32_t max_peers_per_client = 2;  // slots one client address may hold at once
+  // IPv6 clients in one prefix of this length count as one client; 128: every address alone
+  // (on a LAN every host shares the segment's /64, so a shorter prefix would merge them all).
+  std::uint32_t client_ipv6_prefix = 128;
+  // A transfer whose client takes fewer than min_client_rate bytes per second over a window of
+  // client_rate_window is reset and its slot freed; 0: no floor.
+  std::uint64_t min_client_rate = 4096;
+  std::chrono::milliseconds client_rate_window{30'000};
+};
+
+struct trust_settings {
+  // Ed25519 site key that signs /-/catalog.signed. Empty: <state_dir>/site.key when that file
+  // exists; without a key the relay serves no signed catalog.
+  std::filesystem::path site_key;
+  std::chrono::milliseconds catalog_lifetime{3'600'000};  // how long a signed catalog is valid
+};
+
+// One upstream ActiveUpdate tree the relay mirrors: `[[mirror.source]]`.
+struct mirror_source_settings {
+  std::string name;  // 1-64 of [A-Za-z0-9_.-]: the URL /activeupdate/<name>/ and the directory name
+  std::string url;   // the upstream tree (http:// or https://), e.g. another relay's /activeupdate/x/
+  std::chrono::milliseconds interval{3'600'000};  // between syncs
+  std::chrono::milliseconds jitter{300'000};      // each wait is interval + uniform [0, jitter]
+  std::uint32_t keep = 1;  // older snapshots whose files stay served after a change
+  // What a sync fetches ahead of time; empty: everything the index names. Entries:
+  // "PATTERN", "PATTERN:<id>", "ENGINE", "ENGINE:<id>", "Info_<...>" (a program section), or
+  // "path:<prefix>". Files left out are fetched on first request only when pull_through admits
+  // them.
+  std::vector<std::string> include;
+  // Files the index names that `include` leaves out and the relay may fetch from upstream when
+  // an agent first asks for them (pull-through); same entries as `include`. Empty: none, such
+  // requests get 404.
+  std::vector<std::string> pull_through;
+  // After a failed sync, the next try comes after this, doubling with each failure up to
+  // `interval`.
+  std::chrono::milliseconds retry{60'000};
+  // http:// or socks5://[user:password@]host:port; "auto": resolved ([upstream_proxy]); empty: direct
+  std::string proxy;
+  std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
+  std::filesystem::path ca_file;  // extra CA bundle for https upstreams; empty: system store
+
+  bool operator==(const mirror_source_settings&) const = default;
+};
+
+struct mirror_settings {
+  // How agents reach this relay; the served server.ini's [Server] section points at
+  // <public_url>/activeupdate/<name>/. Empty: http://<host name>:<http.port>.
+  std::string public_url;
+  std::uint64_t rate_limit = 0;  // bytes per second for all sources together; 0: unlimited
+  // How long agents asking for a file that is being pulled through from upstream wait for it.
+  std::chrono::milliseconds pull_through_wait{60'000};
+  std::uint32_t max_pulls = 4;             // pull-throughs running at once, all sources
+  std::uint64_t pull_volume = 1ULL << 30;  // bytes pulled through per hour, all sources
+  std::vector<mirror_source_settings> sources;
+};
+
+// cache.min_free: free space on the state directory's file system below which nothing new is
+// fetched. A share of the file system's size, or a size; the larger of the two when both are set.
+struct space_floor {
+  std::uint64_t bytes = 0;
+  std::uint32_t basis_points = 0;  // hundredths of a percent: 200 is 2%
+
+  // The floor in bytes on a file system of `total` bytes.
+  std::uint64_t for_total(std::uint64_t total) const noexcept;
+  std::string to_string() const;  // "2%", "512MiB"
+  bool operator==(const space_floor&) const = default;
+};
+
+// "2%", "0.5%", "10GiB", "0": the floor, or nothing when `text` is none of these.
+std::optional<space_floor> parse_space_floor(std::string_view text);
+
+// How the relay finds the proxy for mirror sources with proxy = "auto": the agents' resolution
+// (agent/proxy_resolver.hpp): the daemon's environment (https_proxy, ...) and pac_url, else the
+// segment's proxyhelperd, whose answers must be signed with one of proxyhelper_keys.
+struct upstream_proxy_settings {
+  std::string pac_url;                        // empty: none
+  std::vector<std::string> proxyhelper_keys;  // "lanrelay-ed25519:..." texts
+  bool accept_unsigned = false;               // explicit, logged opt-in
+  bool ask_segment = true;
+  std::uint16_t port = 4129;                  // proxyhelperd's UDP port
+  std::chrono::milliseconds window{500};      // wait for its answer
+  std::chrono::milliseconds check_timeout{3'000};
+  // First line "user:password", for proxies that need credentials; empty: such proxies are
+  // skipped. A regular file owned by the daemon's user, mode 0600 or 0400 (secret_file.hpp).
+  std::filesystem::path credentials_file;
+  // "host:port" of the one proxy the credentials are sent to; required with credentials_file.
+  std::string credentials_proxy;
+};
+
+struct relay_config {
+  std::filesystem::path state_dir;  // resolved: never empty after loading
+  std::uint64_t cache_max_size = 10ULL << 30;  // bytes, 0: unlimited
+  space_floor cache_min_free{0, 200};
+  http_settings http;
+  https_settings https;
+  std::uint32_t max_peers = 10;                 // concurrent transfers served at once
+  client_share_settings client_share;
+  std::chrono::seconds retry_after{5};          // Retry-After on a 503 for a busy parent
+  std::chrono::milliseconds shutdown_grace{30'000};
+  discovery_settings discovery;
+  trust_settings trust;
+  std::string role = "relay";  // "relay" or "peer": what offers say this daemon is
+  std::string log_level = "info";
+  admin_settings admin;
+  mirror_settings mirror;
+  upstream_proxy_settings upstream_proxy;
+};
+
+using config_load_result = basic_config_load_result<relay_config>;
+
+// The embedded defaults, used when lanrelayd runs without --config.
+relay_config default_relay_config();
+
+// Reads and validates a TOML file; every problem is reported, not only the first.
+config_load_result load_relay_config(const std::filesystem::path& file);
+config_load_result parse_relay_config(std::string_view toml_text, std::string_view file_name);
+
+// Every setting with its default and doc, as a valid TOML document.
+std::string default_relay_config_text();
+
+// The settings whose values differ between `before` and `after`, as "section.key" in the order
+// of the settings table; lists of tables by their name ("mirror.source"). A configuration
+// reload applies some of them and names the rest as needing a restart.
+std::vector<std::string> changed_settings(const relay_config& before, const relay_config& after);
+
+}  // namespace lanrelay

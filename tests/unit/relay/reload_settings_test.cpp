@@ -1,0 +1,123 @@
+// What a configuration reload relies on in lanrelay::relay and lanrelay::content: changed_settings names exactly the
+// settings that differ, and content_store::set_max_size evicts at once down to a smaller limit.
+
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/relay/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <iterator>
+#include <span>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lanrelay {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ElementsAre;
+
+relay_config parsed(std::string_view toml) {
+  auto loaded = parse_relay_config(toml, "test.toml");
+  EXPECT_TRUE(loaded.ok()) << (loaded.ok() ? "" : loaded.diagnostics.front().to_string());
+  return loaded.config;
+}
+
+TEST(changed_settings, equal_configurations_differ_in_nothing) {
+  EXPECT_TRUE(changed_settings(parsed(""), parsed("")).empty());
+  EXPECT_TRUE(changed_settings(parsed("[peers]\nmax_peers = 10\n"), parsed("")).empty());
+}
+
+TEST(changed_settings, names_each_changed_setting_in_table_order) {
+  const auto before = parsed("[peers]\nmax_peers = 2\n");
+  const auto after = parsed(
+      "[log]\nlevel = \"debug\"\n[peers]\nmax_peers = 4\n[http]\nport = 8080\n"
+      "[[mirror.source]]\nname = \"au\"\nurl = \"http://upstream.example/au/\"\n");
+  EXPECT_THAT(changed_settings(before, after),
+              ElementsAre("http.port", "peers.max_peers", "log.level", "mirror.source"));
+  EXPECT_THAT(changed_settings(parsed("[cache]\nmax_size = \"1GiB\"\n"),
+                               parsed("[cache]\nmax_size = 1073741824\n")),
+              ElementsAre());  // the same size, written two ways
+}
+
+class store_resize_test : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/lanrelay-resize-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    root_ = pattern;
+    auto opened = content_store::open({root_ / "cache", 0});
+    ASSERT_TRUE(opened);
+    store_ = std::move(*opened);
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(root_);
+  }
+
+  void add(const std::string& name, char fill, bool pin = false) {
+    auto writer = store_->begin_add({item_kind::file, name, "1"});
+    ASSERT_TRUE(writer);
+    const std::string bytes(1000, fill);
+    ASSERT_TRUE(writer->write(std::as_bytes(std::span(bytes.data(), bytes.size()))));
+    ASSERT_TRUE(writer->commit(bytes.size(), std::nullopt, pin));
+  }
+
+  std::vector<std::string> names() {
+    std::vector<std::string> out;
+    for (const auto& it : store_->list()) {
+      out.push_back(it.key.name);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  fs::path root_;
+  std::unique_ptr<content_store> store_;
+};
+
+TEST_F(store_resize_test, smaller_limit_evicts_least_recently_used_unpinned_items_at_once) {
+  add("a", 'a');
+  add("b", 'b', true);
+  add("c", 'c');
+  ASSERT_TRUE(store_->open_item({item_kind::file, "a", "1"}));  // "a" is now used most recently
+
+  ASSERT_TRUE(store_->set_max_size(2500));
+  EXPECT_EQ(store_->max_size(), 2500U);
+  EXPECT_THAT(names(), ElementsAre("a", "b"));
+  EXPECT_EQ(store_->total_size(), 2000U);
+
+  // Below what the pinned item needs: everything else goes, the pinned item stays, and adds
+  // fail until there is room.
+  ASSERT_TRUE(store_->set_max_size(500));
+  EXPECT_THAT(names(), ElementsAre("b"));
+  auto writer = store_->begin_add({item_kind::file, "d", "1"});
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->write(std::as_bytes(std::span("d", 1))));
+  const auto refused = writer->commit(1, std::nullopt);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), make_error_code(errc::store_full));
+
+  // Committed: another process opening the directory finds one item, and one object on disk.
+  auto other = content_store::open({root_ / "cache", 0});
+  ASSERT_TRUE(other);
+  EXPECT_EQ((*other)->list().size(), 1U);
+  const auto objects = fs::directory_iterator(root_ / "cache" / "objects");
+  EXPECT_EQ(std::distance(fs::begin(objects), fs::end(objects)), 1);
+}
+
+TEST_F(store_resize_test, larger_limit_or_none_evicts_nothing) {
+  add("a", 'a');
+  add("b", 'b');
+  ASSERT_TRUE(store_->set_max_size(1 << 20));
+  ASSERT_TRUE(store_->set_max_size(0));
+  EXPECT_THAT(names(), ElementsAre("a", "b"));
+}
+
+}  // namespace
+}  // namespace lanrelay
