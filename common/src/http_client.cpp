@@ -1018,10 +1018,13 @@ rate_limiter::rate_limiter(std::uint64_t bytes_per_second, std::uint64_t burst)
       last_(clock::now()) {}
 
 std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes) {
+  return take(bytes, clock::now());
+}
+
+std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes, clock::time_point now) {
   const std::lock_guard lock(mutex_);
-  const auto now = clock::now();
-  const std::chrono::duration<double> elapsed = now - last_;
-  last_ = now;
+  const std::chrono::duration<double> elapsed = std::max(now - last_, clock::duration::zero());
+  last_ = std::max(last_, now);
   tokens_ = std::min(burst_, tokens_ + elapsed.count() * static_cast<double>(rate_));
   tokens_ -= static_cast<double>(bytes);
   if (tokens_ >= 0) {
