@@ -29,35 +29,27 @@
 namespace lanrelay::agent {
 namespace {
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class pac_error_category final : public boost::system::error_category {
- public:
-  constexpr pac_error_category() noexcept : error_category(0x6c6e72792d706163ULL) {}
-  const char* name() const noexcept override { return "lanrelay.pac"; }
-  std::string message(int value) const override {
-    switch (static_cast<pac_errc>(value)) {
-      case pac_errc::too_large:
-        return "the PAC script is larger than 1 MiB";
-      case pac_errc::script_error:
-        return "the PAC script has an error (it does not compile, or throws)";
-      case pac_errc::missing_function:
-        return "the PAC script defines no FindProxyForURL function";
-      case pac_errc::bad_result:
-        return "FindProxyForURL did not return a string";
-      case pac_errc::out_of_memory:
-        return "cannot create a JavaScript heap for the PAC script";
-      case pac_errc::timeout:
-        return "the PAC script ran longer than its time limit";
-      case pac_errc::memory_limit:
-        return "the PAC script wanted more than its 64 MiB of memory";
-      case pac_errc::evaluation_failed:
-        return "the process evaluating the PAC script died (broken PAC script)";
-    }
-    return "unknown PAC error " + std::to_string(value);
+std::string pac_message(pac_errc value) {
+  switch (value) {
+    case pac_errc::too_large:
+      return "the PAC script is larger than 1 MiB";
+    case pac_errc::script_error:
+      return "the PAC script has an error (it does not compile, or throws)";
+    case pac_errc::missing_function:
+      return "the PAC script defines no FindProxyForURL function";
+    case pac_errc::bad_result:
+      return "FindProxyForURL did not return a string";
+    case pac_errc::out_of_memory:
+      return "cannot create a JavaScript heap for the PAC script";
+    case pac_errc::timeout:
+      return "the PAC script ran longer than its time limit";
+    case pac_errc::memory_limit:
+      return "the PAC script wanted more than its 64 MiB of memory";
+    case pac_errc::evaluation_failed:
+      return "the process evaluating the PAC script died (broken PAC script)";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown PAC error " + std::to_string(static_cast<int>(value));
+}
 
 // The standard PAC helpers that need no access to the machine, in JavaScript. dnsResolve and
 // myIpAddress are native (below).
@@ -274,7 +266,8 @@ std::string error_text(duk_context* ctx) {
 }  // namespace
 
 const boost::system::error_category& pac_category() noexcept {
-  static const pac_error_category category;
+  static const error_category_of<pac_errc> category(
+      "lanrelay.pac", 0x6c6e72792d706163ULL, pac_message);
   return category;
 }
 

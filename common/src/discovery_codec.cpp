@@ -11,44 +11,31 @@
 namespace lanrelay::discovery {
 namespace {
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class discovery_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr discovery_error_category() noexcept : error_category(0x6c6e72792d646973ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.discovery"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<errc>(value)) {
-      case errc::truncated:
-        return "discovery datagram is truncated: a field runs past its end";
-      case errc::bad_magic:
-        return "not a lanrelay discovery datagram (no LNRY magic); another service may use this "
-               "port";
-      case errc::unsupported_version:
-        return "discovery protocol version not supported; upgrade the older lanrelay side";
-      case errc::wrong_type:
-        return "discovery message type is not the one expected here";
-      case errc::missing_field:
-        return "discovery datagram lacks a mandatory field";
-      case errc::duplicate_field:
-        return "discovery datagram repeats a field";
-      case errc::invalid_field:
-        return "discovery field has a bad length or value";
-      case errc::too_large:
-        return "discovery datagram is larger than allowed";
-      case errc::unpadded:
-        return "discovery query is shorter than the padded query size; dropped so that replies "
-               "cannot amplify traffic";
-    }
-    return "unknown discovery error " + std::to_string(value);
+std::string discovery_message(errc value) {
+  switch (value) {
+    case errc::truncated:
+      return "discovery datagram is truncated: a field runs past its end";
+    case errc::bad_magic:
+      return "not a lanrelay discovery datagram (no LNRY magic); another service may use this "
+             "port";
+    case errc::unsupported_version:
+      return "discovery protocol version not supported; upgrade the older lanrelay side";
+    case errc::wrong_type:
+      return "discovery message type is not the one expected here";
+    case errc::missing_field:
+      return "discovery datagram lacks a mandatory field";
+    case errc::duplicate_field:
+      return "discovery datagram repeats a field";
+    case errc::invalid_field:
+      return "discovery field has a bad length or value";
+    case errc::too_large:
+      return "discovery datagram is larger than allowed";
+    case errc::unpadded:
+      return "discovery query is shorter than the padded query size; dropped so that replies "
+             "cannot amplify traffic";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown discovery error " + std::to_string(static_cast<int>(value));
+}
 
 constexpr std::uint32_t bit(field_type f) noexcept {
   return std::uint32_t{1} << static_cast<unsigned>(f);
@@ -243,7 +230,8 @@ tlv::writer<field_type> make_writer(message_type type) {
 }  // namespace
 
 const boost::system::error_category& discovery_category() noexcept {
-  static const discovery_error_category category;
+  static const error_category_of<errc> category(
+      "lanrelay.discovery", 0x6c6e72792d646973ULL, discovery_message);
   return category;
 }
 

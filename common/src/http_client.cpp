@@ -67,85 +67,77 @@ constexpr std::uint32_t response_header_limit = 64 * 1024;
 constexpr int max_interim_responses = 8;
 constexpr std::string_view user_agent = "lanrelay";
 
-class http_category_impl final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr http_category_impl() noexcept : error_category(0x6c616e72656c6168ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.http"; }
-
-  std::string message(int ev) const override {
-    switch (static_cast<http_errc>(ev)) {
-      case http_errc::connect_timeout:
-        return "could not connect in time (name resolution, TCP connect, proxy tunnel and TLS "
-               "handshake); check that the server is up and reachable through firewalls";
-      case http_errc::head_timeout:
-        return "the server accepted the connection but sent no response in time; it may be "
-               "overloaded";
-      case http_errc::body_timeout:
-        return "the download stalled: no data arrived within the idle timeout; it can be resumed";
-      case http_errc::invalid_url:
-        return "the URL has no usable host; use http://host[:port]/path or "
-               "https://host[:port]/path";
-      case http_errc::unsupported_scheme:
-        return "unsupported URL scheme: use http:// or https:// (and an http:// proxy)";
-      case http_errc::protocol_error:
-        return "the server sent a malformed HTTP response (status line, header, chunk framing or "
-               "Content-Range)";
-      case http_errc::incomplete_response:
-        return "the server closed the connection before the response was complete; it can be "
-               "resumed";
-      case http_errc::range_mismatch:
-        return "the server answered a resume request with another byte range than the one asked "
-               "for";
-      case http_errc::too_large:
-        return "the item is larger than the allowed maximum size; the download was stopped";
-      case http_errc::redirect_loop:
-        return "more than 5 redirects; the server's redirects probably loop";
-      case http_errc::bad_redirect:
-        return "the server sent a redirect without a valid Location";
-      case http_errc::insecure_redirect:
-        return "refused a redirect from https:// to plain http://; configure the https:// URL "
-               "the server should use";
-      case http_errc::proxy_refused:
-        return "the proxy refused to open a tunnel (CONNECT); check the proxy address and "
-               "credentials";
-      case http_errc::certificate_untrusted:
-        return "the server's TLS certificate is not trusted: it does not chain to a CA of the "
-               "system store (or of the configured CA file), or it is expired";
-      case http_errc::certificate_name_mismatch:
-        return "the server's TLS certificate is for another host name or address; check the "
-               "URL's host";
-      case http_errc::bad_ca_file:
-        return "the CA file cannot be read or holds no PEM certificate; check its path and "
-               "permissions";
-      case http_errc::proxy_auth_failed:
-        return "the proxy rejected the credentials (or wants some): check the user name and "
-               "password in the proxy URL (scheme://user:password@host:port)";
-      case http_errc::proxy_auth_unsupported:
-        return "the SOCKS5 proxy accepts none of the offered authentication methods; put "
-               "user:password in the proxy URL if it requires a login";
-      case http_errc::proxy_protocol_error:
-        return "the proxy broke the SOCKS5 protocol; check that the proxy URL names a SOCKS5 "
-               "proxy";
-      case http_errc::socks_not_allowed:
-        return "the SOCKS5 proxy's rules do not allow this connection; ask its administrator";
-      case http_errc::socks_host_unreachable:
-        return "the SOCKS5 proxy cannot reach the server (name not resolved, host or network "
-               "unreachable)";
-      case http_errc::socks_connection_refused:
-        return "the server refused the SOCKS5 proxy's connection; check the URL's port";
-      case http_errc::socks_failed:
-        return "the SOCKS5 proxy could not open the connection (general failure)";
-      case http_errc::certificate_not_pinned:
-        return "the server's TLS certificate is not the one pinned for it (its SHA-256 "
-               "fingerprint is not among those the relay's signed catalog lists): another "
-               "machine may be answering at this address, or the relay's certificate changed; "
-               "compare with `lanrelay key show` on the relay";
-    }
-    return "unknown lanrelay.http error " + std::to_string(ev);
+std::string http_message(http_errc value) {
+  switch (value) {
+    case http_errc::connect_timeout:
+      return "could not connect in time (name resolution, TCP connect, proxy tunnel and TLS "
+             "handshake); check that the server is up and reachable through firewalls";
+    case http_errc::head_timeout:
+      return "the server accepted the connection but sent no response in time; it may be "
+             "overloaded";
+    case http_errc::body_timeout:
+      return "the download stalled: no data arrived within the idle timeout; it can be resumed";
+    case http_errc::invalid_url:
+      return "the URL has no usable host; use http://host[:port]/path or "
+             "https://host[:port]/path";
+    case http_errc::unsupported_scheme:
+      return "unsupported URL scheme: use http:// or https:// (and an http:// proxy)";
+    case http_errc::protocol_error:
+      return "the server sent a malformed HTTP response (status line, header, chunk framing or "
+             "Content-Range)";
+    case http_errc::incomplete_response:
+      return "the server closed the connection before the response was complete; it can be "
+             "resumed";
+    case http_errc::range_mismatch:
+      return "the server answered a resume request with another byte range than the one asked "
+             "for";
+    case http_errc::too_large:
+      return "the item is larger than the allowed maximum size; the download was stopped";
+    case http_errc::redirect_loop:
+      return "more than 5 redirects; the server's redirects probably loop";
+    case http_errc::bad_redirect:
+      return "the server sent a redirect without a valid Location";
+    case http_errc::insecure_redirect:
+      return "refused a redirect from https:// to plain http://; configure the https:// URL "
+             "the server should use";
+    case http_errc::proxy_refused:
+      return "the proxy refused to open a tunnel (CONNECT); check the proxy address and "
+             "credentials";
+    case http_errc::certificate_untrusted:
+      return "the server's TLS certificate is not trusted: it does not chain to a CA of the "
+             "system store (or of the configured CA file), or it is expired";
+    case http_errc::certificate_name_mismatch:
+      return "the server's TLS certificate is for another host name or address; check the "
+             "URL's host";
+    case http_errc::bad_ca_file:
+      return "the CA file cannot be read or holds no PEM certificate; check its path and "
+             "permissions";
+    case http_errc::proxy_auth_failed:
+      return "the proxy rejected the credentials (or wants some): check the user name and "
+             "password in the proxy URL (scheme://user:password@host:port)";
+    case http_errc::proxy_auth_unsupported:
+      return "the SOCKS5 proxy accepts none of the offered authentication methods; put "
+             "user:password in the proxy URL if it requires a login";
+    case http_errc::proxy_protocol_error:
+      return "the proxy broke the SOCKS5 protocol; check that the proxy URL names a SOCKS5 "
+             "proxy";
+    case http_errc::socks_not_allowed:
+      return "the SOCKS5 proxy's rules do not allow this connection; ask its administrator";
+    case http_errc::socks_host_unreachable:
+      return "the SOCKS5 proxy cannot reach the server (name not resolved, host or network "
+             "unreachable)";
+    case http_errc::socks_connection_refused:
+      return "the server refused the SOCKS5 proxy's connection; check the URL's port";
+    case http_errc::socks_failed:
+      return "the SOCKS5 proxy could not open the connection (general failure)";
+    case http_errc::certificate_not_pinned:
+      return "the server's TLS certificate is not the one pinned for it (its SHA-256 "
+             "fingerprint is not among those the relay's signed catalog lists): another "
+             "machine may be answering at this address, or the relay's certificate changed; "
+             "compare with `lanrelay key show` on the relay";
   }
-};
+  return "unknown lanrelay.http error " + std::to_string(static_cast<int>(value));
+}
 
 const boost::system::error_category& beast_http_category() {
   return http::make_error_code(http::error::end_of_stream).category();
@@ -1035,7 +1027,8 @@ std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes, clock::time_poi
 }
 
 const boost::system::error_category& http_category() noexcept {
-  static const http_category_impl category;
+  static const error_category_of<http_errc> category(
+      "lanrelay.http", 0x6c616e72656c6168ULL, http_message);
   return category;
 }
 

@@ -18,36 +18,23 @@ constexpr std::array<std::byte, 4> kMagic{std::byte{'L'}, std::byte{'R'}, std::b
                                           std::byte{'L'}};
 constexpr std::uint16_t kFormatVersion = 1;
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class piece_list_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr piece_list_error_category() noexcept : error_category(0x6c6e72792d70636cULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.piece_list"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<piece_list_errc>(value)) {
-      case piece_list_errc::truncated:
-        return "the piece list is shorter than its header says";
-      case piece_list_errc::bad_magic:
-        return "not a lanrelay piece list (it does not start with \"LRPL\")";
-      case piece_list_errc::unsupported_version:
-        return "the piece list has an unknown format version; upgrade this machine";
-      case piece_list_errc::bad_piece_size:
-        return "the piece size is not a power of two between 16 KiB and 64 MiB";
-      case piece_list_errc::inconsistent:
-        return "the piece list's count of pieces does not match its item size and piece size";
-      case piece_list_errc::too_large:
-        return "the item has more pieces than a piece list may hold";
-    }
-    return "unknown piece list error";
+std::string piece_list_message(piece_list_errc value) {
+  switch (value) {
+    case piece_list_errc::truncated:
+      return "the piece list is shorter than its header says";
+    case piece_list_errc::bad_magic:
+      return "not a lanrelay piece list (it does not start with \"LRPL\")";
+    case piece_list_errc::unsupported_version:
+      return "the piece list has an unknown format version; upgrade this machine";
+    case piece_list_errc::bad_piece_size:
+      return "the piece size is not a power of two between 16 KiB and 64 MiB";
+    case piece_list_errc::inconsistent:
+      return "the piece list's count of pieces does not match its item size and piece size";
+    case piece_list_errc::too_large:
+      return "the item has more pieces than a piece list may hold";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown piece list error";
+}
 
 void put_u16(std::vector<std::byte>& out, std::uint16_t v) {
   out.push_back(static_cast<std::byte>(v >> 8));
@@ -75,7 +62,8 @@ std::uint64_t get_be(std::span<const std::byte> bytes) {
 }  // namespace
 
 const boost::system::error_category& piece_list_category() noexcept {
-  static const piece_list_error_category category;
+  static const error_category_of<piece_list_errc> category(
+      "lanrelay.piece_list", 0x6c6e72792d70636cULL, piece_list_message);
   return category;
 }
 

@@ -11,61 +11,48 @@
 namespace lanrelay::proxy_protocol {
 namespace {
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class proxy_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr proxy_error_category() noexcept : error_category(0x6c6e72792d707278ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.proxy"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<errc>(value)) {
-      case errc::truncated:
-        return "proxy datagram is truncated: a field runs past its end";
-      case errc::bad_magic:
-        return "not a lanrelay proxy datagram (no LNPX magic); another service may use this port";
-      case errc::unsupported_version:
-        return "proxy protocol version not supported; upgrade the older lanrelay side";
-      case errc::wrong_type:
-        return "proxy message type is not the one expected here";
-      case errc::missing_field:
-        return "proxy datagram lacks a mandatory field";
-      case errc::duplicate_field:
-        return "proxy datagram repeats a field";
-      case errc::invalid_field:
-        return "proxy datagram field has a bad length or value";
-      case errc::too_large:
-        return "proxy datagram is larger than allowed";
-      case errc::unpadded:
-        return "proxy query is shorter than the padded query size; dropped so that answers "
-               "cannot amplify traffic";
-      case errc::wrong_transaction:
-        return "proxy answer is not for this query";
-      case errc::unsigned_answer:
-        return "proxy answer is not signed; pin the proxyhelperd key, or accept unsigned answers "
-               "explicitly";
-      case errc::no_pinned_key:
-        return "proxy answer is signed but no proxyhelperd key is pinned; pin the public key "
-               "that proxyhelperd prints";
-      case errc::wrong_key:
-        return "proxy answer is signed with a key other than the pinned one: a rogue responder, "
-               "or proxyhelperd's key was replaced (pin the new key)";
-      case errc::bad_signature:
-        return "proxy answer signature does not match its content: altered or forged";
-      case errc::expired:
-        return "proxy answer has expired; check the clocks of this machine and of proxyhelperd";
-      case errc::lifetime_too_long:
-        return "proxy answer claims a validity longer than allowed; check proxyhelperd's "
-               "answer_lifetime and both clocks";
-    }
-    return "unknown proxy protocol error " + std::to_string(value);
+std::string proxy_message(errc value) {
+  switch (value) {
+    case errc::truncated:
+      return "proxy datagram is truncated: a field runs past its end";
+    case errc::bad_magic:
+      return "not a lanrelay proxy datagram (no LNPX magic); another service may use this port";
+    case errc::unsupported_version:
+      return "proxy protocol version not supported; upgrade the older lanrelay side";
+    case errc::wrong_type:
+      return "proxy message type is not the one expected here";
+    case errc::missing_field:
+      return "proxy datagram lacks a mandatory field";
+    case errc::duplicate_field:
+      return "proxy datagram repeats a field";
+    case errc::invalid_field:
+      return "proxy datagram field has a bad length or value";
+    case errc::too_large:
+      return "proxy datagram is larger than allowed";
+    case errc::unpadded:
+      return "proxy query is shorter than the padded query size; dropped so that answers "
+             "cannot amplify traffic";
+    case errc::wrong_transaction:
+      return "proxy answer is not for this query";
+    case errc::unsigned_answer:
+      return "proxy answer is not signed; pin the proxyhelperd key, or accept unsigned answers "
+             "explicitly";
+    case errc::no_pinned_key:
+      return "proxy answer is signed but no proxyhelperd key is pinned; pin the public key "
+             "that proxyhelperd prints";
+    case errc::wrong_key:
+      return "proxy answer is signed with a key other than the pinned one: a rogue responder, "
+             "or proxyhelperd's key was replaced (pin the new key)";
+    case errc::bad_signature:
+      return "proxy answer signature does not match its content: altered or forged";
+    case errc::expired:
+      return "proxy answer has expired; check the clocks of this machine and of proxyhelperd";
+    case errc::lifetime_too_long:
+      return "proxy answer claims a validity longer than allowed; check proxyhelperd's "
+             "answer_lifetime and both clocks";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown proxy protocol error " + std::to_string(static_cast<int>(value));
+}
 
 constexpr std::uint32_t bit(field_type f) noexcept {
   return std::uint32_t{1} << static_cast<unsigned>(f);
@@ -290,7 +277,8 @@ std::uint64_t unix_seconds(std::chrono::system_clock::time_point t) noexcept {
 }  // namespace
 
 const boost::system::error_category& proxy_protocol_category() noexcept {
-  static const proxy_error_category category;
+  static const error_category_of<errc> category(
+      "lanrelay.proxy", 0x6c6e72792d707278ULL, proxy_message);
   return category;
 }
 

@@ -1,4 +1,5 @@
 #include "lanrelay/common/sha256.hpp"
+#include "lanrelay/common/text_format.hpp"
 
 #include <openssl/evp.h>
 
@@ -15,8 +16,6 @@ namespace {
 
 // Large reads keep the syscall count low for multi-gigabyte installers.
 constexpr std::size_t file_chunk_size = std::size_t{1} << 20;
-
-constexpr char hex_digits[] = "0123456789abcdef";
 
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') {
@@ -37,16 +36,7 @@ boost::system::error_code last_system_error() {
 
 }  // namespace
 
-std::string to_hex(const sha256_digest& digest) {
-  std::string out;
-  out.reserve(digest.size() * 2);
-  for (std::byte b : digest) {
-    const auto v = std::to_integer<unsigned>(b);
-    out.push_back(hex_digits[v >> 4]);
-    out.push_back(hex_digits[v & 0x0f]);
-  }
-  return out;
-}
+std::string to_hex(const sha256_digest& digest) { return hex_encode(digest); }
 
 std::optional<sha256_digest> parse_sha256_hex(std::string_view hex) noexcept {
   sha256_digest digest{};

@@ -1,4 +1,5 @@
 #include "lanrelay/common/site_key.hpp"
+#include "lanrelay/common/text_format.hpp"
 
 #include <boost/json.hpp>
 #include <boost/system/system_error.hpp>
@@ -28,55 +29,42 @@ namespace {
 
 namespace json = boost::json;
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class trust_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr trust_error_category() noexcept : error_category(0x6c6e72792d747275ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.trust"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<trust_errc>(value)) {
-      case trust_errc::malformed:
-        return "the catalog is not a valid lanrelay catalog document (bad JSON, or a member "
-               "missing, unknown or of the wrong type); it was ignored";
-      case trust_errc::too_large:
-        return "the catalog is larger than allowed; it was ignored";
-      case trust_errc::wrong_key:
-        return "the catalog is signed with a key other than the pinned site key; if the relay's "
-               "key was rotated, pin the new public key in the agent configuration";
-      case trust_errc::bad_signature:
-        return "the catalog signature does not match its content: it was altered or forged, "
-               "and was ignored";
-      case trust_errc::invalid_content:
-        return "the signed catalog breaks the catalog rules (an entry's name, kind or version, a "
-               "duplicate entry, the relay id or the validity period); the relay that signed it "
-               "needs fixing";
-      case trust_errc::expired:
-        return "the catalog has expired; the relay must sign a fresh one (check that the relay "
-               "runs and that both clocks are right)";
-      case trust_errc::not_yet_valid:
-        return "the catalog is issued in the future; check the clocks of the relay and of this "
-               "machine";
-      case trust_errc::malformed_key:
-        return "not a lanrelay public key: expected \"lanrelay-ed25519:\" followed by the "
-               "base64 of 32 bytes, as printed by the relay";
-      case trust_errc::invalid_key_file:
-        return "the site key file does not hold an unencrypted Ed25519 private key in PEM form";
-      case trust_errc::insecure_key_file:
-        return "the site key file is accessible by group or others; run chmod 600 on it";
-      case trust_errc::crypto_failure:
-        return "the cryptographic library (OpenSSL) failed; check the OpenSSL installation and "
-               "available memory";
-    }
-    return "unknown trust error " + std::to_string(value);
+std::string trust_message(trust_errc value) {
+  switch (value) {
+    case trust_errc::malformed:
+      return "the catalog is not a valid lanrelay catalog document (bad JSON, or a member "
+             "missing, unknown or of the wrong type); it was ignored";
+    case trust_errc::too_large:
+      return "the catalog is larger than allowed; it was ignored";
+    case trust_errc::wrong_key:
+      return "the catalog is signed with a key other than the pinned site key; if the relay's "
+             "key was rotated, pin the new public key in the agent configuration";
+    case trust_errc::bad_signature:
+      return "the catalog signature does not match its content: it was altered or forged, "
+             "and was ignored";
+    case trust_errc::invalid_content:
+      return "the signed catalog breaks the catalog rules (an entry's name, kind or version, a "
+             "duplicate entry, the relay id or the validity period); the relay that signed it "
+             "needs fixing";
+    case trust_errc::expired:
+      return "the catalog has expired; the relay must sign a fresh one (check that the relay "
+             "runs and that both clocks are right)";
+    case trust_errc::not_yet_valid:
+      return "the catalog is issued in the future; check the clocks of the relay and of this "
+             "machine";
+    case trust_errc::malformed_key:
+      return "not a lanrelay public key: expected \"lanrelay-ed25519:\" followed by the "
+             "base64 of 32 bytes, as printed by the relay";
+    case trust_errc::invalid_key_file:
+      return "the site key file does not hold an unencrypted Ed25519 private key in PEM form";
+    case trust_errc::insecure_key_file:
+      return "the site key file is accessible by group or others; run chmod 600 on it";
+    case trust_errc::crypto_failure:
+      return "the cryptographic library (OpenSSL) failed; check the OpenSSL installation and "
+             "available memory";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown trust error " + std::to_string(static_cast<int>(value));
+}
 
 struct pkey_deleter {
   void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
@@ -398,7 +386,8 @@ result<catalog> decode_catalog(const json::value& value) {
 }  // namespace
 
 const boost::system::error_category& trust_category() noexcept {
-  static const trust_error_category category;
+  static const error_category_of<trust_errc> category(
+      "lanrelay.trust", 0x6c6e72792d747275ULL, trust_message);
   return category;
 }
 
@@ -591,10 +580,7 @@ key_file_result<void> site_key::save(const std::filesystem::path& file, overwrit
                               make_error_code(trust_errc::crypto_failure).message()};
   }
   std::string suffix = ".tmp.";
-  for (const auto b : nonce) {
-    suffix += "0123456789abcdef"[std::to_integer<unsigned>(b) >> 4];
-    suffix += "0123456789abcdef"[std::to_integer<unsigned>(b) & 0xf];
-  }
+  append_hex(suffix, nonce);
   const auto directory = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
   const auto temp = directory / (file.filename().string() + suffix);
 

@@ -1,4 +1,5 @@
 #include "lanrelay/common/discovery_codec.hpp"
+#include "lanrelay/common/text_format.hpp"
 
 #include <gtest/gtest.h>
 
@@ -17,16 +18,7 @@ namespace {
 
 using bytes = std::vector<std::byte>;
 
-std::string hex(std::span<const std::byte> data) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const auto b : data) {
-    const auto v = std::to_integer<unsigned>(b);
-    out += digits[v >> 4];
-    out += digits[v & 0xf];
-  }
-  return out;
-}
+std::string hex(std::span<const std::byte> data) { return hex_encode(data); }
 
 sha256_digest counting_digest(std::uint8_t first) {
   sha256_digest d{};

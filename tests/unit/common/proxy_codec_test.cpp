@@ -1,4 +1,5 @@
 #include "lanrelay/common/proxy_codec.hpp"
+#include "lanrelay/common/text_format.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,16 +17,7 @@ namespace {
 using bytes = std::vector<std::byte>;
 using namespace std::chrono_literals;
 
-std::string hex(std::span<const std::byte> data) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const auto b : data) {
-    const auto v = std::to_integer<unsigned>(b);
-    out += digits[v >> 4];
-    out += digits[v & 0xf];
-  }
-  return out;
-}
+std::string hex(std::span<const std::byte> data) { return hex_encode(data); }
 
 // The key of the examples in docs/protocol.md: seed bytes 00 01 02 ... 1f.
 site_key example_key() {
