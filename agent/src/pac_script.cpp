@@ -142,7 +142,7 @@ function timeRange() {
 struct heap_limits {
   pac_deadline deadline;
   std::size_t used = 0;  // bytes handed to Duktape and not yet freed
-  bool refused_memory = false;  // an allocation was refused: over kPacMemoryLimit
+  bool refused_memory = false;  // an allocation was refused: over pac_memory_limit
   bool refused_time = false;    // an allocation was refused: past the deadline
 
   void start() {
@@ -155,7 +155,7 @@ struct heap_limits {
       refused_time = true;
       return false;
     }
-    if (more > kPacMemoryLimit - used) {
+    if (more > pac_memory_limit - used) {
       refused_memory = true;
       return false;
     }
@@ -328,7 +328,7 @@ pac_script::~pac_script() = default;
 
 result<pac_script> pac_script::compile(std::string_view source, pac_environment environment,
                                        std::string* detail) {
-  if (source.size() > kMaxPacScriptSize) {
+  if (source.size() > max_pac_script_size) {
     return pac_errc::too_large;
   }
   auto state = std::make_unique<impl>();
@@ -453,8 +453,8 @@ namespace net = boost::asio;
 using namespace boost::asio::experimental::awaitable_operators;
 
 // The child's answer on the pipe: u8 ok, i32 error value (pac_errc), u32 length and bytes of the
-// answer, u32 length and bytes of the detail. Texts are cut at kMaxMessageText.
-constexpr std::size_t kMaxMessageText = 64 * 1024;
+// answer, u32 length and bytes of the detail. Texts are cut at max_message_text.
+constexpr std::size_t max_message_text = 64 * 1024;
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) {
@@ -475,7 +475,7 @@ std::string encode_outcome(const result<std::string>& answer, std::string_view d
   out.push_back(answer ? '\1' : '\0');
   put_u32(out, answer ? 0u : static_cast<std::uint32_t>(answer.error().value()));
   for (std::string_view text : {answer ? std::string_view(*answer) : std::string_view(), detail}) {
-    text = text.substr(0, kMaxMessageText);
+    text = text.substr(0, max_message_text);
     put_u32(out, static_cast<std::uint32_t>(text.size()));
     out.append(text);
   }
@@ -488,11 +488,11 @@ std::optional<pac_outcome> decode_outcome(std::string_view in) {
     return std::nullopt;
   }
   const std::uint32_t answer_size = get_u32(in, 5);
-  if (answer_size > kMaxMessageText || in.size() < 13 + answer_size) {
+  if (answer_size > max_message_text || in.size() < 13 + answer_size) {
     return std::nullopt;
   }
   const std::uint32_t detail_size = get_u32(in, 9 + answer_size);
-  if (detail_size > kMaxMessageText || in.size() < 13 + answer_size + detail_size) {
+  if (detail_size > max_message_text || in.size() < 13 + answer_size + detail_size) {
     return std::nullopt;
   }
   pac_outcome out;
@@ -536,13 +536,13 @@ std::size_t mapped_bytes() {
   }
   ::close_range(static_cast<unsigned>(out) + 1, ~0U, 0);
   const auto cpu_seconds = static_cast<rlim_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(kPacChildTimeLimit).count());
+      std::chrono::duration_cast<std::chrono::seconds>(pac_child_time_limit).count());
   const rlimit cpu{cpu_seconds, cpu_seconds + 1};
   ::setrlimit(RLIMIT_CPU, &cpu);
   // What is mapped already (the parent's image, its threads' stacks, a sanitizer's shadow) plus
   // room for the heap cap and Duktape's own needs.
   if (const std::size_t mapped = mapped_bytes(); mapped != 0) {
-    const auto room = static_cast<rlim_t>(mapped + 4 * kPacMemoryLimit);
+    const auto room = static_cast<rlim_t>(mapped + 4 * pac_memory_limit);
     const rlimit as{room, room};
     ::setrlimit(RLIMIT_AS, &as);
   }
@@ -589,7 +589,7 @@ struct child_process {
 
 std::string describe_end(int status, bool timed_out) {
   if (timed_out) {
-    return "killed after " + std::to_string(kPacChildTimeLimit.count()) + " ms";
+    return "killed after " + std::to_string(pac_child_time_limit.count()) + " ms";
   }
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
@@ -610,7 +610,7 @@ std::string describe_end(int status, bool timed_out) {
 net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string url,
                                                 std::string host) {
   pac_outcome out;
-  if (source.size() > kMaxPacScriptSize) {
+  if (source.size() > max_pac_script_size) {
     out.answer = make_error_code(pac_errc::too_large);
     co_return out;
   }
@@ -636,7 +636,7 @@ net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string 
   const auto executor = co_await net::this_coro::executor;
   net::posix::stream_descriptor pipe(executor, fds[0]);
   net::steady_timer kill_timer(executor);
-  kill_timer.expires_after(kPacChildTimeLimit);
+  kill_timer.expires_after(pac_child_time_limit);
   std::string received;
   bool timed_out = false;
   std::optional<pac_outcome> decoded;
@@ -651,7 +651,7 @@ net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string 
     }
     const auto [ec, n] = std::get<0>(raced);
     received.append(buffer, n);
-    if (received.size() > 13 + 2 * kMaxMessageText) {
+    if (received.size() > 13 + 2 * max_message_text) {
       break;  // not a message of ours
     }
     decoded = decode_outcome(received);

@@ -26,7 +26,7 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
   auto executor = co_await net::this_coro::executor;
   const proxy::query query{random_u64(), random_u64()};
   const auto datagram = proxy::encode(query);
-  const auto targets = query_destinations(options.targets, options.port, options.ipv6, proxy::kIpv6Group);
+  const auto targets = query_destinations(options.targets, options.port, options.ipv6, proxy::ipv6_group);
   result.destinations = targets.size();
   if (targets.empty()) {
     co_return result;  // no interface with broadcast or multicast: nobody to ask
@@ -54,7 +54,7 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
     }
   };
 
-  std::array<std::byte, proxy::kMaxDatagram> buffer{};
+  std::array<std::byte, proxy::max_datagram> buffer{};
   const auto drain = [&](udp::socket& socket) {
     received_datagram got;
     while (!result.accepted && !receive_datagram(socket, buffer, got)) {

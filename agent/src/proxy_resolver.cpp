@@ -39,7 +39,7 @@ net::awaitable<result<std::string>> fetch_pac(const std::string& url_text,
   fetch_request request{.url = *url,
                         .timeouts = {options.check_timeout, options.check_timeout,
                                      options.check_timeout},
-                        .max_bytes = kMaxPacScriptSize,
+                        .max_bytes = max_pac_script_size,
                         .tls = options.tls};
   std::string script;
   auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {

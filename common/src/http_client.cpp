@@ -1110,7 +1110,7 @@ std::optional<content_range> parse_content_range(std::string_view value) noexcep
 
 // At most a day: a server's huge number or far-future date cannot overflow a caller's arithmetic
 // (the delay is added to clocks and made milliseconds).
-constexpr std::chrono::seconds kMaxRetryAfter{24 * 3600};
+constexpr std::chrono::seconds max_retry_after{24 * 3600};
 
 std::optional<std::chrono::seconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) noexcept {
@@ -1123,7 +1123,7 @@ std::optional<std::chrono::seconds> parse_retry_after(
   if (!value.empty() && std::all_of(value.begin(), value.end(),
                                     [](char c) { return c >= '0' && c <= '9'; })) {
     // delay-seconds; more digits than 64 bits hold is "very long" too.
-    constexpr auto most = static_cast<std::uint64_t>(kMaxRetryAfter.count());
+    constexpr auto most = static_cast<std::uint64_t>(max_retry_after.count());
     const auto delay = parse_decimal(value).value_or(most);
     return std::chrono::seconds(static_cast<std::int64_t>(std::min(delay, most)));
   }
@@ -1164,7 +1164,7 @@ std::optional<std::chrono::seconds> parse_retry_after(
                                         std::chrono::minutes{*minute} +
                                         std::chrono::seconds{*second};
   const auto delay = when - std::chrono::floor<std::chrono::seconds>(now);
-  return std::clamp(delay, std::chrono::seconds{0}, kMaxRetryAfter);
+  return std::clamp(delay, std::chrono::seconds{0}, max_retry_after);
 }
 
 }  // namespace detail

@@ -170,7 +170,7 @@ std::string mode_text(mode_t mode) {
   return buffer;
 }
 
-constexpr std::size_t kMaxKeyFileSize = 64 * 1024;
+constexpr std::size_t max_key_file_size = 64 * 1024;
 
 // Writes all of `data`, retrying on EINTR and short writes.
 bool write_all(int fd, std::string_view data) noexcept {
@@ -216,8 +216,8 @@ class cleansed_string {
 
 // ---- catalog encoding ----
 
-constexpr std::string_view kCanonicalContext{"lanrelay-catalog-v2\0", 20};
-constexpr std::int64_t kCatalogFormat = 2;
+constexpr std::string_view canonical_context{"lanrelay-catalog-v2\0", 20};
+constexpr std::int64_t catalog_format = 2;
 
 std::uint8_t kind_code(item_kind kind) noexcept {
   switch (kind) {
@@ -266,11 +266,11 @@ class byte_writer {
 };
 
 bool is_valid_relay_id(std::string_view id) noexcept {
-  return !id.empty() && id.size() <= kMaxRelayIdLength &&
+  return !id.empty() && id.size() <= max_relay_id_length &&
          std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
-bool is_valid_catalog_time(std::int64_t s) noexcept { return s >= 0 && s <= kMaxCatalogTime; }
+bool is_valid_catalog_time(std::int64_t s) noexcept { return s >= 0 && s <= max_catalog_time; }
 
 // True when `o` has exactly the members `names` (Boost.JSON keeps one value per key).
 bool has_exactly(const json::object& o, std::initializer_list<std::string_view> names) {
@@ -303,7 +303,7 @@ std::optional<std::uint64_t> get_unsigned(const json::object& o, std::string_vie
 
 std::optional<std::int64_t> get_time(const json::object& o, std::string_view name) {
   const auto v = get_unsigned(o, name);
-  if (!v || *v > static_cast<std::uint64_t>(kMaxCatalogTime)) {
+  if (!v || *v > static_cast<std::uint64_t>(max_catalog_time)) {
     return std::nullopt;
   }
   return static_cast<std::int64_t>(*v);
@@ -345,7 +345,7 @@ result<catalog> decode_catalog(const json::value& value) {
     return trust_errc::malformed;
   }
   const auto* format = o->if_contains("format");
-  if (!format->is_int64() || format->get_int64() != kCatalogFormat) {
+  if (!format->is_int64() || format->get_int64() != catalog_format) {
     return trust_errc::malformed;
   }
   const auto relay_id = get_string(*o, "relay_id");
@@ -356,7 +356,7 @@ result<catalog> decode_catalog(const json::value& value) {
   if (!relay_id || !issued_at || !expires_at || entries == nullptr || tls == nullptr) {
     return trust_errc::malformed;
   }
-  if (entries->size() > kMaxCatalogEntries || tls->size() > kMaxCatalogTlsFingerprints) {
+  if (entries->size() > max_catalog_entries || tls->size() > max_catalog_tls_fingerprints) {
     return trust_errc::too_large;
   }
   catalog c;
@@ -394,14 +394,14 @@ const boost::system::error_category& trust_category() noexcept {
 // ---- public key ----
 
 std::string public_key::to_string() const {
-  return std::string(kPublicKeyPrefix) + base64_encode(bytes);
+  return std::string(public_key_prefix) + base64_encode(bytes);
 }
 
 result<public_key> parse_public_key(std::string_view text) {
-  if (!text.starts_with(kPublicKeyPrefix)) {
+  if (!text.starts_with(public_key_prefix)) {
     return trust_errc::malformed_key;
   }
-  const auto raw = base64_decode_exact<32>(text.substr(kPublicKeyPrefix.size()));
+  const auto raw = base64_decode_exact<32>(text.substr(public_key_prefix.size()));
   if (!raw) {
     return trust_errc::malformed_key;
   }
@@ -473,13 +473,13 @@ key_file_result<site_key> site_key::load(const std::filesystem::path& file) {
             file.string() +
             " (and, if anyone else may have read it, generate a new key and re-pin it)"};
   }
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxKeyFileSize) {
+  if (static_cast<std::uint64_t>(st.st_size) > max_key_file_size) {
     return key_file_error{
         make_error_code(trust_errc::invalid_key_file),
         "the site key file " + file.string() + " is too large to be a key; check the path"};
   }
   cleansed_string contents;
-  contents.text.resize(kMaxKeyFileSize + 1);
+  contents.text.resize(max_key_file_size + 1);
   std::size_t filled = 0;
   while (filled < contents.text.size()) {
     const ssize_t n =
@@ -495,7 +495,7 @@ key_file_result<site_key> site_key::load(const std::filesystem::path& file) {
     }
     filled += static_cast<std::size_t>(n);
   }
-  if (filled > kMaxKeyFileSize) {
+  if (filled > max_key_file_size) {
     return key_file_error{
         make_error_code(trust_errc::invalid_key_file),
         "the site key file " + file.string() + " is too large to be a key; check the path"};
@@ -652,8 +652,8 @@ ed25519_signature site_key::sign(std::span<const std::byte> message) const {
 // ---- catalog ----
 
 result<void> validate_catalog(const catalog& c) {
-  if (c.entries.size() > kMaxCatalogEntries ||
-      c.tls_certificates.size() > kMaxCatalogTlsFingerprints) {
+  if (c.entries.size() > max_catalog_entries ||
+      c.tls_certificates.size() > max_catalog_tls_fingerprints) {
     return trust_errc::too_large;
   }
   if (std::set<sha256_digest>(c.tls_certificates.begin(), c.tls_certificates.end()).size() !=
@@ -684,7 +684,7 @@ result<void> validate_catalog(const catalog& c) {
 
 std::vector<std::byte> canonical_catalog_bytes(const catalog& c) {
   byte_writer w;
-  w.raw(kCanonicalContext);
+  w.raw(canonical_context);
   w.string(c.relay_id);
   w.i64(unix_seconds(c.issued_at));
   w.i64(unix_seconds(c.expires_at));
@@ -730,7 +730,7 @@ std::string sign_catalog(const catalog& c, const site_key& key) {
     tls.emplace_back(to_hex(fingerprint));
   }
   json::object body;
-  body["format"] = kCatalogFormat;
+  body["format"] = catalog_format;
   body["relay_id"] = c.relay_id;
   body["issued_at"] = unix_seconds(c.issued_at);
   body["expires_at"] = unix_seconds(c.expires_at);
@@ -746,7 +746,7 @@ std::string sign_catalog(const catalog& c, const site_key& key) {
 
 result<catalog> verify_catalog(std::string_view document, const public_key& pinned,
                                std::chrono::system_clock::time_point now) {
-  if (document.size() > kMaxCatalogDocumentSize) {
+  if (document.size() > max_catalog_document_size) {
     return trust_errc::too_large;
   }
   boost::system::error_code ec;
@@ -782,7 +782,7 @@ result<catalog> verify_catalog(std::string_view document, const public_key& pinn
   if (auto valid = validate_catalog(*decoded); !valid) {
     return valid.error();
   }
-  if (decoded->issued_at > now + kCatalogClockSkew) {
+  if (decoded->issued_at > now + catalog_clock_skew) {
     return trust_errc::not_yet_valid;
   }
   if (now >= decoded->expires_at) {

@@ -66,7 +66,7 @@ bool proxy_health::record_locked(status& s, const reachability& outcome,
     ++s.checks_failed;
   }
   s.history.push_back({at, s.healthy, s.last_result, s.last_elapsed});
-  if (s.history.size() > kHistorySize) {
+  if (s.history.size() > history_size) {
     s.history.pop_front();
   }
   if (s.healthy && (!was || first)) {

@@ -114,7 +114,7 @@ http::response<http::string_body> handle_request(const http::request<http::empty
       response.set(http::field::location, config.pac_url);
     } else {
       response.result(http::status::ok);
-      response.set(http::field::content_type, kPacContentType);
+      response.set(http::field::content_type, pac_content_type);
       // Health changes within a check interval; browsers should not keep a stale script longer.
       const auto max_age =
           std::chrono::duration_cast<std::chrono::seconds>(config.check_interval).count();

@@ -118,7 +118,7 @@ class proxyhelperd_process : public testing::Test {
     pollfd p{fd, POLLIN, 0};
     std::vector<std::byte> answer;
     if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
-      answer.resize(proxy::kMaxDatagram);
+      answer.resize(proxy::max_datagram);
       const auto n = ::recv(fd, answer.data(), answer.size(), 0);
       answer.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     }
@@ -234,7 +234,7 @@ TEST_F(proxyhelperd_process, answers_are_signed_and_list_the_healthy_proxy) {
     answer = ask(s.udp, 0xfeed, 300ms);
     return !answer.empty();
   })) << read_file(dir_ / "proxyhelperd.log");
-  EXPECT_EQ(answer.size() <= proxy::kQuerySize, true);
+  EXPECT_EQ(answer.size() <= proxy::query_datagram_size, true);
   const auto decoded = proxy::decode_answer(answer);
   ASSERT_TRUE(decoded) << decoded.error().message();
   ASSERT_EQ(decoded->proxies.size(), 1u);

@@ -88,7 +88,7 @@ class attacker {
     ::setsockopt(udp_, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
     sockaddr_in any{};
     any.sin_family = AF_INET;
-    any.sin_port = htons(discovery::kDefaultPort);
+    any.sin_port = htons(discovery::default_port);
     EXPECT_EQ(::bind(udp_, reinterpret_cast<sockaddr*>(&any), sizeof any), 0) << std::strerror(errno);
 
     tcp_ = socket_in_netns(host.netns, AF_INET, SOCK_STREAM);

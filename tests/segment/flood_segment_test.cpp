@@ -172,7 +172,7 @@ class flooder {
     put16(ip + 10, checksum_fold(checksum_add(0, ip, 20)));
     unsigned char* udp = ip + 20;
     put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
-    put16(udp + 2, discovery::kDefaultPort);
+    put16(udp + 2, discovery::default_port);
     put16(udp + 4, static_cast<std::uint16_t>(udp_size));
     std::memcpy(udp + 8, query_.data(), query_.size());  // checksum 0: none, allowed for IPv4
     return f;
@@ -199,7 +199,7 @@ class flooder {
     ip[39] = 0x26;
     unsigned char* udp = ip + 40;
     put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
-    put16(udp + 2, discovery::kDefaultPort);
+    put16(udp + 2, discovery::default_port);
     put16(udp + 4, static_cast<std::uint16_t>(udp_size));
     std::memcpy(udp + 8, query_.data(), query_.size());
     // Mandatory for UDP over IPv6: the pseudo header (addresses, length, next header) and UDP.
