@@ -32,8 +32,8 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
     co_return result;  // no interface with broadcast or multicast: nobody to ask
   }
   if (options.trust.accept_unsigned) {
-    spdlog::warn("accepting unsigned or unpinned proxy answers (explicit opt-in): any machine on "
-                 "this segment can choose this agent's proxy");
+    spdlog::warn("event=unsigned_proxy_answers_accepted hint=\"explicit opt-in: any machine on "
+                 "this segment can choose this agent's proxy\"");
   }
 
   std::optional<udp::socket> v4 = open_query_socket(executor, udp::v4(), "proxy");
@@ -48,7 +48,7 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
       }
       if (auto ec = send_datagram(*socket, datagram, d.endpoint, d.interface_index)) {
         ++result.send_errors;
-        spdlog::debug("proxy query send failed to={} interface={} error={}",
+        spdlog::debug("event=proxy_query_send_failed to={} interface={} error=\"{}\"",
                       d.endpoint.address().to_string(), d.interface_index, ec.message());
       }
     }
@@ -70,7 +70,7 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
       if (!checked) {
         result.refused.push_back(got.source.address().to_string() + ": " +
                                  checked.error().message());
-        spdlog::warn("proxy answer refused from={} reason={}", got.source.address().to_string(),
+        spdlog::warn("event=proxy_answer_refused from={} reason=\"{}\"", got.source.address().to_string(),
                      checked.error().message());
         continue;
       }

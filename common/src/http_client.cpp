@@ -154,7 +154,7 @@ error_code classify(const error_code& ec, http_errc timeout) {
     return http_errc::incomplete_response;
   }
   if (ec.category() == beast_http_category()) {
-    spdlog::debug("http client: response rejected: {}", ec.message());
+    spdlog::debug("event=http_response_rejected error=\"{}\"", ec.message());
     return http_errc::protocol_error;
   }
   return ec;
@@ -439,7 +439,7 @@ net::awaitable<error_code> open_http_tunnel(beast::tcp_stream& stream, const tar
   }
   const unsigned status = parser.get().result_int();
   if (status / 100 != 2) {
-    spdlog::debug("http client: proxy answered CONNECT {} with {}", t.authority_with_port, status);
+    spdlog::debug("event=proxy_connect_refused target={} status={}", t.authority_with_port, status);
     // Only the proxy answers CONNECT: 401 (tinyproxy's answer) means the same as 407 here.
     co_return status == 407 || status == 401 ? http_errc::proxy_auth_failed
                                              : http_errc::proxy_refused;
@@ -571,7 +571,7 @@ net::awaitable<error_code> open_socks_tunnel(beast::tcp_stream& stream, const ta
     co_return http_errc::proxy_protocol_error;
   }
   if (reply[1] != 0x00) {
-    spdlog::debug("http client: SOCKS5 proxy answered CONNECT {} with reply {}",
+    spdlog::debug("event=socks_connect_refused target={} reply={}",
                   t.authority_with_port, reply[1]);
     co_return socks_reply_error(reply[1]);
   }
@@ -613,7 +613,7 @@ net::awaitable<error_code> pinned_handshake(net::ssl::stream<beast::tcp_stream>&
   if (!presented || std::find(options.pinned_certificates.begin(),
                               options.pinned_certificates.end(),
                               *presented) == options.pinned_certificates.end()) {
-    spdlog::debug("http client: certificate of {} is not pinned: sha256 {}", t.authority_with_port,
+    spdlog::debug("event=certificate_not_pinned peer={} sha256={}", t.authority_with_port,
                   presented ? to_hex(*presented) : std::string("none"));
     co_return http_errc::certificate_not_pinned;
   }
@@ -646,7 +646,7 @@ net::awaitable<error_code> handshake(net::ssl::stream<beast::tcp_stream>& stream
   }
   const long verdict = ::SSL_get_verify_result(ssl);
   if (verdict != X509_V_OK) {
-    spdlog::debug("http client: certificate of {} rejected: {}", t.authority_with_port,
+    spdlog::debug("event=certificate_rejected peer={} error=\"{}\"", t.authority_with_port,
                   ::X509_verify_cert_error_string(verdict));
     if (verdict == X509_V_ERR_HOSTNAME_MISMATCH || verdict == X509_V_ERR_IP_ADDRESS_MISMATCH) {
       co_return http_errc::certificate_name_mismatch;
@@ -675,7 +675,7 @@ error_code configure_tls(net::ssl::context& context, const tls_options& options)
   if (options.ca_file) {
     context.load_verify_file(options.ca_file->string(), ec);
     if (ec) {
-      spdlog::debug("http client: cannot load CA file {}: {}", options.ca_file->string(),
+      spdlog::debug("event=ca_file_error path={} error=\"{}\"", options.ca_file->string(),
                     ec.message());
       return http_errc::bad_ca_file;
     }
@@ -987,7 +987,7 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
     if (t->tls && next->scheme_id() == urls::scheme::http) {
       co_return http_errc::insecure_redirect;
     }
-    spdlog::debug("http client: {} redirects {} to {}", outcome->response.status, url.buffer(),
+    spdlog::debug("event=http_redirect status={} from={} to={}", outcome->response.status, url.buffer(),
                   next->buffer());
     url = std::move(*next);
   }

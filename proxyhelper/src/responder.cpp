@@ -179,7 +179,7 @@ net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
       }
       if (auto send_ec = send_datagram(socket, *reply, got.source, got.interface_index)) {
         ++counters_.send_errors;
-        spdlog::debug("proxy answer not sent to={} error={}", got.source.address().to_string(),
+        spdlog::debug("event=proxy_answer_send_failed to={} error=\"{}\"", got.source.address().to_string(),
                       send_ec.message());
       } else {
         ++counters_.answers_sent;

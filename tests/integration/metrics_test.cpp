@@ -228,7 +228,7 @@ TEST_F(metrics_integration, a_reload_rotates_the_admin_token) {
       << "\"\nread_networks = [\"127.0.0.0/8\"]\n";
   relay_->proc().signal(SIGHUP);
   ASSERT_TRUE(eventually(10s, [&] {
-    return relay_->log().find("configuration reloaded applied=admin.token") != std::string::npos;
+    return relay_->log().find("event=reloaded applied=admin.token") != std::string::npos;
   })) << relay_->log();
   EXPECT_EQ(put(admin_token), http::status::unauthorized);
   EXPECT_EQ(put(rotated), http::status::ok);

@@ -623,7 +623,7 @@ TEST_F(mirror_relay, failed_sync_is_retried_with_backoff) {
   ASSERT_NO_FATAL_FAILURE(upstream_->start());
   ASSERT_TRUE(serves(relay, pattern_v1, 120s)) << relay.log();
   EXPECT_TRUE(mirror_view(relay).at("last_error").as_string().empty());
-  EXPECT_NE(relay.log().find("mirror sync retry name=vendor"), std::string::npos);
+  EXPECT_NE(relay.log().find("event=mirror_sync_retry name=vendor"), std::string::npos);
 }
 
 TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
