@@ -29,6 +29,19 @@ void append_hex(std::string& out, std::span<const std::byte> bytes) {
   }
 }
 
+std::optional<int> hex_digit_value(char c) noexcept {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return std::nullopt;
+}
+
 std::string hex_encode(std::span<const std::byte> bytes) {
   std::string out;
   append_hex(out, bytes);

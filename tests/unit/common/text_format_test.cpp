@@ -30,5 +30,16 @@ TEST(text_format_hex, two_lower_case_digits_a_byte) {
   EXPECT_EQ(out, "\\x7f000fa5ff");
 }
 
+TEST(text_format_hex, digit_values_in_either_case) {
+  EXPECT_EQ(hex_digit_value('0'), 0);
+  EXPECT_EQ(hex_digit_value('9'), 9);
+  EXPECT_EQ(hex_digit_value('a'), 10);
+  EXPECT_EQ(hex_digit_value('F'), 15);
+  EXPECT_FALSE(hex_digit_value('g'));
+  EXPECT_FALSE(hex_digit_value('/'));
+  EXPECT_FALSE(hex_digit_value(':'));
+  EXPECT_FALSE(hex_digit_value('\0'));
+}
+
 }  // namespace
 }  // namespace lanrelay

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,6 +40,8 @@ std::string_view trim(std::string_view text, std::string_view blanks = http_whit
 std::string hex_encode(std::span<const std::byte> bytes);
 void append_hex(std::string& out, std::span<const std::byte> bytes);
 void append_hex(std::string& out, unsigned char byte);
+// The value of one hex digit, either case; nullopt for any other character.
+std::optional<int> hex_digit_value(char c) noexcept;
 
 // The style sheet both daemons' status pages share (inline in each page, nothing fetched).
 extern const std::string_view status_page_style;
