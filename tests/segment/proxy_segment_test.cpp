@@ -147,7 +147,7 @@ class proxy_segment : public testing::Test {
                                                      dir.string() + "/", "-g", "daemon off;"},
                             process::options{.netns = host.netns, .output = dir / "out.log"});
     ASSERT_TRUE(eventually(60s, [&] {
-      return !http_get_in_netns(host.netns, www_, 80, "/probe.txt", 1s).empty();
+      return !http_get_in_netns(host.netns, www_, 80, "/probe.txt", 10s).empty();
     })) << read_file(dir / "out.log") << read_file(dir / "error.log");
   }
 
@@ -540,7 +540,7 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
   json::object source;
   ASSERT_TRUE(eventually(60s, [&] {
     boost::system::error_code ec;
-    const auto v = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 1s), ec);
+    const auto v = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 10s), ec);
     if (ec || !v.is_array() || v.as_array().empty()) {
       return false;
     }
@@ -548,7 +548,7 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
     return source.at("files").to_number<int>() >= 4;  // two files and their .sig
   })) << read_file(dir / "out.log") << json::serialize(source);
   EXPECT_EQ(text_of(source, "route"), proxies_[0].url + " (proxyhelper)") << json::serialize(source);
-  const auto report = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/status", 1s));
+  const auto report = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/status", 10s));
   EXPECT_EQ(text_of(report.at("mirrors").at("sources").at(0).as_object(), "route"),
             proxies_[0].url + " (proxyhelper)");
   EXPECT_EQ(text_of(source, "last_error"), "");
@@ -567,7 +567,7 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
   EXPECT_EQ(failed.exit_status, 1) << failed.output;
   const auto again = run_cli(host, sync, token, "sync2");
   EXPECT_EQ(again.exit_status, 0) << again.output << read_file(dir / "out.log");
-  const auto status = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 1s));
+  const auto status = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 10s));
   EXPECT_EQ(text_of(status.at(0).as_object(), "route"), proxies_[1].url + " (proxyhelper)");
 }
 
@@ -597,9 +597,9 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_brings_credentials_to_a_proxy_tha
         std::vector<std::string>{LANRELAYD_PATH, "--config", (dir / "lanrelayd.toml").string()},
         process::options{.netns = host.netns, .output = dir / "out.log"});
     json::object source;
-    eventually(15s, [&] {
+    eventually(60s, [&] {
       boost::system::error_code ec;
-      const auto v = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 1s), ec);
+      const auto v = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 10s), ec);
       if (ec || !v.is_array() || v.as_array().empty()) {
         return false;
       }
