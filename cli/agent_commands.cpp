@@ -35,7 +35,7 @@ struct item_args {
   std::uint64_t size = 0;
   std::string window = "500ms";
   std::vector<std::string> targets;
-  std::uint16_t port = discovery::kDefaultPort;
+  std::uint16_t port = discovery::default_port;
   bool json = false;
   std::optional<std::filesystem::path> state_dir;
 

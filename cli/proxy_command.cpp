@@ -148,8 +148,8 @@ agent::proxy_resolver_options proxy_cli_options::resolver_options() const {
   }
   o.query.trust.accept_unsigned = accept_unsigned;
   if (o.ask_segment && o.query.trust.pinned.empty() && !accept_unsigned) {
-    spdlog::info("no proxyhelperd key pinned (--proxy-key): answers from the segment will be "
-                 "ignored");
+    spdlog::info("event=no_proxy_key hint=\"no proxyhelperd key pinned (--proxy-key): answers "
+                 "from the segment will be ignored\"");
   }
   if (!credentials_env.empty()) {
     const char* value = std::getenv(credentials_env.c_str());

@@ -55,8 +55,8 @@ std::optional<std::string> become_owner_of(const std::filesystem::path& dir) {
     errno = EPERM;
     throw fail("giving up root for good");
   }
-  spdlog::info("running as {}, the owner of {}, so that the daemon can use what this command "
-               "writes uid={} gid={}",
+  spdlog::info("event=running_as_owner user={} dir={} uid={} gid={} hint=\"so that the daemon "
+               "can use what this command writes\"",
                name, dir.string(), st.st_uid, gid);
   return name;
 }

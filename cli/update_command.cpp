@@ -53,7 +53,7 @@ void add_update_command(CLI::App& app) {
     std::vector<std::string> components;
     std::vector<std::string> site_keys;
     std::vector<std::string> targets;
-    std::uint16_t port = discovery::kDefaultPort;
+    std::uint16_t port = discovery::default_port;
     std::string window = "500ms";
     std::optional<std::filesystem::path> state_dir;
     std::optional<std::filesystem::path> ca_file;

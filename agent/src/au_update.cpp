@@ -314,7 +314,7 @@ class update_job {
   static void fail(component_outcome& done, std::string why) {
     done.ok = false;
     done.error = std::move(why);
-    spdlog::warn("update of {} failed: {}", done.plan.name, done.error);
+    spdlog::warn("event=update_failed item={} error=\"{}\"", done.plan.name, done.error);
   }
 
   // Each file's fetch gets what is left of the update's deadline (if sooner than its own);

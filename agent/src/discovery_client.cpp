@@ -29,7 +29,7 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
     spdlog::warn("event=discovery_query_unencodable error=\"{}\"", datagram.error().message());
     co_return result;
   }
-  const auto targets = query_destinations(options.targets, options.port, options.ipv6, discovery::kIpv6Group);
+  const auto targets = query_destinations(options.targets, options.port, options.ipv6, discovery::ipv6_group);
   result.destinations = targets.size();
   if (targets.empty()) {
     co_return result;
@@ -56,7 +56,7 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
   // Distinct senders, not URLs: one host answering with many URLs must not end the wait before
   // the others have answered.
   std::set<net::ip::address> senders;
-  std::array<std::byte, discovery::kMaxDatagram> buffer{};
+  std::array<std::byte, discovery::max_datagram> buffer{};
   const auto drain = [&](udp::socket& socket) {
     received_datagram got;
     while (!receive_datagram(socket, buffer, got)) {

@@ -40,7 +40,7 @@ using namespace net::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 
 // Largest signed catalog we read from a relay (the format's own limit).
-constexpr std::uint64_t max_catalog_bytes = kMaxCatalogDocumentSize;
+constexpr std::uint64_t max_catalog_bytes = max_catalog_document_size;
 
 // The file the bytes are written to until they are verified; renamed over the output at the end.
 // It is created anew (O_EXCL) and never through a symbolic link (O_NOFOLLOW): a link planted at
@@ -522,7 +522,7 @@ class fetch_job {
     outcome_.attempts.push_back({std::string(list_url.buffer()), ""});
     const std::size_t attempt = outcome_.attempts.size() - 1;
     const std::uint64_t max_size = std::min<std::uint64_t>(
-        kMaxPieceListSize, kPieceListHeaderSize + 32 * piece_count(digest.size, kMinPieceSize));
+        max_piece_list_size, piece_list_header_size + 32 * piece_count(digest.size, min_piece_size));
     std::vector<std::byte> body;
     fetch_request request{.url = list_url, .timeouts = options_.timeouts, .max_bytes = max_size,
                           .host_address = from.address};

@@ -29,35 +29,27 @@
 namespace lanrelay::agent {
 namespace {
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class pac_error_category final : public boost::system::error_category {
- public:
-  constexpr pac_error_category() noexcept : error_category(0x6c6e72792d706163ULL) {}
-  const char* name() const noexcept override { return "lanrelay.pac"; }
-  std::string message(int value) const override {
-    switch (static_cast<pac_errc>(value)) {
-      case pac_errc::too_large:
-        return "the PAC script is larger than 1 MiB";
-      case pac_errc::script_error:
-        return "the PAC script has an error (it does not compile, or throws)";
-      case pac_errc::missing_function:
-        return "the PAC script defines no FindProxyForURL function";
-      case pac_errc::bad_result:
-        return "FindProxyForURL did not return a string";
-      case pac_errc::out_of_memory:
-        return "cannot create a JavaScript heap for the PAC script";
-      case pac_errc::timeout:
-        return "the PAC script ran longer than its time limit";
-      case pac_errc::memory_limit:
-        return "the PAC script wanted more than its 64 MiB of memory";
-      case pac_errc::evaluation_failed:
-        return "the process evaluating the PAC script died (broken PAC script)";
-    }
-    return "unknown PAC error " + std::to_string(value);
+std::string pac_message(pac_errc value) {
+  switch (value) {
+    case pac_errc::too_large:
+      return "the PAC script is larger than 1 MiB";
+    case pac_errc::script_error:
+      return "the PAC script has an error (it does not compile, or throws)";
+    case pac_errc::missing_function:
+      return "the PAC script defines no FindProxyForURL function";
+    case pac_errc::bad_result:
+      return "FindProxyForURL did not return a string";
+    case pac_errc::out_of_memory:
+      return "cannot create a JavaScript heap for the PAC script";
+    case pac_errc::timeout:
+      return "the PAC script ran longer than its time limit";
+    case pac_errc::memory_limit:
+      return "the PAC script wanted more than its 64 MiB of memory";
+    case pac_errc::evaluation_failed:
+      return "the process evaluating the PAC script died (broken PAC script)";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown PAC error " + std::to_string(static_cast<int>(value));
+}
 
 // The standard PAC helpers that need no access to the machine, in JavaScript. dnsResolve and
 // myIpAddress are native (below).
@@ -150,7 +142,7 @@ function timeRange() {
 struct heap_limits {
   pac_deadline deadline;
   std::size_t used = 0;  // bytes handed to Duktape and not yet freed
-  bool refused_memory = false;  // an allocation was refused: over kPacMemoryLimit
+  bool refused_memory = false;  // an allocation was refused: over pac_memory_limit
   bool refused_time = false;    // an allocation was refused: past the deadline
 
   void start() {
@@ -163,7 +155,7 @@ struct heap_limits {
       refused_time = true;
       return false;
     }
-    if (more > kPacMemoryLimit - used) {
+    if (more > pac_memory_limit - used) {
       refused_memory = true;
       return false;
     }
@@ -274,7 +266,8 @@ std::string error_text(duk_context* ctx) {
 }  // namespace
 
 const boost::system::error_category& pac_category() noexcept {
-  static const pac_error_category category;
+  static const error_category_of<pac_errc> category(
+      "lanrelay.pac", 0x6c6e72792d706163ULL, pac_message);
   return category;
 }
 
@@ -335,7 +328,7 @@ pac_script::~pac_script() = default;
 
 result<pac_script> pac_script::compile(std::string_view source, pac_environment environment,
                                        std::string* detail) {
-  if (source.size() > kMaxPacScriptSize) {
+  if (source.size() > max_pac_script_size) {
     return pac_errc::too_large;
   }
   auto state = std::make_unique<impl>();
@@ -460,8 +453,8 @@ namespace net = boost::asio;
 using namespace boost::asio::experimental::awaitable_operators;
 
 // The child's answer on the pipe: u8 ok, i32 error value (pac_errc), u32 length and bytes of the
-// answer, u32 length and bytes of the detail. Texts are cut at kMaxMessageText.
-constexpr std::size_t kMaxMessageText = 64 * 1024;
+// answer, u32 length and bytes of the detail. Texts are cut at max_message_text.
+constexpr std::size_t max_message_text = 64 * 1024;
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) {
@@ -482,7 +475,7 @@ std::string encode_outcome(const result<std::string>& answer, std::string_view d
   out.push_back(answer ? '\1' : '\0');
   put_u32(out, answer ? 0u : static_cast<std::uint32_t>(answer.error().value()));
   for (std::string_view text : {answer ? std::string_view(*answer) : std::string_view(), detail}) {
-    text = text.substr(0, kMaxMessageText);
+    text = text.substr(0, max_message_text);
     put_u32(out, static_cast<std::uint32_t>(text.size()));
     out.append(text);
   }
@@ -495,11 +488,11 @@ std::optional<pac_outcome> decode_outcome(std::string_view in) {
     return std::nullopt;
   }
   const std::uint32_t answer_size = get_u32(in, 5);
-  if (answer_size > kMaxMessageText || in.size() < 13 + answer_size) {
+  if (answer_size > max_message_text || in.size() < 13 + answer_size) {
     return std::nullopt;
   }
   const std::uint32_t detail_size = get_u32(in, 9 + answer_size);
-  if (detail_size > kMaxMessageText || in.size() < 13 + answer_size + detail_size) {
+  if (detail_size > max_message_text || in.size() < 13 + answer_size + detail_size) {
     return std::nullopt;
   }
   pac_outcome out;
@@ -543,13 +536,13 @@ std::size_t mapped_bytes() {
   }
   ::close_range(static_cast<unsigned>(out) + 1, ~0U, 0);
   const auto cpu_seconds = static_cast<rlim_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(kPacChildTimeLimit).count());
+      std::chrono::duration_cast<std::chrono::seconds>(pac_child_time_limit).count());
   const rlimit cpu{cpu_seconds, cpu_seconds + 1};
   ::setrlimit(RLIMIT_CPU, &cpu);
   // What is mapped already (the parent's image, its threads' stacks, a sanitizer's shadow) plus
   // room for the heap cap and Duktape's own needs.
   if (const std::size_t mapped = mapped_bytes(); mapped != 0) {
-    const auto room = static_cast<rlim_t>(mapped + 4 * kPacMemoryLimit);
+    const auto room = static_cast<rlim_t>(mapped + 4 * pac_memory_limit);
     const rlimit as{room, room};
     ::setrlimit(RLIMIT_AS, &as);
   }
@@ -596,7 +589,7 @@ struct child_process {
 
 std::string describe_end(int status, bool timed_out) {
   if (timed_out) {
-    return "killed after " + std::to_string(kPacChildTimeLimit.count()) + " ms";
+    return "killed after " + std::to_string(pac_child_time_limit.count()) + " ms";
   }
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
@@ -617,7 +610,7 @@ std::string describe_end(int status, bool timed_out) {
 net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string url,
                                                 std::string host) {
   pac_outcome out;
-  if (source.size() > kMaxPacScriptSize) {
+  if (source.size() > max_pac_script_size) {
     out.answer = make_error_code(pac_errc::too_large);
     co_return out;
   }
@@ -643,7 +636,7 @@ net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string 
   const auto executor = co_await net::this_coro::executor;
   net::posix::stream_descriptor pipe(executor, fds[0]);
   net::steady_timer kill_timer(executor);
-  kill_timer.expires_after(kPacChildTimeLimit);
+  kill_timer.expires_after(pac_child_time_limit);
   std::string received;
   bool timed_out = false;
   std::optional<pac_outcome> decoded;
@@ -658,7 +651,7 @@ net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string 
     }
     const auto [ec, n] = std::get<0>(raced);
     received.append(buffer, n);
-    if (received.size() > 13 + 2 * kMaxMessageText) {
+    if (received.size() > 13 + 2 * max_message_text) {
       break;  // not a message of ours
     }
     decoded = decode_outcome(received);

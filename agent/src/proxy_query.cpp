@@ -26,14 +26,14 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
   auto executor = co_await net::this_coro::executor;
   const proxy::query query{random_u64(), random_u64()};
   const auto datagram = proxy::encode(query);
-  const auto targets = query_destinations(options.targets, options.port, options.ipv6, proxy::kIpv6Group);
+  const auto targets = query_destinations(options.targets, options.port, options.ipv6, proxy::ipv6_group);
   result.destinations = targets.size();
   if (targets.empty()) {
     co_return result;  // no interface with broadcast or multicast: nobody to ask
   }
   if (options.trust.accept_unsigned) {
-    spdlog::warn("accepting unsigned or unpinned proxy answers (explicit opt-in): any machine on "
-                 "this segment can choose this agent's proxy");
+    spdlog::warn("event=unsigned_proxy_answers_accepted hint=\"explicit opt-in: any machine on "
+                 "this segment can choose this agent's proxy\"");
   }
 
   std::optional<udp::socket> v4 = open_query_socket(executor, udp::v4(), "proxy");
@@ -48,13 +48,13 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
       }
       if (auto ec = send_datagram(*socket, datagram, d.endpoint, d.interface_index)) {
         ++result.send_errors;
-        spdlog::debug("proxy query send failed to={} interface={} error={}",
+        spdlog::debug("event=proxy_query_send_failed to={} interface={} error=\"{}\"",
                       d.endpoint.address().to_string(), d.interface_index, ec.message());
       }
     }
   };
 
-  std::array<std::byte, proxy::kMaxDatagram> buffer{};
+  std::array<std::byte, proxy::max_datagram> buffer{};
   const auto drain = [&](udp::socket& socket) {
     received_datagram got;
     while (!result.accepted && !receive_datagram(socket, buffer, got)) {
@@ -70,7 +70,7 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
       if (!checked) {
         result.refused.push_back(got.source.address().to_string() + ": " +
                                  checked.error().message());
-        spdlog::warn("proxy answer refused from={} reason={}", got.source.address().to_string(),
+        spdlog::warn("event=proxy_answer_refused from={} reason=\"{}\"", got.source.address().to_string(),
                      checked.error().message());
         continue;
       }

@@ -39,7 +39,7 @@ net::awaitable<result<std::string>> fetch_pac(const std::string& url_text,
   fetch_request request{.url = *url,
                         .timeouts = {options.check_timeout, options.check_timeout,
                                      options.check_timeout},
-                        .max_bytes = kMaxPacScriptSize,
+                        .max_bytes = max_pac_script_size,
                         .tls = options.tls};
   std::string script;
   auto response = co_await http_fetch(request, [&](std::span<const std::byte> chunk) -> result<void> {
@@ -147,7 +147,7 @@ proxy_resolver::proxy_resolver(proxy_resolver_options options) : options_(std::m
 
 void proxy_resolver::forget() {
   if (!cache_.empty()) {
-    spdlog::info("forgetting {} learned proxy route(s)", cache_.size());
+    spdlog::info("event=proxy_routes_forgotten routes={}", cache_.size());
   }
   cache_.clear();
 }
@@ -155,8 +155,8 @@ void proxy_resolver::forget() {
 net::awaitable<void> proxy_resolver::watch_addresses() {
   address_watch watch(co_await net::this_coro::executor);
   if (!watch.ok()) {
-    spdlog::warn("cannot watch address changes (netlink): {}; learned proxies are kept until "
-                 "the process ends",
+    spdlog::warn("event=address_watch_unavailable error=\"{}\" hint=\"learned proxies are kept "
+                 "until the process ends\"",
                  watch.open_error().message());
     co_return;
   }
@@ -165,7 +165,7 @@ net::awaitable<void> proxy_resolver::watch_addresses() {
     if (!changes) {
       co_return;  // cancelled
     }
-    spdlog::info("ip addresses changed ({} change(s)); proxy resolution starts over", *changes);
+    spdlog::info("event=addresses_changed changes={} hint=\"proxy resolution starts over\"", *changes);
     forget();
   }
 }
@@ -274,7 +274,7 @@ net::awaitable<resolution> proxy_resolver::resolve(boost::urls::url target) {
   r.answers = asked.answers;
   r.refused_answers = asked.refused;
   if (!asked.accepted) {
-    spdlog::info("no proxy found: {} ({} answer(s), {} refused, {} destination(s))",
+    spdlog::info("event=no_proxy_found reason=\"{}\" answers={} refused={} destinations={}",
                  asked.destinations == 0 ? "no interface to ask on" : "no usable answer",
                  asked.answers, asked.refused.size(), asked.destinations);
     co_return finish();

@@ -1,4 +1,5 @@
 #include "lanrelay/agent/system_proxy.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <boost/asio/ip/network_v4.hpp>
 
@@ -23,16 +24,6 @@ std::string to_lower(std::string_view text) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 std::uint16_t default_port(boost::urls::url_view url) {

@@ -250,8 +250,8 @@ std::vector<std::string> validate(const proxyhelper_config& config) {
     problems.push_back("no [[proxy]] configured: proxyhelperd has nothing to advertise; add at "
                        "least one [[proxy]] table with a url");
   }
-  if (config.proxies.size() > proxy::kMaxProxies) {
-    problems.push_back("at most " + std::to_string(proxy::kMaxProxies) + " [[proxy]] tables (" +
+  if (config.proxies.size() > proxy::max_proxies) {
+    problems.push_back("at most " + std::to_string(proxy::max_proxies) + " [[proxy]] tables (" +
                        std::to_string(config.proxies.size()) + " configured)");
   }
   std::vector<proxy::proxy_entry> entries;
@@ -260,7 +260,7 @@ std::vector<std::string> validate(const proxyhelper_config& config) {
     const std::string where = "proxy " + std::to_string(i + 1) + " (" + p.url + ")";
     if (!proxy::is_valid_proxy_url(p.url)) {
       problems.push_back(where + ": url must be http://host[:port] with no credentials, path or "
-                         "query, at most " + std::to_string(proxy::kMaxProxyUrlLength) +
+                         "query, at most " + std::to_string(proxy::max_proxy_url_length) +
                          " characters; agents bring their own credentials (needs_credentials)");
     }
     std::size_t bypass_length = 0;
@@ -271,16 +271,16 @@ std::vector<std::string> validate(const proxyhelper_config& config) {
                            "\" is not a host name, *.suffix, .suffix, address or address/prefix");
       }
     }
-    if (bypass_length > proxy::kMaxBypassLength + 1) {
+    if (bypass_length > proxy::max_bypass_length + 1) {
       problems.push_back(where + ": the bypass list is longer than " +
-                         std::to_string(proxy::kMaxBypassLength) + " characters in all");
+                         std::to_string(proxy::max_bypass_length) + " characters in all");
     }
     entries.push_back({p.url, p.priority, p.needs_credentials, p.bypass});
   }
-  if (const auto size = proxy::answer_size(entries, true); size > proxy::kQuerySize) {
+  if (const auto size = proxy::answer_size(entries, true); size > proxy::query_datagram_size) {
     problems.push_back("the proxies' URLs and bypass lists make a signed answer of " +
                        std::to_string(size) + " bytes, more than the " +
-                       std::to_string(proxy::kQuerySize) +
+                       std::to_string(proxy::query_datagram_size) +
                        " a datagram may carry; shorten the bypass lists or advertise fewer "
                        "proxies");
   }
@@ -292,7 +292,7 @@ std::vector<std::string> validate(const proxyhelper_config& config) {
     problems.push_back("http.pac_url \"" + config.pac_url + "\" must be an http:// or https:// URL");
   }
   if (config.answer_lifetime < std::chrono::seconds(1) ||
-      config.answer_lifetime > proxy::kMaxAnswerLifetime) {
+      config.answer_lifetime > proxy::max_answer_lifetime) {
     problems.push_back("query.answer_lifetime must be between 1 s and 1 h: agents refuse longer "
                        "ones");
   }

@@ -20,15 +20,15 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
                                                config_source reload_source) {
   if (const auto problems = validate(config); !problems.empty()) {
     for (const auto& problem : problems) {
-      spdlog::error("configuration: {}", problem);
+      spdlog::error("event=config_error problem=\"{}\"", problem);
     }
     return errc::invalid_config;
   }
   std::error_code fs_error;
   std::filesystem::create_directories(config.state_dir, fs_error);
   if (fs_error) {
-    spdlog::error("cannot create the state directory {}: {}; create it, fix its permissions or "
-                  "set state.dir",
+    spdlog::error("event=state_dir_error path={} error=\"{}\" hint=\"create it, fix its "
+                  "permissions or set state.dir\"",
                   config.state_dir.string(), fs_error.message());
     return boost::system::error_code(fs_error);
   }
@@ -36,11 +36,11 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
   bool created = false;
   auto key = site_key::load_or_generate(key_path, &created);
   if (!key) {
-    spdlog::error("cannot load the signing key: {}", key.error().message);
+    spdlog::error("event=signing_key_error error=\"{}\"", key.error().message);
     return key.error().code;
   }
   if (created) {
-    spdlog::info("created a new signing key at {}; pin its public key on the agents",
+    spdlog::info("event=signing_key_created path={} hint=\"pin its public key on the agents\"",
                  key_path.string());
   }
   std::shared_ptr<tls_server_context> tls;
@@ -52,8 +52,8 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
                             .stem = "proxyhelper-tls",
                             .common_name = "proxyhelperd"});
     if (!context) {
-      spdlog::error("cannot load the TLS certificate: {}; fix the files, or set https.enabled = "
-                    "false",
+      spdlog::error("event=tls_identity_error error=\"{}\" hint=\"fix the files, or set "
+                    "https.enabled = false\"",
                     context.error().message);
       return context.error().code;
     }
@@ -102,8 +102,8 @@ daemon::~daemon() = default;
 
 bool daemon::start() {
   if (!responder_.start()) {
-    spdlog::error("proxy queries: no socket could be opened on udp port {}; free the port or set "
-                  "query.port",
+    spdlog::error("event=listen_error protocol=udp port={} hint=\"no socket could be opened for "
+                  "proxy queries; free the port or set query.port\"",
                   config_.query_port);
     return false;
   }
@@ -112,7 +112,7 @@ bool daemon::start() {
   net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
   net::post(control_, [this] {
     if (watchdog_.start()) {
-      spdlog::info("service watchdog on");
+      spdlog::info("event=watchdog_started");
     }
   });
 
@@ -120,11 +120,11 @@ bool daemon::start() {
   const auto address = endpoint.address();
   const std::string shown = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
   const auto public_key = key_.public_key().to_string();
-  spdlog::info("proxyhelperd listening udp={} http={}:{} proxies={} public_key={}",
+  spdlog::info("event=listening udp={} http={}:{} proxies={} public_key={}",
                responder_.port(), shown, endpoint.port(), config_.proxies.size(), public_key);
   if (tls_) {
     const auto fingerprint = fingerprint_text(tls_->current()->fingerprint);
-    spdlog::info("proxyhelperd https port={} certificate_sha256={}",
+    spdlog::info("event=https_listening port={} certificate_sha256={}",
                  http_->tls_local_endpoint().port(), fingerprint);
     std::printf("https on %s:%u certificate sha256 %s\n", shown.c_str(),
                 static_cast<unsigned>(http_->tls_local_endpoint().port()), fingerprint.c_str());
@@ -154,25 +154,26 @@ void daemon::reload() {
   if (tls_) {
     const auto before = tls_->current()->fingerprint;
     if (auto reloaded = tls_->reload(); !reloaded) {
-      spdlog::error("TLS certificate not reloaded: {}; the running one is kept",
+      spdlog::error("event=tls_reload_failed error=\"{}\" hint=\"the running certificate is "
+                    "kept\"",
                     reloaded.error().message);
     } else if (tls_->current()->fingerprint != before) {
-      spdlog::info("TLS certificate reloaded certificate_sha256={}",
+      spdlog::info("event=tls_certificate_reloaded certificate_sha256={}",
                    fingerprint_text(tls_->current()->fingerprint));
     }
   }
   if (!reload_source_) {
-    spdlog::info("received SIGHUP; nothing to reload");
+    spdlog::info("event=reload_skipped signal=SIGHUP hint=\"nothing to reload\"");
     service::notify_ready(ready_status());
     return;
   }
   auto loaded = reload_source_();
   if (!loaded.ok()) {
     for (const auto& diagnostic : loaded.diagnostics) {
-      spdlog::error("configuration not reloaded: {}", diagnostic.to_string());
+      spdlog::error("event=reload_failed problem=\"{}\"", diagnostic.to_string());
     }
-    spdlog::error("configuration not reloaded: {} problem(s); the running configuration is kept; "
-                  "fix the file (proxyhelperd --check-config FILE) and send SIGHUP again",
+    spdlog::error("event=reload_failed problems={} hint=\"the running configuration is kept; fix "
+                  "the file (proxyhelperd --check-config FILE) and send SIGHUP again\"",
                   loaded.diagnostics.size());
     service::notify_ready("reload failed: " + loaded.diagnostics.front().to_string() +
                           "; running the previous configuration");
@@ -213,10 +214,10 @@ void daemon::reload() {
     }
     return out.empty() ? std::string("none") : out;
   };
-  spdlog::info("configuration reloaded applied={}", join(applied));
+  spdlog::info("event=reloaded applied={}", join(applied));
   if (!need_restart.empty()) {
-    spdlog::warn("configuration reloaded, but these changed settings need a restart and keep "
-                 "their running values until then: {}",
+    spdlog::warn("event=reload_needs_restart settings={} hint=\"these changed settings keep "
+                 "their running values until a restart\"",
                  join(need_restart));
   }
   service::notify_ready(need_restart.empty()
@@ -237,7 +238,7 @@ net::awaitable<void> daemon::signal_loop() {
     }
     reload();
   }
-  spdlog::info("received signal {}; stopping", signo);
+  spdlog::info("event=stopping signal={}", signo);
   service::notify_stopping("stopping");
   watchdog_.stop();
   responder_.stop();
@@ -245,7 +246,7 @@ net::awaitable<void> daemon::signal_loop() {
   http_->stop();
   // Health checks in flight and idle PAC connections hold nothing worth waiting for.
   ioc_.stop();
-  spdlog::info("proxyhelperd stopped");
+  spdlog::info("event=stopped");
 }
 
 }  // namespace lanrelay::proxyhelper

@@ -66,14 +66,16 @@ bool proxy_health::record_locked(status& s, const reachability& outcome,
     ++s.checks_failed;
   }
   s.history.push_back({at, s.healthy, s.last_result, s.last_elapsed});
-  if (s.history.size() > kHistorySize) {
+  if (s.history.size() > history_size) {
     s.history.pop_front();
   }
   if (s.healthy && (!was || first)) {
-    spdlog::info("proxy {} is healthy: {} in {} ms; advertising it", s.spec.url, s.last_result,
+    spdlog::info("event=proxy_healthy proxy={} result=\"{}\" elapsed_ms={} hint=\"advertising "
+                 "it\"", s.spec.url, s.last_result,
                  s.last_elapsed.count());
   } else if (!s.healthy && (was || first)) {
-    spdlog::warn("proxy {} failed its health check: {}; not advertised until it passes again",
+    spdlog::warn("event=proxy_unhealthy proxy={} result=\"{}\" hint=\"not advertised until it "
+                 "passes again\"",
                  s.spec.url, s.last_result);
   }
   return was != s.healthy;

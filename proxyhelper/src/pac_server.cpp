@@ -114,7 +114,7 @@ http::response<http::string_body> handle_request(const http::request<http::empty
       response.set(http::field::location, config.pac_url);
     } else {
       response.result(http::status::ok);
-      response.set(http::field::content_type, kPacContentType);
+      response.set(http::field::content_type, pac_content_type);
       // Health changes within a check interval; browsers should not keep a stale script longer.
       const auto max_age =
           std::chrono::duration_cast<std::chrono::seconds>(config.check_interval).count();
@@ -182,12 +182,13 @@ result<std::shared_ptr<pac_server>> pac_server::create(net::io_context& ioc, pac
   boost::system::error_code ec;
   const auto address = net::ip::make_address(context.config.http_listen, ec);
   if (ec) {
-    spdlog::error("http.listen \"{}\" is not an IP address", context.config.http_listen);
+    spdlog::error("event=config_error setting=http.listen value=\"{}\" hint=\"not an IP address\"", context.config.http_listen);
     return ec;
   }
   auto acceptor = listen_on(ioc, address, context.config.http_port);
   if (!acceptor) {
-    spdlog::error("cannot listen on {}:{} tcp error={}; free the port or set http.port",
+    spdlog::error("event=listen_error endpoint={}:{} error=\"{}\" hint=\"free the port or set "
+                  "http.port\"",
                   context.config.http_listen, context.config.http_port,
                   acceptor.error().message());
     return acceptor.error();
@@ -196,7 +197,8 @@ result<std::shared_ptr<pac_server>> pac_server::create(net::io_context& ioc, pac
   if (context.tls) {
     auto opened = listen_on(ioc, address, context.config.https.port);
     if (!opened) {
-      spdlog::error("cannot listen on {}:{} tcp error={}; free the port or set https.port",
+      spdlog::error("event=listen_error endpoint={}:{} error=\"{}\" hint=\"free the port or set "
+                    "https.port\"",
                     context.config.http_listen, context.config.https.port,
                     opened.error().message());
       return opened.error();
@@ -257,7 +259,7 @@ net::awaitable<void> pac_server::accept_loop(tcp::acceptor& acceptor, bool tls) 
     }
     if (ec) {
       // EMFILE and friends: wait instead of spinning on an error that will repeat.
-      spdlog::warn("pac server: accept failed error={}; retrying in {} ms", ec.message(),
+      spdlog::warn("event=accept_failed error=\"{}\" retry_ms={}", ec.message(),
                    accept_backoff.count());
       backoff.expires_after(accept_backoff);
       co_await backoff.async_wait(use_tuple);

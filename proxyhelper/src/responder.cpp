@@ -83,8 +83,8 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
     note("no healthy proxy");
     return std::nullopt;
   }
-  if (a.proxies.size() > proxy::kMaxProxies) {
-    a.proxies.resize(proxy::kMaxProxies);
+  if (a.proxies.size() > proxy::max_proxies) {
+    a.proxies.resize(proxy::max_proxies);
   }
   auto encoded = proxy::encode(a, key_, datagram.size());
   if (!encoded) {
@@ -121,7 +121,7 @@ proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config&
             std::move(healthy), counters),
       listener_(strand_, segment_listener::options{.port = config.query_port,
                                                    .ipv6 = config.ipv6,
-                                                   .group = std::string(proxy::kIpv6Group),
+                                                   .group = std::string(proxy::ipv6_group),
                                                    .protocol = "proxy_query",
                                                    .rescan_interval = config.interface_rescan}) {}
 
@@ -158,7 +158,7 @@ void proxy_responder::stop() {
 }
 
 net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
-  std::array<std::byte, proxy::kMaxDatagram> buffer{};
+  std::array<std::byte, proxy::max_datagram> buffer{};
   while (!stopped_) {
     auto [ec] = co_await socket.async_wait(udp::socket::wait_read, net::as_tuple(net::use_awaitable));
     if (ec || stopped_) {
@@ -179,7 +179,7 @@ net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
       }
       if (auto send_ec = send_datagram(socket, *reply, got.source, got.interface_index)) {
         ++counters_.send_errors;
-        spdlog::debug("proxy answer not sent to={} error={}", got.source.address().to_string(),
+        spdlog::debug("event=proxy_answer_send_failed to={} error=\"{}\"", got.source.address().to_string(),
                       send_ec.message());
       } else {
         ++counters_.answers_sent;

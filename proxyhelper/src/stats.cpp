@@ -5,7 +5,7 @@ namespace lanrelay::proxyhelper {
 void query_log::add(query_record record) {
   std::lock_guard lock(mutex_);
   records_.push_back(std::move(record));
-  if (records_.size() > kSize) {
+  if (records_.size() > max_records) {
     records_.pop_front();
   }
 }

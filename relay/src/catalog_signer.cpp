@@ -21,14 +21,14 @@ std::string host_name() {
       c = '_';
     }
   }
-  return out.substr(0, kMaxRelayIdLength);
+  return out.substr(0, max_relay_id_length);
 }
 
 }  // namespace
 
 result<std::unique_ptr<catalog_signer>> catalog_signer::from_config(const relay_config& config) {
   const bool configured = !config.trust.site_key.empty();
-  const auto path = configured ? config.trust.site_key : config.state_dir / kSiteKeyFileName;
+  const auto path = configured ? config.trust.site_key : config.state_dir / site_key_file_name;
   std::error_code ec;
   if (!configured && !std::filesystem::exists(path, ec)) {
     spdlog::info("event=site_key_missing path={} hint=\"/-/catalog.signed is off; lanrelay key "
@@ -58,7 +58,7 @@ void catalog_signer::set_tls_certificates(std::vector<sha256_digest> fingerprint
   std::vector<sha256_digest> unique;
   for (const auto& f : fingerprints) {
     if (std::find(unique.begin(), unique.end(), f) == unique.end() &&
-        unique.size() < kMaxCatalogTlsFingerprints) {
+        unique.size() < max_catalog_tls_fingerprints) {
       unique.push_back(f);
     }
   }
@@ -74,7 +74,7 @@ std::uint64_t catalog_signer::signatures() const {
 std::string catalog_signer::sign(content_store& store, std::span<const item> extra,
                                  piece_list_cache* pieces) const {
   std::vector<catalog_entry> entries;
-  std::uint64_t budget = kPieceBuildBudget;
+  std::uint64_t budget = piece_build_budget;
   for (const item& it : store.list()) {
     entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
     if (pieces == nullptr) {

@@ -50,7 +50,7 @@ apply_result check_url(std::string_view text, std::initializer_list<std::string_
   return std::nullopt;
 }
 
-constexpr std::size_t kMaxCredentialsFileSize = 4096;
+constexpr std::size_t max_credentials_file_size = 4096;
 
 apply_result check_credentials_proxy(std::string_view text) {
   if (text.empty()) {
@@ -449,7 +449,7 @@ void check_credentials(const upstream_proxy_settings& c, std::string_view file_n
             "proxy (host:port) the credentials belong to; they are sent to no other");
   }
   std::string why;
-  const auto text = read_secret_file(c.credentials_file, kMaxCredentialsFileSize, why);
+  const auto text = read_secret_file(c.credentials_file, max_credentials_file_size, why);
   if (!text) {
     problem("upstream_proxy.credentials_file: " + why);
   } else if (text->substr(0, text->find('\n')).find(':') == std::string::npos) {

@@ -280,7 +280,7 @@ net::awaitable<void> daemon::reload_loop() {
       co_return;  // cancelled: the daemon has stopped
     }
     if (stopping_) {
-      spdlog::info("received {} while stopping; not reloading", signal_name(signo));
+      spdlog::info("event=reload_skipped signal={} hint=\"stopping\"", signal_name(signo));
       continue;
     }
     reload();
@@ -312,17 +312,18 @@ void daemon::reload() {
   service::notify_reloading();
   reload_certificate();
   if (!reload_source_) {
-    spdlog::info("received SIGHUP; lanrelayd runs without --config, nothing to reload");
+    spdlog::info("event=reload_skipped signal=SIGHUP hint=\"lanrelayd runs without --config, "
+                 "nothing to reload\"");
     service::notify_ready("running on built-in defaults; nothing to reload");
     return;
   }
   const config_load_result loaded = reload_source_();
   if (!loaded.ok()) {
     for (const auto& diagnostic : loaded.diagnostics) {
-      spdlog::error("configuration not reloaded: {}", diagnostic.to_string());
+      spdlog::error("event=reload_failed problem=\"{}\"", diagnostic.to_string());
     }
-    spdlog::error("configuration not reloaded: {} problem(s); the running configuration is kept; "
-                  "fix the file (lanrelayd --check-config FILE) and send SIGHUP again",
+    spdlog::error("event=reload_failed problems={} hint=\"the running configuration is kept; fix "
+                  "the file (lanrelayd --check-config FILE) and send SIGHUP again\"",
                   loaded.diagnostics.size());
     service::notify_ready("reload failed: " + loaded.diagnostics.front().to_string() +
                           "; running the previous configuration");
@@ -330,8 +331,8 @@ void daemon::reload() {
   }
   const auto need_restart = apply_changes(loaded.config);
   if (!need_restart.empty()) {
-    spdlog::warn("configuration reloaded, but these changed settings need a restart and keep "
-                 "their running values until then: {}",
+    spdlog::warn("event=reload_needs_restart settings={} hint=\"these changed settings keep "
+                 "their running values until a restart\"",
                  join(need_restart));
   }
   service::notify_ready(need_restart.empty()
@@ -359,7 +360,7 @@ std::vector<std::string> daemon::apply_changes(const relay_config& next) {
       config_.cache_max_size = next.cache_max_size;
       if (auto resized = store_->set_max_size(next.cache_max_size); !resized) {
         // The new limit holds for later adds even when evicting now failed.
-        spdlog::error("cache.max_size is now {} bytes but evicting down to it failed: {}",
+        spdlog::error("event=cache_resize_failed max_size={} error=\"{}\"",
                       next.cache_max_size, resized.error().message());
       }
     } else if (name == "admin.token" || name == "admin.read_networks") {
@@ -382,7 +383,7 @@ std::vector<std::string> daemon::apply_changes(const relay_config& next) {
     }
     applied.push_back(name);
   }
-  spdlog::info("configuration reloaded applied={} max_peers={} retry_after_s={} log_level={} "
+  spdlog::info("event=reloaded applied={} max_peers={} retry_after_s={} log_level={} "
                "cache_max_size={} discovery_rate_limit={}",
                applied.empty() ? "none" : join(applied), config_.max_peers,
                config_.retry_after.count(), config_.log_level, config_.cache_max_size,

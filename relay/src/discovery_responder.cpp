@@ -173,7 +173,7 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
       // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty.
       listener_(strand_, segment_listener::options{.port = settings_.port,
                                                    .ipv6 = settings_.ipv6,
-                                                   .group = std::string(discovery::kIpv6Group),
+                                                   .group = std::string(discovery::ipv6_group),
                                                    .protocol = "discovery",
                                                    .rescan_interval = settings_.interface_rescan,
                                                    .receive_buffer = 4 << 20}) {}
@@ -214,10 +214,10 @@ net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
   // Datagrams are read and answered in batches (recvmmsg/sendmmsg): one system call each way
   // for up to `batch` queries.
   constexpr std::size_t batch = 32;
-  std::vector<std::byte> storage(batch * discovery::kMaxDatagram);
+  std::vector<std::byte> storage(batch * discovery::max_datagram);
   std::vector<std::span<std::byte>> buffers;
   for (std::size_t i = 0; i < batch; ++i) {
-    buffers.emplace_back(storage.data() + i * discovery::kMaxDatagram, discovery::kMaxDatagram);
+    buffers.emplace_back(storage.data() + i * discovery::max_datagram, discovery::max_datagram);
   }
   std::vector<received_datagram> received;
   std::vector<std::vector<std::byte>> replies;

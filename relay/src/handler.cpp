@@ -5,6 +5,7 @@
 #include "lanrelay/relay/monitor.hpp"
 
 #include "lanrelay/base/log.hpp"
+#include "lanrelay/base/text_format.hpp"
 #include "lanrelay/base/version.hpp"
 #include "lanrelay/relay/range.hpp"
 #include "lanrelay/relay/request_target.hpp"
@@ -42,10 +43,8 @@ std::string printable(std::string_view text) {
   for (const char c : text.substr(0, max_logged)) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
-      constexpr char digits[] = "0123456789abcdef";
       out += "\\x";
-      out += digits[u >> 4];
-      out += digits[u & 0xf];
+      append_hex(out, u);
     } else {
       out += c;
     }
@@ -140,15 +139,7 @@ bool is_readable(resource_kind resource) { return resource != resource_kind::mir
 bool takes_body(resource_kind resource) { return resource == resource_kind::log_level; }
 
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
+std::string_view trim(std::string_view text) { return lanrelay::trim(text, ascii_whitespace); }
 
 std::string client_text(const request_context& context) {
   return context.client ? context.client->to_string() : std::string("unknown");

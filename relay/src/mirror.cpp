@@ -351,7 +351,8 @@ void sync_run::discard_leftovers() {
   for (const auto& path : partials) {
     remove(path);
   }
-  spdlog::warn("mirror sync failed on the disk, its files removed name={} files={} bytes={}",
+  spdlog::warn("event=mirror_disk_failed name={} files={} bytes={} hint=\"its files were "
+               "removed\"",
                source_.name, removed, bytes);
 }
 
@@ -366,7 +367,7 @@ void sync_run::record() {
     state_.last_success = sys_clock::now();
   }
   if (auto saved = save_state(dir_, state_); !saved) {
-    spdlog::error("mirror cannot record its state name={} path={} error=\"{}\"", source_.name,
+    spdlog::error("event=mirror_state_save_failed name={} path={} error=\"{}\"", source_.name,
                   (dir_ / "state.json").string(), saved.error().message());
     if (out_.ok()) {
       out_.error = prefix() + "cannot write " + (dir_ / "state.json").string() + ": " +
@@ -400,7 +401,7 @@ net::awaitable<std::string> sync_run::run() {
   lock_ = std::move(*lock);
   auto loaded = load_state(dir_);
   if (!loaded) {
-    spdlog::warn("mirror state unreadable, starting afresh name={} path={}", source_.name,
+    spdlog::warn("event=mirror_state_unreadable name={} path={} hint=\"starting afresh\"", source_.name,
                  (dir_ / "state.json").string());
     // Continue the generation count so that no history copy is overwritten.
     std::error_code ignored;
@@ -565,7 +566,7 @@ net::awaitable<std::string> sync_run::mirror_file(const std::string& path,
           (attempt == 1 ? " attempt" : " attempts") +
           "); not published, the previous snapshot stays served";
     }
-    spdlog::info("mirror fetch retry name={} path={} attempt={} problem=\"{}\"", source_.name,
+    spdlog::info("event=mirror_fetch_retry name={} path={} attempt={} problem=\"{}\"", source_.name,
                  path, attempt, last.message);
     co_await back_off(attempt);
   }
@@ -627,7 +628,7 @@ net::awaitable<sync_run::attempt_result> sync_run::fetch_once(const std::string&
   const std::string where = "GET " + redact_urls(request.url.buffer());
   const auto truncate = [&] {
     if (::ftruncate(fd.get(), 0) != 0) {
-      spdlog::warn("mirror cannot truncate path={}", partial.string());
+      spdlog::warn("event=mirror_truncate_failed path={}", partial.string());
     }
   };
   if (disk_error) {
@@ -781,12 +782,12 @@ net::awaitable<sync_result> sync(const mirror_source& source, const fs::path& di
   }
   run.record();
   if (out.ok()) {
-    spdlog::info("mirror sync done name={} changed={} not_modified={} downloaded={} kept={} "
-                 "bytes={} requests={}",
+    spdlog::info("event=mirror_sync_done name={} changed={} not_modified={} downloaded={} "
+                 "kept={} bytes={} requests={}",
                  source.name, out.changed, out.not_modified, out.files_downloaded, out.files_kept,
                  out.bytes_downloaded, out.requests);
   } else {
-    spdlog::error("mirror sync failed name={} error=\"{}\"", source.name, out.error);
+    spdlog::error("event=mirror_sync_failed name={} error=\"{}\"", source.name, out.error);
   }
   co_return out;
 }
@@ -809,10 +810,10 @@ net::awaitable<pull_result> pull_file(const mirror_source& source, const fs::pat
   out.bytes_downloaded = counts.bytes_downloaded;
   out.requests = counts.requests;
   if (out.error.empty()) {
-    spdlog::info("mirror pull-through done name={} path={} fetched={} bytes={}", source.name,
+    spdlog::info("event=mirror_pull_through_done name={} path={} fetched={} bytes={}", source.name,
                  path, fetched, counts.bytes_downloaded);
   } else {
-    spdlog::warn("mirror pull-through failed name={} path={} error=\"{}\"", source.name, path,
+    spdlog::warn("event=mirror_pull_through_failed name={} path={} error=\"{}\"", source.name, path,
                  out.error);
   }
   co_return out;
@@ -851,7 +852,7 @@ result<prune_result> prune(const fs::path& dir, const au::index& current, unsign
     if (auto doc = au::parse(*text)) {
       add_names(*doc, names);
     } else {
-      spdlog::warn("mirror prune ignores an unreadable history copy path={}", copy.string());
+      spdlog::warn("event=mirror_prune_unreadable_copy path={}", copy.string());
     }
   }
 
@@ -866,7 +867,7 @@ result<prune_result> prune(const fs::path& dir, const au::index& current, unsign
       ++out.files_removed;
       out.bytes_removed += S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
     } else {
-      spdlog::warn("mirror prune cannot remove path={} error=\"{}\"", path.string(),
+      spdlog::warn("event=mirror_prune_remove_failed path={} error=\"{}\"", path.string(),
                    last_errno().message());
     }
   };
@@ -932,7 +933,7 @@ result<prune_result> prune(const fs::path& dir, const au::index& current, unsign
   for (const auto& d : directories) {
     ::rmdir(d.c_str());  // fails, as intended, while the directory holds anything
   }
-  spdlog::info("mirror prune dir={} generation={} keep={} removed={} bytes={}", dir.string(),
+  spdlog::info("event=mirror_prune dir={} generation={} keep={} removed={} bytes={}", dir.string(),
                generation, keep, out.files_removed, out.bytes_removed);
   return out;
 }

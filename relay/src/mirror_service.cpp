@@ -174,7 +174,7 @@ digest_map compute_digests(const fs::path& tree,
     }
     auto digest = sha256_of_file(tree / path);
     if (!digest) {
-      spdlog::warn("mirror cannot hash path={} error=\"{}\"", (tree / path).string(),
+      spdlog::warn("event=mirror_hash_failed path={} error=\"{}\"", (tree / path).string(),
                    digest.error().message());
       continue;
     }
@@ -682,7 +682,7 @@ net::awaitable<void> mirror_service::schedule_loop(source& s) {
       const auto shift = std::min(s.failures - 1, 20U);
       wait = std::min(std::chrono::duration_cast<milliseconds>(s.settings.retry) * (std::int64_t{1} << shift),
                       s.settings.interval);
-      spdlog::info("mirror sync retry name={} failures={} in_ms={}", s.settings.name, s.failures,
+      spdlog::info("event=mirror_sync_retry name={} failures={} in_ms={}", s.settings.name, s.failures,
                    wait.count());
       wait += jitter(std::min(s.settings.jitter, wait / 4));
     }
@@ -724,10 +724,10 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
     const auto text = read_small_file(s.dir / "tree" / "server.ini", au::max_document_bytes);
     if (auto doc = text ? au::parse(*text) : au::parse_result<au::index>(au::parse_error{}); text && doc) {
       if (auto pruned = prune(s.dir, *doc, s.settings.keep); pruned) {
-        spdlog::info("mirror prune name={} files_removed={} bytes_removed={}", s.settings.name,
+        spdlog::info("event=mirror_prune name={} files_removed={} bytes_removed={}", s.settings.name,
                      pruned->files_removed, pruned->bytes_removed);
       } else {
-        spdlog::warn("mirror prune skipped name={} error=\"{}\"", s.settings.name,
+        spdlog::warn("event=mirror_prune_skipped name={} error=\"{}\"", s.settings.name,
                      pruned.error().message());
       }
     }
@@ -788,7 +788,7 @@ net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
         next->kept.erase(path);
       }
     } else {
-      spdlog::error("mirror served index unreadable name={} error=\"{}\"", s.settings.name,
+      spdlog::error("event=mirror_index_unreadable name={} error=\"{}\"", s.settings.name,
                     doc.error().to_string((tree / "server.ini").string()));
     }
   }
@@ -808,7 +808,7 @@ net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
   if (auto w = write_atomically(s.dir / "staging" / ".digests.json.tmp", s.dir / "digests.json",
                                 serialize_digests(next->digests));
       !w && fs::exists(s.dir / "staging")) {
-    spdlog::warn("mirror cannot save digests name={} error=\"{}\"", s.settings.name,
+    spdlog::warn("event=mirror_digests_save_failed name={} error=\"{}\"", s.settings.name,
                  w.error().message());
   }
   std::lock_guard lock(s.mutex);

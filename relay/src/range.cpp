@@ -1,4 +1,5 @@
 #include "lanrelay/relay/range.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <limits>
 #include <optional>
@@ -9,16 +10,6 @@ namespace {
 constexpr std::uint64_t saturated = std::numeric_limits<std::uint64_t>::max();
 
 bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view text) noexcept {
-  while (!text.empty() && is_ows(text.front())) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && is_ows(text.back())) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) {

@@ -1,5 +1,6 @@
 #include "lanrelay/relay/request_target.hpp"
 
+#include "lanrelay/base/text_format.hpp"
 #include "lanrelay/base/version.hpp"
 #include "lanrelay/content/activeupdate_index.hpp"
 
@@ -17,19 +18,6 @@ parsed_target reject(target_verdict verdict, std::string_view reason) {
   out.verdict = verdict;
   out.reason = reason;
   return out;
-}
-
-std::optional<int> hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return std::nullopt;
 }
 
 // Characters item names and versions are made of (is_valid_name's alphabet), minus '.', which is
@@ -78,8 +66,8 @@ bool has_forbidden_escape(std::string_view target) noexcept {
     if (target[i] != '%') {
       continue;
     }
-    const auto hi = hex_value(target[i + 1]);
-    const auto lo = hex_value(target[i + 2]);
+    const auto hi = hex_digit_value(target[i + 1]);
+    const auto lo = hex_digit_value(target[i + 2]);
     if (!hi || !lo) {
       continue;  // malformed escapes are refused by split_path
     }
@@ -120,8 +108,8 @@ split_result split_path(std::string_view path, bool (*is_escapable)(char) noexce
         out.error = "truncated percent escape";
         return out;
       }
-      const auto hi = hex_value(path[i + 1]);
-      const auto lo = hex_value(path[i + 2]);
+      const auto hi = hex_digit_value(path[i + 1]);
+      const auto lo = hex_digit_value(path[i + 2]);
       if (!hi || !lo) {
         out.error = "malformed percent escape";
         return out;

@@ -545,7 +545,7 @@ net::awaitable<small_response> server::run_mirror_sync(detail::connection& conn,
   std::vector<std::pair<std::string, sync_result>> results;
   const auto names = sync.source.empty() ? mirrors_->source_names() : std::vector{sync.source};
   for (const auto& name : names) {
-    spdlog::info("mirror sync requested name={} peer={}", name, to_string(conn.peer_));
+    spdlog::info("event=mirror_sync_requested name={} peer={}", name, to_string(conn.peer_));
     auto r = co_await mirrors_->sync_now(name);
     results.emplace_back(name, r ? std::move(*r) : sync_result{.error = "no such source"});
   }

@@ -236,8 +236,8 @@ log_time() {  # the first log line of $1 matching $2, as seconds since the epoch
   t=$(grep -m 1 -- "$2" "$1" | cut -d' ' -f1)
   [[ -n $t ]] && date -d "$t" +%s.%N
 }
-published=$(log_time "$work/relay1.out" "mirror sync done name=vendor") || fail "no 'sync done' in the relay's log"
-pruned=$(log_time "$work/relay1.out" "mirror prune name=vendor") || pruned=$synced
+published=$(log_time "$work/relay1.out" "event=mirror_sync_done name=vendor") || fail "no 'sync done' in the relay's log"
+pruned=$(log_time "$work/relay1.out" "event=mirror_prune name=vendor") || pruned=$synced
 publish_s=$(elapsed "$relay_start" "$published")
 digest_s=$(elapsed "$published" "$pruned")
 sync_s=$(elapsed "$relay_start" "$synced")

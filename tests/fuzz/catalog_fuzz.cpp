@@ -2,7 +2,7 @@
 // fixed pinned key and a fixed clock, and to parse_public_key.
 //
 // The seeds in corpus/catalog/ named signed_* were signed with the private key whose public half
-// is kPinnedKey (the private key was discarded), issued at 1750000000 and valid for a day, so
+// is pinned_key (the private key was discarded), issued at 1750000000 and valid for a day, so
 // that the fuzzer starts from documents that pass every check.
 
 #include "lanrelay/base/site_key.hpp"
@@ -14,14 +14,14 @@
 
 namespace {
 
-constexpr std::string_view kPinnedKey =
+constexpr std::string_view pinned_key =
     "lanrelay-ed25519:/QSSAU3zQS3Zw2cXaIz+WkZ6DxaB39ZfDz0hrBP4YB8=";
 const std::chrono::system_clock::time_point kNow{std::chrono::seconds{1'750'003'600}};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const lanrelay::public_key pinned = lanrelay::parse_public_key(kPinnedKey).value();
+  static const lanrelay::public_key pinned = lanrelay::parse_public_key(pinned_key).value();
   const std::string_view text(reinterpret_cast<const char*>(data), size);
 
   if (const auto verified = lanrelay::verify_catalog(text, pinned, kNow)) {

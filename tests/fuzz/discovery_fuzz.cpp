@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(type == discovery::message_type::query);
     const auto encoded = discovery::encode(*q);
     require(encoded.has_value());
-    require(encoded->size() == discovery::kQuerySize && encoded->size() <= size);
+    require(encoded->size() == discovery::query_datagram_size && encoded->size() <= size);
     const auto again = discovery::decode_query(*encoded);
     require(again.has_value() && *again == *q);
   }
@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(type == discovery::message_type::offer);
     const auto encoded = discovery::encode(*o, size);
     require(encoded.has_value());
-    require(discovery::reply_fits(discovery::kQuerySize, encoded->size()));
+    require(discovery::reply_fits(discovery::query_datagram_size, encoded->size()));
     const auto again = discovery::decode_offer(*encoded);
     require(again.has_value() && *again == *o);
   }

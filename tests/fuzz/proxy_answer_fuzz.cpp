@@ -44,19 +44,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (const auto q = proxy::decode_query(datagram)) {
     require(type == proxy::message_type::query);
     const auto encoded = proxy::encode(*q);
-    require(encoded.size() == proxy::kQuerySize && encoded.size() <= size);
+    require(encoded.size() == proxy::query_datagram_size && encoded.size() <= size);
     require(proxy::decode_query(encoded).value() == *q);
   }
 
   if (const auto a = proxy::decode_answer(datagram)) {
     require(type == proxy::message_type::answer);
-    require(!a->proxies.empty() && a->proxies.size() <= proxy::kMaxProxies);
+    require(!a->proxies.empty() && a->proxies.size() <= proxy::max_proxies);
     require(a->signed_size <= size);
     auto plain = *a;
     plain.key.reset();
     plain.signature.reset();
     plain.signed_size = 0;
-    const auto encoded = proxy::encode(plain, nullptr, proxy::kQuerySize);
+    const auto encoded = proxy::encode(plain, nullptr, proxy::query_datagram_size);
     require(encoded.has_value());
     const auto again = proxy::decode_answer(*encoded);
     require(again.has_value() && *again == plain);
@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // the same bytes (Ed25519 is deterministic and the encoding canonical).
     const proxy::answer_trust trust{{seed_key().public_key()}, false};
     if (proxy::check_answer(*a, datagram, a->transaction_id, trust, a->expires_at - std::chrono::seconds(1))) {
-      const auto resigned = proxy::encode(plain, &seed_key(), proxy::kQuerySize);
+      const auto resigned = proxy::encode(plain, &seed_key(), proxy::query_datagram_size);
       require(resigned.has_value() && resigned->size() == size &&
               std::equal(resigned->begin(), resigned->end(), datagram.begin()));
     }

@@ -80,7 +80,7 @@ TEST_F(cache_owner_test, add_as_root_writes_as_the_state_directory_owner) {
                      "info"}),
             0)
       << read_file(dir_ / "cli.log");
-  EXPECT_NE(read_file(dir_ / "cli.log").find("running as nobody, the owner of " + state_.string()),
+  EXPECT_NE(read_file(dir_ / "cli.log").find("event=running_as_owner user=nobody dir=" + state_.string()),
             std::string::npos)
       << read_file(dir_ / "cli.log");
 

@@ -12,10 +12,19 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace lanrelay::test {
 namespace {
@@ -219,7 +228,7 @@ TEST_F(metrics_integration, a_reload_rotates_the_admin_token) {
       << "\"\nread_networks = [\"127.0.0.0/8\"]\n";
   relay_->proc().signal(SIGHUP);
   ASSERT_TRUE(eventually(10s, [&] {
-    return relay_->log().find("configuration reloaded applied=admin.token") != std::string::npos;
+    return relay_->log().find("event=reloaded applied=admin.token") != std::string::npos;
   })) << relay_->log();
   EXPECT_EQ(put(admin_token), http::status::unauthorized);
   EXPECT_EQ(put(rotated), http::status::ok);
@@ -260,31 +269,67 @@ TEST_F(metrics_integration, lanrelay_status_prints_the_relays_status) {
             std::string::npos);
 }
 
+// The relay's end of `client`, duplicated out of the relay process (pidfd_getfd, Linux 5.6; the
+// test runs as root) and found by its peer address: whether it has TCP_NODELAY set. nullopt
+// when it cannot be found.
+std::optional<bool> relay_side_has_nodelay(pid_t relay, int client) {
+  sockaddr_in local{};
+  socklen_t local_size = sizeof local;
+  if (::getsockname(client, reinterpret_cast<sockaddr*>(&local), &local_size) != 0) {
+    return std::nullopt;
+  }
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, relay, 0));
+  if (pidfd < 0) {
+    return std::nullopt;
+  }
+  std::optional<bool> found;
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(relay) + "/fd", ec)) {
+    const int target = std::atoi(entry.path().filename().c_str());
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, target, 0));
+    if (fd < 0) {
+      continue;
+    }
+    sockaddr_in peer{};
+    socklen_t peer_size = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) == 0 &&
+        peer.sin_family == AF_INET && peer.sin_port == local.sin_port &&
+        peer.sin_addr.s_addr == local.sin_addr.s_addr) {
+      int on = 0;
+      socklen_t on_size = sizeof on;
+      if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &on_size) == 0) {
+        found = on != 0;
+      }
+    }
+    ::close(fd);
+    if (found) {
+      break;
+    }
+  }
+  ::close(pidfd);
+  return found;
+}
+
 // Found while measuring the monitoring overhead: a response head and a small body are two writes,
 // and with Nagle's algorithm the body waited for the client's delayed ACK (~40 ms per item; 25
-// keep-alive GETs of 1 KiB took 1.1 s). With TCP_NODELAY they take a few milliseconds.
+// keep-alive GETs of 1 KiB took 1.1 s). With TCP_NODELAY they take a few milliseconds. Timing
+// the requests is what a busy machine breaks, so the test reads the option off the relay's own
+// socket instead; the timing lives in tests/bench (http_bench.sh).
 TEST_F(metrics_integration, small_items_on_a_keep_alive_connection_do_not_wait_for_delayed_acks) {
   const std::string one_kib = random_bytes(1024, 13);
   relay_->add({item_kind::file, "tiny", "1"}, one_kib);
   raw_connection c(relay_->port());
   ASSERT_TRUE(c.connected());
-  constexpr int requests = 25;
-  std::vector<std::chrono::steady_clock::duration> took;
-  for (int i = 0; i < requests; ++i) {
-    const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(c.send_all("GET /cache/file/tiny/1 HTTP/1.1\r\nHost: x\r\n\r\n"));
     const auto res = c.read_response();
     ASSERT_TRUE(res.complete);
     ASSERT_EQ(res.message.body(), one_kib);
-    took.push_back(std::chrono::steady_clock::now() - start);
   }
-  // With delayed ACKs nearly every request waits ~40 ms for the client's ACK. The median, not
-  // the total, is compared: a busy machine delays some requests, not most of them by 30 ms.
-  std::sort(took.begin(), took.end());
-  const auto median = took[took.size() / 2];
-  EXPECT_LT(median, 30ms) << "median request took "
-                          << std::chrono::duration_cast<std::chrono::microseconds>(median).count()
-                          << " us";
+  const auto nodelay = relay_side_has_nodelay(relay_->proc().pid(), c.fd());
+  ASSERT_TRUE(nodelay) << "the relay's end of the connection was not found";
+  EXPECT_TRUE(*nodelay) << "the relay's connection has Nagle's algorithm on";
 }
 
 // A mirror source against a real nginx upstream: "update now" needs the admin token, and its

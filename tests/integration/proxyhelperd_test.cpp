@@ -118,7 +118,7 @@ class proxyhelperd_process : public testing::Test {
     pollfd p{fd, POLLIN, 0};
     std::vector<std::byte> answer;
     if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
-      answer.resize(proxy::kMaxDatagram);
+      answer.resize(proxy::max_datagram);
       const auto n = ::recv(fd, answer.data(), answer.size(), 0);
       answer.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     }
@@ -196,7 +196,7 @@ TEST_F(proxyhelperd_process, an_unhealthy_proxy_is_not_advertised_and_the_key_su
   ASSERT_EQ(::stat((dir_ / "state" / "proxyhelper.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-  EXPECT_TRUE(eventually(5s, [&] {
+  EXPECT_TRUE(eventually(30s, [&] {
     const auto stats = json::parse(get(first.http, "/-/stats")).as_object();
     return stats.at("check_failures").to_number<int>() > 0;
   }));
@@ -209,14 +209,14 @@ TEST_F(proxyhelperd_process, an_unhealthy_proxy_is_not_advertised_and_the_key_su
 
   // `systemctl reload` sends SIGHUP: an unchanged file changes nothing, and it keeps answering.
   daemon_->signal(SIGHUP);
-  EXPECT_TRUE(eventually(5s, [&] {
-    return read_file(dir_ / "proxyhelperd.log").find("configuration reloaded applied=none") !=
+  EXPECT_TRUE(eventually(30s, [&] {
+    return read_file(dir_ / "proxyhelperd.log").find("event=reloaded applied=none") !=
            std::string::npos;
   }));
   EXPECT_EQ(get(first.http, "/-/healthz"), "ok\n");
 
   daemon_->signal(SIGTERM);
-  const auto status = daemon_->wait_for(5s);
+  const auto status = daemon_->wait_for(30s);
   ASSERT_TRUE(status);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
 
@@ -230,11 +230,11 @@ TEST_F(proxyhelperd_process, answers_are_signed_and_list_the_healthy_proxy) {
   const auto s = start(write_config(proxy_url, "http://127.0.0.1:" + std::to_string(nginx_port_) +
                                                    "/probe.txt"));
   std::vector<std::byte> answer;
-  ASSERT_TRUE(eventually(5s, [&] {
+  ASSERT_TRUE(eventually(30s, [&] {
     answer = ask(s.udp, 0xfeed, 300ms);
     return !answer.empty();
   })) << read_file(dir_ / "proxyhelperd.log");
-  EXPECT_EQ(answer.size() <= proxy::kQuerySize, true);
+  EXPECT_EQ(answer.size() <= proxy::query_datagram_size, true);
   const auto decoded = proxy::decode_answer(answer);
   ASSERT_TRUE(decoded) << decoded.error().message();
   ASSERT_EQ(decoded->proxies.size(), 1u);
@@ -247,7 +247,7 @@ TEST_F(proxyhelperd_process, answers_are_signed_and_list_the_healthy_proxy) {
 
   // The proxy goes away: within a check interval or two, answers stop.
   tinyproxy_->kill();
-  EXPECT_TRUE(eventually(5s, [&] { return ask(s.udp, 0xbeef, 200ms).empty(); }));
+  EXPECT_TRUE(eventually(30s, [&] { return ask(s.udp, 0xbeef, 200ms).empty(); }));
 }
 
 // What an administrator sees: systemd told when it is ready (and how many proxies are healthy)
@@ -260,11 +260,11 @@ TEST_F(proxyhelperd_process, monitoring_shows_queries_and_proxy_health) {
   const auto s = start(write_config(proxy_url, "http://127.0.0.1:" + std::to_string(nginx_port_) +
                                                    "/probe.txt"),
                        {notify.environment()});
-  const auto ready = notify.wait_for("READY=1", 5s);
+  const auto ready = notify.wait_for("READY=1", 30s);
   ASSERT_TRUE(ready) << read_file(dir_ / "proxyhelperd.log");
   EXPECT_NE(ready->find("STATUS=answering on udp " + std::to_string(s.udp)), std::string::npos)
       << *ready;
-  ASSERT_TRUE(eventually(5s, [&] { return !ask(s.udp, 0xa1, 300ms).empty(); }));
+  ASSERT_TRUE(eventually(30s, [&] { return !ask(s.udp, 0xa1, 300ms).empty(); }));
 
   const auto status = json::parse(get(s.http, "/-/status")).as_object();
   const auto& recent = status.at("recent_queries").as_array();
@@ -297,7 +297,7 @@ TEST_F(proxyhelperd_process, monitoring_shows_queries_and_proxy_health) {
   // The proxy goes away: the gauge drops, the failed checks count, and the next query is logged
   // as unanswered.
   tinyproxy_->kill();
-  EXPECT_TRUE(eventually(5s, [&] {
+  EXPECT_TRUE(eventually(30s, [&] {
     return get(s.http, "/-/metrics").find("lanrelay_proxy_healthy" + label + " 0\n") !=
            std::string::npos;
   }));
@@ -307,8 +307,8 @@ TEST_F(proxyhelperd_process, monitoring_shows_queries_and_proxy_health) {
   EXPECT_GT(after.at("proxies").at(0).at("checks_failed").to_number<int>(), 0);
 
   daemon_->signal(SIGTERM);
-  EXPECT_TRUE(notify.wait_for("STOPPING=1", 5s));
-  EXPECT_TRUE(daemon_->wait_for(5s));
+  EXPECT_TRUE(notify.wait_for("STOPPING=1", 30s));
+  EXPECT_TRUE(daemon_->wait_for(30s));
 }
 
 // SIGHUP re-reads the file: a new proxy list is advertised once its new proxy passes a check, a
@@ -323,8 +323,8 @@ TEST_F(proxyhelperd_process, reload_changes_the_advertised_proxies_without_a_res
   // A long interval: after the first round, only a reload can trigger a check.
   const auto config = write_config(dead, probe, "", "1h");
   const auto s = start(config, {notify.environment()});
-  ASSERT_TRUE(notify.wait_for("READY=1", 5s));
-  ASSERT_TRUE(eventually(5s, [&] {
+  ASSERT_TRUE(notify.wait_for("READY=1", 30s));
+  ASSERT_TRUE(eventually(30s, [&] {
     return json::parse(get(s.http, "/-/status")).at("proxies").at(0).at("checks_failed").to_number<int>() > 0;
   }));
   EXPECT_TRUE(ask(s.udp, 1, 300ms).empty());
@@ -334,11 +334,11 @@ TEST_F(proxyhelperd_process, reload_changes_the_advertised_proxies_without_a_res
   write_config(dead, probe,
                "[[proxy]]\nurl = \"" + live + "\"\npriority = 1\n[log]\nlevel = \"debug\"\n", "1h");
   daemon_->signal(SIGHUP);
-  const auto reloaded = notify.wait_for("READY=1", 5s);
+  const auto reloaded = notify.wait_for("READY=1", 30s);
   ASSERT_TRUE(reloaded) << read_file(log);
   EXPECT_NE(reloaded->find("STATUS=configuration reloaded"), std::string::npos) << *reloaded;
   std::vector<std::byte> answer;
-  ASSERT_TRUE(eventually(5s, [&] {
+  ASSERT_TRUE(eventually(30s, [&] {
     answer = ask(s.udp, 2, 300ms);
     return !answer.empty();
   })) << read_file(log);
@@ -356,10 +356,10 @@ TEST_F(proxyhelperd_process, reload_changes_the_advertised_proxies_without_a_res
   // A broken file: reported, the running configuration stays.
   std::ofstream(config) << "[[proxy]]\nurl = \"ftp://nope\"\n";
   daemon_->signal(SIGHUP);
-  const auto refused = notify.wait_for("READY=1", 5s);
+  const auto refused = notify.wait_for("READY=1", 30s);
   ASSERT_TRUE(refused);
   EXPECT_NE(refused->find("STATUS=reload failed: "), std::string::npos) << *refused;
-  EXPECT_NE(read_file(log).find("configuration not reloaded: " + config.string() + ":2:"),
+  EXPECT_NE(read_file(log).find("event=reload_failed problem=\"" + config.string() + ":2:"),
             std::string::npos)
       << read_file(log);
   EXPECT_FALSE(ask(s.udp, 3, 300ms).empty());
@@ -370,7 +370,7 @@ TEST_F(proxyhelperd_process, reload_changes_the_advertised_proxies_without_a_res
   text.replace(text.find("port = 0"), 8, "port = 1");
   std::ofstream(config) << text;
   daemon_->signal(SIGHUP);
-  const auto partial = notify.wait_for("READY=1", 5s);
+  const auto partial = notify.wait_for("READY=1", 30s);
   ASSERT_TRUE(partial);
   EXPECT_NE(partial->find("restart to apply http.port"), std::string::npos) << *partial;
   EXPECT_EQ(get(s.http, "/-/healthz"), "ok\n");

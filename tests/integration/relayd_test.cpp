@@ -156,7 +156,7 @@ TEST_F(relay_integration, keep_alive_and_pipelining) {
   ASSERT_TRUE(c.send_all("GET /-/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   auto last = c.read_response();
   EXPECT_FALSE(last.message.keep_alive());
-  EXPECT_TRUE(c.closed_within(5s));
+  EXPECT_TRUE(c.closed_within(30s));
   EXPECT_EQ(relay_->stat("connections_accepted"), 2U);  // this one and the stats request
 }
 
@@ -232,7 +232,7 @@ TEST_F(relay_integration, traversal_attempts_never_reach_files) {
       EXPECT_EQ(res.message.result(), http::status::bad_request);
       EXPECT_EQ(res.message.body().find(secret), std::string::npos);
     }
-    EXPECT_TRUE(c.closed_within(5s));
+    EXPECT_TRUE(c.closed_within(30s));
   }
 
   // A request body is refused.
@@ -249,7 +249,7 @@ TEST_F(relay_integration, oversized_head_gets_431) {
   auto res = c.read_response();
   ASSERT_TRUE(res.complete);
   EXPECT_EQ(res.message.result(), http::status::request_header_fields_too_large);
-  EXPECT_TRUE(c.closed_within(5s));
+  EXPECT_TRUE(c.closed_within(30s));
 }
 
 // Ten slow readers, each from a client address of its own (peers.max_peers_per_client is 2),
@@ -336,7 +336,7 @@ TEST_F(relay_integration_timeouts, trickling_client_is_dropped_after_header_time
   EXPECT_GE(elapsed, 400ms);
   EXPECT_TRUE(received.empty()) << received;
   // The client can see the close before the server has counted it.
-  EXPECT_TRUE(eventually(5s, [&] { return relay_.stat("header_timeouts") == 1U; }))
+  EXPECT_TRUE(eventually(30s, [&] { return relay_.stat("header_timeouts") == 1U; }))
       << relay_.stat("header_timeouts");
 }
 
@@ -345,7 +345,7 @@ TEST_F(relay_integration_timeouts, idle_keep_alive_connection_is_closed) {
   ASSERT_TRUE(c.send_all("GET /-/healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
   ASSERT_TRUE(c.read_response().complete);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_TRUE(c.closed_within(5s));
+  EXPECT_TRUE(c.closed_within(30s));
   EXPECT_GE(std::chrono::steady_clock::now() - start, 500ms);
 }
 
@@ -359,9 +359,9 @@ TEST_F(relay_integration_timeouts, connections_beyond_the_limit_are_closed_at_on
   }
   raw_connection extra(relay_.port());
   ASSERT_TRUE(extra.connected());  // the kernel accepts; the relay closes it at once
-  EXPECT_TRUE(extra.closed_within(2s));
+  EXPECT_TRUE(extra.closed_within(30s));
   held.clear();
-  ASSERT_TRUE(eventually(5s, [&] {
+  ASSERT_TRUE(eventually(30s, [&] {
     raw_connection probe(relay_.port());
     probe.send_all("GET /-/stats HTTP/1.1\r\nHost: x\r\n\r\n");
     auto res = probe.read_response(2s);
@@ -419,8 +419,8 @@ TEST(relay_integration_shutdown, sigterm_lets_a_running_transfer_finish) {
   ASSERT_TRUE(eventually(10s, [&] { return relay.stat("active_transfers") == 1; }));
 
   relay.proc().signal(SIGTERM);
-  EXPECT_TRUE(idle.closed_within(5s));
-  EXPECT_TRUE(eventually(5s, [&] {
+  EXPECT_TRUE(idle.closed_within(30s));
+  EXPECT_TRUE(eventually(30s, [&] {
     raw_connection probe(relay.port());
     return !probe.connected();
   }));
@@ -439,7 +439,7 @@ TEST(relay_integration_shutdown, sigterm_lets_a_running_transfer_finish) {
   ASSERT_TRUE(status) << relay.log();
   EXPECT_TRUE(WIFEXITED(*status));
   EXPECT_EQ(WEXITSTATUS(*status), 0) << relay.log();
-  EXPECT_TRUE(download.closed_within(5s));
+  EXPECT_TRUE(download.closed_within(30s));
 }
 
 // A transfer that outlives shutdown.grace_period is cancelled; the daemon still exits 0.

@@ -117,7 +117,7 @@ TEST_F(reload_test, peer_cap_follows_reloads_while_transfers_run_intact) {
   EXPECT_EQ(try_download().first, http::status::partial_content);
 
   const std::string log = relay_->log();
-  EXPECT_NE(log.find("configuration reloaded applied=peers.max_peers,peers.retry_after"),
+  EXPECT_NE(log.find("event=reloaded applied=peers.max_peers,peers.retry_after"),
             std::string::npos)
       << log;
   EXPECT_TRUE(relay_->alive());
@@ -133,11 +133,11 @@ TEST_F(reload_test, broken_file_is_reported_and_the_running_configuration_kept) 
   const std::string where = relay_->config_file().string() + ":4:13";
   EXPECT_NE(ready.find("STATUS=reload failed: " + where), std::string::npos) << ready;
   const std::string log = relay_->log();
-  EXPECT_NE(log.find("configuration not reloaded: " + where), std::string::npos) << log;
-  EXPECT_NE(log.find("configuration not reloaded: " + relay_->config_file().string() + ":5:"),
+  EXPECT_NE(log.find("event=reload_failed problem=\"" + where), std::string::npos) << log;
+  EXPECT_NE(log.find("event=reload_failed problem=\"" + relay_->config_file().string() + ":5:"),
             std::string::npos)
       << log;
-  EXPECT_NE(log.find("2 problem(s); the running configuration is kept"), std::string::npos);
+  EXPECT_NE(log.find("event=reload_failed problems=2 hint=\"the running configuration is kept"), std::string::npos);
 
   EXPECT_EQ(try_download().first, http::status::service_unavailable);  // still max_peers = 1
   EXPECT_TRUE(finish(*running, big_size) == big_);
@@ -156,8 +156,8 @@ TEST_F(reload_test, settings_that_need_a_restart_are_named_and_keep_running_valu
   EXPECT_NE(ready.find("restart to apply http.max_connections,trust.catalog_lifetime"),
             std::string::npos)
       << ready;
-  EXPECT_NE(relay_->log().find("need a restart and keep their running values until then: "
-                               "http.max_connections,trust.catalog_lifetime"),
+  EXPECT_NE(relay_->log().find(
+                "event=reload_needs_restart settings=http.max_connections,trust.catalog_lifetime"),
             std::string::npos)
       << relay_->log();
 
@@ -184,21 +184,20 @@ TEST_F(reload_test, smaller_cache_size_evicts_the_least_recently_used_item_at_on
   auto kept = relay_->request("GET", "/cache/file/old/1");
   EXPECT_EQ(kept.message.result(), http::status::ok);
   EXPECT_TRUE(kept.message.body() == old_bytes);
-  EXPECT_NE(relay_->log().find("evicted for a smaller cache.max_size"), std::string::npos);
+  EXPECT_NE(relay_->log().find("event=cache_item_evicted reason=max_size_lowered"), std::string::npos);
 }
 
 TEST_F(reload_test, watchdog_pings_and_stopping_is_announced) {
   start("", {"WATCHDOG_USEC=200000"});  // WatchdogSec=200ms: a ping every 100 ms
-  ASSERT_TRUE(notify_.wait_for("WATCHDOG=1", 2s));
-  const auto first = std::chrono::steady_clock::now();
-  ASSERT_TRUE(notify_.wait_for("WATCHDOG=1", 2s));
-  // Pings come at half the period; the bound only catches a ping far slower than that (a busy
-  // machine may delay one timer by a few hundred milliseconds).
-  EXPECT_LT(std::chrono::steady_clock::now() - first, 1s);
-  EXPECT_NE(relay_->log().find("service watchdog on period_ms=200 ping_ms=100"), std::string::npos);
+  // Pings keep coming; their period is the one the daemon logs (half of WatchdogSec), not a
+  // time this test measures: a busy machine delays timers. The waits are hang guards.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(notify_.wait_for("WATCHDOG=1", 30s));
+  }
+  EXPECT_NE(relay_->log().find("event=watchdog_on period_ms=200 ping_ms=100"), std::string::npos);
 
   relay_->proc().signal(SIGTERM);
-  EXPECT_TRUE(notify_.wait_for("STOPPING=1", 5s));
+  EXPECT_TRUE(notify_.wait_for("STOPPING=1", 30s));
   const auto status = relay_->wait_exit(10s);
   ASSERT_TRUE(status);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);

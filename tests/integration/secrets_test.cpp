@@ -303,7 +303,7 @@ TEST_F(secrets, no_endpoint_output_or_log_line_of_either_daemon_shows_a_planted_
   ASSERT_TRUE(eventually(20s, [&] {
     const auto text = read_file(helper_log);
     return text.find("http 127.0.0.1:") != std::string::npos &&
-           text.find("is healthy") != std::string::npos;
+           text.find("event=proxy_healthy") != std::string::npos;
   })) << read_file(helper_log);
   const auto text = read_file(helper_log);
   const auto http_port = static_cast<std::uint16_t>(

@@ -226,7 +226,7 @@ cmp -s "$tmp/agent.msi" "$tmp/served" || fail "the served item differs from the 
 sed -i -e 's/^max_peers = 10$/max_peers = 3/' -e 's/^level = "info"$/level = "debug"/' \
   /etc/lanrelay/lanrelayd.toml
 kill -HUP "$daemon_pid"
-timeout 10 grep -q -m1 "configuration reloaded applied=peers.max_peers,log.level" \
+timeout 10 grep -q -m1 "event=reloaded applied=peers.max_peers,log.level" \
   <(tail --pid="$daemon_pid" -n +1 -f "$tmp/daemon.log") ||
   fail "SIGHUP did not reload peers.max_peers and log.level"
 "${in_ns[@]}" curl -fsS --max-time 5 "http://127.0.0.1:$port/-/stats" | grep -q '"max_peers":3' ||

@@ -91,9 +91,9 @@ class au_update_segment : public testing::Test {
     const fs::path log = work_ / "relay" / "lanrelayd.log";
     relay_.emplace(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                    process::options{.netns = host.netns, .output = log});
-    EXPECT_TRUE(eventually(10s, [&] {
+    EXPECT_TRUE(eventually(60s, [&] {
       return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
+             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
     })) << read_file(log);
     relay_address_ = host.address;
     relay_netns_ = host.netns;
@@ -221,8 +221,8 @@ TEST_F(au_update_segment, a_mirroring_relay_serves_index_and_files_the_upstream_
   // The relay syncs at start; its signed catalog lists a mirrored file once its digest is known.
   const std::string icrc_name = activeupdate::segment_item_name(pattern_path).value();
   const std::string vsapi_name = activeupdate::segment_item_name(vsapi_path).value();
-  ASSERT_TRUE(eventually(20s, [&] {
-    const auto catalog = http_get_in_netns(relay_netns_, relay_address_, 4127, "/-/catalog", 1s);
+  ASSERT_TRUE(eventually(60s, [&] {
+    const auto catalog = http_get_in_netns(relay_netns_, relay_address_, 4127, "/-/catalog", 10s);
     return catalog.find(icrc_name) != std::string::npos &&
            catalog.find(vsapi_name) != std::string::npos;
   })) << read_file(work_ / "relay" / "lanrelayd.log");

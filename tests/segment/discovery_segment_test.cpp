@@ -75,8 +75,8 @@ class discovery_segment : public testing::Test {
                                                      dir.string(), "-g", "daemon off;"},
                             process::options{.netns = host.netns, .output = dir / "out.log"});
     upstream_ = host.address;
-    EXPECT_TRUE(eventually(10s, [&] {
-      return !http_get_in_netns(host.netns, host.address, 80, "/payload.bin", 2s).empty();
+    EXPECT_TRUE(eventually(60s, [&] {
+      return !http_get_in_netns(host.netns, host.address, 80, "/payload.bin", 10s).empty();
     })) << read_file(dir / "error.log");
     fs::remove(dir / "access.log");  // the readiness probe does not count
     ::kill(static_cast<pid_t>(std::stol(read_file(dir / "nginx.pid"))), SIGUSR1);  // reopen logs
@@ -121,9 +121,9 @@ class discovery_segment : public testing::Test {
     const fs::path log = work_ / name / "lanrelayd.log";
     processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                             process::options{.netns = host.netns, .output = log});
-    EXPECT_TRUE(eventually(10s, [&] {
+    EXPECT_TRUE(eventually(60s, [&] {
       return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
+             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
     })) << read_file(log);
     return host;
   }
@@ -327,7 +327,7 @@ TEST_F(discovery_segment, an_interface_that_appears_later_is_served_without_rest
   second.block_broadcast(segment::family::ipv4);
   const auto& late = second.add_host("late-agent");
   const fs::path log = work_ / relay.name / "lanrelayd.log";
-  ASSERT_TRUE(eventually(10s, [&] {
+  ASSERT_TRUE(eventually(60s, [&] {
     return read_file(log).find("event=discovery_joined group=ff12::4126 interface=seg79") != std::string::npos;
   })) << read_file(log);
 

@@ -172,7 +172,7 @@ class flooder {
     put16(ip + 10, checksum_fold(checksum_add(0, ip, 20)));
     unsigned char* udp = ip + 20;
     put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
-    put16(udp + 2, discovery::kDefaultPort);
+    put16(udp + 2, discovery::default_port);
     put16(udp + 4, static_cast<std::uint16_t>(udp_size));
     std::memcpy(udp + 8, query_.data(), query_.size());  // checksum 0: none, allowed for IPv4
     return f;
@@ -199,7 +199,7 @@ class flooder {
     ip[39] = 0x26;
     unsigned char* udp = ip + 40;
     put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
-    put16(udp + 2, discovery::kDefaultPort);
+    put16(udp + 2, discovery::default_port);
     put16(udp + 4, static_cast<std::uint16_t>(udp_size));
     std::memcpy(udp + 8, query_.data(), query_.size());
     // Mandatory for UDP over IPv6: the pseudo header (addresses, length, next header) and UDP.
@@ -258,9 +258,9 @@ class flood_segment : public testing::Test {
     relay_log_ = work_ / "relay" / "lanrelayd.log";
     processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                             process::options{.netns = host.netns, .output = relay_log_});
-    EXPECT_TRUE(eventually(10s, [&] {
+    EXPECT_TRUE(eventually(60s, [&] {
       return read_file(relay_log_).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
+             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
     })) << read_file(relay_log_);
     return host;
   }
@@ -334,7 +334,7 @@ void flood_segment::run_flood(flooder::families which) {
   flood_->start(flood_duration);
 
   // Let the flood take hold, then ask as a real agent would, several times over.
-  ASSERT_TRUE(eventually(10s, [&] { return flood_->sent_v6() > 10'000; }));
+  ASSERT_TRUE(eventually(60s, [&] { return flood_->sent_v6() > 10'000; }));
   int answered = 0;
   int asked = 0;
   while (std::chrono::steady_clock::now() - flood_started < flood_duration - 3s && asked < 5) {

@@ -80,9 +80,9 @@ class https_segment : public testing::Test {
     const fs::path log = work_ / name / "lanrelayd.log";
     relay_.emplace(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                    process::options{.netns = host.netns, .output = log});
-    EXPECT_TRUE(eventually(10s, [&] {
+    EXPECT_TRUE(eventually(60s, [&] {
       return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 1s).empty();
+             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
     })) << read_file(log);
     return log;
   }
@@ -205,8 +205,8 @@ TEST_F(https_segment, admin_calls_from_another_host_need_pinned_https) {
                            {"status", relay_host.address, "--site-key", site_public_});
   EXPECT_NE(refused.exit_status, 0);
   EXPECT_NE(refused.output.find("403"), std::string::npos) << refused.output;
-  EXPECT_EQ(http_get_in_netns(stranger.netns, relay_host.address, 4127, "/-/healthz", 2s).substr(0, 2), "ok");
-  EXPECT_EQ(http_get_in_netns(stranger.netns, relay_host.address, 4127, "/-/stats", 2s).find("{"),
+  EXPECT_EQ(http_get_in_netns(stranger.netns, relay_host.address, 4127, "/-/healthz", 10s).substr(0, 2), "ok");
+  EXPECT_EQ(http_get_in_netns(stranger.netns, relay_host.address, 4127, "/-/stats", 10s).find("{"),
             std::string::npos);
 }
 

@@ -198,7 +198,7 @@ class nginx {
   // returns them.
   std::vector<request_line> log_of(std::size_t n) const {
     std::vector<request_line> lines;
-    eventually(5s, [&] {
+    eventually(30s, [&] {
       lines = log();
       return lines.size() >= n;
     });

@@ -62,7 +62,7 @@ std::uint64_t machine_cookie(const std::filesystem::path& state_dir) {
     if (const auto theirs = read_cookie(file)) {
       return *theirs;
     }
-    spdlog::warn("cannot keep the machine cookie file={} error={}", file.string(), ec.message());
+    spdlog::warn("event=machine_cookie_not_saved file={} error=\"{}\"", file.string(), ec.message());
   }
   return cookie;
 }

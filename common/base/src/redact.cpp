@@ -3,7 +3,7 @@
 namespace lanrelay {
 namespace {
 
-constexpr std::string_view kMask = "***";
+constexpr std::string_view mask = "***";
 
 // A character that ends a URL's authority: a delimiter of the path, query or fragment, or a
 // character no URL may contain unescaped (RFC 3986 section 2).
@@ -68,7 +68,7 @@ std::string redact_urls(std::string_view text) {
       out.reserve(text.size());
     }
     out.append(text.substr(copied, begin - copied));
-    out.append(kMask);
+    out.append(mask);
     copied = end;
   });
   if (copied == 0) {
@@ -81,7 +81,7 @@ std::string redact_urls(std::string_view text) {
 bool has_url_credentials(std::string_view text) noexcept {
   bool found = false;
   for_each_userinfo(text, [&](std::size_t begin, std::size_t end) {
-    if (text.substr(begin, end - begin) != kMask) {
+    if (text.substr(begin, end - begin) != mask) {
       found = true;
     }
   });

@@ -33,7 +33,7 @@ void send(const std::string& message) {
   if (sent < 0) {
     // The service manager stops listening only while it shuts down or reloads itself; nothing
     // here can fix that, so the daemon carries on.
-    spdlog::debug("cannot notify the service manager: {} message=\"{}\"",
+    spdlog::debug("event=notify_failed error=\"{}\" message=\"{}\"",
                   std::strerror(-sent), message);
   }
 }
@@ -78,7 +78,7 @@ bool watchdog::start() {
   }
   // Half the period, as sd_watchdog_enabled(3) recommends: one late ping is not yet a failure.
   const auto interval = *period / 2;
-  spdlog::info("service watchdog on period_ms={} ping_ms={}",
+  spdlog::info("event=watchdog_on period_ms={} ping_ms={}",
                std::chrono::duration_cast<std::chrono::milliseconds>(*period).count(),
                std::chrono::duration_cast<std::chrono::milliseconds>(interval).count());
   net::co_spawn(timer_.get_executor(), ping_loop(interval), log_failure("service watchdog"));

@@ -1,4 +1,5 @@
 #include "lanrelay/base/sha256.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <openssl/evp.h>
 
@@ -16,37 +17,13 @@ namespace {
 // Large reads keep the syscall count low for multi-gigabyte installers.
 constexpr std::size_t file_chunk_size = std::size_t{1} << 20;
 
-constexpr char hex_digits[] = "0123456789abcdef";
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 boost::system::error_code last_system_error() {
   return {errno, boost::system::system_category()};
 }
 
 }  // namespace
 
-std::string to_hex(const sha256_digest& digest) {
-  std::string out;
-  out.reserve(digest.size() * 2);
-  for (std::byte b : digest) {
-    const auto v = std::to_integer<unsigned>(b);
-    out.push_back(hex_digits[v >> 4]);
-    out.push_back(hex_digits[v & 0x0f]);
-  }
-  return out;
-}
+std::string to_hex(const sha256_digest& digest) { return hex_encode(digest); }
 
 std::optional<sha256_digest> parse_sha256_hex(std::string_view hex) noexcept {
   sha256_digest digest{};
@@ -54,12 +31,12 @@ std::optional<sha256_digest> parse_sha256_hex(std::string_view hex) noexcept {
     return std::nullopt;
   }
   for (std::size_t i = 0; i < digest.size(); ++i) {
-    const int hi = hex_value(hex[2 * i]);
-    const int lo = hex_value(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
+    const auto hi = hex_digit_value(hex[2 * i]);
+    const auto lo = hex_digit_value(hex[2 * i + 1]);
+    if (!hi || !lo) {
       return std::nullopt;
     }
-    digest[i] = static_cast<std::byte>((hi << 4) | lo);
+    digest[i] = static_cast<std::byte>((*hi << 4) | *lo);
   }
   return digest;
 }

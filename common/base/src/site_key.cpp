@@ -1,4 +1,5 @@
 #include "lanrelay/base/site_key.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <boost/json.hpp>
 #include <boost/system/system_error.hpp>
@@ -28,55 +29,42 @@ namespace {
 
 namespace json = boost::json;
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class trust_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr trust_error_category() noexcept : error_category(0x6c6e72792d747275ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.trust"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<trust_errc>(value)) {
-      case trust_errc::malformed:
-        return "the catalog is not a valid lanrelay catalog document (bad JSON, or a member "
-               "missing, unknown or of the wrong type); it was ignored";
-      case trust_errc::too_large:
-        return "the catalog is larger than allowed; it was ignored";
-      case trust_errc::wrong_key:
-        return "the catalog is signed with a key other than the pinned site key; if the relay's "
-               "key was rotated, pin the new public key in the agent configuration";
-      case trust_errc::bad_signature:
-        return "the catalog signature does not match its content: it was altered or forged, "
-               "and was ignored";
-      case trust_errc::invalid_content:
-        return "the signed catalog breaks the catalog rules (an entry's name, kind or version, a "
-               "duplicate entry, the relay id or the validity period); the relay that signed it "
-               "needs fixing";
-      case trust_errc::expired:
-        return "the catalog has expired; the relay must sign a fresh one (check that the relay "
-               "runs and that both clocks are right)";
-      case trust_errc::not_yet_valid:
-        return "the catalog is issued in the future; check the clocks of the relay and of this "
-               "machine";
-      case trust_errc::malformed_key:
-        return "not a lanrelay public key: expected \"lanrelay-ed25519:\" followed by the "
-               "base64 of 32 bytes, as printed by the relay";
-      case trust_errc::invalid_key_file:
-        return "the site key file does not hold an unencrypted Ed25519 private key in PEM form";
-      case trust_errc::insecure_key_file:
-        return "the site key file is accessible by group or others; run chmod 600 on it";
-      case trust_errc::crypto_failure:
-        return "the cryptographic library (OpenSSL) failed; check the OpenSSL installation and "
-               "available memory";
-    }
-    return "unknown trust error " + std::to_string(value);
+std::string trust_message(trust_errc value) {
+  switch (value) {
+    case trust_errc::malformed:
+      return "the catalog is not a valid lanrelay catalog document (bad JSON, or a member "
+             "missing, unknown or of the wrong type); it was ignored";
+    case trust_errc::too_large:
+      return "the catalog is larger than allowed; it was ignored";
+    case trust_errc::wrong_key:
+      return "the catalog is signed with a key other than the pinned site key; if the relay's "
+             "key was rotated, pin the new public key in the agent configuration";
+    case trust_errc::bad_signature:
+      return "the catalog signature does not match its content: it was altered or forged, "
+             "and was ignored";
+    case trust_errc::invalid_content:
+      return "the signed catalog breaks the catalog rules (an entry's name, kind or version, a "
+             "duplicate entry, the relay id or the validity period); the relay that signed it "
+             "needs fixing";
+    case trust_errc::expired:
+      return "the catalog has expired; the relay must sign a fresh one (check that the relay "
+             "runs and that both clocks are right)";
+    case trust_errc::not_yet_valid:
+      return "the catalog is issued in the future; check the clocks of the relay and of this "
+             "machine";
+    case trust_errc::malformed_key:
+      return "not a lanrelay public key: expected \"lanrelay-ed25519:\" followed by the "
+             "base64 of 32 bytes, as printed by the relay";
+    case trust_errc::invalid_key_file:
+      return "the site key file does not hold an unencrypted Ed25519 private key in PEM form";
+    case trust_errc::insecure_key_file:
+      return "the site key file is accessible by group or others; run chmod 600 on it";
+    case trust_errc::crypto_failure:
+      return "the cryptographic library (OpenSSL) failed; check the OpenSSL installation and "
+             "available memory";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown trust error " + std::to_string(static_cast<int>(value));
+}
 
 struct pkey_deleter {
   void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
@@ -182,7 +170,7 @@ std::string mode_text(mode_t mode) {
   return buffer;
 }
 
-constexpr std::size_t kMaxKeyFileSize = 64 * 1024;
+constexpr std::size_t max_key_file_size = 64 * 1024;
 
 // Writes all of `data`, retrying on EINTR and short writes.
 bool write_all(int fd, std::string_view data) noexcept {
@@ -228,8 +216,8 @@ class cleansed_string {
 
 // ---- catalog encoding ----
 
-constexpr std::string_view kCanonicalContext{"lanrelay-catalog-v2\0", 20};
-constexpr std::int64_t kCatalogFormat = 2;
+constexpr std::string_view canonical_context{"lanrelay-catalog-v2\0", 20};
+constexpr std::int64_t catalog_format = 2;
 
 std::uint8_t kind_code(item_kind kind) noexcept {
   switch (kind) {
@@ -278,11 +266,11 @@ class byte_writer {
 };
 
 bool is_valid_relay_id(std::string_view id) noexcept {
-  return !id.empty() && id.size() <= kMaxRelayIdLength &&
+  return !id.empty() && id.size() <= max_relay_id_length &&
          std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
-bool is_valid_catalog_time(std::int64_t s) noexcept { return s >= 0 && s <= kMaxCatalogTime; }
+bool is_valid_catalog_time(std::int64_t s) noexcept { return s >= 0 && s <= max_catalog_time; }
 
 // True when `o` has exactly the members `names` (Boost.JSON keeps one value per key).
 bool has_exactly(const json::object& o, std::initializer_list<std::string_view> names) {
@@ -315,7 +303,7 @@ std::optional<std::uint64_t> get_unsigned(const json::object& o, std::string_vie
 
 std::optional<std::int64_t> get_time(const json::object& o, std::string_view name) {
   const auto v = get_unsigned(o, name);
-  if (!v || *v > static_cast<std::uint64_t>(kMaxCatalogTime)) {
+  if (!v || *v > static_cast<std::uint64_t>(max_catalog_time)) {
     return std::nullopt;
   }
   return static_cast<std::int64_t>(*v);
@@ -357,7 +345,7 @@ result<catalog> decode_catalog(const json::value& value) {
     return trust_errc::malformed;
   }
   const auto* format = o->if_contains("format");
-  if (!format->is_int64() || format->get_int64() != kCatalogFormat) {
+  if (!format->is_int64() || format->get_int64() != catalog_format) {
     return trust_errc::malformed;
   }
   const auto relay_id = get_string(*o, "relay_id");
@@ -368,7 +356,7 @@ result<catalog> decode_catalog(const json::value& value) {
   if (!relay_id || !issued_at || !expires_at || entries == nullptr || tls == nullptr) {
     return trust_errc::malformed;
   }
-  if (entries->size() > kMaxCatalogEntries || tls->size() > kMaxCatalogTlsFingerprints) {
+  if (entries->size() > max_catalog_entries || tls->size() > max_catalog_tls_fingerprints) {
     return trust_errc::too_large;
   }
   catalog c;
@@ -398,21 +386,22 @@ result<catalog> decode_catalog(const json::value& value) {
 }  // namespace
 
 const boost::system::error_category& trust_category() noexcept {
-  static const trust_error_category category;
+  static const error_category_of<trust_errc> category(
+      "lanrelay.trust", 0x6c6e72792d747275ULL, trust_message);
   return category;
 }
 
 // ---- public key ----
 
 std::string public_key::to_string() const {
-  return std::string(kPublicKeyPrefix) + base64_encode(bytes);
+  return std::string(public_key_prefix) + base64_encode(bytes);
 }
 
 result<public_key> parse_public_key(std::string_view text) {
-  if (!text.starts_with(kPublicKeyPrefix)) {
+  if (!text.starts_with(public_key_prefix)) {
     return trust_errc::malformed_key;
   }
-  const auto raw = base64_decode_exact<32>(text.substr(kPublicKeyPrefix.size()));
+  const auto raw = base64_decode_exact<32>(text.substr(public_key_prefix.size()));
   if (!raw) {
     return trust_errc::malformed_key;
   }
@@ -484,13 +473,13 @@ key_file_result<site_key> site_key::load(const std::filesystem::path& file) {
             file.string() +
             " (and, if anyone else may have read it, generate a new key and re-pin it)"};
   }
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxKeyFileSize) {
+  if (static_cast<std::uint64_t>(st.st_size) > max_key_file_size) {
     return key_file_error{
         make_error_code(trust_errc::invalid_key_file),
         "the site key file " + file.string() + " is too large to be a key; check the path"};
   }
   cleansed_string contents;
-  contents.text.resize(kMaxKeyFileSize + 1);
+  contents.text.resize(max_key_file_size + 1);
   std::size_t filled = 0;
   while (filled < contents.text.size()) {
     const ssize_t n =
@@ -506,7 +495,7 @@ key_file_result<site_key> site_key::load(const std::filesystem::path& file) {
     }
     filled += static_cast<std::size_t>(n);
   }
-  if (filled > kMaxKeyFileSize) {
+  if (filled > max_key_file_size) {
     return key_file_error{
         make_error_code(trust_errc::invalid_key_file),
         "the site key file " + file.string() + " is too large to be a key; check the path"};
@@ -591,10 +580,7 @@ key_file_result<void> site_key::save(const std::filesystem::path& file, overwrit
                               make_error_code(trust_errc::crypto_failure).message()};
   }
   std::string suffix = ".tmp.";
-  for (const auto b : nonce) {
-    suffix += "0123456789abcdef"[std::to_integer<unsigned>(b) >> 4];
-    suffix += "0123456789abcdef"[std::to_integer<unsigned>(b) & 0xf];
-  }
+  append_hex(suffix, nonce);
   const auto directory = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
   const auto temp = directory / (file.filename().string() + suffix);
 
@@ -666,8 +652,8 @@ ed25519_signature site_key::sign(std::span<const std::byte> message) const {
 // ---- catalog ----
 
 result<void> validate_catalog(const catalog& c) {
-  if (c.entries.size() > kMaxCatalogEntries ||
-      c.tls_certificates.size() > kMaxCatalogTlsFingerprints) {
+  if (c.entries.size() > max_catalog_entries ||
+      c.tls_certificates.size() > max_catalog_tls_fingerprints) {
     return trust_errc::too_large;
   }
   if (std::set<sha256_digest>(c.tls_certificates.begin(), c.tls_certificates.end()).size() !=
@@ -698,7 +684,7 @@ result<void> validate_catalog(const catalog& c) {
 
 std::vector<std::byte> canonical_catalog_bytes(const catalog& c) {
   byte_writer w;
-  w.raw(kCanonicalContext);
+  w.raw(canonical_context);
   w.string(c.relay_id);
   w.i64(unix_seconds(c.issued_at));
   w.i64(unix_seconds(c.expires_at));
@@ -744,7 +730,7 @@ std::string sign_catalog(const catalog& c, const site_key& key) {
     tls.emplace_back(to_hex(fingerprint));
   }
   json::object body;
-  body["format"] = kCatalogFormat;
+  body["format"] = catalog_format;
   body["relay_id"] = c.relay_id;
   body["issued_at"] = unix_seconds(c.issued_at);
   body["expires_at"] = unix_seconds(c.expires_at);
@@ -760,7 +746,7 @@ std::string sign_catalog(const catalog& c, const site_key& key) {
 
 result<catalog> verify_catalog(std::string_view document, const public_key& pinned,
                                std::chrono::system_clock::time_point now) {
-  if (document.size() > kMaxCatalogDocumentSize) {
+  if (document.size() > max_catalog_document_size) {
     return trust_errc::too_large;
   }
   boost::system::error_code ec;
@@ -796,7 +782,7 @@ result<catalog> verify_catalog(std::string_view document, const public_key& pinn
   if (auto valid = validate_catalog(*decoded); !valid) {
     return valid.error();
   }
-  if (decoded->issued_at > now + kCatalogClockSkew) {
+  if (decoded->issued_at > now + catalog_clock_skew) {
     return trust_errc::not_yet_valid;
   }
   if (now >= decoded->expires_at) {

@@ -7,6 +7,47 @@
 
 namespace lanrelay {
 
+std::string_view trim(std::string_view text, std::string_view blanks) noexcept {
+  const auto first = text.find_first_not_of(blanks);
+  if (first == std::string_view::npos) {
+    return {};
+  }
+  const auto last = text.find_last_not_of(blanks);
+  return text.substr(first, last - first + 1);
+}
+
+void append_hex(std::string& out, unsigned char byte) {
+  constexpr std::string_view digits = "0123456789abcdef";
+  out += digits[byte >> 4];
+  out += digits[byte & 0x0f];
+}
+
+void append_hex(std::string& out, std::span<const std::byte> bytes) {
+  out.reserve(out.size() + bytes.size() * 2);
+  for (const std::byte b : bytes) {
+    append_hex(out, std::to_integer<unsigned char>(b));
+  }
+}
+
+std::optional<int> hex_digit_value(char c) noexcept {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return std::nullopt;
+}
+
+std::string hex_encode(std::span<const std::byte> bytes) {
+  std::string out;
+  append_hex(out, bytes);
+  return out;
+}
+
 std::string human_bytes(std::uint64_t bytes) {
   constexpr std::array units{"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < 1024) {

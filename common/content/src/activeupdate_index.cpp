@@ -1,4 +1,5 @@
 #include "lanrelay/content/activeupdate_index.hpp"
+#include "lanrelay/base/text_format.hpp"
 
 #include <boost/system/system_error.hpp>
 #include <boost/throw_exception.hpp>
@@ -12,50 +13,35 @@
 namespace lanrelay::activeupdate {
 namespace {
 
-class activeupdate_category_impl final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr activeupdate_category_impl() noexcept : error_category(0x6c72617569647831ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.activeupdate"; }
-
-  std::string message(int ev) const override {
-    switch (static_cast<errc>(ev)) {
-      case errc::syntax:
-        return "the ActiveUpdate index (server.ini) has a malformed line; the index was not used";
-      case errc::bad_path:
-        return "the ActiveUpdate index names a file path that is not a safe relative path; the "
-               "index was not used, nothing was written";
-      case errc::bad_size:
-        return "the ActiveUpdate index has a file size that is not an unsigned decimal number";
-      case errc::bad_version:
-        return "the ActiveUpdate index has a version that does not parse (patterns 1667900 or "
-               "16.679.00, engines and programs Major.Minor.Build)";
-      case errc::duplicate_key:
-        return "the ActiveUpdate index lists the same key twice in one section";
-      case errc::conflicting_entry:
-        return "the ActiveUpdate index lists the same file twice with different sizes";
-      case errc::too_large:
-        return "the ActiveUpdate index is larger than any real server.ini; it was not used";
-      case errc::bad_url:
-        return "the mirror URL for the [Server] section is empty or has control characters";
-    }
-    return "unknown ActiveUpdate index error " + std::to_string(ev);
+std::string activeupdate_message(errc value) {
+  switch (value) {
+    case errc::syntax:
+      return "the ActiveUpdate index (server.ini) has a malformed line; the index was not used";
+    case errc::bad_path:
+      return "the ActiveUpdate index names a file path that is not a safe relative path; the "
+             "index was not used, nothing was written";
+    case errc::bad_size:
+      return "the ActiveUpdate index has a file size that is not an unsigned decimal number";
+    case errc::bad_version:
+      return "the ActiveUpdate index has a version that does not parse (patterns 1667900 or "
+             "16.679.00, engines and programs Major.Minor.Build)";
+    case errc::duplicate_key:
+      return "the ActiveUpdate index lists the same key twice in one section";
+    case errc::conflicting_entry:
+      return "the ActiveUpdate index lists the same file twice with different sizes";
+    case errc::too_large:
+      return "the ActiveUpdate index is larger than any real server.ini; it was not used";
+    case errc::bad_url:
+      return "the mirror URL for the [Server] section is empty or has control characters";
   }
-};
+  return "unknown ActiveUpdate index error " + std::to_string(static_cast<int>(value));
+}
 
 // Trimmed from keys, values and fields. '\r' is here for a last line that ends in a lone CR.
 constexpr std::string_view blanks = " \t\r";
 constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
 
-std::string_view trim(std::string_view s) noexcept {
-  const auto first = s.find_first_not_of(blanks);
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  const auto last = s.find_last_not_of(blanks);
-  return s.substr(first, last - first + 1);
-}
+std::string_view trim(std::string_view s) noexcept { return lanrelay::trim(s, blanks); }
 
 constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -152,14 +138,12 @@ std::vector<std::string_view> split_fields(std::string_view value) {
 // Untrusted text quoted for a log line: non-printable bytes escaped, long text shortened.
 std::string quoted(std::string_view s) {
   constexpr std::size_t max_shown = 160;
-  constexpr char hex[] = "0123456789abcdef";
   std::string out = "\"";
   for (std::size_t i = 0; i < s.size() && i < max_shown; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
       out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xF];
+      append_hex(out, c);
     } else {
       out += static_cast<char>(c);
     }
@@ -712,7 +696,8 @@ class index_parser {
 }  // namespace detail
 
 const boost::system::error_category& activeupdate_category() noexcept {
-  static const activeupdate_category_impl category;
+  static const error_category_of<errc> category(
+      "lanrelay.activeupdate", 0x6c72617569647831ULL, activeupdate_message);
   return category;
 }
 
@@ -745,7 +730,6 @@ bool is_valid_source_name(std::string_view name) noexcept {
 
 std::optional<std::string> segment_item_name(std::string_view path) {
   constexpr std::size_t max_name = 128;  // is_valid_name's limit
-  constexpr char hex[] = "0123456789abcdef";
   std::string out;
   for (const char c : path) {
     const auto u = static_cast<unsigned char>(c);
@@ -755,8 +739,7 @@ std::optional<std::string> segment_item_name(std::string_view path) {
       out += c;
     } else {
       out += '+';
-      out += hex[u >> 4];
-      out += hex[u & 0xf];
+      append_hex(out, u);
     }
   }
   if (out.empty() || out.size() > max_name || out.front() == '.' || out.front() == '-') {

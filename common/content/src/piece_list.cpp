@@ -14,40 +14,27 @@
 namespace lanrelay {
 namespace {
 
-constexpr std::array<std::byte, 4> kMagic{std::byte{'L'}, std::byte{'R'}, std::byte{'P'},
+constexpr std::array<std::byte, 4> magic{std::byte{'L'}, std::byte{'R'}, std::byte{'P'},
                                           std::byte{'L'}};
-constexpr std::uint16_t kFormatVersion = 1;
+constexpr std::uint16_t format_version = 1;
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class piece_list_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr piece_list_error_category() noexcept : error_category(0x6c6e72792d70636cULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.piece_list"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<piece_list_errc>(value)) {
-      case piece_list_errc::truncated:
-        return "the piece list is shorter than its header says";
-      case piece_list_errc::bad_magic:
-        return "not a lanrelay piece list (it does not start with \"LRPL\")";
-      case piece_list_errc::unsupported_version:
-        return "the piece list has an unknown format version; upgrade this machine";
-      case piece_list_errc::bad_piece_size:
-        return "the piece size is not a power of two between 16 KiB and 64 MiB";
-      case piece_list_errc::inconsistent:
-        return "the piece list's count of pieces does not match its item size and piece size";
-      case piece_list_errc::too_large:
-        return "the item has more pieces than a piece list may hold";
-    }
-    return "unknown piece list error";
+std::string piece_list_message(piece_list_errc value) {
+  switch (value) {
+    case piece_list_errc::truncated:
+      return "the piece list is shorter than its header says";
+    case piece_list_errc::bad_magic:
+      return "not a lanrelay piece list (it does not start with \"LRPL\")";
+    case piece_list_errc::unsupported_version:
+      return "the piece list has an unknown format version; upgrade this machine";
+    case piece_list_errc::bad_piece_size:
+      return "the piece size is not a power of two between 16 KiB and 64 MiB";
+    case piece_list_errc::inconsistent:
+      return "the piece list's count of pieces does not match its item size and piece size";
+    case piece_list_errc::too_large:
+      return "the item has more pieces than a piece list may hold";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown piece list error";
+}
 
 void put_u16(std::vector<std::byte>& out, std::uint16_t v) {
   out.push_back(static_cast<std::byte>(v >> 8));
@@ -75,7 +62,8 @@ std::uint64_t get_be(std::span<const std::byte> bytes) {
 }  // namespace
 
 const boost::system::error_category& piece_list_category() noexcept {
-  static const piece_list_error_category category;
+  static const error_category_of<piece_list_errc> category(
+      "lanrelay.piece_list", 0x6c6e72792d70636cULL, piece_list_message);
   return category;
 }
 
@@ -84,15 +72,15 @@ std::uint64_t piece_count(std::uint64_t item_size, std::uint32_t piece_size) noe
 }
 
 bool valid_piece_size(std::uint32_t piece_size) noexcept {
-  return piece_size >= kMinPieceSize && piece_size <= kMaxPieceSize &&
+  return piece_size >= min_piece_size && piece_size <= max_piece_size &&
          (piece_size & (piece_size - 1)) == 0;
 }
 
 std::vector<std::byte> encode(const piece_list& list) {
   std::vector<std::byte> out;
-  out.reserve(kPieceListHeaderSize + list.pieces.size() * 32);
-  out.insert(out.end(), kMagic.begin(), kMagic.end());
-  put_u16(out, kFormatVersion);
+  out.reserve(piece_list_header_size + list.pieces.size() * 32);
+  out.insert(out.end(), magic.begin(), magic.end());
+  put_u16(out, format_version);
   put_u16(out, 0);
   put_u64(out, list.item_size);
   put_u32(out, list.piece_size);
@@ -104,17 +92,17 @@ std::vector<std::byte> encode(const piece_list& list) {
 }
 
 result<piece_list> parse_piece_list(std::span<const std::byte> bytes) {
-  if (bytes.size() > kMaxPieceListSize) {
+  if (bytes.size() > max_piece_list_size) {
     return make_error_code(piece_list_errc::too_large);
   }
-  if (bytes.size() < kMagic.size() || !std::equal(kMagic.begin(), kMagic.end(), bytes.begin())) {
-    return make_error_code(bytes.size() < kMagic.size() ? piece_list_errc::truncated
+  if (bytes.size() < magic.size() || !std::equal(magic.begin(), magic.end(), bytes.begin())) {
+    return make_error_code(bytes.size() < magic.size() ? piece_list_errc::truncated
                                                         : piece_list_errc::bad_magic);
   }
-  if (bytes.size() < kPieceListHeaderSize) {
+  if (bytes.size() < piece_list_header_size) {
     return make_error_code(piece_list_errc::truncated);
   }
-  if (get_be(bytes.subspan(4, 2)) != kFormatVersion || get_be(bytes.subspan(6, 2)) != 0) {
+  if (get_be(bytes.subspan(4, 2)) != format_version || get_be(bytes.subspan(6, 2)) != 0) {
     return make_error_code(piece_list_errc::unsupported_version);
   }
   piece_list list;
@@ -124,13 +112,13 @@ result<piece_list> parse_piece_list(std::span<const std::byte> bytes) {
   if (!valid_piece_size(list.piece_size)) {
     return make_error_code(piece_list_errc::bad_piece_size);
   }
-  if (count > kMaxPieceCount) {
+  if (count > max_piece_count) {
     return make_error_code(piece_list_errc::too_large);
   }
   if (count != piece_count(list.item_size, list.piece_size)) {
     return make_error_code(piece_list_errc::inconsistent);
   }
-  const std::size_t body = bytes.size() - kPieceListHeaderSize;
+  const std::size_t body = bytes.size() - piece_list_header_size;
   if (body < count * 32) {
     return make_error_code(piece_list_errc::truncated);
   }
@@ -139,7 +127,7 @@ result<piece_list> parse_piece_list(std::span<const std::byte> bytes) {
   }
   list.pieces.resize(count);
   for (std::size_t i = 0; i < count; ++i) {
-    std::memcpy(list.pieces[i].data(), bytes.data() + kPieceListHeaderSize + 32 * i, 32);
+    std::memcpy(list.pieces[i].data(), bytes.data() + piece_list_header_size + 32 * i, 32);
   }
   return list;
 }
@@ -175,7 +163,7 @@ result<built_piece_list> build_piece_list(int fd, std::uint32_t piece_size) {
     in_piece += chunk.size();
     out.list.item_size += chunk.size();
     if (in_piece == piece_size) {
-      if (out.list.pieces.size() == kMaxPieceCount) {
+      if (out.list.pieces.size() == max_piece_count) {
         return make_error_code(piece_list_errc::too_large);
       }
       out.list.pieces.push_back(piece.finish());
@@ -183,7 +171,7 @@ result<built_piece_list> build_piece_list(int fd, std::uint32_t piece_size) {
     }
   }
   if (in_piece > 0) {
-    if (out.list.pieces.size() == kMaxPieceCount) {
+    if (out.list.pieces.size() == max_piece_count) {
       return make_error_code(piece_list_errc::too_large);
     }
     out.list.pieces.push_back(piece.finish());

@@ -373,7 +373,7 @@ class store_core {
     std::lock_guard guard(mutex_);
     if (flock_retry(lock_fd_.get(), LOCK_EX) != 0) {
       const auto ec = last_errno();
-      spdlog::error("cache lock failed path={} error=\"{}\"", lock_path_.string(), ec.message());
+      spdlog::error("event=cache_lock_failed path={} error=\"{}\"", lock_path_.string(), ec.message());
       return ec;
     }
     struct unlock_on_exit {
@@ -442,14 +442,14 @@ result<void> store_core::initialise() {
     std::error_code ec;
     fs::create_directories(d, ec);
     if (ec) {
-      spdlog::error("cannot create cache directory path={} error=\"{}\"", d.string(), ec.message());
+      spdlog::error("event=cache_dir_create_failed path={} error=\"{}\"", d.string(), ec.message());
       return boost::system::error_code(ec);
     }
   }
   lock_fd_ = open_fd(lock_path_, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (!lock_fd_) {
     const auto ec = last_errno();
-    spdlog::error("cannot open cache lock file path={} error=\"{}\"", lock_path_.string(),
+    spdlog::error("event=cache_lock_open_failed path={} error=\"{}\"", lock_path_.string(),
                   ec.message());
     return ec;
   }
@@ -479,20 +479,20 @@ result<void> store_core::recover_locked() {
     // interrupted write never does, so leave the decision to the administrator.
     std::error_code ec;
     if (fs::directory_iterator(objects_dir_, ec) != fs::directory_iterator()) {
-      spdlog::error("cache index is missing but objects exist path={} action=\"restore "
-                    "index.json, or empty the directory to start a new cache\"",
+      spdlog::error("event=cache_index_missing path={} action=\"restore index.json, or empty the "
+                    "directory to start a new cache\" hint=\"objects exist without an index\"",
                     index_path_.string());
       return errc::corrupt_index;
     }
     items_.clear();
     rewrite = true;
   } else if (loaded.error() == errc::corrupt_index) {
-    spdlog::error("cache index is corrupt path={} problem=\"{}\" action=\"the file was left as "
-                  "it is: restore it, or move the cache directory aside to start empty\"",
+    spdlog::error("event=cache_index_corrupt path={} problem=\"{}\" action=\"the file was left "
+                  "as it is: restore it, or move the cache directory aside to start empty\"",
                   index_path_.string(), problem);
     return errc::corrupt_index;
   } else {
-    spdlog::error("cannot read cache index path={} error=\"{}\"", index_path_.string(),
+    spdlog::error("event=cache_index_unreadable path={} error=\"{}\"", index_path_.string(),
                   loaded.error().message());
     return loaded.error();
   }
@@ -511,14 +511,14 @@ result<void> store_core::recover_locked() {
     std::error_code remove_ec;
     fs::remove_all(path, remove_ec);
     if (remove_ec) {
-      spdlog::warn("cannot remove leftover temporary file path={} error=\"{}\"", path.string(),
+      spdlog::warn("event=cache_tmp_remove_failed path={} error=\"{}\"", path.string(),
                    remove_ec.message());
     } else {
-      spdlog::info("removed leftover temporary file path={}", path.string());
+      spdlog::info("event=cache_tmp_removed path={}", path.string());
     }
   }
   if (ec) {
-    spdlog::warn("cannot list cache temporary directory path={} error=\"{}\"", tmp_dir_.string(),
+    spdlog::warn("event=cache_tmp_list_failed path={} error=\"{}\"", tmp_dir_.string(),
                  ec.message());
   }
   std::error_code tmp_index_ec;
@@ -538,7 +538,7 @@ result<void> store_core::recover_locked() {
     on_disk.emplace(it->path().filename().string(), size);
   }
   if (ec) {
-    spdlog::error("cannot list cache objects path={} error=\"{}\"", objects_dir_.string(),
+    spdlog::error("event=cache_objects_list_failed path={} error=\"{}\"", objects_dir_.string(),
                   ec.message());
     return boost::system::error_code(ec);
   }
@@ -560,8 +560,8 @@ result<void> store_core::recover_locked() {
       kept.push_back(std::move(it));
       continue;
     }
-    spdlog::warn("cache item dropped at start-up reason={} dir={} kind={} name={} version={} "
-                 "sha256={} expected_size={} actual_size={}",
+    spdlog::warn("event=cache_item_dropped reason={} dir={} kind={} name={} version={} sha256={} "
+                 "expected_size={} actual_size={}",
                  reason, dir, to_string(it.key.kind), it.key.name, it.key.version, hex, it.size,
                  found != on_disk.end() && found->second ? std::to_string(*found->second) : "none");
     rewrite = true;
@@ -575,10 +575,10 @@ result<void> store_core::recover_locked() {
     std::error_code remove_ec;
     fs::remove_all(path, remove_ec);
     if (remove_ec) {
-      spdlog::warn("cannot remove orphan cache object path={} error=\"{}\"", path.string(),
+      spdlog::warn("event=cache_orphan_remove_failed path={} error=\"{}\"", path.string(),
                    remove_ec.message());
     } else {
-      spdlog::warn("removed orphan cache object path={} size={}", path.string(),
+      spdlog::warn("event=cache_orphan_removed path={} size={}", path.string(),
                    size ? std::to_string(*size) : "none");
     }
   }
@@ -623,8 +623,8 @@ void store_core::refresh_locked(bool force) {
     return;
   }
   if (!disk_index_bad_) {
-    spdlog::error("cache index changed on disk and cannot be read; serving the last good copy "
-                  "path={} problem=\"{}\" action=\"restore index.json and restart lanrelayd\"",
+    spdlog::error("event=cache_index_changed_unreadable path={} problem=\"{}\" action=\"restore "
+                  "index.json and restart lanrelayd\" hint=\"serving the last good copy\"",
                   index_path_.string(), problem);
   }
   disk_index_bad_ = true;
@@ -641,8 +641,8 @@ result<void> store_core::sync_for_write_locked() {
     return {};
   }
   if (!disk_index_bad_) {
-    spdlog::error("cache index changed on disk and cannot be read; refusing to overwrite it "
-                  "path={} problem=\"{}\"",
+    spdlog::error("event=cache_index_changed_unreadable path={} problem=\"{}\" hint=\"refusing "
+                  "to overwrite it\"",
                   index_path_.string(), problem);
   }
   disk_index_bad_ = true;
@@ -657,7 +657,7 @@ result<void> store_core::write_index_locked(std::vector<item> next) {
         open_fd(index_tmp_path_, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (!fd) {
       const auto ec = last_errno();
-      spdlog::error("cannot write cache index path={} error=\"{}\"", index_tmp_path_.string(),
+      spdlog::error("event=cache_index_write_failed path={} error=\"{}\"", index_tmp_path_.string(),
                     ec.message());
       return ec;
     }
@@ -666,7 +666,7 @@ result<void> store_core::write_index_locked(std::vector<item> next) {
       written = sync_fd(fd.get());
     }
     if (!written) {
-      spdlog::error("cannot write cache index path={} error=\"{}\"", index_tmp_path_.string(),
+      spdlog::error("event=cache_index_write_failed path={} error=\"{}\"", index_tmp_path_.string(),
                     written.error().message());
       ::unlink(index_tmp_path_.c_str());
       return written.error();
@@ -674,7 +674,7 @@ result<void> store_core::write_index_locked(std::vector<item> next) {
   }
   if (::rename(index_tmp_path_.c_str(), index_path_.c_str()) != 0) {
     const auto ec = last_errno();
-    spdlog::error("cannot replace cache index path={} error=\"{}\"", index_path_.string(),
+    spdlog::error("event=cache_index_replace_failed path={} error=\"{}\"", index_path_.string(),
                   ec.message());
     ::unlink(index_tmp_path_.c_str());
     return ec;
@@ -685,7 +685,7 @@ result<void> store_core::write_index_locked(std::vector<item> next) {
   stamp_ = stamp_of(index_path_);
   bump_generation();
   if (auto synced = sync_dir(opts_.dir); !synced) {
-    spdlog::error("cannot fsync cache directory path={} error=\"{}\"", opts_.dir.string(),
+    spdlog::error("event=cache_dir_fsync_failed path={} error=\"{}\"", opts_.dir.string(),
                   synced.error().message());
     return synced.error();
   }
@@ -751,8 +751,8 @@ result<void> store_core::set_max_size(std::uint64_t limit) {
     while (stored_bytes(next) > limit) {
       auto victim = eviction_victim(next, sha256_digest{});
       if (victim == next.end()) {
-        spdlog::warn("cache holds more pinned bytes than cache.max_size dir={} bytes={} "
-                     "max_size={} action=\"unpin or remove items, or raise cache.max_size\"",
+        spdlog::warn("event=cache_pinned_over_max_size dir={} bytes={} max_size={} "
+                     "action=\"unpin or remove items, or raise cache.max_size\"",
                      opts_.dir.string(), stored_bytes(next), limit);
         break;
       }
@@ -767,7 +767,7 @@ result<void> store_core::set_max_size(std::uint64_t limit) {
     }
     std::vector<sha256_digest> released;
     for (const item& gone : evicted) {
-      spdlog::info("cache item evicted for a smaller cache.max_size dir={} kind={} name={} "
+      spdlog::info("event=cache_item_evicted reason=max_size_lowered dir={} kind={} name={} "
                    "version={} size={} max_size={}",
                    opts_.dir.string(), to_string(gone.key.kind), gone.key.name, gone.key.version,
                    gone.size, limit);
@@ -786,7 +786,7 @@ void store_core::remove_unreferenced_locked(const std::vector<sha256_digest>& ca
     const fs::path path = object_path(digest);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       // Harmless for correctness: the next start-up removes objects the index does not name.
-      spdlog::warn("cannot remove cache object path={} error=\"{}\"", path.string(),
+      spdlog::warn("event=cache_object_remove_failed path={} error=\"{}\"", path.string(),
                    last_errno().message());
     }
   }
@@ -888,7 +888,8 @@ result<item_file> store_core::open_item(const item_key& key) {
         continue;
       }
       const auto ec = errno == ENOENT ? make_error_code(errc::not_found) : last_errno();
-      spdlog::error("cannot open cache object path={} kind={} name={} version={} error=\"{}\"",
+      spdlog::error("event=cache_object_open_failed path={} kind={} name={} version={} "
+                    "error=\"{}\"",
                     path.string(), to_string(it->key.kind), it->key.name, it->key.version,
                     ec.message());
       return ec;
@@ -898,8 +899,9 @@ result<item_file> store_core::open_item(const item_key& key) {
       return last_errno();
     }
     if (static_cast<std::uint64_t>(st.st_size) != it->size) {
-      spdlog::error("cache object has the wrong size; it was changed outside lanrelay path={} "
-                    "expected_size={} actual_size={} action=\"remove the item and add it again\"",
+      spdlog::error("event=cache_object_wrong_size path={} expected_size={} actual_size={} "
+                    "action=\"remove the item and add it again\" hint=\"it was changed outside "
+                    "lanrelay\"",
                     path.string(), it->size, st.st_size);
       return errc::size_mismatch;
     }
@@ -993,7 +995,7 @@ result<std::pair<unique_fd, fs::path>> store_core::create_temp() {
           continue;
         }
         const auto ec = last_errno();
-        spdlog::error("cannot create cache temporary file path={} error=\"{}\"", path.string(),
+        spdlog::error("event=cache_tmp_create_failed path={} error=\"{}\"", path.string(),
                       ec.message());
         return ec;
       }
@@ -1052,7 +1054,7 @@ result<item> store_core::publish(const item_key& key, const fs::path& tmp_path, 
     const bool object_was_referenced = references(items_, digest);
     if (::rename(tmp_path.c_str(), object.c_str()) != 0) {
       const auto ec = last_errno();
-      spdlog::error("cannot move new cache object into place from={} to={} error=\"{}\"",
+      spdlog::error("event=cache_object_move_failed from={} to={} error=\"{}\"",
                     tmp_path.string(), object.string(), ec.message());
       discard();
       return ec;
@@ -1068,8 +1070,8 @@ result<item> store_core::publish(const item_key& key, const fs::path& tmp_path, 
       return committed.error();
     }
     for (const item& gone : *evicted) {
-      spdlog::info("cache item evicted to make room dir={} kind={} name={} version={} size={} "
-                   "max_size={}",
+      spdlog::info("event=cache_item_evicted reason=make_room dir={} kind={} name={} version={} "
+                   "size={} max_size={}",
                    opts_.dir.string(), to_string(gone.key.kind), gone.key.name, gone.key.version,
                    gone.size, max_size());
       released.push_back(gone.sha256);
@@ -1192,18 +1194,18 @@ content_store::~content_store() {
   }
   try {
     if (auto flushed = impl_->flush(); !flushed) {
-      spdlog::warn("cannot save cache last-used times on close dir={} error=\"{}\"",
+      spdlog::warn("event=cache_last_used_not_saved dir={} error=\"{}\"",
                    impl_->options().dir.string(), flushed.error().message());
     }
   } catch (const std::exception& e) {
-    spdlog::warn("cannot save cache last-used times on close dir={} error=\"{}\"",
+    spdlog::warn("event=cache_last_used_not_saved dir={} error=\"{}\"",
                  impl_->options().dir.string(), e.what());
   }
 }
 
 result<std::unique_ptr<content_store>> content_store::open(options opts) {
   if (opts.dir.empty()) {
-    spdlog::error("no cache directory given");
+    spdlog::error("event=cache_dir_missing hint=\"no cache directory given\"");
     return errc::invalid_config;
   }
   auto core = std::make_unique<impl>(std::move(opts));

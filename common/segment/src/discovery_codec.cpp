@@ -11,59 +11,46 @@
 namespace lanrelay::discovery {
 namespace {
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class discovery_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr discovery_error_category() noexcept : error_category(0x6c6e72792d646973ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.discovery"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<errc>(value)) {
-      case errc::truncated:
-        return "discovery datagram is truncated: a field runs past its end";
-      case errc::bad_magic:
-        return "not a lanrelay discovery datagram (no LNRY magic); another service may use this "
-               "port";
-      case errc::unsupported_version:
-        return "discovery protocol version not supported; upgrade the older lanrelay side";
-      case errc::wrong_type:
-        return "discovery message type is not the one expected here";
-      case errc::missing_field:
-        return "discovery datagram lacks a mandatory field";
-      case errc::duplicate_field:
-        return "discovery datagram repeats a field";
-      case errc::invalid_field:
-        return "discovery field has a bad length or value";
-      case errc::too_large:
-        return "discovery datagram is larger than allowed";
-      case errc::unpadded:
-        return "discovery query is shorter than the padded query size; dropped so that replies "
-               "cannot amplify traffic";
-    }
-    return "unknown discovery error " + std::to_string(value);
+std::string discovery_message(errc value) {
+  switch (value) {
+    case errc::truncated:
+      return "discovery datagram is truncated: a field runs past its end";
+    case errc::bad_magic:
+      return "not a lanrelay discovery datagram (no LNRY magic); another service may use this "
+             "port";
+    case errc::unsupported_version:
+      return "discovery protocol version not supported; upgrade the older lanrelay side";
+    case errc::wrong_type:
+      return "discovery message type is not the one expected here";
+    case errc::missing_field:
+      return "discovery datagram lacks a mandatory field";
+    case errc::duplicate_field:
+      return "discovery datagram repeats a field";
+    case errc::invalid_field:
+      return "discovery field has a bad length or value";
+    case errc::too_large:
+      return "discovery datagram is larger than allowed";
+    case errc::unpadded:
+      return "discovery query is shorter than the padded query size; dropped so that replies "
+             "cannot amplify traffic";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown discovery error " + std::to_string(static_cast<int>(value));
+}
 
 constexpr std::uint32_t bit(field_type f) noexcept {
   return std::uint32_t{1} << static_cast<unsigned>(f);
 }
 
-constexpr std::uint32_t kQueryFields = bit(field_type::transaction_id) |
+constexpr std::uint32_t query_fields = bit(field_type::transaction_id) |
                                        bit(field_type::sender_cookie) | bit(field_type::kind) |
                                        bit(field_type::name) | bit(field_type::version) |
                                        bit(field_type::sha256) | bit(field_type::padding);
-constexpr std::uint32_t kQueryMandatory = bit(field_type::transaction_id) |
+constexpr std::uint32_t query_mandatory = bit(field_type::transaction_id) |
                                           bit(field_type::sender_cookie) | bit(field_type::kind) |
                                           bit(field_type::name) | bit(field_type::version);
-constexpr std::uint32_t kOfferFields = kQueryFields | bit(field_type::size) | bit(field_type::url) |
+constexpr std::uint32_t offer_fields = query_fields | bit(field_type::size) | bit(field_type::url) |
                                        bit(field_type::free_slots) | bit(field_type::role);
-constexpr std::uint32_t kOfferMandatory = kOfferFields & ~bit(field_type::padding);
+constexpr std::uint32_t offer_mandatory = offer_fields & ~bit(field_type::padding);
 
 static_assert(static_cast<unsigned>(field_type::padding) < 32, "field bits fit a u32");
 
@@ -97,16 +84,16 @@ constexpr bool is_valid_role(responder_role role) noexcept {
   return role == responder_role::relay || role == responder_role::peer;
 }
 
-constexpr tlv::framing kFraming{kMagic, kProtocolVersion, kMaxDatagram,
-                                static_cast<std::uint8_t>(message_type::query), kQuerySize};
-static_assert(tlv::kHeaderSize == kHeaderSize && tlv::kFieldHeaderSize == kFieldHeaderSize);
+constexpr tlv::framing datagram_framing{magic, protocol_version, max_datagram,
+                                static_cast<std::uint8_t>(message_type::query), query_datagram_size};
+static_assert(tlv::header_size == header_size && tlv::field_header_size == field_header_size);
 
 constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
 
 using tlv::load_be;
 
 bool is_valid_name_field(std::string_view text) noexcept {
-  return !text.empty() && text.size() <= kMaxNameLength && is_valid_name(text);
+  return !text.empty() && text.size() <= max_name_length && is_valid_name(text);
 }
 
 // Values of the fields seen so far; `seen` has bit(f) set for each field f present.
@@ -212,7 +199,7 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
                                 std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
   const auto walked = tlv::walk<errc>(
-      datagram, kFraming, static_cast<std::uint8_t>(expected),
+      datagram, datagram_framing, static_cast<std::uint8_t>(expected),
       [&](const tlv::field& f) -> boost::system::error_code {
         if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
           return {};
@@ -237,23 +224,24 @@ boost::system::error_code parse(std::span<const std::byte> datagram, message_typ
 }
 
 tlv::writer<field_type> make_writer(message_type type) {
-  return {kFraming, static_cast<std::uint8_t>(type)};
+  return {datagram_framing, static_cast<std::uint8_t>(type)};
 }
 
 }  // namespace
 
 const boost::system::error_category& discovery_category() noexcept {
-  static const discovery_error_category category;
+  static const error_category_of<errc> category(
+      "lanrelay.discovery", 0x6c6e72792d646973ULL, discovery_message);
   return category;
 }
 
 bool is_valid_version_text(std::string_view text) noexcept {
-  return !text.empty() && text.size() <= kMaxVersionLength &&
+  return !text.empty() && text.size() <= max_version_length &&
          std::all_of(text.begin(), text.end(), is_visible_ascii);
 }
 
 bool is_valid_offer_url(std::string_view text) noexcept {
-  if (text.size() > kMaxUrlLength || !text.starts_with("http://") ||
+  if (text.size() > max_url_length || !text.starts_with("http://") ||
       !std::all_of(text.begin(), text.end(), is_visible_ascii)) {
     return false;
   }
@@ -295,7 +283,7 @@ result<std::vector<std::byte>> encode(const query& q) {
   if (q.sha256) {
     w.field(field_type::sha256, *q.sha256);
   }
-  w.pad_to(field_type::padding, kQuerySize);
+  w.pad_to(field_type::padding, query_datagram_size);
   return std::move(w).take();
 }
 
@@ -323,7 +311,7 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
 
 result<query> decode_query(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::query, kQueryFields, kQueryMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::query, query_fields, query_mandatory, v)) {
     return ec;
   }
   query q;
@@ -340,7 +328,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
 
 result<offer> decode_offer(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::offer, kOfferFields, kOfferMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::offer, offer_fields, offer_mandatory, v)) {
     return ec;
   }
   offer o;
@@ -358,9 +346,9 @@ result<offer> decode_offer(std::span<const std::byte> datagram) {
 }
 
 std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexcept {
-  if (datagram.size() < kHeaderSize || datagram.size() > kMaxDatagram ||
-      !std::equal(kMagic.begin(), kMagic.end(), datagram.begin()) ||
-      std::to_integer<std::uint8_t>(datagram[4]) != kProtocolVersion) {
+  if (datagram.size() < header_size || datagram.size() > max_datagram ||
+      !std::equal(magic.begin(), magic.end(), datagram.begin()) ||
+      std::to_integer<std::uint8_t>(datagram[4]) != protocol_version) {
     return std::nullopt;
   }
   switch (const auto type = static_cast<message_type>(std::to_integer<std::uint8_t>(datagram[5]))) {
@@ -372,7 +360,7 @@ std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexc
 }
 
 bool reply_fits(std::size_t query_size, std::size_t offer_size) noexcept {
-  return offer_size <= query_size && offer_size <= kMaxDatagram;
+  return offer_size <= query_size && offer_size <= max_datagram;
 }
 
 }  // namespace lanrelay::discovery

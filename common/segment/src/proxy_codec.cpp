@@ -11,84 +11,71 @@
 namespace lanrelay::proxy_protocol {
 namespace {
 
-// error_category's destructor is protected and non-virtual by design, and this object is never
-// deleted; GCC warns regardless.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class proxy_error_category final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr proxy_error_category() noexcept : error_category(0x6c6e72792d707278ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.proxy"; }
-
-  std::string message(int value) const override {
-    switch (static_cast<errc>(value)) {
-      case errc::truncated:
-        return "proxy datagram is truncated: a field runs past its end";
-      case errc::bad_magic:
-        return "not a lanrelay proxy datagram (no LNPX magic); another service may use this port";
-      case errc::unsupported_version:
-        return "proxy protocol version not supported; upgrade the older lanrelay side";
-      case errc::wrong_type:
-        return "proxy message type is not the one expected here";
-      case errc::missing_field:
-        return "proxy datagram lacks a mandatory field";
-      case errc::duplicate_field:
-        return "proxy datagram repeats a field";
-      case errc::invalid_field:
-        return "proxy datagram field has a bad length or value";
-      case errc::too_large:
-        return "proxy datagram is larger than allowed";
-      case errc::unpadded:
-        return "proxy query is shorter than the padded query size; dropped so that answers "
-               "cannot amplify traffic";
-      case errc::wrong_transaction:
-        return "proxy answer is not for this query";
-      case errc::unsigned_answer:
-        return "proxy answer is not signed; pin the proxyhelperd key, or accept unsigned answers "
-               "explicitly";
-      case errc::no_pinned_key:
-        return "proxy answer is signed but no proxyhelperd key is pinned; pin the public key "
-               "that proxyhelperd prints";
-      case errc::wrong_key:
-        return "proxy answer is signed with a key other than the pinned one: a rogue responder, "
-               "or proxyhelperd's key was replaced (pin the new key)";
-      case errc::bad_signature:
-        return "proxy answer signature does not match its content: altered or forged";
-      case errc::expired:
-        return "proxy answer has expired; check the clocks of this machine and of proxyhelperd";
-      case errc::lifetime_too_long:
-        return "proxy answer claims a validity longer than allowed; check proxyhelperd's "
-               "answer_lifetime and both clocks";
-    }
-    return "unknown proxy protocol error " + std::to_string(value);
+std::string proxy_message(errc value) {
+  switch (value) {
+    case errc::truncated:
+      return "proxy datagram is truncated: a field runs past its end";
+    case errc::bad_magic:
+      return "not a lanrelay proxy datagram (no LNPX magic); another service may use this port";
+    case errc::unsupported_version:
+      return "proxy protocol version not supported; upgrade the older lanrelay side";
+    case errc::wrong_type:
+      return "proxy message type is not the one expected here";
+    case errc::missing_field:
+      return "proxy datagram lacks a mandatory field";
+    case errc::duplicate_field:
+      return "proxy datagram repeats a field";
+    case errc::invalid_field:
+      return "proxy datagram field has a bad length or value";
+    case errc::too_large:
+      return "proxy datagram is larger than allowed";
+    case errc::unpadded:
+      return "proxy query is shorter than the padded query size; dropped so that answers "
+             "cannot amplify traffic";
+    case errc::wrong_transaction:
+      return "proxy answer is not for this query";
+    case errc::unsigned_answer:
+      return "proxy answer is not signed; pin the proxyhelperd key, or accept unsigned answers "
+             "explicitly";
+    case errc::no_pinned_key:
+      return "proxy answer is signed but no proxyhelperd key is pinned; pin the public key "
+             "that proxyhelperd prints";
+    case errc::wrong_key:
+      return "proxy answer is signed with a key other than the pinned one: a rogue responder, "
+             "or proxyhelperd's key was replaced (pin the new key)";
+    case errc::bad_signature:
+      return "proxy answer signature does not match its content: altered or forged";
+    case errc::expired:
+      return "proxy answer has expired; check the clocks of this machine and of proxyhelperd";
+    case errc::lifetime_too_long:
+      return "proxy answer claims a validity longer than allowed; check proxyhelperd's "
+             "answer_lifetime and both clocks";
   }
-};
-#pragma GCC diagnostic pop
+  return "unknown proxy protocol error " + std::to_string(static_cast<int>(value));
+}
 
 constexpr std::uint32_t bit(field_type f) noexcept {
   return std::uint32_t{1} << static_cast<unsigned>(f);
 }
 
-constexpr std::uint32_t kQueryFields =
+constexpr std::uint32_t query_fields =
     bit(field_type::transaction_id) | bit(field_type::sender_cookie) | bit(field_type::padding);
-constexpr std::uint32_t kQueryMandatory =
+constexpr std::uint32_t query_mandatory =
     bit(field_type::transaction_id) | bit(field_type::sender_cookie);
-constexpr std::uint32_t kAnswerFields =
-    kQueryMandatory | bit(field_type::expires_at) | bit(field_type::proxy) |
+constexpr std::uint32_t answer_fields =
+    query_mandatory | bit(field_type::expires_at) | bit(field_type::proxy) |
     bit(field_type::public_key) | bit(field_type::signature) | bit(field_type::padding);
-constexpr std::uint32_t kAnswerMandatory =
-    kQueryMandatory | bit(field_type::expires_at) | bit(field_type::proxy);
+constexpr std::uint32_t answer_mandatory =
+    query_mandatory | bit(field_type::expires_at) | bit(field_type::proxy);
 
-constexpr std::uint8_t kFlagNeedsCredentials = 0x01;
+constexpr std::uint8_t flag_needs_credentials = 0x01;
 
 // Unix seconds of expiry are bounded like catalog times, so every value fits a time_point.
-constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 33) - 1;
+constexpr std::uint64_t max_time = (std::uint64_t{1} << 33) - 1;
 
-constexpr tlv::framing kFraming{kMagic, kProtocolVersion, kMaxDatagram,
-                                static_cast<std::uint8_t>(message_type::query), kQuerySize};
-static_assert(tlv::kHeaderSize == kHeaderSize && tlv::kFieldHeaderSize == kFieldHeaderSize);
+constexpr tlv::framing datagram_framing{magic, protocol_version, max_datagram,
+                                static_cast<std::uint8_t>(message_type::query), query_datagram_size};
+static_assert(tlv::header_size == header_size && tlv::field_header_size == field_header_size);
 
 constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
 
@@ -109,7 +96,7 @@ std::string join_bypass(const std::vector<std::string>& entries) {
 
 bool is_valid_bypass_list(const std::vector<std::string>& entries) {
   return std::all_of(entries.begin(), entries.end(), is_valid_bypass_entry) &&
-         join_bypass(entries).size() <= kMaxBypassLength;
+         join_bypass(entries).size() <= max_bypass_length;
 }
 
 bool is_valid_entry(const proxy_entry& p) {
@@ -117,24 +104,24 @@ bool is_valid_entry(const proxy_entry& p) {
 }
 
 std::size_t entry_value_size(const proxy_entry& p) {
-  return kProxyEntryFixedSize + p.url.size() + join_bypass(p.bypass).size();
+  return proxy_entry_fixed_size + p.url.size() + join_bypass(p.bypass).size();
 }
 
 std::optional<proxy_entry> read_proxy_entry(std::span<const std::byte> value) {
-  if (value.size() < kProxyEntryFixedSize) {
+  if (value.size() < proxy_entry_fixed_size) {
     return std::nullopt;
   }
   proxy_entry p;
   p.priority = load_be<std::uint16_t>(value.first(2));
   const auto flags = std::to_integer<std::uint8_t>(value[2]);
   const auto url_length = std::to_integer<std::size_t>(value[3]);
-  if ((flags & ~kFlagNeedsCredentials) != 0 || value.size() < kProxyEntryFixedSize + url_length) {
+  if ((flags & ~flag_needs_credentials) != 0 || value.size() < proxy_entry_fixed_size + url_length) {
     return std::nullopt;
   }
-  p.needs_credentials = (flags & kFlagNeedsCredentials) != 0;
-  p.url = as_text(value.subspan(kProxyEntryFixedSize, url_length));
-  const auto bypass = as_text(value.subspan(kProxyEntryFixedSize + url_length));
-  if (!is_valid_proxy_url(p.url) || bypass.size() > kMaxBypassLength) {
+  p.needs_credentials = (flags & flag_needs_credentials) != 0;
+  p.url = as_text(value.subspan(proxy_entry_fixed_size, url_length));
+  const auto bypass = as_text(value.subspan(proxy_entry_fixed_size + url_length));
+  if (!is_valid_proxy_url(p.url) || bypass.size() > max_bypass_length) {
     return std::nullopt;
   }
   std::size_t start = 0;
@@ -183,12 +170,12 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
         return errc::invalid_field;
       }
       out.expires_at = load_be<std::uint64_t>(value);
-      if (out.expires_at > kMaxTime) {
+      if (out.expires_at > max_time) {
         return errc::invalid_field;
       }
       return {};
     case field_type::proxy: {
-      if (out.proxies.size() == kMaxProxies) {
+      if (out.proxies.size() == max_proxies) {
         return errc::invalid_field;
       }
       auto entry = read_proxy_entry(value);
@@ -219,7 +206,7 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
                                 std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
   const auto walked = tlv::walk<errc>(
-      datagram, kFraming, static_cast<std::uint8_t>(expected),
+      datagram, datagram_framing, static_cast<std::uint8_t>(expected),
       [&](const tlv::field& f) -> boost::system::error_code {
         if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
           return {};
@@ -258,15 +245,15 @@ boost::system::error_code parse(std::span<const std::byte> datagram, message_typ
 }
 
 tlv::writer<field_type> make_writer(message_type type) {
-  return {kFraming, static_cast<std::uint8_t>(type)};
+  return {datagram_framing, static_cast<std::uint8_t>(type)};
 }
 
 // Contract: is_valid_entry(p).
 void write_proxy(tlv::writer<field_type>& w, const proxy_entry& p) {
   const auto bypass = join_bypass(p.bypass);
-  w.header(field_type::proxy, kProxyEntryFixedSize + p.url.size() + bypass.size());
+  w.header(field_type::proxy, proxy_entry_fixed_size + p.url.size() + bypass.size());
   w.put_uint(p.priority);
-  w.put_uint(static_cast<std::uint8_t>(p.needs_credentials ? kFlagNeedsCredentials : 0));
+  w.put_uint(static_cast<std::uint8_t>(p.needs_credentials ? flag_needs_credentials : 0));
   w.put_uint(static_cast<std::uint8_t>(p.url.size()));
   w.append(p.url);
   w.append(bypass);
@@ -274,8 +261,8 @@ void write_proxy(tlv::writer<field_type>& w, const proxy_entry& p) {
 
 std::vector<std::byte> signed_message(std::span<const std::byte> prefix) {
   std::vector<std::byte> message;
-  message.reserve(kSignatureContext.size() + 1 + prefix.size());
-  const auto context = std::as_bytes(std::span(kSignatureContext));
+  message.reserve(signature_context.size() + 1 + prefix.size());
+  const auto context = std::as_bytes(std::span(signature_context));
   message.insert(message.end(), context.begin(), context.end());
   message.push_back(std::byte{0});
   message.insert(message.end(), prefix.begin(), prefix.end());
@@ -290,12 +277,13 @@ std::uint64_t unix_seconds(std::chrono::system_clock::time_point t) noexcept {
 }  // namespace
 
 const boost::system::error_category& proxy_protocol_category() noexcept {
-  static const proxy_error_category category;
+  static const error_category_of<errc> category(
+      "lanrelay.proxy", 0x6c6e72792d707278ULL, proxy_message);
   return category;
 }
 
 bool is_valid_proxy_url(std::string_view text) noexcept {
-  if (text.size() > kMaxProxyUrlLength || !text.starts_with("http://") ||
+  if (text.size() > max_proxy_url_length || !text.starts_with("http://") ||
       !std::all_of(text.begin(), text.end(), is_visible_ascii)) {
     return false;
   }
@@ -387,28 +375,28 @@ std::vector<std::byte> encode(const query& q) {
   auto w = make_writer(message_type::query);
   w.field_uint(field_type::transaction_id, q.transaction_id);
   w.field_uint(field_type::sender_cookie, q.sender_cookie);
-  w.pad_to(field_type::padding, kQuerySize);
+  w.pad_to(field_type::padding, query_datagram_size);
   return std::move(w).take();
 }
 
 std::size_t answer_size(std::span<const proxy_entry> proxies, bool is_signed) noexcept {
-  std::size_t size = kHeaderSize + 3 * (kFieldHeaderSize + 8);
+  std::size_t size = header_size + 3 * (field_header_size + 8);
   for (const auto& p : proxies) {
-    size += kFieldHeaderSize + entry_value_size(p);
+    size += field_header_size + entry_value_size(p);
   }
   if (is_signed) {
-    size += 2 * kFieldHeaderSize + 32 + 64;
+    size += 2 * field_header_size + 32 + 64;
   }
   return size;
 }
 
 result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std::size_t max_size) {
-  if (a.proxies.empty() || a.proxies.size() > kMaxProxies ||
+  if (a.proxies.empty() || a.proxies.size() > max_proxies ||
       !std::all_of(a.proxies.begin(), a.proxies.end(), is_valid_entry) ||
-      unix_seconds(a.expires_at) > kMaxTime) {
+      unix_seconds(a.expires_at) > max_time) {
     return errc::invalid_field;
   }
-  if (answer_size(a.proxies, key != nullptr) > std::min(max_size, kMaxDatagram)) {
+  if (answer_size(a.proxies, key != nullptr) > std::min(max_size, max_datagram)) {
     return errc::too_large;
   }
   auto w = make_writer(message_type::answer);
@@ -428,7 +416,7 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
 
 result<query> decode_query(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::query, kQueryFields, kQueryMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::query, query_fields, query_mandatory, v)) {
     return ec;
   }
   return query{v.transaction_id, v.sender_cookie};
@@ -436,7 +424,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
 
 result<answer> decode_answer(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::answer, kAnswerFields, kAnswerMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::answer, answer_fields, answer_mandatory, v)) {
     return ec;
   }
   answer a;
@@ -454,9 +442,9 @@ result<answer> decode_answer(std::span<const std::byte> datagram) {
 }
 
 std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexcept {
-  if (datagram.size() < kHeaderSize || datagram.size() > kMaxDatagram ||
-      !std::equal(kMagic.begin(), kMagic.end(), datagram.begin()) ||
-      std::to_integer<std::uint8_t>(datagram[4]) != kProtocolVersion) {
+  if (datagram.size() < header_size || datagram.size() > max_datagram ||
+      !std::equal(magic.begin(), magic.end(), datagram.begin()) ||
+      std::to_integer<std::uint8_t>(datagram[4]) != protocol_version) {
     return std::nullopt;
   }
   switch (const auto type = static_cast<message_type>(std::to_integer<std::uint8_t>(datagram[5]))) {
@@ -491,7 +479,7 @@ result<void> check_answer(const answer& a, std::span<const std::byte> datagram,
   if (now >= a.expires_at) {
     return errc::expired;
   }
-  if (a.expires_at - now > kMaxAnswerLifetime + kAnswerClockSkew) {
+  if (a.expires_at - now > max_answer_lifetime + answer_clock_skew) {
     return errc::lifetime_too_long;
   }
   return {};

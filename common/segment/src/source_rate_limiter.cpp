@@ -34,7 +34,7 @@ double refill(double tokens, double rate, double burst, clock_type::time_point f
 }  // namespace
 
 source_rate_limiter::source_rate_limiter(settings s)
-    : settings_(s), table_(std::make_unique<entry[]>(kEntries)) {
+    : settings_(s), table_(std::make_unique<entry[]>(entry_count)) {
   std::random_device random;
   key0_ = (std::uint64_t{random()} << 32) | random();
   key1_ = (std::uint64_t{random()} << 32) | random();
@@ -49,7 +49,7 @@ std::size_t source_rate_limiter::set_of(const address_bytes& address,
     lo = (lo << 8) | address[8 + i];
   }
   const std::uint64_t h = mix(mix(hi ^ key0_) + (lo ^ key1_) + interface);
-  return static_cast<std::size_t>(h % kSets);
+  return static_cast<std::size_t>(h % set_count);
 }
 
 bool source_rate_limiter::take_newcomer_token(bool v6, unsigned interface,
@@ -78,7 +78,7 @@ source_rate_limiter::entry* source_rate_limiter::victim(entry* ways,
   entry* idle = nullptr;
   const auto full_after = std::chrono::duration_cast<clock_type::duration>(
       std::chrono::duration<double>(source_burst_seconds));
-  for (std::size_t w = 0; w < kWays; ++w) {
+  for (std::size_t w = 0; w < way_count; ++w) {
     entry& e = ways[w];
     if (!e.used) {
       return &e;
@@ -108,8 +108,8 @@ source_rate_limiter::verdict source_rate_limiter::admit(const ip::address& sourc
   }
   const double rate = settings_.rate;
   const double burst = std::max(1.0, rate * source_burst_seconds);
-  entry* ways = &table_[set_of(address, interface_index) * kWays];
-  for (std::size_t w = 0; w < kWays; ++w) {
+  entry* ways = &table_[set_of(address, interface_index) * way_count];
+  for (std::size_t w = 0; w < way_count; ++w) {
     entry& e = ways[w];
     if (!e.used || e.address != address || e.interface != interface_index) {
       continue;

@@ -67,85 +67,77 @@ constexpr std::uint32_t response_header_limit = 64 * 1024;
 constexpr int max_interim_responses = 8;
 constexpr std::string_view user_agent = "lanrelay";
 
-class http_category_impl final : public boost::system::error_category {
- public:
-  // A fixed identifier keeps category comparisons correct across shared-library boundaries.
-  constexpr http_category_impl() noexcept : error_category(0x6c616e72656c6168ULL) {}
-
-  const char* name() const noexcept override { return "lanrelay.http"; }
-
-  std::string message(int ev) const override {
-    switch (static_cast<http_errc>(ev)) {
-      case http_errc::connect_timeout:
-        return "could not connect in time (name resolution, TCP connect, proxy tunnel and TLS "
-               "handshake); check that the server is up and reachable through firewalls";
-      case http_errc::head_timeout:
-        return "the server accepted the connection but sent no response in time; it may be "
-               "overloaded";
-      case http_errc::body_timeout:
-        return "the download stalled: no data arrived within the idle timeout; it can be resumed";
-      case http_errc::invalid_url:
-        return "the URL has no usable host; use http://host[:port]/path or "
-               "https://host[:port]/path";
-      case http_errc::unsupported_scheme:
-        return "unsupported URL scheme: use http:// or https:// (and an http:// proxy)";
-      case http_errc::protocol_error:
-        return "the server sent a malformed HTTP response (status line, header, chunk framing or "
-               "Content-Range)";
-      case http_errc::incomplete_response:
-        return "the server closed the connection before the response was complete; it can be "
-               "resumed";
-      case http_errc::range_mismatch:
-        return "the server answered a resume request with another byte range than the one asked "
-               "for";
-      case http_errc::too_large:
-        return "the item is larger than the allowed maximum size; the download was stopped";
-      case http_errc::redirect_loop:
-        return "more than 5 redirects; the server's redirects probably loop";
-      case http_errc::bad_redirect:
-        return "the server sent a redirect without a valid Location";
-      case http_errc::insecure_redirect:
-        return "refused a redirect from https:// to plain http://; configure the https:// URL "
-               "the server should use";
-      case http_errc::proxy_refused:
-        return "the proxy refused to open a tunnel (CONNECT); check the proxy address and "
-               "credentials";
-      case http_errc::certificate_untrusted:
-        return "the server's TLS certificate is not trusted: it does not chain to a CA of the "
-               "system store (or of the configured CA file), or it is expired";
-      case http_errc::certificate_name_mismatch:
-        return "the server's TLS certificate is for another host name or address; check the "
-               "URL's host";
-      case http_errc::bad_ca_file:
-        return "the CA file cannot be read or holds no PEM certificate; check its path and "
-               "permissions";
-      case http_errc::proxy_auth_failed:
-        return "the proxy rejected the credentials (or wants some): check the user name and "
-               "password in the proxy URL (scheme://user:password@host:port)";
-      case http_errc::proxy_auth_unsupported:
-        return "the SOCKS5 proxy accepts none of the offered authentication methods; put "
-               "user:password in the proxy URL if it requires a login";
-      case http_errc::proxy_protocol_error:
-        return "the proxy broke the SOCKS5 protocol; check that the proxy URL names a SOCKS5 "
-               "proxy";
-      case http_errc::socks_not_allowed:
-        return "the SOCKS5 proxy's rules do not allow this connection; ask its administrator";
-      case http_errc::socks_host_unreachable:
-        return "the SOCKS5 proxy cannot reach the server (name not resolved, host or network "
-               "unreachable)";
-      case http_errc::socks_connection_refused:
-        return "the server refused the SOCKS5 proxy's connection; check the URL's port";
-      case http_errc::socks_failed:
-        return "the SOCKS5 proxy could not open the connection (general failure)";
-      case http_errc::certificate_not_pinned:
-        return "the server's TLS certificate is not the one pinned for it (its SHA-256 "
-               "fingerprint is not among those the relay's signed catalog lists): another "
-               "machine may be answering at this address, or the relay's certificate changed; "
-               "compare with `lanrelay key show` on the relay";
-    }
-    return "unknown lanrelay.http error " + std::to_string(ev);
+std::string http_message(http_errc value) {
+  switch (value) {
+    case http_errc::connect_timeout:
+      return "could not connect in time (name resolution, TCP connect, proxy tunnel and TLS "
+             "handshake); check that the server is up and reachable through firewalls";
+    case http_errc::head_timeout:
+      return "the server accepted the connection but sent no response in time; it may be "
+             "overloaded";
+    case http_errc::body_timeout:
+      return "the download stalled: no data arrived within the idle timeout; it can be resumed";
+    case http_errc::invalid_url:
+      return "the URL has no usable host; use http://host[:port]/path or "
+             "https://host[:port]/path";
+    case http_errc::unsupported_scheme:
+      return "unsupported URL scheme: use http:// or https:// (and an http:// proxy)";
+    case http_errc::protocol_error:
+      return "the server sent a malformed HTTP response (status line, header, chunk framing or "
+             "Content-Range)";
+    case http_errc::incomplete_response:
+      return "the server closed the connection before the response was complete; it can be "
+             "resumed";
+    case http_errc::range_mismatch:
+      return "the server answered a resume request with another byte range than the one asked "
+             "for";
+    case http_errc::too_large:
+      return "the item is larger than the allowed maximum size; the download was stopped";
+    case http_errc::redirect_loop:
+      return "more than 5 redirects; the server's redirects probably loop";
+    case http_errc::bad_redirect:
+      return "the server sent a redirect without a valid Location";
+    case http_errc::insecure_redirect:
+      return "refused a redirect from https:// to plain http://; configure the https:// URL "
+             "the server should use";
+    case http_errc::proxy_refused:
+      return "the proxy refused to open a tunnel (CONNECT); check the proxy address and "
+             "credentials";
+    case http_errc::certificate_untrusted:
+      return "the server's TLS certificate is not trusted: it does not chain to a CA of the "
+             "system store (or of the configured CA file), or it is expired";
+    case http_errc::certificate_name_mismatch:
+      return "the server's TLS certificate is for another host name or address; check the "
+             "URL's host";
+    case http_errc::bad_ca_file:
+      return "the CA file cannot be read or holds no PEM certificate; check its path and "
+             "permissions";
+    case http_errc::proxy_auth_failed:
+      return "the proxy rejected the credentials (or wants some): check the user name and "
+             "password in the proxy URL (scheme://user:password@host:port)";
+    case http_errc::proxy_auth_unsupported:
+      return "the SOCKS5 proxy accepts none of the offered authentication methods; put "
+             "user:password in the proxy URL if it requires a login";
+    case http_errc::proxy_protocol_error:
+      return "the proxy broke the SOCKS5 protocol; check that the proxy URL names a SOCKS5 "
+             "proxy";
+    case http_errc::socks_not_allowed:
+      return "the SOCKS5 proxy's rules do not allow this connection; ask its administrator";
+    case http_errc::socks_host_unreachable:
+      return "the SOCKS5 proxy cannot reach the server (name not resolved, host or network "
+             "unreachable)";
+    case http_errc::socks_connection_refused:
+      return "the server refused the SOCKS5 proxy's connection; check the URL's port";
+    case http_errc::socks_failed:
+      return "the SOCKS5 proxy could not open the connection (general failure)";
+    case http_errc::certificate_not_pinned:
+      return "the server's TLS certificate is not the one pinned for it (its SHA-256 "
+             "fingerprint is not among those the relay's signed catalog lists): another "
+             "machine may be answering at this address, or the relay's certificate changed; "
+             "compare with `lanrelay key show` on the relay";
   }
-};
+  return "unknown lanrelay.http error " + std::to_string(static_cast<int>(value));
+}
 
 const boost::system::error_category& beast_http_category() {
   return http::make_error_code(http::error::end_of_stream).category();
@@ -162,7 +154,7 @@ error_code classify(const error_code& ec, http_errc timeout) {
     return http_errc::incomplete_response;
   }
   if (ec.category() == beast_http_category()) {
-    spdlog::debug("http client: response rejected: {}", ec.message());
+    spdlog::debug("event=http_response_rejected error=\"{}\"", ec.message());
     return http_errc::protocol_error;
   }
   return ec;
@@ -447,7 +439,7 @@ net::awaitable<error_code> open_http_tunnel(beast::tcp_stream& stream, const tar
   }
   const unsigned status = parser.get().result_int();
   if (status / 100 != 2) {
-    spdlog::debug("http client: proxy answered CONNECT {} with {}", t.authority_with_port, status);
+    spdlog::debug("event=proxy_connect_refused target={} status={}", t.authority_with_port, status);
     // Only the proxy answers CONNECT: 401 (tinyproxy's answer) means the same as 407 here.
     co_return status == 407 || status == 401 ? http_errc::proxy_auth_failed
                                              : http_errc::proxy_refused;
@@ -579,7 +571,7 @@ net::awaitable<error_code> open_socks_tunnel(beast::tcp_stream& stream, const ta
     co_return http_errc::proxy_protocol_error;
   }
   if (reply[1] != 0x00) {
-    spdlog::debug("http client: SOCKS5 proxy answered CONNECT {} with reply {}",
+    spdlog::debug("event=socks_connect_refused target={} reply={}",
                   t.authority_with_port, reply[1]);
     co_return socks_reply_error(reply[1]);
   }
@@ -621,7 +613,7 @@ net::awaitable<error_code> pinned_handshake(net::ssl::stream<beast::tcp_stream>&
   if (!presented || std::find(options.pinned_certificates.begin(),
                               options.pinned_certificates.end(),
                               *presented) == options.pinned_certificates.end()) {
-    spdlog::debug("http client: certificate of {} is not pinned: sha256 {}", t.authority_with_port,
+    spdlog::debug("event=certificate_not_pinned peer={} sha256={}", t.authority_with_port,
                   presented ? to_hex(*presented) : std::string("none"));
     co_return http_errc::certificate_not_pinned;
   }
@@ -654,7 +646,7 @@ net::awaitable<error_code> handshake(net::ssl::stream<beast::tcp_stream>& stream
   }
   const long verdict = ::SSL_get_verify_result(ssl);
   if (verdict != X509_V_OK) {
-    spdlog::debug("http client: certificate of {} rejected: {}", t.authority_with_port,
+    spdlog::debug("event=certificate_rejected peer={} error=\"{}\"", t.authority_with_port,
                   ::X509_verify_cert_error_string(verdict));
     if (verdict == X509_V_ERR_HOSTNAME_MISMATCH || verdict == X509_V_ERR_IP_ADDRESS_MISMATCH) {
       co_return http_errc::certificate_name_mismatch;
@@ -683,7 +675,7 @@ error_code configure_tls(net::ssl::context& context, const tls_options& options)
   if (options.ca_file) {
     context.load_verify_file(options.ca_file->string(), ec);
     if (ec) {
-      spdlog::debug("http client: cannot load CA file {}: {}", options.ca_file->string(),
+      spdlog::debug("event=ca_file_error path={} error=\"{}\"", options.ca_file->string(),
                     ec.message());
       return http_errc::bad_ca_file;
     }
@@ -995,7 +987,7 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
     if (t->tls && next->scheme_id() == urls::scheme::http) {
       co_return http_errc::insecure_redirect;
     }
-    spdlog::debug("http client: {} redirects {} to {}", outcome->response.status, url.buffer(),
+    spdlog::debug("event=http_redirect status={} from={} to={}", outcome->response.status, url.buffer(),
                   next->buffer());
     url = std::move(*next);
   }
@@ -1018,10 +1010,13 @@ rate_limiter::rate_limiter(std::uint64_t bytes_per_second, std::uint64_t burst)
       last_(clock::now()) {}
 
 std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes) {
+  return take(bytes, clock::now());
+}
+
+std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes, clock::time_point now) {
   const std::lock_guard lock(mutex_);
-  const auto now = clock::now();
-  const std::chrono::duration<double> elapsed = now - last_;
-  last_ = now;
+  const std::chrono::duration<double> elapsed = std::max(now - last_, clock::duration::zero());
+  last_ = std::max(last_, now);
   tokens_ = std::min(burst_, tokens_ + elapsed.count() * static_cast<double>(rate_));
   tokens_ -= static_cast<double>(bytes);
   if (tokens_ >= 0) {
@@ -1032,7 +1027,8 @@ std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes) {
 }
 
 const boost::system::error_category& http_category() noexcept {
-  static const http_category_impl category;
+  static const error_category_of<http_errc> category(
+      "lanrelay.http", 0x6c616e72656c6168ULL, http_message);
   return category;
 }
 
@@ -1114,7 +1110,7 @@ std::optional<content_range> parse_content_range(std::string_view value) noexcep
 
 // At most a day: a server's huge number or far-future date cannot overflow a caller's arithmetic
 // (the delay is added to clocks and made milliseconds).
-constexpr std::chrono::seconds kMaxRetryAfter{24 * 3600};
+constexpr std::chrono::seconds max_retry_after{24 * 3600};
 
 std::optional<std::chrono::seconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) noexcept {
@@ -1127,7 +1123,7 @@ std::optional<std::chrono::seconds> parse_retry_after(
   if (!value.empty() && std::all_of(value.begin(), value.end(),
                                     [](char c) { return c >= '0' && c <= '9'; })) {
     // delay-seconds; more digits than 64 bits hold is "very long" too.
-    constexpr auto most = static_cast<std::uint64_t>(kMaxRetryAfter.count());
+    constexpr auto most = static_cast<std::uint64_t>(max_retry_after.count());
     const auto delay = parse_decimal(value).value_or(most);
     return std::chrono::seconds(static_cast<std::int64_t>(std::min(delay, most)));
   }
@@ -1168,7 +1164,7 @@ std::optional<std::chrono::seconds> parse_retry_after(
                                         std::chrono::minutes{*minute} +
                                         std::chrono::seconds{*second};
   const auto delay = when - std::chrono::floor<std::chrono::seconds>(now);
-  return std::clamp(delay, std::chrono::seconds{0}, kMaxRetryAfter);
+  return std::clamp(delay, std::chrono::seconds{0}, max_retry_after);
 }
 
 }  // namespace detail

@@ -232,10 +232,10 @@ class fetch_test : public testing::Test {
 
   // The content's piece list at the default 1 MiB pieces (three of them).
   piece_list built_pieces() const {
-    piece_list list{content_.size(), kDefaultPieceSize, {}};
-    for (std::uint64_t at = 0; at < content_.size(); at += kDefaultPieceSize) {
+    piece_list list{content_.size(), default_piece_size, {}};
+    for (std::uint64_t at = 0; at < content_.size(); at += default_piece_size) {
       list.pieces.push_back(sha256_of(std::as_bytes(std::span(content_)).subspan(
-          at, std::min<std::uint64_t>(kDefaultPieceSize, content_.size() - at))));
+          at, std::min<std::uint64_t>(default_piece_size, content_.size() - at))));
     }
     return list;
   }

@@ -120,7 +120,7 @@ TEST(pac_cage, the_child_answers_and_reports_each_failure_by_kind) {
   EXPECT_EQ(throwing.answer.error(), pac_errc::script_error);
   EXPECT_NE(throwing.detail.find("boom"), std::string::npos) << throwing.detail;
 
-  const auto too_large = run_in_child(std::string(kMaxPacScriptSize + 1, ' '));
+  const auto too_large = run_in_child(std::string(max_pac_script_size + 1, ' '));
   EXPECT_EQ(too_large.answer.error(), pac_errc::too_large);
 }
 

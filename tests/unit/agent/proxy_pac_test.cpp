@@ -66,7 +66,7 @@ TEST(pac_script, errors_are_reported_by_kind) {
   EXPECT_NE(detail.find("SyntaxError"), std::string::npos) << detail;
   EXPECT_EQ(pac_script::compile("var x = 1;", fixed_environment()).error(),
             pac_errc::missing_function);
-  EXPECT_EQ(pac_script::compile(std::string(kMaxPacScriptSize + 1, ' '), fixed_environment())
+  EXPECT_EQ(pac_script::compile(std::string(max_pac_script_size + 1, ' '), fixed_environment())
                 .error(),
             pac_errc::too_large);
   auto throws = pac_script::compile("function FindProxyForURL(u, h) { throw new Error('boom'); }",
@@ -86,7 +86,10 @@ TEST(pac_script, a_script_that_never_returns_is_stopped_at_the_time_limit) {
   const auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(pac_script::compile("while (true) {}", fixed_environment(), &detail).error(),
             pac_errc::timeout);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, kPacTimeLimit * 3);
+  // Stopped by the limit, not at once; the upper bound is a hang guard only (a busy machine
+  // stretches the script's wall time, never shortens it).
+  EXPECT_GE(std::chrono::steady_clock::now() - started, pac_time_limit);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60));
 
   auto loops = pac_script::compile(
       "function FindProxyForURL(u, h) { if (h == 'loop') { for (;;) {} } return 'DIRECT'; }",

@@ -80,23 +80,23 @@ mode_t mode_of(const std::filesystem::path& file) {
 }
 
 // RFC 8032 section 7.1, TEST 1 and TEST 2. The PEM files are PKCS#8 wrappings of the secret keys.
-constexpr std::string_view kRfc1Pem =
+constexpr std::string_view rfc1_pem =
     "-----BEGIN PRIVATE KEY-----\n"
     "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
     "-----END PRIVATE KEY-----\n";
-constexpr std::string_view kRfc1Public =
+constexpr std::string_view rfc1_public =
     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
-constexpr std::string_view kRfc1Signature =
+constexpr std::string_view rfc1_signature =
     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b4"
     "6bd25bf5f0595bbe24655141438e7a100b";
-constexpr std::string_view kRfc2Public =
+constexpr std::string_view rfc2_public =
     "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
-constexpr std::string_view kRfc2Signature =
+constexpr std::string_view rfc2_signature =
     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d"
     "8c387b2eaeb4302aeeb00d291612bb0c00";
 
 // `openssl genpkey -algorithm ed25519 -aes256 -pass pass:secret`
-constexpr std::string_view kEncryptedPem =
+constexpr std::string_view encrypted_pem =
     "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
     "MIGbMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAgo9WC+b80Q+gICCAAw\n"
     "DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEENkGGMqDcujKMHcauh2XFTsEQH3F\n"
@@ -104,22 +104,22 @@ constexpr std::string_view kEncryptedPem =
     "ugpM2sa0/C46TXL2ICk=\n"
     "-----END ENCRYPTED PRIVATE KEY-----\n";
 // `openssl genpkey -algorithm x25519`: the right size, the wrong algorithm.
-constexpr std::string_view kX25519Pem =
+constexpr std::string_view x25519_pem =
     "-----BEGIN PRIVATE KEY-----\n"
     "MC4CAQAwBQYDK2VuBCIEIGBMQ4uVEdAqKEKvnevRJPAl5CfTks52WRcdHN30HoZp\n"
     "-----END PRIVATE KEY-----\n";
 
 site_key make_key() { return site_key::generate().value(); }
 
-constexpr std::int64_t kIssued = 1'750'000'000;
-constexpr std::int64_t kExpires = kIssued + 86'400;
-const system_clock::time_point kNow = at(kIssued + 3'600);
+constexpr std::int64_t issued = 1'750'000'000;
+constexpr std::int64_t expires = issued + 86'400;
+const system_clock::time_point kNow = at(issued + 3'600);
 
 catalog sample_catalog() {
   catalog c;
   c.relay_id = "relay-floor3.example";
-  c.issued_at = at(kIssued);
-  c.expires_at = at(kExpires);
+  c.issued_at = at(issued);
+  c.expires_at = at(expires);
   c.tls_certificates = {
       *parse_sha256_hex("5555555555555555555555555555555555555555555555555555555555555555")};
   c.entries = {
@@ -268,22 +268,22 @@ TEST(site_key_test, generated_keys_differ) {
 TEST(site_key_test, matches_rfc8032_vectors) {
   const temp_dir dir;
   const auto file = dir.path() / "rfc1.key";
-  write_file(file, kRfc1Pem, 0600);
+  write_file(file, rfc1_pem, 0600);
   const auto key = site_key::load(file).value();
-  EXPECT_EQ(key.public_key().bytes, from_hex<32>(kRfc1Public));
-  EXPECT_EQ(key.sign({}), from_hex<64>(kRfc1Signature));
-  EXPECT_TRUE(verify(key.public_key(), {}, from_hex<64>(kRfc1Signature)));
+  EXPECT_EQ(key.public_key().bytes, from_hex<32>(rfc1_public));
+  EXPECT_EQ(key.sign({}), from_hex<64>(rfc1_signature));
+  EXPECT_TRUE(verify(key.public_key(), {}, from_hex<64>(rfc1_signature)));
 
   const std::array message{std::byte{0x72}};
-  EXPECT_TRUE(verify(public_key{from_hex<32>(kRfc2Public)}, message, from_hex<64>(kRfc2Signature)));
-  EXPECT_FALSE(verify(public_key{from_hex<32>(kRfc2Public)}, {}, from_hex<64>(kRfc2Signature)));
+  EXPECT_TRUE(verify(public_key{from_hex<32>(rfc2_public)}, message, from_hex<64>(rfc2_signature)));
+  EXPECT_FALSE(verify(public_key{from_hex<32>(rfc2_public)}, {}, from_hex<64>(rfc2_signature)));
 }
 
 // ---- key files ----
 
 TEST(site_key_test, save_and_load_round_trip) {
   const temp_dir dir;
-  const auto file = dir.path() / std::string(kSiteKeyFileName);
+  const auto file = dir.path() / std::string(site_key_file_name);
   const auto key = make_key();
   ASSERT_TRUE(key.save(file));
   EXPECT_EQ(mode_of(file), 0600U);
@@ -386,9 +386,9 @@ TEST(site_key_test, load_refuses_files_without_an_ed25519_key) {
   const std::pair<const char*, std::string_view> cases[] = {
       {"empty", ""},
       {"garbage", "not a key\n"},
-      {"encrypted", kEncryptedPem},
-      {"x25519", kX25519Pem},
-      {"truncated", kRfc1Pem.substr(0, 40)},
+      {"encrypted", encrypted_pem},
+      {"x25519", x25519_pem},
+      {"truncated", rfc1_pem.substr(0, 40)},
       {"public", "lanrelay-ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"},
   };
   for (const auto& [name, text] : cases) {
@@ -415,20 +415,20 @@ TEST(site_key_test, public_key_text_round_trips) {
   for (int i = 0; i < 20; ++i) {
     const auto key = make_key().public_key();
     const auto text = key.to_string();
-    EXPECT_TRUE(text.starts_with(kPublicKeyPrefix));
-    EXPECT_EQ(text.size(), kPublicKeyPrefix.size() + 44);
+    EXPECT_TRUE(text.starts_with(public_key_prefix));
+    EXPECT_EQ(text.size(), public_key_prefix.size() + 44);
     const auto parsed = parse_public_key(text);
     ASSERT_TRUE(parsed) << text;
     EXPECT_EQ(*parsed, key);
   }
-  const public_key rfc{from_hex<32>(kRfc1Public)};
+  const public_key rfc{from_hex<32>(rfc1_public)};
   EXPECT_EQ(rfc.to_string(), "lanrelay-ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
 }
 
 TEST(site_key_test, public_key_text_rejects_malformed_text) {
   const std::string good = "lanrelay-ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
   ASSERT_TRUE(parse_public_key(good));
-  const std::string body = good.substr(kPublicKeyPrefix.size());
+  const std::string body = good.substr(public_key_prefix.size());
   const std::string cases[] = {
       "",
       "lanrelay-ed25519:",
@@ -486,8 +486,8 @@ TEST(catalog_test, document_has_the_documented_shape) {
   EXPECT_EQ(body.at("entries").as_array().at(1).as_object().at("pieces").as_string(),
             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
   EXPECT_EQ(body.at("relay_id").as_string(), "relay-floor3.example");
-  EXPECT_EQ(body.at("issued_at").as_int64(), kIssued);
-  EXPECT_EQ(body.at("expires_at").as_int64(), kExpires);
+  EXPECT_EQ(body.at("issued_at").as_int64(), issued);
+  EXPECT_EQ(body.at("expires_at").as_int64(), expires);
   const auto& first = body.at("entries").as_array().at(0).as_object();
   EXPECT_EQ(first.at("kind").as_string(), "installer");
   EXPECT_EQ(first.at("name").as_string(), "agent-win64");
@@ -549,8 +549,8 @@ TEST(catalog_test, times_are_signed_as_whole_seconds) {
   c.expires_at += 1ms;
   const auto verified = verify_catalog(sign_catalog(c, key), key.public_key(), kNow);
   ASSERT_TRUE(verified);
-  EXPECT_EQ(verified->issued_at, at(kIssued));
-  EXPECT_EQ(verified->expires_at, at(kExpires));
+  EXPECT_EQ(verified->issued_at, at(issued));
+  EXPECT_EQ(verified->expires_at, at(expires));
 }
 
 TEST(catalog_test, empty_catalog_verifies) {
@@ -568,8 +568,8 @@ TEST(catalog_test, tampered_field_fails_the_signature) {
   using edit = std::function<void(json::object&)>;
   const std::pair<const char*, edit> cases[] = {
       {"relay_id", [](json::object& d) { body_of(d)["relay_id"] = "relay-floor4.example"; }},
-      {"issued_at", [](json::object& d) { body_of(d)["issued_at"] = kIssued - 1; }},
-      {"expires_at", [](json::object& d) { body_of(d)["expires_at"] = kExpires + 86'400; }},
+      {"issued_at", [](json::object& d) { body_of(d)["issued_at"] = issued - 1; }},
+      {"expires_at", [](json::object& d) { body_of(d)["expires_at"] = expires + 86'400; }},
       {"kind", [](json::object& d) { entry_of(d, 2)["kind"] = "installer"; }},
       {"kind swap", [](json::object& d) { entry_of(d, 0)["kind"] = "file"; }},
       {"name", [](json::object& d) { entry_of(d, 0)["name"] = "agent-win32"; }},
@@ -681,14 +681,14 @@ TEST(catalog_test, expiry_and_issue_time_are_enforced) {
   const auto document = sign_catalog(sample_catalog(), key);
   const auto pinned = key.public_key();
 
-  EXPECT_TRUE(verify_catalog(document, pinned, at(kIssued)));
-  EXPECT_TRUE(verify_catalog(document, pinned, at(kExpires) - 1ns));
-  EXPECT_EQ(verify_catalog(document, pinned, at(kExpires)).error(), trust_errc::expired);
-  EXPECT_EQ(verify_catalog(document, pinned, at(kExpires + 365 * 86'400)).error(),
+  EXPECT_TRUE(verify_catalog(document, pinned, at(issued)));
+  EXPECT_TRUE(verify_catalog(document, pinned, at(expires) - 1ns));
+  EXPECT_EQ(verify_catalog(document, pinned, at(expires)).error(), trust_errc::expired);
+  EXPECT_EQ(verify_catalog(document, pinned, at(expires + 365 * 86'400)).error(),
             trust_errc::expired);
 
-  EXPECT_TRUE(verify_catalog(document, pinned, at(kIssued) - kCatalogClockSkew));
-  EXPECT_EQ(verify_catalog(document, pinned, at(kIssued) - kCatalogClockSkew - 1ns).error(),
+  EXPECT_TRUE(verify_catalog(document, pinned, at(issued) - catalog_clock_skew));
+  EXPECT_EQ(verify_catalog(document, pinned, at(issued) - catalog_clock_skew - 1ns).error(),
             trust_errc::not_yet_valid);
   EXPECT_EQ(verify_catalog(document, pinned, at(0)).error(), trust_errc::not_yet_valid);
 }
@@ -697,7 +697,7 @@ TEST(catalog_test, replayed_valid_document_still_verifies) {
   const auto key = make_key();
   const auto c = sample_catalog();
   const auto document = sign_catalog(c, key);
-  for (const auto now : {kNow, kNow + 1h, at(kExpires) - 1s}) {
+  for (const auto now : {kNow, kNow + 1h, at(expires) - 1s}) {
     const auto verified = verify_catalog(document, key.public_key(), now);
     ASSERT_TRUE(verified);
     EXPECT_EQ(*verified, c);
@@ -738,7 +738,7 @@ TEST(catalog_test, malformed_documents_are_rejected) {
       {"issued_at negative", [](json::object& d) { body_of(d)["issued_at"] = -1; }},
       {"issued_at fraction", [](json::object& d) { body_of(d)["issued_at"] = 1.5; }},
       {"issued_at text", [](json::object& d) { body_of(d)["issued_at"] = "1750000000"; }},
-      {"expires_at huge", [](json::object& d) { body_of(d)["expires_at"] = kMaxCatalogTime + 1; }},
+      {"expires_at huge", [](json::object& d) { body_of(d)["expires_at"] = max_catalog_time + 1; }},
       {"expires_at uint64",
        [](json::object& d) { body_of(d)["expires_at"] = std::uint64_t{1} << 63; }},
       {"entry not object", [](json::object& d) { body_of(d)["entries"].as_array()[0] = 1; }},
@@ -782,18 +782,18 @@ TEST(catalog_test, malformed_documents_are_rejected) {
 TEST(catalog_test, oversized_documents_are_rejected_before_parsing) {
   const auto key = make_key();
   const auto document = sign_catalog(sample_catalog(), key);
-  const auto padded = document + std::string(kMaxCatalogDocumentSize, ' ');
+  const auto padded = document + std::string(max_catalog_document_size, ' ');
   EXPECT_EQ(verify_catalog(padded, key.public_key(), kNow).error(), trust_errc::too_large);
 
   const auto many = edited(document, [](json::object& d) {
     auto& entries = body_of(d)["entries"].as_array();
     entries.clear();
-    entries.resize(kMaxCatalogEntries + 1);
+    entries.resize(max_catalog_entries + 1);
   });
   EXPECT_EQ(verify_catalog(many, key.public_key(), kNow).error(), trust_errc::too_large);
 
   auto c = sample_catalog();
-  c.tls_certificates.resize(kMaxCatalogTlsFingerprints + 1);
+  c.tls_certificates.resize(max_catalog_tls_fingerprints + 1);
   for (std::size_t i = 0; i < c.tls_certificates.size(); ++i) {
     c.tls_certificates[i].fill(static_cast<std::byte>(i));
   }
@@ -816,7 +816,7 @@ TEST(catalog_test, signed_catalog_that_breaks_the_rules_is_rejected) {
       {"empty relay_id", [](catalog& c) { c.relay_id.clear(); }},
       {"relay_id control", [](catalog& c) { c.relay_id = "relay\n1"; }},
       {"relay_id too long",
-       [](catalog& c) { c.relay_id = std::string(kMaxRelayIdLength + 1, 'r'); }},
+       [](catalog& c) { c.relay_id = std::string(max_relay_id_length + 1, 'r'); }},
       {"expires before issued", [](catalog& c) { c.expires_at = c.issued_at - 1s; }},
       {"expires at issued", [](catalog& c) { c.expires_at = c.issued_at; }},
       {"duplicate TLS fingerprint",

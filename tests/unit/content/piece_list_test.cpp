@@ -47,7 +47,7 @@ class piece_list_file : public testing::Test {
 
 TEST_F(piece_list_file, golden_bytes_of_the_documented_example) {
   const std::string content(16385, 'a');
-  const auto built = build_piece_list(write(content), kMinPieceSize);
+  const auto built = build_piece_list(write(content), min_piece_size);
   ASSERT_TRUE(built) << built.error().message();
   EXPECT_EQ(built->list.item_size, 16385u);
   EXPECT_EQ(built->list.pieces.size(), 2u);
@@ -72,8 +72,8 @@ TEST_F(piece_list_file, sizes_on_and_off_piece_boundaries) {
     }
     const auto built = build_piece_list(write(content));
     ASSERT_TRUE(built) << built.error().message();
-    EXPECT_EQ(built->list.piece_size, kDefaultPieceSize);
-    EXPECT_EQ(built->list.pieces.size(), piece_count(size, kDefaultPieceSize)) << size;
+    EXPECT_EQ(built->list.piece_size, default_piece_size);
+    EXPECT_EQ(built->list.pieces.size(), piece_count(size, default_piece_size)) << size;
     for (std::size_t i = 0; i < built->list.pieces.size(); ++i) {
       const auto piece = std::as_bytes(std::span(content))
                              .subspan(built->list.piece_offset(i), built->list.piece_length(i));
@@ -113,16 +113,16 @@ TEST(piece_list, every_broken_field_is_refused) {
     b[8] = std::byte{0x01};  // item size 2^56 + 16385
     b[20] = std::byte{0x00}; b[21] = std::byte{0x10}; b[22] = std::byte{0}; b[23] = std::byte{1};
   }, piece_list_errc::too_large);
-  EXPECT_EQ(parse_piece_list(std::vector<std::byte>(kMaxPieceListSize + 1)).error(),
+  EXPECT_EQ(parse_piece_list(std::vector<std::byte>(max_piece_list_size + 1)).error(),
             make_error_code(piece_list_errc::too_large));
 }
 
 TEST(piece_list, an_empty_item_has_no_pieces) {
-  const piece_list empty{0, kDefaultPieceSize, {}};
+  const piece_list empty{0, default_piece_size, {}};
   const auto parsed = parse_piece_list(encode(empty));
   ASSERT_TRUE(parsed);
   EXPECT_EQ(*parsed, empty);
-  EXPECT_EQ(encode(empty).size(), kPieceListHeaderSize);
+  EXPECT_EQ(encode(empty).size(), piece_list_header_size);
 }
 
 TEST(piece_list, a_bad_piece_size_is_refused_when_building) {

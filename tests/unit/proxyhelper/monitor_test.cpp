@@ -26,17 +26,17 @@ reachability refused() {
 TEST(proxy_health, history_keeps_the_last_checks_and_counts_every_one) {
   proxy_health health({{"http://10.77.0.9:3128", 10, false, {}}});
   const auto t0 = std::chrono::system_clock::time_point{} + 1'000'000s;
-  for (std::size_t i = 0; i < proxy_health::kHistorySize + 5; ++i) {
+  for (std::size_t i = 0; i < proxy_health::history_size + 5; ++i) {
     health.record(0, i % 2 == 0 ? passed(12ms) : refused(), t0 + i * 1s);
   }
   const auto s = health.snapshot().at(0);
-  ASSERT_EQ(s.history.size(), proxy_health::kHistorySize);
+  ASSERT_EQ(s.history.size(), proxy_health::history_size);
   EXPECT_EQ(s.history.front().at, t0 + 5s);  // the five oldest were dropped
-  EXPECT_EQ(s.history.back().at, t0 + (proxy_health::kHistorySize + 4) * 1s);
-  EXPECT_EQ(s.checks_passed + s.checks_failed, proxy_health::kHistorySize + 5);
+  EXPECT_EQ(s.history.back().at, t0 + (proxy_health::history_size + 4) * 1s);
+  EXPECT_EQ(s.checks_passed + s.checks_failed, proxy_health::history_size + 5);
   EXPECT_EQ(s.checks_passed, 28u);
   ASSERT_TRUE(s.last_healthy);
-  EXPECT_EQ(*s.last_healthy, t0 + (proxy_health::kHistorySize + 4) * 1s);
+  EXPECT_EQ(*s.last_healthy, t0 + (proxy_health::history_size + 4) * 1s);
 }
 
 TEST(proxy_health, a_reloaded_list_keeps_the_state_of_proxies_that_stay) {
@@ -76,12 +76,12 @@ TEST(proxyhelper_config, changed_settings_name_what_differs_and_what_needs_a_res
 TEST(query_log, keeps_the_newest_first_and_at_most_its_size) {
   query_log log;
   const auto t0 = std::chrono::system_clock::now();
-  for (std::size_t i = 0; i < query_log::kSize + 3; ++i) {
+  for (std::size_t i = 0; i < query_log::max_records + 3; ++i) {
     log.add({t0 + i * 1s, "10.77.0." + std::to_string(i), "answered", {}});
   }
   const auto recent = log.recent();
-  ASSERT_EQ(recent.size(), query_log::kSize);
-  EXPECT_EQ(recent.front().client, "10.77.0." + std::to_string(query_log::kSize + 2));
+  ASSERT_EQ(recent.size(), query_log::max_records);
+  EXPECT_EQ(recent.front().client, "10.77.0." + std::to_string(query_log::max_records + 2));
   EXPECT_EQ(recent.back().client, "10.77.0.3");
 }
 

@@ -45,7 +45,7 @@ TEST_F(pac_server_test, serves_the_healthy_proxies_best_first_as_pac_and_wpad) {
   for (const auto* target : {"/proxy.pac", "/wpad.dat"}) {
     const auto response = get(target);
     EXPECT_EQ(response.result(), http::status::ok);
-    EXPECT_EQ(response[http::field::content_type], kPacContentType);
+    EXPECT_EQ(response[http::field::content_type], pac_content_type);
     EXPECT_EQ(response[http::field::cache_control], "max-age=15");
     const auto& body = response.body();
     const auto first = body.find("PROXY 10.77.0.10:8080");

@@ -252,7 +252,7 @@ TEST_F(responder_test, offers_mirrored_activeupdate_files) {
   boost::asio::io_context ioc;
   mirror_service mirrors(ioc, config, "http://relay:4127");
   mirrors.start();
-  for (int i = 0; i < 200 && mirrors.items().empty(); ++i) {
+  for (int i = 0; i < 6000 && mirrors.items().empty(); ++i) {  // up to 60 s: a hang guard
     ioc.run_for(10ms);
   }
   ASSERT_EQ(mirrors.items().size(), 1u);

@@ -429,7 +429,7 @@ TEST_F(relay_handler, signed_catalog_names_each_items_piece_list) {
   EXPECT_EQ(*blob->pieces, sha256_of(std::as_bytes(std::span(small(pieces).body()))));
   const auto empty = find_entry(*verified, item_kind::file, "empty", "1");
   ASSERT_TRUE(empty && empty->pieces);
-  EXPECT_EQ(*empty->pieces, piece_list_digest(piece_list{0, kDefaultPieceSize, {}}));
+  EXPECT_EQ(*empty->pieces, piece_list_digest(piece_list{0, default_piece_size, {}}));
 }
 
 // /activeupdate/: only what the published index names is served; a listed file the tree lacks is

@@ -1,3 +1,4 @@
+#include "lanrelay/base/text_format.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
 
 #include <gtest/gtest.h>
@@ -17,16 +18,7 @@ namespace {
 
 using bytes = std::vector<std::byte>;
 
-std::string hex(std::span<const std::byte> data) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const auto b : data) {
-    const auto v = std::to_integer<unsigned>(b);
-    out += digits[v >> 4];
-    out += digits[v & 0xf];
-  }
-  return out;
-}
+std::string hex(std::span<const std::byte> data) { return hex_encode(data); }
 
 sha256_digest counting_digest(std::uint8_t first) {
   sha256_digest d{};
@@ -68,10 +60,10 @@ offer largest_offer() {
   o.sender_cookie = ~0ULL;
   o.role = responder_role::peer;
   o.kind = item_kind::installer;
-  o.name = std::string(kMaxNameLength, 'n');
-  o.version = std::string(kMaxVersionLength, '9');
+  o.name = std::string(max_name_length, 'n');
+  o.version = std::string(max_version_length, '9');
   o.size = ~0ULL;
-  o.url = "http://host/" + std::string(kMaxUrlLength - 12, 'p');
+  o.url = "http://host/" + std::string(max_url_length - 12, 'p');
   o.free_slots = 0xffff;
   return o;
 }
@@ -79,8 +71,8 @@ offer largest_offer() {
 // Crafts datagrams field by field, including ones the encoder refuses to produce.
 class packet {
  public:
-  explicit packet(message_type type, std::uint8_t version = kProtocolVersion) {
-    data_.assign(kMagic.begin(), kMagic.end());
+  explicit packet(message_type type, std::uint8_t version = protocol_version) {
+    data_.assign(magic.begin(), magic.end());
     data_.push_back(std::byte{version});
     data_.push_back(static_cast<std::byte>(type));
   }
@@ -102,7 +94,7 @@ class packet {
   packet& u8(field_type type, std::uint8_t v) { return field(type, be(v, 1)); }
 
   packet& pad_to(std::size_t total) {
-    const std::size_t length = total - data_.size() - kFieldHeaderSize;
+    const std::size_t length = total - data_.size() - field_header_size;
     return raw_field(static_cast<std::uint16_t>(field_type::padding), bytes(length));
   }
 
@@ -200,7 +192,7 @@ boost::system::error_code offer_error(const bytes& data) {
 boost::system::error_code offer_error(const packet& p) { return offer_error(p.data()); }
 
 boost::system::error_code padded_query_error(packet p) {
-  return query_error(p.pad_to(kQuerySize).data());
+  return query_error(p.pad_to(query_datagram_size).data());
 }
 
 // --- round trips -------------------------------------------------------------------------------
@@ -216,7 +208,7 @@ TEST(discovery_codec, query_round_trips) {
   for (const auto& q : {example_query(), with_digest}) {
     const auto encoded = encode(q);
     ASSERT_TRUE(encoded) << encoded.error().message();
-    EXPECT_EQ(encoded->size(), kQuerySize);
+    EXPECT_EQ(encoded->size(), query_datagram_size);
     EXPECT_EQ(peek_type(*encoded), message_type::query);
     const auto decoded = decode_query(*encoded);
     ASSERT_TRUE(decoded) << decoded.error().message();
@@ -226,7 +218,7 @@ TEST(discovery_codec, query_round_trips) {
 
 TEST(discovery_codec, offer_round_trips) {
   for (const auto& o : {example_offer(), largest_offer()}) {
-    const auto encoded = encode(o, kMaxDatagram);
+    const auto encoded = encode(o, max_datagram);
     ASSERT_TRUE(encoded) << encoded.error().message();
     EXPECT_EQ(peek_type(*encoded), message_type::offer);
     const auto decoded = decode_offer(*encoded);
@@ -241,7 +233,7 @@ TEST(discovery_codec, every_kind_and_role_round_trips) {
       auto o = example_offer();
       o.kind = kind;
       o.role = role;
-      const auto encoded = encode(o, kQuerySize);
+      const auto encoded = encode(o, query_datagram_size);
       ASSERT_TRUE(encoded);
       EXPECT_EQ(decode_offer(*encoded).value(), o);
     }
@@ -252,7 +244,7 @@ TEST(discovery_codec, every_kind_and_role_round_trips) {
 }
 
 TEST(discovery_codec, hand_built_packets_decode) {
-  const auto q = decode_query(query_packet().pad_to(kQuerySize).data());
+  const auto q = decode_query(query_packet().pad_to(query_datagram_size).data());
   ASSERT_TRUE(q) << q.error().message();
   EXPECT_EQ(q->transaction_id, 1u);
   EXPECT_EQ(q->sender_cookie, 2u);
@@ -281,7 +273,7 @@ TEST(discovery_codec, golden_bytes_match_the_spec) {
       "0004000469637263"
       "0005000731363637393030"
       "000b03c6";
-  expected_query.resize(kQuerySize * 2, '0');
+  expected_query.resize(query_datagram_size * 2, '0');
   EXPECT_EQ(hex(encode(example_query()).value()), expected_query);
 
   const std::string expected_offer =
@@ -297,7 +289,7 @@ TEST(discovery_codec, golden_bytes_match_the_spec) {
       "31363637393030"
       "000900020007"
       "000a000101";
-  EXPECT_EQ(hex(encode(example_offer(), kQuerySize).value()), expected_offer);
+  EXPECT_EQ(hex(encode(example_offer(), query_datagram_size).value()), expected_offer);
 }
 
 // --- header errors -----------------------------------------------------------------------------
@@ -308,8 +300,8 @@ TEST(discovery_codec, truncation_at_every_offset_is_an_error) {
     const auto r = decode_query(std::span(q).first(n));
     EXPECT_FALSE(r) << "query prefix of " << n << " bytes decoded";
   }
-  for (const auto& o : {encode(example_offer(), kMaxDatagram).value(),
-                        encode(largest_offer(), kMaxDatagram).value()}) {
+  for (const auto& o : {encode(example_offer(), max_datagram).value(),
+                        encode(largest_offer(), max_datagram).value()}) {
     for (std::size_t n = 0; n < o.size(); ++n) {
       const auto r = decode_offer(std::span(o).first(n));
       EXPECT_FALSE(r) << "offer prefix of " << n << " bytes decoded";
@@ -318,7 +310,7 @@ TEST(discovery_codec, truncation_at_every_offset_is_an_error) {
 }
 
 TEST(discovery_codec, truncation_inside_a_field_reports_truncated) {
-  const auto o = encode(example_offer(), kMaxDatagram).value();
+  const auto o = encode(example_offer(), max_datagram).value();
   EXPECT_EQ(offer_error(bytes(o.begin(), o.begin() + 5)), errc::truncated);
   EXPECT_EQ(offer_error(bytes(o.begin(), o.begin() + 8)), errc::truncated);   // field header
   EXPECT_EQ(offer_error(bytes(o.begin(), o.begin() + 12)), errc::truncated);  // field value
@@ -326,13 +318,13 @@ TEST(discovery_codec, truncation_inside_a_field_reports_truncated) {
   EXPECT_EQ(offer_error(bytes(o.begin(), o.begin() + 6)), errc::missing_field);
   EXPECT_EQ(offer_error(bytes(o.begin(), o.end() - 5)), errc::missing_field);
 
-  auto q = query_packet().pad_to(kQuerySize).data();
-  q.resize(kQuerySize + 3);  // a partial field header after the padding
+  auto q = query_packet().pad_to(query_datagram_size).data();
+  q.resize(query_datagram_size + 3);  // a partial field header after the padding
   EXPECT_EQ(query_error(q), errc::truncated);
 }
 
 TEST(discovery_codec, bad_magic) {
-  auto o = encode(example_offer(), kMaxDatagram).value();
+  auto o = encode(example_offer(), max_datagram).value();
   o[0] = std::byte{'X'};
   EXPECT_EQ(offer_error(o), errc::bad_magic);
   EXPECT_FALSE(peek_type(o));
@@ -348,14 +340,14 @@ TEST(discovery_codec, unsupported_version) {
     changed[4] = std::byte{version};
     EXPECT_EQ(offer_error(changed), errc::unsupported_version);
     EXPECT_FALSE(peek_type(changed));
-    EXPECT_EQ(query_error(packet(message_type::query, version).pad_to(kQuerySize).data()),
+    EXPECT_EQ(query_error(packet(message_type::query, version).pad_to(query_datagram_size).data()),
               errc::unsupported_version);
   }
 }
 
 TEST(discovery_codec, wrong_type) {
   const auto q = encode(example_query()).value();
-  const auto o = encode(example_offer(), kMaxDatagram).value();
+  const auto o = encode(example_offer(), max_datagram).value();
   EXPECT_EQ(offer_error(q), errc::wrong_type);
   EXPECT_EQ(query_error(o), errc::wrong_type);
   auto unknown = o;
@@ -369,70 +361,70 @@ TEST(discovery_codec, wrong_type) {
 TEST(discovery_codec, peek_type_needs_a_whole_header) {
   const auto q = encode(example_query()).value();
   EXPECT_FALSE(peek_type({}));
-  EXPECT_FALSE(peek_type(std::span(q).first(kHeaderSize - 1)));
-  EXPECT_EQ(peek_type(std::span(q).first(kHeaderSize)), message_type::query);
-  EXPECT_FALSE(peek_type(bytes(kMaxDatagram + 1)));
+  EXPECT_FALSE(peek_type(std::span(q).first(header_size - 1)));
+  EXPECT_EQ(peek_type(std::span(q).first(header_size)), message_type::query);
+  EXPECT_FALSE(peek_type(bytes(max_datagram + 1)));
 }
 
 // --- size rules --------------------------------------------------------------------------------
 
 TEST(discovery_codec, oversize_datagrams_are_rejected) {
-  auto q = query_packet().pad_to(kMaxDatagram).data();
+  auto q = query_packet().pad_to(max_datagram).data();
   EXPECT_TRUE(decode_query(q));
-  q = query_packet().pad_to(kMaxDatagram + 1).data();
+  q = query_packet().pad_to(max_datagram + 1).data();
   EXPECT_EQ(query_error(q), errc::too_large);
   EXPECT_FALSE(peek_type(q));
-  auto o = offer_packet().pad_to(kMaxDatagram + 1).data();
+  auto o = offer_packet().pad_to(max_datagram + 1).data();
   EXPECT_EQ(offer_error(o), errc::too_large);
-  o = offer_packet().pad_to(kMaxDatagram).data();
+  o = offer_packet().pad_to(max_datagram).data();
   EXPECT_TRUE(decode_offer(o));
 }
 
 TEST(discovery_codec, queries_are_padded_to_a_fixed_size) {
   auto q = example_query();
-  q.name = std::string(kMaxNameLength, 'a');
-  q.version = std::string(kMaxVersionLength, '~');
+  q.name = std::string(max_name_length, 'a');
+  q.version = std::string(max_version_length, '~');
   q.sha256 = counting_digest(1);
   for (const auto& candidate : {example_query(), q}) {
     const auto encoded = encode(candidate).value();
-    EXPECT_EQ(encoded.size(), kQuerySize);
+    EXPECT_EQ(encoded.size(), query_datagram_size);
     EXPECT_EQ(decode_query(encoded).value(), candidate);
   }
-  EXPECT_LT(kMaxQueryContentSize + kFieldHeaderSize, kQuerySize);
+  EXPECT_LT(max_query_content_size + field_header_size, query_datagram_size);
 }
 
 TEST(discovery_codec, unpadded_queries_are_rejected) {
   EXPECT_EQ(query_error(query_packet().data()), errc::unpadded);
-  EXPECT_EQ(query_error(query_packet().pad_to(kQuerySize - 1).data()), errc::unpadded);
-  EXPECT_TRUE(decode_query(query_packet().pad_to(kQuerySize).data()));
-  EXPECT_TRUE(decode_query(query_packet().pad_to(kQuerySize + 1).data()));
+  EXPECT_EQ(query_error(query_packet().pad_to(query_datagram_size - 1).data()), errc::unpadded);
+  EXPECT_TRUE(decode_query(query_packet().pad_to(query_datagram_size).data()));
+  EXPECT_TRUE(decode_query(query_packet().pad_to(query_datagram_size + 1).data()));
   // Any bytes may pad, not only a padding field.
   auto q = query_packet();
-  q.raw_field(0x4242, bytes(kQuerySize - q.data().size() - kFieldHeaderSize, std::byte{0x5a}));
+  q.raw_field(0x4242, bytes(query_datagram_size - q.data().size() - field_header_size, std::byte{0x5a}));
   EXPECT_TRUE(decode_query(q.data()));
 }
 
 TEST(discovery_codec, offers_respect_the_size_limit) {
   const auto o = example_offer();
-  const auto size = encode(o, kMaxDatagram).value().size();
+  const auto size = encode(o, max_datagram).value().size();
   EXPECT_TRUE(encode(o, size));
   EXPECT_EQ(encode(o, size - 1).error(), errc::too_large);
   EXPECT_EQ(encode(o, 0).error(), errc::too_large);
   EXPECT_EQ(encode(o, ~std::size_t{0}).value().size(), size);
 
-  const auto largest = encode(largest_offer(), kMaxDatagram).value();
-  EXPECT_EQ(largest.size(), kMaxOfferSize);
-  EXPECT_TRUE(encode(largest_offer(), kQuerySize)) << "a padded query must admit any offer";
+  const auto largest = encode(largest_offer(), max_datagram).value();
+  EXPECT_EQ(largest.size(), max_offer_size);
+  EXPECT_TRUE(encode(largest_offer(), query_datagram_size)) << "a padded query must admit any offer";
 }
 
 TEST(discovery_codec, reply_fits) {
-  EXPECT_TRUE(reply_fits(kQuerySize, kQuerySize));
-  EXPECT_TRUE(reply_fits(kQuerySize, kMaxOfferSize));
+  EXPECT_TRUE(reply_fits(query_datagram_size, query_datagram_size));
+  EXPECT_TRUE(reply_fits(query_datagram_size, max_offer_size));
   EXPECT_TRUE(reply_fits(100, 0));
   EXPECT_FALSE(reply_fits(100, 101));
   EXPECT_FALSE(reply_fits(0, 1));
-  EXPECT_TRUE(reply_fits(kMaxDatagram, kMaxDatagram));
-  EXPECT_FALSE(reply_fits(kMaxDatagram + 10, kMaxDatagram + 1));
+  EXPECT_TRUE(reply_fits(max_datagram, max_datagram));
+  EXPECT_FALSE(reply_fits(max_datagram + 10, max_datagram + 1));
 }
 
 // --- field rules -------------------------------------------------------------------------------
@@ -455,8 +447,8 @@ TEST(discovery_codec, duplicate_fields) {
             errc::duplicate_field);
   EXPECT_EQ(padded_query_error(query_packet().u64(field_type::transaction_id, 1)),
             errc::duplicate_field);
-  auto twice_padded = query_packet().pad_to(kQuerySize - 10);
-  twice_padded.pad_to(kQuerySize);
+  auto twice_padded = query_packet().pad_to(query_datagram_size - 10);
+  twice_padded.pad_to(query_datagram_size);
   EXPECT_EQ(query_error(twice_padded.data()), errc::duplicate_field);
   EXPECT_EQ(offer_error(offer_packet().u8(field_type::role, 1)), errc::duplicate_field);
   EXPECT_EQ(offer_error(offer_packet().field(field_type::sha256, counting_digest(1))),
@@ -473,10 +465,10 @@ TEST(discovery_codec, unknown_fields_are_skipped) {
   o.raw_field(0x0000, junk).raw_field(0x7777, junk).raw_field(0x7777, {});
   auto base = offer_packet().data();
   auto with_unknown = o.data();
-  with_unknown.insert(with_unknown.end(), base.begin() + kHeaderSize, base.end());
+  with_unknown.insert(with_unknown.end(), base.begin() + header_size, base.end());
   packet tail(message_type::offer);
   tail.raw_field(0xffff, junk).raw_field(0x001f, junk).raw_field(0x000c, junk);
-  with_unknown.insert(with_unknown.end(), tail.data().begin() + kHeaderSize, tail.data().end());
+  with_unknown.insert(with_unknown.end(), tail.data().begin() + header_size, tail.data().end());
   const auto decoded = decode_offer(with_unknown);
   ASSERT_TRUE(decoded) << decoded.error().message();
   EXPECT_EQ(*decoded, decode_offer(base).value());
@@ -487,11 +479,11 @@ TEST(discovery_codec, unknown_fields_are_skipped) {
                .u8(field_type::role, 77)
                .field(field_type::size, "?")
                .raw_field(0x1234, junk)
-               .pad_to(kQuerySize)
+               .pad_to(query_datagram_size)
                .data();
   const auto query_decoded = decode_query(q);
   ASSERT_TRUE(query_decoded) << query_decoded.error().message();
-  EXPECT_EQ(*query_decoded, decode_query(query_packet().pad_to(kQuerySize).data()).value());
+  EXPECT_EQ(*query_decoded, decode_query(query_packet().pad_to(query_datagram_size).data()).value());
 }
 
 TEST(discovery_codec, fixed_size_fields_need_their_exact_length) {
@@ -532,7 +524,7 @@ TEST(discovery_codec, kind_and_role_codes_are_checked) {
 TEST(discovery_codec, names_are_validated) {
   for (const std::string& name : {std::string{}, std::string("../etc"), std::string(".hidden"),
                                   std::string("-x"), std::string("a b"), std::string("a/b"),
-                                  std::string(kMaxNameLength + 1, 'a'), std::string("a\0b", 3)}) {
+                                  std::string(max_name_length + 1, 'a'), std::string("a\0b", 3)}) {
     EXPECT_EQ(padded_query_error(query_packet({field_type::name}).field(field_type::name, name)),
               errc::invalid_field)
         << name;
@@ -541,17 +533,17 @@ TEST(discovery_codec, names_are_validated) {
     EXPECT_EQ(encode(q).error(), errc::invalid_field) << name;
     auto o = example_offer();
     o.name = name;
-    EXPECT_EQ(encode(o, kMaxDatagram).error(), errc::invalid_field) << name;
+    EXPECT_EQ(encode(o, max_datagram).error(), errc::invalid_field) << name;
   }
 }
 
 TEST(discovery_codec, versions_are_validated) {
   EXPECT_TRUE(is_valid_version_text("14.0.1234"));
   EXPECT_TRUE(is_valid_version_text("!~"));
-  EXPECT_TRUE(is_valid_version_text(std::string(kMaxVersionLength, 'v')));
+  EXPECT_TRUE(is_valid_version_text(std::string(max_version_length, 'v')));
   for (const std::string& version :
        {std::string{}, std::string("1 2"), std::string("1\n"), std::string("\x7f"),
-        std::string("v\xc3\xa9"), std::string(kMaxVersionLength + 1, 'v'), std::string("1\0", 2)}) {
+        std::string("v\xc3\xa9"), std::string(max_version_length + 1, 'v'), std::string("1\0", 2)}) {
     EXPECT_FALSE(is_valid_version_text(version)) << version;
     EXPECT_EQ(offer_error(offer_packet({field_type::version}).field(field_type::version, version)),
               errc::invalid_field)
@@ -568,8 +560,8 @@ TEST(discovery_codec, urls_are_validated) {
         "http://relay.example/x?y=1", "http://h", "http://h:1/", "http://h:65535/"}) {
     EXPECT_TRUE(is_valid_offer_url(url)) << url;
   }
-  const std::string too_long = "http://h/" + std::string(kMaxUrlLength - 8, 'x');
-  EXPECT_TRUE(is_valid_offer_url(std::string_view(too_long).substr(0, kMaxUrlLength)));
+  const std::string too_long = "http://h/" + std::string(max_url_length - 8, 'x');
+  EXPECT_TRUE(is_valid_offer_url(std::string_view(too_long).substr(0, max_url_length)));
   for (const std::string_view url :
        {std::string_view(too_long), std::string_view(""), std::string_view("https://h/"),
         std::string_view("HTTP://h/"), std::string_view("ftp://h/"), std::string_view("http://"),
@@ -585,7 +577,7 @@ TEST(discovery_codec, urls_are_validated) {
         << url;
     auto o = example_offer();
     o.url = std::string(url);
-    EXPECT_EQ(encode(o, kMaxDatagram).error(), errc::invalid_field) << url;
+    EXPECT_EQ(encode(o, max_datagram).error(), errc::invalid_field) << url;
   }
 }
 
@@ -595,10 +587,10 @@ TEST(discovery_codec, encode_rejects_out_of_range_enums) {
   EXPECT_EQ(encode(q).error(), errc::invalid_field);
   auto o = example_offer();
   o.role = static_cast<responder_role>(0);
-  EXPECT_EQ(encode(o, kMaxDatagram).error(), errc::invalid_field);
+  EXPECT_EQ(encode(o, max_datagram).error(), errc::invalid_field);
   o = example_offer();
   o.kind = static_cast<item_kind>(-1);
-  EXPECT_EQ(encode(o, kMaxDatagram).error(), errc::invalid_field);
+  EXPECT_EQ(encode(o, max_datagram).error(), errc::invalid_field);
 }
 
 // --- errors ------------------------------------------------------------------------------------
@@ -623,8 +615,8 @@ TEST(discovery_codec, error_category_names_every_reason) {
 TEST(discovery_codec, mutated_packets_never_break_the_round_trip) {
   std::mt19937_64 rng(4126);
   const std::vector<bytes> seeds = {
-      encode(example_query()).value(), encode(example_offer(), kMaxDatagram).value(),
-      encode(largest_offer(), kMaxDatagram).value(), offer_packet().data()};
+      encode(example_query()).value(), encode(example_offer(), max_datagram).value(),
+      encode(largest_offer(), max_datagram).value(), offer_packet().data()};
   for (int round = 0; round < 20'000; ++round) {
     bytes data = seeds[rng() % seeds.size()];
     const int edits = 1 + static_cast<int>(rng() % 4);
@@ -641,9 +633,9 @@ TEST(discovery_codec, mutated_packets_never_break_the_round_trip) {
                       static_cast<std::byte>(rng()));
           break;
         default:
-          if (data.size() > kHeaderSize) {
+          if (data.size() > header_size) {
             data.erase(data.begin() + static_cast<std::ptrdiff_t>(
-                                          kHeaderSize + rng() % (data.size() - kHeaderSize)));
+                                          header_size + rng() % (data.size() - header_size)));
           }
           break;
       }
@@ -685,9 +677,9 @@ std::vector<std::pair<std::string, bytes>> seed_packets() {
   return {
       {"query_pattern", encode(example_query()).value()},
       {"query_installer_sha256", encode(q_sha).value()},
-      {"offer_relay", encode(example_offer(), kMaxDatagram).value()},
-      {"offer_peer_ipv6", encode(peer, kMaxDatagram).value()},
-      {"offer_largest", encode(largest_offer(), kMaxDatagram).value()},
+      {"offer_relay", encode(example_offer(), max_datagram).value()},
+      {"offer_peer_ipv6", encode(peer, max_datagram).value()},
+      {"offer_largest", encode(largest_offer(), max_datagram).value()},
       {"offer_unknown_fields", offer_packet().raw_field(0x0100, bytes(3, std::byte{0xee})).data()}};
 }
 

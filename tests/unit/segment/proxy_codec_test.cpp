@@ -1,3 +1,4 @@
+#include "lanrelay/base/text_format.hpp"
 #include "lanrelay/segment/proxy_codec.hpp"
 
 #include <gtest/gtest.h>
@@ -16,16 +17,7 @@ namespace {
 using bytes = std::vector<std::byte>;
 using namespace std::chrono_literals;
 
-std::string hex(std::span<const std::byte> data) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const auto b : data) {
-    const auto v = std::to_integer<unsigned>(b);
-    out += digits[v >> 4];
-    out += digits[v & 0xf];
-  }
-  return out;
-}
+std::string hex(std::span<const std::byte> data) { return hex_encode(data); }
 
 // The key of the examples in docs/protocol.md: seed bytes 00 01 02 ... 1f.
 site_key example_key() {
@@ -60,7 +52,7 @@ answer_trust pinned(const site_key& key) { return answer_trust{{key.public_key()
 
 TEST(proxy_codec, query_is_padded_and_round_trips) {
   const auto encoded = encode(example_query());
-  ASSERT_EQ(encoded.size(), kQuerySize);
+  ASSERT_EQ(encoded.size(), query_datagram_size);
   EXPECT_EQ(peek_type(encoded), message_type::query);
   const auto decoded = decode_query(encoded);
   ASSERT_TRUE(decoded) << decoded.error().message();
@@ -69,13 +61,13 @@ TEST(proxy_codec, query_is_padded_and_round_trips) {
 
 TEST(proxy_codec, short_queries_are_refused_before_their_fields) {
   auto encoded = encode(example_query());
-  encoded.resize(kQuerySize - 1);
+  encoded.resize(query_datagram_size - 1);
   EXPECT_EQ(decode_query(encoded).error(), errc::unpadded);
 }
 
 TEST(proxy_codec, signed_answer_round_trips_and_verifies) {
   const auto key = example_key();
-  const auto encoded = encode(example_answer(), &key, kQuerySize);
+  const auto encoded = encode(example_answer(), &key, query_datagram_size);
   ASSERT_TRUE(encoded) << encoded.error().message();
   EXPECT_EQ(encoded->size(), answer_size(example_answer().proxies, true));
   const auto decoded = decode_answer(*encoded);
@@ -84,13 +76,13 @@ TEST(proxy_codec, signed_answer_round_trips_and_verifies) {
   EXPECT_EQ(decoded->expires_at, example_answer().expires_at);
   ASSERT_TRUE(decoded->key);
   EXPECT_EQ(*decoded->key, key.public_key());
-  EXPECT_EQ(decoded->signed_size, encoded->size() - kFieldHeaderSize - 64);
+  EXPECT_EQ(decoded->signed_size, encoded->size() - field_header_size - 64);
   EXPECT_TRUE(check_answer(*decoded, *encoded, 0x0123456789abcdefULL, pinned(key), example_now));
 }
 
 TEST(proxy_codec, answer_checks_refuse_what_an_attacker_can_send) {
   const auto key = example_key();
-  const auto encoded = encode(example_answer(), &key, kQuerySize).value();
+  const auto encoded = encode(example_answer(), &key, query_datagram_size).value();
   const auto decoded = decode_answer(encoded).value();
   const auto txid = example_answer().transaction_id;
 
@@ -107,13 +99,13 @@ TEST(proxy_codec, answer_checks_refuse_what_an_attacker_can_send) {
 
   // A rogue responder signs with its own key: refused by key before any signature work.
   const auto rogue_key = other_key();
-  const auto rogue = encode(example_answer(), &rogue_key, kQuerySize).value();
+  const auto rogue = encode(example_answer(), &rogue_key, query_datagram_size).value();
   EXPECT_EQ(check_answer(decode_answer(rogue).value(), rogue, txid, pinned(key), example_now)
                 .error(),
             errc::wrong_key);
 
   // Unsigned: refused unless explicitly accepted.
-  const auto plain = encode(example_answer(), nullptr, kQuerySize).value();
+  const auto plain = encode(example_answer(), nullptr, query_datagram_size).value();
   const auto plain_decoded = decode_answer(plain).value();
   EXPECT_FALSE(plain_decoded.signature);
   EXPECT_EQ(check_answer(plain_decoded, plain, txid, pinned(key), example_now).error(),
@@ -133,7 +125,7 @@ TEST(proxy_codec, answer_checks_refuse_what_an_attacker_can_send) {
 
 TEST(proxy_codec, nothing_may_follow_the_signature) {
   const auto key = example_key();
-  auto encoded = encode(example_answer(), &key, kQuerySize).value();
+  auto encoded = encode(example_answer(), &key, query_datagram_size).value();
   // An unknown field appended after the signature would ride along unsigned.
   for (const auto b : {0x7f, 0x00, 0x00, 0x00}) {
     encoded.push_back(std::byte(b));
@@ -143,9 +135,9 @@ TEST(proxy_codec, nothing_may_follow_the_signature) {
 
 TEST(proxy_codec, signature_needs_its_key) {
   const auto key = example_key();
-  auto encoded = encode(example_answer(), &key, kQuerySize).value();
+  auto encoded = encode(example_answer(), &key, query_datagram_size).value();
   // Rename the public key field (code 5) to an unknown code: the signature is then keyless.
-  const std::size_t key_field = encoded.size() - (kFieldHeaderSize + 64) - (kFieldHeaderSize + 32);
+  const std::size_t key_field = encoded.size() - (field_header_size + 64) - (field_header_size + 32);
   ASSERT_EQ(encoded[key_field + 1], std::byte{0x05});
   encoded[key_field + 1] = std::byte{0x1f};
   EXPECT_EQ(decode_answer(encoded).error(), errc::missing_field);
@@ -154,13 +146,13 @@ TEST(proxy_codec, signature_needs_its_key) {
 TEST(proxy_codec, answers_never_exceed_their_query) {
   answer a = example_answer();
   a.proxies.clear();
-  for (std::size_t i = 0; i < kMaxProxies; ++i) {
+  for (std::size_t i = 0; i < max_proxies; ++i) {
     a.proxies.push_back({"http://" + std::string(200, 'p') + ".example:3128", 1, false,
                          {std::string(200, 'b')}});
   }
   const auto key = example_key();
-  EXPECT_EQ(encode(a, &key, kQuerySize).error(), errc::too_large);
-  EXPECT_GT(answer_size(a.proxies, true), kQuerySize);
+  EXPECT_EQ(encode(a, &key, query_datagram_size).error(), errc::too_large);
+  EXPECT_GT(answer_size(a.proxies, true), query_datagram_size);
   EXPECT_EQ(encode(example_answer(), &key, 200).error(), errc::too_large);
 }
 
@@ -168,17 +160,17 @@ TEST(proxy_codec, encoder_refuses_invalid_content) {
   const auto key = example_key();
   auto no_proxy = example_answer();
   no_proxy.proxies.clear();
-  EXPECT_EQ(encode(no_proxy, &key, kQuerySize).error(), errc::invalid_field);
+  EXPECT_EQ(encode(no_proxy, &key, query_datagram_size).error(), errc::invalid_field);
   for (const std::string url : {"https://p:3128", "http://user:pw@p:3128", "http://p:3128/path",
                                 "http://p:0", "http://p:3128?x", "ftp://p", "http://"}) {
     auto a = example_answer();
     a.proxies[0].url = url;
-    EXPECT_EQ(encode(a, &key, kQuerySize).error(), errc::invalid_field) << url;
+    EXPECT_EQ(encode(a, &key, query_datagram_size).error(), errc::invalid_field) << url;
   }
   for (const std::string entry : {"", "*", "a,b", "foo*", "*.a*", "a b", "x';alert(1);'"}) {
     auto a = example_answer();
     a.proxies[0].bypass = {entry};
-    EXPECT_EQ(encode(a, &key, kQuerySize).error(), errc::invalid_field) << entry;
+    EXPECT_EQ(encode(a, &key, query_datagram_size).error(), errc::invalid_field) << entry;
   }
 }
 
@@ -198,8 +190,8 @@ TEST(proxy_codec, validity_rules) {
 
 TEST(proxy_codec, decoder_rejects_by_reason) {
   const auto key = example_key();
-  const auto good = encode(example_answer(), &key, kQuerySize).value();
-  EXPECT_EQ(decode_answer(bytes(kMaxDatagram + 1)).error(), errc::too_large);
+  const auto good = encode(example_answer(), &key, query_datagram_size).value();
+  EXPECT_EQ(decode_answer(bytes(max_datagram + 1)).error(), errc::too_large);
   EXPECT_EQ(decode_answer(bytes(3)).error(), errc::truncated);
   auto magic = good;
   magic[3] = std::byte{'Y'};
@@ -221,14 +213,14 @@ TEST(proxy_codec, decoder_rejects_by_reason) {
   EXPECT_EQ(decode_answer(bare).error(), errc::missing_field);
   // A reserved flag bit in the first proxy entry (value offset 2 of the field after expiry).
   auto flags = good;
-  flags[6 + 3 * 12 + kFieldHeaderSize + 2] = std::byte{0x80};
+  flags[6 + 3 * 12 + field_header_size + 2] = std::byte{0x80};
   EXPECT_EQ(decode_answer(flags).error(), errc::invalid_field);
   EXPECT_EQ(peek_type(bytes(2)), std::nullopt);
 }
 
 TEST(proxy_codec, random_mutations_never_crash_and_never_verify) {
   const auto key = example_key();
-  const auto good = encode(example_answer(), &key, kQuerySize).value();
+  const auto good = encode(example_answer(), &key, query_datagram_size).value();
   std::mt19937 random(5);
   std::size_t verified = 0;
   for (int i = 0; i < 20'000; ++i) {
@@ -247,7 +239,7 @@ TEST(proxy_codec, random_mutations_never_crash_and_never_verify) {
   EXPECT_EQ(verified, 0u);
 }
 
-constexpr std::string_view kGoldenAnswerHex =
+constexpr std::string_view golden_answer_hex =
     "4c4e50580102000100080123456789abcdef0002000888776655443322110003"
     "0008000000006b49d32c00040031000a0014687474703a2f2f31302e312e302e"
     "383a333132382a2e636f72702e6578616d706c652c31302e302e302e302f3800"
@@ -265,8 +257,8 @@ TEST(proxy_codec, golden_bytes_match_the_spec) {
   const auto q = encode(example_query());
   EXPECT_EQ(hex(std::span(q).first(0x22)),
             "4c4e50580101000100080123456789abcdef0002000811223344556677880007048e");
-  const auto a = encode(example_answer(), &key, kQuerySize).value();
-  EXPECT_EQ(hex(a), kGoldenAnswerHex);
+  const auto a = encode(example_answer(), &key, query_datagram_size).value();
+  EXPECT_EQ(hex(a), golden_answer_hex);
 }
 
 // Writes the fuzzing seeds (tests/fuzz/corpus/proxy_answer/). Run by hand with
@@ -281,12 +273,12 @@ TEST(proxy_codec, DISABLED_write_fuzz_seeds) {
         .write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
   };
   const auto key = example_key();
-  write("answer_signed", encode(example_answer(), &key, kQuerySize).value());
-  write("answer_unsigned", encode(example_answer(), nullptr, kQuerySize).value());
+  write("answer_signed", encode(example_answer(), &key, query_datagram_size).value());
+  write("answer_unsigned", encode(example_answer(), nullptr, query_datagram_size).value());
   auto one = example_answer();
   one.proxies.resize(1);
   one.proxies[0].bypass.clear();
-  write("answer_one_proxy", encode(one, &key, kQuerySize).value());
+  write("answer_one_proxy", encode(one, &key, query_datagram_size).value());
   write("query", encode(example_query()));
 }
 

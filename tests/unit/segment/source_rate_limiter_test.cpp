@@ -98,18 +98,18 @@ TEST(source_rate_limiter, a_flood_of_invented_sources_never_evicts_a_steady_know
         steady_answered += limiter.admit(source, 2, now) == verdict::admitted ? 1 : 0;
       }
     }
-    ASSERT_LE(limiter.tracked(), source_rate_limiter::kEntries);
+    ASSERT_LE(limiter.tracked(), source_rate_limiter::entry_count);
   }
   EXPECT_EQ(steady_answered, steady_asked);
   EXPECT_EQ(steady_asked, 2 * flood / 20'000);
   // 10 s at 500 per second plus one second of burst.
   EXPECT_LE(newcomers_admitted, 500 * 10 + 500 + 1);
   EXPECT_GE(newcomers_admitted, 500 * 10);
-  EXPECT_LE(limiter.tracked(), source_rate_limiter::kEntries);
+  EXPECT_LE(limiter.tracked(), source_rate_limiter::entry_count);
 }
 
 // Even with every newcomer admitted (a generous new_source_rate), invented sources only replace
-// each other: sources that keep coming back stay, and the table holds at most kEntries.
+// each other: sources that keep coming back stay, and the table holds at most entry_count.
 TEST(source_rate_limiter, memory_is_bounded_and_established_sources_stay) {
   source_rate_limiter limiter({.rate = 20, .new_source_rate = 1'000'000});
   std::vector<ip::address> steady;
@@ -130,12 +130,12 @@ TEST(source_rate_limiter, memory_is_bounded_and_established_sources_stay) {
       now += 1us;
       limiter.admit(invented_link_local(random), 2, now);
     }
-    EXPECT_LE(limiter.tracked(), source_rate_limiter::kEntries);
+    EXPECT_LE(limiter.tracked(), source_rate_limiter::entry_count);
     for (const auto& s : steady) {
       limiter.admit(s, 2, now);  // steady: back every round
     }
   }
-  EXPECT_EQ(limiter.tracked(), source_rate_limiter::kEntries);
+  EXPECT_EQ(limiter.tracked(), source_rate_limiter::entry_count);
   // Newcomers shut out: only sources that still have an entry are answered now.
   limiter.update({.rate = 20, .new_source_rate = 1});
   while (limiter.admit(invented_link_local(random), 2, now) == verdict::admitted) {

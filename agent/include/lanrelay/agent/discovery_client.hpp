@@ -4,7 +4,7 @@
 //
 // The query goes out as an IPv4 directed broadcast and a limited broadcast (255.255.255.255) on
 // every interface that is up and has a broadcast address, and to the IPv6 link-local group
-// (discovery::kIpv6Group) on every multicast interface; or, when `targets` is set, by unicast to
+// (discovery::ipv6_group) on every multicast interface; or, when `targets` is set, by unicast to
 // those addresses only. It is sent `sends` times spread over the first two thirds of `window`,
 // and the wait ends early when `enough_offers` distinct offers (by URL) have arrived (with
 // `targets`: as soon as each target has answered). Offers are counted by sending address, so one
@@ -22,7 +22,7 @@
 namespace lanrelay::agent {
 
 struct discovery_options {
-  std::uint16_t port = discovery::kDefaultPort;
+  std::uint16_t port = discovery::default_port;
   std::chrono::milliseconds window{500};
   unsigned sends = 3;
   std::size_t enough_offers = 8;  // distinct senders

@@ -10,14 +10,14 @@
 // only with a separate JavaScript plugin (WebKit's JavaScriptCore); it cannot be handed a script.
 //
 // A PAC script comes from the network (often plain HTTP), so it runs in a cage:
-// - Time: at most kPacTimeLimit per evaluation (the script's top level, and each FindProxyForURL
+// - Time: at most pac_time_limit per evaluation (the script's top level, and each FindProxyForURL
 //   call), checked between JavaScript instructions (Duktape built from Debian's source with its
 //   execution time check on, see agent/CMakeLists.txt) and on every allocation, so that a loop of
 //   few instructions that each build a huge string stops too: pac_errc::timeout.
-// - Memory: the heap's allocator counts the bytes in use and refuses to pass kPacMemoryLimit:
+// - Memory: the heap's allocator counts the bytes in use and refuses to pass pac_memory_limit:
 //   pac_errc::memory_limit.
 // - Process: find_proxy_in_child() compiles and evaluates in a forked child with RLIMIT_AS and
-//   RLIMIT_CPU set and a kill timer (kPacChildTimeLimit); the result comes back over a pipe and is
+//   RLIMIT_CPU set and a kill timer (pac_child_time_limit); the result comes back over a pipe and is
 //   awaited asynchronously, so the caller's I/O thread never runs the script. Whatever happens
 //   inside Duktape (a fatal error aborts, a resolver lookup hangs), only the child dies. Daemons
 //   use this; pac_script itself is for tests and tools that run one script in the foreground.
@@ -43,13 +43,13 @@
 namespace lanrelay::agent {
 
 enum class pac_errc {
-  too_large = 1,     // over kMaxPacScriptSize
+  too_large = 1,     // over max_pac_script_size
   script_error,      // does not compile, or throws while running
   missing_function,  // defines no FindProxyForURL
   bad_result,        // FindProxyForURL returned something other than a string
   out_of_memory,     // Duktape could not create its heap
-  timeout,           // ran longer than kPacTimeLimit
-  memory_limit,      // wanted more than kPacMemoryLimit
+  timeout,           // ran longer than pac_time_limit
+  memory_limit,      // wanted more than pac_memory_limit
   evaluation_failed, // the child process evaluating it died or was killed (find_proxy_in_child)
 };
 
@@ -59,17 +59,17 @@ inline boost::system::error_code make_error_code(pac_errc e) noexcept {
   return {static_cast<int>(e), pac_category()};
 }
 
-inline constexpr std::size_t kMaxPacScriptSize = std::size_t{1} << 20;
-inline constexpr std::chrono::milliseconds kPacTimeLimit{2'000};
-inline constexpr std::size_t kPacMemoryLimit = std::size_t{64} << 20;
+inline constexpr std::size_t max_pac_script_size = std::size_t{1} << 20;
+inline constexpr std::chrono::milliseconds pac_time_limit{2'000};
+inline constexpr std::size_t pac_memory_limit = std::size_t{64} << 20;
 // The child's kill timer: the time limit plus the slack for fork, compile and a name lookup.
-inline constexpr std::chrono::milliseconds kPacChildTimeLimit{5'000};
+inline constexpr std::chrono::milliseconds pac_child_time_limit{5'000};
 
 // When the running evaluation must stop; none while idle.
 struct pac_deadline {
   std::optional<std::chrono::steady_clock::time_point> at;
 
-  void start(std::chrono::milliseconds limit = kPacTimeLimit) {
+  void start(std::chrono::milliseconds limit = pac_time_limit) {
     at = std::chrono::steady_clock::now() + limit;
   }
   void clear() { at.reset(); }

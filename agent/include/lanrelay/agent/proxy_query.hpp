@@ -24,7 +24,7 @@
 namespace lanrelay::agent {
 
 struct proxy_query_options {
-  std::uint16_t port = proxy_protocol::kDefaultPort;
+  std::uint16_t port = proxy_protocol::default_port;
   std::chrono::milliseconds window{500};
   unsigned sends = 3;
   std::vector<boost::asio::ip::address> targets;  // unicast instead of broadcast when not empty

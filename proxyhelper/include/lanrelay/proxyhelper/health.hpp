@@ -42,7 +42,7 @@ class proxy_health {
     std::string result;  // reachability::describe()
     std::chrono::milliseconds elapsed{0};
   };
-  static constexpr std::size_t kHistorySize = 50;
+  static constexpr std::size_t history_size = 50;
 
   struct status {
     proxy_spec spec;
@@ -53,7 +53,7 @@ class proxy_health {
     std::optional<std::chrono::system_clock::time_point> last_healthy;  // last check that passed
     std::uint64_t checks_passed = 0;
     std::uint64_t checks_failed = 0;
-    std::deque<check_record> history;  // the last kHistorySize checks, oldest first
+    std::deque<check_record> history;  // the last history_size checks, oldest first
   };
 
   std::size_t size() const;

@@ -13,7 +13,7 @@
 
 namespace lanrelay::proxyhelper {
 
-inline constexpr std::string_view kPacContentType = "application/x-ns-proxy-autoconfig";
+inline constexpr std::string_view pac_content_type = "application/x-ns-proxy-autoconfig";
 
 // FindProxyForURL returns "PROXY a:p; PROXY b:q" with every proxy whose bypass list does not
 // cover the host, best first, and "DIRECT" when there is none (no healthy proxy, or every one

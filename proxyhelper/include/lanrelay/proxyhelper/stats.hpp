@@ -50,10 +50,10 @@ struct query_record {
   std::vector<std::string> proxies;  // advertised, best first (answered only)
 };
 
-// The last kSize queries from on-link senders (malformed datagrams and our own are not kept).
+// The last max_records queries from on-link senders (malformed datagrams and our own are not kept).
 class query_log {
  public:
-  static constexpr std::size_t kSize = 50;
+  static constexpr std::size_t max_records = 50;
 
   void add(query_record record);
   std::vector<query_record> recent() const;  // newest first

@@ -30,7 +30,7 @@ namespace lanrelay::relay {
 
 class catalog_signer {
  public:
-  static constexpr std::uint64_t kPieceBuildBudget = std::uint64_t{256} << 20;
+  static constexpr std::uint64_t piece_build_budget = std::uint64_t{256} << 20;
 
   // The key named by trust.site_key, or <state_dir>/site.key when that file exists. A relay with
   // no key serves no signed catalog (nullptr, not an error); a configured key that cannot be
@@ -44,7 +44,7 @@ class catalog_signer {
   // Every item of `store` and every one of `extra` (mirrored files) and the TLS fingerprints,
   // valid for the configured lifetime from when it was signed (see the top of this file). With
   // `pieces`, each store item names the digest of its piece list (piece_lists.hpp); mirrored
-  // files have none. Lists not built yet are built for at most kPieceBuildBudget bytes of items
+  // files have none. Lists not built yet are built for at most piece_build_budget bytes of items
   // per call, so that a catalog request never waits for the whole cache to be read (agents cut a
   // source that sends nothing for a while); the other items get their list in a later catalog,
   // which is then signed anew because its entries changed.
@@ -52,7 +52,7 @@ class catalog_signer {
                    piece_list_cache* pieces = nullptr) const;
 
   // The fingerprints (SHA-256 of the DER certificate) the HTTPS listener presents; at most
-  // kMaxCatalogTlsFingerprints, duplicates dropped. A reload that changes them re-signs at the
+  // max_catalog_tls_fingerprints, duplicates dropped. A reload that changes them re-signs at the
   // next request.
   void set_tls_certificates(std::vector<sha256_digest> fingerprints);
 

@@ -65,12 +65,12 @@ namespace lanrelay {
 // Why a key or a catalog was refused. Values are stable so that callers can count by reason.
 enum class trust_errc {
   malformed = 1,      // not a catalog document: bad JSON, a member missing, unknown or mistyped
-  too_large,          // document over kMaxCatalogDocumentSize, or over kMaxCatalogEntries entries
+  too_large,          // document over max_catalog_document_size, or over max_catalog_entries entries
   wrong_key,          // signed with a key other than the pinned one
   bad_signature,      // the signature does not match the catalog: altered or forged
   invalid_content,    // signed, but breaks the catalog rules (entry name, version, duplicate, ...)
   expired,            // now is at or past expires_at
-  not_yet_valid,      // issued_at is later than now by more than kCatalogClockSkew
+  not_yet_valid,      // issued_at is later than now by more than catalog_clock_skew
   malformed_key,      // public key text is not "lanrelay-ed25519:" + base64 of 32 bytes
   invalid_key_file,   // private key file holds no unencrypted Ed25519 key
   insecure_key_file,  // private key file is accessible by group or others
@@ -83,21 +83,21 @@ inline boost::system::error_code make_error_code(trust_errc e) noexcept {
   return {static_cast<int>(e), trust_category()};
 }
 
-inline constexpr std::string_view kPublicKeyPrefix = "lanrelay-ed25519:";
+inline constexpr std::string_view public_key_prefix = "lanrelay-ed25519:";
 // The file name of the site key in the relay's state directory.
-inline constexpr std::string_view kSiteKeyFileName = "site.key";
+inline constexpr std::string_view site_key_file_name = "site.key";
 
-inline constexpr std::size_t kMaxCatalogDocumentSize = std::size_t{16} << 20;
-inline constexpr std::size_t kMaxCatalogEntries = 100'000;
-inline constexpr std::size_t kMaxRelayIdLength = 255;
+inline constexpr std::size_t max_catalog_document_size = std::size_t{16} << 20;
+inline constexpr std::size_t max_catalog_entries = 100'000;
+inline constexpr std::size_t max_relay_id_length = 255;
 // A relay presents at most this many certificates at once (the current one, and the next during
 // a rotation).
-inline constexpr std::size_t kMaxCatalogTlsFingerprints = 4;
+inline constexpr std::size_t max_catalog_tls_fingerprints = 4;
 // issued_at may be this far ahead of the verifier's clock. expires_at gets no tolerance.
-inline constexpr std::chrono::seconds kCatalogClockSkew{300};
-// Catalog times are whole seconds in [0, kMaxCatalogTime]; the bound keeps every value
+inline constexpr std::chrono::seconds catalog_clock_skew{300};
+// Catalog times are whole seconds in [0, max_catalog_time]; the bound keeps every value
 // representable in system_clock::time_point (year 2242).
-inline constexpr std::int64_t kMaxCatalogTime = (std::int64_t{1} << 33) - 1;
+inline constexpr std::int64_t max_catalog_time = (std::int64_t{1} << 33) - 1;
 
 using ed25519_signature = std::array<std::byte, 64>;
 
@@ -198,9 +198,9 @@ struct catalog {
   std::vector<catalog_entry> entries;
   std::chrono::system_clock::time_point issued_at;   // signed as whole seconds (floored)
   std::chrono::system_clock::time_point expires_at;  // later than issued_at
-  std::string relay_id;  // 1..kMaxRelayIdLength printable ASCII characters (0x20..0x7e)
+  std::string relay_id;  // 1..max_relay_id_length printable ASCII characters (0x20..0x7e)
   // SHA-256 of each DER certificate the relay serves HTTPS with; at most
-  // kMaxCatalogTlsFingerprints, no duplicates.
+  // max_catalog_tls_fingerprints, no duplicates.
   std::vector<sha256_digest> tls_certificates;
 
   bool operator==(const catalog&) const = default;
@@ -220,7 +220,7 @@ std::string sign_catalog(const catalog& c, const site_key& key);
 
 // Checks, in order: size, JSON and structure (malformed), the document's key against `pinned`
 // (wrong_key), the signature (bad_signature), the catalog rules (invalid_content), then time:
-// issued_at later than now + kCatalogClockSkew (not_yet_valid), now at or past expires_at
+// issued_at later than now + catalog_clock_skew (not_yet_valid), now at or past expires_at
 // (expired). A valid document replayed later verifies until it expires; callers that must not
 // go back to an older catalog compare issued_at with the one they hold.
 result<catalog> verify_catalog(std::string_view document, const public_key& pinned,

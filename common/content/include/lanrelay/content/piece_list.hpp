@@ -14,7 +14,7 @@
 //   u16      format version, 1
 //   u16      reserved, 0
 //   u64      item size in bytes
-//   u32      piece size in bytes: a power of two in [kMinPieceSize, kMaxPieceSize]
+//   u32      piece size in bytes: a power of two in [min_piece_size, max_piece_size]
 //   u32      piece count: ceil(item size / piece size) (0 for an empty item)
 //   32 bytes × count: SHA-256 of each piece in order; the last piece is shorter when the item
 //            size is not a multiple of the piece size
@@ -44,9 +44,9 @@ enum class piece_list_errc {
   truncated = 1,        // shorter than its header says
   bad_magic,            // does not start with "LRPL"
   unsupported_version,  // a format version other than 1, or reserved bits set
-  bad_piece_size,       // not a power of two in [kMinPieceSize, kMaxPieceSize]
+  bad_piece_size,       // not a power of two in [min_piece_size, max_piece_size]
   inconsistent,         // piece count does not match item size / piece size, or bytes follow
-  too_large,            // more than kMaxPieceCount pieces
+  too_large,            // more than max_piece_count pieces
 };
 
 const boost::system::error_category& piece_list_category() noexcept;
@@ -55,18 +55,18 @@ inline boost::system::error_code make_error_code(piece_list_errc e) noexcept {
   return {static_cast<int>(e), piece_list_category()};
 }
 
-inline constexpr std::uint32_t kDefaultPieceSize = std::uint32_t{1} << 20;  // 1 MiB
-inline constexpr std::uint32_t kMinPieceSize = std::uint32_t{16} << 10;     // 16 KiB
-inline constexpr std::uint32_t kMaxPieceSize = std::uint32_t{64} << 20;     // 64 MiB
+inline constexpr std::uint32_t default_piece_size = std::uint32_t{1} << 20;  // 1 MiB
+inline constexpr std::uint32_t min_piece_size = std::uint32_t{16} << 10;     // 16 KiB
+inline constexpr std::uint32_t max_piece_size = std::uint32_t{64} << 20;     // 64 MiB
 // 1 Mi pieces: 1 TiB items at the default piece size, a 32 MiB list at most.
-inline constexpr std::uint32_t kMaxPieceCount = std::uint32_t{1} << 20;
-inline constexpr std::size_t kPieceListHeaderSize = 24;
-inline constexpr std::size_t kMaxPieceListSize =
-    kPieceListHeaderSize + std::size_t{kMaxPieceCount} * 32;
+inline constexpr std::uint32_t max_piece_count = std::uint32_t{1} << 20;
+inline constexpr std::size_t piece_list_header_size = 24;
+inline constexpr std::size_t max_piece_list_size =
+    piece_list_header_size + std::size_t{max_piece_count} * 32;
 
 struct piece_list {
   std::uint64_t item_size = 0;
-  std::uint32_t piece_size = kDefaultPieceSize;
+  std::uint32_t piece_size = default_piece_size;
   std::vector<sha256_digest> pieces;
 
   // Byte range [offset, offset + length) of piece `index` (< pieces.size()).
@@ -90,7 +90,7 @@ bool valid_piece_size(std::uint32_t piece_size) noexcept;
 // The bytes of `list` (see the top of this file). `list` must be consistent (as parse returns).
 std::vector<std::byte> encode(const piece_list& list);
 
-// Checks every field; never reads past `bytes`. Refuses input over kMaxPieceListSize before
+// Checks every field; never reads past `bytes`. Refuses input over max_piece_list_size before
 // looking further (too_large).
 result<piece_list> parse_piece_list(std::span<const std::byte> bytes);
 
@@ -105,10 +105,10 @@ struct built_piece_list {
 
 // Reads the file open at `fd` (from its current position to the end; not closed) or at `file`.
 // Fails with the system error of a failed read, bad_piece_size, or too_large for an item of more
-// than kMaxPieceCount pieces.
-result<built_piece_list> build_piece_list(int fd, std::uint32_t piece_size = kDefaultPieceSize);
+// than max_piece_count pieces.
+result<built_piece_list> build_piece_list(int fd, std::uint32_t piece_size = default_piece_size);
 result<built_piece_list> build_piece_list(const std::filesystem::path& file,
-                                          std::uint32_t piece_size = kDefaultPieceSize);
+                                          std::uint32_t piece_size = default_piece_size);
 
 }  // namespace lanrelay
 

@@ -29,13 +29,13 @@ namespace lanrelay::discovery {
 enum class errc {
   truncated = 1,        // shorter than its header, or a field runs past the end of the datagram
   bad_magic,            // does not start with "LNRY": not a lanrelay datagram
-  unsupported_version,  // protocol version other than kProtocolVersion
+  unsupported_version,  // protocol version other than protocol_version
   wrong_type,           // message type is not the one asked for, or is unknown
   missing_field,        // a mandatory field is absent
   duplicate_field,      // a known field appears twice
   invalid_field,        // a known field has the wrong length or a value outside its rules
-  too_large,            // datagram over kMaxDatagram, or an offer over the caller's limit
-  unpadded,             // query shorter than kQuerySize (anti-amplification)
+  too_large,            // datagram over max_datagram, or an offer over the caller's limit
+  unpadded,             // query shorter than query_datagram_size (anti-amplification)
 };
 
 const boost::system::error_category& discovery_category() noexcept;
@@ -65,37 +65,37 @@ enum class field_type : std::uint16_t {
   padding = 0x000b,         // any bytes, ignored; any message
 };
 
-inline constexpr std::array<std::byte, 4> kMagic{std::byte{'L'}, std::byte{'N'}, std::byte{'R'},
+inline constexpr std::array<std::byte, 4> magic{std::byte{'L'}, std::byte{'N'}, std::byte{'R'},
                                                  std::byte{'Y'}};
-inline constexpr std::uint8_t kProtocolVersion = 1;
-inline constexpr std::uint16_t kDefaultPort = 4126;
+inline constexpr std::uint8_t protocol_version = 1;
+inline constexpr std::uint16_t default_port = 4126;
 // Link-local scope (2), transient flag (1): not an IANA-assigned group, never routed off-link.
-inline constexpr std::string_view kIpv6Group = "ff12::4126";
+inline constexpr std::string_view ipv6_group = "ff12::4126";
 
-inline constexpr std::size_t kMaxDatagram = 1200;   // fits the IPv6 minimum MTU with headers
-inline constexpr std::size_t kHeaderSize = 6;       // magic, version, message type
-inline constexpr std::size_t kFieldHeaderSize = 4;  // type u16, length u16
-inline constexpr std::size_t kMaxNameLength = 128;  // as is_valid_name
-inline constexpr std::size_t kMaxVersionLength = 64;
-inline constexpr std::size_t kMaxUrlLength = 512;
+inline constexpr std::size_t max_datagram = 1200;   // fits the IPv6 minimum MTU with headers
+inline constexpr std::size_t header_size = 6;       // magic, version, message type
+inline constexpr std::size_t field_header_size = 4;  // type u16, length u16
+inline constexpr std::size_t max_name_length = 128;  // as is_valid_name
+inline constexpr std::size_t max_version_length = 64;
+inline constexpr std::size_t max_url_length = 512;
 
 // Every query is padded to exactly this size, and decode_query rejects shorter ones, so that a
 // responder never sends more bytes than it received.
-inline constexpr std::size_t kQuerySize = 1024;
+inline constexpr std::size_t query_datagram_size = 1024;
 
 // The largest query and offer that can be built from the fields of this protocol version.
-inline constexpr std::size_t kMaxQueryContentSize =
-    kHeaderSize + 2 * (kFieldHeaderSize + 8) + (kFieldHeaderSize + 1) +
-    (kFieldHeaderSize + kMaxNameLength) + (kFieldHeaderSize + kMaxVersionLength) +
-    (kFieldHeaderSize + 32);
-inline constexpr std::size_t kMaxOfferSize =
-    kHeaderSize + 2 * (kFieldHeaderSize + 8) + 2 * (kFieldHeaderSize + 1) +
-    (kFieldHeaderSize + kMaxNameLength) + (kFieldHeaderSize + kMaxVersionLength) +
-    (kFieldHeaderSize + 32) + (kFieldHeaderSize + 8) + (kFieldHeaderSize + kMaxUrlLength) +
-    (kFieldHeaderSize + 2);
-static_assert(kMaxQueryContentSize + kFieldHeaderSize <= kQuerySize, "padding must fit");
-static_assert(kMaxOfferSize <= kQuerySize, "every valid query must admit every valid offer");
-static_assert(kQuerySize <= kMaxDatagram);
+inline constexpr std::size_t max_query_content_size =
+    header_size + 2 * (field_header_size + 8) + (field_header_size + 1) +
+    (field_header_size + max_name_length) + (field_header_size + max_version_length) +
+    (field_header_size + 32);
+inline constexpr std::size_t max_offer_size =
+    header_size + 2 * (field_header_size + 8) + 2 * (field_header_size + 1) +
+    (field_header_size + max_name_length) + (field_header_size + max_version_length) +
+    (field_header_size + 32) + (field_header_size + 8) + (field_header_size + max_url_length) +
+    (field_header_size + 2);
+static_assert(max_query_content_size + field_header_size <= query_datagram_size, "padding must fit");
+static_assert(max_offer_size <= query_datagram_size, "every valid query must admit every valid offer");
+static_assert(query_datagram_size <= max_datagram);
 
 // "I want this item." Sent to the segment by an agent (or by a peer that is missing an item).
 struct query {
@@ -125,35 +125,35 @@ struct offer {
   bool operator==(const offer&) const = default;
 };
 
-// 1..kMaxVersionLength characters, each visible ASCII (0x21..0x7e). The kind's own version
+// 1..max_version_length characters, each visible ASCII (0x21..0x7e). The kind's own version
 // rules (version.hpp) are the responder's business, not the codec's.
 bool is_valid_version_text(std::string_view text) noexcept;
 
-// At most kMaxUrlLength visible ASCII characters, starting with "http://", an absolute URI with
+// At most max_url_length visible ASCII characters, starting with "http://", an absolute URI with
 // a non-empty IPv4, bracketed IPv6 (no zone ID) or registered-name host, an optional port in
 // 1..65535, and no userinfo or fragment.
 bool is_valid_offer_url(std::string_view text) noexcept;
 
-// Exactly kQuerySize bytes. Fails with invalid_field when a field breaks its rule; nothing is
+// Exactly query_datagram_size bytes. Fails with invalid_field when a field breaks its rule; nothing is
 // sent that a receiver would reject.
 result<std::vector<std::byte>> encode(const query& q);
 
-// At most min(max_size, kMaxDatagram) bytes, else too_large. A responder passes the size of the
+// At most min(max_size, max_datagram) bytes, else too_large. A responder passes the size of the
 // query datagram it is answering. Fails with invalid_field when a field breaks its rule.
 result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size);
 
 // Checks, in order: size (too_large, truncated), magic, version, message type, then for a query
-// its size against kQuerySize, then the fields in datagram order, then mandatory fields.
+// its size against query_datagram_size, then the fields in datagram order, then mandatory fields.
 result<query> decode_query(std::span<const std::byte> datagram);
 result<offer> decode_offer(std::span<const std::byte> datagram);
 
-// The message type when the datagram is at most kMaxDatagram bytes and its header is valid, of
+// The message type when the datagram is at most max_datagram bytes and its header is valid, of
 // this protocol version and a known type; the fields are not read. Lets a socket loop dispatch
 // to decode_query or decode_offer.
 std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexcept;
 
 // The amplification rule: a reply may be sent only when it is no larger than the query that
-// caused it (and no larger than kMaxDatagram).
+// caused it (and no larger than max_datagram).
 bool reply_fits(std::size_t query_size, std::size_t offer_size) noexcept;
 
 }  // namespace lanrelay::discovery

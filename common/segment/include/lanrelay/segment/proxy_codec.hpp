@@ -39,13 +39,13 @@ namespace lanrelay::proxy_protocol {
 enum class errc {
   truncated = 1,        // shorter than its header, or a field runs past the end of the datagram
   bad_magic,            // does not start with "LNPX": not a lanrelay proxy datagram
-  unsupported_version,  // protocol version other than kProtocolVersion
+  unsupported_version,  // protocol version other than protocol_version
   wrong_type,           // message type is not the one asked for, or is unknown
   missing_field,        // a mandatory field is absent (or a signature without its key)
   duplicate_field,      // a known field appears twice (proxies excepted)
   invalid_field,        // a known field has the wrong length or a value outside its rules
-  too_large,            // datagram over kMaxDatagram, or an answer over the caller's limit
-  unpadded,             // query shorter than kQuerySize (anti-amplification)
+  too_large,            // datagram over max_datagram, or an answer over the caller's limit
+  unpadded,             // query shorter than query_datagram_size (anti-amplification)
   // check_answer: the answer decodes but must not be used.
   wrong_transaction,    // not an answer to our query
   unsigned_answer,      // no signature, and unsigned answers were not accepted
@@ -53,7 +53,7 @@ enum class errc {
   wrong_key,            // signed with a key other than the pinned ones
   bad_signature,        // the signature does not match: altered or forged
   expired,              // now is at or past the answer's expiry
-  lifetime_too_long,    // expiry further ahead than kMaxAnswerLifetime (+ clock skew)
+  lifetime_too_long,    // expiry further ahead than max_answer_lifetime (+ clock skew)
 };
 
 const boost::system::error_category& proxy_protocol_category() noexcept;
@@ -75,30 +75,30 @@ enum class field_type : std::uint16_t {
   padding = 0x0007,         // any bytes, ignored; any message
 };
 
-inline constexpr std::array<std::byte, 4> kMagic{std::byte{'L'}, std::byte{'N'}, std::byte{'P'},
+inline constexpr std::array<std::byte, 4> magic{std::byte{'L'}, std::byte{'N'}, std::byte{'P'},
                                                  std::byte{'X'}};
-inline constexpr std::uint8_t kProtocolVersion = 1;
-inline constexpr std::uint16_t kDefaultPort = 4129;
-inline constexpr std::uint16_t kDefaultHttpPort = 4130;
+inline constexpr std::uint8_t protocol_version = 1;
+inline constexpr std::uint16_t default_port = 4129;
+inline constexpr std::uint16_t default_http_port = 4130;
 // Link-local scope (2), transient flag (1), distinct from discovery's ff12::4126.
-inline constexpr std::string_view kIpv6Group = "ff12::4129";
+inline constexpr std::string_view ipv6_group = "ff12::4129";
 
-inline constexpr std::size_t kMaxDatagram = 1200;  // fits the IPv6 minimum MTU with headers
-inline constexpr std::size_t kHeaderSize = 6;
-inline constexpr std::size_t kFieldHeaderSize = 4;
+inline constexpr std::size_t max_datagram = 1200;  // fits the IPv6 minimum MTU with headers
+inline constexpr std::size_t header_size = 6;
+inline constexpr std::size_t field_header_size = 4;
 // A query is padded to the largest datagram, so every answer that fits a datagram fits its query.
-inline constexpr std::size_t kQuerySize = kMaxDatagram;
-inline constexpr std::size_t kMaxProxies = 8;
-inline constexpr std::size_t kMaxProxyUrlLength = 255;
-inline constexpr std::size_t kMaxBypassLength = 255;   // the whole list, comma separated
-inline constexpr std::size_t kProxyEntryFixedSize = 4;  // priority u16, flags u8, url length u8
-// An agent refuses answers that claim to stay valid longer than this (plus kAnswerClockSkew):
+inline constexpr std::size_t query_datagram_size = max_datagram;
+inline constexpr std::size_t max_proxies = 8;
+inline constexpr std::size_t max_proxy_url_length = 255;
+inline constexpr std::size_t max_bypass_length = 255;   // the whole list, comma separated
+inline constexpr std::size_t proxy_entry_fixed_size = 4;  // priority u16, flags u8, url length u8
+// An agent refuses answers that claim to stay valid longer than this (plus answer_clock_skew):
 // a captured answer cannot be made to live for days.
-inline constexpr std::chrono::seconds kMaxAnswerLifetime{3600};
-inline constexpr std::chrono::seconds kAnswerClockSkew{300};
+inline constexpr std::chrono::seconds max_answer_lifetime{3600};
+inline constexpr std::chrono::seconds answer_clock_skew{300};
 // The signature covers this context string, a zero byte, then every datagram byte before the
 // signature field's header.
-inline constexpr std::string_view kSignatureContext = "lanrelay-proxy-answer-v1";
+inline constexpr std::string_view signature_context = "lanrelay-proxy-answer-v1";
 
 // "Which proxy should I use?" Broadcast to the segment by an agent.
 struct query {
@@ -122,7 +122,7 @@ struct answer {
   std::uint64_t transaction_id = 0;  // the query's
   std::uint64_t sender_cookie = 0;   // the responder's own cookie
   std::chrono::system_clock::time_point expires_at;  // whole seconds on the wire (floored)
-  std::vector<proxy_entry> proxies;  // 1..kMaxProxies
+  std::vector<proxy_entry> proxies;  // 1..max_proxies
   // Set by decode_answer for a signed answer; encode signs with the key it is given instead.
   std::optional<lanrelay::public_key> key;
   std::optional<ed25519_signature> signature;
@@ -133,7 +133,7 @@ struct answer {
 
 // "http://" (lower case), a non-empty IPv4, bracketed IPv6 (no zone) or registered-name host, an
 // optional port 1..65535, an empty path or "/", no userinfo, query or fragment; at most
-// kMaxProxyUrlLength visible ASCII characters. Credentials never travel in an answer.
+// max_proxy_url_length visible ASCII characters. Credentials never travel in an answer.
 bool is_valid_proxy_url(std::string_view text) noexcept;
 
 // A host name, a "*." or "." suffix pattern, an IPv4 or bracketed IPv6 address, or an address
@@ -148,20 +148,20 @@ bool is_valid_bypass_entry(std::string_view text) noexcept;
 // (proxyhelper/pac.hpp) follow the same rules.
 bool bypass_matches(std::string_view entry, std::string_view host) noexcept;
 
-// Exactly kQuerySize bytes.
+// Exactly query_datagram_size bytes.
 std::vector<std::byte> encode(const query& q);
 
 // The answer's fields in code order; with `key`, its public key and a signature over the rest
-// (answer.key and answer.signature are ignored). At most min(max_size, kMaxDatagram) bytes, else
+// (answer.key and answer.signature are ignored). At most min(max_size, max_datagram) bytes, else
 // too_large; invalid_field when a field breaks its rule or there is no proxy or more than
-// kMaxProxies. Throws boost::system::system_error only when OpenSSL fails to sign.
+// max_proxies. Throws boost::system::system_error only when OpenSSL fails to sign.
 result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std::size_t max_size);
 
 // The encoded size of an answer with `proxies` (signed or not): lets a configuration be checked
 // once for fitting a datagram.
 std::size_t answer_size(std::span<const proxy_entry> proxies, bool is_signed) noexcept;
 
-// Checks, in order: size, header, message type, for a query its size against kQuerySize, then
+// Checks, in order: size, header, message type, for a query its size against query_datagram_size, then
 // the fields in datagram order (a signature must be the last field), then mandatory fields.
 result<query> decode_query(std::span<const std::byte> datagram);
 result<answer> decode_answer(std::span<const std::byte> datagram);

@@ -5,10 +5,10 @@
 // source addresses: any host on the segment can send from as many link-local IPv6 (fe80::/10)
 // or on-subnet IPv4 addresses as it likes.
 //
-// Memory is fixed: a table of kEntries token buckets, kWays-way set associative, allocated once.
+// Memory is fixed: a table of entry_count token buckets, way_count-way set associative, allocated once.
 // A source's set is picked by a hash keyed with a random value of this limiter (not
 // cryptographic; the key is never sent anywhere), so a sender cannot aim invented addresses at
-// the set of a given victim. Each datagram costs one hash and a look at kWays entries: O(1), no
+// the set of a given victim. Each datagram costs one hash and a look at way_count entries: O(1), no
 // allocation, no sweep.
 //
 // Known sources and newcomers: a source with an entry spends its own bucket (`rate` per second,
@@ -43,9 +43,9 @@ namespace lanrelay {
 
 class source_rate_limiter {
  public:
-  static constexpr std::size_t kWays = 4;
-  static constexpr std::size_t kSets = 4096;
-  static constexpr std::size_t kEntries = kWays * kSets;
+  static constexpr std::size_t way_count = 4;
+  static constexpr std::size_t set_count = 4096;
+  static constexpr std::size_t entry_count = way_count * set_count;
   // A probationary source is established once it is seen again this long after its first datagram.
   static constexpr std::chrono::seconds establish_after{1};
 
@@ -71,7 +71,7 @@ class source_rate_limiter {
   void update(settings s) noexcept { settings_ = s; }
   const settings& current() const noexcept { return settings_; }
 
-  // Entries in use (at most kEntries).
+  // Entries in use (at most entry_count).
   std::size_t tracked() const noexcept { return tracked_; }
 
  private:
@@ -99,7 +99,7 @@ class source_rate_limiter {
   settings settings_;
   std::uint64_t key0_;
   std::uint64_t key1_;
-  std::unique_ptr<entry[]> table_;  // kEntries, set s at [s * kWays, (s + 1) * kWays)
+  std::unique_ptr<entry[]> table_;  // entry_count, set s at [s * way_count, (s + 1) * way_count)
   std::size_t tracked_ = 0;
   // One per (family, interface) seen; interfaces come from the kernel, not from senders, so this
   // stays as small as the machine's interface list.

@@ -23,8 +23,8 @@
 
 namespace lanrelay::tlv {
 
-inline constexpr std::size_t kHeaderSize = 6;       // magic, version, message type
-inline constexpr std::size_t kFieldHeaderSize = 4;  // type u16, length u16
+inline constexpr std::size_t header_size = 6;       // magic, version, message type
+inline constexpr std::size_t field_header_size = 4;  // type u16, length u16
 
 template <typename T>
 T load_be(std::span<const std::byte> bytes) noexcept {
@@ -64,7 +64,7 @@ boost::system::error_code walk(std::span<const std::byte> datagram, const framin
   if (datagram.size() > f.max_datagram) {
     return Errc::too_large;
   }
-  if (datagram.size() < kHeaderSize) {
+  if (datagram.size() < header_size) {
     return Errc::truncated;
   }
   if (!std::equal(f.magic.begin(), f.magic.end(), datagram.begin())) {
@@ -79,16 +79,16 @@ boost::system::error_code walk(std::span<const std::byte> datagram, const framin
   if (expected_type == f.query_type && datagram.size() < f.query_size) {
     return Errc::unpadded;
   }
-  auto rest = datagram.subspan(kHeaderSize);
+  auto rest = datagram.subspan(header_size);
   while (!rest.empty()) {
-    if (rest.size() < kFieldHeaderSize) {
+    if (rest.size() < field_header_size) {
       return Errc::truncated;
     }
     field current;
     current.offset = datagram.size() - rest.size();
     current.code = load_be<std::uint16_t>(rest.first(2));
     const auto length = load_be<std::uint16_t>(rest.subspan(2, 2));
-    rest = rest.subspan(kFieldHeaderSize);
+    rest = rest.subspan(field_header_size);
     if (rest.size() < length) {
       return Errc::truncated;
     }
@@ -145,9 +145,9 @@ class writer {
   void append(std::string_view text) { append(std::as_bytes(std::span(text))); }
 
   // A field of `padding` type filled with zeros, so that the datagram is `total` bytes.
-  // Contract: size() + kFieldHeaderSize <= total.
+  // Contract: size() + field_header_size <= total.
   void pad_to(FieldType padding, std::size_t total) {
-    header(padding, total - bytes_.size() - kFieldHeaderSize);
+    header(padding, total - bytes_.size() - field_header_size);
     bytes_.resize(total, std::byte{0});
   }
 

@@ -145,6 +145,9 @@ class rate_limiter {
 
   // Accounts `bytes` just received (or about to be) and returns the wait before the next read.
   std::chrono::nanoseconds take(std::uint64_t bytes);
+  // The same at a given time, so tests can check the arithmetic without a clock. A `now` earlier
+  // than the previous call's refills nothing.
+  std::chrono::nanoseconds take(std::uint64_t bytes, std::chrono::steady_clock::time_point now);
 
   std::uint64_t bytes_per_second() const noexcept { return rate_; }
 
