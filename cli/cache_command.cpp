@@ -2,7 +2,7 @@
 #include "command_error.hpp"
 #include "state_owner.hpp"
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/common/file_io.hpp"
 #include "lanrelay/common/store.hpp"
 

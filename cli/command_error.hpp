@@ -1,6 +1,6 @@
 #pragma once
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/state_dir.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>

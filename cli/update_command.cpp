@@ -8,7 +8,7 @@
 #include "proxy_command.hpp"
 
 #include "lanrelay/agent/au_update.hpp"
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/state_dir.hpp"
 #include "lanrelay/common/site_key.hpp"
 
 #include <boost/json.hpp>
@@ -89,6 +89,7 @@ void add_update_command(CLI::App& app) {
                      "Ask these addresses by unicast instead of broadcasting");
   update->add_option("--port", args->port, "Discovery UDP port")->capture_default_str();
   update->add_option("--window", args->window, "How long to wait for offers")
+      ->check(duration_validator())
       ->capture_default_str();
   update->add_option("--state-dir", args->state_dir,
                      "State directory (segment memory, peer cache); default: the daemon's");

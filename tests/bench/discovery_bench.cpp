@@ -10,7 +10,7 @@
 // fe80:: source on a LAN), and the ratio of honest answers per second with and without the flood.
 // Everything is on loopback and stops by itself.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/common/discovery_codec.hpp"
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"

@@ -1,7 +1,7 @@
 // Fuzzes the configuration loader: any text must give either a configuration or diagnostics with
 // positions, never a crash; a text without diagnostics must also print and re-parse.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -19,7 +19,7 @@
 //
 // Thread safety: immutable after construction; check() may run on any thread.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/shared_settings.hpp"
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/sha256.hpp"
 

@@ -12,7 +12,7 @@
 // `mutex_` (a re-sign happens under it, so concurrent requests wait for one signature rather than
 // each making their own).
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/common/site_key.hpp"
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/piece_lists.hpp"

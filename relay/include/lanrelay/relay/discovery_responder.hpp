@@ -13,7 +13,7 @@
 // Threads: responder_core is not thread safe; discovery_responder runs it on its own strand.
 // Counters are relaxed atomics, readable from any thread.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/common/discovery_codec.hpp"
 #include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/segment_listener.hpp"

@@ -34,7 +34,7 @@
 // file serialises syncs and prunes of one directory, also across processes.
 
 #include "lanrelay/common/activeupdate_index.hpp"
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/http_client.hpp"
 

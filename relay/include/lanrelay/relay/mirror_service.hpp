@@ -25,7 +25,7 @@
 // sync run on its own strand; the served snapshot and the pull-through table are guarded by the
 // source's mutex (held only to copy a shared_ptr or look up a map entry, never across I/O).
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/sha256.hpp"
 #include "lanrelay/common/store.hpp"

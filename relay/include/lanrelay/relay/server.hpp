@@ -22,7 +22,7 @@
 // Lifetime: the server is shared-owned; every connection coroutine holds a reference, so the
 // store, slot pool and counters stay valid until the last connection has ended.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/common/tls_identity.hpp"

@@ -1,4 +1,4 @@
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <gtest/gtest.h>
 

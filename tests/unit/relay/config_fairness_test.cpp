@@ -1,7 +1,7 @@
 // The settings of issue 10's relay side: [peers] slot shares and rate floor, and
 // discovery.new_source_rate; their defaults, parsing, bounds and what a reload reports.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,8 @@
 // is a directory of ours with mode 0700. Each case runs in a child process that has become an
 // unprivileged user (root always gets /var/lib/lanrelay).
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/common/state_dir.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <gtest/gtest.h>
 

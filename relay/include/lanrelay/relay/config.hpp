@@ -5,6 +5,9 @@
 // TOML loader, `--print-default-config` and `--check-config`.
 
 #include "lanrelay/common/error.hpp"
+#include "lanrelay/common/settings_table.hpp"
+#include "lanrelay/common/shared_settings.hpp"
+#include "lanrelay/common/state_dir.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -28,19 +31,6 @@ struct http_settings {
   std::uint32_t threads = 0;                          // 0: one per core
 };
 
-// [https]: the TLS listener beside the plain HTTP one (same listen address). Item downloads stay
-// on plain HTTP for vendor agents; admin endpoints and the admin token need HTTPS or loopback.
-// Default port 4128, next to 4127: the vendor's relays use 4122, which a lanrelay may share a
-// host with (docs/operations.md).
-struct https_settings {
-  bool enabled = true;
-  std::uint16_t port = 4128;
-  // Both empty: a self-signed pair generated at first start in the state directory (tls.crt and
-  // tls.key for lanrelayd). Set both to use your own.
-  std::filesystem::path certificate;
-  std::filesystem::path private_key;
-  std::chrono::milliseconds handshake_timeout{10'000};  // TLS handshake after accept
-};
 
 struct discovery_settings {
   bool enabled = true;
@@ -72,14 +62,6 @@ struct trust_settings {
   std::chrono::milliseconds catalog_lifetime{3'600'000};  // how long a signed catalog is valid
 };
 
-// [admin]: who may use the relay's monitoring and admin endpoints (relay/admin_access.hpp).
-struct admin_settings {
-  // Bearer token required by endpoints that change anything; empty: they are refused (403).
-  std::string token;
-  // Networks (CIDR, or single addresses) allowed, besides loopback, to read /, /-/status,
-  // /-/metrics, /-/stats, /-/mirror and to reach the admin endpoints at all; empty: loopback only.
-  std::vector<std::string> read_networks;
-};
 
 // One upstream ActiveUpdate tree the relay mirrors: `[[mirror.source]]`.
 struct mirror_source_settings {
@@ -172,44 +154,9 @@ struct relay_config {
   upstream_proxy_settings upstream_proxy;
 };
 
-struct config_diagnostic {
-  std::string file;
-  std::uint32_t line = 0;    // 1-based; 0 when the problem has no position
-  std::uint32_t column = 0;  // 1-based; 0 when the problem has no position
-  std::string message;
-
-  std::string to_string() const;  // "file:line:column: message"
-};
-
-template <typename Config>
-struct basic_config_load_result {
-  Config config;
-  std::vector<config_diagnostic> diagnostics;  // empty when the file is valid
-
-  bool ok() const noexcept { return diagnostics.empty(); }
-};
 
 using config_load_result = basic_config_load_result<relay_config>;
 
-// The state directory when none is configured: /var/lib/lanrelay for root, else
-// $XDG_STATE_HOME/lanrelay (~/.local/state/lanrelay). Without either variable:
-// $XDG_RUNTIME_DIR/lanrelay, else <tmp>/lanrelay-<uid> (tmp: $TMPDIR or /tmp), which is created
-// mode 0700 and refused when it exists but is not a directory of ours that only we can enter
-// (another user may have created it first, to read or plant state): `problem` says so, and `dir`
-// is empty.
-struct default_state_dir_choice {
-  std::filesystem::path dir;
-  std::string problem;
-};
-default_state_dir_choice find_default_state_dir();
-
-// Thrown by default_state_dir() when the choice is refused.
-struct state_dir_refused : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// find_default_state_dir().dir; throws state_dir_refused with its problem when refused.
-std::filesystem::path default_state_dir();
 
 // The embedded defaults, used when lanrelayd runs without --config.
 relay_config default_relay_config();
@@ -222,8 +169,34 @@ config_load_result parse_relay_config(std::string_view toml_text, std::string_vi
 std::string default_relay_config_text();
 
 // The settings whose values differ between `before` and `after`, as "section.key" in the order
-// of the settings table; lists of tables by their name ("mirror.source"). A configuration
-// reload applies some of them and names the rest as needing a restart.
+// of the settings table; lists of tables by their name ("mirror.source").
 std::vector<std::string> changed_settings(const relay_config& before, const relay_config& after);
+
+// ---- reload (SIGHUP) -------------------------------------------------------------------------
+// Which settings reload is a property of each setting in the table (config.cpp: settings::live):
+// cache.max_size, peers.max_peers, peers.max_peers_per_client, peers.retry_after,
+// discovery.rate_limit, log.level, admin.token and admin.read_networks. Each has an apply hook,
+// a member of relay_reload_hooks, which the running daemon implements (relay/daemon.cpp).
+
+// What a reload can change in a running lanrelayd. A hook returns a problem to keep the
+// running value (the setting is then reported as needing a restart).
+struct relay_reload_hooks : settings::live_hooks {
+  virtual std::optional<std::string> set_cache_max_size(std::uint64_t bytes) = 0;
+  virtual std::optional<std::string> set_max_peers(std::uint32_t slots) = 0;
+  virtual std::optional<std::string> set_max_peers_per_client(std::uint32_t slots) = 0;
+  virtual std::optional<std::string> set_retry_after(std::chrono::seconds after) = 0;
+  virtual std::optional<std::string> set_discovery_rate_limit(std::uint32_t per_second) = 0;
+  virtual std::optional<std::string> set_log_level(const std::string& level) = 0;
+  virtual std::optional<std::string> set_admin(const admin_settings& admin) = 0;
+};
+
+// The reload decision (settings::plan_reload): the changed settings that apply and those that
+// need a restart, whose running values are put back into `next`.
+settings::reload_plan plan_reload(const relay_config& running, relay_config& next);
+
+// Runs the apply hooks of plan.applied with `next` (settings::run_reload_hooks); returns the
+// hooks' problems.
+std::vector<std::string> run_reload_hooks(settings::reload_plan& plan, const relay_config& running,
+                                          relay_config& next, relay_reload_hooks& hooks);
 
 }  // namespace lanrelay

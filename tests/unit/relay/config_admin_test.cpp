@@ -1,6 +1,6 @@
 // The [admin] settings: the admin token and the networks allowed to read status and metrics.
 
-#include "lanrelay/common/config.hpp"
+#include "lanrelay/relay/config.hpp"
 
 #include <gtest/gtest.h>
 
