@@ -27,12 +27,13 @@ doc=${3:-$(dirname "$0")/../docs/operations.md}
 # One markdown table from a --print-default-config text on stdin.
 table() {
   awk '
-    function esc(t) { gsub(/\|/, "\\|", t); return t }
+    function esc(t) { gsub(/\|/, "\\|", t); gsub(/</, "\\&lt;", t); return t }
     function row(name, value, text,   reload) {
       reload = "restart"
       if (text ~ / Reloads on SIGHUP\.$/) { reload = "reload"; sub(/ Reloads on SIGHUP\.$/, "", text) }
       if (inlist) { reload = list_reload }
       if (text ~ / \(required\)$/) { sub(/ \(required\)$/, "", text); value = "required" }
+      else if (inlist) { value = "e.g. `" value "`" }
       else { value = "`" value "`" }
       printf "| `%s` | %s | %s | %s |\n", esc(name), esc(value), reload, esc(text)
     }
@@ -40,19 +41,19 @@ table() {
       print "| setting | default | on SIGHUP | meaning |"
       print "| --- | --- | --- | --- |"
     }
-    /^\[[a-z_]+\]$/ { section = substr($0, 2, length($0) - 2); inlist = 0; next }
+    /^\[[a-z0-9_]+\]$/ { section = substr($0, 2, length($0) - 2); inlist = 0; next }
     /^# \[\[[a-z_.]+\]\]$/ {
       list = substr($0, 3); inlist = 1
       list_reload = (doc ~ / Reloads on SIGHUP\.$/) ? "reload" : "restart"
       next
     }
     inlist && /^#   / { doc = substr($0, 5); next }
-    inlist && /^# [a-z_]+ = / {
+    inlist && /^# [a-z0-9_]+ = / {
       line = substr($0, 3); eq = index(line, " = ")
       row(list " " substr(line, 1, eq - 1), substr(line, eq + 3), doc); next
     }
     /^# / { doc = substr($0, 3); next }
-    /^[a-z_]+ = / {
+    /^[a-z0-9_]+ = / {
       eq = index($0, " = ")
       row(section "." substr($0, 1, eq - 1), substr($0, eq + 3), doc); next
     }
