@@ -85,29 +85,11 @@ struct recording_hooks : relay_reload_hooks {
 TEST(reload_plan, applies_reloadable_settings_through_their_hooks_and_keeps_the_rest) {
   const auto running = parsed("");
   auto next = parsed(
-      "[cache]
-max_size = \"1GiB\"
-[http]
-port = 8080
-"
-      "[peers]
-max_peers = 4
-max_peers_per_client = 3
-retry_after = \"9s\"
-"
-      "[discovery]
-rate_limit = 7
-port = 5000
-[log]
-level = \"debug\"
-"
-      "[admin]
-token = \"0123456789abcdef0123\"
-"
-      "[[mirror.source]]
-name = \"au\"
-url = \"http://upstream.example/au/\"
-");
+      "[cache]\nmax_size = \"1GiB\"\n[http]\nport = 8080\n"
+      "[peers]\nmax_peers = 4\nmax_peers_per_client = 3\nretry_after = \"9s\"\n"
+      "[discovery]\nrate_limit = 7\nport = 5000\n[log]\nlevel = \"debug\"\n"
+      "[admin]\ntoken = \"0123456789abcdef0123\"\n"
+      "[[mirror.source]]\nname = \"au\"\nurl = \"http://upstream.example/au/\"\n");
   auto plan = plan_reload(running, next);
   EXPECT_THAT(plan.applied,
               ElementsAre("cache.max_size", "peers.max_peers", "peers.max_peers_per_client",
@@ -126,9 +108,7 @@ url = \"http://upstream.example/au/\"
 
 TEST(reload_plan, a_refused_admin_change_keeps_the_running_token) {
   const auto running = parsed("");
-  auto next = parsed("[admin]
-token = \"refused-refused-refused\"
-");
+  auto next = parsed("[admin]\ntoken = \"refused-refused-refused\"\n");
   auto plan = plan_reload(running, next);
   recording_hooks hooks;
   const auto problems = run_reload_hooks(plan, running, next, hooks);
