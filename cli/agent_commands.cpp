@@ -7,6 +7,9 @@
 
 #include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
+#include "lanrelay/base/machine_cookie.hpp"
+#include "lanrelay/base/state_dir.hpp"
+#include "lanrelay/base/tls_identity.hpp"
 #include "lanrelay/base/tls_identity.hpp"
 #include "lanrelay/relay/config.hpp"
 
@@ -92,7 +95,9 @@ void add_item_options(CLI::App& cmd, item_args& args) {
                  "Wanted version: installers Major.Minor (or longer, only Major.Minor counts); "
                  "patterns and files exactly")
       ->required();
-  cmd.add_option("--window", args.window, "How long to wait for offers")->capture_default_str();
+  cmd.add_option("--window", args.window, "How long to wait for offers")
+      ->check(duration_validator())
+      ->capture_default_str();
   cmd.add_option("--target", args.targets,
                  "Ask these addresses by unicast instead of broadcasting (e.g. 127.0.0.1)");
   cmd.add_option("--port", args.port, "Discovery UDP port")->capture_default_str();
@@ -176,6 +181,7 @@ void add_agent_commands(CLI::App& app) {
   fetch->add_option("--busy-patience", args->busy_patience,
                     "When every holder is busy (503), keep asking the segment this long before "
                     "the upstream")
+      ->check(duration_validator())
       ->capture_default_str();
   fetch->add_flag("--resolve-proxy", args->resolve_proxy,
                   "Reach the upstream through the route `lanrelay proxy resolve` finds");

@@ -29,13 +29,16 @@ struct attempt_options {
                    "or MiB; 0: no floor and no per-attempt deadline)")
         ->capture_default_str();
     cmd.add_option("--rate-window", rate_window, "The window --min-rate is measured over")
+        ->check(duration_validator())
         ->capture_default_str();
     cmd.add_option("--attempt-base", attempt_base,
                    "An attempt at a segment holder ends this long after it started plus the "
                    "item's size at --min-rate")
+        ->check(duration_validator())
         ->capture_default_str();
     cmd.add_option("--deadline", deadline,
                    std::string(deadline_what) + " gives up after this (e.g. 30m, 1h; 0: never)")
+        ->check(duration_validator())
         ->capture_default_str();
   }
 

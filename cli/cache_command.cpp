@@ -3,6 +3,8 @@
 #include "state_owner.hpp"
 
 #include "lanrelay/base/file_io.hpp"
+#include "lanrelay/base/file_io.hpp"
+#include "lanrelay/content/store.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/config.hpp"
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/relay/config.hpp"
 
 #include <CLI/CLI.hpp>

@@ -2,6 +2,8 @@
 
 // Helpers shared by the agent-side commands (fetch, discover, update).
 
+#include "lanrelay/base/duration_option.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -34,26 +36,11 @@ T run_to_completion(boost::asio::awaitable<T> task) {
   return std::move(*out);
 }
 
-// "500ms", "2s", "10m", "1h" or a bare number of milliseconds; nullopt for anything else.
+// The duration grammar of configuration files (base/duration.hpp): "500ms", "2s", "10m",
+// "1h" or "0"; nullopt for anything else. Options taking one also carry duration_validator(),
+// so CLI11 refuses a bad value before a command runs.
 inline std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text) {
-  std::uint64_t factor = 1;
-  if (text.ends_with("ms")) {
-    text.remove_suffix(2);
-  } else if (text.ends_with("s")) {
-    text.remove_suffix(1);
-    factor = 1000;
-  } else if (text.ends_with("m")) {
-    text.remove_suffix(1);
-    factor = 60'000;
-  } else if (text.ends_with("h")) {
-    text.remove_suffix(1);
-    factor = 3'600'000;
-  }
-  if (text.empty() || text.size() > 9 ||
-      text.find_first_not_of("0123456789") != std::string_view::npos) {
-    return std::nullopt;
-  }
-  return std::chrono::milliseconds(std::stoull(std::string(text)) * factor);
+  return parse_duration(text);
 }
 
 // "16KiB", "1MiB", "512B" or a bare number of bytes; nullopt for anything else.

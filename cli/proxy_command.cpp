@@ -12,6 +12,8 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/core.h>
+#include "lanrelay/base/duration_option.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -24,19 +26,12 @@ namespace net = boost::asio;
 namespace json = boost::json;
 
 std::chrono::milliseconds duration_option(const std::string& name, std::string_view text) {
-  std::uint64_t factor = 1;
-  std::string_view digits = text;
-  if (digits.ends_with("ms")) {
-    digits.remove_suffix(2);
-  } else if (digits.ends_with("s")) {
-    digits.remove_suffix(1);
-    factor = 1000;
+  const auto parsed = parse_duration(text);
+  if (!parsed) {
+    throw command_error(name + " '" + std::string(text) + "' is not " +
+                        std::string(duration_grammar_hint));
   }
-  if (digits.empty() || digits.size() > 9 ||
-      digits.find_first_not_of("0123456789") != std::string_view::npos) {
-    throw command_error(name + " '" + std::string(text) + "' is not a duration such as 500ms or 3s");
-  }
-  return std::chrono::milliseconds(std::stoull(std::string(digits)) * factor);
+  return *parsed;
 }
 
 json::object to_json(const agent::resolution& r, const std::string& target) {
@@ -110,11 +105,13 @@ void proxy_cli_options::add_to(CLI::App& cmd) {
                  "only if it is this one");
   cmd.add_flag("--no-segment", no_segment, "Do not ask the segment's proxyhelperd (step 2)");
   cmd.add_option("--proxy-window", window, "How long to wait for proxyhelperd's answer")
+      ->check(duration_validator())
       ->capture_default_str();
   cmd.add_option("--proxy-port", port, "proxyhelperd's UDP port")->capture_default_str();
   cmd.add_option("--proxy-target", targets,
                  "Ask these proxyhelperd addresses by unicast instead of broadcasting");
   cmd.add_option("--check-timeout", timeout, "Deadline of each connectivity check step")
+      ->check(duration_validator())
       ->capture_default_str();
 }
 

@@ -9,6 +9,8 @@
 
 #include "lanrelay/agent/au_update.hpp"
 #include "lanrelay/base/site_key.hpp"
+#include "lanrelay/base/site_key.hpp"
+#include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/relay/config.hpp"
 
 #include <boost/json.hpp>
@@ -89,6 +91,7 @@ void add_update_command(CLI::App& app) {
                      "Ask these addresses by unicast instead of broadcasting");
   update->add_option("--port", args->port, "Discovery UDP port")->capture_default_str();
   update->add_option("--window", args->window, "How long to wait for offers")
+      ->check(duration_validator())
       ->capture_default_str();
   update->add_option("--state-dir", args->state_dir,
                      "State directory (segment memory, peer cache); default: the daemon's");

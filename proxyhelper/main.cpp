@@ -1,7 +1,8 @@
 // proxyhelperd: parses arguments, loads the configuration, builds the io_context and runs the
-// daemon. Everything else is in lanrelay::proxyhelper.
+// daemon. Everything else is in lanrelay::proxyhelper and the shared runtime (lanrelay::daemon).
 
 #include "lanrelay/base/log.hpp"
+#include "lanrelay/daemon/command_line.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/daemon.hpp"
 
@@ -9,59 +10,44 @@
 #include <boost/asio/io_context.hpp>
 
 #include <cstdint>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
 
 int main(int argc, char** argv) {
+  namespace runtime = lanrelay::runtime;
   CLI::App app{"proxyhelperd: tells the agents of its LAN segment which proxy to use, with "
                "signed answers to their queries and a PAC/WPAD script"};
-  std::optional<std::string> config_file;
-  std::optional<std::string> check_file;
-  std::optional<std::string> state_dir;
+  runtime::standard_options options;
   std::optional<std::uint16_t> http_port;
   std::optional<std::uint16_t> query_port;
   std::optional<std::uint16_t> https_port;
-  std::optional<std::string> log_level;
-  bool print_default = false;
-  app.add_option("--config", config_file, "Configuration file (TOML)");
-  app.add_flag("--print-default-config", print_default,
-               "Print every setting with its default and exit");
-  app.add_option("--check-config", check_file, "Validate a configuration file and exit");
-  app.add_option("--state-dir", state_dir, "Directory for the key and state (overrides state.dir)");
+  runtime::add_standard_options(app, options, "Configuration file (TOML)",
+                                "Directory for the key and state (overrides state.dir)");
   app.add_option("--http-port", http_port, "TCP port for PAC/WPAD, 0 for any (overrides http.port)");
   app.add_option("--https-port", https_port,
                  "TCP port for HTTPS monitoring, 0 for any (overrides https.port)");
   app.add_option("--query-port", query_port, "UDP port for queries (overrides query.port)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off");
   CLI11_PARSE(app, argc, argv);
 
-  if (print_default) {
-    std::cout << lanrelay::proxyhelper::default_config_text();
-    return 0;
+  if (const auto done = runtime::run_config_actions(
+          options, {.default_text = lanrelay::proxyhelper::default_config_text,
+                    .check = [](const std::filesystem::path& file) {
+                      return lanrelay::proxyhelper::load_config(file).diagnostics;
+                    }})) {
+    return *done;
   }
-  if (check_file) {
-    const auto loaded = lanrelay::proxyhelper::load_config(*check_file);
-    for (const auto& diagnostic : loaded.diagnostics) {
-      std::cerr << diagnostic.to_string() << '\n';
-    }
-    if (!loaded.ok()) {
-      return 1;
-    }
-    std::cout << "configuration OK\n";
-    return 0;
-  }
-  if (!config_file) {
+  if (!options.config_file) {
     std::cerr << "proxyhelperd: --config is required: the proxies to advertise are configured "
                  "there (see --print-default-config)\n";
     return 1;
   }
   // The file with the command line's overrides; read again on SIGHUP.
-  auto load = [file = *config_file, state_dir, http_port, https_port, query_port, log_level] {
+  auto load = [file = *options.config_file, state_dir = options.state_dir,
+               log_level = options.log_level, http_port, https_port, query_port] {
     auto loaded = lanrelay::proxyhelper::load_config(file);
     if (state_dir) {
-      loaded.config.state_dir = std::filesystem::absolute(*state_dir);
+      loaded.config.state_dir = *state_dir;
     }
     if (http_port) {
       loaded.config.http_port = *http_port;
@@ -78,16 +64,11 @@ int main(int argc, char** argv) {
     return loaded;
   };
   auto loaded = load();
-  for (const auto& diagnostic : loaded.diagnostics) {
-    std::cerr << diagnostic.to_string() << '\n';
-  }
-  if (!loaded.ok()) {
+  if (!runtime::report_diagnostics(loaded.diagnostics)) {
     return 1;
   }
   auto config = std::move(loaded.config);
-  if (!lanrelay::init_logging(config.log_level)) {
-    std::cerr << "proxyhelperd: unknown log level \"" << config.log_level
-              << "\" (trace, debug, info, warn, error, critical, off)\n";
+  if (!runtime::start_logging("proxyhelperd", config.log_level)) {
     return 1;
   }
 

@@ -3,6 +3,7 @@
 #include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/segment/proxy_codec.hpp"
 #include "lanrelay/serving/admin_access.hpp"
+#include "lanrelay/base/detail/settings_toml.hpp"
 
 #include <boost/url/parse.hpp>
 
@@ -92,6 +93,10 @@ settings::list_of_tables<proxyhelper_config, proxy_spec> proxy_list() {
         return std::nullopt;
       },
       example,
+      true,  // reloadable: the new list is advertised once its proxies pass a health check
+      [](settings::live_hooks& h, const proxyhelper_config& next) -> apply_result {
+        return static_cast<reload_hooks&>(h).set_proxies(next.proxies);
+      },
   };
 }
 
@@ -118,22 +123,34 @@ const settings::table<proxyhelper_config>& settings_table() {
       settings::bool_setting<config>("query", "ipv6",
                                      "Also answer queries sent to the IPv6 link-local group.",
                                      [](config& c) -> auto& { return c.ipv6; }),
-      settings::integer_setting<std::uint32_t, config>(
+      settings::live<reload_hooks>(
+          settings::integer_setting<std::uint32_t, config>(
           "query", "rate_limit", "Queries answered per second per source address (burst: 2 s).",
           1, 100'000, [](config& c) -> auto& { return c.rate_limit; }),
-      settings::integer_setting<std::uint32_t, config>(
+          [](reload_hooks& h, const config& next) -> apply_result {
+            return h.set_query_limits(next.rate_limit, next.new_source_rate, next.answer_lifetime);
+          }),
+      settings::live<reload_hooks>(
+          settings::integer_setting<std::uint32_t, config>(
           "query", "new_source_rate",
           "Queries answered per second from sources not tracked yet, shared by all new sources "
           "of one address family on one interface; bounds a flood of invented source addresses.",
           1, 1'000'000, [](config& c) -> auto& { return c.new_source_rate; }),
+          [](reload_hooks& h, const config& next) -> apply_result {
+            return h.set_query_limits(next.rate_limit, next.new_source_rate, next.answer_lifetime);
+          }),
       settings::duration_setting<milliseconds, config>(
           "query", "interface_rescan", "How often new interfaces are picked up.", 100ms, 1h,
           [](config& c) -> auto& { return c.interface_rescan; }),
-      settings::duration_setting<seconds, config>(
+      settings::live<reload_hooks>(
+          settings::duration_setting<seconds, config>(
           "query", "answer_lifetime",
           "How long a signed answer stays valid; agents refuse expired ones, so clocks must "
           "agree within this.",
           1s, 1h, [](config& c) -> auto& { return c.answer_lifetime; }),
+          [](reload_hooks& h, const config& next) -> apply_result {
+            return h.set_query_limits(next.rate_limit, next.new_source_rate, next.answer_lifetime);
+          }),
       settings::string_setting<config>("http", "listen", settings::setting_type::address,
                                        "Address for PAC/WPAD; \"::\" listens on IPv6 and IPv4.",
                                        [](config& c) -> auto& { return c.http_listen; }),
@@ -146,11 +163,12 @@ const settings::table<proxyhelper_config>& settings_table() {
       settings::integer_setting<std::uint32_t, config>(
           "http", "max_connections", "Open HTTP connections at most; more are refused.", 1,
           100'000, [](config& c) -> auto& { return c.max_connections; }),
-      settings::string_setting<config>(
+      settings::live<reload_hooks>(
+          settings::string_setting<config>(
           "http", "pac_url", settings::setting_type::text,
           "The site's own PAC script: /proxy.pac and /wpad.dat redirect there. Empty: serve the "
           "script generated from [[proxy]] and their health.",
-          [](config& c) -> auto& { return c.pac_url; }, check_pac_url),
+          [](config& c) -> auto& { return c.pac_url; }, check_pac_url)),
       settings::bool_setting<config>(
           "https", "enabled", "Serve the monitoring endpoints over HTTPS too (same listen address).",
           [](config& c) -> auto& { return c.https.enabled; }),
@@ -169,7 +187,8 @@ const settings::table<proxyhelper_config>& settings_table() {
       settings::duration_setting<milliseconds, config>(
           "https", "handshake_timeout", "Time a client has to complete the TLS handshake.", 100ms,
           10min, [](config& c) -> auto& { return c.https.handshake_timeout; }),
-      settings::string_list_setting<config>(
+      settings::live<reload_hooks>(
+          settings::string_list_setting<config>(
           "admin", "read_networks",
           "Networks that may, besides loopback, read /, /-/status, /-/metrics and /-/stats, e.g. "
           "[\"10.0.0.0/8\"]. Empty: loopback only. PAC, WPAD and /-/healthz stay open.",
@@ -181,26 +200,34 @@ const settings::table<proxyhelper_config>& settings_table() {
                      "address)";
             }
             return std::nullopt;
-          }),
-      settings::string_setting<config>(
+          })),
+      settings::live<reload_hooks>(
+          settings::string_setting<config>(
           "health", "probe_url", settings::setting_type::text,
           "Reached through each proxy to check it; https:// opens a CONNECT tunnel.",
           [](config& c) -> auto& { return c.probe_url; },
           [](std::string_view t) -> apply_result {
             return t.empty() ? apply_result("must not be empty") : check_optional_http_url(t);
-          }),
-      settings::duration_setting<milliseconds, config>(
+          })),
+      settings::live<reload_hooks>(
+          settings::duration_setting<milliseconds, config>(
           "health", "interval", "Time between two checks of every proxy.", 100ms, 1h,
-          [](config& c) -> auto& { return c.check_interval; }),
-      settings::duration_setting<milliseconds, config>(
+          [](config& c) -> auto& { return c.check_interval; })),
+      settings::live<reload_hooks>(
+          settings::duration_setting<milliseconds, config>(
           "health", "timeout", "A check fails when a step (connect, tunnel, TLS, head) takes longer.",
-          100ms, 5min, [](config& c) -> auto& { return c.check_timeout; }),
-      settings::path_setting<config>(
+          100ms, 5min, [](config& c) -> auto& { return c.check_timeout; })),
+      settings::live<reload_hooks>(
+          settings::path_setting<config>(
           "health", "ca_file", "CA bundle for an https:// probe_url. Empty: the system store.",
-          [](config& c) -> auto& { return c.probe_ca_file; }),
-      settings::string_setting<config>("log", "level", settings::setting_type::log_level,
+          [](config& c) -> auto& { return c.probe_ca_file; })),
+      settings::live<reload_hooks>(
+          settings::string_setting<config>("log", "level", settings::setting_type::log_level,
                                        "trace, debug, info, warn, error, critical or off.",
                                        [](config& c) -> auto& { return c.log_level; }),
+          [](reload_hooks& h, const config& next) -> apply_result {
+            return h.set_log_level(next.log_level);
+          }),
   }, {
       settings::make_list_reader(proxy_list()),
   }};
@@ -326,47 +353,21 @@ void live_config::set(proxyhelper_config next) {
 
 std::vector<std::string> changed_settings(const proxyhelper_config& a,
                                           const proxyhelper_config& b) {
-  std::vector<std::string> out;
-  const auto compare = [&](const auto& x, const auto& y, const char* name) {
-    if (!(x == y)) {
-      out.emplace_back(name);
-    }
-  };
-  compare(a.state_dir, b.state_dir, "state.dir");
-  compare(a.signing_key, b.signing_key, "trust.signing_key");
-  compare(a.log_level, b.log_level, "log.level");
-  compare(a.query_port, b.query_port, "query.port");
-  compare(a.ipv6, b.ipv6, "query.ipv6");
-  compare(a.rate_limit, b.rate_limit, "query.rate_limit");
-  compare(a.new_source_rate, b.new_source_rate, "query.new_source_rate");
-  compare(a.interface_rescan, b.interface_rescan, "query.interface_rescan");
-  compare(a.answer_lifetime, b.answer_lifetime, "query.answer_lifetime");
-  compare(a.http_listen, b.http_listen, "http.listen");
-  compare(a.http_port, b.http_port, "http.port");
-  compare(a.header_timeout, b.header_timeout, "http.header_timeout");
-  compare(a.max_connections, b.max_connections, "http.max_connections");
-  compare(a.pac_url, b.pac_url, "http.pac_url");
-  compare(a.https.enabled, b.https.enabled, "https.enabled");
-  compare(a.https.port, b.https.port, "https.port");
-  compare(a.https.certificate, b.https.certificate, "https.certificate");
-  compare(a.https.private_key, b.https.private_key, "https.private_key");
-  compare(a.https.handshake_timeout, b.https.handshake_timeout, "https.handshake_timeout");
-  compare(a.read_networks, b.read_networks, "admin.read_networks");
-  compare(a.probe_url, b.probe_url, "health.probe_url");
-  compare(a.check_interval, b.check_interval, "health.interval");
-  compare(a.check_timeout, b.check_timeout, "health.timeout");
-  compare(a.probe_ca_file, b.probe_ca_file, "health.ca_file");
-  compare(a.proxies, b.proxies, "proxy");
-  return out;
+  return settings::changed(settings_table(), a, b);
 }
 
 bool needs_restart(std::string_view setting) {
-  return setting == "state.dir" || setting == "trust.signing_key" || setting == "query.port" ||
-         setting == "query.ipv6" || setting == "query.interface_rescan" ||
-         setting == "http.listen" || setting == "http.port" || setting == "http.header_timeout" ||
-         setting == "http.max_connections" || setting == "https.enabled" ||
-         setting == "https.port" || setting == "https.certificate" ||
-         setting == "https.private_key" || setting == "https.handshake_timeout";
+  return !settings::is_reloadable(settings_table(), setting);
+}
+
+settings::reload_plan plan_reload(const proxyhelper_config& running, proxyhelper_config& next) {
+  return settings::plan_reload(settings_table(), running, next);
+}
+
+std::vector<std::string> run_reload_hooks(settings::reload_plan& plan,
+                                          const proxyhelper_config& running,
+                                          proxyhelper_config& next, reload_hooks& hooks) {
+  return settings::run_reload_hooks(settings_table(), plan, running, next, hooks);
 }
 
 }  // namespace lanrelay::proxyhelper

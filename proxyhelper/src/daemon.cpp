@@ -70,8 +70,7 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
 
 daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, std::uint64_t cookie,
                config_source reload_source, std::shared_ptr<tls_server_context> tls)
-    : ioc_(ioc),
-      config_(std::move(config)),
+    : config_(std::move(config)),
       live_(config_),
       reload_source_(std::move(reload_source)),
       key_(std::move(key)),
@@ -82,9 +81,22 @@ daemon::daemon(net::io_context& ioc, proxyhelper_config config, site_key key, st
                  &queries_),
       monitor_{counters_, health_, queries_, key_.public_key().to_string(),
                std::chrono::system_clock::now()},
-      control_(net::make_strand(ioc)),
-      signals_(control_, SIGTERM, SIGINT, SIGHUP),
-      watchdog_(control_) {
+      runtime_(ioc, runtime::daemon_hooks{
+                        .program = "proxyhelperd",
+                        .grace = {},
+                        .before_reload = [this] { reload_certificate(); },
+                        .reload = reload_source_ ? std::function<runtime::reload_result()>(
+                                                       [this] { return reload_config(); })
+                                                 : nullptr,
+                        .status = [this] { return ready_status(); },
+                        .stop = [this](std::function<void(bool)> stopped) {
+                          stop(std::move(stopped));
+                        },
+                        .abort = {},
+                        // Health checks in flight and idle PAC connections hold nothing worth
+                        // waiting for.
+                        .stop_io_context = true,
+                    }) {
   register_metrics(metrics_, monitor_);
   auto http = pac_server::create(
       ioc, pac_context{config_, health_, counters_, key_.public_key().to_string(), &monitor_,
@@ -109,12 +121,6 @@ bool daemon::start() {
   }
   checker_.start([this] { notify_health(); });
   http_->start();
-  net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
-  net::post(control_, [this] {
-    if (watchdog_.start()) {
-      spdlog::info("event=watchdog_started");
-    }
-  });
 
   const auto endpoint = http_->local_endpoint();
   const auto address = endpoint.address();
@@ -133,7 +139,7 @@ bool daemon::start() {
               static_cast<unsigned>(responder_.port()), shown.c_str(),
               static_cast<unsigned>(endpoint.port()));
   std::fflush(stdout);
-  service::notify_ready(ready_status());
+  runtime_.start(ready_status());
   return true;
 }
 
@@ -149,104 +155,66 @@ std::string daemon::ready_status() const {
 
 void daemon::notify_health() { service::notify_status(ready_status()); }
 
-void daemon::reload() {
-  service::notify_reloading();
-  if (tls_) {
-    const auto before = tls_->current()->fingerprint;
-    if (auto reloaded = tls_->reload(); !reloaded) {
-      spdlog::error("event=tls_reload_failed error=\"{}\" hint=\"the running certificate is "
-                    "kept\"",
-                    reloaded.error().message);
-    } else if (tls_->current()->fingerprint != before) {
-      spdlog::info("event=tls_certificate_reloaded certificate_sha256={}",
-                   fingerprint_text(tls_->current()->fingerprint));
-    }
-  }
-  if (!reload_source_) {
-    spdlog::info("event=reload_skipped signal=SIGHUP hint=\"nothing to reload\"");
-    service::notify_ready(ready_status());
+void daemon::reload_certificate() {
+  if (!tls_) {
     return;
   }
+  const auto before = tls_->current()->fingerprint;
+  if (auto reloaded = tls_->reload(); !reloaded) {
+    spdlog::error("event=tls_reload_failed error=\"{}\" hint=\"the running certificate is kept\"",
+                  reloaded.error().message);
+  } else if (tls_->current()->fingerprint != before) {
+    spdlog::info("event=tls_certificate_reloaded certificate_sha256={}",
+                 fingerprint_text(tls_->current()->fingerprint));
+  }
+}
+
+runtime::reload_result daemon::reload_config() {
   auto loaded = reload_source_();
+  runtime::reload_result result;
   if (!loaded.ok()) {
-    for (const auto& diagnostic : loaded.diagnostics) {
-      spdlog::error("event=reload_failed problem=\"{}\"", diagnostic.to_string());
-    }
-    spdlog::error("event=reload_failed problems={} hint=\"the running configuration is kept; fix "
-                  "the file (proxyhelperd --check-config FILE) and send SIGHUP again\"",
-                  loaded.diagnostics.size());
-    service::notify_ready("reload failed: " + loaded.diagnostics.front().to_string() +
-                          "; running the previous configuration");
-    return;
+    result.diagnostics = std::move(loaded.diagnostics);
+    return result;
   }
   proxyhelper_config next = std::move(loaded.config);
   const auto running = live_.get();
-  std::vector<std::string> applied;
-  std::vector<std::string> need_restart;
-  for (auto& name : changed_settings(*running, next)) {
-    (needs_restart(name) ? need_restart : applied).push_back(std::move(name));
-  }
   // Settings that need a restart keep their running values, so that what /-/status and the
   // next reload compare against is what runs.
-  next.state_dir = running->state_dir;
-  next.signing_key = running->signing_key;
-  next.query_port = running->query_port;
-  next.ipv6 = running->ipv6;
-  next.interface_rescan = running->interface_rescan;
-  next.http_listen = running->http_listen;
-  next.http_port = running->http_port;
-  next.header_timeout = running->header_timeout;
-  next.max_connections = running->max_connections;
-  next.https = running->https;
-
-  init_logging(next.log_level);  // validated by the loader
-  responder_.update(next.rate_limit, next.new_source_rate, next.answer_lifetime);
-  const bool proxies_changed = next.proxies != running->proxies;
-  health_.replace(next.proxies);
-  live_.set(std::move(next));
-  if (proxies_changed) {
-    checker_.check_now();  // new proxies are advertised once they pass
+  result.plan = plan_reload(*running, next);
+  // Readers see the new configuration before the hooks run: a new proxy's first health check
+  // (set_proxies) uses the new [health] settings.
+  live_.set(next);
+  result.problems = run_reload_hooks(result.plan, *running, next, *this);
+  if (!result.problems.empty()) {
+    live_.set(std::move(next));  // with the values whose hooks refused put back
   }
-  const auto join = [](const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names) {
-      out += (out.empty() ? "" : ",") + n;
-    }
-    return out.empty() ? std::string("none") : out;
-  };
-  spdlog::info("event=reloaded applied={}", join(applied));
-  if (!need_restart.empty()) {
-    spdlog::warn("event=reload_needs_restart settings={} hint=\"these changed settings keep "
-                 "their running values until a restart\"",
-                 join(need_restart));
-  }
-  service::notify_ready(need_restart.empty()
-                            ? "configuration reloaded; " + ready_status()
-                            : "configuration reloaded; restart to apply " + join(need_restart));
+  return result;
 }
 
-net::awaitable<void> daemon::signal_loop() {
-  int signo = 0;
-  while (true) {
-    auto [ec, received] = co_await signals_.async_wait(net::as_tuple(net::use_awaitable));
-    if (ec) {
-      co_return;
-    }
-    signo = received;
-    if (signo != SIGHUP) {
-      break;
-    }
-    reload();
-  }
-  spdlog::info("event=stopping signal={}", signo);
-  service::notify_stopping("stopping");
-  watchdog_.stop();
+std::optional<std::string> daemon::set_log_level(const std::string& level) {
+  init_logging(level);  // validated by the loader
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_query_limits(std::uint32_t rate_limit,
+                                                    std::uint32_t new_source_rate,
+                                                    std::chrono::seconds answer_lifetime) {
+  responder_.update(rate_limit, new_source_rate, answer_lifetime);
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_proxies(const std::vector<proxy_spec>& proxies) {
+  health_.replace(proxies);
+  checker_.check_now();  // new proxies are advertised once they pass
+  return std::nullopt;
+}
+
+// The first SIGTERM or SIGINT (runtime.hpp): stop answering at once.
+void daemon::stop(std::function<void(bool clean)> stopped) {
   responder_.stop();
   checker_.stop();
   http_->stop();
-  // Health checks in flight and idle PAC connections hold nothing worth waiting for.
-  ioc_.stop();
-  spdlog::info("event=stopped");
+  stopped(true);
 }
 
 }  // namespace lanrelay::proxyhelper

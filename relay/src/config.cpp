@@ -6,6 +6,7 @@
 #include "lanrelay/base/site_key.hpp"
 #include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/serving/admin_access.hpp"
+#include "lanrelay/base/detail/settings_toml.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/network_v4.hpp>
@@ -136,7 +137,9 @@ settings::setting<relay_config> min_free_setting() {
             c.cache_min_free = *floor;
             return std::nullopt;
           },
-          [](const relay_config& c) { return settings::toml_string(c.cache_min_free.to_string()); }};
+          [](const relay_config& c) { return settings::toml_string(c.cache_min_free.to_string()); },
+          false, false, {},
+          [](relay_config& to, const relay_config& from) { to.cache_min_free = from.cache_min_free; }};
 }
 
 settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_list() {
@@ -224,10 +227,14 @@ const settings::table<relay_config>& settings_table() {
                    "Directory for the cache and state. Empty: /var/lib/lanrelay as root, else "
                    "$XDG_STATE_HOME/lanrelay.",
                    [](relay_config& c) -> auto& { return c.state_dir; }),
-      settings::size_setting<relay_config>("cache", "max_size",
+      settings::live<relay_reload_hooks>(
+          settings::size_setting<relay_config>("cache", "max_size",
                    "Largest total size of cached items; least recently used unpinned items are "
                    "evicted beyond it. 0: no limit.",
                    [](relay_config& c) -> auto& { return c.cache_max_size; }),
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_cache_max_size(next.cache_max_size);
+          }),
       min_free_setting(),
       settings::string_setting<relay_config>("http", "listen", settings::setting_type::address,
                      "Address the content server listens on; \"::\" accepts IPv6 and IPv4.",
@@ -272,15 +279,23 @@ const settings::table<relay_config>& settings_table() {
       settings::duration_setting<milliseconds, relay_config>(
           "https", "handshake_timeout", "Time a client has to complete the TLS handshake.", 100ms,
           10min, [](relay_config& c) -> auto& { return c.https.handshake_timeout; }),
-      settings::integer_setting<std::uint32_t, relay_config>("peers", "max_peers",
+      settings::live<relay_reload_hooks>(
+          settings::integer_setting<std::uint32_t, relay_config>("peers", "max_peers",
                                      "Transfers served at once; the next requester gets 503 and "
                                      "tries another parent.",
                                      1, 100'000, [](relay_config& c) -> auto& { return c.max_peers; }),
-      settings::integer_setting<std::uint32_t, relay_config>("peers", "max_peers_per_client",
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_max_peers(next.max_peers);
+          }),
+      settings::live<relay_reload_hooks>(
+          settings::integer_setting<std::uint32_t, relay_config>("peers", "max_peers_per_client",
                                      "Transfer slots one client may hold at once (a fair share of "
                                      "max_peers); beyond it the client gets 503.",
                                      1, 100'000,
                                      [](relay_config& c) -> auto& { return c.client_share.max_peers_per_client; }),
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_max_peers_per_client(next.client_share.max_peers_per_client);
+          }),
       settings::integer_setting<std::uint32_t, relay_config>("peers", "client_ipv6_prefix",
                                      "IPv6 clients within one prefix of this length share one "
                                      "client's slots; 128: each address on its own.",
@@ -294,9 +309,13 @@ const settings::table<relay_config>& settings_table() {
       settings::duration_setting<milliseconds, relay_config>("peers", "client_rate_window",
                                      "Window over which min_client_rate is measured.", 100ms, 1h,
                                      [](relay_config& c) -> auto& { return c.client_share.client_rate_window; }),
-      settings::duration_setting<std::chrono::seconds, relay_config>(
+      settings::live<relay_reload_hooks>(
+          settings::duration_setting<std::chrono::seconds, relay_config>(
           "peers", "retry_after", "Retry-After sent with a 503 when every transfer slot is busy.",
           1s, 1h, [](relay_config& c) -> auto& { return c.retry_after; }),
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_retry_after(next.retry_after);
+          }),
       settings::duration_setting<milliseconds, relay_config>("shutdown", "grace_period",
                                      "On SIGTERM, running transfers get this long to finish.", 0ms,
                                      1h, [](relay_config& c) -> auto& { return c.shutdown_grace; }),
@@ -310,11 +329,15 @@ const settings::table<relay_config>& settings_table() {
                                      65535, [](relay_config& c) -> auto& { return c.discovery.port; }),
       settings::bool_setting<relay_config>("discovery", "ipv6", "Also answer on the IPv6 link-local group ff12::4126.",
                    [](relay_config& c) -> auto& { return c.discovery.ipv6; }),
-      settings::integer_setting<std::uint32_t, relay_config>("discovery", "rate_limit",
+      settings::live<relay_reload_hooks>(
+          settings::integer_setting<std::uint32_t, relay_config>("discovery", "rate_limit",
                                      "Queries answered per second per source address; more are "
                                      "dropped.",
                                      1, 100'000,
                                      [](relay_config& c) -> auto& { return c.discovery.rate_limit; }),
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_discovery_rate_limit(next.discovery.rate_limit);
+          }),
       settings::integer_setting<std::uint32_t, relay_config>("discovery", "new_source_rate",
                                      "Queries per second answered from sources not tracked yet, "
                                      "shared by all new sources of one address family on one "
@@ -332,9 +355,13 @@ const settings::table<relay_config>& settings_table() {
       settings::duration_setting<milliseconds, relay_config>("trust", "catalog_lifetime",
                                      "How long a signed catalog stays valid for agents.", 1min, 7 * 24h,
                                      [](relay_config& c) -> auto& { return c.trust.catalog_lifetime; }),
-      settings::string_setting<relay_config>("log", "level", settings::setting_type::log_level,
+      settings::live<relay_reload_hooks>(
+          settings::string_setting<relay_config>("log", "level", settings::setting_type::log_level,
                      "trace, debug, info, warn, error, critical or off.",
                      [](relay_config& c) -> auto& { return c.log_level; }),
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_log_level(next.log_level);
+          }),
       settings::string_setting<relay_config>(
           "mirror", "public_url", settings::setting_type::text,
           "How agents reach this relay, e.g. \"http://relay.corp:4127\"; the served server.ini "
@@ -361,17 +388,25 @@ const settings::table<relay_config>& settings_table() {
           "Bytes pulled through from upstreams per hour over all sources (sliding hour); a "
           "pull that would exceed it gets 503 with Retry-After. 0: no pull-through at all.",
           [](relay_config& c) -> auto& { return c.mirror.pull_volume; }),
-      settings::string_setting<relay_config>(
+      settings::live<relay_reload_hooks>(
+          settings::string_setting<relay_config>(
           "admin", "token", settings::setting_type::text,
           "Bearer token for endpoints that change anything (PUT /-/log-level, POST /-/mirror/...); "
           "accepted over HTTPS or from loopback only. Empty: they are refused. Keep this file "
           "readable by the daemon only.",
           [](relay_config& c) -> auto& { return c.admin.token; }, check_admin_token),
-      settings::string_list_setting<relay_config>(
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_admin(next.admin);
+          }),
+      settings::live<relay_reload_hooks>(
+          settings::string_list_setting<relay_config>(
           "admin", "read_networks",
           "Networks that may, besides loopback, read /, /-/status, /-/metrics, /-/stats and "
           "/-/mirror and reach admin endpoints, e.g. [\"10.0.0.0/8\"]. Empty: loopback only.",
           [](relay_config& c) -> auto& { return c.admin.read_networks; }, check_network),
+          [](relay_reload_hooks& h, const relay_config& next) -> apply_result {
+            return h.set_admin(next.admin);
+          }),
       settings::string_setting<relay_config>(
           "upstream_proxy", "pac_url", settings::setting_type::text,
           "For mirror sources with proxy = \"auto\": a PAC script evaluated after the "
@@ -550,16 +585,16 @@ std::string default_relay_config_text() {
 }
 
 std::vector<std::string> changed_settings(const relay_config& before, const relay_config& after) {
-  std::vector<std::string> changed;
-  for (const auto& s : settings_table().scalars) {
-    if (s.show(before) != s.show(after)) {
-      changed.push_back(std::string(s.section) + "." + std::string(s.key));
-    }
-  }
-  if (before.mirror.sources != after.mirror.sources) {
-    changed.emplace_back("mirror.source");
-  }
-  return changed;
+  return settings::changed(settings_table(), before, after);
+}
+
+settings::reload_plan plan_reload(const relay_config& running, relay_config& next) {
+  return settings::plan_reload(settings_table(), running, next);
+}
+
+std::vector<std::string> run_reload_hooks(settings::reload_plan& plan, const relay_config& running,
+                                          relay_config& next, relay_reload_hooks& hooks) {
+  return settings::run_reload_hooks(settings_table(), plan, running, next, hooks);
 }
 
 }  // namespace lanrelay

@@ -1,6 +1,8 @@
 #include "lanrelay/relay/daemon.hpp"
 
 #include "lanrelay/base/log.hpp"
+#include "lanrelay/base/log.hpp"
+#include "lanrelay/base/machine_cookie.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
 #include "lanrelay/base/service_notify.hpp"
 
@@ -32,28 +34,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::chrono::seconds store_flush_interval{60};
 
 
-std::string_view signal_name(int signo) {
-  switch (signo) {
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGINT:
-      return "SIGINT";
-    case SIGHUP:
-      return "SIGHUP";
-    default:
-      return "a signal";
-  }
-}
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& name : names) {
-    out += out.empty() ? "" : ",";
-    out += name;
-  }
-  return out;
-}
-
 std::string host_name() {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
@@ -79,18 +59,26 @@ std::string public_url(const relay_config& config, std::uint16_t port) {
 daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
                std::unique_ptr<catalog_signer> signer, std::unique_ptr<mirror_service> mirrors,
                std::shared_ptr<server> srv, config_source reload_source)
-    : ioc_(ioc),
-      config_(std::move(config)),
+    : config_(std::move(config)),
       reload_source_(std::move(reload_source)),
       store_(std::move(store)),
       signer_(std::move(signer)),
       mirrors_(std::move(mirrors)),
       server_(std::move(srv)),
-      control_(net::make_strand(ioc)),
-      signals_(control_, SIGTERM, SIGINT),
-      reload_signals_(control_, SIGHUP),
-      flush_timer_(control_),
-      watchdog_(control_) {
+      runtime_(ioc, runtime::daemon_hooks{
+                        .program = "lanrelayd",
+                        .grace = config_.shutdown_grace,
+                        .before_reload = [this] { reload_certificate(); },
+                        .reload = reload_source_ ? std::function<runtime::reload_result()>(
+                                                       [this] { return reload_config(); })
+                                                 : nullptr,
+                        .status = {},
+                        .stop = [this](std::function<void(bool)> stopped) {
+                          stop(std::move(stopped));
+                        },
+                        .abort = [this] { server_->abort(); },
+                    }),
+      flush_timer_(runtime_.control()) {
   if (config_.discovery.enabled) {
     discovery_ = std::make_unique<discovery_responder>(
         ioc, config_, *store_, server_->local_endpoint().port(),
@@ -193,9 +181,7 @@ void daemon::start() {
   }
   server_->start();
   mirrors_->start();
-  net::co_spawn(control_, signal_loop(), log_failure("signal handling"));
-  net::co_spawn(control_, flush_loop(), log_failure("cache flushing"));
-  net::co_spawn(control_, reload_loop(), log_failure("configuration reload"));
+  net::co_spawn(runtime_.control(), flush_loop(), log_failure("cache flushing"));
 
   const auto endpoint = server_->local_endpoint();
   const auto address = endpoint.address();
@@ -214,50 +200,30 @@ void daemon::start() {
   }
   std::printf("listening on %s:%u\n", shown.c_str(), static_cast<unsigned>(endpoint.port()));
   std::fflush(stdout);
-  net::dispatch(control_, [this] { watchdog_.start(); });
-  service::notify_ready("serving on port " + std::to_string(endpoint.port()));
+  runtime_.start("serving on port " + std::to_string(endpoint.port()));
 }
 
-net::awaitable<void> daemon::signal_loop() {
-  auto [ec, signo] = co_await signals_.async_wait(use_tuple);
-  if (ec) {
-    co_return;
-  }
-  spdlog::info("event=stopping signal={} grace_ms={} hint=\"send it again to cancel running "
-               "transfers\"",
-               signal_name(signo), config_.shutdown_grace.count());
-  stopping_ = true;
-  service::notify_stopping("stopping; running transfers may finish");
+// The first SIGTERM or SIGINT (runtime.hpp): no more offers, no more syncs, and the server
+// lets running transfers finish within shutdown.grace_period.
+void daemon::stop(std::function<void(bool clean)> stopped) {
   flush_timer_.cancel();
   if (discovery_) {
     discovery_->stop();  // no more offers for a relay that is going away
   }
   mirrors_->stop();  // a sync cut short resumes at the next start
-  server_->stop([this](bool clean) {
-    net::post(control_, [this, clean] {
+  server_->stop([this, stopped = std::move(stopped)](bool clean) {
+    net::post(runtime_.control(), [this, stopped, clean] {
       flush_store();
-      signals_.cancel();
-      reload_signals_.cancel();
-      watchdog_.stop();
-      if (!clean) {
-        ioc_.stop();  // connections that ignored cancellation must not keep the process alive
-      }
-      spdlog::info("event=stopped clean={}", clean);
+      stopped(clean);
     });
   });
-  auto [again, signo_again] = co_await signals_.async_wait(use_tuple);
-  if (!again) {
-    spdlog::warn("event=stopping_now signal={} hint=\"cancelling running transfers\"",
-                 signal_name(signo_again));
-    server_->abort();
-  }
 }
 
 net::awaitable<void> daemon::flush_loop() {
-  while (!stopping_) {
+  while (!runtime_.stopping()) {
     flush_timer_.expires_after(store_flush_interval);
     auto [ec] = co_await flush_timer_.async_wait(use_tuple);
-    if (ec || stopping_) {
+    if (ec || runtime_.stopping()) {
       co_return;
     }
     flush_store();
@@ -272,20 +238,6 @@ void daemon::flush_store() {
 }
 
 // ---- configuration reload ------------------------------------------------------------------
-
-net::awaitable<void> daemon::reload_loop() {
-  for (;;) {
-    auto [ec, signo] = co_await reload_signals_.async_wait(use_tuple);
-    if (ec) {
-      co_return;  // cancelled: the daemon has stopped
-    }
-    if (stopping_) {
-      spdlog::info("event=reload_skipped signal={} hint=\"stopping\"", signal_name(signo));
-      continue;
-    }
-    reload();
-  }
-}
 
 void daemon::reload_certificate() {
   if (!tls_) {
@@ -308,87 +260,64 @@ void daemon::reload_certificate() {
   spdlog::info("event=tls_certificate_reloaded certificate_sha256={}", fingerprint_text(after));
 }
 
-void daemon::reload() {
-  service::notify_reloading();
-  reload_certificate();
-  if (!reload_source_) {
-    spdlog::info("event=reload_skipped signal=SIGHUP hint=\"lanrelayd runs without --config, "
-                 "nothing to reload\"");
-    service::notify_ready("running on built-in defaults; nothing to reload");
-    return;
-  }
-  const config_load_result loaded = reload_source_();
+runtime::reload_result daemon::reload_config() {
+  config_load_result loaded = reload_source_();
+  runtime::reload_result result;
   if (!loaded.ok()) {
-    for (const auto& diagnostic : loaded.diagnostics) {
-      spdlog::error("event=reload_failed problem=\"{}\"", diagnostic.to_string());
-    }
-    spdlog::error("event=reload_failed problems={} hint=\"the running configuration is kept; fix "
-                  "the file (lanrelayd --check-config FILE) and send SIGHUP again\"",
-                  loaded.diagnostics.size());
-    service::notify_ready("reload failed: " + loaded.diagnostics.front().to_string() +
-                          "; running the previous configuration");
-    return;
+    result.diagnostics = std::move(loaded.diagnostics);
+    return result;
   }
-  const auto need_restart = apply_changes(loaded.config);
-  if (!need_restart.empty()) {
-    spdlog::warn("event=reload_needs_restart settings={} hint=\"these changed settings keep "
-                 "their running values until a restart\"",
-                 join(need_restart));
-  }
-  service::notify_ready(need_restart.empty()
-                            ? "configuration reloaded"
-                            : "configuration reloaded; restart to apply " + join(need_restart));
+  relay_config next = std::move(loaded.config);
+  result.plan = plan_reload(config_, next);
+  result.problems = run_reload_hooks(result.plan, config_, next, *this);
+  config_ = std::move(next);
+  return result;
 }
 
-std::vector<std::string> daemon::apply_changes(const relay_config& next) {
-  std::vector<std::string> applied;
-  std::vector<std::string> need_restart;
-  for (const std::string& name : changed_settings(config_, next)) {
-    if (name == "peers.max_peers") {
-      server_->set_max_peers(next.max_peers);
-      config_.max_peers = next.max_peers;
-    } else if (name == "peers.max_peers_per_client") {
-      server_->set_max_peers_per_client(next.client_share.max_peers_per_client);
-      config_.client_share.max_peers_per_client = next.client_share.max_peers_per_client;
-    } else if (name == "peers.retry_after") {
-      server_->set_retry_after(next.retry_after);
-      config_.retry_after = next.retry_after;
-    } else if (name == "log.level") {
-      init_logging(next.log_level);  // validated by the loader
-      config_.log_level = next.log_level;
-    } else if (name == "cache.max_size") {
-      config_.cache_max_size = next.cache_max_size;
-      if (auto resized = store_->set_max_size(next.cache_max_size); !resized) {
-        // The new limit holds for later adds even when evicting now failed.
-        spdlog::error("event=cache_resize_failed max_size={} error=\"{}\"",
-                      next.cache_max_size, resized.error().message());
-      }
-    } else if (name == "admin.token" || name == "admin.read_networks") {
-      // Validated by the loader; a token can be rotated without a restart.
-      auto access = access_policy::from_config(next.admin);
-      if (!access) {
-        need_restart.push_back(name);
-        continue;
-      }
-      server_->set_access_policy(std::move(*access));
-      config_.admin = next.admin;
-    } else if (name == "discovery.rate_limit") {
-      if (discovery_) {
-        discovery_->set_rate_limit(next.discovery.rate_limit);
-      }
-      config_.discovery.rate_limit = next.discovery.rate_limit;
-    } else {
-      need_restart.push_back(name);
-      continue;
-    }
-    applied.push_back(name);
+std::optional<std::string> daemon::set_cache_max_size(std::uint64_t bytes) {
+  if (auto resized = store_->set_max_size(bytes); !resized) {
+    // The new limit holds for later adds even when evicting now failed.
+    spdlog::error("event=cache_evict_failed max_size={} error=\"{}\"", bytes,
+                  resized.error().message());
   }
-  spdlog::info("event=reloaded applied={} max_peers={} retry_after_s={} log_level={} "
-               "cache_max_size={} discovery_rate_limit={}",
-               applied.empty() ? "none" : join(applied), config_.max_peers,
-               config_.retry_after.count(), config_.log_level, config_.cache_max_size,
-               config_.discovery.rate_limit);
-  return need_restart;
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_max_peers(std::uint32_t slots) {
+  server_->set_max_peers(slots);
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_max_peers_per_client(std::uint32_t slots) {
+  server_->set_max_peers_per_client(slots);
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_retry_after(std::chrono::seconds after) {
+  server_->set_retry_after(after);
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_discovery_rate_limit(std::uint32_t per_second) {
+  if (discovery_) {
+    discovery_->set_rate_limit(per_second);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_log_level(const std::string& level) {
+  init_logging(level);  // validated by the loader
+  return std::nullopt;
+}
+
+std::optional<std::string> daemon::set_admin(const admin_settings& admin) {
+  // Validated by the loader; a token can be rotated without a restart.
+  auto access = access_policy::from_config(admin);
+  if (!access) {
+    return access.error().message();
+  }
+  server_->set_access_policy(std::move(*access));
+  return std::nullopt;
 }
 
 // ---- threads ---------------------------------------------------------------------------------
@@ -399,18 +328,6 @@ unsigned worker_threads(const relay_config& config) noexcept {
   }
   const unsigned cores = std::thread::hardware_concurrency();
   return cores != 0 ? cores : 1;
-}
-
-void run_io_context(net::io_context& ioc, unsigned threads) {
-  std::vector<std::thread> workers;
-  workers.reserve(threads > 0 ? threads - 1 : 0);
-  for (unsigned i = 1; i < threads; ++i) {
-    workers.emplace_back([&ioc] { ioc.run(); });
-  }
-  ioc.run();
-  for (auto& worker : workers) {
-    worker.join();
-  }
 }
 
 }  // namespace lanrelay::relay

@@ -1,4 +1,7 @@
 #include "lanrelay/base/settings_table.hpp"
+#include "lanrelay/base/detail/settings_toml.hpp"
+
+#include "lanrelay/base/redact.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <spdlog/common.h>
@@ -20,9 +23,6 @@ struct unit {
 constexpr std::array size_units{unit{"TiB", 1ULL << 40}, unit{"GiB", 1ULL << 30},
                                 unit{"MiB", 1ULL << 20}, unit{"KiB", 1ULL << 10},
                                 unit{"B", 1}};
-// Milliseconds per unit; "ms" must be tried before "s" and "m".
-constexpr std::array duration_units{unit{"ms", 1}, unit{"s", 1000}, unit{"m", 60'000},
-                                    unit{"h", 3'600'000}};
 
 std::optional<std::uint64_t> parse_with_unit(std::string_view text, std::span<const unit> units) {
   for (const unit& u : units) {
@@ -82,14 +82,6 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return parse_with_unit(text, size_units);
 }
 
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
-  const auto ms = parse_with_unit(text, duration_units);
-  if (!ms || *ms > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-    return std::nullopt;
-  }
-  return std::chrono::milliseconds{static_cast<std::int64_t>(*ms)};
-}
-
 std::string show_size(std::uint64_t bytes) {
   for (const unit& u : size_units) {
     // The largest unit that divides evenly; size_units runs largest first.
@@ -101,13 +93,7 @@ std::string show_size(std::uint64_t bytes) {
 }
 
 std::string show_duration(std::chrono::milliseconds d) {
-  const auto ms = static_cast<std::uint64_t>(d.count());
-  for (auto it = duration_units.rbegin(); it != duration_units.rend(); ++it) {
-    if (ms != 0 && ms % it->factor == 0) {
-      return toml_string(std::to_string(ms / it->factor) + std::string(it->suffix));
-    }
-  }
-  return toml_string(std::to_string(ms) + "ms");
+  return toml_string(format_duration(d));
 }
 
 apply_result check_address(std::string_view text) {
@@ -148,3 +134,16 @@ std::optional<std::string> read_config_file(const std::filesystem::path& file,
 }
 
 }  // namespace lanrelay::settings
+
+namespace lanrelay {
+
+std::string config_diagnostic::to_string() const {
+  std::string out = file;
+  if (line != 0) {
+    out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  }
+  // A rejected URL is quoted back to the administrator, but its password stays in the file.
+  return out + ": " + redact_urls(message);
+}
+
+}  // namespace lanrelay

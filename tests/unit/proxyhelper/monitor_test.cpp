@@ -73,6 +73,47 @@ TEST(proxyhelper_config, changed_settings_name_what_differs_and_what_needs_a_res
   EXPECT_FALSE(needs_restart("proxy"));
 }
 
+// The reload decision from proxyhelperd's settings table: sockets, files and the key keep their
+// running values; the proxy list, query limits and log level go through the daemon's hooks.
+TEST(proxyhelper_config, a_reload_applies_reloadable_settings_through_hooks_and_keeps_the_rest) {
+  struct hooks_log : reload_hooks {
+    std::vector<std::string> calls;
+    std::optional<std::string> set_log_level(const std::string& level) override {
+      calls.push_back("log=" + level);
+      return std::nullopt;
+    }
+    std::optional<std::string> set_query_limits(std::uint32_t rate, std::uint32_t,
+                                                std::chrono::seconds lifetime) override {
+      calls.push_back("query=" + std::to_string(rate) + "/" + std::to_string(lifetime.count()));
+      return std::nullopt;
+    }
+    std::optional<std::string> set_proxies(const std::vector<proxy_spec>& proxies) override {
+      calls.push_back("proxies=" + std::to_string(proxies.size()));
+      return std::nullopt;
+    }
+  };
+  proxyhelper_config running;
+  proxyhelper_config next = running;
+  next.http_port = 8080;
+  next.https.port = 8443;
+  next.rate_limit = 5;
+  next.answer_lifetime = std::chrono::seconds(60);
+  next.check_interval = std::chrono::seconds(5);
+  next.log_level = "debug";
+  next.proxies.push_back({"http://p:3128", 10, false, {}});
+  auto plan = plan_reload(running, next);
+  EXPECT_EQ(plan.applied, (std::vector<std::string>{"query.rate_limit", "query.answer_lifetime",
+                                                     "health.interval", "log.level", "proxy"}));
+  EXPECT_EQ(plan.need_restart, (std::vector<std::string>{"http.port", "https.port"}));
+  EXPECT_EQ(next.http_port, running.http_port);
+  EXPECT_EQ(next.https.port, running.https.port);
+  hooks_log hooks;
+  EXPECT_TRUE(run_reload_hooks(plan, running, next, hooks).empty());
+  // query.rate_limit and query.answer_lifetime share one hook; it runs for each.
+  EXPECT_EQ(hooks.calls, (std::vector<std::string>{"query=5/60", "query=5/60", "log=debug",
+                                                    "proxies=1"}));
+}
+
 TEST(query_log, keeps_the_newest_first_and_at_most_its_size) {
   query_log log;
   const auto t0 = std::chrono::system_clock::now();

@@ -1,11 +1,14 @@
-// What a configuration reload relies on in lanrelay::relay and lanrelay::content: changed_settings names exactly the
-// settings that differ, and content_store::set_max_size evicts at once down to a smaller limit.
+// What a configuration reload of lanrelayd relies on: changed_settings names exactly the settings
+// that differ, the settings table says which of them reload (plan_reload, run_reload_hooks with
+// the daemon's hooks), and content_store::set_max_size evicts at once down to a smaller limit.
 
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/config.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <optional>
 
 #include <stdlib.h>
 
@@ -43,6 +46,75 @@ TEST(changed_settings, names_each_changed_setting_in_table_order) {
   EXPECT_THAT(changed_settings(parsed("[cache]\nmax_size = \"1GiB\"\n"),
                                parsed("[cache]\nmax_size = 1073741824\n")),
               ElementsAre());  // the same size, written two ways
+}
+
+// The settings lanrelayd applies at run time, each through its hook; everything else waits for a
+// restart and keeps its running value.
+struct recording_hooks : relay_reload_hooks {
+  std::vector<std::string> calls;
+  std::optional<std::string> set_cache_max_size(std::uint64_t b) override {
+    return record("cache_max_size=" + std::to_string(b));
+  }
+  std::optional<std::string> set_max_peers(std::uint32_t n) override {
+    return record("max_peers=" + std::to_string(n));
+  }
+  std::optional<std::string> set_max_peers_per_client(std::uint32_t n) override {
+    return record("max_peers_per_client=" + std::to_string(n));
+  }
+  std::optional<std::string> set_retry_after(std::chrono::seconds s) override {
+    return record("retry_after=" + std::to_string(s.count()));
+  }
+  std::optional<std::string> set_discovery_rate_limit(std::uint32_t n) override {
+    return record("discovery_rate_limit=" + std::to_string(n));
+  }
+  std::optional<std::string> set_log_level(const std::string& level) override {
+    return record("log_level=" + level);
+  }
+  std::optional<std::string> set_admin(const admin_settings& admin) override {
+    if (admin.token == "refused-refused-refused") {
+      return std::string("no");
+    }
+    return record("admin");
+  }
+  std::optional<std::string> record(std::string call) {
+    calls.push_back(std::move(call));
+    return std::nullopt;
+  }
+};
+
+TEST(reload_plan, applies_reloadable_settings_through_their_hooks_and_keeps_the_rest) {
+  const auto running = parsed("");
+  auto next = parsed(
+      "[cache]\nmax_size = \"1GiB\"\n[http]\nport = 8080\n"
+      "[peers]\nmax_peers = 4\nmax_peers_per_client = 3\nretry_after = \"9s\"\n"
+      "[discovery]\nrate_limit = 7\nport = 5000\n[log]\nlevel = \"debug\"\n"
+      "[admin]\ntoken = \"0123456789abcdef0123\"\n"
+      "[[mirror.source]]\nname = \"au\"\nurl = \"http://upstream.example/au/\"\n");
+  auto plan = plan_reload(running, next);
+  EXPECT_THAT(plan.applied,
+              ElementsAre("cache.max_size", "peers.max_peers", "peers.max_peers_per_client",
+                          "peers.retry_after", "discovery.rate_limit", "log.level", "admin.token"));
+  EXPECT_THAT(plan.need_restart, ElementsAre("http.port", "discovery.port", "mirror.source"));
+  EXPECT_EQ(next.http.port, running.http.port);
+  EXPECT_EQ(next.discovery.port, running.discovery.port);
+  EXPECT_TRUE(next.mirror.sources.empty());
+
+  recording_hooks hooks;
+  EXPECT_TRUE(run_reload_hooks(plan, running, next, hooks).empty());
+  EXPECT_THAT(hooks.calls,
+              ElementsAre("cache_max_size=1073741824", "max_peers=4", "max_peers_per_client=3",
+                          "retry_after=9", "discovery_rate_limit=7", "log_level=debug", "admin"));
+}
+
+TEST(reload_plan, a_refused_admin_change_keeps_the_running_token) {
+  const auto running = parsed("");
+  auto next = parsed("[admin]\ntoken = \"refused-refused-refused\"\n");
+  auto plan = plan_reload(running, next);
+  recording_hooks hooks;
+  const auto problems = run_reload_hooks(plan, running, next, hooks);
+  EXPECT_THAT(problems, ElementsAre("admin.token: no"));
+  EXPECT_THAT(plan.need_restart, ElementsAre("admin.token"));
+  EXPECT_EQ(next.admin.token, "");
 }
 
 class store_resize_test : public testing::Test {

@@ -3,6 +3,7 @@
 // is a directory of ours with mode 0700. Each case runs in a child process that has become an
 // unprivileged user (root always gets /var/lib/lanrelay).
 
+#include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/relay/config.hpp"
 
 #include <gtest/gtest.h>

@@ -4,7 +4,7 @@
 // ([[proxy]] tables). One table of settings (config.cpp, on base/settings_table.hpp) is the
 // single source of truth: it drives the TOML loader, --print-default-config and --check-config.
 
-#include "lanrelay/base/config_diagnostic.hpp"
+#include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/serving/settings.hpp"
 
@@ -77,12 +77,7 @@ std::vector<std::string> validate(const proxyhelper_config& config);
 // The key file actually used: signing_key, or <state_dir>/proxyhelper.key.
 std::filesystem::path signing_key_path(const proxyhelper_config& config);
 
-struct config_load_result {
-  proxyhelper_config config;
-  std::vector<config_diagnostic> diagnostics;  // empty when the file is valid
-
-  bool ok() const noexcept { return diagnostics.empty(); }
-};
+using config_load_result = basic_config_load_result<proxyhelper_config>;
 
 // Reads a TOML file and checks it with the table's rules, then validate(); every problem is
 // reported, not only the first. state.dir, when not set, is default_state_dir().
@@ -106,10 +101,35 @@ class live_config {
   std::shared_ptr<const proxyhelper_config> current_;  // guarded by mutex_
 };
 
-// The settings whose values differ, as "section.key" (proxy changes as "proxy").
+// The settings whose values differ, as "section.key" in table order (proxy changes as "proxy").
 std::vector<std::string> changed_settings(const proxyhelper_config& a, const proxyhelper_config& b);
 
-// Of those, the ones a running proxyhelperd cannot change (sockets, files): they need a restart.
+// ---- reload (SIGHUP) -------------------------------------------------------------------------
+// Which settings reload is a property of each setting in the table (config.cpp: settings::live):
+// the [[proxy]] list, query.rate_limit, query.new_source_rate, query.answer_lifetime,
+// http.pac_url, admin.read_networks, health.* and log.level. The rest (sockets, files, the key)
+// need a restart.
+
+// Whether a changed setting needs a restart ("section.key", or "proxy").
 bool needs_restart(std::string_view setting);
+
+// What a reload can change in a running proxyhelperd beyond its live_config (daemon.cpp
+// implements it). Settings without a hook are read from live_config where they are used.
+struct reload_hooks : settings::live_hooks {
+  virtual std::optional<std::string> set_log_level(const std::string& level) = 0;
+  virtual std::optional<std::string> set_query_limits(std::uint32_t rate_limit,
+                                                      std::uint32_t new_source_rate,
+                                                      std::chrono::seconds answer_lifetime) = 0;
+  virtual std::optional<std::string> set_proxies(const std::vector<proxy_spec>& proxies) = 0;
+};
+
+// The reload decision (settings::plan_reload): changed settings that apply and those that need a
+// restart, whose running values are put back into `next`.
+settings::reload_plan plan_reload(const proxyhelper_config& running, proxyhelper_config& next);
+
+// Runs the apply hooks of plan.applied with `next`; returns the hooks' problems.
+std::vector<std::string> run_reload_hooks(settings::reload_plan& plan,
+                                          const proxyhelper_config& running,
+                                          proxyhelper_config& next, reload_hooks& hooks);
 
 }  // namespace lanrelay::proxyhelper

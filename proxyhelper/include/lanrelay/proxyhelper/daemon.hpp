@@ -8,12 +8,19 @@
 // once; sockets, files and the key keep their running values until a restart. An invalid file
 // is reported and the running configuration kept.
 //
-// Threads: the daemon's signal set lives on its own strand; see responder.hpp, health.hpp and
+// Runtime (common/daemon/runtime.hpp, shared with lanrelayd): signals, sd_notify and the watchdog,
+// the reload step and the stop. Which settings reload is marked in the settings table
+// (config.cpp); their apply hooks are this class's reload_hooks.
+//
+// Threads: the runtime's signal sets live on its control strand; see responder.hpp, health.hpp and
 // pac_server.hpp for the rest. Counters are in one struct (stats.hpp).
 
 #include "lanrelay/base/error.hpp"
+#include "lanrelay/base/error.hpp"
 #include "lanrelay/base/service_notify.hpp"
 #include "lanrelay/base/site_key.hpp"
+#include "lanrelay/base/site_key.hpp"
+#include "lanrelay/daemon/runtime.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/health.hpp"
 #include "lanrelay/proxyhelper/monitor.hpp"
@@ -23,15 +30,13 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <functional>
 #include <memory>
 
 namespace lanrelay::proxyhelper {
 
-class daemon {
+class daemon : private reload_hooks {
  public:
   // Validates `config`, creates the state directory, loads or creates the signing key and binds
   // the HTTP port. Errors are logged with what to do about them.
@@ -64,12 +69,19 @@ class daemon {
   daemon& operator=(const daemon&) = delete;
 
  private:
-  boost::asio::awaitable<void> signal_loop();
   std::string ready_status() const;  // the STATUS= line for systemd
   void notify_health();
-  void reload();
+  void reload_certificate();
+  runtime::reload_result reload_config();
+  void stop(std::function<void(bool clean)> stopped);
 
-  boost::asio::io_context& ioc_;
+  // reload_hooks: the apply hooks of reloadable settings (control strand).
+  std::optional<std::string> set_log_level(const std::string& level) override;
+  std::optional<std::string> set_query_limits(std::uint32_t rate_limit,
+                                              std::uint32_t new_source_rate,
+                                              std::chrono::seconds answer_lifetime) override;
+  std::optional<std::string> set_proxies(const std::vector<proxy_spec>& proxies) override;
+
   const proxyhelper_config config_;  // as started: sockets, files and the key follow it
   live_config live_;                 // what reloads change
   config_source reload_source_;
@@ -83,9 +95,7 @@ class daemon {
   monitor_sources monitor_;
   metrics::registry metrics_;
   std::shared_ptr<pac_server> http_;
-  boost::asio::strand<boost::asio::io_context::executor_type> control_;
-  boost::asio::signal_set signals_;
-  service::watchdog watchdog_;
+  runtime::runtime runtime_;
 };
 
 }  // namespace lanrelay::proxyhelper

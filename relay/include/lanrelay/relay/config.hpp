@@ -4,8 +4,8 @@
 // the single source of truth: name, type, default, validation and a one-line doc. It drives the
 // TOML loader, `--print-default-config` and `--check-config`.
 
-#include "lanrelay/base/config_diagnostic.hpp"
 #include "lanrelay/base/error.hpp"
+#include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/serving/settings.hpp"
 
@@ -30,6 +30,7 @@ struct http_settings {
   std::chrono::milliseconds send_timeout{30'000};    // no progress sending a body for this long
   std::uint32_t threads = 0;                          // 0: one per core
 };
+
 
 struct discovery_settings {
   bool enabled = true;
@@ -60,6 +61,7 @@ struct trust_settings {
   std::filesystem::path site_key;
   std::chrono::milliseconds catalog_lifetime{3'600'000};  // how long a signed catalog is valid
 };
+
 
 // One upstream ActiveUpdate tree the relay mirrors: `[[mirror.source]]`.
 struct mirror_source_settings {
@@ -152,7 +154,9 @@ struct relay_config {
   upstream_proxy_settings upstream_proxy;
 };
 
+
 using config_load_result = basic_config_load_result<relay_config>;
+
 
 // The embedded defaults, used when lanrelayd runs without --config.
 relay_config default_relay_config();
@@ -165,8 +169,34 @@ config_load_result parse_relay_config(std::string_view toml_text, std::string_vi
 std::string default_relay_config_text();
 
 // The settings whose values differ between `before` and `after`, as "section.key" in the order
-// of the settings table; lists of tables by their name ("mirror.source"). A configuration
-// reload applies some of them and names the rest as needing a restart.
+// of the settings table; lists of tables by their name ("mirror.source").
 std::vector<std::string> changed_settings(const relay_config& before, const relay_config& after);
+
+// ---- reload (SIGHUP) -------------------------------------------------------------------------
+// Which settings reload is a property of each setting in the table (config.cpp: settings::live):
+// cache.max_size, peers.max_peers, peers.max_peers_per_client, peers.retry_after,
+// discovery.rate_limit, log.level, admin.token and admin.read_networks. Each has an apply hook,
+// a member of relay_reload_hooks, which the running daemon implements (relay/daemon.cpp).
+
+// What a reload can change in a running lanrelayd. A hook returns a problem to keep the
+// running value (the setting is then reported as needing a restart).
+struct relay_reload_hooks : settings::live_hooks {
+  virtual std::optional<std::string> set_cache_max_size(std::uint64_t bytes) = 0;
+  virtual std::optional<std::string> set_max_peers(std::uint32_t slots) = 0;
+  virtual std::optional<std::string> set_max_peers_per_client(std::uint32_t slots) = 0;
+  virtual std::optional<std::string> set_retry_after(std::chrono::seconds after) = 0;
+  virtual std::optional<std::string> set_discovery_rate_limit(std::uint32_t per_second) = 0;
+  virtual std::optional<std::string> set_log_level(const std::string& level) = 0;
+  virtual std::optional<std::string> set_admin(const admin_settings& admin) = 0;
+};
+
+// The reload decision (settings::plan_reload): the changed settings that apply and those that
+// need a restart, whose running values are put back into `next`.
+settings::reload_plan plan_reload(const relay_config& running, relay_config& next);
+
+// Runs the apply hooks of plan.applied with `next` (settings::run_reload_hooks); returns the
+// hooks' problems.
+std::vector<std::string> run_reload_hooks(settings::reload_plan& plan, const relay_config& running,
+                                          relay_config& next, relay_reload_hooks& hooks);
 
 }  // namespace lanrelay

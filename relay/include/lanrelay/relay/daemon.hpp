@@ -4,35 +4,42 @@
 // discovery.enabled is off) the discovery responder, flush the store periodically, and on SIGTERM
 // or SIGINT stop gracefully (a second signal cancels running transfers at once).
 //
-// Service manager: READY=1 once listening, WATCHDOG=1 every half WatchdogSec from the io_context,
-// RELOADING=1 ... READY=1 around a reload, STOPPING=1 when shutdown begins (service_notify.hpp).
+// Runtime (common/daemon/runtime.hpp, shared with proxyhelperd): signals, sd_notify and the
+// watchdog, the reload step and the stop. The daemon supplies its parts and hooks: the stop
+// (server_->stop: running transfers get shutdown.grace_period), the abort (a second signal),
+// the TLS pair re-read on SIGHUP, and the apply hooks of reloadable settings
+// (relay_reload_hooks; which settings reload is marked in the settings table, config.cpp).
 //
 // Reload: SIGHUP re-reads the TLS certificate and key (a failure keeps the running pair; a new
 // fingerprint goes into the next signed catalog) and reads the configuration again
-// (config_source). Settings that can change at run
-// time (peers.max_peers, peers.retry_after, log.level, cache.max_size, discovery.rate_limit) are
-// applied without touching running transfers; others that changed are named in a warning and
-// keep their running value until a restart. An invalid file is reported (file:line:column) and
-// the running configuration kept.
+// (config_source). Reloadable settings are applied without touching running transfers; others
+// that changed are named in a warning and keep their running value until a restart. An invalid
+// file is reported (file:line:column) and the running configuration kept.
 //
-// Threads: the daemon's own timers, signal sets, watchdog and running configuration live on one
-// strand (control_); see server.hpp for the rest.
+// Threads: the daemon's own timers, the runtime's signal sets and watchdog and the running
+// configuration live on one strand (the runtime's control strand); see server.hpp for the rest.
 
+#include "lanrelay/base/error.hpp"
 #include "lanrelay/base/error.hpp"
 #include "lanrelay/base/service_notify.hpp"
 #include "lanrelay/content/store.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/daemon/runtime.hpp"
 #include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/config.hpp"
+#include "lanrelay/relay/config.hpp"
+#include "lanrelay/relay/discovery_responder.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/server.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,7 +50,7 @@ namespace lanrelay::relay {
 // command-line overrides applied. Empty: nothing to re-read (the daemon runs on its defaults).
 using config_source = std::function<config_load_result()>;
 
-class daemon {
+class daemon : private relay_reload_hooks {
  public:
   // Creates the state directory, opens the store at <state_dir>/cache and binds the server.
   // Errors are logged with what to do about them.
@@ -67,21 +74,25 @@ class daemon {
   daemon& operator=(const daemon&) = delete;
 
  private:
-  boost::asio::awaitable<void> signal_loop();
+  void stop(std::function<void(bool clean)> stopped);
   boost::asio::awaitable<void> flush_loop();
   void flush_store();
 
   // Reload (control strand).
-  boost::asio::awaitable<void> reload_loop();
-  void reload();
+  runtime::reload_result reload_config();
   // SIGHUP re-reads the TLS certificate and key, with or without a configuration file.
   void reload_certificate();
-  // Applies what differs in `next` and can change at run time; returns the names of the
-  // settings that differ but need a restart.
-  std::vector<std::string> apply_changes(const relay_config& next);
 
-  boost::asio::io_context& ioc_;
-  relay_config config_;  // what runs; a reload updates the settings it applied (control strand)
+  // relay_reload_hooks: the apply hooks of reloadable settings (control strand).
+  std::optional<std::string> set_cache_max_size(std::uint64_t bytes) override;
+  std::optional<std::string> set_max_peers(std::uint32_t slots) override;
+  std::optional<std::string> set_max_peers_per_client(std::uint32_t slots) override;
+  std::optional<std::string> set_retry_after(std::chrono::seconds after) override;
+  std::optional<std::string> set_discovery_rate_limit(std::uint32_t per_second) override;
+  std::optional<std::string> set_log_level(const std::string& level) override;
+  std::optional<std::string> set_admin(const admin_settings& admin) override;
+
+  relay_config config_;  // what runs; a reload replaces it with what it applied (control strand)
   config_source reload_source_;
   std::unique_ptr<content_store> store_;
   std::unique_ptr<catalog_signer> signer_;  // before server_: the server uses it until it is gone
@@ -89,19 +100,13 @@ class daemon {
   std::shared_ptr<server> server_;
   std::shared_ptr<tls_server_context> tls_;  // null when https.enabled is off
   std::unique_ptr<discovery_responder> discovery_;  // null when discovery.enabled is off
-  boost::asio::strand<boost::asio::io_context::executor_type> control_;
-  boost::asio::signal_set signals_;
-  boost::asio::signal_set reload_signals_;  // SIGHUP
-  boost::asio::steady_timer flush_timer_;
-  service::watchdog watchdog_;
-  bool stopping_ = false;  // control strand
+  runtime::runtime runtime_;
+  boost::asio::steady_timer flush_timer_;  // on the runtime's control strand
   int exit_code_ = 0;
 };
 
 // The worker thread count for `config`: http.threads, or one per core when 0.
 unsigned worker_threads(const relay_config& config) noexcept;
 
-// Runs `ioc` on `threads` threads (the caller's included) until it runs out of work.
-void run_io_context(boost::asio::io_context& ioc, unsigned threads);
 
 }  // namespace lanrelay::relay

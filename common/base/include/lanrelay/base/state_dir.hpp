@@ -1,7 +1,7 @@
 #pragma once
 
-// Where a daemon keeps its state when the configuration names no state directory; shared by
-// lanrelayd, proxyhelperd and the lanrelay command.
+// Where a lanrelay process keeps its state when no directory is configured: shared by lanrelayd,
+// proxyhelperd and the lanrelay command (its agent commands use the daemon's directory).
 
 #include <filesystem>
 #include <stdexcept>
