@@ -7,7 +7,8 @@
 // and the interface it arrived on, and returns the answer to send back, if any. Tests and the
 // fuzzer drive it directly. proxy_responder receives through a segment_listener
 // (common/segment_listener.hpp: 0.0.0.0:port and [::]:port joined to ff12::4129 on every
-// multicast interface, re-scanned every interface_rescan), as relay/discovery_responder.hpp does.
+// multicast interface, re-scanned every interface_rescan) and sends through a reply_gate
+// (common/reply_gate.hpp), as relay/discovery_responder.hpp does.
 //
 // Threads: responder_core is not thread safe; proxy_responder runs it on its own strand.
 
@@ -15,7 +16,8 @@
 #include "lanrelay/common/proxy_codec.hpp"
 #include "lanrelay/common/segment_listener.hpp"
 #include "lanrelay/common/site_key.hpp"
-#include "lanrelay/common/source_rate_limiter.hpp"
+#include "lanrelay/common/reply_gate.hpp"
+#include "lanrelay/common/responder_guard.hpp"
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
 
@@ -72,7 +74,7 @@ class responder_core {
   const site_key* key_;
   healthy_proxies healthy_;
   proxyhelper_counters& counters_;
-  source_rate_limiter limiter_;
+  responder_guard guard_;
 };
 
 class proxy_responder {
@@ -101,6 +103,7 @@ class proxy_responder {
   const proxyhelper_config& config_;
   proxyhelper_counters& counters_;
   responder_core core_;
+  reply_gate gate_;            // strand
   segment_listener listener_;  // strand
   bool stopped_ = false;  // strand
 };

@@ -8,7 +8,8 @@
 // (common/segment_listener.hpp: 0.0.0.0:port for IPv4 directed and limited broadcast and unicast,
 // [::]:port joined to the IPv6 link-local group on every multicast interface, re-scanned every
 // interface_rescan so interfaces that come and go are picked up without a restart) and answers
-// in batches. A socket that fails is logged and closed; the daemon keeps running.
+// in batches, through a reply_gate (common/reply_gate.hpp: no answers piling up in the kernel for
+// addresses that never resolve). A socket that fails is logged and closed; the daemon keeps running.
 //
 // Threads: responder_core is not thread safe; discovery_responder runs it on its own strand.
 // Counters are relaxed atomics, readable from any thread.
@@ -17,7 +18,8 @@
 #include "lanrelay/common/discovery_codec.hpp"
 #include "lanrelay/common/interfaces.hpp"
 #include "lanrelay/common/segment_listener.hpp"
-#include "lanrelay/common/source_rate_limiter.hpp"
+#include "lanrelay/common/reply_gate.hpp"
+#include "lanrelay/common/responder_guard.hpp"
 #include "lanrelay/common/store.hpp"
 #include "lanrelay/relay/stats.hpp"
 
@@ -69,7 +71,7 @@ class responder_core {
   // Queries answered per second per source from now on (configuration reload).
   void set_rate_limit(std::uint32_t per_second) noexcept {
     settings_.rate_limit = per_second;
-    limiter_.update({settings_.rate_limit, settings_.new_source_rate});
+    guard_.update(settings_.rate_limit, settings_.new_source_rate);
   }
 
  private:
@@ -81,7 +83,7 @@ class responder_core {
   std::function<std::uint16_t()> free_slots_;
   responder_counters& counters_;
   const mirror_service* mirrors_;
-  source_rate_limiter limiter_;
+  responder_guard guard_;
   mutable std::unordered_map<std::uint32_t, std::string> host_texts_;  // IPv4 address -> text
 };
 
@@ -110,6 +112,7 @@ class discovery_responder {
   const discovery_settings settings_;
   responder_counters& counters_;
   responder_core core_;
+  reply_gate gate_;            // strand
   segment_listener listener_;  // strand
   bool stopped_ = false;  // strand
 };
