@@ -154,23 +154,34 @@ reply_gate::slot& reply_gate::slot_for(const std::array<unsigned char, 16>& addr
 }
 
 reply_gate::slot& reply_gate::classify(const ip::address& destination, unsigned interface_index,
-                                       std::chrono::steady_clock::time_point now,
-                                       bool& remembered) {
+                                       std::chrono::steady_clock::time_point now) {
   const auto address = key_bytes(destination);
   slot& s = slot_for(address, interface_index);
-  remembered = s.address == address && s.interface == interface_index && now < s.until;
-  if (!remembered) {
+  if (s.address != address || s.interface != interface_index) {
+    s = slot{};
     s.address = address;
     s.interface = interface_index;
-    s.state = lookup_ ? lookup_(destination, interface_index)
-                      : kernel_->lookup(destination, interface_index);
-    // "No entry" is asked again next time: the answer sent now creates the entry.
-    s.until = s.state == neighbour_state::none ? now : now + kResolvedFor;
   }
+  if (now < s.until) {
+    return s;
+  }
+  auto state = lookup_ ? lookup_(destination, interface_index)
+                       : kernel_->lookup(destination, interface_index);
+  if (state == neighbour_state::none && s.answered_without_entry) {
+    // Still no entry after an answer went out: the kernel keeps none for this destination
+    // (loopback, a local address, a full neighbour table), so its answers do not wait.
+    state = neighbour_state::resolved;
+  } else if (state == neighbour_state::resolving || state == neighbour_state::failed) {
+    s.answered_without_entry = false;
+  }
+  s.state = state;
+  // "No entry" is asked again next time: the answer sent now creates the entry.
+  s.until = state == neighbour_state::none ? now : now + kResolvedFor;
   return s;
 }
 
-std::optional<reply_gate::verdict> reply_gate::without_room(const slot& s, bool remembered) {
+std::optional<reply_gate::verdict> reply_gate::without_room(const slot& s,
+                                                            std::chrono::steady_clock::time_point now) {
   switch (s.state) {
     case neighbour_state::resolved:
       return verdict::send;
@@ -178,7 +189,7 @@ std::optional<reply_gate::verdict> reply_gate::without_room(const slot& s, bool 
       ++counters_.unresolved_neighbour;
       return verdict::unresolved_neighbour;
     case neighbour_state::failed:
-      if (remembered) {
+      if (now < s.quiet_until) {
         ++counters_.unresolved_neighbour;
         return verdict::unresolved_neighbour;
       }
@@ -201,13 +212,15 @@ reply_gate::verdict reply_gate::with_room(slot& s, std::size_t size, std::size_t
   }
   queued += cost;
   if (s.state == neighbour_state::failed) {
-    s.until = now + kFailedQuiet;
+    s.quiet_until = now + kFailedQuiet;
+    s.until = now + kResolvedFor;
   } else {
     // The kernel creates the entry when the batch is sent: until then, this answer is the one
     // that waits for the neighbour (a source repeated within one batch gets one answer).
-    s.state = neighbour_state::resolving;
+    s.answered_without_entry = true;
     s.until = now + kJustSent;
   }
+  s.state = neighbour_state::resolving;
   return verdict::send;
 }
 
@@ -215,9 +228,8 @@ reply_gate::verdict reply_gate::check(const ip::address& destination, unsigned i
                                       std::size_t size, std::size_t& queued,
                                       std::size_t send_buffer,
                                       std::chrono::steady_clock::time_point now) {
-  bool remembered = false;
-  slot& s = classify(destination, interface_index, now, remembered);
-  if (const auto v = without_room(s, remembered)) {
+  slot& s = classify(destination, interface_index, now);
+  if (const auto v = without_room(s, now)) {
     return *v;
   }
   return with_room(s, size, queued, send_buffer, now);
@@ -228,9 +240,8 @@ std::size_t reply_gate::send(ip::udp::socket& socket, std::span<const outgoing_d
   admitted_.clear();
   std::optional<std::pair<std::size_t, std::size_t>> queue;  // read when first needed
   for (const auto& a : answers) {
-    bool remembered = false;
-    slot& s = classify(a.destination.address(), a.interface_index, now, remembered);
-    auto v = without_room(s, remembered);
+    slot& s = classify(a.destination.address(), a.interface_index, now);
+    auto v = without_room(s, now);
     if (!v) {
       if (!queue) {
         queue = send_queue(socket);

@@ -146,6 +146,24 @@ TEST(reply_gate, answers_that_will_wait_keep_to_half_the_send_buffer) {
             reply_gate::verdict::send);
 }
 
+TEST(reply_gate, a_destination_the_kernel_keeps_no_entry_for_counts_as_resolved) {
+  // Loopback: the kernel answers without an entry, so the answer never waits.
+  segment_drop_counters counters;
+  fake_neighbours kernel;
+  reply_gate gate(counters, kernel.function());
+  const auto local = ip::make_address("127.0.0.1");
+  std::size_t queued = 1'000'000;  // crowded
+  std::size_t room = 0;
+  EXPECT_EQ(gate.check(local, 1, 300, room, 212'992, t0), reply_gate::verdict::send);
+  EXPECT_EQ(gate.check(local, 1, 300, queued, 212'992, t0),
+            reply_gate::verdict::unresolved_neighbour);  // the same batch
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(gate.check(local, 1, 300, queued, 212'992, t0 + 20ms + i * 1ms),
+              reply_gate::verdict::send);
+  }
+  EXPECT_EQ(kernel.asked, 2);
+}
+
 TEST(reply_gate, the_kernel_table_answers_for_loopback) {
   // The real rtnetlink lookup: an address nobody sent to has no entry; it never throws.
   neighbour_table table;

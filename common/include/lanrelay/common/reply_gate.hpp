@@ -18,10 +18,15 @@
 //     waits for this neighbour; one more would only wait beside it.
 //   - failed (FAILED) or no entry: sent only while the socket's queued bytes (SIOCOUTQ), with
 //     what this batch already let through, stay under half its send buffer (SO_SNDBUF); else
-//     counted send_queue_full. The other half is kept for answers that leave at once. After a
-//     FAILED entry got an answer, the destination gets none for kFailedQuiet (counted
-//     unresolved_neighbour): the kernel keeps FAILED entries for as long as it likes, and a real
-//     host that comes back is answered again after that pause.
+//     counted send_queue_full. The other half is kept for answers that leave at once. The answer
+//     sent counts as resolving (a second answer to the same source in the same batch is not
+//     sent). After a FAILED entry got an answer, the destination gets no other answer while the
+//     kernel still says FAILED for kFailedQuiet (counted unresolved_neighbour): the kernel keeps
+//     FAILED entries for as long as it likes, so a host that comes back must get an answer again
+//     some time, and the answer that went out lets it resolve at once if it is there.
+//   - still no entry after an answer went out: the kernel keeps none for this destination
+//     (loopback, a local address, or a full neighbour table, where it drops the datagram at
+//     once): counts as resolved.
 // So each invented address holds at most one answer in the kernel at a time, invented addresses
 // together hold at most half the send buffer, and a known agent's answer always goes out.
 //
@@ -114,16 +119,18 @@ class reply_gate {
     std::array<unsigned char, 16> address{};
     unsigned interface = 0;
     neighbour_state state = neighbour_state::none;
-    std::chrono::steady_clock::time_point until{};
+    std::chrono::steady_clock::time_point until{};        // state holds until then
+    std::chrono::steady_clock::time_point quiet_until{};  // FAILED: no answer before then
+    bool answered_without_entry = false;  // answered while the kernel had no entry for it
   };
 
   slot& slot_for(const std::array<unsigned char, 16>& address, unsigned interface) noexcept;
-  // The slot holding the neighbour state of `destination` (asked of the kernel unless
-  // `remembered`, which says whether the slot already held it).
+  // The slot holding the neighbour state of `destination`, asked of the kernel unless the slot
+  // still holds it.
   slot& classify(const boost::asio::ip::address& destination, unsigned interface_index,
-                 std::chrono::steady_clock::time_point now, bool& remembered);
+                 std::chrono::steady_clock::time_point now);
   // The verdict that needs no look at the send queue, if there is one (counts a drop).
-  std::optional<verdict> without_room(const slot& s, bool remembered);
+  std::optional<verdict> without_room(const slot& s, std::chrono::steady_clock::time_point now);
   // The verdict for an answer that will wait in the kernel (counts a drop).
   verdict with_room(slot& s, std::size_t size, std::size_t& queued, std::size_t send_buffer,
                     std::chrono::steady_clock::time_point now);
