@@ -360,11 +360,13 @@ void flood_segment::run_flood(flooder::families which) {
   ASSERT_TRUE(stats.contains("discovery")) << json::serialize(stats);
   const auto& d = stats.at("discovery").as_object();
   // The flood arrived and the limiter turned most of it away: invented IPv6 sources as newcomers
-  // over discovery.new_source_rate, the 254 IPv4 ones each over its own discovery.rate_limit.
+  // over discovery.new_source_rate. The 254 IPv4 ones are each held to its own
+  // discovery.rate_limit (rate_limited, how many depends on how fast this machine lets the
+  // flooder send), and of what the limiter lets through, the answers that would only have
+  // waited for ARP are held back (at least 10,000 IPv4 frames were sent, each of the 254
+  // addresses gets at most a few answers).
   EXPECT_GT(d.at("new_source_limited").to_number<std::uint64_t>(), 1000u);
   if (which == flooder::families::both) {
-    EXPECT_GT(d.at("rate_limited").to_number<std::uint64_t>(), 1000u);
-    // Answers to the invented IPv4 addresses that would only have waited for ARP.
     EXPECT_GT(d.at("unresolved_neighbour").to_number<std::uint64_t>(), 1000u);
   }
 
