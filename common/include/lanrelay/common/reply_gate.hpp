@@ -35,8 +35,14 @@
 // slot over): a busy known source costs one rtnetlink round trip per kResolvedFor, not one per
 // answer. Memory is fixed, each answer costs O(1).
 //
-// When rtnetlink cannot be opened or does not answer, every destination counts as "no entry":
-// answers go out as long as the send queue has room, as before this gate.
+// The price: a host the kernel has no entry for gets one answer until its address resolves
+// (a millisecond on a LAN, kJustSent at least); its other queries meanwhile, which would have
+// waited beside that answer, are dropped. Agents send each query three times over their
+// discovery window, so the next copy is answered.
+//
+// When rtnetlink cannot be opened or does not answer, every destination reads as "no entry", and
+// so as resolved after its first answer: the gate then only spaces the first answers, as the
+// responder behaved before it.
 //
 // Thread safety: none; each responder runs its gate on its own strand.
 
