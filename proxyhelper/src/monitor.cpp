@@ -39,11 +39,7 @@ void register_metrics(metrics::registry& r, const monitor_sources& sources) {
   r.add_collector("lanrelay_proxy_queries_received_total",
                   "Proxy query datagrams received, valid or not.", metric_type::counter, {}, [&c] {
                     constexpr auto relaxed = std::memory_order_relaxed;
-                    const auto total = c.queries.load(relaxed) + c.malformed.load(relaxed) +
-                                       c.own_packets.load(relaxed) + c.off_link.load(relaxed) +
-                                       c.rate_limited.load(relaxed) +
-                                       c.new_source_limited.load(relaxed) +
-                                       c.bad_source.load(relaxed);
+                    const auto total = c.queries.load(relaxed) + c.dropped_on_receipt();
                     return std::vector<sample>{{{}, static_cast<double>(total)}};
                   });
   r.add_collector("lanrelay_proxy_queries_answered_total",
@@ -54,15 +50,11 @@ void register_metrics(metrics::registry& r, const monitor_sources& sources) {
                     const auto v = [](const std::atomic<std::uint64_t>& a) {
                       return static_cast<double>(a.load(std::memory_order_relaxed));
                     };
-                    return std::vector<sample>{{{"malformed"}, v(c.malformed)},
-                                               {{"own_packet"}, v(c.own_packets)},
-                                               {{"off_link"}, v(c.off_link)},
-                                               {{"rate_limited"}, v(c.rate_limited)},
-                                               {{"new_source_limited"}, v(c.new_source_limited)},
-                                               {{"bad_source"}, v(c.bad_source)},
-                                               {{"no_healthy_proxy"}, v(c.no_healthy_proxy)},
-                                               {{"reply_too_large"}, v(c.reply_too_large)},
-                                               {{"send_error"}, v(c.send_errors)}};
+                    auto samples = drop_samples(c);
+                    samples.push_back({{"no_healthy_proxy"}, v(c.no_healthy_proxy)});
+                    samples.push_back({{"reply_too_large"}, v(c.reply_too_large)});
+                    samples.push_back({{"send_error"}, v(c.send_errors)});
+                    return samples;
                   });
   r.add_collector("lanrelay_proxy_pac_served_total", "/proxy.pac and /wpad.dat answers.",
                   metric_type::counter, {}, read(c.pac_served));
@@ -136,19 +128,15 @@ std::string status_json(const monitor_sources& m, std::chrono::system_clock::tim
   } else {
     root["https"] = nullptr;
   }
-  root["counters"] = json::object{{"queries", c.queries.load()},
-                                  {"answers_sent", c.answers_sent.load()},
-                                  {"no_healthy_proxy", c.no_healthy_proxy.load()},
-                                  {"malformed", c.malformed.load()},
-                                  {"own_packets", c.own_packets.load()},
-                                  {"off_link", c.off_link.load()},
-                                  {"rate_limited", c.rate_limited.load()},
-                                  {"new_source_limited", c.new_source_limited.load()},
-                                  {"bad_source", c.bad_source.load()},
-                                  {"reply_too_large", c.reply_too_large.load()},
-                                  {"send_errors", c.send_errors.load()},
-                                  {"pac_served", c.pac_served.load()},
-                                  {"http_requests", c.http_requests.load()}};
+  json::object counters{{"queries", c.queries.load()},
+                        {"answers_sent", c.answers_sent.load()},
+                        {"no_healthy_proxy", c.no_healthy_proxy.load()},
+                        {"reply_too_large", c.reply_too_large.load()},
+                        {"send_errors", c.send_errors.load()},
+                        {"pac_served", c.pac_served.load()},
+                        {"http_requests", c.http_requests.load()}};
+  add_to_json(counters, c);
+  root["counters"] = std::move(counters);
   json::array proxies;
   for (const auto& s : m.health.snapshot()) {
     json::array history;

@@ -37,12 +37,7 @@ std::string stats_json(const pac_context& context) {
   o["queries"] = c.queries.load();
   o["answers_sent"] = c.answers_sent.load();
   o["no_healthy_proxy"] = c.no_healthy_proxy.load();
-  o["malformed"] = c.malformed.load();
-  o["own_packets"] = c.own_packets.load();
-  o["off_link"] = c.off_link.load();
-  o["rate_limited"] = c.rate_limited.load();
-  o["new_source_limited"] = c.new_source_limited.load();
-  o["bad_source"] = c.bad_source.load();
+  add_to_json(o, c);
   o["reply_too_large"] = c.reply_too_large.load();
   o["send_errors"] = c.send_errors.load();
   o["checks"] = c.checks.load();

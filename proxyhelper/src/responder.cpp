@@ -27,48 +27,28 @@ responder_core::responder_core(settings s, const site_key* key, healthy_proxies 
       key_(key),
       healthy_(std::move(healthy)),
       counters_(counters),
-      limiter_({s.rate_limit, s.new_source_rate}) {}
+      guard_({s.cookie, s.rate_limit, s.new_source_rate}, counters) {}
 
 std::optional<std::vector<std::byte>> responder_core::process_packet(
     std::span<const std::byte> datagram, const udp::endpoint& source,
     const network_interface* arrival, std::chrono::steady_clock::time_point now,
     std::chrono::system_clock::time_point wall) {
-  auto q = proxy::decode_query(datagram);
-  if (!q) {
-    ++counters_.malformed;
-    return std::nullopt;
-  }
-  if (q->sender_cookie == settings_.cookie) {
-    ++counters_.own_packets;
-    return std::nullopt;
-  }
   const auto note = [&](std::string outcome, std::vector<std::string> proxies = {}) {
     if (settings_.log != nullptr) {
       settings_.log->add({wall, source.address().to_string(), std::move(outcome), std::move(proxies)});
     }
   };
-  if (arrival == nullptr) {
-    ++counters_.off_link;
-    return std::nullopt;
-  }
-  if (!is_unicast_sender(source, *arrival)) {
-    ++counters_.bad_source;
-    return std::nullopt;
-  }
-  if (!arrival->is_on_link(source.address())) {
-    ++counters_.off_link;
-    return std::nullopt;
-  }
-  switch (limiter_.admit(source.address(), arrival->index, now)) {
-    case source_rate_limiter::verdict::admitted:
+  auto q = proxy::decode_query(datagram);
+  const auto cookie = q ? std::optional(q->sender_cookie) : std::nullopt;
+  switch (guard_.admit(cookie, source, arrival, now)) {
+    case responder_guard::verdict::admitted:
       break;
-    case source_rate_limiter::verdict::source_over_rate:
-      ++counters_.rate_limited;
+    case responder_guard::verdict::source_over_rate:
       note("rate limited");
       return std::nullopt;
-    case source_rate_limiter::verdict::newcomers_over_rate:
-      // Not noted: during a flood of invented sources the log would show only the flood.
-      ++counters_.new_source_limited;
+    default:
+      // Not noted: malformed datagrams and our own are not kept, nor off-link senders, and
+      // during a flood of invented sources the log would show only the flood.
       return std::nullopt;
   }
   ++counters_.queries;
@@ -105,7 +85,7 @@ void responder_core::update(std::uint32_t rate_limit, std::uint32_t new_source_r
   settings_.rate_limit = rate_limit;
   settings_.new_source_rate = new_source_rate;
   settings_.answer_lifetime = answer_lifetime;
-  limiter_.update({rate_limit, new_source_rate});
+  guard_.update(rate_limit, new_source_rate);
 }
 
 proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config& config,
@@ -119,6 +99,7 @@ proxy_responder::proxy_responder(net::io_context& ioc, const proxyhelper_config&
                                      config.new_source_rate},
             key,
             std::move(healthy), counters),
+      gate_(counters),
       listener_(strand_, segment_listener::options{.port = config.query_port,
                                                    .ipv6 = config.ipv6,
                                                    .group = std::string(proxy::ipv6_group),
@@ -170,19 +151,19 @@ net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
         ++counters_.malformed;
         continue;
       }
+      const auto now = std::chrono::steady_clock::now();
       auto reply = core_.process_packet(std::span(buffer).first(got.size), got.source,
-                                        listener_.find_interface(got.interface_index),
-                                        std::chrono::steady_clock::now(),
+                                        listener_.find_interface(got.interface_index), now,
                                         std::chrono::system_clock::now());
       if (!reply) {
         continue;
       }
-      if (auto send_ec = send_datagram(socket, *reply, got.source, got.interface_index)) {
+      const outgoing_datagram answer{*reply, got.source, got.interface_index};
+      std::size_t refused = 0;
+      counters_.answers_sent += gate_.send(socket, std::span(&answer, 1), now, refused);
+      if (refused != 0) {
         ++counters_.send_errors;
-        spdlog::debug("event=proxy_answer_send_failed to={} error=\"{}\"", got.source.address().to_string(),
-                      send_ec.message());
-      } else {
-        ++counters_.answers_sent;
+        spdlog::debug("event=proxy_answer_not_sent to={}", got.source.address().to_string());
       }
     }
   }

@@ -35,7 +35,7 @@ responder_core::responder_core(settings s, content_store& store,
       free_slots_(std::move(free_slots)),
       counters_(counters),
       mirrors_(mirrors),
-      limiter_({settings_.rate_limit, settings_.new_source_rate}) {}
+      guard_({settings_.cookie, settings_.rate_limit, settings_.new_source_rate}, counters_) {}
 
 std::optional<std::string> responder_core::url_host(const network_interface& arrival,
                                                     const net::ip::address& source) const {
@@ -82,35 +82,9 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
     std::span<const std::byte> datagram, const udp::endpoint& source,
     const network_interface* arrival, std::chrono::steady_clock::time_point now) {
   auto q = discovery::decode_query(datagram);
-  if (!q) {
-    ++counters_.malformed;
+  const auto cookie = q ? std::optional(q->sender_cookie) : std::nullopt;
+  if (guard_.admit(cookie, source, arrival, now) != responder_guard::verdict::admitted) {
     return std::nullopt;
-  }
-  if (q->sender_cookie == settings_.cookie) {
-    ++counters_.own_packets;
-    return std::nullopt;
-  }
-  if (arrival == nullptr) {
-    ++counters_.off_link;
-    return std::nullopt;
-  }
-  if (!is_unicast_sender(source, *arrival)) {
-    ++counters_.bad_source;
-    return std::nullopt;
-  }
-  if (!arrival->is_on_link(source.address())) {
-    ++counters_.off_link;
-    return std::nullopt;
-  }
-  switch (limiter_.admit(source.address(), arrival->index, now)) {
-    case source_rate_limiter::verdict::admitted:
-      break;
-    case source_rate_limiter::verdict::source_over_rate:
-      ++counters_.rate_limited;
-      return std::nullopt;
-    case source_rate_limiter::verdict::newcomers_over_rate:
-      ++counters_.new_source_limited;
-      return std::nullopt;
   }
   ++counters_.queries;
 
@@ -170,6 +144,7 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
                                      http_port, config.discovery.rate_limit,
                                      config.discovery.new_source_rate},
             store, std::move(free_slots), counters_, mirrors),
+      gate_(counters_),
       // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty.
       listener_(strand_, segment_listener::options{.port = settings_.port,
                                                    .ipv6 = settings_.ipv6,
@@ -247,9 +222,9 @@ net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
           outgoing.push_back({replies.back(), got.source, got.interface_index});
         }
       }
-      const std::size_t sent = send_datagrams(socket, outgoing);
-      counters_.offers_sent += sent;
-      counters_.send_errors += outgoing.size() - sent;
+      std::size_t refused = 0;
+      counters_.offers_sent += gate_.send(socket, outgoing, now, refused);
+      counters_.send_errors += refused;
     }
   }
 }

@@ -129,11 +129,7 @@ void monitor::register_metrics() {
                   "Query datagrams received on the discovery port, valid or not.",
                   metric_type::counter, {}, [&d] {
                     constexpr auto relaxed = std::memory_order_relaxed;
-                    const auto total = d.queries.load(relaxed) + d.malformed.load(relaxed) +
-                                       d.own_packets.load(relaxed) + d.off_link.load(relaxed) +
-                                       d.rate_limited.load(relaxed) +
-                                       d.new_source_limited.load(relaxed) +
-                                       d.bad_source.load(relaxed);
+                    const auto total = d.queries.load(relaxed) + d.dropped_on_receipt();
                     return std::vector<sample>{{{}, static_cast<double>(total)}};
                   });
   r.add_collector("lanrelay_discovery_queries_answered_total",
@@ -147,15 +143,11 @@ void monitor::register_metrics() {
                     const auto v = [](const std::atomic<std::uint64_t>& a) {
                       return static_cast<double>(a.load(relaxed));
                     };
-                    return std::vector<sample>{{{"malformed"}, v(d.malformed)},
-                                               {{"own_packet"}, v(d.own_packets)},
-                                               {{"off_link"}, v(d.off_link)},
-                                               {{"rate_limited"}, v(d.rate_limited)},
-                                               {{"new_source_limited"}, v(d.new_source_limited)},
-                                               {{"bad_source"}, v(d.bad_source)},
-                                               {{"not_held"}, v(d.not_held)},
-                                               {{"reply_too_large"}, v(d.reply_too_large)},
-                                               {{"send_error"}, v(d.send_errors)}};
+                    auto samples = drop_samples(d);
+                    samples.push_back({{"not_held"}, v(d.not_held)});
+                    samples.push_back({{"reply_too_large"}, v(d.reply_too_large)});
+                    samples.push_back({{"send_error"}, v(d.send_errors)});
+                    return samples;
                   });
 
   // HTTP and transfers.

@@ -34,7 +34,8 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
                  d.own_packets.load(relaxed), d.off_link.load(relaxed),
                  d.rate_limited.load(relaxed), d.reply_too_large.load(relaxed),
                  d.send_errors.load(relaxed), d.digest_mismatches.load(relaxed),
-                 d.new_source_limited.load(relaxed), d.bad_source.load(relaxed)};
+                 d.new_source_limited.load(relaxed), d.bad_source.load(relaxed),
+                 d.unresolved_neighbour.load(relaxed), d.send_queue_full.load(relaxed)};
   return s;
 }
 
@@ -65,7 +66,8 @@ boost::json::object to_json_object(const stats_snapshot& s) {
       {"own_packets", d.own_packets}, {"off_link", d.off_link},
       {"rate_limited", d.rate_limited}, {"reply_too_large", d.reply_too_large},
       {"send_errors", d.send_errors}, {"digest_mismatches", d.digest_mismatches},
-      {"new_source_limited", d.new_source_limited}, {"bad_source", d.bad_source}};
+      {"new_source_limited", d.new_source_limited}, {"bad_source", d.bad_source},
+      {"unresolved_neighbour", d.unresolved_neighbour}, {"send_queue_full", d.send_queue_full}};
   return o;
 }
 

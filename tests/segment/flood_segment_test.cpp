@@ -4,14 +4,16 @@
 // them) for a bounded time, while a real agent asks with `lanrelay discover` and a monitor reads
 // /-/healthz. The relay must keep answering both.
 //
-// The flood (IPv6 only in the enabled test; see DISABLED_spoofed_ipv4_sources_too for both
-// families) has two parts, each a query for the item the relay holds:
+// The flood (IPv6 only in the first test, both families in spoofed_ipv4_sources_too) has two
+// parts, each a query for the item the relay holds:
 // - IPv6: a fresh random link-local source (fe80::/64) for every datagram, to ff12::4126. Any
 //   fe80:: source counts as on-link, so nothing but the rate limiter stands in its way.
 // - IPv4: sources spread over 10.<subnet>.200.1-254, a part of the segment's /16 where no host
 //   lives, to the directed broadcast address. (A flooder that takes the address of a real host
 //   silences that host's own queries: no rate limiter can tell the two apart, see
-//   docs/security.md.)
+//   docs/security.md.) Each of those 254 addresses stays within discovery.rate_limit most of
+//   the time, and none of them resolves (ARP): the relay must not let its answers to them,
+//   which wait in the kernel, crowd the real agent's answer out (segment/reply_gate.hpp).
 // Deadlines are hang guards only: nothing here depends on how fast this machine is.
 
 #include "process.hpp"
@@ -46,7 +48,7 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 constexpr std::uint8_t subnet = 77;
-constexpr auto flood_duration = 12s;  // the flooder stops by itself after this
+constexpr auto flood_duration = 15s;  // the flooder stops by itself after this
 constexpr int flood_per_second = 30'000;  // frames per second, both families together
 
 std::uint16_t checksum_fold(std::uint32_t sum) {
@@ -358,10 +360,14 @@ void flood_segment::run_flood(flooder::families which) {
   ASSERT_TRUE(stats.contains("discovery")) << json::serialize(stats);
   const auto& d = stats.at("discovery").as_object();
   // The flood arrived and the limiter turned most of it away: invented IPv6 sources as newcomers
-  // over discovery.new_source_rate, the 254 IPv4 ones each over its own discovery.rate_limit.
+  // over discovery.new_source_rate. The 254 IPv4 ones are each held to its own
+  // discovery.rate_limit (rate_limited, how many depends on how fast this machine lets the
+  // flooder send), and of what the limiter lets through, the answers that would only have
+  // waited for ARP are held back (at least 10,000 IPv4 frames were sent, each of the 254
+  // addresses gets at most a few answers).
   EXPECT_GT(d.at("new_source_limited").to_number<std::uint64_t>(), 1000u);
   if (which == flooder::families::both) {
-    EXPECT_GT(d.at("rate_limited").to_number<std::uint64_t>(), 1000u);
+    EXPECT_GT(d.at("unresolved_neighbour").to_number<std::uint64_t>(), 1000u);
   }
 
   // After it: still answered, and the daemon is alive.
@@ -372,13 +378,12 @@ TEST_F(flood_segment, the_relay_answers_a_real_agent_and_healthz_during_a_spoofe
   run_flood(flooder::families::ipv6);
 }
 
-// Known to fail (issue 10 stays open for it): with 254 invented IPv4 sources each held to its own
-// discovery.rate_limit, the relay still answers ~5,000 queries per second to addresses that never
-// resolve (ARP). The kernel keeps those offers queued on the unresolved neighbours, charged to the
-// responder socket's send buffer, so every send on that socket fails (EAGAIN, counted in
-// send_errors) for seconds, the real agent's offer included. Needs the responder to stop
-// answering sources whose offers cannot leave (or a send path per neighbour state).
-TEST_F(flood_segment, DISABLED_spoofed_ipv4_sources_too) {
+// With 254 invented IPv4 sources each held to its own discovery.rate_limit, the relay would
+// answer ~5,000 queries per second to addresses that never resolve (ARP). The kernel keeps such
+// answers queued on the unresolved neighbours, charged to the responder socket's send buffer;
+// without the reply gate every send on that socket failed (EAGAIN) for seconds, the real agent's
+// offer included. The gate sends at most one answer per unresolved neighbour at a time.
+TEST_F(flood_segment, spoofed_ipv4_sources_too) {
   run_flood(flooder::families::both);
 }
 

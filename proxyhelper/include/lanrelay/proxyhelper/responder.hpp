@@ -7,7 +7,8 @@
 // and the interface it arrived on, and returns the answer to send back, if any. Tests and the
 // fuzzer drive it directly. proxy_responder receives through a segment_listener
 // (segment/segment_listener.hpp: 0.0.0.0:port and [::]:port joined to ff12::4129 on every
-// multicast interface, re-scanned every interface_rescan), as relay/discovery_responder.hpp does.
+// multicast interface, re-scanned every interface_rescan) and sends through a reply_gate
+// (segment/reply_gate.hpp), as relay/discovery_responder.hpp does.
 //
 // Threads: responder_core is not thread safe; proxy_responder runs it on its own strand.
 
@@ -15,7 +16,12 @@
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
 #include "lanrelay/segment/interfaces.hpp"
+#include "lanrelay/segment/interfaces.hpp"
 #include "lanrelay/segment/proxy_codec.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
+#include "lanrelay/segment/reply_gate.hpp"
+#include "lanrelay/segment/responder_guard.hpp"
+#include "lanrelay/segment/segment_listener.hpp"
 #include "lanrelay/segment/segment_listener.hpp"
 #include "lanrelay/segment/source_rate_limiter.hpp"
 
@@ -72,7 +78,7 @@ class responder_core {
   const site_key* key_;
   healthy_proxies healthy_;
   proxyhelper_counters& counters_;
-  source_rate_limiter limiter_;
+  responder_guard guard_;
 };
 
 class proxy_responder {
@@ -101,6 +107,7 @@ class proxy_responder {
   const proxyhelper_config& config_;
   proxyhelper_counters& counters_;
   responder_core core_;
+  reply_gate gate_;            // strand
   segment_listener listener_;  // strand
   bool stopped_ = false;  // strand
 };

@@ -6,6 +6,8 @@
 // Thread safety: every counter is a relaxed atomic, updated from any io thread. A snapshot is not
 // a consistent cut across counters; each value is exact on its own. query_log takes a mutex.
 
+#include "lanrelay/segment/responder_guard.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -17,20 +19,14 @@
 
 namespace lanrelay::proxyhelper {
 
-struct proxyhelper_counters {
+// The drops both segment responders share (malformed, own_packets, off_link, bad_source,
+// rate_limited over query.rate_limit, new_source_limited over query.new_source_rate,
+// unresolved_neighbour, send_queue_full) come from segment/responder_guard.hpp.
+struct proxyhelper_counters : segment_drop_counters {
   // Proxy queries (responder.hpp).
   std::atomic<std::uint64_t> queries{0};          // valid queries from on-link senders
   std::atomic<std::uint64_t> answers_sent{0};
   std::atomic<std::uint64_t> no_healthy_proxy{0};  // valid query, nothing to advertise: silence
-  std::atomic<std::uint64_t> malformed{0};         // not a valid query datagram (any codec error)
-  std::atomic<std::uint64_t> own_packets{0};
-  std::atomic<std::uint64_t> off_link{0};          // sender not on a subnet of the arrival interface
-  std::atomic<std::uint64_t> rate_limited{0};
-  // A new sender while the newcomers of its family on its interface were over
-  // query.new_source_rate (segment/source_rate_limiter.hpp).
-  std::atomic<std::uint64_t> new_source_limited{0};
-  // Port 0, broadcast, multicast, unspecified or a subnet's network address as the source.
-  std::atomic<std::uint64_t> bad_source{0};
   std::atomic<std::uint64_t> reply_too_large{0};
   std::atomic<std::uint64_t> send_errors{0};
   // Health checks (health.hpp).

@@ -8,19 +8,27 @@
 // (segment/segment_listener.hpp: 0.0.0.0:port for IPv4 directed and limited broadcast and unicast,
 // [::]:port joined to the IPv6 link-local group on every multicast interface, re-scanned every
 // interface_rescan so interfaces that come and go are picked up without a restart) and answers
-// in batches. A socket that fails is logged and closed; the daemon keeps running.
+// in batches, through a reply_gate (segment/reply_gate.hpp: no answers piling up in the kernel for
+// addresses that never resolve). A socket that fails is logged and closed; the daemon keeps running.
 //
 // Threads: responder_core is not thread safe; discovery_responder runs it on its own strand.
 // Counters are relaxed atomics, readable from any thread.
 
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/content/store.hpp"
+#include "lanrelay/content/store.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/stats.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
+#include "lanrelay/segment/discovery_codec.hpp"
 #include "lanrelay/segment/interfaces.hpp"
 #include "lanrelay/segment/interfaces.hpp"
+#include "lanrelay/segment/interfaces.hpp"
+#include "lanrelay/segment/reply_gate.hpp"
+#include "lanrelay/segment/responder_guard.hpp"
+#include "lanrelay/segment/segment_listener.hpp"
 #include "lanrelay/segment/segment_listener.hpp"
 #include "lanrelay/segment/segment_listener.hpp"
 #include "lanrelay/segment/source_rate_limiter.hpp"
@@ -74,7 +82,7 @@ class responder_core {
   // Queries answered per second per source from now on (configuration reload).
   void set_rate_limit(std::uint32_t per_second) noexcept {
     settings_.rate_limit = per_second;
-    limiter_.update({settings_.rate_limit, settings_.new_source_rate});
+    guard_.update(settings_.rate_limit, settings_.new_source_rate);
   }
 
  private:
@@ -86,7 +94,7 @@ class responder_core {
   std::function<std::uint16_t()> free_slots_;
   responder_counters& counters_;
   const mirror_service* mirrors_;
-  source_rate_limiter limiter_;
+  responder_guard guard_;
   mutable std::unordered_map<std::uint32_t, std::string> host_texts_;  // IPv4 address -> text
 };
 
@@ -115,6 +123,7 @@ class discovery_responder {
   const discovery_settings settings_;
   responder_counters& counters_;
   responder_core core_;
+  reply_gate gate_;            // strand
   segment_listener listener_;  // strand
   bool stopped_ = false;  // strand
 };

@@ -5,6 +5,8 @@
 // Thread safety: every counter is a relaxed atomic, updated from any io thread. A snapshot is not
 // a consistent cut across counters; each value is exact on its own.
 
+#include "lanrelay/segment/responder_guard.hpp"
+
 #include <boost/json/object.hpp>
 
 #include <atomic>
@@ -16,19 +18,13 @@ namespace lanrelay::relay {
 class slot_pool;
 
 // Discovery responder (discovery_responder.hpp): queries and why some were not answered.
-struct responder_counters {
+// The drops both responders share (malformed, own_packets, off_link, bad_source, rate_limited over
+// discovery.rate_limit, new_source_limited over discovery.new_source_rate, unresolved_neighbour,
+// send_queue_full) come from segment/responder_guard.hpp.
+struct responder_counters : segment_drop_counters {
   std::atomic<std::uint64_t> queries{0};        // valid queries from on-link senders
   std::atomic<std::uint64_t> offers_sent{0};
   std::atomic<std::uint64_t> not_held{0};       // valid query, nothing good enough in the store
-  std::atomic<std::uint64_t> malformed{0};      // not a valid query datagram (any codec error)
-  std::atomic<std::uint64_t> own_packets{0};    // our own cookie: our own query came back
-  std::atomic<std::uint64_t> off_link{0};       // sender not on a subnet of the arrival interface
-  std::atomic<std::uint64_t> rate_limited{0};   // sender over discovery.rate_limit
-  // A new sender while the newcomers of its family on its interface were over
-  // discovery.new_source_rate (segment/source_rate_limiter.hpp).
-  std::atomic<std::uint64_t> new_source_limited{0};
-  // Port 0, broadcast, multicast, unspecified or a subnet's network address as the source.
-  std::atomic<std::uint64_t> bad_source{0};
   std::atomic<std::uint64_t> reply_too_large{0}; // the offer would be larger than the query
   std::atomic<std::uint64_t> send_errors{0};
   // Queries whose SHA-256 differs from every held item of the wanted name and version: the
@@ -81,7 +77,8 @@ struct stats_snapshot {
   struct {
     std::uint64_t queries = 0, offers_sent = 0, not_held = 0, malformed = 0, own_packets = 0,
                   off_link = 0, rate_limited = 0, reply_too_large = 0, send_errors = 0,
-                  digest_mismatches = 0, new_source_limited = 0, bad_source = 0;
+                  digest_mismatches = 0, new_source_limited = 0, bad_source = 0,
+                  unresolved_neighbour = 0, send_queue_full = 0;
   } discovery;
 };
 
