@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 struct proxy_query_options {
   std::uint16_t port = proxy_protocol::kDefaultPort;
@@ -45,4 +45,4 @@ struct proxy_query_result {
 // Takes `options` by value: the coroutine owns them whenever it starts.
 boost::asio::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options);
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution
