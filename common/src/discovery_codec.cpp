@@ -51,7 +51,7 @@ class discovery_error_category final : public boost::system::error_category {
 #pragma GCC diagnostic pop
 
 constexpr std::uint32_t bit(field_type f) noexcept {
-  return std::uint32_t{1} << static_cast<unsigned>(f);
+  return tlv::bit(static_cast<std::uint16_t>(f));
 }
 
 constexpr std::uint32_t kQueryFields = bit(field_type::transaction_id) |
@@ -64,6 +64,8 @@ constexpr std::uint32_t kQueryMandatory = bit(field_type::transaction_id) |
 constexpr std::uint32_t kOfferFields = kQueryFields | bit(field_type::size) | bit(field_type::url) |
                                        bit(field_type::free_slots) | bit(field_type::role);
 constexpr std::uint32_t kOfferMandatory = kOfferFields & ~bit(field_type::padding);
+constexpr tlv::field_rules kQueryRules{kQueryFields, kQueryMandatory, 0};
+constexpr tlv::field_rules kOfferRules{kOfferFields, kOfferMandatory, 0};
 
 static_assert(static_cast<unsigned>(field_type::padding) < 32, "field bits fit a u32");
 
@@ -207,33 +209,13 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
   return {};
 }
 
-// Validates the header of `datagram` and parses its fields. `allowed` are the fields defined
-// for `expected`; other codes are skipped.
+// Validates the header of `datagram` and parses the fields `rules` allow for `expected`.
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
-                                std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
-  const auto walked = tlv::walk<errc>(
-      datagram, kFraming, static_cast<std::uint8_t>(expected),
-      [&](const tlv::field& f) -> boost::system::error_code {
-        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
-          return {};
-        }
-        const auto type = static_cast<field_type>(f.code);
-        if ((allowed & bit(type)) == 0) {
-          return {};
-        }
-        if ((out.seen & bit(type)) != 0) {
-          return errc::duplicate_field;
-        }
-        out.seen |= bit(type);
-        return read_field(type, f.value, out);
-      });
-  if (walked) {
-    return walked;
-  }
-  if ((out.seen & mandatory) != mandatory) {
-    return errc::missing_field;
-  }
-  return {};
+                                const tlv::field_rules& rules, field_values& out) {
+  return tlv::walk_fields<errc>(datagram, kFraming, static_cast<std::uint8_t>(expected), rules,
+                                out.seen, [&](const tlv::field& f) {
+                                  return read_field(static_cast<field_type>(f.code), f.value, out);
+                                });
 }
 
 tlv::writer<field_type> make_writer(message_type type) {
@@ -323,7 +305,7 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
 
 result<query> decode_query(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::query, kQueryFields, kQueryMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::query, kQueryRules, v)) {
     return ec;
   }
   query q;
@@ -340,7 +322,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
 
 result<offer> decode_offer(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::offer, kOfferFields, kOfferMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::offer, kOfferRules, v)) {
     return ec;
   }
   offer o;

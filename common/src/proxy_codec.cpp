@@ -68,7 +68,7 @@ class proxy_error_category final : public boost::system::error_category {
 #pragma GCC diagnostic pop
 
 constexpr std::uint32_t bit(field_type f) noexcept {
-  return std::uint32_t{1} << static_cast<unsigned>(f);
+  return tlv::bit(static_cast<std::uint16_t>(f));
 }
 
 constexpr std::uint32_t kQueryFields =
@@ -80,6 +80,9 @@ constexpr std::uint32_t kAnswerFields =
     bit(field_type::public_key) | bit(field_type::signature) | bit(field_type::padding);
 constexpr std::uint32_t kAnswerMandatory =
     kQueryMandatory | bit(field_type::expires_at) | bit(field_type::proxy);
+constexpr tlv::field_rules kQueryRules{kQueryFields, kQueryMandatory, 0};
+// An answer lists one proxy field per proxy.
+constexpr tlv::field_rules kAnswerRules{kAnswerFields, kAnswerMandatory, bit(field_type::proxy)};
 
 constexpr std::uint8_t kFlagNeedsCredentials = 0x01;
 
@@ -216,22 +219,13 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
   return {};
 }
 
+// Validates the header of `datagram` and parses the fields `rules` allow for `expected`.
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
-                                std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
-  const auto walked = tlv::walk<errc>(
-      datagram, kFraming, static_cast<std::uint8_t>(expected),
+                                const tlv::field_rules& rules, field_values& out) {
+  const auto walked = tlv::walk_fields<errc>(
+      datagram, kFraming, static_cast<std::uint8_t>(expected), rules, out.seen,
       [&](const tlv::field& f) -> boost::system::error_code {
-        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
-          return {};
-        }
         const auto type = static_cast<field_type>(f.code);
-        if ((allowed & bit(type)) == 0) {
-          return {};
-        }
-        if (type != field_type::proxy && (out.seen & bit(type)) != 0) {
-          return errc::duplicate_field;
-        }
-        out.seen |= bit(type);
         if (const auto ec = read_field(type, f.value, out)) {
           return ec;
         }
@@ -247,9 +241,6 @@ boost::system::error_code parse(std::span<const std::byte> datagram, message_typ
       });
   if (walked) {
     return walked;
-  }
-  if ((out.seen & mandatory) != mandatory) {
-    return errc::missing_field;
   }
   if ((out.seen & bit(field_type::signature)) != 0 && (out.seen & bit(field_type::public_key)) == 0) {
     return errc::missing_field;
@@ -428,7 +419,7 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
 
 result<query> decode_query(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::query, kQueryFields, kQueryMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::query, kQueryRules, v)) {
     return ec;
   }
   return query{v.transaction_id, v.sender_cookie};
@@ -436,7 +427,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
 
 result<answer> decode_answer(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::answer, kAnswerFields, kAnswerMandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::answer, kAnswerRules, v)) {
     return ec;
   }
   answer a;
