@@ -2,7 +2,6 @@
 
 #include "lanrelay/common/query_rounds.hpp"
 
-#include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>

@@ -3,10 +3,10 @@
 // Step 2 of proxy resolution: ask the segment's proxyhelperd which proxy to use
 // (docs/protocol.md, "Proxy protocol").
 //
-// The query goes out like a discovery query (discovery_client.hpp): IPv4 directed and limited
-// broadcast on every interface that has a broadcast address, and the IPv6 group ff12::4129 on
-// every multicast interface; or, with `targets`, by unicast to those addresses only. It is sent
-// `sends` times spread over the first two thirds of `window`. The wait ends at the first answer
+// The query goes out through the loop discovery queries use (query_rounds.hpp): IPv4 directed
+// and limited broadcast on every interface that has a broadcast address, and the IPv6 group
+// ff12::4129 on every multicast interface; or, with `targets`, by unicast to those addresses
+// only. It is sent `sends` times spread over the first two thirds of `window`. The wait ends at the first answer
 // that passes proxy_protocol::check_answer with `trust`; answers that do not pass are counted and
 // described (a rogue responder shows up there), never used.
 
