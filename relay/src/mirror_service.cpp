@@ -523,8 +523,9 @@ proxy_resolution::proxy_resolver_options resolver_options(const upstream_proxy_s
     if (!line.empty() && line.back() == '\r') {
       line.pop_back();
     }
-    auto bound = text ? proxy_resolution::proxy_credentials::bind(std::move(line), c.credentials_proxy, &why)
-                      : result<proxy_resolution::proxy_credentials>(make_error_code(errc::invalid_config));
+    using proxy_resolution::proxy_credentials;
+    auto bound = text ? proxy_credentials::bind(std::move(line), c.credentials_proxy, &why)
+                      : result<proxy_credentials>(make_error_code(errc::invalid_config));
     if (!bound) {
       spdlog::error("event=proxy_credentials_unusable file={} error=\"{}\" hint=\"proxies "
                     "that need credentials are skipped\"",
