@@ -3,7 +3,10 @@
 
 #include "lanrelay/agent/address_watch.hpp"
 #include "lanrelay/base/log.hpp"
+#include "lanrelay/base/log.hpp"
 #include "lanrelay/base/redact.hpp"
+#include "lanrelay/base/redact.hpp"
+#include "lanrelay/proxy_resolution/address_watch.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -34,10 +37,10 @@ std::chrono::milliseconds duration_option(const std::string& name, std::string_v
   return *parsed;
 }
 
-json::object to_json(const agent::resolution& r, const std::string& target) {
+json::object to_json(const proxy_resolution::resolution& r, const std::string& target) {
   json::array skipped;
   for (const auto& s : r.skipped) {
-    skipped.push_back(json::object{{"step", agent::to_string(s.step)},
+    skipped.push_back(json::object{{"step", proxy_resolution::to_string(s.step)},
                                    {"route", s.route},
                                    {"reason", s.reason}});
   }
@@ -47,7 +50,7 @@ json::object to_json(const agent::resolution& r, const std::string& target) {
   }
   json::object out{{"target", redact_urls(target)},
                    {"working", r.working},
-                   {"decided_by", agent::to_string(r.decided_by)},
+                   {"decided_by", proxy_resolution::to_string(r.decided_by)},
                    {"proxy", r.proxy ? json::value(redact_urls(*r.proxy)) : json::value(nullptr)},
                    {"asked_segment", r.asked_segment},
                    {"answered_by", r.answered_by},
@@ -59,7 +62,7 @@ json::object to_json(const agent::resolution& r, const std::string& target) {
   return out;
 }
 
-void print(const agent::resolution& r, const std::string& target, bool as_json) {
+void print(const proxy_resolution::resolution& r, const std::string& target, bool as_json) {
   if (as_json) {
     fmt::print("{}\n", json::serialize(to_json(r, target)));
   } else {
@@ -69,15 +72,15 @@ void print(const agent::resolution& r, const std::string& target, bool as_json) 
                  redact_urls(target));
     } else if (r.proxy) {
       fmt::print("{} via proxy {} (decided by {}{}{})\n", redact_urls(target), redact_urls(*r.proxy),
-                 agent::to_string(r.decided_by),
+                 proxy_resolution::to_string(r.decided_by),
                  r.answered_by.empty() ? "" : ", answered by " + r.answered_by,
                  r.from_cache ? ", cached" : "");
     } else {
-      fmt::print("{} directly (decided by {}{})\n", redact_urls(target), agent::to_string(r.decided_by),
+      fmt::print("{} directly (decided by {}{})\n", redact_urls(target), proxy_resolution::to_string(r.decided_by),
                  r.from_cache ? ", cached" : "");
     }
     for (const auto& s : r.skipped) {
-      fmt::print("  skipped {} [{}]: {}\n", s.route, agent::to_string(s.step), s.reason);
+      fmt::print("  skipped {} [{}]: {}\n", s.route, proxy_resolution::to_string(s.step), s.reason);
     }
     for (const auto& text : r.refused_answers) {
       fmt::print("  refused answer {}\n", text);
@@ -115,9 +118,9 @@ void proxy_cli_options::add_to(CLI::App& cmd) {
       ->capture_default_str();
 }
 
-agent::proxy_resolver_options proxy_cli_options::resolver_options() const {
-  agent::proxy_resolver_options o;
-  o.system = agent::system_proxy_settings::from_environment();
+proxy_resolution::proxy_resolver_options proxy_cli_options::resolver_options() const {
+  proxy_resolution::proxy_resolver_options o;
+  o.system = proxy_resolution::system_proxy_settings::from_environment();
   if (!pac_url.empty()) {
     const auto url = boost::urls::parse_absolute_uri(pac_url);
     if (!url || (url->scheme_id() != boost::urls::scheme::http &&
@@ -159,7 +162,7 @@ agent::proxy_resolver_options proxy_cli_options::resolver_options() const {
                           "credentials are sent to that proxy only");
     }
     std::string why;
-    auto bound = agent::proxy_credentials::bind(value, credentials_proxy, &why);
+    auto bound = proxy_resolution::proxy_credentials::bind(value, credentials_proxy, &why);
     if (!bound) {
       throw command_error("--credentials-proxy: " + why);
     }
@@ -179,12 +182,17 @@ agent::fetch_options::upstream_route_fn proxy_cli_options::upstream_route(
   auto options = resolver_options();
   options.tls = tls;
   const auto credentials = options.credentials;
-  auto resolver = std::make_shared<agent::proxy_resolver>(std::move(options));
-  return [resolver, credentials](const boost::urls::url& upstream)
+  // Built on the first call, on the executor the downloads run on.
+  auto resolver = std::make_shared<std::optional<proxy_resolution::proxy_resolver>>();
+  return [resolver, options = std::move(options), credentials](const boost::urls::url& upstream)
              -> net::awaitable<std::optional<proxy_settings>> {
-    const auto route = co_await resolver->resolve(upstream);
+    if (!*resolver) {
+      auto executor = co_await net::this_coro::executor;
+      resolver->emplace(executor, options);
+    }
+    const auto route = co_await (*resolver)->resolve(upstream);
     spdlog::info("event=upstream_route url={} decided_by={} proxy={}", upstream.buffer(),
-                 agent::to_string(route.decided_by), route.proxy.value_or("direct"));
+                 proxy_resolution::to_string(route.decided_by), route.proxy.value_or("direct"));
     co_return route.settings(credentials);
   };
 }
@@ -218,15 +226,15 @@ void add_proxy_commands(CLI::App& app) {
         throw command_error("'" + args->url + "' is not an http:// or https:// URL");
       }
       const boost::urls::url target(*url);
-      agent::proxy_resolver resolver(args->proxy.resolver_options());
       net::io_context ioc;
+      proxy_resolution::proxy_resolver resolver(ioc.get_executor(), args->proxy.resolver_options());
       bool working = false;
       std::exception_ptr failure;
       net::co_spawn(
           ioc,
           [&]() -> net::awaitable<void> {
             // Opened before the first resolution, so no change after it goes unnoticed.
-            std::optional<agent::address_watch> watch;
+            std::optional<proxy_resolution::address_watch> watch;
             if (args->follow > 0) {
               watch.emplace(co_await net::this_coro::executor);
               if (!watch->ok()) {

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "lanrelay/agent/fetch.hpp"
-#include "lanrelay/agent/proxy_resolver.hpp"
+#include "lanrelay/proxy_resolution/proxy_resolver.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -28,7 +28,7 @@ struct proxy_cli_options {
 
   void add_to(CLI::App& cmd);
   // Validated resolver options; throws command_error with what is wrong.
-  agent::proxy_resolver_options resolver_options() const;
+  proxy_resolution::proxy_resolver_options resolver_options() const;
 
   // For `--resolve-proxy`: a fetch_options::upstream_proxy that resolves each upstream URL with
   // one resolver (its cache shared by every download of the command) and logs the route.

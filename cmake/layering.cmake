@@ -7,8 +7,8 @@
 #
 #   0  base                                  errors, logging, files, keys, settings table, Asio
 #   1  segment, content, upstream, serving,  protocol, content and transport pieces, and the
-#      daemon (being added)                  daemon runtime
-#   2  proxy_resolution (being added)        how an agent finds its way out
+#      daemon                                daemon runtime
+#   2  proxy_resolution                      how an agent finds its way out
 #   3  agent                                 the agent side: discovery, fetch, updates
 #   4  relay, proxyhelper                    the two daemons' libraries
 #

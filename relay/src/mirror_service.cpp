@@ -1,7 +1,7 @@
 #include "lanrelay/relay/mirror_service.hpp"
 
-#include "lanrelay/agent/address_watch.hpp"
-#include "lanrelay/agent/proxy_resolver.hpp"
+#include "lanrelay/proxy_resolution/address_watch.hpp"
+#include "lanrelay/proxy_resolution/proxy_resolver.hpp"
 
 #include "lanrelay/base/file_io.hpp"
 #include "lanrelay/base/log.hpp"
@@ -433,47 +433,41 @@ struct mirror_service::source {
   }
 };
 
-// proxy = "auto": resolvers (one per CA file, since the connectivity checks verify TLS with the
-// source's CA) on one strand, one resolution at a time (a resolver runs one coroutine at a
-// time); they forget their routes when an IP address of the machine changes (another segment,
-// another proxy).
+// proxy = "auto": resolvers, one per CA file, since the connectivity checks verify TLS with the
+// source's CA (each resolver runs its resolutions on its own strand, one at a time:
+// proxy_resolver.hpp). They forget their routes when an IP address of the machine changes
+// (another segment, another proxy).
 struct mirror_service::route_finder {
-  route_finder(net::io_context& ioc, agent::proxy_resolver_options o)
-      : strand(net::make_strand(ioc)), options(std::move(o)), watch(strand), stop(strand), idle(strand) {
+  route_finder(net::io_context& ioc, proxy_resolution::proxy_resolver_options o)
+      : executor(ioc.get_executor()), options(std::move(o)), watch_strand(net::make_strand(ioc)),
+        watch(watch_strand), stop(watch_strand) {
     stop.expires_at(net::steady_timer::time_point::max());
-    idle.expires_at(net::steady_timer::time_point::max());
   }
 
-  // On `strand`.
-  net::awaitable<agent::resolution> resolve(boost::urls::url target, fs::path ca_file) {
-    while (busy) {
-      co_await idle.async_wait(net::as_tuple(net::use_awaitable));  // cancelled when one ends
-    }
-    busy = true;
+  // Any thread.
+  proxy_resolution::proxy_resolver& resolver(const fs::path& ca_file) {
+    std::lock_guard lock(mutex);
     auto& resolver = resolvers[ca_file];
     if (!resolver) {
       auto o = options;
       if (!ca_file.empty()) {
         o.tls.ca_file = ca_file;
       }
-      resolver = std::make_unique<agent::proxy_resolver>(std::move(o));
+      resolver = std::make_unique<proxy_resolution::proxy_resolver>(executor, std::move(o));
     }
-    auto found = co_await resolver->resolve(std::move(target));
-    busy = false;
-    idle.cancel();
-    idle.expires_at(net::steady_timer::time_point::max());
-    co_return found;
+    return *resolver;
   }
 
   // After a failed download through the route: find it again next time (the proxy may be gone).
+  // Any thread.
   void forget(const fs::path& ca_file) {
-    net::post(strand, [this, ca_file] {
-      if (auto it = resolvers.find(ca_file); it != resolvers.end()) {
-        it->second->forget();
-      }
-    });
+    std::lock_guard lock(mutex);
+    if (auto it = resolvers.find(ca_file); it != resolvers.end()) {
+      it->second->forget();
+    }
   }
 
+  // On `watch_strand`.
   net::awaitable<void> watch_addresses() {
     if (!watch.ok()) {
       spdlog::warn("event=address_watch_unavailable error=\"{}\" hint=\"mirror routes found "
@@ -487,26 +481,27 @@ struct mirror_service::route_finder {
         co_return;
       }
       spdlog::info("event=addresses_changed hint=\"mirror upstream routes are resolved again\"");
+      std::lock_guard lock(mutex);
       for (auto& [ca, resolver] : resolvers) {
         resolver->forget();
       }
     }
   }
 
-  net::strand<net::io_context::executor_type> strand;
-  const agent::proxy_resolver_options options;
-  std::map<fs::path, std::unique_ptr<agent::proxy_resolver>> resolvers;  // strand
-  bool busy = false;                                                    // strand
-  agent::address_watch watch;  // strand
-  net::steady_timer stop;      // strand; cancelled when the service stops
-  net::steady_timer idle;      // strand; cancelled when a resolution ends
+  net::io_context::executor_type executor;
+  const proxy_resolution::proxy_resolver_options options;
+  std::mutex mutex;
+  std::map<fs::path, std::unique_ptr<proxy_resolution::proxy_resolver>> resolvers;  // mutex
+  net::strand<net::io_context::executor_type> watch_strand;
+  proxy_resolution::address_watch watch;  // watch_strand
+  net::steady_timer stop;                 // watch_strand; cancelled when the service stops
 };
 
 namespace {
 
-agent::proxy_resolver_options resolver_options(const upstream_proxy_settings& c) {
-  agent::proxy_resolver_options o;
-  o.system = agent::system_proxy_settings::from_environment();
+proxy_resolution::proxy_resolver_options resolver_options(const upstream_proxy_settings& c) {
+  proxy_resolution::proxy_resolver_options o;
+  o.system = proxy_resolution::system_proxy_settings::from_environment();
   if (!c.pac_url.empty()) {
     o.system.pac_url = c.pac_url;
   }
@@ -528,8 +523,9 @@ agent::proxy_resolver_options resolver_options(const upstream_proxy_settings& c)
     if (!line.empty() && line.back() == '\r') {
       line.pop_back();
     }
-    auto bound = text ? agent::proxy_credentials::bind(std::move(line), c.credentials_proxy, &why)
-                      : result<agent::proxy_credentials>(make_error_code(errc::invalid_config));
+    using proxy_resolution::proxy_credentials;
+    auto bound = text ? proxy_credentials::bind(std::move(line), c.credentials_proxy, &why)
+                      : result<proxy_credentials>(make_error_code(errc::invalid_config));
     if (!bound) {
       spdlog::error("event=proxy_credentials_unusable file={} error=\"{}\" hint=\"proxies "
                     "that need credentials are skipped\"",
@@ -615,7 +611,7 @@ mirror_service::source* mirror_service::find_source(std::string_view name) const
 
 void mirror_service::start() {
   if (routes_) {
-    net::co_spawn(routes_->strand, routes_->watch_addresses(), log_failure("address watch"));
+    net::co_spawn(routes_->watch_strand, routes_->watch_addresses(), log_failure("address watch"));
   }
   for (auto& s : sources_) {
     net::co_spawn(
@@ -631,7 +627,7 @@ void mirror_service::start() {
 void mirror_service::stop() {
   stopping_.store(true);
   if (routes_) {
-    net::post(routes_->strand, [r = routes_.get()] { r->stop.cancel(); });
+    net::post(routes_->watch_strand, [r = routes_.get()] { r->stop.cancel(); });
   }
   for (auto& s : sources_) {
     net::post(s->strand, [&src = *s] {
@@ -1088,14 +1084,15 @@ net::awaitable<void> mirror_service::find_route(source& s) {
   if (s.settings.proxy != "auto" || !routes_) {
     co_return;
   }
-  const auto found = co_await net::co_spawn(
-      routes_->strand, routes_->resolve(s.upstream.upstream, s.settings.ca_file), net::use_awaitable);
-  // Back on s.strand: the source's downloads read s.upstream there.
+  auto& resolver = routes_->resolver(s.settings.ca_file);
+  const auto found = co_await resolver.resolve(s.upstream.upstream);
+  // Back on s.strand (resolve() returns to its caller's executor): the source's downloads read
+  // s.upstream there.
   s.upstream.proxy = found.settings(routes_->options.credentials);
   std::string route = !found.working ? "none found"
                       : found.proxy  ? *found.proxy
                                      : std::string("direct");
-  route += " (" + std::string(agent::to_string(found.decided_by)) + ")";
+  route += " (" + std::string(proxy_resolution::to_string(found.decided_by)) + ")";
   if (!found.from_cache) {
     std::string skipped;
     for (const auto& k : found.skipped) {

@@ -16,7 +16,7 @@ namespace {
 
 constexpr std::string_view pinned_key =
     "lanrelay-ed25519:/QSSAU3zQS3Zw2cXaIz+WkZ6DxaB39ZfDz0hrBP4YB8=";
-const std::chrono::system_clock::time_point kNow{std::chrono::seconds{1'750'003'600}};
+const std::chrono::system_clock::time_point fixed_now{std::chrono::seconds{1'750'003'600}};
 
 }  // namespace
 
@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const lanrelay::public_key pinned = lanrelay::parse_public_key(pinned_key).value();
   const std::string_view text(reinterpret_cast<const char*>(data), size);
 
-  if (const auto verified = lanrelay::verify_catalog(text, pinned, kNow)) {
+  if (const auto verified = lanrelay::verify_catalog(text, pinned, fixed_now)) {
     // Whatever verifies obeys the catalog rules and is what the pinned key signed.
     if (!lanrelay::validate_catalog(*verified)) {
       __builtin_trap();

@@ -11,7 +11,7 @@
 
 #include "lanrelay/upstream/http_client.hpp"
 
-#include "lanrelay/agent/proxy_resolver.hpp"
+#include "lanrelay/proxy_resolution/proxy_resolver.hpp"
 
 #include "au_upstream.hpp"
 #include "process.hpp"
@@ -428,17 +428,17 @@ TEST_F(upstream_connections, credentials_go_only_to_their_proxy) {
   const std::string login = std::string(http_proxy_user) + ":" + std::string(http_proxy_password);
   const auto target = boost::urls::url(plain_url("127.0.0.1", "hello.txt"));
   for (const bool bound_to_it : {false, true}) {
-    agent::proxy_resolver_options options;
+    proxy_resolution::proxy_resolver_options options;
     options.ask_segment = false;  // never broadcast from this test
     options.check_timeout = 5'000ms;
     options.system.pac_url = plain_url("127.0.0.1", "proxy.pac");
     const std::string other = "127.0.0.1:" + std::to_string(test::free_port());
     options.credentials =
-        agent::proxy_credentials::bind(login, bound_to_it ? proxy : other).value();
-    agent::proxy_resolver resolver(options);
+        proxy_resolution::proxy_credentials::bind(login, bound_to_it ? proxy : other).value();
     net::io_context ioc;
-    std::optional<agent::resolution> found;
-    net::co_spawn(ioc, resolver.resolve(target), [&](std::exception_ptr e, agent::resolution r) {
+    proxy_resolution::proxy_resolver resolver(ioc.get_executor(), options);
+    std::optional<proxy_resolution::resolution> found;
+    net::co_spawn(ioc, resolver.resolve(target), [&](std::exception_ptr e, proxy_resolution::resolution r) {
       if (e) {
         std::rethrow_exception(e);
       }
@@ -449,13 +449,13 @@ TEST_F(upstream_connections, credentials_go_only_to_their_proxy) {
     if (!bound_to_it) {
       EXPECT_FALSE(found->working);
       ASSERT_EQ(found->skipped.size(), 1u);
-      EXPECT_EQ(found->skipped[0].step, agent::resolution_step::pac);
+      EXPECT_EQ(found->skipped[0].step, proxy_resolution::resolution_step::pac);
       EXPECT_NE(found->skipped[0].reason.find("credentials"), std::string::npos)
           << found->skipped[0].reason;
       continue;
     }
     ASSERT_TRUE(found->working) << (found->skipped.empty() ? "" : found->skipped[0].reason);
-    EXPECT_EQ(found->decided_by, agent::resolution_step::pac);
+    EXPECT_EQ(found->decided_by, proxy_resolution::resolution_step::pac);
     auto request = request_for(std::string(target.buffer()));
     request.proxy = found->settings(options.credentials);
     ASSERT_TRUE(request.proxy);

@@ -38,7 +38,7 @@ std::string discovery_message(errc value) {
 }
 
 constexpr std::uint32_t bit(field_type f) noexcept {
-  return std::uint32_t{1} << static_cast<unsigned>(f);
+  return tlv::bit(static_cast<std::uint16_t>(f));
 }
 
 constexpr std::uint32_t query_fields = bit(field_type::transaction_id) |
@@ -51,6 +51,8 @@ constexpr std::uint32_t query_mandatory = bit(field_type::transaction_id) |
 constexpr std::uint32_t offer_fields = query_fields | bit(field_type::size) | bit(field_type::url) |
                                        bit(field_type::free_slots) | bit(field_type::role);
 constexpr std::uint32_t offer_mandatory = offer_fields & ~bit(field_type::padding);
+constexpr tlv::field_rules query_rules{query_fields, query_mandatory, 0};
+constexpr tlv::field_rules offer_rules{offer_fields, offer_mandatory, 0};
 
 static_assert(static_cast<unsigned>(field_type::padding) < 32, "field bits fit a u32");
 
@@ -194,33 +196,13 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
   return {};
 }
 
-// Validates the header of `datagram` and parses its fields. `allowed` are the fields defined
-// for `expected`; other codes are skipped.
+// Validates the header of `datagram` and parses the fields `rules` allow for `expected`.
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
-                                std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
-  const auto walked = tlv::walk<errc>(
-      datagram, datagram_framing, static_cast<std::uint8_t>(expected),
-      [&](const tlv::field& f) -> boost::system::error_code {
-        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
-          return {};
-        }
-        const auto type = static_cast<field_type>(f.code);
-        if ((allowed & bit(type)) == 0) {
-          return {};
-        }
-        if ((out.seen & bit(type)) != 0) {
-          return errc::duplicate_field;
-        }
-        out.seen |= bit(type);
-        return read_field(type, f.value, out);
-      });
-  if (walked) {
-    return walked;
-  }
-  if ((out.seen & mandatory) != mandatory) {
-    return errc::missing_field;
-  }
-  return {};
+                                const tlv::field_rules& rules, field_values& out) {
+  return tlv::walk_fields<errc>(datagram, datagram_framing, static_cast<std::uint8_t>(expected), rules,
+                                out.seen, [&](const tlv::field& f) {
+                                  return read_field(static_cast<field_type>(f.code), f.value, out);
+                                });
 }
 
 tlv::writer<field_type> make_writer(message_type type) {
@@ -311,7 +293,7 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
 
 result<query> decode_query(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::query, query_fields, query_mandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::query, query_rules, v)) {
     return ec;
   }
   query q;
@@ -328,7 +310,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
 
 result<offer> decode_offer(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::offer, offer_fields, offer_mandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::offer, offer_rules, v)) {
     return ec;
   }
   offer o;

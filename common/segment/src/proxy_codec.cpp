@@ -55,7 +55,7 @@ std::string proxy_message(errc value) {
 }
 
 constexpr std::uint32_t bit(field_type f) noexcept {
-  return std::uint32_t{1} << static_cast<unsigned>(f);
+  return tlv::bit(static_cast<std::uint16_t>(f));
 }
 
 constexpr std::uint32_t query_fields =
@@ -67,6 +67,9 @@ constexpr std::uint32_t answer_fields =
     bit(field_type::public_key) | bit(field_type::signature) | bit(field_type::padding);
 constexpr std::uint32_t answer_mandatory =
     query_mandatory | bit(field_type::expires_at) | bit(field_type::proxy);
+constexpr tlv::field_rules query_rules{query_fields, query_mandatory, 0};
+// An answer lists one proxy field per proxy.
+constexpr tlv::field_rules answer_rules{answer_fields, answer_mandatory, bit(field_type::proxy)};
 
 constexpr std::uint8_t flag_needs_credentials = 0x01;
 
@@ -203,22 +206,13 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
   return {};
 }
 
+// Validates the header of `datagram` and parses the fields `rules` allow for `expected`.
 boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
-                                std::uint32_t allowed, std::uint32_t mandatory, field_values& out) {
-  const auto walked = tlv::walk<errc>(
-      datagram, datagram_framing, static_cast<std::uint8_t>(expected),
+                                const tlv::field_rules& rules, field_values& out) {
+  const auto walked = tlv::walk_fields<errc>(
+      datagram, datagram_framing, static_cast<std::uint8_t>(expected), rules, out.seen,
       [&](const tlv::field& f) -> boost::system::error_code {
-        if (f.code >= 32) {  // beyond every defined code, and beyond the bitmasks
-          return {};
-        }
         const auto type = static_cast<field_type>(f.code);
-        if ((allowed & bit(type)) == 0) {
-          return {};
-        }
-        if (type != field_type::proxy && (out.seen & bit(type)) != 0) {
-          return errc::duplicate_field;
-        }
-        out.seen |= bit(type);
         if (const auto ec = read_field(type, f.value, out)) {
           return ec;
         }
@@ -234,9 +228,6 @@ boost::system::error_code parse(std::span<const std::byte> datagram, message_typ
       });
   if (walked) {
     return walked;
-  }
-  if ((out.seen & mandatory) != mandatory) {
-    return errc::missing_field;
   }
   if ((out.seen & bit(field_type::signature)) != 0 && (out.seen & bit(field_type::public_key)) == 0) {
     return errc::missing_field;
@@ -416,7 +407,7 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
 
 result<query> decode_query(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::query, query_fields, query_mandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::query, query_rules, v)) {
     return ec;
   }
   return query{v.transaction_id, v.sender_cookie};
@@ -424,7 +415,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
 
 result<answer> decode_answer(std::span<const std::byte> datagram) {
   field_values v;
-  if (const auto ec = parse(datagram, message_type::answer, answer_fields, answer_mandatory, v)) {
+  if (const auto ec = parse(datagram, message_type::answer, answer_rules, v)) {
     return ec;
   }
   answer a;

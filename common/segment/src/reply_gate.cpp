@@ -140,7 +140,7 @@ reply_gate::reply_gate(segment_drop_counters& counters, lookup_function lookup)
     : counters_(counters),
       lookup_(std::move(lookup)),
       kernel_(lookup_ ? nullptr : std::make_unique<neighbour_table>()),
-      slots_(std::make_unique<slot[]>(kSlots)),
+      slots_(std::make_unique<slot[]>(slots)),
       key_(std::random_device{}() | static_cast<std::uint64_t>(std::random_device{}()) << 32) {}
 
 reply_gate::slot& reply_gate::slot_for(const std::array<unsigned char, 16>& address,
@@ -150,7 +150,7 @@ reply_gate::slot& reply_gate::slot_for(const std::array<unsigned char, 16>& addr
   std::memcpy(&high, address.data(), 8);
   std::memcpy(&low, address.data() + 8, 8);
   const std::uint64_t h = mix(mix(high ^ key_) ^ low ^ (static_cast<std::uint64_t>(interface) << 32));
-  return slots_[h % kSlots];
+  return slots_[h % slots];
 }
 
 reply_gate::slot& reply_gate::classify(const ip::address& destination, unsigned interface_index,
@@ -176,7 +176,7 @@ reply_gate::slot& reply_gate::classify(const ip::address& destination, unsigned 
   }
   s.state = state;
   // "No entry" is asked again next time: the answer sent now creates the entry.
-  s.until = state == neighbour_state::none ? now : now + kResolvedFor;
+  s.until = state == neighbour_state::none ? now : now + resolved_for;
   return s;
 }
 
@@ -204,7 +204,7 @@ reply_gate::verdict reply_gate::with_room(slot& s, std::size_t size, std::size_t
                                           std::size_t send_buffer,
                                           std::chrono::steady_clock::time_point now) {
   // It will wait in the kernel: only within half the send buffer (send_buffer 0: not known).
-  const std::size_t cost = size + kOverhead;
+  const std::size_t cost = size + overhead;
   if (send_buffer != 0 && queued + cost > send_buffer / 2) {
     s.until = now;  // not answered: asked again next time
     ++counters_.send_queue_full;
@@ -212,13 +212,13 @@ reply_gate::verdict reply_gate::with_room(slot& s, std::size_t size, std::size_t
   }
   queued += cost;
   if (s.state == neighbour_state::failed) {
-    s.quiet_until = now + kFailedQuiet;
-    s.until = now + kResolvedFor;
+    s.quiet_until = now + failed_quiet;
+    s.until = now + resolved_for;
   } else {
     // The kernel creates the entry when the batch is sent: until then, this answer is the one
     // that waits for the neighbour (a source repeated within one batch gets one answer).
     s.answered_without_entry = true;
-    s.until = now + kJustSent;
+    s.until = now + just_sent;
   }
   s.state = neighbour_state::resolving;
   return verdict::send;

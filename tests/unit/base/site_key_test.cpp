@@ -113,7 +113,7 @@ site_key make_key() { return site_key::generate().value(); }
 
 constexpr std::int64_t issued = 1'750'000'000;
 constexpr std::int64_t expires = issued + 86'400;
-const system_clock::time_point kNow = at(issued + 3'600);
+const system_clock::time_point fixed_now = at(issued + 3'600);
 
 catalog sample_catalog() {
   catalog c;
@@ -463,7 +463,7 @@ TEST(catalog_test, signed_catalog_verifies_and_round_trips) {
   const auto key = make_key();
   const auto c = sample_catalog();
   const auto document = sign_catalog(c, key);
-  const auto verified = verify_catalog(document, key.public_key(), kNow);
+  const auto verified = verify_catalog(document, key.public_key(), fixed_now);
   ASSERT_TRUE(verified) << verified.error().message();
   EXPECT_EQ(*verified, c);
 }
@@ -547,7 +547,7 @@ TEST(catalog_test, times_are_signed_as_whole_seconds) {
   auto c = sample_catalog();
   c.issued_at += 999ms;
   c.expires_at += 1ms;
-  const auto verified = verify_catalog(sign_catalog(c, key), key.public_key(), kNow);
+  const auto verified = verify_catalog(sign_catalog(c, key), key.public_key(), fixed_now);
   ASSERT_TRUE(verified);
   EXPECT_EQ(verified->issued_at, at(issued));
   EXPECT_EQ(verified->expires_at, at(expires));
@@ -557,7 +557,7 @@ TEST(catalog_test, empty_catalog_verifies) {
   const auto key = make_key();
   auto c = sample_catalog();
   c.entries.clear();
-  const auto verified = verify_catalog(sign_catalog(c, key), key.public_key(), kNow);
+  const auto verified = verify_catalog(sign_catalog(c, key), key.public_key(), fixed_now);
   ASSERT_TRUE(verified);
   EXPECT_TRUE(verified->entries.empty());
 }
@@ -610,7 +610,7 @@ TEST(catalog_test, tampered_field_fails_the_signature) {
   for (const auto& [name, change] : cases) {
     const auto tampered = edited(document, change);
     ASSERT_NE(tampered, document) << name;
-    const auto verified = verify_catalog(tampered, key.public_key(), kNow);
+    const auto verified = verify_catalog(tampered, key.public_key(), fixed_now);
     ASSERT_FALSE(verified) << name;
     EXPECT_EQ(verified.error(), trust_errc::bad_signature) << name;
   }
@@ -630,7 +630,7 @@ TEST(catalog_test, json_spelling_does_not_matter_only_content) {
   const json::object reordered{
       {"key", root["key"]}, {"signature", root["signature"]}, {"catalog", root["catalog"]}};
   const auto respelled = "  " + json::serialize(reordered) + "\n";
-  const auto verified = verify_catalog(respelled, key.public_key(), kNow);
+  const auto verified = verify_catalog(respelled, key.public_key(), fixed_now);
   ASSERT_TRUE(verified) << verified.error().message();
   EXPECT_EQ(*verified, c);
 }
@@ -648,7 +648,7 @@ TEST(catalog_test, any_changed_byte_fails_or_yields_the_same_catalog) {
       }
       auto changed = document;
       changed[i] = replacement;
-      const auto verified = verify_catalog(changed, key.public_key(), kNow);
+      const auto verified = verify_catalog(changed, key.public_key(), fixed_now);
       if (verified) {
         ++accepted;
         EXPECT_EQ(*verified, c) << "offset " << i << " -> " << replacement;
@@ -664,14 +664,14 @@ TEST(catalog_test, wrong_key_fails) {
   const auto other = make_key();
   const auto document = sign_catalog(sample_catalog(), relay);
 
-  const auto verified = verify_catalog(document, other.public_key(), kNow);
+  const auto verified = verify_catalog(document, other.public_key(), fixed_now);
   ASSERT_FALSE(verified);
   EXPECT_EQ(verified.error(), trust_errc::wrong_key);
 
   // Claiming the pinned key does not help a document signed by another key.
   const auto relabelled =
       edited(document, [&](json::object& d) { d["key"] = other.public_key().to_string(); });
-  const auto forged = verify_catalog(relabelled, other.public_key(), kNow);
+  const auto forged = verify_catalog(relabelled, other.public_key(), fixed_now);
   ASSERT_FALSE(forged);
   EXPECT_EQ(forged.error(), trust_errc::bad_signature);
 }
@@ -697,7 +697,7 @@ TEST(catalog_test, replayed_valid_document_still_verifies) {
   const auto key = make_key();
   const auto c = sample_catalog();
   const auto document = sign_catalog(c, key);
-  for (const auto now : {kNow, kNow + 1h, at(expires) - 1s}) {
+  for (const auto now : {fixed_now, fixed_now + 1h, at(expires) - 1s}) {
     const auto verified = verify_catalog(document, key.public_key(), now);
     ASSERT_TRUE(verified);
     EXPECT_EQ(*verified, c);
@@ -756,7 +756,7 @@ TEST(catalog_test, malformed_documents_are_rejected) {
       {"sha256 not hex", [](json::object& d) { entry_of(d, 0)["sha256"] = std::string(64, 'g'); }},
   };
   for (const auto& [name, change] : edits) {
-    const auto verified = verify_catalog(edited(document, change), key.public_key(), kNow);
+    const auto verified = verify_catalog(edited(document, change), key.public_key(), fixed_now);
     ASSERT_FALSE(verified) << name;
     EXPECT_EQ(verified.error(), trust_errc::malformed) << name;
   }
@@ -773,7 +773,7 @@ TEST(catalog_test, malformed_documents_are_rejected) {
       document.substr(0, document.size() - 1) + ",}",
   };
   for (const auto& text : texts) {
-    const auto verified = verify_catalog(text, key.public_key(), kNow);
+    const auto verified = verify_catalog(text, key.public_key(), fixed_now);
     ASSERT_FALSE(verified) << text;
     EXPECT_EQ(verified.error(), trust_errc::malformed) << text;
   }
@@ -783,14 +783,14 @@ TEST(catalog_test, oversized_documents_are_rejected_before_parsing) {
   const auto key = make_key();
   const auto document = sign_catalog(sample_catalog(), key);
   const auto padded = document + std::string(max_catalog_document_size, ' ');
-  EXPECT_EQ(verify_catalog(padded, key.public_key(), kNow).error(), trust_errc::too_large);
+  EXPECT_EQ(verify_catalog(padded, key.public_key(), fixed_now).error(), trust_errc::too_large);
 
   const auto many = edited(document, [](json::object& d) {
     auto& entries = body_of(d)["entries"].as_array();
     entries.clear();
     entries.resize(max_catalog_entries + 1);
   });
-  EXPECT_EQ(verify_catalog(many, key.public_key(), kNow).error(), trust_errc::too_large);
+  EXPECT_EQ(verify_catalog(many, key.public_key(), fixed_now).error(), trust_errc::too_large);
 
   auto c = sample_catalog();
   c.tls_certificates.resize(max_catalog_tls_fingerprints + 1);
@@ -798,7 +798,7 @@ TEST(catalog_test, oversized_documents_are_rejected_before_parsing) {
     c.tls_certificates[i].fill(static_cast<std::byte>(i));
   }
   EXPECT_EQ(validate_catalog(c).error(), trust_errc::too_large);
-  EXPECT_EQ(verify_catalog(sign_unchecked(c, key), key.public_key(), kNow).error(),
+  EXPECT_EQ(verify_catalog(sign_unchecked(c, key), key.public_key(), fixed_now).error(),
             trust_errc::too_large);
 }
 
@@ -827,7 +827,7 @@ TEST(catalog_test, signed_catalog_that_breaks_the_rules_is_rejected) {
     change(c);
     EXPECT_EQ(validate_catalog(c).error(), trust_errc::invalid_content) << name;
     EXPECT_THROW((void)sign_catalog(c, key), boost::system::system_error) << name;
-    const auto verified = verify_catalog(sign_unchecked(c, key), key.public_key(), kNow);
+    const auto verified = verify_catalog(sign_unchecked(c, key), key.public_key(), fixed_now);
     ASSERT_FALSE(verified) << name;
     EXPECT_EQ(verified.error(), trust_errc::invalid_content) << name;
   }
@@ -841,7 +841,7 @@ TEST(catalog_test, truncated_documents_never_verify) {
   const auto key = make_key();
   const auto document = sign_catalog(sample_catalog(), key);
   for (std::size_t n = 0; n < document.size(); ++n) {
-    EXPECT_FALSE(verify_catalog(std::string_view(document).substr(0, n), key.public_key(), kNow))
+    EXPECT_FALSE(verify_catalog(std::string_view(document).substr(0, n), key.public_key(), fixed_now))
         << n;
   }
 }
@@ -871,7 +871,7 @@ TEST(catalog_test, random_damage_never_crashes_and_never_changes_the_catalog) {
           break;
       }
     }
-    const auto verified = verify_catalog(damaged, key.public_key(), kNow);
+    const auto verified = verify_catalog(damaged, key.public_key(), fixed_now);
     if (verified) {
       EXPECT_EQ(*verified, c) << damaged;
     }

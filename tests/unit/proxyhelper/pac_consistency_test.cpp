@@ -1,7 +1,7 @@
 // The generated PAC script (proxyhelper/pac.hpp), evaluated by the agent's PAC engine, chooses
 // exactly what the agent's own bypass rules (proxy_protocol::bypass_matches) choose.
 
-#include "lanrelay/agent/pac_script.hpp"
+#include "lanrelay/proxy_resolution/pac_script.hpp"
 #include "lanrelay/proxyhelper/pac.hpp"
 
 #include <gtest/gtest.h>
@@ -16,11 +16,11 @@ TEST(pac, generated_script_agrees_with_the_bypass_rules) {
       {"http://10.77.0.9:3128", 10, false, {"*.corp.example", "10.0.0.0/8", "printer"}},
       {"http://[fd00::9]:8080/", 20, false, {".lab.example", "[fd00::1]"}},
       {"http://proxy3.corp.example", 30, false, {}}};
-  agent::pac_environment env;
+  proxy_resolution::pac_environment env;
   env.resolve = [](std::string_view) { return std::optional<std::string>("10.1.1.1"); };
   env.my_ip_address = [] { return std::string("10.77.0.4"); };
   std::string detail;
-  auto script = agent::pac_script::compile(make_pac(healthy), env, &detail);
+  auto script = proxy_resolution::pac_script::compile(make_pac(healthy), env, &detail);
   ASSERT_TRUE(script) << detail << "\n" << make_pac(healthy);
 
   for (const std::string host : {"www.example.com", "a.corp.example", "corp.example", "10.2.3.4",

@@ -110,16 +110,16 @@ TEST(reply_gate, an_invented_address_holds_at_most_one_answer_in_the_kernel) {
     EXPECT_EQ(gate.check(invented, 2, 300, queued, 212'992, t0 + i * 50ms),
               reply_gate::verdict::unresolved_neighbour);
   }
-  // Resolution failed: one more answer, then quiet for kFailedQuiet.
+  // Resolution failed: one more answer, then quiet for failed_quiet.
   kernel.states["10.77.200.1"] = neighbour_state::failed;
   const auto failed_at = t0 + 4s;
   EXPECT_EQ(gate.check(invented, 2, 300, queued, 212'992, failed_at), reply_gate::verdict::send);
   EXPECT_EQ(gate.check(invented, 2, 300, queued, 212'992, failed_at + 5s),
             reply_gate::verdict::unresolved_neighbour);
-  EXPECT_EQ(gate.check(invented, 2, 300, queued, 212'992, failed_at + reply_gate::kFailedQuiet),
+  EXPECT_EQ(gate.check(invented, 2, 300, queued, 212'992, failed_at + reply_gate::failed_quiet),
             reply_gate::verdict::send);
   EXPECT_EQ(counters.unresolved_neighbour, 51u);
-  EXPECT_EQ(queued, 3u * (300 + reply_gate::kOverhead));
+  EXPECT_EQ(queued, 3u * (300 + reply_gate::overhead));
 }
 
 TEST(reply_gate, answers_that_will_wait_keep_to_half_the_send_buffer) {
@@ -134,7 +134,7 @@ TEST(reply_gate, answers_that_will_wait_keep_to_half_the_send_buffer) {
     const auto invented = ip::make_address_v4(0x0a4d0000U + 256U + static_cast<unsigned>(i));
     sent += gate.check(invented, 2, 300, queued, buffer, t0) == reply_gate::verdict::send ? 1 : 0;
   }
-  EXPECT_EQ(sent, static_cast<int>(buffer / 2 / (300 + reply_gate::kOverhead)));
+  EXPECT_EQ(sent, static_cast<int>(buffer / 2 / (300 + reply_gate::overhead)));
   EXPECT_LE(queued, buffer / 2);
   EXPECT_EQ(counters.send_queue_full, static_cast<std::uint64_t>(1000 - sent));
   // The real agent, resolved, is answered all the same.

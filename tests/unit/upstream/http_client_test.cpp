@@ -1232,7 +1232,7 @@ TEST(rate_limiter_test, burst_is_free_then_debt_is_paid_in_time) {
   rate_limiter limit(1'000'000, 100'000);
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(limit.take(100'000, t0), std::chrono::nanoseconds::zero());
-  // 500 kB more at 1 MB/s: half a second.
+  // 500 b more at 1 MB/s: half a second.
   EXPECT_TRUE(about(limit.take(500'000, t0), std::chrono::milliseconds(500)));
   // Debt accumulates: the next taker queues behind the first.
   EXPECT_TRUE(about(limit.take(250'000, t0), std::chrono::milliseconds(750)));

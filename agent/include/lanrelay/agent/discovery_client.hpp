@@ -1,6 +1,7 @@
 #pragma once
 
-// The agent's side of segment discovery: send one query to the segment and collect the offers.
+// The agent's side of segment discovery: send one query to the segment and collect the offers
+// (through query_rounds.hpp, the loop the proxy query uses too).
 //
 // The query goes out as an IPv4 directed broadcast and a limited broadcast (255.255.255.255) on
 // every interface that is up and has a broadcast address, and to the IPv6 link-local group

@@ -21,7 +21,7 @@
 //     counted send_queue_full. The other half is kept for answers that leave at once. The answer
 //     sent counts as resolving (a second answer to the same source in the same batch is not
 //     sent). After a FAILED entry got an answer, the destination gets no other answer while the
-//     kernel still says FAILED for kFailedQuiet (counted unresolved_neighbour): the kernel keeps
+//     kernel still says FAILED for failed_quiet (counted unresolved_neighbour): the kernel keeps
 //     FAILED entries for as long as it likes, so a host that comes back must get an answer again
 //     some time, and the answer that went out lets it resolve at once if it is there.
 //   - still no entry after an answer went out: the kernel keeps none for this destination
@@ -30,13 +30,13 @@
 // So each invented address holds at most one answer in the kernel at a time, invented addresses
 // together hold at most half the send buffer, and a known agent's answer always goes out.
 //
-// Each verdict from the kernel is remembered for a short time in a fixed table (kSlots entries,
+// Each verdict from the kernel is remembered for a short time in a fixed table (slots entries,
 // direct-mapped on a keyed hash of destination and interface, a colliding destination takes the
-// slot over): a busy known source costs one rtnetlink round trip per kResolvedFor, not one per
+// slot over): a busy known source costs one rtnetlink round trip per resolved_for, not one per
 // answer. Memory is fixed, each answer costs O(1).
 //
 // The price: a host the kernel has no entry for gets one answer until its address resolves
-// (a millisecond on a LAN, kJustSent at least); its other queries meanwhile, which would have
+// (a millisecond on a LAN, just_sent at least); its other queries meanwhile, which would have
 // waited beside that answer, are dropped. Agents send each query three times over their
 // discovery window, so the next copy is answered.
 //
@@ -90,15 +90,15 @@ class neighbour_table {
 
 class reply_gate {
  public:
-  static constexpr std::size_t kSlots = 4096;
-  static constexpr std::chrono::seconds kResolvedFor{1};   // resolved / resolving remembered
-  static constexpr std::chrono::seconds kFailedQuiet{10};  // see the top of this file
+  static constexpr std::size_t slots = 4096;
+  static constexpr std::chrono::seconds resolved_for{1};   // resolved / resolving remembered
+  static constexpr std::chrono::seconds failed_quiet{10};  // see the top of this file
   // After an answer to a destination without an entry, how long it counts as resolving without
   // asking the kernel (longer than one batch takes, shorter than an agent's retransmission).
-  static constexpr std::chrono::milliseconds kJustSent{10};
+  static constexpr std::chrono::milliseconds just_sent{10};
   // What a queued datagram is assumed to cost in the send buffer beyond its payload (the kernel
   // charges the socket buffer's true size).
-  static constexpr std::size_t kOverhead = 1024;
+  static constexpr std::size_t overhead = 1024;
 
   using lookup_function = std::function<neighbour_state(const boost::asio::ip::address&, unsigned)>;
 

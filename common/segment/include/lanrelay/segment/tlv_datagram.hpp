@@ -6,8 +6,8 @@
 // field means is each codec's business; this file only frames and walks.
 //
 // Both codecs' error enums have the enumerators used here (truncated, bad_magic,
-// unsupported_version, wrong_type, too_large, unpadded), so the walker reports in the caller's
-// own error category.
+// unsupported_version, wrong_type, too_large, unpadded, duplicate_field, missing_field), so the
+// walkers report in the caller's own error category.
 //
 // Threads: no state; everything is a pure function or a value.
 
@@ -98,6 +98,53 @@ boost::system::error_code walk(std::span<const std::byte> datagram, const framin
     if (const boost::system::error_code ec = on_field(current)) {
       return ec;
     }
+  }
+  return {};
+}
+
+// Which fields one message type carries, as masks of field codes (bit(code) = 1 << code; codes
+// 0..31, so a codec's field codes must stay below 32):
+//   allowed:    the fields defined for the message; other codes are skipped (a newer peer may
+//               send fields this version does not know);
+//   mandatory:  must each appear, else Errc::missing_field;
+//   repeatable: may appear more than once; any other allowed field seen twice is
+//               Errc::duplicate_field.
+struct field_rules {
+  std::uint32_t allowed = 0;
+  std::uint32_t mandatory = 0;
+  std::uint32_t repeatable = 0;
+};
+
+constexpr std::uint32_t bit(std::uint16_t code) noexcept { return std::uint32_t{1} << code; }
+
+// walk() with `rules`: calls `on_field(const field&)` only for allowed fields, in datagram
+// order, after the duplicate check; adds each one's bit to `seen`; after the last field, checks
+// that every mandatory field was seen. Codes of 32 and above are beyond every defined code and
+// are skipped.
+template <typename Errc, typename OnField>
+boost::system::error_code walk_fields(std::span<const std::byte> datagram, const framing& f,
+                                      std::uint8_t expected_type, const field_rules& rules,
+                                      std::uint32_t& seen, OnField&& on_field) {
+  const auto walked = walk<Errc>(datagram, f, expected_type,
+                                 [&](const field& current) -> boost::system::error_code {
+                                   if (current.code >= 32) {
+                                     return {};
+                                   }
+                                   const auto b = bit(current.code);
+                                   if ((rules.allowed & b) == 0) {
+                                     return {};
+                                   }
+                                   if ((seen & b) != 0 && (rules.repeatable & b) == 0) {
+                                     return Errc::duplicate_field;
+                                   }
+                                   seen |= b;
+                                   return on_field(current);
+                                 });
+  if (walked) {
+    return walked;
+  }
+  if ((seen & rules.mandatory) != rules.mandatory) {
+    return Errc::missing_field;
   }
   return {};
 }

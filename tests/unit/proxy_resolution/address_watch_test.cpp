@@ -1,7 +1,7 @@
 // Address changes come from the kernel only: a netlink datagram from another process (port id
 // not 0) is dropped and counted, never taken as a change of the machine's addresses.
 
-#include "lanrelay/agent/address_watch.hpp"
+#include "lanrelay/proxy_resolution/address_watch.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,7 +21,7 @@
 #include <chrono>
 #include <cstring>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 namespace net = boost::asio;
@@ -101,4 +101,4 @@ TEST(address_watch, a_forged_change_from_a_process_is_dropped) {
 }
 
 }  // namespace
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

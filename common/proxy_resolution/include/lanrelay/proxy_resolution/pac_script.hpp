@@ -40,7 +40,7 @@
 #include <string_view>
 #include <vector>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 enum class pac_errc {
   too_large = 1,     // over max_pac_script_size
@@ -133,7 +133,7 @@ struct pac_route {
 // they were skipped. An empty or blank text gives one DIRECT route.
 std::vector<pac_route> parse_pac_result(std::string_view text);
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution
 
 template <>
-struct boost::system::is_error_code_enum<lanrelay::agent::pac_errc> : std::true_type {};
+struct boost::system::is_error_code_enum<lanrelay::proxy_resolution::pac_errc> : std::true_type {};

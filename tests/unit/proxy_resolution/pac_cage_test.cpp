@@ -2,7 +2,7 @@
 // holds for scripts of few instructions that each do a lot, and a child process of its own.
 // Bounds on elapsed time here are hang guards only; the assertions are on the outcome.
 
-#include "lanrelay/agent/pac_script.hpp"
+#include "lanrelay/proxy_resolution/pac_script.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,7 +14,7 @@
 
 #include <chrono>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 namespace net = boost::asio;
@@ -149,4 +149,4 @@ TEST(pac_cage, the_io_thread_keeps_running_while_the_child_evaluates) {
 }
 
 }  // namespace
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

@@ -1,4 +1,4 @@
-#include "lanrelay/agent/system_proxy.hpp"
+#include "lanrelay/proxy_resolution/system_proxy.hpp"
 
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 boost::urls::url url(std::string_view text) {
@@ -59,4 +59,4 @@ TEST(system_proxy, reads_lower_case_first_then_upper_case) {
 }
 
 }  // namespace
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

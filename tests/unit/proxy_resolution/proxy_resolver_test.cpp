@@ -1,10 +1,12 @@
 // proxy_resolver against loopback servers: step order, the cache and forgetting it. The segment
 // side (step 2 and 3) runs in tests/segment/proxy_segment_test.cpp.
 
-#include "lanrelay/agent/proxy_resolver.hpp"
+#include "lanrelay/proxy_resolution/proxy_resolver.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/url/parse.hpp>
 #include <gtest/gtest.h>
 
@@ -20,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 namespace net = boost::asio;
@@ -98,8 +100,16 @@ std::uint16_t closed_port() {
   return ntohs(addr.sin_port);
 }
 
+// The io_context every resolver of these tests is built on; run() runs it until its resolution
+// ends.
+net::io_context& context() {
+  static net::io_context ioc;
+  return ioc;
+}
+
 resolution run(proxy_resolver& resolver, const std::string& target) {
-  net::io_context ioc;
+  auto& ioc = context();
+  ioc.restart();
   std::optional<resolution> out;
   net::co_spawn(ioc, resolver.resolve(boost::urls::url(boost::urls::parse_absolute_uri(target).value())),
                 [&](std::exception_ptr e, resolution r) {
@@ -125,7 +135,7 @@ proxy_resolver_options quiet_options() {
 
 TEST(proxy_resolver, direct_when_nothing_is_configured_then_cached_until_forgotten) {
   tiny_server target;
-  proxy_resolver resolver(quiet_options());
+  proxy_resolver resolver(context().get_executor(), quiet_options());
   const auto url = "http://127.0.0.1:" + std::to_string(target.port()) + "/x";
   const auto first = run(resolver, url);
   EXPECT_TRUE(first.working) << (first.skipped.empty() ? "" : first.skipped[0].reason);
@@ -145,13 +155,51 @@ TEST(proxy_resolver, direct_when_nothing_is_configured_then_cached_until_forgott
   EXPECT_EQ(target.connections(), 2);
 }
 
+// Callers on other executors and threads (the relay's mirror sources, each on its own strand)
+// share one resolver: their resolutions run one at a time on its strand, so the second finds the
+// first one's route in the cache instead of checking it again.
+TEST(proxy_resolver, callers_on_other_executors_take_turns_and_share_the_cache) {
+  tiny_server target;
+  net::io_context resolver_context;
+  proxy_resolver resolver(resolver_context.get_executor(), quiet_options());
+  const auto url = boost::urls::url(boost::urls::parse_absolute_uri(
+      "http://127.0.0.1:" + std::to_string(target.port()) + "/x").value());
+  net::io_context callers;
+  std::mutex mutex;
+  std::vector<resolution> found;
+  for (int i = 0; i < 4; ++i) {
+    net::co_spawn(net::make_strand(callers), resolver.resolve(url),
+                  [&](std::exception_ptr e, resolution r) {
+                    EXPECT_FALSE(e);
+                    std::lock_guard lock(mutex);
+                    found.push_back(std::move(r));
+                  });
+  }
+  auto keep = net::make_work_guard(resolver_context);  // until every caller has its answer
+  std::thread other([&] { resolver_context.run(); });
+  std::thread second_caller([&] { callers.run(); });
+  callers.run();
+  second_caller.join();
+  keep.reset();
+  other.join();
+  ASSERT_EQ(found.size(), 4u);
+  EXPECT_EQ(target.connections(), 1) << "only the first resolution checks the route";
+  int from_cache = 0;
+  for (const auto& r : found) {
+    EXPECT_TRUE(r.working);
+    from_cache += r.from_cache ? 1 : 0;
+  }
+  EXPECT_EQ(from_cache, 3);
+  EXPECT_EQ(resolver.cached(), 1u);
+}
+
 TEST(proxy_resolver, an_environment_proxy_is_checked_and_used) {
   tiny_server proxy;  // answers the absolute-form GET itself, as a proxy would
   auto options = quiet_options();
   options.system.http_proxy = "127.0.0.1:" + std::to_string(proxy.port());
   options.credentials =
       proxy_credentials::bind("agent:secret", "127.0.0.1:" + std::to_string(proxy.port())).value();
-  proxy_resolver resolver(options);
+  proxy_resolver resolver(context().get_executor(), options);
   const auto r = run(resolver, "http://203.0.113.9/x");  // never contacted directly
   ASSERT_TRUE(r.working);
   EXPECT_EQ(r.decided_by, resolution_step::environment);
@@ -183,7 +231,7 @@ TEST(proxy_credentials, stay_away_from_a_proxy_they_are_not_bound_to) {
   options.system.http_proxy = "127.0.0.1:" + std::to_string(proxy.port());
   options.credentials =
       proxy_credentials::bind("agent:secret", "127.0.0.1:" + std::to_string(closed_port())).value();
-  proxy_resolver resolver(options);
+  proxy_resolver resolver(context().get_executor(), options);
   const auto r = run(resolver, "http://203.0.113.9/x");
   ASSERT_TRUE(r.working);
   EXPECT_EQ(proxy.connections(), 1);
@@ -205,7 +253,7 @@ TEST(proxy_credentials, a_proxy_named_by_a_pac_script_gets_none_unless_bound_to_
     const auto port = bound_to_it ? named.port() : closed_port();
     options.credentials =
         proxy_credentials::bind("agent:secret", "127.0.0.1:" + std::to_string(port)).value();
-    proxy_resolver resolver(options);
+    proxy_resolver resolver(context().get_executor(), options);
     const auto r = run(resolver, "http://203.0.113.9/x");
     ASSERT_TRUE(r.working) << (r.skipped.empty() ? "" : r.skipped[0].reason);
     EXPECT_EQ(r.decided_by, resolution_step::pac);
@@ -223,7 +271,7 @@ TEST(proxy_resolver, a_hoarding_pac_script_is_skipped_as_broken) {
       "var s = 'hoard';\nwhile (true) {\n  hoard.push(s);\n  s = s + s;\n}\n");
   auto options = quiet_options();
   options.system.pac_url = "http://127.0.0.1:" + std::to_string(pac.port()) + "/proxy.pac";
-  proxy_resolver resolver(options);
+  proxy_resolver resolver(context().get_executor(), options);
   // After the broken script, direct is tried: to a closed local port, so it fails too.
   const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(closed_port()) + "/x");
   EXPECT_FALSE(r.working);
@@ -267,7 +315,7 @@ TEST(proxy_credentials, bind_takes_host_and_port_and_fit_compares_both) {
 TEST(proxy_resolver, a_broken_environment_proxy_is_reported_and_nothing_is_cached) {
   auto options = quiet_options();
   options.system.https_proxy = "http://127.0.0.1:" + std::to_string(closed_port());
-  proxy_resolver resolver(options);
+  proxy_resolver resolver(context().get_executor(), options);
   const auto r = run(resolver, "https://127.0.0.1:" + std::to_string(closed_port()) + "/");
   EXPECT_FALSE(r.working);
   EXPECT_EQ(r.decided_by, resolution_step::none);
@@ -283,16 +331,16 @@ TEST(proxy_resolver, no_proxy_sends_the_target_direct) {
   auto options = quiet_options();
   options.system.http_proxy = "http://127.0.0.1:" + std::to_string(closed_port());
   options.system.no_proxy = {"127.0.0.0/8"};
-  proxy_resolver resolver(options);
+  proxy_resolver resolver(context().get_executor(), options);
   const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(target.port()) + "/");
   EXPECT_TRUE(r.working);
   EXPECT_EQ(r.decided_by, resolution_step::direct);
 }
 
 }  // namespace
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 // "user:password" goes into the proxy URL as a user and a password: a ':' or '@' in the password
@@ -311,4 +359,4 @@ TEST(resolution, credentials_keep_reserved_characters_of_the_password) {
 }
 
 }  // namespace
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 struct system_proxy_settings {
   std::optional<std::string> http_proxy;   // for http:// targets
@@ -34,4 +34,4 @@ bool no_proxy_matches(const std::vector<std::string>& no_proxy, std::string_view
 std::optional<std::string> environment_proxy_for(const system_proxy_settings& settings,
                                                  boost::urls::url_view target);
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

@@ -1,12 +1,13 @@
 #include "lanrelay/agent/system_proxy.hpp"
 #include "lanrelay/base/text_format.hpp"
+#include "lanrelay/proxy_resolution/system_proxy.hpp"
 
 #include <boost/asio/ip/network_v4.hpp>
 
 #include <algorithm>
 #include <cstdlib>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 std::optional<std::string> variable(const char* lower, const char* upper) {
@@ -112,4 +113,4 @@ std::optional<std::string> environment_proxy_for(const system_proxy_settings& se
   return proxy;
 }
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

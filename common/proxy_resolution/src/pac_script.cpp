@@ -1,4 +1,4 @@
-#include "lanrelay/agent/pac_script.hpp"
+#include "lanrelay/proxy_resolution/pac_script.hpp"
 
 #include "lanrelay/segment/interfaces.hpp"
 
@@ -26,7 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 std::string pac_message(pac_errc value) {
@@ -298,17 +298,17 @@ pac_environment system_pac_environment() {
   return env;
 }
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution
 
 // Duktape's time check (DUK_USE_EXEC_TIMEOUT_CHECK, see agent/CMakeLists.txt), called every few
 // thousand bytecode instructions with the heap's udata: true ends the running call with a
 // RangeError, and keeps ending it until the call has unwound.
 extern "C" int lanrelay_duk_exec_timeout_check(void* udata) {
-  const auto* limits = static_cast<const lanrelay::agent::heap_limits*>(udata);
+  const auto* limits = static_cast<const lanrelay::proxy_resolution::heap_limits*>(udata);
   return limits != nullptr && limits->deadline.passed() ? 1 : 0;
 }
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 struct pac_script::impl {
   struct heap_deleter {
@@ -671,4 +671,4 @@ net::awaitable<pac_outcome> find_proxy_in_child(std::string source, std::string 
   co_return out;
 }
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

@@ -18,23 +18,36 @@
 // A decided route is cached per target (scheme, host, port) until forget() — called on every
 // change of the machine's IP addresses by watch_addresses() — or the end of the process.
 //
-// Threads: single threaded, like the rest of the agent library: one coroutine at a time on the
-// caller's executor.
+// Threads and executors: a resolver owns a strand over the executor it is built with, and every
+// resolution runs there, one at a time: resolve() may be awaited from any executor and any number
+// of coroutines at once (the agent's downloads, the relay's mirror sources on their own strands);
+// a second caller waits for the first resolution to end and then usually finds its route in the
+// cache. The segment query, PAC script and connectivity checks of a resolution run on that
+// strand. forget() and cached() may be called from any thread (the cache has a mutex).
+// watch_addresses() runs on the caller's executor and calls forget(). The resolver must outlive
+// every resolve() and watch_addresses() still running.
 
 #include "lanrelay/agent/proxy_query.hpp"
 #include "lanrelay/agent/system_proxy.hpp"
+#include "lanrelay/proxy_resolution/proxy_query.hpp"
+#include "lanrelay/proxy_resolution/system_proxy.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 #include "lanrelay/upstream/http_client.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/url/url.hpp>
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 enum class resolution_step { environment, pac, direct, proxyhelper, none };
 std::string_view to_string(resolution_step step) noexcept;
@@ -89,14 +102,16 @@ struct proxy_resolver_options {
 
 class proxy_resolver {
  public:
-  explicit proxy_resolver(proxy_resolver_options options);
+  // Resolutions run on a strand over `executor`.
+  proxy_resolver(boost::asio::any_io_executor executor, proxy_resolver_options options);
 
+  // From any executor; runs on the resolver's strand once no other resolution is running there.
   // `target` is taken by value: the coroutine may start after the caller's temporary is gone.
   boost::asio::awaitable<resolution> resolve(boost::urls::url target);
 
-  // Drops every cached route: the next resolve() starts again from step 1.
+  // Drops every cached route: the next resolve() starts again from step 1. Any thread.
   void forget();
-  std::size_t cached() const noexcept { return cache_.size(); }
+  std::size_t cached() const;  // any thread
 
   // Calls forget() on every change of this machine's IP addresses until cancelled; returns at
   // once (logged) when netlink is unavailable.
@@ -108,8 +123,16 @@ class proxy_resolver {
   boost::asio::awaitable<bool> try_route(const boost::urls::url& target, resolution_step step,
                                          const std::optional<std::string>& proxy, resolution& r);
 
-  proxy_resolver_options options_;
-  std::map<std::string, resolution> cache_;  // key: scheme://host:port
+  // On strand_: waits for its turn, then resolves.
+  boost::asio::awaitable<resolution> resolve_in_turn(boost::urls::url target);
+  boost::asio::awaitable<resolution> resolve_now(const boost::urls::url& target);
+
+  const proxy_resolver_options options_;
+  boost::asio::strand<boost::asio::any_io_executor> strand_;
+  bool busy_ = false;                // strand_: a resolution is running
+  boost::asio::steady_timer turn_;   // strand_; its waits end when a resolution ends
+  mutable std::mutex mutex_;
+  std::map<std::string, resolution> cache_;  // mutex_; key: scheme://host:port
 };
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

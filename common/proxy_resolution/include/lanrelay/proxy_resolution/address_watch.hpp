@@ -21,7 +21,7 @@
 
 struct sockaddr_nl;
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 // The number of RTM_NEWADDR/RTM_DELADDR messages in one netlink datagram from `sender`; 0 when
 // the sender is not the kernel. Pure: the parsing seam of wait(), for tests.
@@ -52,4 +52,4 @@ class address_watch {
   std::uint64_t dropped_ = 0;
 };
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

@@ -1,11 +1,18 @@
-#include "lanrelay/agent/proxy_resolver.hpp"
+#include "lanrelay/proxy_resolution/proxy_resolver.hpp"
 
 #include "lanrelay/agent/address_watch.hpp"
 #include "lanrelay/agent/pac_script.hpp"
 #include "lanrelay/base/redact.hpp"
+#include "lanrelay/base/redact.hpp"
+#include "lanrelay/proxy_resolution/address_watch.hpp"
+#include "lanrelay/proxy_resolution/pac_script.hpp"
+#include "lanrelay/upstream/reachability.hpp"
 #include "lanrelay/upstream/reachability.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/authority_view.hpp>
 #include <spdlog/spdlog.h>
@@ -13,7 +20,7 @@
 #include <algorithm>
 #include <cctype>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 namespace net = boost::asio;
@@ -143,13 +150,44 @@ std::optional<proxy_settings> resolution::settings(
   return proxy_settings{std::move(out)};
 }
 
-proxy_resolver::proxy_resolver(proxy_resolver_options options) : options_(std::move(options)) {}
+proxy_resolver::proxy_resolver(net::any_io_executor executor, proxy_resolver_options options)
+    : options_(std::move(options)), strand_(net::make_strand(std::move(executor))), turn_(strand_) {
+  turn_.expires_at(net::steady_timer::time_point::max());
+}
 
 void proxy_resolver::forget() {
+  std::lock_guard lock(mutex_);
   if (!cache_.empty()) {
     spdlog::info("event=proxy_routes_forgotten routes={}", cache_.size());
   }
   cache_.clear();
+}
+
+std::size_t proxy_resolver::cached() const {
+  std::lock_guard lock(mutex_);
+  return cache_.size();
+}
+
+net::awaitable<resolution> proxy_resolver::resolve(boost::urls::url target) {
+  auto in_turn = net::co_spawn(strand_, resolve_in_turn(std::move(target)), net::use_awaitable);
+  co_return co_await std::move(in_turn);
+}
+
+net::awaitable<resolution> proxy_resolver::resolve_in_turn(boost::urls::url target) {
+  while (busy_) {
+    co_await turn_.async_wait(net::as_tuple(net::use_awaitable));  // cancelled when one ends
+  }
+  busy_ = true;
+  // Also when resolve_now throws: the next caller must get its turn.
+  struct end_of_turn {
+    proxy_resolver& self;
+    ~end_of_turn() {
+      self.busy_ = false;
+      self.turn_.cancel();
+      self.turn_.expires_at(net::steady_timer::time_point::max());
+    }
+  } const turn{*this};
+  co_return co_await resolve_now(target);
 }
 
 net::awaitable<void> proxy_resolver::watch_addresses() {
@@ -243,21 +281,28 @@ net::awaitable<bool> proxy_resolver::from_system(const boost::urls::url& target,
   co_return co_await try_route(target, resolution_step::direct, std::nullopt, r);
 }
 
-net::awaitable<resolution> proxy_resolver::resolve(boost::urls::url target) {
+net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& target) {
   const auto start = std::chrono::steady_clock::now();
   const auto key = cache_key(target);
-  if (const auto it = cache_.find(key); it != cache_.end()) {
-    resolution cached = it->second;
-    cached.from_cache = true;
-    cached.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+  std::optional<resolution> cached;
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto it = cache_.find(key); it != cache_.end()) {
+      cached = it->second;
+    }
+  }
+  if (cached) {
+    cached->from_cache = true;
+    cached->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
-    co_return cached;
+    co_return *cached;
   }
   resolution r;
   const auto finish = [&]() {
     r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
     if (r.working) {
+      std::lock_guard lock(mutex_);
       cache_[key] = r;
     }
     return r;
@@ -307,4 +352,4 @@ net::awaitable<resolution> proxy_resolver::resolve(boost::urls::url target) {
   co_return finish();
 }
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

@@ -1,4 +1,4 @@
-#include "lanrelay/agent/address_watch.hpp"
+#include "lanrelay/proxy_resolution/address_watch.hpp"
 
 #include "lanrelay/base/file_io.hpp"
 
@@ -13,7 +13,7 @@
 #include <array>
 #include <cerrno>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 namespace net = boost::asio;
 
@@ -98,4 +98,4 @@ net::awaitable<result<std::size_t>> address_watch::wait() {
   }
 }
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

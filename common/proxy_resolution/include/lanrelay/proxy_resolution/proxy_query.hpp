@@ -3,10 +3,10 @@
 // Step 2 of proxy resolution: ask the segment's proxyhelperd which proxy to use
 // (docs/protocol.md, "Proxy protocol").
 //
-// The query goes out like a discovery query (discovery_client.hpp): IPv4 directed and limited
-// broadcast on every interface that has a broadcast address, and the IPv6 group ff12::4129 on
-// every multicast interface; or, with `targets`, by unicast to those addresses only. It is sent
-// `sends` times spread over the first two thirds of `window`. The wait ends at the first answer
+// The query goes out through the loop discovery queries use (query_rounds.hpp): IPv4 directed
+// and limited broadcast on every interface that has a broadcast address, and the IPv6 group
+// ff12::4129 on every multicast interface; or, with `targets`, by unicast to those addresses
+// only. It is sent `sends` times spread over the first two thirds of `window`. The wait ends at the first answer
 // that passes proxy_protocol::check_answer with `trust`; answers that do not pass are counted and
 // described (a rogue responder shows up there), never used.
 
@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 
 struct proxy_query_options {
   std::uint16_t port = proxy_protocol::default_port;
@@ -45,4 +45,4 @@ struct proxy_query_result {
 // Takes `options` by value: the coroutine owns them whenever it starts.
 boost::asio::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options);
 
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution

@@ -1,8 +1,8 @@
-#include "lanrelay/agent/pac_script.hpp"
+#include "lanrelay/proxy_resolution/pac_script.hpp"
 
 #include <gtest/gtest.h>
 
-namespace lanrelay::agent {
+namespace lanrelay::proxy_resolution {
 namespace {
 
 pac_environment fixed_environment() {
@@ -120,4 +120,4 @@ TEST(pac_script, parse_result_keeps_order_and_flags_what_it_cannot_use) {
 }
 
 }  // namespace
-}  // namespace lanrelay::agent
+}  // namespace lanrelay::proxy_resolution
