@@ -7,9 +7,7 @@
 
 #include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
-#include "lanrelay/base/machine_cookie.hpp"
 #include "lanrelay/base/state_dir.hpp"
-#include "lanrelay/base/tls_identity.hpp"
 #include "lanrelay/base/tls_identity.hpp"
 #include "lanrelay/relay/config.hpp"
 

@@ -3,8 +3,6 @@
 #include "state_owner.hpp"
 
 #include "lanrelay/base/file_io.hpp"
-#include "lanrelay/base/file_io.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/config.hpp"
 

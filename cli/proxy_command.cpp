@@ -1,10 +1,7 @@
 #include "proxy_command.hpp"
 #include "command_error.hpp"
 
-#include "lanrelay/agent/address_watch.hpp"
 #include "lanrelay/base/log.hpp"
-#include "lanrelay/base/log.hpp"
-#include "lanrelay/base/redact.hpp"
 #include "lanrelay/base/redact.hpp"
 #include "lanrelay/proxy_resolution/address_watch.hpp"
 

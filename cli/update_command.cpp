@@ -9,7 +9,6 @@
 
 #include "lanrelay/agent/au_update.hpp"
 #include "lanrelay/base/site_key.hpp"
-#include "lanrelay/base/site_key.hpp"
 #include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/relay/config.hpp"
 

@@ -1,6 +1,5 @@
 #include "lanrelay/agent/discovery_client.hpp"
 
-#include "lanrelay/agent/segment_query.hpp"
 #include "lanrelay/segment/datagram.hpp"
 #include "lanrelay/segment/query_rounds.hpp"
 

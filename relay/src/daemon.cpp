@@ -1,8 +1,6 @@
 #include "lanrelay/relay/daemon.hpp"
 
 #include "lanrelay/base/log.hpp"
-#include "lanrelay/base/log.hpp"
-#include "lanrelay/base/machine_cookie.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
 #include "lanrelay/base/service_notify.hpp"
 

@@ -11,10 +11,8 @@
 // Everything is on loopback and stops by itself.
 
 #include "lanrelay/content/store.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"
-#include "lanrelay/segment/discovery_codec.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
 
 #include <boost/asio/io_context.hpp>

@@ -1,12 +1,8 @@
 #include "lanrelay/proxy_resolution/proxy_resolver.hpp"
 
-#include "lanrelay/agent/address_watch.hpp"
-#include "lanrelay/agent/pac_script.hpp"
-#include "lanrelay/base/redact.hpp"
 #include "lanrelay/base/redact.hpp"
 #include "lanrelay/proxy_resolution/address_watch.hpp"
 #include "lanrelay/proxy_resolution/pac_script.hpp"
-#include "lanrelay/upstream/reachability.hpp"
 #include "lanrelay/upstream/reachability.hpp"
 
 #include <boost/asio/as_tuple.hpp>

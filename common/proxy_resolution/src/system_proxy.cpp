@@ -1,4 +1,3 @@
-#include "lanrelay/agent/system_proxy.hpp"
 #include "lanrelay/base/text_format.hpp"
 #include "lanrelay/proxy_resolution/system_proxy.hpp"
 

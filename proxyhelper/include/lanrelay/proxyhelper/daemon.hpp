@@ -16,9 +16,7 @@
 // pac_server.hpp for the rest. Counters are in one struct (stats.hpp).
 
 #include "lanrelay/base/error.hpp"
-#include "lanrelay/base/error.hpp"
 #include "lanrelay/base/service_notify.hpp"
-#include "lanrelay/base/site_key.hpp"
 #include "lanrelay/base/site_key.hpp"
 #include "lanrelay/daemon/runtime.hpp"
 #include "lanrelay/proxyhelper/config.hpp"

@@ -16,12 +16,9 @@
 #include "lanrelay/proxyhelper/config.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
 #include "lanrelay/segment/interfaces.hpp"
-#include "lanrelay/segment/interfaces.hpp"
-#include "lanrelay/segment/proxy_codec.hpp"
 #include "lanrelay/segment/proxy_codec.hpp"
 #include "lanrelay/segment/reply_gate.hpp"
 #include "lanrelay/segment/responder_guard.hpp"
-#include "lanrelay/segment/segment_listener.hpp"
 #include "lanrelay/segment/segment_listener.hpp"
 #include "lanrelay/segment/source_rate_limiter.hpp"
 

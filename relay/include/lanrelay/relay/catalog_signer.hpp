@@ -13,8 +13,6 @@
 // each making their own).
 
 #include "lanrelay/base/site_key.hpp"
-#include "lanrelay/base/site_key.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/piece_lists.hpp"

@@ -20,15 +20,11 @@
 // configuration live on one strand (the runtime's control strand); see server.hpp for the rest.
 
 #include "lanrelay/base/error.hpp"
-#include "lanrelay/base/error.hpp"
 #include "lanrelay/base/service_notify.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/daemon/runtime.hpp"
 #include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/config.hpp"
-#include "lanrelay/relay/config.hpp"
-#include "lanrelay/relay/discovery_responder.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/server.hpp"

@@ -15,23 +15,13 @@
 // Counters are relaxed atomics, readable from any thread.
 
 #include "lanrelay/content/store.hpp"
-#include "lanrelay/content/store.hpp"
-#include "lanrelay/content/store.hpp"
-#include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/stats.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
-#include "lanrelay/segment/discovery_codec.hpp"
-#include "lanrelay/segment/discovery_codec.hpp"
-#include "lanrelay/segment/interfaces.hpp"
-#include "lanrelay/segment/interfaces.hpp"
 #include "lanrelay/segment/interfaces.hpp"
 #include "lanrelay/segment/reply_gate.hpp"
 #include "lanrelay/segment/responder_guard.hpp"
 #include "lanrelay/segment/segment_listener.hpp"
-#include "lanrelay/segment/segment_listener.hpp"
-#include "lanrelay/segment/segment_listener.hpp"
-#include "lanrelay/segment/source_rate_limiter.hpp"
 #include "lanrelay/segment/source_rate_limiter.hpp"
 
 #include <boost/asio/awaitable.hpp>

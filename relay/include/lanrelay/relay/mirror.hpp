@@ -34,11 +34,8 @@
 // file serialises syncs and prunes of one directory, also across processes.
 
 #include "lanrelay/base/error.hpp"
-#include "lanrelay/base/error.hpp"
-#include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/relay/config.hpp"
-#include "lanrelay/upstream/http_client.hpp"
 #include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/asio/awaitable.hpp>

@@ -26,10 +26,7 @@
 // source's mutex (held only to copy a shared_ptr or look up a map entry, never across I/O).
 
 #include "lanrelay/base/error.hpp"
-#include "lanrelay/base/error.hpp"
 #include "lanrelay/base/sha256.hpp"
-#include "lanrelay/base/sha256.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/mirror.hpp"

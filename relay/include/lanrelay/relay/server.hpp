@@ -23,17 +23,13 @@
 // store, slot pool and counters stay valid until the last connection has ended.
 
 #include "lanrelay/base/error.hpp"
-#include "lanrelay/base/error.hpp"
 #include "lanrelay/base/tls_identity.hpp"
-#include "lanrelay/base/tls_identity.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/handler.hpp"
 #include "lanrelay/relay/monitor.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
-#include "lanrelay/serving/admin_access.hpp"
 #include "lanrelay/serving/admin_access.hpp"
 
 #include <boost/asio/awaitable.hpp>

@@ -27,11 +27,8 @@
 // watch_addresses() runs on the caller's executor and calls forget(). The resolver must outlive
 // every resolve() and watch_addresses() still running.
 
-#include "lanrelay/agent/proxy_query.hpp"
-#include "lanrelay/agent/system_proxy.hpp"
 #include "lanrelay/proxy_resolution/proxy_query.hpp"
 #include "lanrelay/proxy_resolution/system_proxy.hpp"
-#include "lanrelay/upstream/http_client.hpp"
 #include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
