@@ -1,7 +1,5 @@
 #include "lanrelay/relay/server.hpp"
 
-#include "lanrelay/relay/mirror_service.hpp"
-
 #include "lanrelay/common/log.hpp"
 #include "lanrelay/common/session_stream.hpp"
 
@@ -47,8 +45,8 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-// Ends when the client closes or resets its connection while its request waits (for a
-// pull-through). Bytes it sends meanwhile (a pipelined request) stay for the next read: the
+// Ends when the client closes or resets its connection while its request waits (for an awaited
+// response). Bytes it sends meanwhile (a pipelined request) stay for the next read: the
 // wait then lasts until it is cancelled.
 net::awaitable<void> client_hung_up(tcp::socket& socket) {
   for (;;) {
@@ -175,7 +173,6 @@ server::server(private_tag, net::io_context& ioc, const relay_config& config,
       monitor_(store, counters_, slots_, config.role),
       handler_(store, slots_, counters_,
                handler_settings{config.retry_after, signer, std::move(access), &monitor_, mirrors}),
-      mirrors_(mirrors),
       control_(net::make_strand(ioc)),
       acceptor_(control_),
       tls_acceptor_(control_),
@@ -471,7 +468,8 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
       linger = true;
       break;
     }
-    if (!parser.is_done() && request_handler::accepts_body(parser.get()) > 0) {
+    const parsed_target target = parse_request_target(parser.get().target());
+    if (!parser.is_done() && request_handler::accepts_body(parser.get(), target) > 0) {
       // An admin endpoint's small argument; the head's deadline covers it too.
       auto [body_ec, body_n] = co_await http::async_read(stream, buffer, parser, use_tuple);
       if (body_ec && body_ec != http::error::body_limit) {
@@ -493,22 +491,28 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     conn->busy_ = true;
     request_context context{client_address(conn->peer_), parser.get().body()};
     context.secure = stream.secure();
-    response_plan plan = handler_.handle(parser.get(), context);
-    if (auto* pull = std::get_if<pull_request>(&plan); pull != nullptr && mirrors_ != nullptr) {
-      // Bounded by mirror.pull_through_wait; every request for the same file joins one download.
-      // A client that hangs up meanwhile withdraws (the download stops when nobody waits).
-      using namespace net::experimental::awaitable_operators;
-      auto pulled = co_await (mirrors_->pull_through(pull->source, pull->path) ||
-                              client_hung_up(stream.socket()));
-      if (pulled.index() == 1) {
-        conn->busy_ = false;
-        break;
+    response_plan plan = handler_.handle(parser.get(), target, context);
+    if (auto* awaited = std::get_if<awaited_response>(&plan)) {
+      std::optional<ready_plan> ready;
+      if (awaited->abandon_when_client_leaves) {
+        using namespace net::experimental::awaitable_operators;
+        auto produced = co_await (awaited->produce() || client_hung_up(stream.socket()));
+        if (produced.index() == 0) {
+          ready.emplace(std::move(std::get<0>(produced)));
+        }
+      } else {
+        auto produced = co_await awaited->produce();
+        ready.emplace(std::move(produced));
       }
-      context.pull = std::move(std::get<0>(pulled));
-      plan = handler_.handle(parser.get(), context);
-    }
-    if (auto* sync = std::get_if<mirror_sync_request>(&plan)) {
-      plan = co_await run_mirror_sync(*conn, parser.get(), *sync);
+      if (!ready) {
+        conn->busy_ = false;
+        break;  // the client hung up: nobody to answer
+      }
+      if (auto* response = std::get_if<small_response>(&*ready)) {
+        plan = std::move(*response);
+      } else {
+        plan = std::move(std::get<file_transfer>(*ready));
+      }
     }
     const bool keep_alive = co_await send_plan(*conn, plan);
     conn->busy_ = false;
@@ -531,27 +535,6 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
   }
   stream.socket().close(ignored);
-}
-
-net::awaitable<small_response> server::run_mirror_sync(detail::connection& conn,
-                                                       const http::request_header<>& request,
-                                                       mirror_sync_request sync) {
-  // An admin action (the handler checked the token): over HTTPS or from this machine.
-  if (!conn.stream_.secure() && !client_address(conn.peer_).is_loopback()) {
-    co_return request_handler::error_response(
-        http::status::forbidden, request.version(),
-        "admin requests from other hosts are accepted over HTTPS only");
-  }
-  std::vector<std::pair<std::string, sync_result>> results;
-  const auto names = sync.source.empty() ? mirrors_->source_names() : std::vector{sync.source};
-  for (const auto& name : names) {
-    spdlog::info("mirror sync requested name={} peer={}", name, to_string(conn.peer_));
-    auto r = co_await mirrors_->sync_now(name);
-    results.emplace_back(name, r ? std::move(*r) : sync_result{.error = "no such source"});
-  }
-  auto res = request_handler::mirror_sync_response(request, results);
-  res.keep_alive(false);
-  co_return res;
 }
 
 net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& plan) {

@@ -128,9 +128,6 @@ class server : public std::enable_shared_from_this<server> {
   // Item bytes over TLS: read and encrypted in chunks (sendfile(2) cannot encrypt).
   boost::asio::awaitable<boost::system::error_code> send_file_encrypted(
       detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked);
-  boost::asio::awaitable<small_response> run_mirror_sync(
-      detail::connection& conn, const boost::beast::http::request_header<>& request,
-      mirror_sync_request sync);
   // Counts, logs and resets (RST) a connection whose transfer fell below the rate floor.
   void reset_slow_client(detail::connection& conn, const file_transfer& transfer);
   bool register_connection(const std::shared_ptr<detail::connection>& conn);
@@ -146,7 +143,6 @@ class server : public std::enable_shared_from_this<server> {
   slot_pool slots_;
   relay::monitor monitor_;
   request_handler handler_;
-  mirror_service* const mirrors_;  // null without mirror sources
 
   // Control strand state.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
