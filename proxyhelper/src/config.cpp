@@ -143,6 +143,16 @@ const settings::table<proxyhelper_config>& settings_table() {
       settings::duration_setting<milliseconds, config>(
           "http", "header_timeout", "A request head must arrive whole within this.", 100ms, 10min,
           [](config& c) -> auto& { return c.header_timeout; }),
+      settings::duration_setting<milliseconds, config>(
+          "http", "idle_timeout",
+          "How long a keep-alive connection may wait for its next request to begin.", 100ms,
+          10min, [](config& c) -> auto& { return c.idle_timeout; }),
+      settings::duration_setting<milliseconds, config>(
+          "http", "send_timeout", "Sending one response must be done within this.", 100ms, 10min,
+          [](config& c) -> auto& { return c.send_timeout; }),
+      settings::integer_setting<std::uint32_t, config>(
+          "http", "max_header_bytes", "Largest request head accepted; a larger one closes the "
+          "connection.", 1024, 1'048'576, [](config& c) -> auto& { return c.max_header_bytes; }),
       settings::integer_setting<std::uint32_t, config>(
           "http", "max_connections", "Open HTTP connections at most; more are refused.", 1,
           100'000, [](config& c) -> auto& { return c.max_connections; }),
@@ -344,6 +354,9 @@ std::vector<std::string> changed_settings(const proxyhelper_config& a,
   compare(a.http_listen, b.http_listen, "http.listen");
   compare(a.http_port, b.http_port, "http.port");
   compare(a.header_timeout, b.header_timeout, "http.header_timeout");
+  compare(a.idle_timeout, b.idle_timeout, "http.idle_timeout");
+  compare(a.send_timeout, b.send_timeout, "http.send_timeout");
+  compare(a.max_header_bytes, b.max_header_bytes, "http.max_header_bytes");
   compare(a.max_connections, b.max_connections, "http.max_connections");
   compare(a.pac_url, b.pac_url, "http.pac_url");
   compare(a.https.enabled, b.https.enabled, "https.enabled");
@@ -364,7 +377,8 @@ bool needs_restart(std::string_view setting) {
   return setting == "state.dir" || setting == "trust.signing_key" || setting == "query.port" ||
          setting == "query.ipv6" || setting == "query.interface_rescan" ||
          setting == "http.listen" || setting == "http.port" || setting == "http.header_timeout" ||
-         setting == "http.max_connections" || setting == "https.enabled" ||
+         setting == "http.idle_timeout" || setting == "http.send_timeout" ||
+         setting == "http.max_header_bytes" || setting == "http.max_connections" || setting == "https.enabled" ||
          setting == "https.port" || setting == "https.certificate" ||
          setting == "https.private_key" || setting == "https.handshake_timeout";
 }
