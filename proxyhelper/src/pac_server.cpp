@@ -192,7 +192,7 @@ void pac_server::start() {
 
 void pac_server::stop() { listener_->stop(); }
 
-net::awaitable<void> pac_server::serve(std::shared_ptr<pac_server> self,
+net::awaitable<void> pac_server::serve(std::shared_ptr<pac_server> /*keeps the server alive*/,
                                        std::shared_ptr<http_connection> connection) {
   const request_origin origin{connection->client, connection->stream.secure()};
   auto& stream = connection->stream;

@@ -280,7 +280,7 @@ void server::unregister_connection(std::uint64_t id) {
   }
 }
 
-net::awaitable<void> server::run_session(std::shared_ptr<server> self,
+net::awaitable<void> server::run_session(std::shared_ptr<server> /*keeps the server alive*/,
                                          std::shared_ptr<http_connection> accepted) {
   auto conn = std::make_shared<detail::connection>(std::move(accepted));
   if (!register_connection(conn)) {

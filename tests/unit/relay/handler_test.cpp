@@ -514,6 +514,28 @@ TEST_F(relay_handler, mirror_files_answer_by_index_filter_and_pull_outcome) {
   const auto& never = small(never_plan);
   EXPECT_EQ(never.result(), http::status::not_found);
   EXPECT_EQ(never.body(), "larger than mirror.pull_volume\n");
+
+  // "Update now" is an awaited response too, run to its end whatever the client does; the access
+  // policy's mirror_sync rule decides before it: the token, over HTTPS or from loopback.
+  auto policy = access_policy::from_config(admin_settings{"sync-token", {"10.0.0.0/8"}});
+  ASSERT_TRUE(policy);
+  request_handler admin(*store_, slots_, counters_,
+                        handler_settings{std::chrono::seconds(7), nullptr, *policy, nullptr,
+                                         &mirrors});
+  auto sync = request("/-/mirror/sync/vendor");
+  sync.method(http::verb::post);
+  sync.set(http::field::authorization, "Bearer sync-token");
+  request_context lan_clear{boost::asio::ip::make_address("10.1.2.3"), {}};
+  EXPECT_EQ(small(admin.handle(sync, lan_clear)).result(), http::status::forbidden);
+  request_context lan_tls = lan_clear;
+  lan_tls.secure = true;
+  const auto sync_plan = admin.handle(sync, lan_tls);
+  ASSERT_TRUE(std::holds_alternative<awaited_response>(sync_plan));
+  EXPECT_FALSE(std::get<awaited_response>(sync_plan).abandon_when_client_leaves);
+  auto unknown = request("/-/mirror/sync/nobody");
+  unknown.method(http::verb::post);
+  unknown.set(http::field::authorization, "Bearer sync-token");
+  EXPECT_EQ(small(admin.handle(unknown, lan_tls)).result(), http::status::not_found);
   mirrors.stop();
   ioc.run_for(std::chrono::milliseconds(50));
 }
