@@ -56,10 +56,10 @@ TEST(http_listener, refuses_connections_over_the_limit_and_admits_again_when_one
   // Each session waits for its client's first request head, then ends.
   (*listener)->start(
       [&](std::shared_ptr<http_connection> c) -> net::awaitable<void> {
-        return [](std::shared_ptr<http_connection> c) -> net::awaitable<void> {
+        return [](std::shared_ptr<http_connection> connection) -> net::awaitable<void> {
           boost::beast::flat_buffer buffer;
           http::request_parser<http::empty_body> parser;
-          co_await c->read_request_head(buffer, parser);
+          co_await connection->read_request_head(buffer, parser);
         }(std::move(c));
       },
       http_listener_events{[&] { ++accepted; }, [&] { ++refused; }, {}});
@@ -104,12 +104,12 @@ TEST(http_listener, a_keep_alive_connection_ends_idle_without_a_next_request) {
   std::vector<http_connection::head_result> heads;
   bool session_over = false;
   (*listener)->start([&](std::shared_ptr<http_connection> c) -> net::awaitable<void> {
-    return [](std::shared_ptr<http_connection> c, std::vector<http_connection::head_result>& out,
+    return [](std::shared_ptr<http_connection> connection, std::vector<http_connection::head_result>& out,
               bool& over) -> net::awaitable<void> {
       boost::beast::flat_buffer buffer;
       for (;;) {
         http::request_parser<http::empty_body> parser;
-        const auto head = co_await c->read_request_head(buffer, parser);
+        const auto head = co_await connection->read_request_head(buffer, parser);
         out.push_back(head);
         if (head.ec) {
           break;
