@@ -460,7 +460,8 @@ net::awaitable<ready_plan> request_handler::sync_then_report(http::request_heade
     auto r = co_await settings_.mirrors->sync_now(name);
     results.emplace_back(name, r ? std::move(*r) : sync_result{.error = "no such source"});
   }
-  co_return mirror_sync_response(request, results);
+  ready_plan response = mirror_sync_response(request, results);
+  co_return response;
 }
 
 net::awaitable<ready_plan> request_handler::pull_then_serve(http::request_header<> request,
@@ -471,7 +472,8 @@ net::awaitable<ready_plan> request_handler::pull_then_serve(http::request_header
   auto outcome = co_await settings_.mirrors->pull_through(target.mirror_source, target.mirror_path);
   context.pull = std::move(outcome);
   auto plan = serve_mirror_file(request, target, context);
-  co_return to_ready(std::move(plan));
+  ready_plan ready = to_ready(std::move(plan));
+  co_return ready;
 }
 
 response_plan request_handler::serve_mirror_file(const http::request_header<>& request,

@@ -71,6 +71,14 @@ net::awaitable<void> client_hung_up(tcp::socket& socket) {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
+// Awaits the work of an awaited response and keeps what it yields in `out` (empty when the work
+// was cancelled). A void coroutine, so that racing it with client_hung_up moves no plan through
+// the awaitable operators.
+net::awaitable<void> produce_into(awaited_response& awaited, std::optional<ready_plan>& out) {
+  auto produced = co_await awaited.produce();
+  out.emplace(std::move(produced));
+}
+
 // After a response with Connection: close, unread request bytes are drained this long so the
 // kernel sends FIN rather than RST, which could destroy the response before the peer reads it.
 constexpr std::chrono::milliseconds lingering_close_timeout{2'000};
@@ -357,15 +365,13 @@ net::awaitable<void> server::run_session(std::shared_ptr<server> /*keeps the ser
     response_plan plan = handler_.handle(parser.get(), target, context);
     if (auto* awaited = std::get_if<awaited_response>(&plan)) {
       std::optional<ready_plan> ready;
+      auto work = produce_into(*awaited, ready);
       if (awaited->abandon_when_client_leaves) {
         using namespace net::experimental::awaitable_operators;
-        auto produced = co_await (awaited->produce() || client_hung_up(stream.socket()));
-        if (produced.index() == 0) {
-          ready.emplace(std::move(std::get<0>(produced)));
-        }
+        auto hung_up = client_hung_up(stream.socket());
+        co_await (std::move(work) || std::move(hung_up));
       } else {
-        auto produced = co_await awaited->produce();
-        ready.emplace(std::move(produced));
+        co_await std::move(work);
       }
       if (!ready) {
         conn->busy_ = false;
