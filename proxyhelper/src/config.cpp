@@ -160,6 +160,16 @@ const settings::table<proxyhelper_config>& settings_table() {
       settings::duration_setting<milliseconds, config>(
           "http", "header_timeout", "A request head must arrive whole within this.", 100ms, 10min,
           [](config& c) -> auto& { return c.header_timeout; }),
+      settings::duration_setting<milliseconds, config>(
+          "http", "idle_timeout",
+          "How long a keep-alive connection may wait for its next request to begin.", 100ms,
+          10min, [](config& c) -> auto& { return c.idle_timeout; }),
+      settings::duration_setting<milliseconds, config>(
+          "http", "send_timeout", "Sending one response must be done within this.", 100ms, 10min,
+          [](config& c) -> auto& { return c.send_timeout; }),
+      settings::integer_setting<std::uint32_t, config>(
+          "http", "max_header_bytes", "Largest request head accepted; a larger one closes the "
+          "connection.", 1024, 1'048'576, [](config& c) -> auto& { return c.max_header_bytes; }),
       settings::integer_setting<std::uint32_t, config>(
           "http", "max_connections", "Open HTTP connections at most; more are refused.", 1,
           100'000, [](config& c) -> auto& { return c.max_connections; }),

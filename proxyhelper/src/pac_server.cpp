@@ -27,9 +27,6 @@ namespace json = boost::json;
 using tcp = net::ip::tcp;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-constexpr std::size_t max_header_bytes = 8192;
-constexpr std::chrono::milliseconds send_timeout{10'000};
-constexpr std::chrono::milliseconds accept_backoff{100};
 
 std::string stats_json(const pac_context& context) {
   const auto& c = context.counters;
@@ -87,8 +84,7 @@ http::response<http::string_body> handle_request(const http::request<http::empty
   if (is_monitoring(request.target())) {
     // Validated by the loader; an entry that still fails to parse refuses everyone but loopback.
     const auto policy = access_policy::from_networks(running.read_networks);
-    auto decision = (policy ? *policy : access_policy{})
-                        .check(endpoint_access::read, origin.client, origin.secure, {});
+    auto decision = (policy ? *policy : access_policy{}).monitoring(origin);
     if (!decision.allowed) {
       refused = std::move(decision);
     }
@@ -145,167 +141,66 @@ http::response<http::string_body> handle_request(const http::request<http::empty
   return response;
 }
 
-namespace {
-
-result<tcp::acceptor> listen_on(net::io_context& ioc, const net::ip::address& address,
-                                std::uint16_t port) {
-  boost::system::error_code ec;
-  tcp::acceptor acceptor(ioc);
-  const tcp::endpoint endpoint(address, port);
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) {
-    acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  }
-  if (!ec && address.is_v6()) {
-    acceptor.set_option(net::ip::v6_only(false), ec);
-  }
-  if (!ec) {
-    acceptor.bind(endpoint, ec);
-  }
-  if (!ec) {
-    acceptor.listen(net::socket_base::max_listen_connections, ec);
-  }
-  if (ec) {
-    return ec;
-  }
-  return acceptor;
+http_listener_settings listener_settings(const proxyhelper_config& config) {
+  http_listener_settings s;
+  s.address = config.http_listen;
+  s.port = config.http_port;
+  s.tls_port = config.https.port;
+  s.max_connections = config.max_connections;
+  s.max_header_bytes = config.max_header_bytes;
+  s.header_timeout = config.header_timeout;
+  s.idle_timeout = config.idle_timeout;
+  s.handshake_timeout = config.https.handshake_timeout;
+  return s;
 }
-
-}  // namespace
 
 result<std::shared_ptr<pac_server>> pac_server::create(net::io_context& ioc, pac_context context) {
-  boost::system::error_code ec;
-  const auto address = net::ip::make_address(context.config.http_listen, ec);
-  if (ec) {
-    spdlog::error("event=config_error setting=http.listen value=\"{}\" hint=\"not an IP address\"", context.config.http_listen);
-    return ec;
+  auto listener = http_listener::open(ioc, listener_settings(context.config), context.tls);
+  if (!listener) {
+    return listener.error();  // logged by the listener
   }
-  auto acceptor = listen_on(ioc, address, context.config.http_port);
-  if (!acceptor) {
-    spdlog::error("event=listen_error endpoint={}:{} error=\"{}\" hint=\"free the port or set "
-                  "http.port\"",
-                  context.config.http_listen, context.config.http_port,
-                  acceptor.error().message());
-    return acceptor.error();
-  }
-  std::optional<tcp::acceptor> tls_acceptor;
-  if (context.tls) {
-    auto opened = listen_on(ioc, address, context.config.https.port);
-    if (!opened) {
-      spdlog::error("event=listen_error endpoint={}:{} error=\"{}\" hint=\"free the port or set "
-                    "https.port\"",
-                    context.config.http_listen, context.config.https.port,
-                    opened.error().message());
-      return opened.error();
-    }
-    tls_acceptor.emplace(std::move(*opened));
-  }
-  return std::make_shared<pac_server>(ioc, std::move(context), std::move(*acceptor),
-                                      std::move(tls_acceptor));
+  return std::make_shared<pac_server>(std::move(context), std::move(*listener));
 }
 
-pac_server::pac_server(net::io_context& ioc, pac_context context, tcp::acceptor acceptor,
-                       std::optional<tcp::acceptor> tls_acceptor)
-    : ioc_(ioc),
-      context_(std::move(context)),
-      strand_(net::make_strand(ioc)),
-      acceptor_(strand_),
-      tls_acceptor_(strand_) {
-  // Moved onto the strand: the handle is released only after its protocol was read.
-  const auto protocol = acceptor.local_endpoint().protocol();
-  acceptor_.assign(protocol, acceptor.release());
-  if (tls_acceptor) {
-    const auto tls_protocol = tls_acceptor->local_endpoint().protocol();
-    tls_acceptor_.assign(tls_protocol, tls_acceptor->release());
-  }
-}
+pac_server::pac_server(pac_context context, std::shared_ptr<http_listener> listener)
+    : context_(std::move(context)), listener_(std::move(listener)) {}
 
-tcp::endpoint pac_server::local_endpoint() const { return acceptor_.local_endpoint(); }
+tcp::endpoint pac_server::local_endpoint() const { return listener_->local_endpoint(); }
 
-tcp::endpoint pac_server::tls_local_endpoint() const {
-  boost::system::error_code ec;
-  return tls_acceptor_.is_open() ? tls_acceptor_.local_endpoint(ec) : tcp::endpoint{};
-}
+tcp::endpoint pac_server::tls_local_endpoint() const { return listener_->tls_local_endpoint(); }
+
+namespace {
+net::awaitable<void> nothing_to_run() { co_return; }
+}  // namespace
 
 void pac_server::start() {
-  net::co_spawn(strand_, accept_loop(acceptor_, false), log_failure("pac server accept loop"));
-  if (tls_acceptor_.is_open()) {
-    net::co_spawn(strand_, accept_loop(tls_acceptor_, true),
-                  log_failure("pac server https accept loop"));
-  }
+  // Weak: the listener holds the session function until stop(); each session holds the server.
+  std::weak_ptr<pac_server> weak = shared_from_this();
+  auto* counters = &context_.counters;
+  listener_->start(
+      [weak](std::shared_ptr<http_connection> connection) -> net::awaitable<void> {
+        auto self = weak.lock();
+        return self ? self->serve(self, std::move(connection)) : nothing_to_run();
+      },
+      http_listener_events{{}, [counters] { ++counters->connections_refused; }, {}});
 }
 
-void pac_server::stop() {
-  net::dispatch(strand_, [self = shared_from_this()] {
-    self->stopped_ = true;
-    boost::system::error_code ignored;
-    self->acceptor_.close(ignored);
-    self->tls_acceptor_.close(ignored);
-  });
-}
+void pac_server::stop() { listener_->stop(); }
 
-net::awaitable<void> pac_server::accept_loop(tcp::acceptor& acceptor, bool tls) {
-  auto self = shared_from_this();
-  net::steady_timer backoff(strand_);
-  while (!stopped_) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc_), use_tuple);
-    if (stopped_ || ec == net::error::operation_aborted) {
-      co_return;
-    }
-    if (ec) {
-      // EMFILE and friends: wait instead of spinning on an error that will repeat.
-      spdlog::warn("event=accept_failed error=\"{}\" retry_ms={}", ec.message(),
-                   accept_backoff.count());
-      backoff.expires_after(accept_backoff);
-      co_await backoff.async_wait(use_tuple);
-      continue;
-    }
-    if (connections_.load() >= context_.config.max_connections) {
-      ++context_.counters.connections_refused;
-      continue;  // the socket closes as it goes out of scope
-    }
-    ++connections_;
-    auto executor = socket.get_executor();
-    net::co_spawn(executor,
-                  serve(std::move(socket), tls ? context_.tls->current() : nullptr),
-                  [self](std::exception_ptr e) {
-                    --self->connections_;
-                    log_failure("pac server connection", e);
-                  });
-  }
-}
-
-net::awaitable<void> pac_server::serve(
-    tcp::socket socket, std::shared_ptr<const tls_server_context::snapshot> tls) {
-  boost::system::error_code peer_ec;
-  const auto peer = socket.remote_endpoint(peer_ec);
-  request_origin origin;
-  if (!peer_ec) {
-    origin.client = unmapped(peer.address());
-  }
-  session_stream stream(std::move(socket));
-  if (tls) {
-    if (auto ec = co_await stream.start_tls(tls->context, context_.config.https.handshake_timeout);
-        ec) {
-      spdlog::debug("event=tls_handshake_failed error=\"{}\"", ec.message());
-      boost::system::error_code ignored;
-      stream.socket().close(ignored);
-      co_return;
-    }
-    origin.secure = true;
-  }
+net::awaitable<void> pac_server::serve(std::shared_ptr<pac_server> /*keeps the server alive*/,
+                                       std::shared_ptr<http_connection> connection) {
+  const request_origin origin{connection->client, connection->stream.secure()};
+  auto& stream = connection->stream;
   beast::flat_buffer buffer;
   while (true) {
     http::request_parser<http::empty_body> parser;
-    parser.header_limit(max_header_bytes);
-    stream.expires_after(context_.config.header_timeout);
-    auto [read_ec, read_bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
-    if (read_ec) {
-      break;  // closed, timed out or malformed: nothing worth answering
+    const auto head = co_await connection->read_request_head(buffer, parser);
+    if (head.ec || !parser.is_done()) {
+      break;  // closed, timed out, malformed, or a body: nothing worth answering
     }
     const auto request = parser.release();
     auto response = handle_request(request, context_, origin);
-    stream.expires_after(send_timeout);
+    stream.expires_after(context_.config.send_timeout);
     auto [write_ec, written] = co_await http::async_write(stream, response, use_tuple);
     if (write_ec || !response.keep_alive()) {
       break;

@@ -21,6 +21,7 @@
 #include <cctype>
 
 #include <cstdio>
+#include <exception>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,7 @@
 namespace lanrelay::relay {
 namespace {
 
+namespace net = boost::asio;
 namespace http = boost::beast::http;
 
 constexpr std::string_view server_name = "lanrelay";
@@ -192,9 +194,15 @@ small_response request_handler::error_response(http::status status, unsigned ver
 
 response_plan request_handler::handle(const http::request_header<>& request,
                                       const request_context& context) {
+  const parsed_target target = parse_request_target(request.target());
+  return handle(request, target, context);
+}
+
+response_plan request_handler::handle(const http::request_header<>& request,
+                                      const parsed_target& target,
+                                      const request_context& context) {
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
 
-  const parsed_target target = parse_request_target(request.target());
   if (target.verdict == target_verdict::bad_request) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("event=bad_request reason=\"{}\" target=\"{}\"", target.reason,
@@ -207,7 +215,7 @@ response_plan request_handler::handle(const http::request_header<>& request,
                          "not found\n");
   }
   if (is_monitoring_endpoint(target.resource)) {
-    return serve_monitoring(request, target.resource, context);
+    return serve_monitoring(request, target, context);
   }
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     counters_.bad_requests.fetch_add(1, std::memory_order_relaxed);
@@ -266,8 +274,8 @@ response_plan request_handler::handle(const http::request_header<>& request,
 
 // Monitoring and admin endpoints.
 
-std::size_t request_handler::accepts_body(const http::request_header<>& request) {
-  const parsed_target target = parse_request_target(request.target());
+std::size_t request_handler::accepts_body(const http::request_header<>& request,
+                                          const parsed_target& target) {
   if (target.verdict != target_verdict::ok || !is_monitoring_endpoint(target.resource)) {
     return 0;
   }
@@ -275,18 +283,20 @@ std::size_t request_handler::accepts_body(const http::request_header<>& request)
   return takes_body(target.resource) && verb && request.method() == *verb ? max_body_size : 0;
 }
 
-std::optional<small_response> request_handler::authorize(endpoint_access access,
+std::optional<small_response> request_handler::authorize(resource_kind resource, bool changing,
                                                          const http::request_header<>& request,
                                                          const request_context& context) const {
-  const auto decision =
-      access_.load()->check(access, context.client, context.secure,
-                            request[http::field::authorization]);
+  const auto policy = access_.load();
+  const auto authorization = request[http::field::authorization];
+  const access_decision decision =
+      !changing                                 ? policy->monitoring(context.origin())
+      : resource == resource_kind::mirror_sync ? policy->mirror_sync(context.origin(), authorization)
+                                                : policy->admin(context.origin(), authorization);
   if (decision.allowed) {
     return std::nullopt;
   }
   spdlog::info("event=access_refused client={} target=\"{}\" access={} status={}",
-               client_text(context), printable(request.target()),
-               access == endpoint_access::admin ? "admin" : "read",
+               client_text(context), printable(request.target()), changing ? "admin" : "read",
                static_cast<unsigned>(decision.status));
   auto res = text_response(decision.status, request, "text/plain; charset=utf-8",
                            decision.message + "\n");
@@ -297,8 +307,9 @@ std::optional<small_response> request_handler::authorize(endpoint_access access,
 }
 
 response_plan request_handler::serve_monitoring(const http::request_header<>& request,
-                                                resource_kind resource,
+                                                const parsed_target& target,
                                                 const request_context& context) {
+  const resource_kind resource = target.resource;
   const auto admin_verb = admin_method(resource);
   const bool reading = is_readable(resource) && (request.method() == http::verb::get ||
                                                   request.method() == http::verb::head);
@@ -314,8 +325,7 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
     res.set(http::field::allow, allow);
     return res;
   }
-  if (auto refused =
-          authorize(changing ? endpoint_access::admin : endpoint_access::read, request, context)) {
+  if (auto refused = authorize(resource, changing, request, context)) {
     return std::move(*refused);
   }
 
@@ -331,7 +341,6 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
                                            : std::vector<mirror_source_view>{})));
   }
   if (resource == resource_kind::mirror_sync) {
-    const parsed_target target = parse_request_target(request.target());
     if (settings_.mirrors == nullptr ||
         (!target.mirror_source.empty() &&
          settings_.mirrors->lookup(target.mirror_source, "server.ini").verdict ==
@@ -342,7 +351,11 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
     spdlog::info("event=mirror_sync_requested source={} client={}",
                  target.mirror_source.empty() ? "all" : target.mirror_source,
                  client_text(context));
-    return mirror_sync_request{target.mirror_source};
+    return awaited_response{
+        [this, request, source = target.mirror_source, context] {
+          return sync_then_report(request, source, context);
+        },
+        false};
   }
   if (resource == resource_kind::log_level) {
     if (!changing) {
@@ -393,7 +406,9 @@ response_plan request_handler::serve_monitoring(const http::request_header<>& re
   }
 }
 
-small_response request_handler::mirror_sync_response(
+namespace {
+
+small_response mirror_sync_response(
     const http::request_header<>& request,
     const std::vector<std::pair<std::string, sync_result>>& results) {
   boost::json::array out;
@@ -405,8 +420,51 @@ small_response request_handler::mirror_sync_response(
     all_ok = all_ok && r.ok();
   }
   // 502: the relay is fine, an upstream (or the disk) was not.
-  return text_response(all_ok ? http::status::ok : http::status::bad_gateway, request,
-                       "application/json", boost::json::serialize(boost::json::object{{"results", std::move(out)}}));
+  auto res = text_response(all_ok ? http::status::ok : http::status::bad_gateway, request,
+                           "application/json",
+                           boost::json::serialize(boost::json::object{{"results", std::move(out)}}));
+  res.keep_alive(false);
+  return res;
+}
+
+// A plan decided after the awaited work: never another awaited response (the work's outcome is
+// in the context, so the decision cannot ask for the same work again).
+ready_plan to_ready(response_plan plan) {
+  if (auto* response = std::get_if<small_response>(&plan)) {
+    return std::move(*response);
+  }
+  if (auto* transfer = std::get_if<file_transfer>(&plan)) {
+    return std::move(*transfer);
+  }
+  std::terminate();  // broken invariant: see above
+}
+
+}  // namespace
+
+net::awaitable<ready_plan> request_handler::sync_then_report(http::request_header<> request,
+                                                             std::string source,
+                                                             request_context context) {
+  std::vector<std::pair<std::string, sync_result>> results;
+  auto names = source.empty() ? settings_.mirrors->source_names() : std::vector{source};
+  for (const auto& name : names) {
+    spdlog::info("event=mirror_sync_requested name={} peer={}", name, client_text(context));
+    auto r = co_await settings_.mirrors->sync_now(name);
+    results.emplace_back(name, r ? std::move(*r) : sync_result{.error = "no such source"});
+  }
+  ready_plan response = mirror_sync_response(request, results);
+  co_return response;
+}
+
+net::awaitable<ready_plan> request_handler::pull_then_serve(http::request_header<> request,
+                                                            parsed_target target,
+                                                            request_context context) {
+  // Bounded by mirror.pull_through_wait; every request for the same file joins one download,
+  // which stops when nobody waits for it any more.
+  auto outcome = co_await settings_.mirrors->pull_through(target.mirror_source, target.mirror_path);
+  context.pull = std::move(outcome);
+  auto plan = serve_mirror_file(request, target, context);
+  ready_plan ready = to_ready(std::move(plan));
+  co_return ready;
 }
 
 response_plan request_handler::serve_mirror_file(const http::request_header<>& request,
@@ -429,7 +487,12 @@ response_plan request_handler::serve_mirror_file(const http::request_header<>& r
                            "pull_through: this relay does not fetch it on demand\n");
     case mirror_lookup_verdict::pullable:
       if (!pull) {
-        return pull_request{target.mirror_source, target.mirror_path};
+        request_context waiting = context;
+        waiting.body = {};  // GET and HEAD only: no body to keep
+        return awaited_response{[this, request, target, waiting] {
+                                  return pull_then_serve(request, target, waiting);
+                                },
+                                true};
       }
       if (pull->verdict == pull_verdict::refused) {
         return text_response(http::status::not_found, request, "text/plain; charset=utf-8",

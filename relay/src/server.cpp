@@ -3,6 +3,7 @@
 #include "lanrelay/relay/mirror_service.hpp"
 
 #include "lanrelay/base/log.hpp"
+#include "lanrelay/serving/http_listener.hpp"
 #include "lanrelay/serving/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -47,8 +48,8 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-// Ends when the client closes or resets its connection while its request waits (for a
-// pull-through). Bytes it sends meanwhile (a pipelined request) stay for the next read: the
+// Ends when the client closes or resets its connection while its request waits (for an awaited
+// response). Bytes it sends meanwhile (a pipelined request) stay for the next read: the
 // wait then lasts until it is cancelled.
 net::awaitable<void> client_hung_up(tcp::socket& socket) {
   for (;;) {
@@ -72,9 +73,14 @@ net::awaitable<void> client_hung_up(tcp::socket& socket) {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-// Accept back-off while the process or system is out of descriptors or memory.
-constexpr std::chrono::milliseconds accept_backoff_min{50};
-constexpr std::chrono::milliseconds accept_backoff_max{2'000};
+// Awaits the work of an awaited response and keeps what it yields in `out` (empty when the work
+// was cancelled). A void coroutine, so that racing it with client_hung_up moves no plan through
+// the awaitable operators.
+net::awaitable<void> produce_into(awaited_response& awaited, std::optional<ready_plan>& out) {
+  auto produced = co_await awaited.produce();
+  out.emplace(std::move(produced));
+}
+
 // After a response with Connection: close, unread request bytes are drained this long so the
 // kernel sends FIN rather than RST, which could destroy the response before the peer reads it.
 constexpr std::chrono::milliseconds lingering_close_timeout{2'000};
@@ -85,23 +91,25 @@ constexpr std::chrono::milliseconds cancel_wait{5'000};
 // the same thread.
 constexpr std::size_t sendfile_chunk = 16U << 20;
 constexpr std::uint64_t fairness_quantum = 4U << 20;
-constexpr std::size_t first_read_size = 1024;
 // Over HTTPS an item is read into this buffer and encrypted (no sendfile): one TLS write each.
 constexpr std::size_t tls_file_chunk = 256U << 10;
 // How often the traffic history takes the growth of the byte counters (its buckets are 5 min).
 constexpr std::chrono::seconds traffic_record_interval{60};
 
-bool is_resource_exhaustion(const boost::system::error_code& ec) {
-  return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
-         ec == net::error::no_memory ||
-         ec == boost::system::error_code(ENFILE, boost::system::system_category());
-}
+net::awaitable<void> nothing_to_run() { co_return; }
 
-// Errors that concern one connection attempt only; the accept loop carries on at once.
-bool is_per_connection_accept_error(const boost::system::error_code& ec) {
-  return ec == net::error::connection_aborted || ec == net::error::connection_reset ||
-         ec == boost::system::error_code(EPROTO, boost::system::system_category()) ||
-         ec == boost::system::error_code(EPERM, boost::system::system_category());
+// The content server's listener: http.* and https.* of the configuration.
+http_listener_settings listener_settings(const relay_config& config) {
+  http_listener_settings s;
+  s.address = config.http.listen_address;
+  s.port = config.http.port;
+  s.tls_port = config.https.port;
+  s.max_connections = config.http.max_connections;
+  s.max_header_bytes = config.http.max_header_bytes;
+  s.header_timeout = config.http.header_timeout;
+  s.idle_timeout = config.http.idle_timeout;
+  s.handshake_timeout = config.https.handshake_timeout;
+  return s;
 }
 
 std::string to_string(const tcp::endpoint& ep) {
@@ -113,15 +121,6 @@ std::string to_string(const tcp::endpoint& ep) {
 }
 
 
-// The client as people read it: an IPv4 peer of the dual-stack listener without "::ffff:".
-net::ip::address client_address(const tcp::endpoint& peer) {
-  const auto address = peer.address();
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
-  }
-  return address;
-}
-
 }  // namespace
 
 namespace detail {
@@ -130,10 +129,8 @@ namespace detail {
 // other threads reach it only through request_stop(), which posts to that strand.
 class connection : public std::enable_shared_from_this<connection> {
  public:
-  explicit connection(tcp::socket socket) : stream_(std::move(socket)) {
-    boost::system::error_code ec;
-    peer_ = stream_.socket().remote_endpoint(ec);
-  }
+  explicit connection(std::shared_ptr<http_connection> accepted)
+      : accepted_(std::move(accepted)), stream_(accepted_->stream), peer_(accepted_->peer) {}
 
   // From any thread. Graceful: close now if idle, else after the running response. Abort: cancel
   // whatever runs, a transfer included.
@@ -149,10 +146,9 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   std::uint64_t id_ = 0;  // set once by register_connection before the session starts
-  lanrelay::session_stream stream_;
-  // Set by the HTTPS accept loop: the session starts with this handshake.
-  std::shared_ptr<const tls_server_context::snapshot> tls_;
-  tcp::endpoint peer_;
+  const std::shared_ptr<http_connection> accepted_;  // from the listener, TLS already running
+  lanrelay::session_stream& stream_;                  // accepted_->stream
+  const tcp::endpoint peer_;
   bool busy_ = false;  // a request head has been read and its response is not yet sent
   bool stopping_ = false;
   bool aborting_ = false;
@@ -163,11 +159,10 @@ class connection : public std::enable_shared_from_this<connection> {
 
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
                content_store& store, const catalog_signer* signer, mirror_service* mirrors,
-               access_policy access, std::shared_ptr<tls_server_context> tls)
+               access_policy access)
     : ioc_(ioc),
       http_(config.http),
       https_(config.https),
-      tls_(std::move(tls)),
       shutdown_grace_(config.shutdown_grace),
       client_share_(config.client_share),
       slots_(config.max_peers, config.client_share.max_peers_per_client,
@@ -175,63 +170,11 @@ server::server(private_tag, net::io_context& ioc, const relay_config& config,
       monitor_(store, counters_, slots_, config.role),
       handler_(store, slots_, counters_,
                handler_settings{config.retry_after, signer, std::move(access), &monitor_, mirrors}),
-      mirrors_(mirrors),
       control_(net::make_strand(ioc)),
-      acceptor_(control_),
-      tls_acceptor_(control_),
-      backoff_timer_(control_),
-      tls_backoff_timer_(control_),
       drain_timer_(control_),
       traffic_timer_(control_) {}
 
 server::~server() = default;
-
-namespace {
-
-// Opens, binds and listens on address:port ("::" dual-stack, IPv4 only where IPv6 is missing).
-// `setting` names what the administrator changes when the port is taken.
-boost::system::error_code open_listener(tcp::acceptor& acceptor, const std::string& address_text,
-                                        std::uint16_t port, std::string_view setting) {
-  boost::system::error_code ec;
-  auto address = net::ip::make_address(address_text, ec);
-  if (ec) {
-    spdlog::error("event=config_error setting=http.listen value=\"{}\" hint=\"not an IP address; "
-                  "use :: or 0.0.0.0 for all\"",
-                  address_text);
-    return ec;
-  }
-  tcp::endpoint endpoint{address, port};
-  acceptor.open(endpoint.protocol(), ec);
-  if (ec == net::error::address_family_not_supported && address == net::ip::address_v6::any()) {
-    spdlog::warn("event=ipv6_unavailable hint=\"listening on IPv4 only (0.0.0.0)\"");
-    endpoint = tcp::endpoint{net::ip::address_v4::any(), port};
-    acceptor.open(endpoint.protocol(), ec);
-  }
-  if (ec) {
-    spdlog::error("event=listen_error error=\"{}\"", ec.message());
-    return ec;
-  }
-  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (endpoint.address().is_v6()) {
-    boost::system::error_code ignored;  // dual-stack is best effort; IPv6 still works without it
-    acceptor.set_option(net::ip::v6_only(false), ignored);
-  }
-  acceptor.bind(endpoint, ec);
-  if (ec) {
-    spdlog::error("event=listen_error endpoint={} error=\"{}\" hint=\"is another lanrelayd "
-                  "running? set {} or http.listen\"",
-                  to_string(endpoint), ec.message(), setting);
-    return ec;
-  }
-  acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    spdlog::error("event=listen_error endpoint={} error=\"{}\"", to_string(endpoint),
-                  ec.message());
-  }
-  return ec;
-}
-
-}  // namespace
 
 result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay_config& config,
                                                content_store& store,
@@ -244,44 +187,47 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
     return access.error();
   }
   auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors,
-                                      std::move(*access), std::move(tls));
-  if (auto ec = open_listener(srv->acceptor_, config.http.listen_address, config.http.port,
-                              "http.port");
-      ec) {
-    return ec;
+                                      std::move(*access));
+  auto listener = http_listener::open(ioc, listener_settings(config), std::move(tls));
+  if (!listener) {
+    return listener.error();
   }
-  if (srv->tls_) {
-    if (auto ec = open_listener(srv->tls_acceptor_, config.http.listen_address,
-                                config.https.port, "https.port");
-        ec) {
-      return ec;
-    }
-  }
+  srv->listener_ = std::move(*listener);
   return srv;
 }
 
-tcp::endpoint server::local_endpoint() const {
-  boost::system::error_code ec;
-  return acceptor_.local_endpoint(ec);
-}
+tcp::endpoint server::local_endpoint() const { return listener_->local_endpoint(); }
 
-tcp::endpoint server::tls_local_endpoint() const {
-  boost::system::error_code ec;
-  return tls_acceptor_.is_open() ? tls_acceptor_.local_endpoint(ec) : tcp::endpoint{};
-}
+tcp::endpoint server::tls_local_endpoint() const { return listener_->tls_local_endpoint(); }
 
 stats_snapshot server::stats() const noexcept { return take_snapshot(counters_, slots_); }
 
 void server::start() {
   std::signal(SIGPIPE, SIG_IGN);
-  net::co_spawn(control_, accept_loop(acceptor_, backoff_timer_, false),
-                [self = shared_from_this()](std::exception_ptr e) { log_failure("accept loop")(e); });
-  if (tls_acceptor_.is_open()) {
-    net::co_spawn(control_, accept_loop(tls_acceptor_, tls_backoff_timer_, true),
-                  [self = shared_from_this()](std::exception_ptr e) {
-                    log_failure("https accept loop")(e);
-                  });
-  }
+  // The listener holds the session function until stop(); a weak reference, so that the server
+  // does not keep itself alive through its own listener. Each session holds the server.
+  std::weak_ptr<server> weak = shared_from_this();
+  listener_->start(
+      [weak](std::shared_ptr<http_connection> accepted) -> net::awaitable<void> {
+        auto self = weak.lock();
+        return self ? self->run_session(self, std::move(accepted)) : nothing_to_run();
+      },
+      http_listener_events{
+          [weak] {
+            if (auto self = weak.lock()) {
+              self->counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
+            }
+          },
+          [weak] {
+            if (auto self = weak.lock()) {
+              self->counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+            }
+          },
+          [weak] {
+            if (auto self = weak.lock()) {
+              self->counters_.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+            }
+          }});
   net::co_spawn(control_, traffic_loop(), [self = shared_from_this()](std::exception_ptr e) {
     log_failure("traffic history")(e);
   });
@@ -319,7 +265,7 @@ void server::abort() {
 
 bool server::register_connection(const std::shared_ptr<detail::connection>& conn) {
   std::lock_guard lock(registry_mutex_);
-  if (stopping_ || connections_.size() >= http_.max_connections) {
+  if (stopping_) {
     return false;
   }
   conn->id_ = ++next_connection_id_;
@@ -344,68 +290,12 @@ void server::unregister_connection(std::uint64_t id) {
   }
 }
 
-net::awaitable<void> server::accept_loop(tcp::acceptor& acceptor, net::steady_timer& backoff_timer,
-                                        bool tls) {
-  auto backoff = accept_backoff_min;
-  bool backing_off = false;
-  bool at_limit = false;
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc_), use_tuple);
-    if (!acceptor.is_open()) {
-      co_return;  // stop() closed it
-    }
-    if (ec) {
-      if (is_per_connection_accept_error(ec)) {
-        continue;
-      }
-      if (!backing_off) {
-        spdlog::warn("event=accept_failed error=\"{}\" hint=\"accepting connections failed; "
-                     "retrying with back-off{}\"",
-                     ec.message(),
-                     is_resource_exhaustion(ec) ? "; raise the open-files limit, LimitNOFILE" : "");
-        backing_off = true;
-      }
-      backoff_timer.expires_after(backoff);
-      co_await backoff_timer.async_wait(use_tuple);
-      backoff = std::min(backoff * 2, accept_backoff_max);
-      continue;
-    }
-    if (backing_off) {
-      spdlog::info("event=accept_resumed hint=\"accepting connections again\"");
-      backing_off = false;
-      backoff = accept_backoff_min;
-    }
-
-    // A response head and a small body go out as two writes; with Nagle's algorithm the body
-    // would wait for the client's delayed ACK of the head (~40 ms per small item).
-    boost::system::error_code nodelay_ec;
-    socket.set_option(tcp::no_delay(true), nodelay_ec);
-    auto conn = std::make_shared<detail::connection>(std::move(socket));
-    if (tls) {
-      conn->tls_ = tls_->current();  // a reload applies from the next connection on
-    }
-    if (!register_connection(conn)) {
-      counters_.connections_refused.fetch_add(1, std::memory_order_relaxed);
-      if (!at_limit) {
-        spdlog::warn("event=connection_limit open={} peer={} hint=\"http.max_connections reached; "
-                     "closing new connections at once\"",
-                     http_.max_connections, to_string(conn->peer_));
-        at_limit = true;
-      }
-      continue;  // `conn` goes out of scope: the socket closes
-    }
-    if (at_limit) {
-      spdlog::info("event=connection_limit_cleared");
-      at_limit = false;
-    }
-    counters_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
-    auto executor = conn->stream_.get_executor();
-    net::co_spawn(executor, run_session(std::move(conn)),
-                  [self = shared_from_this()](std::exception_ptr e) { log_failure("connection")(e); });
+net::awaitable<void> server::run_session(std::shared_ptr<server> /*keeps the server alive*/,
+                                         std::shared_ptr<http_connection> accepted) {
+  auto conn = std::make_shared<detail::connection>(std::move(accepted));
+  if (!register_connection(conn)) {
+    co_return;  // stopping: accepted (or its handshake done) just as stop() began
   }
-}
-
-net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> conn) {
   struct unregister_at_exit {
     server& srv;
     std::uint64_t id;
@@ -414,40 +304,20 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
 
   auto& stream = conn->stream_;
   beast::flat_buffer buffer;
-  bool first_request = true;
   bool linger = false;  // we announced Connection: close; drain before closing
-  if (conn->tls_) {
-    if (auto ec = co_await stream.start_tls(conn->tls_->context, https_.handshake_timeout); ec) {
-      counters_.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("event=tls_handshake_failed peer={} error=\"{}\"", to_string(conn->peer_),
-                    ec.message());
-      boost::system::error_code ignored;
-      stream.socket().close(ignored);
-      co_return;
-    }
-  }
   for (;;) {
     if (conn->stopping_) {
       break;
     }
-    // A keep-alive connection waits idle_timeout for the next request to begin; its head then
-    // has header_timeout, like the first request's head from accept.
-    if (!first_request && buffer.size() == 0) {
-      stream.expires_after(http_.idle_timeout);
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(first_read_size), use_tuple);
-      if (ec) {
-        break;  // idle timeout, the peer closed, or shutdown
-      }
-      buffer.commit(n);
-    }
-    first_request = false;
-
     http::request_parser<http::string_body> parser;
-    parser.header_limit(http_.max_header_bytes);
     parser.body_limit(request_handler::max_body_size);
-    stream.expires_after(http_.header_timeout);
-    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
-    if (ec) {
+    // A keep-alive connection waits http.idle_timeout for the next request to begin; its head
+    // then has http.header_timeout, like the first request's head from accept.
+    const auto head = co_await conn->accepted_->read_request_head(buffer, parser);
+    if (head.idle_ended) {
+      break;  // idle timeout, the peer closed, or shutdown
+    }
+    if (const auto ec = head.ec; ec) {
       if (ec == beast::error::timeout) {
         counters_.header_timeouts.fetch_add(1, std::memory_order_relaxed);
         spdlog::debug("event=header_timeout peer={}",
@@ -471,7 +341,8 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
       linger = true;
       break;
     }
-    if (!parser.is_done() && request_handler::accepts_body(parser.get()) > 0) {
+    const parsed_target target = parse_request_target(parser.get().target());
+    if (!parser.is_done() && request_handler::accepts_body(parser.get(), target) > 0) {
       // An admin endpoint's small argument; the head's deadline covers it too.
       auto [body_ec, body_n] = co_await http::async_read(stream, buffer, parser, use_tuple);
       if (body_ec && body_ec != http::error::body_limit) {
@@ -491,24 +362,28 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
     }
 
     conn->busy_ = true;
-    request_context context{client_address(conn->peer_), parser.get().body()};
+    request_context context{conn->accepted_->client, parser.get().body()};
     context.secure = stream.secure();
-    response_plan plan = handler_.handle(parser.get(), context);
-    if (auto* pull = std::get_if<pull_request>(&plan); pull != nullptr && mirrors_ != nullptr) {
-      // Bounded by mirror.pull_through_wait; every request for the same file joins one download.
-      // A client that hangs up meanwhile withdraws (the download stops when nobody waits).
-      using namespace net::experimental::awaitable_operators;
-      auto pulled = co_await (mirrors_->pull_through(pull->source, pull->path) ||
-                              client_hung_up(stream.socket()));
-      if (pulled.index() == 1) {
-        conn->busy_ = false;
-        break;
+    response_plan plan = handler_.handle(parser.get(), target, context);
+    if (auto* awaited = std::get_if<awaited_response>(&plan)) {
+      std::optional<ready_plan> ready;
+      auto work = produce_into(*awaited, ready);
+      if (awaited->abandon_when_client_leaves) {
+        using namespace net::experimental::awaitable_operators;
+        auto hung_up = client_hung_up(stream.socket());
+        co_await (std::move(work) || std::move(hung_up));
+      } else {
+        co_await std::move(work);
       }
-      context.pull = std::move(std::get<0>(pulled));
-      plan = handler_.handle(parser.get(), context);
-    }
-    if (auto* sync = std::get_if<mirror_sync_request>(&plan)) {
-      plan = co_await run_mirror_sync(*conn, parser.get(), *sync);
+      if (!ready) {
+        conn->busy_ = false;
+        break;  // the client hung up: nobody to answer
+      }
+      if (auto* response = std::get_if<small_response>(&*ready)) {
+        plan = std::move(*response);
+      } else {
+        plan = std::move(std::get<file_transfer>(*ready));
+      }
     }
     const bool keep_alive = co_await send_plan(*conn, plan);
     conn->busy_ = false;
@@ -533,27 +408,6 @@ net::awaitable<void> server::run_session(std::shared_ptr<detail::connection> con
   stream.socket().close(ignored);
 }
 
-net::awaitable<small_response> server::run_mirror_sync(detail::connection& conn,
-                                                       const http::request_header<>& request,
-                                                       mirror_sync_request sync) {
-  // An admin action (the handler checked the token): over HTTPS or from this machine.
-  if (!conn.stream_.secure() && !client_address(conn.peer_).is_loopback()) {
-    co_return request_handler::error_response(
-        http::status::forbidden, request.version(),
-        "admin requests from other hosts are accepted over HTTPS only");
-  }
-  std::vector<std::pair<std::string, sync_result>> results;
-  const auto names = sync.source.empty() ? mirrors_->source_names() : std::vector{sync.source};
-  for (const auto& name : names) {
-    spdlog::info("event=mirror_sync_requested name={} peer={}", name, to_string(conn.peer_));
-    auto r = co_await mirrors_->sync_now(name);
-    results.emplace_back(name, r ? std::move(*r) : sync_result{.error = "no such source"});
-  }
-  auto res = request_handler::mirror_sync_response(request, results);
-  res.keep_alive(false);
-  co_return res;
-}
-
 net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& plan) {
   auto& stream = conn.stream_;
   if (auto* response = std::get_if<small_response>(&plan)) {
@@ -571,7 +425,7 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
   }
   http::response_serializer<http::empty_body> serializer{transfer.head};
   const auto started = std::chrono::steady_clock::now();
-  auto tracked = monitor_.transfers().begin(client_address(conn.peer_).to_string(),
+  auto tracked = monitor_.transfers().begin(conn.accepted_->client.to_string(),
                                             transfer.item, transfer.offset, transfer.length);
   stream.expires_after(http_.send_timeout);
   auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
@@ -779,11 +633,7 @@ net::awaitable<void> server::wait_for_connections(std::chrono::steady_clock::tim
 
 net::awaitable<void> server::shutdown_sequence() {
   handler_.set_draining();
-  boost::system::error_code ignored;
-  acceptor_.close(ignored);
-  tls_acceptor_.close(ignored);
-  backoff_timer_.cancel();
-  tls_backoff_timer_.cancel();
+  listener_->stop();
   traffic_timer_.cancel();
 
   std::vector<std::shared_ptr<detail::connection>> open;

@@ -144,4 +144,30 @@ access_decision access_policy::check(endpoint_access access,
   return access_decision{true};
 }
 
+access_decision access_policy::content(const request_origin&) const {
+  return access_decision{true};
+}
+
+access_decision access_policy::monitoring(const request_origin& origin) const {
+  return check(endpoint_access::read, origin.client, origin.secure, {});
+}
+
+access_decision access_policy::admin(const request_origin& origin,
+                                     std::string_view authorization) const {
+  return check(endpoint_access::admin, origin.client, origin.secure, authorization);
+}
+
+access_decision access_policy::mirror_sync(const request_origin& origin,
+                                           std::string_view authorization) const {
+  // The admin rule already holds a sync from another host to HTTPS; said here once more because
+  // a sync starts upstream traffic and disk writes, whatever becomes of the admin rule.
+  auto decision = admin(origin, authorization);
+  if (decision.allowed && !origin.secure &&
+      !(origin.client && unmapped(*origin.client).is_loopback())) {
+    return refuse(http::status::forbidden,
+                  "admin requests from other hosts are accepted over HTTPS only");
+  }
+  return decision;
+}
+
 }  // namespace lanrelay

@@ -6,6 +6,7 @@
 
 #include "lanrelay/content/piece_list.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <boost/json/parse.hpp>
@@ -466,18 +467,35 @@ TEST_F(relay_handler, mirror_files_answer_by_index_filter_and_pull_outcome) {
   request_handler h(*store_, slots_, counters_,
                     handler_settings{std::chrono::seconds(7), nullptr, {}, nullptr, &mirrors});
 
-  const auto stray_plan = h.handle(request("/activeupdate/vendor/pattern/stray.bin"), {});
+  const auto stray_plan = h.handle(request("/activeupdate/vendor/pattern/stray.bin"));
   const auto& stray = small(stray_plan);
   EXPECT_EQ(stray.result(), http::status::not_found);
   EXPECT_EQ(stray.body(), "not in the mirrored index\n");
-  const auto left_out_plan = h.handle(request("/activeupdate/vendor/pattern/a.bin"), {});
+  const auto left_out_plan = h.handle(request("/activeupdate/vendor/pattern/a.bin"));
   const auto& left_out = small(left_out_plan);
   EXPECT_EQ(left_out.result(), http::status::not_found);
   EXPECT_NE(left_out.body().find("pull_through"), std::string::npos);
 
-  const auto plan = h.handle(request("/activeupdate/vendor/pattern/b.bin"), {});
-  ASSERT_TRUE(std::holds_alternative<pull_request>(plan));
-  EXPECT_EQ(std::get<pull_request>(plan).path, "pattern/b.bin");
+  // A listed, admitted file the tree lacks: an awaited response that pulls it through (the
+  // upstream refuses the connection) and decides again with the outcome, counted as one request.
+  const auto requests_before = counters_.requests.load();
+  auto plan = h.handle(request("/activeupdate/vendor/pattern/b.bin"));
+  ASSERT_TRUE(std::holds_alternative<awaited_response>(plan));
+  EXPECT_TRUE(std::get<awaited_response>(plan).abandon_when_client_leaves);
+  std::optional<ready_plan> pulled;
+  boost::asio::co_spawn(ioc, std::get<awaited_response>(plan).produce(),
+                        [&](std::exception_ptr e, ready_plan ready) {
+                          ASSERT_FALSE(e);
+                          pulled.emplace(std::move(ready));
+                        });
+  for (int i = 0; i < 3000 && !pulled; ++i) {
+    ioc.run_one_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(pulled);
+  ASSERT_TRUE(std::holds_alternative<small_response>(*pulled));
+  EXPECT_EQ(std::get<small_response>(*pulled).result(), http::status::service_unavailable);
+  EXPECT_FALSE(std::get<small_response>(*pulled)[http::field::retry_after].empty());
+  EXPECT_EQ(counters_.requests.load(), requests_before + 1);
 
   request_context busy;
   busy.pull = pull_outcome{pull_verdict::busy, "mirror.max_pulls (4) pull-throughs are running", {}};
@@ -496,6 +514,28 @@ TEST_F(relay_handler, mirror_files_answer_by_index_filter_and_pull_outcome) {
   const auto& never = small(never_plan);
   EXPECT_EQ(never.result(), http::status::not_found);
   EXPECT_EQ(never.body(), "larger than mirror.pull_volume\n");
+
+  // "Update now" is an awaited response too, run to its end whatever the client does; the access
+  // policy's mirror_sync rule decides before it: the token, over HTTPS or from loopback.
+  auto policy = access_policy::from_config(admin_settings{"sync-token", {"10.0.0.0/8"}});
+  ASSERT_TRUE(policy);
+  request_handler admin(*store_, slots_, counters_,
+                        handler_settings{std::chrono::seconds(7), nullptr, *policy, nullptr,
+                                         &mirrors});
+  auto sync = request("/-/mirror/sync/vendor");
+  sync.method(http::verb::post);
+  sync.set(http::field::authorization, "Bearer sync-token");
+  request_context lan_clear{boost::asio::ip::make_address("10.1.2.3"), {}};
+  EXPECT_EQ(small(admin.handle(sync, lan_clear)).result(), http::status::forbidden);
+  request_context lan_tls = lan_clear;
+  lan_tls.secure = true;
+  const auto sync_plan = admin.handle(sync, lan_tls);
+  ASSERT_TRUE(std::holds_alternative<awaited_response>(sync_plan));
+  EXPECT_FALSE(std::get<awaited_response>(sync_plan).abandon_when_client_leaves);
+  auto unknown = request("/-/mirror/sync/nobody");
+  unknown.method(http::verb::post);
+  unknown.set(http::field::authorization, "Bearer sync-token");
+  EXPECT_EQ(small(admin.handle(unknown, lan_tls)).result(), http::status::not_found);
   mirrors.stop();
   ioc.run_for(std::chrono::milliseconds(50));
 }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 namespace lanrelay::relay {
 namespace {
 
@@ -108,6 +110,46 @@ TEST(status_access, a_bad_network_is_an_error) {
   EXPECT_FALSE(is_valid_network("lan"));
   EXPECT_TRUE(is_valid_network("fd00::/8"));
   EXPECT_TRUE(is_valid_network("192.0.2.1"));
+}
+
+// One decision function per request class: content for everyone, monitoring for loopback and
+// read_networks, admin and mirror sync for those with the token over HTTPS or on loopback.
+TEST(status_access, each_request_class_has_its_rule) {
+  const auto p = policy({"10.0.0.0/8"});
+  const request_origin outsider{addr("192.168.1.5"), plain_http};
+  const request_origin listed_clear{addr("10.0.0.1"), plain_http};
+  const request_origin listed_tls{addr("10.0.0.1"), https};
+  const request_origin local{addr("::ffff:127.0.0.1"), plain_http};
+  const request_origin unknown{std::nullopt, https};
+  const std::string bearer = "Bearer " + token;
+
+  EXPECT_TRUE(p.content(outsider).allowed);
+  EXPECT_TRUE(p.content(unknown).allowed);
+
+  EXPECT_FALSE(p.monitoring(outsider).allowed);
+  EXPECT_TRUE(p.monitoring(listed_clear).allowed);
+  EXPECT_TRUE(p.monitoring(local).allowed);
+  EXPECT_FALSE(p.monitoring(unknown).allowed);
+
+  for (const auto& decide :
+       {std::function([&](const request_origin& o, std::string_view a) { return p.admin(o, a); }),
+        std::function(
+            [&](const request_origin& o, std::string_view a) { return p.mirror_sync(o, a); })}) {
+    EXPECT_FALSE(decide(outsider, bearer).allowed);
+    const auto clear = decide(listed_clear, bearer);
+    EXPECT_FALSE(clear.allowed);
+    EXPECT_EQ(clear.status, status::forbidden);
+    EXPECT_NE(clear.message.find("HTTPS"), std::string::npos);
+    EXPECT_TRUE(decide(listed_tls, bearer).allowed);
+    EXPECT_TRUE(decide(local, bearer).allowed);
+    const auto wrong = decide(local, "Bearer nope");
+    EXPECT_EQ(wrong.status, status::unauthorized);
+    EXPECT_TRUE(wrong.challenge);
+    EXPECT_FALSE(decide(unknown, bearer).allowed);
+  }
+  // Without a token nobody changes anything, loopback included.
+  EXPECT_FALSE(policy({}, "").mirror_sync(local, "Bearer ").allowed);
+  EXPECT_FALSE(policy({}, "").admin(local, "").allowed);
 }
 
 }  // namespace

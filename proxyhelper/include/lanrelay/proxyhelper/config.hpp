@@ -48,6 +48,9 @@ struct proxyhelper_config {
   std::string http_listen = "::";
   std::uint16_t http_port = 4130;
   std::chrono::milliseconds header_timeout{10'000};    // whole request head
+  std::chrono::milliseconds idle_timeout{10'000};      // keep-alive wait for the next request
+  std::chrono::milliseconds send_timeout{10'000};      // writing one response
+  std::uint32_t max_header_bytes = 8192;
   std::uint32_t max_connections = 256;
   // The site's own PAC script: when set, /proxy.pac and /wpad.dat redirect to it instead of
   // serving the generated script. Empty: serve the generated script.

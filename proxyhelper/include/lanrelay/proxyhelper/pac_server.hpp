@@ -7,12 +7,13 @@
 // Access (serving/admin_access.hpp): /-/stats, /-/metrics, /-/status and / answer loopback and
 // [admin] read_networks only (403 otherwise); PAC, WPAD and /-/healthz answer everyone.
 //
-// handle_request is the socket-free seam; pac_server accepts connections and runs one coroutine
-// per connection (keep-alive, a deadline on every request head), refusing connections beyond
-// max_connections and backing off when accept fails (EMFILE). Connections on the HTTPS listener
-// start with a TLS handshake (https.handshake_timeout) and then run the same code.
+// handle_request is the socket-free seam; pac_server runs one coroutine per connection
+// (keep-alive) on the connections of its http_listener (serving/http_listener.hpp, the same as
+// lanrelayd's content server): accept back-off (EMFILE), http.max_connections, the deadlines
+// http.header_timeout, http.idle_timeout and http.send_timeout, http.max_header_bytes, and the TLS
+// handshake on the HTTPS port (https.handshake_timeout), after which the same code runs.
 //
-// Threads: each connection runs on its own strand; the acceptor on the server's strand. The
+// Threads: each connection runs on its own strand; the acceptors on the listener's strand. The
 // handler only reads proxy_health (thread safe) and relaxed atomic counters.
 
 #include "lanrelay/base/error.hpp"
@@ -21,6 +22,8 @@
 #include "lanrelay/proxyhelper/health.hpp"
 #include "lanrelay/proxyhelper/monitor.hpp"
 #include "lanrelay/proxyhelper/stats.hpp"
+#include "lanrelay/serving/admin_access.hpp"
+#include "lanrelay/serving/http_listener.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,7 +33,6 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include <atomic>
 #include <memory>
 #include <optional>
 
@@ -52,11 +54,8 @@ struct pac_context {
   std::shared_ptr<tls_server_context> tls;
 };
 
-// Who sent a request, and how.
-struct request_origin {
-  std::optional<boost::asio::ip::address> client;  // nullopt: unknown (monitoring is refused)
-  bool secure = false;                              // over HTTPS
-};
+// Who sent a request, and how (admin_access.hpp): unknown clients are refused monitoring.
+using lanrelay::request_origin;
 
 boost::beast::http::response<boost::beast::http::string_body> handle_request(
     const boost::beast::http::request<boost::beast::http::empty_body>& request,
@@ -70,27 +69,23 @@ class pac_server : public std::enable_shared_from_this<pac_server> {
                                                     pac_context context);
 
   void start();
+  // Stops accepting; connections being served finish their request.
   void stop();
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   // Port 0 when there is no HTTPS listener.
   boost::asio::ip::tcp::endpoint tls_local_endpoint() const;
 
-  pac_server(boost::asio::io_context& ioc, pac_context context,
-             boost::asio::ip::tcp::acceptor acceptor,
-             std::optional<boost::asio::ip::tcp::acceptor> tls_acceptor);
+  pac_server(pac_context context, std::shared_ptr<http_listener> listener);
 
  private:
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, bool tls);
-  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket,
-                                     std::shared_ptr<const tls_server_context::snapshot> tls);
+  boost::asio::awaitable<void> serve(std::shared_ptr<pac_server> self,
+                                     std::shared_ptr<http_connection> connection);
 
-  boost::asio::io_context& ioc_;
   pac_context context_;
-  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::ip::tcp::acceptor tls_acceptor_;  // open only with an HTTPS listener
-  std::atomic<std::uint32_t> connections_{0};
-  bool stopped_ = false;  // strand
+  std::shared_ptr<http_listener> listener_;
 };
+
+// The PAC server's listener: http.*, https.port and https.handshake_timeout of the configuration.
+http_listener_settings listener_settings(const proxyhelper_config& config);
 
 }  // namespace lanrelay::proxyhelper

@@ -3,17 +3,29 @@
 // The content server's request handler: a parsed request head in, a response plan out. It does no
 // socket I/O, so unit tests drive it directly (Beast's handle_request is the model).
 //
+// The plan is what the server runs: a small response to send now, a file transfer, or an awaited
+// response, whose bytes exist only after work of this layer (the mirror's pull-through of a
+// missing file, an "update now" sync) that the server awaits without knowing what it is.
+//
+// The request target is parsed once per request (parse_request_target), by the server, and that
+// one parsed_target is carried through accepts_body(), handle() and any awaited response.
+//
 // Order of decisions for /cache/... and /activeupdate/... (RFC 9110 §13.2.2): target (400/404) →
-// method (405) → store or mirror lookup (404; a mirrored file the relay lacks: pull-through) → If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) →
-// transfer slot (503 when every slot is taken, or when the client already holds its share,
-// slot_pool.hpp). HEAD, 304, 416 and empty items take no slot.
+// method (405) → store or mirror lookup (404; a mirrored file the relay lacks: an awaited
+// response that pulls it through, then decides again from here on with the pull's outcome) →
+// If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) → transfer slot (503
+// when every slot is taken, or when the client already holds its share, slot_pool.hpp). HEAD,
+// 304, 416 and empty items take no slot.
 //
 // Monitoring and admin endpoints (/, /-/status, /-/metrics, /-/stats, /-/log-level, /-/mirror,
-// /-/mirror/sync) go through authorize() (admin_access.hpp) before anything else is decided.
+// /-/mirror/sync): target → method (405) → the access policy's decision for the request class
+// (admin_access.hpp: monitoring, admin, mirror sync) → the endpoint. No other code decides who
+// may do what.
 //
 // Thread safety: handle() may run on any number of threads at once; the handler's only mutable
 // state is its piece list cache, itself thread safe (as are the store, the slot pool and the
-// counters).
+// counters). An awaited response runs on whatever executor awaits it and uses the handler, which
+// must outlive it.
 
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/mirror.hpp"
@@ -27,11 +39,13 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,23 +68,22 @@ struct file_transfer {
   std::string item;      // what is sent, for the status (e.g. /cache/installer/agent-x64/14.0.1)
 };
 
-// A mirrored file the relay must first get from upstream (mirror_service::pull_through); the
-// server awaits that, then asks the handler again with request_context::pull set.
-struct pull_request {
-  std::string source;
-  std::string path;
-};
-
-// "Update now" for one mirror source (empty: every source): the server runs the syncs
-// (mirror_service::sync_now), an admin action, and answers with their results.
-struct mirror_sync_request {
-  std::string source;
-};
-
 // A complete response (its body, if any, is in the message; a HEAD answer has Content-Length set
-// and an empty body), a file transfer, or work the server must await first.
+// and an empty body) or a file transfer: what the server can send as it is.
 using small_response = boost::beast::http::response<boost::beast::http::string_body>;
-using response_plan = std::variant<small_response, file_transfer, pull_request, mirror_sync_request>;
+using ready_plan = std::variant<small_response, file_transfer>;
+
+// A response the handler can decide only after awaiting work of its own layer. The server awaits
+// `produce()` on the connection's strand and sends what it yields.
+struct awaited_response {
+  std::function<boost::asio::awaitable<ready_plan>()> produce;
+  // The work serves this client only: when the client hangs up meanwhile, the server stops
+  // awaiting (which cancels the work's wait) and closes the connection. False: the work runs to
+  // its end whatever the client does (an admin action).
+  bool abandon_when_client_leaves = false;
+};
+
+using response_plan = std::variant<small_response, file_transfer, awaited_response>;
 
 struct handler_settings {
   std::chrono::seconds retry_after{5};  // Retry-After on a 503 when every slot is taken
@@ -88,10 +101,13 @@ struct handler_settings {
 struct request_context {
   std::optional<boost::asio::ip::address> client;  // the peer; nullopt when unknown
   std::string_view body;  // only for requests accepts_body() allowed; empty otherwise
-  // The request was answered with a pull_request before and this is what the pull came to; a
-  // file still missing is then a 404 or a 503 with Retry-After (pull->reason), not another pull.
+  // What the pull-through of a missing mirrored file came to (set by the handler's own awaited
+  // response, or by a test); a file still missing is then a 404 or a 503 with Retry-After
+  // (pull->reason), not another pull.
   std::optional<pull_outcome> pull;
   bool secure = false;  // the request came over HTTPS (admin_access.hpp)
+
+  request_origin origin() const { return request_origin{client, secure}; }
 };
 
 class request_handler {
@@ -106,12 +122,17 @@ class request_handler {
         retry_after_(settings.retry_after.count()),
         access_(std::make_shared<const access_policy>(settings.access)) {}
 
+  // `target` is parse_request_target(request.target()), parsed once by the caller.
+  response_plan handle(const boost::beast::http::request_header<>& request,
+                       const parsed_target& target, const request_context& context = {});
+  // Parses the target itself: for tests and callers that hold nothing but the head.
   response_plan handle(const boost::beast::http::request_header<>& request,
                        const request_context& context = {});
 
   // The largest body the request may carry (0: none; the server answers 413 to one). Only admin
   // endpoints that take an argument accept a body.
-  static std::size_t accepts_body(const boost::beast::http::request_header<>& request);
+  static std::size_t accepts_body(const boost::beast::http::request_header<>& request,
+                                  const parsed_target& target);
   static constexpr std::size_t max_body_size = 1024;  // the most accepts_body() ever allows
 
   // Once draining, /-/healthz answers 503 so that monitors see the relay going away.
@@ -128,10 +149,6 @@ class request_handler {
     access_.store(std::make_shared<const access_policy>(std::move(access)));
   }
 
-  // The answer to a mirror_sync_request once its syncs are over.
-  static small_response mirror_sync_response(const boost::beast::http::request_header<>& request,
-                                             const std::vector<std::pair<std::string, sync_result>>& results);
-
   // A small response for a request the server could not even parse (431, 400, 413...).
   static small_response error_response(boost::beast::http::status status, unsigned version,
                                        std::string_view text);
@@ -140,8 +157,15 @@ class request_handler {
   response_plan serve_item(const boost::beast::http::request_header<>& request,
                            const item_key& key, const request_context& context);
   response_plan serve_mirror_file(const boost::beast::http::request_header<>& request,
-                                  const struct parsed_target& target,
-                                  const request_context& context);
+                                  const parsed_target& target, const request_context& context);
+  // The awaited responses: pull a missing mirrored file through, then decide again with the
+  // outcome; run "update now" for one source (empty: all) and answer with the results. Their
+  // arguments are copies: the coroutine frames own them.
+  boost::asio::awaitable<ready_plan> pull_then_serve(boost::beast::http::request_header<> request,
+                                                     parsed_target target,
+                                                     request_context context);
+  boost::asio::awaitable<ready_plan> sync_then_report(boost::beast::http::request_header<> request,
+                                                      std::string source, request_context context);
   // Conditional headers, Range and the transfer slot for an open file (cache item or mirror file).
   response_plan serve_file(const boost::beast::http::request_header<>& request, item_file file,
                            const std::string& etag, std::string_view content_type,
@@ -149,10 +173,10 @@ class request_handler {
 
   // Monitoring and admin endpoints.
   response_plan serve_monitoring(const boost::beast::http::request_header<>& request,
-                                 resource_kind resource, const request_context& context);
-  // The one authorization decision for every monitoring and admin endpoint: nullopt when
-  // `access` is granted, else the refusal to send (403, or 401 with WWW-Authenticate).
-  std::optional<small_response> authorize(endpoint_access access,
+                                 const parsed_target& target, const request_context& context);
+  // Asks the access policy for the request class of a monitoring or admin endpoint: nullopt
+  // when granted, else the refusal to send (403, or 401 with WWW-Authenticate).
+  std::optional<small_response> authorize(resource_kind resource, bool changing,
                                           const boost::beast::http::request_header<>& request,
                                           const request_context& context) const;
 

@@ -1,11 +1,12 @@
 #pragma once
 
-// The HTTP content server: accepts peers' connections and runs one coroutine per connection that
-// reads request heads, asks request_handler for a plan and sends it, item bodies with sendfile(2).
-// With a TLS context it also listens for HTTPS: a connection accepted there does the TLS
-// handshake (https.handshake_timeout) and then runs the very same session code; item bodies are
-// then read and encrypted in chunks. Requests over HTTPS are marked secure for the handler
-// (admin endpoints from other hosts need it).
+// The HTTP content server: its http_listener (serving/http_listener.hpp: accept loop with back-off,
+// http.max_connections, the TLS handshake on the HTTPS port) hands it connections, and it runs one
+// coroutine per connection that reads request heads, parses each target once, asks
+// request_handler for a plan and runs it: sends a small response, sends a file (sendfile(2); over
+// HTTPS read and encrypted in chunks), or awaits an awaited_response first and sends what it
+// yields, without knowing what was awaited. Requests over HTTPS are marked secure for the
+// handler, whose access policy decides who may do what; the server decides no access itself.
 //
 // Deadlines (all from http_settings): a request head must arrive whole within header_timeout
 // (from accept, or from the first byte of a keep-alive request); a keep-alive connection waits
@@ -15,8 +16,8 @@
 //
 // Threads and shared state: the io_context may run on many threads. Each connection lives on its
 // own strand and owns its socket, buffers and flags; nothing else touches them except through a
-// post to that strand. The acceptor, the accept back-off timer and the shutdown sequence live on
-// the server's control strand. The table of open connections (used for max_connections and for
+// post to that strand. The acceptors live on the listener's strand; the shutdown sequence and
+// the traffic timer on the server's control strand. The table of open connections (used for
 // shutdown) is guarded by `registry_mutex_`. The handler, slot pool and counters are thread safe.
 //
 // Lifetime: the server is shared-owned; every connection coroutine holds a reference, so the
@@ -31,6 +32,7 @@
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 #include "lanrelay/serving/admin_access.hpp"
+#include "lanrelay/serving/http_listener.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -107,30 +109,26 @@ class server : public std::enable_shared_from_this<server> {
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
          content_store& store, const catalog_signer* signer, mirror_service* mirrors,
-         access_policy access, std::shared_ptr<tls_server_context> tls);
+         access_policy access);
 
  private:
   friend class detail::connection;
 
-  // One per listener (HTTP, HTTPS); `tls`: connections start with a TLS handshake.
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
-                                           boost::asio::steady_timer& backoff_timer, bool tls);
   boost::asio::awaitable<void> shutdown_sequence();
   // Feeds the monitor's traffic history every traffic_record_interval until stop().
   boost::asio::awaitable<void> traffic_loop();
   // Until every connection has ended, `deadline` passes, or (when asked) abort() is called.
   boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline,
                                                     bool interrupt_on_abort);
-  boost::asio::awaitable<void> run_session(std::shared_ptr<detail::connection> conn);
+  // One connection from the listener; `self` keeps the server alive until the session ends.
+  boost::asio::awaitable<void> run_session(std::shared_ptr<server> self,
+                                           std::shared_ptr<http_connection> accepted);
   boost::asio::awaitable<bool> send_plan(detail::connection& conn, response_plan& plan);
   boost::asio::awaitable<boost::system::error_code> send_file(
       detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked);
   // Item bytes over TLS: read and encrypted in chunks (sendfile(2) cannot encrypt).
   boost::asio::awaitable<boost::system::error_code> send_file_encrypted(
       detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked);
-  boost::asio::awaitable<small_response> run_mirror_sync(
-      detail::connection& conn, const boost::beast::http::request_header<>& request,
-      mirror_sync_request sync);
   // Counts, logs and resets (RST) a connection whose transfer fell below the rate floor.
   void reset_slow_client(detail::connection& conn, const file_transfer& transfer);
   bool register_connection(const std::shared_ptr<detail::connection>& conn);
@@ -139,21 +137,17 @@ class server : public std::enable_shared_from_this<server> {
   boost::asio::io_context& ioc_;
   const http_settings http_;
   const https_settings https_;
-  const std::shared_ptr<tls_server_context> tls_;  // null: no HTTPS listener
   const std::chrono::milliseconds shutdown_grace_;
   const client_share_settings client_share_;
   relay_counters counters_;
   slot_pool slots_;
   relay::monitor monitor_;
   request_handler handler_;
-  mirror_service* const mirrors_;  // null without mirror sources
+
+  std::shared_ptr<http_listener> listener_;  // set once by create()
 
   // Control strand state.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::ip::tcp::acceptor tls_acceptor_;  // open only with tls_
-  boost::asio::steady_timer backoff_timer_;
-  boost::asio::steady_timer tls_backoff_timer_;
   boost::asio::steady_timer drain_timer_;
   boost::asio::steady_timer traffic_timer_;
   bool all_done_ = false;        // set (via a post) when the last connection ends while stopping

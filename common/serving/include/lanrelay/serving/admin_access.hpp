@@ -1,17 +1,23 @@
 #pragma once
 
-// Who may use a daemon's monitoring and admin endpoints: the one decision the request handlers of
-// lanrelayd and proxyhelperd ask for every such endpoint, so that a new endpoint gets it by
-// declaring its access level.
+// The access policy: every rule about who may do what over a daemon's HTTP listeners, in one type
+// with one decision function per request class. The request handlers of lanrelayd and
+// proxyhelperd ask it and nothing else; the transport (server, listener) decides nothing about
+// access. A new endpoint gets its rule by naming its request class.
 //
-//   read  (/, /-/status, /-/metrics, /-/stats, /-/mirror, GET /-/log-level): clients on loopback,
-//         or in [admin] read_networks. Nobody else: monitoring shows client addresses, upstream
-//         URLs and routes, so it is off by default for the LAN.
-//   admin (PUT /-/log-level, POST /-/mirror/sync, and whatever changes state later): the read
-//         rule; then the channel: HTTPS, or loopback (checked before the token, so that a token
-//         is never accepted, nor compared, after it crossed the LAN in clear); then
-//         `Authorization: Bearer <[admin] token>`. Without a configured token every admin request
-//         is refused with 403; a missing or wrong token gets 401 with `WWW-Authenticate: Bearer`.
+//   content      (items, /activeupdate/ files, /-/healthz, /-/catalog, /-/pieces, PAC and WPAD):
+//                everyone. Agents must always reach them.
+//   monitoring   (/, /-/status, /-/metrics, /-/stats, /-/mirror, GET /-/log-level): clients on
+//                loopback, or in [admin] read_networks. Nobody else: monitoring shows client
+//                addresses, upstream URLs and routes, so it is off by default for the LAN.
+//   admin        (PUT /-/log-level, and whatever changes state later): the monitoring rule; then
+//                the channel: HTTPS, or loopback (checked before the token, so that a token is
+//                never accepted, nor compared, after it crossed the LAN in clear); then
+//                `Authorization: Bearer <[admin] token>`. Without a configured token every admin
+//                request is refused with 403; a missing or wrong token gets 401 with
+//                `WWW-Authenticate: Bearer`.
+//   mirror sync  (POST /-/mirror/sync[/<source>]): the admin rule; from another host only over
+//                HTTPS (the rule the content server used to repeat before running a sync).
 //
 // The token is compared in constant time (SHA-256 of both sides, then CRYPTO_memcmp), so neither
 // its content nor its length leaks through timing. Item downloads and /-/healthz, /-/catalog are
@@ -37,6 +43,12 @@ namespace lanrelay {
 
 enum class endpoint_access { read, admin };
 
+// Who sent a request, and how: what every decision looks at besides the Authorization field.
+struct request_origin {
+  std::optional<boost::asio::ip::address> client;  // the peer; nullopt: unknown (never passes)
+  bool secure = false;                              // the request came over HTTPS
+};
+
 struct access_decision {
   bool allowed = false;
   boost::beast::http::status status = boost::beast::http::status::forbidden;  // when refused
@@ -60,9 +72,15 @@ class access_policy {
   // For a daemon without admin endpoints (proxyhelperd): read_networks only, no token.
   static result<access_policy> from_networks(const std::vector<std::string>& read_networks);
 
-  // `client`: the peer's address (IPv4-mapped IPv6 is matched as IPv4); nullopt when unknown,
-  // which never passes. `secure`: the request came over HTTPS. `authorization`: the
-  // Authorization field.
+  // One decision per request class (the table at the top). `origin.client` is matched as IPv4
+  // when IPv4-mapped; `authorization` is the request's Authorization field.
+  access_decision content(const request_origin& origin) const;
+  access_decision monitoring(const request_origin& origin) const;
+  access_decision admin(const request_origin& origin, std::string_view authorization) const;
+  access_decision mirror_sync(const request_origin& origin, std::string_view authorization) const;
+
+  // The monitoring (read) or admin rule by level, for callers that carry the level as data (the
+  // fuzz target). `client`: nullopt when unknown, which never passes.
   access_decision check(endpoint_access access, const std::optional<boost::asio::ip::address>& client,
                         bool secure, std::string_view authorization) const;
 
