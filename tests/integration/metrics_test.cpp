@@ -82,19 +82,25 @@ TEST_F(metrics_integration, counters_follow_real_traffic) {
   EXPECT_EQ(before["lanrelay_transfer_slots"], 1);
   EXPECT_EQ(before["lanrelay_served_bytes_total"], 0);
 
+  // One transfer slot: the client has every byte before the relay has released the slot, so each
+  // download waits for the release (an event); on a busy machine the next one found it taken.
+  const auto slot_released = [&] {
+    return eventually(30s, [&] { return scrape()["lanrelay_transfers_running"] == 0; });
+  };
   const std::string small_path = "/cache/installer/agent-x64/14.0.1234";
   for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(slot_released());
     auto got = relay_->request("GET", small_path);
     ASSERT_EQ(got.message.result(), http::status::ok);
     ASSERT_EQ(got.message.body().size(), small_size);
   }
+  ASSERT_TRUE(slot_released());
   EXPECT_EQ(relay_->request("HEAD", small_path).message.result(), http::status::ok);
+  ASSERT_TRUE(slot_released());
   auto range = relay_->request("GET", small_path, "Range: bytes=100-1099\r\n");
   ASSERT_EQ(range.message.result(), http::status::partial_content);
 
-  // The client has every byte before the relay has released the slot: wait for the release (an
-  // event), or on a busy machine the slow reader below finds the only slot still taken.
-  ASSERT_TRUE(eventually(30s, [&] { return scrape()["lanrelay_transfers_running"] == 0; }));
+  ASSERT_TRUE(slot_released());
 
   // A slow reader holds the only slot: the next download is refused as busy.
   raw_connection slow(relay_->port(), 4096);
