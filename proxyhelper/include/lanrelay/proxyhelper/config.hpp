@@ -1,8 +1,9 @@
 #pragma once
 
 // Configuration of proxyhelperd: scalar settings plus the list of proxies it advertises
-// ([[proxy]] tables). One table of settings (config.cpp, on common/settings_table.hpp) is the
-// single source of truth: it drives the TOML loader, --print-default-config and --check-config.
+// ([[proxy]] tables). One table of settings (config.cpp, on common/detail/settings_toml.hpp) is
+// the single source of truth: it drives the TOML loader, --print-default-config, --check-config,
+// the reload (which settings reload, their apply hooks) and docs/operations.md's table.
 
 #include "lanrelay/common/settings_table.hpp"
 #include "lanrelay/common/shared_settings.hpp"
