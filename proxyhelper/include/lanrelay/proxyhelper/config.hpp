@@ -1,9 +1,8 @@
 #pragma once
 
 // Configuration of proxyhelperd: scalar settings plus the list of proxies it advertises
-// ([[proxy]] tables). One table of settings (config.cpp, on common/detail/settings_toml.hpp) is
-// the single source of truth: it drives the TOML loader, --print-default-config, --check-config,
-// the reload (which settings reload, their apply hooks) and docs/operations.md's table.
+// ([[proxy]] tables). One table of settings (config.cpp, on common/detail/settings_toml.hpp) is the
+// single source of truth: the TOML loader, --print-default-config, --check-config, the reload.
 
 #include "lanrelay/common/settings_table.hpp"
 #include "lanrelay/common/shared_settings.hpp"

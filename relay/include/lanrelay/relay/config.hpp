@@ -1,9 +1,8 @@
 #pragma once
 
-// Configuration of lanrelayd. One table of settings (config.cpp, built on
-// common/detail/settings_toml.hpp) is the single source of truth: name, type, default,
-// validation, a one-line doc, whether a reload applies it and its apply hook. It drives the TOML
-// loader, `--print-default-config`, `--check-config`, the reload and docs/operations.md's table.
+// Configuration of lanrelayd. One table of settings (config.cpp, on detail/settings_toml.hpp)
+// is the single source of truth: name, type, default, validation, doc, reloadable, apply hook. It
+// drives the TOML loader, --print-default-config, --check-config, the reload and operations.md.
 
 #include "lanrelay/common/error.hpp"
 #include "lanrelay/common/settings_table.hpp"
