@@ -51,6 +51,7 @@ runtime::runtime(net::io_context& ioc, daemon_hooks hooks)
       control_(net::make_strand(ioc)),
       stop_signals_(control_, SIGTERM, SIGINT),
       reload_signals_(control_, SIGHUP),
+      deadline_(control_),
       watchdog_(control_) {}
 
 void runtime::start(const std::string& ready_status) {
@@ -70,7 +71,11 @@ net::awaitable<void> runtime::stop_loop() {
                hooks_.program, signal_name(signo), hooks_.grace.count());
   stopping_ = true;
   service::notify_stopping("stopping; running transfers may finish");
+  net::co_spawn(control_, stop_deadline(), log_failure("stop deadline"));
   hooks_.stop([this](bool clean) { net::dispatch(control_, [this, clean] { finish_stop(clean); }); });
+  if (stopped_) {
+    co_return;  // the daemon stopped at once (proxyhelperd): no second signal to wait for
+  }
   auto [again, signo_again] = co_await stop_signals_.async_wait(use_tuple);
   if (!again && hooks_.abort) {
     spdlog::warn("event=stopping_now program={} signal={} hint=\"cancelling what still runs\"",
@@ -79,7 +84,29 @@ net::awaitable<void> runtime::stop_loop() {
   }
 }
 
+net::awaitable<void> runtime::stop_deadline() {
+  if (stopped_) {
+    co_return;
+  }
+  deadline_.expires_after(hooks_.grace + stop_backstop);
+  auto [ec] = co_await deadline_.async_wait(use_tuple);
+  if (ec || stopped_) {
+    co_return;  // the stop finished in time
+  }
+  spdlog::warn("event=stop_overdue program={} grace_ms={} hint=\"cancelling what still runs\"",
+               hooks_.program, hooks_.grace.count());
+  if (hooks_.abort) {
+    hooks_.abort();
+  }
+  finish_stop(false);
+}
+
 void runtime::finish_stop(bool clean) {
+  if (stopped_) {
+    return;  // the backstop came first
+  }
+  stopped_ = true;
+  deadline_.cancel();
   stop_signals_.cancel();
   reload_signals_.cancel();
   watchdog_.stop();

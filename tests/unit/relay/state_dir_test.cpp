@@ -1,4 +1,4 @@
-// The state directory of a process without HOME (relay/config.hpp, find_default_state_dir): the
+// The state directory of a process without HOME (base/state_dir.hpp, find_default_state_dir): the
 // /tmp fallback is a shared name that another user may create first, so it is used only when it
 // is a directory of ours with mode 0700. Each case runs in a child process that has become an
 // unprivileged user (root always gets /var/lib/lanrelay).

@@ -1,8 +1,8 @@
 #pragma once
 
 // Configuration of proxyhelperd: scalar settings plus the list of proxies it advertises
-// ([[proxy]] tables). One table of settings (config.cpp, on base/settings_table.hpp) is the
-// single source of truth: it drives the TOML loader, --print-default-config and --check-config.
+// ([[proxy]] tables). One table of settings (config.cpp, on base/detail/settings_toml.hpp) is the
+// single source of truth: the TOML loader, --print-default-config, --check-config, the reload.
 
 #include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/base/state_dir.hpp"

@@ -1,8 +1,8 @@
 #pragma once
 
-// Configuration of lanrelayd. One table of settings (config.cpp, built on settings_table.hpp) is
-// the single source of truth: name, type, default, validation and a one-line doc. It drives the
-// TOML loader, `--print-default-config` and `--check-config`.
+// Configuration of lanrelayd. One table of settings (config.cpp, on detail/settings_toml.hpp)
+// is the single source of truth: name, type, default, validation, doc, reloadable, apply hook. It
+// drives the TOML loader, --print-default-config, --check-config, the reload and operations.md.
 
 #include "lanrelay/base/error.hpp"
 #include "lanrelay/base/settings_table.hpp"

@@ -16,6 +16,9 @@
 //     is applied setting by setting as the settings table says (reloadable, apply hook), and the
 //     runtime logs which settings changed, which were applied and which need a restart.
 //
+// A stop is bounded: hooks.stop gets `grace` plus stop_backstop to call `stopped`, then the
+// runtime aborts and stops the io_context, so no daemon outlives its grace period by more.
+//
 // Threads: the signal sets, the watchdog and `stopping` live on one strand (control()); every
 // hook is called on it. hooks.stop's completion may be called from any thread.
 
@@ -25,6 +28,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <chrono>
@@ -42,9 +46,15 @@ struct reload_result {
   std::vector<std::string> problems;  // "section.key: why" for hooks that kept a running value
 };
 
+// What the runtime adds to a daemon's grace period before it cuts a stop short itself.
+inline constexpr std::chrono::seconds stop_backstop{5};
+
 struct daemon_hooks {
   std::string program;                // "lanrelayd", in log lines and hints
-  std::chrono::milliseconds grace{};  // how long a stop may take (logged; hooks.stop enforces it)
+  // How long a stop may take. hooks.stop enforces it (lanrelayd's server cancels transfers at
+  // its end); the runtime is the backstop: when `stopped` has not come stop_backstop after the
+  // grace period, it calls hooks.abort and stops the io_context itself.
+  std::chrono::milliseconds grace{};
 
   // SIGHUP, first step, with or without a configuration file: re-read files the daemon uses
   // beside its configuration (the TLS certificate and key). Optional.
@@ -87,6 +97,7 @@ class runtime {
 
  private:
   boost::asio::awaitable<void> stop_loop();
+  boost::asio::awaitable<void> stop_deadline();
   boost::asio::awaitable<void> reload_loop();
   void finish_stop(bool clean);
 
@@ -95,8 +106,10 @@ class runtime {
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
   boost::asio::signal_set stop_signals_;    // SIGTERM, SIGINT
   boost::asio::signal_set reload_signals_;  // SIGHUP
+  boost::asio::steady_timer deadline_;     // the stop's backstop
   service::watchdog watchdog_;
   bool stopping_ = false;  // control strand
+  bool stopped_ = false;   // control strand: finish_stop ran
 };
 
 // "a,b,c", or "none" for an empty list (log lines).
