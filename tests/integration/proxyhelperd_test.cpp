@@ -362,7 +362,8 @@ TEST_F(proxyhelperd_process, reload_changes_the_advertised_proxies_without_a_res
   EXPECT_NE(read_file(log).find("event=reload_failed problem=\"" + config.string() + ":2:"),
             std::string::npos)
       << read_file(log);
-  EXPECT_FALSE(ask(s.udp, 3, 300ms).empty());
+  EXPECT_TRUE(eventually(30s, [&] { return !ask(s.udp, 3, 300ms).empty(); }))
+      << "the running configuration keeps answering";
 
   // A new port needs a restart: said so, and the old one keeps answering.
   write_config(live, probe, "", "1h");
