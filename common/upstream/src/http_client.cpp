@@ -116,8 +116,9 @@ std::string http_message(http_errc value) {
       return "the proxy rejected the credentials (or wants some): check the user name and "
              "password in the proxy URL (scheme://user:password@host:port)";
     case http_errc::proxy_auth_unsupported:
-      return "the SOCKS5 proxy accepts none of the offered authentication methods; put "
-             "user:password in the proxy URL if it requires a login";
+      return "the proxy accepts none of the offered authentication methods (this client logs in "
+             "to HTTP proxies with Basic only; SOCKS5: put user:password in the proxy URL if it "
+             "requires a login)";
     case http_errc::proxy_protocol_error:
       return "the proxy broke the SOCKS5 protocol; check that the proxy URL names a SOCKS5 "
              "proxy";
@@ -309,10 +310,14 @@ constexpr std::uint16_t default_socks_port = 1080;
 // RFC 1929 and RFC 1928 carry these in one length byte.
 constexpr std::size_t max_socks_field = 255;
 
-result<proxy_endpoint> parse_proxy(urls::url_view url) {
+result<proxy_endpoint> parse_proxy(const proxy_settings& settings) {
+  const urls::url_view url = settings.proxy;
   proxy_endpoint p;
   const auto scheme = url.scheme();
   if (urls::grammar::ci_is_equal(scheme, "http")) {
+    if (settings.auth != proxy_auth_scheme::basic) {
+      return http_errc::proxy_auth_unsupported;
+    }
     auto hop = parse_target(url);
     if (!hop) {
       return hop.error();
@@ -941,7 +946,7 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
   }
   std::optional<proxy_endpoint> proxy;
   if (request.proxy) {
-    auto parsed = parse_proxy(request.proxy->proxy);
+    auto parsed = parse_proxy(*request.proxy);
     if (!parsed) {
       co_return parsed.error();
     }
@@ -1030,6 +1035,30 @@ const boost::system::error_category& http_category() noexcept {
   static const error_category_of<http_errc> category(
       "lanrelay.http", 0x6c616e72656c6168ULL, http_message);
   return category;
+}
+
+std::string_view to_string(proxy_auth_scheme scheme) noexcept {
+  switch (scheme) {
+    case proxy_auth_scheme::basic:
+      return "basic";
+    case proxy_auth_scheme::digest:
+      return "digest";
+    case proxy_auth_scheme::ntlm:
+      return "ntlm";
+    case proxy_auth_scheme::negotiate:
+      return "negotiate";
+  }
+  return "basic";
+}
+
+std::optional<proxy_auth_scheme> parse_proxy_auth_scheme(std::string_view text) noexcept {
+  for (const auto scheme : {proxy_auth_scheme::basic, proxy_auth_scheme::digest,
+                            proxy_auth_scheme::ntlm, proxy_auth_scheme::negotiate}) {
+    if (urls::grammar::ci_is_equal(text, to_string(scheme))) {
+      return scheme;
+    }
+  }
+  return std::nullopt;
 }
 
 bool is_timeout(const boost::system::error_code& ec) noexcept {

@@ -128,8 +128,23 @@ struct tls_options {
 //   names. IP-literal targets are sent as addresses. Every target, http:// or https://, goes
 //   through the tunnel as if connected directly. The port defaults to 1080.
 // The proxy's own host name is resolved here. Its handshake runs under the connect deadline.
+//
+// How the client logs in to an HTTP proxy (`auth`): `basic` sends the URL's userinfo as Basic
+// Proxy-Authorization; `digest` and `ntlm` answer the proxy's 407 challenge with the URL's user
+// and password (an NTLM user may be `DOMAIN\\user`, percent-encoded in the URL); `negotiate` logs in
+// with Kerberos from the process's credentials (the keytab named by KRB5_CLIENT_KTNAME, or the
+// credential cache) and needs no userinfo. SOCKS5 proxies use their own username/password
+// method whatever `auth` says.
+enum class proxy_auth_scheme { basic, digest, ntlm, negotiate };
+
+// "basic", "digest", "ntlm", "negotiate": as in configuration files, logs and the proxy answer.
+std::string_view to_string(proxy_auth_scheme scheme) noexcept;
+// Case-insensitive; nullopt for any other word.
+std::optional<proxy_auth_scheme> parse_proxy_auth_scheme(std::string_view text) noexcept;
+
 struct proxy_settings {
   boost::urls::url proxy;
+  proxy_auth_scheme auth = proxy_auth_scheme::basic;
 };
 
 // A download rate limit in bytes per second, shared by any number of fetches at once (hold it in
