@@ -2,35 +2,16 @@
 
 #include "command_error.hpp"
 
-#include "lanrelay/base/tls_identity.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/url/parse.hpp>
 
-#include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <optional>
 #include <sstream>
 
 namespace lanrelay::cli {
-
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 
 relay_address parse_relay_address(std::string_view text) {
   relay_address out;
@@ -59,95 +40,6 @@ relay_address parse_relay_address(std::string_view text) {
   }
   return out;
 }
-
-namespace {
-
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-
-// The request and its answer on an established stream (plain or TLS).
-template <class Stream>
-net::awaitable<void> send_and_read(Stream& stream, const relay_address& relay,
-                                   std::string_view method, const std::string& target,
-                                   const std::string& token, relay_reply& reply,
-                                   boost::system::error_code& failure, std::string& step) {
-  http::request<http::string_body> request{http::string_to_verb(method), target, 11};
-  request.set(http::field::host, relay.host);
-  request.set(http::field::user_agent, "lanrelay");
-  if (!token.empty()) {
-    request.set(http::field::authorization, "Bearer " + token);
-  }
-  request.prepare_payload();
-  auto [write_ec, written] = co_await http::async_write(stream, request, use_tuple);
-  if (write_ec) {
-    failure = write_ec;
-    step = "send to";
-    co_return;
-  }
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(16U << 20);
-  auto [read_ec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
-  if (read_ec) {
-    failure = read_ec;
-    step = "read the answer of";
-    co_return;
-  }
-  reply.status = parser.get().result_int();
-  reply.body = std::move(parser.get().body());
-}
-
-// Fills `reply`, or `failure` and `step` (what was being done) when something went wrong.
-net::awaitable<void> exchange(const relay_address& relay, std::string_view method,
-                              std::string target, std::chrono::seconds timeout,
-                              std::string token, relay_reply& reply,
-                              boost::system::error_code& failure, std::string& step) {
-  auto executor = co_await net::this_coro::executor;
-  beast::tcp_stream stream(executor);
-  net::ip::tcp::resolver resolver(executor);
-  stream.expires_after(timeout);
-  const bool secure = !relay.pinned_certificates.empty();
-  auto [resolve_ec, endpoints] = co_await resolver.async_resolve(
-      relay.host, secure ? relay.https_port : relay.port, use_tuple);
-  if (resolve_ec) {
-    failure = resolve_ec;
-    step = "resolve";
-    co_return;
-  }
-  auto [connect_ec, endpoint] = co_await stream.async_connect(endpoints, use_tuple);
-  if (connect_ec) {
-    failure = connect_ec;
-    step = "connect to";
-    co_return;
-  }
-  if (!secure) {
-    co_await send_and_read(stream, relay, method, target, token, reply, failure, step);
-    co_return;
-  }
-  // Pinned: the certificate is trusted for its fingerprint alone (tls_options in http_client.hpp).
-  net::ssl::context context(net::ssl::context::tls_client);
-  ::SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
-  ::SSL_CTX_set_verify(context.native_handle(), SSL_VERIFY_PEER,
-                       [](int, X509_STORE_CTX*) { return 1; });
-  net::ssl::stream<beast::tcp_stream> tls(std::move(stream), context);
-  auto [handshake_ec] = co_await tls.async_handshake(net::ssl::stream_base::client, use_tuple);
-  if (handshake_ec) {
-    failure = handshake_ec;
-    step = "open TLS with";
-    co_return;
-  }
-  const auto presented = peer_certificate_fingerprint(tls.native_handle());
-  if (!presented || std::find(relay.pinned_certificates.begin(), relay.pinned_certificates.end(),
-                              *presented) == relay.pinned_certificates.end()) {
-    throw command_error("lanrelayd at " + relay.host + ":" + relay.https_port +
-                        " presented a TLS certificate (sha256 " +
-                        (presented ? fingerprint_text(*presented) : std::string("none")) +
-                        ") that its catalog signed with the site key does not list: another "
-                        "machine may be answering there; nothing was sent");
-  }
-  co_await send_and_read(tls, relay, method, target, token, reply, failure, step);
-}
-
-}  // namespace
 
 public_key read_site_key(const std::string& value) {
   if (auto key = parse_public_key(value)) {
@@ -218,25 +110,52 @@ relay_address relay_for(std::string_view text, const std::string& site_key_optio
 relay_reply relay_request(const relay_address& relay, std::string_view method,
                           std::string_view target, std::chrono::seconds timeout,
                           std::string_view admin_token) {
-  net::io_context ioc;
+  const bool secure = !relay.pinned_certificates.empty();
+  const auto& port = secure ? relay.https_port : relay.port;
+  boost::system::error_code address_error;
+  const auto address = boost::asio::ip::make_address(relay.host, address_error);
+  const std::string host =
+      !address_error && address.is_v6() ? "[" + relay.host + "]" : relay.host;
+  const std::string where = relay.host + ":" + port;
+  auto url = boost::urls::parse_uri(std::string(secure ? "https://" : "http://") + host + ":" +
+                                    port + std::string(target));
+  if (!url) {
+    throw command_error("'" + where + std::string(target) + "' is not a usable URL");
+  }
+  fetch_request request;
+  request.url = *url;
+  request.post = method == "POST";
+  request.every_status_body = true;
+  request.timeouts = {timeout, timeout, timeout};
+  // Pinned: the certificate is trusted for its fingerprint alone (tls_options in http_client.hpp).
+  request.tls.pinned_certificates = relay.pinned_certificates;
+  if (!admin_token.empty()) {
+    request.bearer_token = std::string(admin_token);
+  }
+  constexpr std::size_t max_reply = 16U << 20;
   relay_reply reply;
-  boost::system::error_code failure;
-  std::string step;
-  net::co_spawn(ioc,
-                exchange(relay, method, std::string(target), timeout, std::string(admin_token),
-                         reply, failure, step),
-                [](std::exception_ptr e) {
-                  if (e) {
-                    std::rethrow_exception(e);
-                  }
-                });
-  ioc.run();
-  if (failure) {
-    const auto& port = relay.pinned_certificates.empty() ? relay.port : relay.https_port;
-    throw command_error("cannot " + step + " lanrelayd at " + relay.host + ":" + port +
-                        ": " + failure.message() +
+  bool oversized = false;
+  const auto response =
+      http_fetch_blocking(request, [&](std::span<const std::byte> chunk) -> result<void> {
+        if (reply.body.size() + chunk.size() > max_reply) {
+          oversized = true;
+          return make_error_code(errc::too_large);
+        }
+        reply.body.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+        return {};
+      });
+  if (!response && response.error() == http_errc::certificate_not_pinned) {
+    throw command_error("lanrelayd at " + where +
+                        " presented a TLS certificate that its catalog signed with the site key "
+                        "does not list: another machine may be answering there; nothing was "
+                        "sent");
+  }
+  if (!response) {
+    throw command_error("cannot reach lanrelayd: " + describe_fetch_error(request, response.error()) +
+                        (oversized ? " (an answer over 16 MiB)" : "") +
                         "; is lanrelayd running there (systemctl status lanrelayd)?");
   }
+  reply.status = response->status;
   return reply;
 }
 

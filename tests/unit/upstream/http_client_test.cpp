@@ -1206,7 +1206,8 @@ TEST(http_client_socks, broken_or_refusing_proxies_give_their_errors) {
 }
 
 TEST(http_client_proxy, bad_proxy_urls_fail_before_connecting) {
-  for (const auto* proxy : {"https://127.0.0.1:3128", "socks4://127.0.0.1:1080",
+  // (https:// proxies are supported since the client is libcurl's: TLS to the proxy itself.)
+  for (const auto* proxy : {"ftp://127.0.0.1:3128", "socks4://127.0.0.1:1080",
                             "socks5://:password@127.0.0.1:1080", "socks5://"}) {
     auto request = get("http://127.0.0.1:9/");
     request.proxy = proxy_settings{boost::urls::url(proxy)};
@@ -1217,6 +1218,58 @@ TEST(http_client_proxy, bad_proxy_urls_fail_before_connecting) {
                 response.error() == http_errc::invalid_url)
         << proxy << ": " << response.error().message();
   }
+}
+
+// Errors name the hop that failed: with the proxy down, the proxy, not the vendor's server.
+TEST(http_client_proxy, a_refused_proxy_is_named_in_the_error) {
+  net::io_context ioc;
+  tcp::socket placeholder(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  const auto port = std::to_string(placeholder.local_endpoint().port());
+  auto request = get("http://au.example.com/activeupdate/server.ini");
+  request.proxy = proxy_settings{boost::urls::url("http://127.0.0.1:" + port),
+                                 proxy_auth_scheme::ntlm};
+  collector out;
+  const auto response = http_fetch_blocking(request, out.sink());
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), net::error::connection_refused);
+  const auto text = describe_fetch_error(request, response.error());
+  EXPECT_NE(text.find("proxy at 127.0.0.1:" + port), std::string::npos) << text;
+  EXPECT_EQ(text.find("au.example.com"), std::string::npos) << text;
+
+  test_server proxy([](test_connection& c) -> net::awaitable<void> {
+    co_await c.write(head("407 Proxy Authentication Required", content_length(0),
+                          "Proxy-Authenticate: Basic realm=\"proxy\""));
+  });
+  request.proxy = proxy_settings{
+      boost::urls::url("http://u:p@127.0.0.1:" + std::to_string(proxy.port()))};
+  const auto refused = http_fetch_blocking(request, out.sink());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), http_errc::proxy_auth_failed);
+  const auto login = describe_fetch_error(request, refused.error());
+  EXPECT_NE(login.find("proxy at 127.0.0.1:" + std::to_string(proxy.port()) +
+                       " refused the login (basic)"),
+            std::string::npos)
+      << login;
+}
+
+TEST(http_client, posts_with_a_bearer_token_and_reads_any_status_body) {
+  test_server server([](test_connection& c) -> net::awaitable<void> {
+    co_await c.write(head("403 Forbidden", content_length(6)) + "denied");
+  });
+  auto request = get(server.url("/-/mirror/sync?name=vendor"));
+  request.post = true;
+  request.bearer_token = "s3cret";
+  request.every_status_body = true;
+  collector out;
+  const auto response = http_fetch_blocking(request, out.sink());
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->status, 403U);
+  EXPECT_EQ(out.bytes, "denied");
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1U);
+  EXPECT_EQ(requests[0].method(), http::verb::post);
+  EXPECT_EQ(requests[0][http::field::authorization], "Bearer s3cret");
+  EXPECT_EQ(requests[0][http::field::content_length], "0");
 }
 
 // ---------------------------------------------------------------------------------------------

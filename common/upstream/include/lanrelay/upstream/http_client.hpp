@@ -2,9 +2,15 @@
 
 // The download client: one HTTP/1.1 GET, streamed into a caller's sink, from a LAN peer or the
 // relay (plain http://) or from the upstream update server (https://, certificate and host name
-// verified), directly or through an HTTP CONNECT or SOCKS5 proxy, optionally under shared
-// download rate limits. Used by the agent to fetch items and by the relay to mirror an
-// ActiveUpdate tree.
+// verified), directly or through an HTTP, HTTPS or SOCKS5 proxy (Basic, Digest, NTLM or
+// Negotiate login to HTTP proxies), optionally under shared download rate limits. Used by the
+// agent to fetch items, by the relay to mirror an ActiveUpdate tree, by proxyhelperd's health
+// checks and by the CLI's admin calls.
+//
+// Built on libcurl's multi interface, driven by the caller's io_context: libcurl's sockets are
+// waited on with Asio and its timers are Asio timers, so no thread blocks per transfer (libcurl
+// resolves names on a thread of its own). libcurl does the protocol work (HTTP/1.1, TLS,
+// CONNECT and SOCKS5 tunnels, proxy authentication); this client keeps the contract below.
 //
 // Retries are the caller's: one http_fetch is one attempt (redirects aside). The mirror retries a
 // file with exponential backoff and jitter and resumes it with `offset` (relay/mirror.hpp);
@@ -20,7 +26,7 @@
 //
 // Cancellation: cancelling the awaiting operation (`co_await (http_fetch(...) || stop_timer)`,
 // a cancellation slot) aborts the transfer and closes the connection. Name resolution that
-// outlasts the connect deadline is abandoned, not interrupted: the system resolver's thread
+// outlasts the connect deadline is abandoned, not interrupted: libcurl's resolver thread
 // finishes in the background.
 
 #include "lanrelay/base/error.hpp"
@@ -80,6 +86,9 @@ enum class http_errc {
   socks_failed,              // any other SOCKS5 failure reply
   certificate_not_pinned,    // tls_options::pinned_certificates is set and the server presented
                              // another certificate
+  tls_handshake_failed,      // TLS with the server failed for another reason than its
+                             // certificate (protocol version, ciphers, not TLS at all)
+  proxy_tls_failed,          // TLS with an https:// proxy failed (certificate or handshake)
 };
 
 const boost::system::error_category& http_category() noexcept;
@@ -90,6 +99,18 @@ inline boost::system::error_code make_error_code(http_errc e) noexcept {
 
 // True for the three deadline errors above.
 bool is_timeout(const boost::system::error_code& ec) noexcept;
+
+struct fetch_request;
+
+// A failure of http_fetch in words for an administrator, naming the hop that failed and its
+// address: "connecting to the proxy at 10.0.0.1:3128 failed: Connection refused", "the proxy at
+// proxy.corp:8080 refused the login (ntlm): ...", "the proxy at ... could not open a tunnel to
+// au.example.com:443: ...", "TLS to au.example.com:443 failed: ...", "au.example.com:443: the
+// download stalled ...". Through a proxy, socket-level failures and the connect deadline are the
+// proxy's: it is the only host this machine connects to. (An HTTP status is not a failure; the
+// caller words it.)
+std::string describe_fetch_error(const fetch_request& request,
+                                 const boost::system::error_code& ec);
 
 // Deadlines, each restarted at its step. `connect` covers name resolution, TCP connect, a proxy's
 // CONNECT exchange and the TLS handshake together; `response_head` covers sending the request and
@@ -119,8 +140,11 @@ struct tls_options {
 // The proxy between us and the targets:
 // - `http://[user:password@]host:port`: an HTTP proxy. https:// targets go through a CONNECT
 //   tunnel (TLS is end to end); http:// targets are requested in absolute form. Userinfo, when
-//   present, is sent as Basic Proxy-Authorization and nowhere else. A 407 answer, to CONNECT or
-//   to a request, fails with proxy_auth_failed.
+//   present, is the login of the `auth` scheme below and is sent nowhere else. A 407 answer, to
+//   CONNECT or to a request, that the login cannot satisfy fails with proxy_auth_failed.
+// - `https://[user:password@]host:port`: the same with TLS to the proxy itself, verified
+//   against the system CA store (or tls_options::ca_file when set) and the proxy's host name;
+//   tls_options::pinned_certificates does not apply to the proxy.
 // - `socks5://[user:password@]host:port` or `socks5h://…`: a SOCKS5 proxy (RFC 1928), username
 //   and password authentication (RFC 1929) when the URL has userinfo (each at most 255 bytes),
 //   no authentication otherwise. Both spellings let the proxy resolve host names (ATYP domain
@@ -128,6 +152,7 @@ struct tls_options {
 //   names. IP-literal targets are sent as addresses. Every target, http:// or https://, goes
 //   through the tunnel as if connected directly. The port defaults to 1080.
 // The proxy's own host name is resolved here. Its handshake runs under the connect deadline.
+// Proxies from the environment (http_proxy, https_proxy, no_proxy) are never used.
 //
 // How the client logs in to an HTTP proxy (`auth`): `basic` sends the URL's userinfo as Basic
 // Proxy-Authorization; `digest` and `ntlm` answer the proxy's 407 challenge with the URL's user
@@ -178,6 +203,14 @@ class rate_limiter {
 
 struct fetch_request {
   boost::urls::url url;
+  // GET, or POST with an empty body (the CLI's admin calls); redirects repeat the method.
+  bool post = false;
+  // Sent as `Authorization: Bearer <token>` (the relay's admin endpoints), to the URL's host
+  // only: not after a redirect to another host. A control character fails like the fields below.
+  std::optional<std::string> bearer_token;
+  // The sink also gets the body of a final status other than 200 and 206 (an admin answer's
+  // error text). Resume and size bounds apply to 200 and 206 only.
+  bool every_status_body = false;
   // > 0: ask for the bytes from `offset` on (Range: bytes=offset-) to resume a partial download.
   std::uint64_t offset = 0;
   // Sent as they are; a control character (CR, LF...) fails the fetch with
