@@ -22,8 +22,14 @@ namespace {
 // The daemon's configuration as far as the store is concerned: --config, or the defaults;
 // --state-dir wins over both.
 relay_config store_config(const store_location& where) {
-  relay_config config = default_relay_config();
-  if (where.config_file) {
+  relay_config config;
+  if (!where.config_file && !where.state_dir) {
+    auto defaults = default_relay_config();
+    if (!defaults.ok()) {
+      throw command_error(defaults.diagnostics.front().message);
+    }
+    config = std::move(defaults.config);
+  } else if (where.config_file) {
     auto loaded = load_relay_config(*where.config_file);
     if (!loaded.ok()) {
       std::string text = "the configuration is not valid:";

@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
     lanrelay::config_load_result loaded;
     if (options.config_file) {
       loaded = lanrelay::load_relay_config(*options.config_file);
-    } else {
-      loaded.config = lanrelay::default_relay_config();
+    } else if (!options.state_dir) {
+      loaded = lanrelay::default_relay_config();
     }
     if (options.state_dir) {
       loaded.config.state_dir = *options.state_dir;

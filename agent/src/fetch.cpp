@@ -327,6 +327,9 @@ class fetch_job {
         memory.record(key, signed_catalog.issued_at);
       }
       pins_.learn(catalog_url.host(), signed_catalog.tls_certificates);
+      named_urls_ = [urls = std::set<std::string, std::less<>>(signed_catalog.urls.begin(),
+                                                               signed_catalog.urls.end())](
+                        std::string_view offered) { return urls.contains(offered); };
       trust_ = [catalog = std::move(signed_catalog)](const discovery::offer& o)
           -> std::optional<trusted_digest> {
         const auto entry = find_entry(catalog, o.kind, o.name, o.version);
@@ -438,7 +441,7 @@ class fetch_job {
       co_return;
     }
     std::mt19937_64 random(random_u64());
-    auto chosen = select_offers(std::move(offers), options_.wanted, trust_, random);
+    auto chosen = select_offers(std::move(offers), options_.wanted, trust_, random, named_urls_);
     if (chosen.foreign_host > 0 || chosen.same_host > 0) {
       spdlog::info("event=offers_ignored foreign_host={} same_host={}", chosen.foreign_host,
                    chosen.same_host);
@@ -463,7 +466,10 @@ class fetch_job {
       }
       ++tried;
       start_content(c.digest);
-      const source from{.url = c.offer.url, .address = c.from.address()};
+      // A URL the catalog names on another host is fetched from that host.
+      const source from{.url = c.offer.url,
+                        .address = c.named_by_catalog ? std::nullopt
+                                                      : std::optional(c.from.address())};
       if (c.digest.pieces && !pieces_) {
         if (co_await fetch_piece_list(from, c.digest) == piece_list_fetch::wrong) {
           bad_.insert(c.offer.url);
@@ -808,6 +814,7 @@ class fetch_job {
   const fetch_options& options_;
   partial_file part_;
   trust_lookup trust_;
+  catalog_url_lookup named_urls_;  // the exact URLs on other hosts the believed catalog names
   relay_pins pins_;  // relays' TLS certificates, learned from their signed catalogs
   std::optional<trusted_digest> expected_;  // what the partial bytes are part of
   std::optional<piece_list> pieces_;        // of expected_, verified against its digest

@@ -37,7 +37,8 @@ bool url_names_sender(const candidate& c) {
 }
 
 selection select_offers(std::vector<candidate> offers, const wanted_item& wanted,
-                        const trust_lookup& trust, std::mt19937_64& random) {
+                        const trust_lookup& trust, std::mt19937_64& random,
+                        const catalog_url_lookup& named) {
   selection out;
   std::set<std::string> urls;
   std::set<boost::asio::ip::address> hosts;
@@ -56,8 +57,11 @@ selection select_offers(std::vector<candidate> offers, const wanted_item& wanted
       continue;
     }
     if (!url_names_sender(c)) {
-      ++out.foreign_host;
-      continue;
+      if (!named || !named(o.url)) {
+        ++out.foreign_host;
+        continue;
+      }
+      c.named_by_catalog = true;
     }
     if (!urls.insert(o.url).second) {
       continue;  // the same offer again (the query reached the responder more than once)

@@ -156,16 +156,8 @@ std::string daemon::ready_status() const {
 void daemon::notify_health() { service::notify_status(ready_status()); }
 
 void daemon::reload_certificate() {
-  if (!tls_) {
-    return;
-  }
-  const auto before = tls_->current()->fingerprint;
-  if (auto reloaded = tls_->reload(); !reloaded) {
-    spdlog::error("event=tls_reload_failed error=\"{}\" hint=\"the running certificate is kept\"",
-                  reloaded.error().message);
-  } else if (tls_->current()->fingerprint != before) {
-    spdlog::info("event=tls_certificate_reloaded certificate_sha256={}",
-                 fingerprint_text(tls_->current()->fingerprint));
+  if (tls_) {
+    tls_->reload_and_log();
   }
 }
 

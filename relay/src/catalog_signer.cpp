@@ -1,5 +1,7 @@
 #include "lanrelay/relay/catalog_signer.hpp"
 
+#include "lanrelay/relay/request_target.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -43,8 +45,10 @@ result<std::unique_ptr<catalog_signer>> catalog_signer::from_config(const relay_
   }
   spdlog::info("event=catalog_signing site_key={} public={}", path.string(),
                key->public_key().to_string());
-  return std::make_unique<catalog_signer>(std::move(*key), host_name(),
-                                          config.trust.catalog_lifetime);
+  auto signer = std::make_unique<catalog_signer>(std::move(*key), host_name(),
+                                                 config.trust.catalog_lifetime);
+  signer->set_item_origins(config.trust.item_origins);
+  return signer;
 }
 
 catalog_signer::catalog_signer(site_key key, std::string relay_id,
@@ -64,6 +68,17 @@ void catalog_signer::set_tls_certificates(std::vector<sha256_digest> fingerprint
   }
   std::lock_guard lock(mutex_);
   tls_ = std::move(unique);
+}
+
+void catalog_signer::set_item_origins(std::vector<std::string> origins) {
+  std::vector<std::string> unique;
+  for (auto& o : origins) {
+    if (std::find(unique.begin(), unique.end(), o) == unique.end()) {
+      unique.push_back(std::move(o));
+    }
+  }
+  std::lock_guard lock(mutex_);
+  origins_ = std::move(unique);
 }
 
 std::uint64_t catalog_signer::signatures() const {
@@ -92,10 +107,24 @@ std::string catalog_signer::sign(content_store& store, std::span<const item> ext
   for (const item& it : extra) {
     entries.push_back({it.key.kind, it.key.name, it.key.version, it.size, it.sha256});
   }
+  const std::size_t store_entries = entries.size() - extra.size();
   const auto now = now_();
   std::lock_guard lock(mutex_);
+  std::vector<std::string> urls;
+  std::size_t left_out = 0;
+  for (const auto& origin : origins_) {
+    for (std::size_t i = 0; i < store_entries; ++i) {
+      const auto& e = entries[i];
+      auto url = origin + cache_path(item_key{e.kind, e.name, e.version});
+      if (urls.size() == max_catalog_urls || !is_valid_catalog_url(url)) {
+        ++left_out;
+        continue;
+      }
+      urls.push_back(std::move(url));
+    }
+  }
   if (signatures_ > 0 && entries == signed_entries_ && tls_ == signed_tls_ &&
-      now >= signed_at_ && now < signed_at_ + lifetime_ / 2) {
+      urls == signed_urls_ && now >= signed_at_ && now < signed_at_ + lifetime_ / 2) {
     return document_;
   }
   catalog c;
@@ -104,9 +133,16 @@ std::string catalog_signer::sign(content_store& store, std::span<const item> ext
   c.expires_at = c.issued_at + std::chrono::ceil<std::chrono::seconds>(lifetime_);
   c.entries = entries;
   c.tls_certificates = tls_;
+  c.urls = urls;
+  if (left_out > 0) {
+    spdlog::warn("event=catalog_urls_left_out count={} limit={} hint=\"fewer trust.item_origins, "
+                 "or URLs over {} bytes\"",
+                 left_out, max_catalog_urls, max_catalog_url_length);
+  }
   document_ = sign_catalog(c, key_);
   signed_entries_ = std::move(entries);
   signed_tls_ = tls_;
+  signed_urls_ = std::move(urls);
   signed_at_ = now;
   ++signatures_;
   return document_;

@@ -51,6 +51,21 @@ apply_result check_url(std::string_view text, std::initializer_list<std::string_
   return std::nullopt;
 }
 
+// An origin only: scheme, host and port, no userinfo, path, query or fragment.
+apply_result check_origin(std::string_view text) {
+  if (auto bad = check_url(text, {"http", "https"})) {
+    return bad;
+  }
+  const auto url = boost::urls::parse_absolute_uri(text);
+  if (url->has_userinfo() || !url->encoded_path().empty() || url->has_query() ||
+      url->has_fragment() || text.size() > 512) {
+    return settings::toml_string(text) +
+           " is not an origin such as \"http://relay.corp.example:4127\" (no user, path, "
+           "query or fragment; at most 512 characters)";
+  }
+  return std::nullopt;
+}
+
 constexpr std::size_t max_credentials_file_size = 4096;
 
 apply_result check_credentials_proxy(std::string_view text) {
@@ -355,6 +370,12 @@ const settings::table<relay_config>& settings_table() {
       settings::duration_setting<milliseconds, relay_config>("trust", "catalog_lifetime",
                                      "How long a signed catalog stays valid for agents.", 1min, 7 * 24h,
                                      [](relay_config& c) -> auto& { return c.trust.catalog_lifetime; }),
+      settings::string_list_setting<relay_config>(
+          "trust", "item_origins",
+          "Other origins (\"http://host:port\") serving this relay's cached items at the same "
+          "paths; the signed catalog names each item's URL there so that agents use offers of "
+          "those URLs. Empty: none (agents use only URLs that name the offer's sender).",
+          [](relay_config& c) -> auto& { return c.trust.item_origins; }, check_origin),
       settings::live<relay_reload_hooks>(
           settings::string_setting<relay_config>("log", "level", settings::setting_type::log_level,
                      "trace, debug, info, warn, error, critical or off.",
@@ -546,10 +567,14 @@ std::optional<space_floor> parse_space_floor(std::string_view text) {
   return space_floor{0, points};
 }
 
-relay_config default_relay_config() {
-  relay_config config;
-  config.state_dir = default_state_dir();
-  return config;
+config_load_result default_relay_config() {
+  config_load_result out;
+  auto choice = find_default_state_dir();
+  if (!choice.problem.empty()) {
+    out.diagnostics.push_back({"built-in defaults", 0, 0, std::move(choice.problem)});
+  }
+  out.config.state_dir = std::move(choice.dir);
+  return out;
 }
 
 config_load_result parse_relay_config(std::string_view toml_text, std::string_view file_name) {
@@ -571,7 +596,7 @@ config_load_result load_relay_config(const std::filesystem::path& file) {
   config_load_result out;
   auto text = settings::read_config_file(file, out.diagnostics);
   if (!text) {
-    out.config = default_relay_config();
+    out.config = default_relay_config().config;  // the file's problem is reported
     return out;
   }
   return parse_relay_config(*text, file.string());

@@ -241,21 +241,10 @@ void daemon::reload_certificate() {
   if (!tls_) {
     return;
   }
-  const auto before = tls_->current()->fingerprint;
-  if (auto reloaded = tls_->reload(); !reloaded) {
-    spdlog::error("event=tls_reload_failed error=\"{}\" hint=\"the running certificate is kept\"",
-                  reloaded.error().message);
-    return;
-  }
-  const auto after = tls_->current()->fingerprint;
-  if (after == before) {
-    return;
-  }
-  if (signer_) {
+  if (const auto changed = tls_->reload_and_log(); changed && signer_) {
     // Agents pinned to the old certificate learn the new one from the next catalog.
-    signer_->set_tls_certificates({after});
+    signer_->set_tls_certificates({*changed});
   }
-  spdlog::info("event=tls_certificate_reloaded certificate_sha256={}", fingerprint_text(after));
 }
 
 runtime::reload_result daemon::reload_config() {

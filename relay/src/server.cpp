@@ -160,9 +160,7 @@ class connection : public std::enable_shared_from_this<connection> {
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
                content_store& store, const catalog_signer* signer, mirror_service* mirrors,
                access_policy access)
-    : ioc_(ioc),
-      http_(config.http),
-      https_(config.https),
+    : http_(config.http),
       shutdown_grace_(config.shutdown_grace),
       client_share_(config.client_share),
       slots_(config.max_peers, config.client_share.max_peers_per_client,

@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
   auto store = lanrelay::content_store::open({.dir = dir / "cache"}).value();
   store->add_file(dir / "pattern.zip", {lanrelay::item_kind::pattern, "icrc", "1667900"}).value();
 
-  lanrelay::relay_config config = lanrelay::default_relay_config();
+  lanrelay::relay_config config = lanrelay::default_relay_config().config;
   config.discovery.port = 0;
   config.discovery.ipv6 = false;
   config.discovery.rate_limit = 100'000'000;  // one source sends everything: no limit here

@@ -3,7 +3,9 @@
 //
 // The seeds in corpus/catalog/ named signed_* were signed with the private key whose public half
 // is pinned_key (the private key was discarded), issued at 1750000000 and valid for a day, so
-// that the fuzzer starts from documents that pass every check.
+// that the fuzzer starts from documents that pass every check. Seeds named unsigned_* have the
+// shape of a format 2 catalog (with `urls`, say) but a signature that does not match, so that the
+// fuzzer reaches the whole parser and the canonical encoding.
 
 #include "lanrelay/base/site_key.hpp"
 
@@ -28,6 +30,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Whatever verifies obeys the catalog rules and is what the pinned key signed.
     if (!lanrelay::validate_catalog(*verified)) {
       __builtin_trap();
+    }
+    for (const auto& url : verified->urls) {
+      if (!lanrelay::is_valid_catalog_url(url)) {
+        __builtin_trap();
+      }
     }
     for (const auto& entry : verified->entries) {
       const auto found = lanrelay::find_entry(*verified, entry.kind, entry.name, entry.version);

@@ -7,6 +7,7 @@
 
 #include "process.hpp"
 #include "segment.hpp"
+#include "segment_fixture.hpp"
 
 #include "lanrelay/base/sha256.hpp"
 #include "lanrelay/content/store.hpp"
@@ -47,6 +48,7 @@ enum class attack {
   many_urls,     // eight offers with eight URLs, each serving other bytes
   third_host,    // offers whose URLs name another host (the upstream web server)
   busy,          // 503 always
+  named_host,    // a URL on another host that the relay's catalog does not name, then one it names
 };
 
 std::string_view name_of(attack a) {
@@ -59,6 +61,7 @@ std::string_view name_of(attack a) {
     case attack::many_urls: return "many_urls";
     case attack::third_host: return "third_host";
     case attack::busy: return "busy";
+    case attack::named_host: return "named_host";
   }
   return "?";
 }
@@ -138,7 +141,8 @@ class attacker {
       if (!q) {
         continue;
       }
-      const std::size_t count = how_ == attack::many_urls ? many_urls : 1;
+      const std::size_t count =
+          how_ == attack::many_urls ? many_urls : (how_ == attack::named_host ? 2 : 1);
       for (std::size_t i = 0; i < count; ++i) {
         discovery::offer o;
         o.transaction_id = q->transaction_id;
@@ -149,10 +153,15 @@ class attacker {
         o.version = q->version;
         o.size = size_;
         o.sha256 = sha256_;
-        const std::string url_host = how_ == attack::third_host ? third_host_ : host_.address;
-        o.url = "http://" + url_host + ":" +
-                std::to_string(how_ == attack::third_host ? 80 : attacker_http_port) +
-                "/cache/file/payload/1" + (i == 0 ? "" : "?copy=" + std::to_string(i));
+        const bool elsewhere = how_ == attack::third_host || how_ == attack::named_host;
+        const std::string url_host = elsewhere ? third_host_ : host_.address;
+        o.url = "http://" + url_host + ":" + std::to_string(elsewhere ? 80 : attacker_http_port) +
+                "/cache/file/payload/1";
+        if (how_ == attack::named_host) {
+          o.url += i == 0 ? "?not-named" : "";  // the second is the URL the catalog names
+        } else if (i > 0) {
+          o.url += "?copy=" + std::to_string(i);
+        }
         o.free_slots = 255;  // always first in line
         const auto datagram = discovery::encode(o, static_cast<std::size_t>(n));
         if (datagram) {
@@ -312,9 +321,8 @@ class attacker_segment : public testing::TestWithParam<std::tuple<attack, trust>
     if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
       GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
     }
-    char pattern[] = "/tmp/lanrelay-attacker.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
+    work_ = make_work_dir("lanrelay-attacker");
+    ASSERT_FALSE(work_.empty());
     fs::create_directories(work_ / "www");
     payload_ = work_ / "www" / "payload.bin";
     // Two pieces and a bit: a lie in any piece is caught before the end.
@@ -340,24 +348,11 @@ class attacker_segment : public testing::TestWithParam<std::tuple<attack, trust>
 
   void start_upstream() {
     const auto& host = lan_->add_host("upstream");
-    const fs::path dir = work_ / "nginx";
-    fs::create_directories(dir / "logs");
-    std::ofstream(dir / "nginx.conf") << "user root;\nworker_processes 1;\npid " << (dir / "nginx.pid").string()
-                                      << ";\nerror_log " << (dir / "error.log").string()
-                                      << ";\nevents { worker_connections 256; }\n"
-                                      << "http { access_log " << (dir / "access.log").string()
-                                      << "; server { listen " << host.address
-                                      << ":80; root " << (work_ / "www").string() << "; } }\n";
-    processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
-                                                     (dir / "nginx.conf").string(), "-p",
-                                                     dir.string(), "-g", "daemon off;"},
-                            process::options{.netns = host.netns, .output = dir / "out.log"});
+    std::string failure;
     upstream_ = host.address;
-    ASSERT_TRUE(eventually(60s, [&] {
-      return !http_get_in_netns(host.netns, host.address, 80, "/payload.bin", 10s).empty();
-    })) << read_file(dir / "error.log");
-    fs::remove(dir / "access.log");  // the readiness probe does not count
-    ::kill(static_cast<pid_t>(std::stol(read_file(dir / "nginx.pid"))), SIGUSR1);  // reopen logs
+    ASSERT_TRUE(start_web_server(processes_, host, work_ / "nginx", work_ / "www", "/payload.bin",
+                                 &failure))
+        << failure;
   }
 
   static std::string text(const json::object& o, std::string_view key) {
@@ -367,39 +362,25 @@ class attacker_segment : public testing::TestWithParam<std::tuple<attack, trust>
 
   // Requests nginx got for a path containing `what`.
   std::size_t upstream_requests(std::string_view what) const {
-    std::ifstream in(work_ / "nginx" / "access.log");
-    std::size_t lines = 0;
-    for (std::string line; std::getline(in, line);) {
-      lines += line.find(what) != std::string::npos ? 1 : 0;
-    }
-    return lines;
+    return web_server_requests(work_ / "nginx", what);
   }
 
   // The relay, holding the payload, with a site key; returns the public key text.
-  std::string start_relay() {
+  std::string start_relay(const std::string& extra_config = "") {
     const auto& host = lan_->add_host("relay");
     const fs::path state = work_ / "relay" / "state";
     fs::create_directories(state);
-    process generate({LANRELAY_CLI_PATH, "key", "generate", "--out", (state / "site.key").string()},
-                     process::options{.output = work_ / "key.out"});
-    EXPECT_TRUE(generate.wait_for(10s));
-    std::string key = read_file(work_ / "key.out");
-    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) {
-      key.pop_back();
-    }
+    const std::string key = generate_site_key(state / "site.key", work_ / "key.out");
+    EXPECT_FALSE(key.empty());
     auto store = content_store::open({.dir = state / "cache"}).value();
     EXPECT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
     store.reset();
     const fs::path config = work_ / "relay" / "lanrelayd.toml";
     std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
-                          << "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n";
+                          << "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n"
+                          << extra_config;
     const fs::path log = work_ / "relay" / "lanrelayd.log";
-    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
-                            process::options{.netns = host.netns, .output = log});
-    EXPECT_TRUE(eventually(60s, [&] {
-      return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
-    })) << read_file(log);
+    EXPECT_TRUE(start_lanrelayd(processes_, host, config, log)) << read_file(log);
     relay_ = host.address;
     pieces_ = http_get_in_netns(host.netns, host.address, 4127, "/-/pieces/" + to_hex(payload_sha_));
     EXPECT_FALSE(pieces_.empty());
@@ -447,14 +428,7 @@ class attacker_segment : public testing::TestWithParam<std::tuple<attack, trust>
       r.took = std::chrono::steady_clock::now() - started;
       r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
       r.log = read_file(dir / "fetch.out");
-      const auto start = r.log.find("{\"source\"");
-      if (start != std::string::npos) {
-        boost::system::error_code ec;
-        auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
-        if (!ec && parsed.is_object()) {
-          r.report = parsed.as_object();
-        }
-      }
+      r.report = fetch_report(r.log);
       r.output_exists = fs::exists(dir / "payload.bin");
       const auto digest = sha256_of_file(dir / "payload.bin");
       r.bytes_ok = digest && *digest == payload_sha_;
@@ -550,6 +524,65 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(name_of(std::get<0>(info.param))) +
              (std::get<1>(info.param) == trust::site_key ? "_with_pieces" : "_whole_file");
     });
+
+// The one exception to "an offer's URL names its sender": the relay's catalog names the URL. The
+// relay lists another host (`front`, a web server holding the payload at the relay's paths) in
+// trust.item_origins; the attacker offers first a URL on the front that the catalog does not name
+// (refused: the front never gets it), then the URL it names (used: fetched from the front).
+class attacker_segment_named : public attacker_segment {};
+
+TEST_P(attacker_segment_named, a_url_the_relays_catalog_names_is_used_on_another_host) {
+  start_upstream();
+  const auto& front = lan_->add_host("front");
+  fs::create_directories(work_ / "front" / "cache" / "file" / "payload");
+  fs::copy_file(payload_, work_ / "front" / "cache" / "file" / "payload" / "1");
+  std::string failure;
+  ASSERT_TRUE(start_web_server(processes_, front, work_ / "front-nginx", work_ / "front",
+                               "/cache/file/payload/1", &failure))
+      << failure;
+  const std::string named_url = "http://" + front.address + ":80/cache/file/payload/1";
+  const std::string site_key =
+      start_relay("[trust]\nitem_origins = [\"http://" + front.address + ":80\"]\n");
+  const auto& rogue = lan_->add_host("attacker");
+  attacker_.emplace(rogue, attack::named_host, payload_size_, payload_sha_, pieces_, front.address);
+  std::vector<const segment::host*> agents;
+  for (int i = 0; i < 3; ++i) {
+    agents.push_back(&lan_->add_host("agent" + std::to_string(i)));
+  }
+
+  // The agents shuffle the relay's two offers (IPv4 and IPv6) and the named one: rounds of three
+  // until one fetched the named URL (ten rounds all missing it: 5e-6).
+  bool fetched_from_front = false;
+  std::string last_log;
+  for (int round = 0; round < 10 && !fetched_from_front; ++round) {
+    for (const auto& r : fetch_all(agents, trust::site_key, site_key)) {
+      ASSERT_EQ(r.exit_status, 0) << r.log;
+      EXPECT_TRUE(r.bytes_ok) << r.log;
+      last_log = r.log;
+      ASSERT_TRUE(r.report.contains("attempts") && r.report.at("attempts").is_array()) << r.log;
+      for (const auto& attempt : r.report.at("attempts").as_array()) {
+        const std::string url(attempt.as_object().at("url").as_string());
+        const std::string outcome(attempt.as_object().at("outcome").as_string());
+        EXPECT_EQ(url.find("not-named"), std::string::npos) << "an unnamed URL was used\n" << r.log;
+        if (url == named_url) {
+          EXPECT_TRUE(outcome == "ok" || outcome.starts_with("ok:")) << r.log;
+          fetched_from_front = true;
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(fetched_from_front) << "no agent used the URL the catalog names; the last:\n"
+                                  << last_log;
+  EXPECT_GT(web_server_requests(work_ / "front-nginx", "GET /cache/file/payload/1 "), 0u);
+  EXPECT_EQ(web_server_requests(work_ / "front-nginx", "not-named"), 0u);
+  EXPECT_EQ(upstream_requests("/payload.bin"), 0u);  // zero upstream
+}
+
+INSTANTIATE_TEST_SUITE_P(catalog, attacker_segment_named,
+                         testing::Values(std::tuple(attack::named_host, trust::site_key)),
+                         [](const testing::TestParamInfo<std::tuple<attack, trust>>&) {
+                           return std::string("with_pieces");
+                         });
 
 }  // namespace
 }  // namespace lanrelay::test

@@ -4,6 +4,7 @@
 
 #include "process.hpp"
 #include "segment.hpp"
+#include "segment_fixture.hpp"
 
 #include "lanrelay/base/sha256.hpp"
 #include "lanrelay/content/store.hpp"
@@ -34,9 +35,8 @@ class discovery_segment : public testing::Test {
     if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
       GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
     }
-    char pattern[] = "/tmp/lanrelay-segment.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
+    work_ = make_work_dir("lanrelay-segment");
+    ASSERT_FALSE(work_.empty());
     fs::create_directories(work_ / "www");
     payload_ = work_ / "www" / "payload.bin";
     std::mt19937_64 random(7);
@@ -62,34 +62,16 @@ class discovery_segment : public testing::Test {
 
   const segment::host& start_upstream() {
     const auto& host = lan_->add_host("upstream");
-    const fs::path dir = work_ / "nginx";
-    fs::create_directories(dir / "logs");
-    std::ofstream(dir / "nginx.conf") << "user root;\nworker_processes 1;\npid " << (dir / "nginx.pid").string()
-                                      << ";\nerror_log " << (dir / "error.log").string()
-                                      << ";\nevents { worker_connections 256; }\n"
-                                      << "http { access_log " << (dir / "access.log").string()
-                                      << "; sendfile on; server { listen " << host.address
-                                      << ":80; root " << (work_ / "www").string() << "; } }\n";
-    processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
-                                                     (dir / "nginx.conf").string(), "-p",
-                                                     dir.string(), "-g", "daemon off;"},
-                            process::options{.netns = host.netns, .output = dir / "out.log"});
     upstream_ = host.address;
-    EXPECT_TRUE(eventually(60s, [&] {
-      return !http_get_in_netns(host.netns, host.address, 80, "/payload.bin", 10s).empty();
-    })) << read_file(dir / "error.log");
-    fs::remove(dir / "access.log");  // the readiness probe does not count
-    ::kill(static_cast<pid_t>(std::stol(read_file(dir / "nginx.pid"))), SIGUSR1);  // reopen logs
+    std::string failure;
+    EXPECT_TRUE(start_web_server(processes_, host, work_ / "nginx", work_ / "www", "/payload.bin",
+                                 &failure))
+        << failure;
     return host;
   }
 
   std::size_t upstream_requests() const {
-    std::ifstream in(work_ / "nginx" / "access.log");
-    std::size_t lines = 0;
-    for (std::string line; std::getline(in, line);) {
-      lines += line.find("/payload.bin") != std::string::npos ? 1 : 0;
-    }
-    return lines;
+    return web_server_requests(work_ / "nginx", "/payload.bin");
   }
 
   enum class holding { nothing, payload, corrupted_payload };
@@ -119,12 +101,7 @@ class discovery_segment : public testing::Test {
                           << "[log]\nlevel = \"info\"\n"
                           << extra_config;
     const fs::path log = work_ / name / "lanrelayd.log";
-    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
-                            process::options{.netns = host.netns, .output = log});
-    EXPECT_TRUE(eventually(60s, [&] {
-      return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
-    })) << read_file(log);
+    EXPECT_TRUE(start_lanrelayd(processes_, host, config, log)) << read_file(log);
     return host;
   }
 
@@ -167,14 +144,7 @@ class discovery_segment : public testing::Test {
       const auto status = running[i].wait_for(60s);
       r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
       r.log = read_file(outputs[i] / "fetch.out");
-      const auto start = r.log.find("{\"source\"");
-      if (start != std::string::npos) {
-        boost::system::error_code ec;
-        auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
-        if (!ec && parsed.is_object()) {
-          r.report = parsed.as_object();
-        }
-      }
+      r.report = fetch_report(r.log);
       const auto digest = sha256_of_file(outputs[i] / "payload.bin");
       r.bytes_ok = digest && to_hex(*digest) == payload_sha_;
       results.push_back(std::move(r));
@@ -186,14 +156,9 @@ class discovery_segment : public testing::Test {
   std::string generate_site_key(const std::string& name) {
     const fs::path state = work_ / name / "state";
     fs::create_directories(state);
-    process generate({LANRELAY_CLI_PATH, "key", "generate", "--out", (state / "site.key").string()},
-                     process::options{.output = work_ / (name + "-key.out")});
-    EXPECT_TRUE(generate.wait_for(10s));
-    std::string text = read_file(work_ / (name + "-key.out"));
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
-      text.pop_back();
-    }
-    return text;
+    const std::string key = generate_site_key(state / "site.key", work_ / (name + "-key.out"));
+    EXPECT_FALSE(key.empty());
+    return key;
   }
 
   std::vector<const segment::host*> add_agents(std::size_t count) {

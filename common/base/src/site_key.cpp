@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 #include <boost/system/system_error.hpp>
+#include <boost/url/parse.hpp>
 #include <boost/throw_exception.hpp>
 
 #include <openssl/crypto.h>
@@ -341,7 +342,9 @@ result<catalog_entry> decode_entry(const json::value& value) {
 result<catalog> decode_catalog(const json::value& value) {
   const auto* o = value.if_object();
   if (o == nullptr ||
-      !has_exactly(*o, {"format", "relay_id", "issued_at", "expires_at", "tls", "entries"})) {
+      !(has_exactly(*o, {"format", "relay_id", "issued_at", "expires_at", "tls", "entries"}) ||
+        has_exactly(*o,
+                    {"format", "relay_id", "issued_at", "expires_at", "tls", "entries", "urls"}))) {
     return trust_errc::malformed;
   }
   const auto* format = o->if_contains("format");
@@ -356,10 +359,25 @@ result<catalog> decode_catalog(const json::value& value) {
   if (!relay_id || !issued_at || !expires_at || entries == nullptr || tls == nullptr) {
     return trust_errc::malformed;
   }
-  if (entries->size() > max_catalog_entries || tls->size() > max_catalog_tls_fingerprints) {
+  const auto* urls = o->contains("urls") ? o->if_contains("urls")->if_array() : nullptr;
+  if (o->contains("urls") && urls == nullptr) {
+    return trust_errc::malformed;
+  }
+  if (entries->size() > max_catalog_entries || tls->size() > max_catalog_tls_fingerprints ||
+      (urls != nullptr && urls->size() > max_catalog_urls)) {
     return trust_errc::too_large;
   }
   catalog c;
+  if (urls != nullptr) {
+    c.urls.reserve(urls->size());
+    for (const auto& url : *urls) {
+      const auto* text = url.if_string();
+      if (text == nullptr) {
+        return trust_errc::malformed;
+      }
+      c.urls.emplace_back(text->data(), text->size());
+    }
+  }
   for (const auto& fingerprint : *tls) {
     const auto* text = fingerprint.if_string();
     const auto digest =
@@ -651,10 +669,24 @@ ed25519_signature site_key::sign(std::span<const std::byte> message) const {
 
 // ---- catalog ----
 
+bool is_valid_catalog_url(std::string_view url) {
+  if (url.size() > max_catalog_url_length) {
+    return false;
+  }
+  const auto parsed = boost::urls::parse_absolute_uri(url);
+  return parsed && (parsed->scheme() == "http" || parsed->scheme() == "https") &&
+         !parsed->encoded_host().empty() && !parsed->has_userinfo() && !parsed->has_fragment();
+}
+
 result<void> validate_catalog(const catalog& c) {
   if (c.entries.size() > max_catalog_entries ||
-      c.tls_certificates.size() > max_catalog_tls_fingerprints) {
+      c.tls_certificates.size() > max_catalog_tls_fingerprints ||
+      c.urls.size() > max_catalog_urls) {
     return trust_errc::too_large;
+  }
+  if (!std::all_of(c.urls.begin(), c.urls.end(), is_valid_catalog_url) ||
+      std::set<std::string_view>(c.urls.begin(), c.urls.end()).size() != c.urls.size()) {
+    return trust_errc::invalid_content;
   }
   if (std::set<sha256_digest>(c.tls_certificates.begin(), c.tls_certificates.end()).size() !=
       c.tls_certificates.size()) {
@@ -704,6 +736,12 @@ std::vector<std::byte> canonical_catalog_bytes(const catalog& c) {
       w.raw(*e.pieces);
     }
   }
+  if (!c.urls.empty()) {
+    w.u32(static_cast<std::uint32_t>(c.urls.size()));
+    for (const auto& url : c.urls) {
+      w.string(url);
+    }
+  }
   return w.take();
 }
 
@@ -736,6 +774,14 @@ std::string sign_catalog(const catalog& c, const site_key& key) {
   body["expires_at"] = unix_seconds(c.expires_at);
   body["tls"] = std::move(tls);
   body["entries"] = std::move(entries);
+  if (!c.urls.empty()) {
+    json::array urls;
+    urls.reserve(c.urls.size());
+    for (const auto& url : c.urls) {
+      urls.emplace_back(url);
+    }
+    body["urls"] = std::move(urls);
+  }
 
   json::object document;
   document["catalog"] = std::move(body);

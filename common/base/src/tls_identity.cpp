@@ -2,6 +2,8 @@
 
 #include "lanrelay/base/file_io.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -416,6 +418,21 @@ key_file_result<void> tls_server_context::reload() {
   }
   current_.store(std::make_shared<const snapshot>(snapshot{*context, identity->fingerprint()}));
   return {};
+}
+
+std::optional<sha256_digest> tls_server_context::reload_and_log() {
+  const auto before = current()->fingerprint;
+  if (auto reloaded = reload(); !reloaded) {
+    spdlog::error("event=tls_reload_failed error=\"{}\" hint=\"the running certificate is kept\"",
+                  reloaded.error().message);
+    return std::nullopt;
+  }
+  const auto after = current()->fingerprint;
+  if (after == before) {
+    return std::nullopt;
+  }
+  spdlog::info("event=tls_certificate_reloaded certificate_sha256={}", fingerprint_text(after));
+  return after;
 }
 
 }  // namespace lanrelay

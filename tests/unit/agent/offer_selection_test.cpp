@@ -130,6 +130,50 @@ TEST(offer_selection, an_offer_must_name_its_sender) {
   EXPECT_EQ(s.foreign_host, 2u);
 }
 
+// The one exception: a URL on another host that a verified catalog names, byte for byte.
+TEST(offer_selection, a_url_the_catalog_names_may_name_another_host) {
+  std::mt19937_64 random(1);
+  const std::set<std::string, std::less<>> named_urls{"http://relay.corp:4127/1",
+                                                      "http://10.0.0.9:4127/1"};
+  const catalog_url_lookup named = [&](std::string_view url) { return named_urls.contains(url); };
+  const auto from = [](candidate c, const char* sender) {
+    c.from = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address(sender), 4126);
+    return c;
+  };
+  auto by_name = from(make("http://10.0.0.2/1", "14.0", 1), "10.0.0.2");
+  by_name.offer.url = "http://relay.corp:4127/1";
+  const auto third_host = from(make("http://10.0.0.9:4127/1", "14.0", 1), "10.0.0.66");
+  // Named URLs compare exactly: another port, path, query or spelling is another URL.
+  const auto other_port = from(make("http://10.0.0.9:4128/1", "14.0", 1), "10.0.0.67");
+  const auto other_query = from(make("http://10.0.0.9:4127/1?x", "14.0", 1), "10.0.0.68");
+  const auto other_path = from(make("http://10.0.0.9:4127/1/../1", "14.0", 1), "10.0.0.69");
+  const auto own = make("http://10.0.0.3:4127/1", "14.0", 1);
+  const std::vector<candidate> offers{by_name, third_host, other_port, other_query, other_path, own};
+
+  const auto without = select_offers(offers, installer_14_0, trust_all_content_1, random);
+  EXPECT_EQ(without.ordered.size(), 1u);
+  EXPECT_EQ(without.foreign_host, 5u);
+
+  const auto s = select_offers(offers, installer_14_0, trust_all_content_1, random, named);
+  EXPECT_EQ(s.foreign_host, 3u);
+  std::map<std::string, bool> chosen;
+  for (const auto& c : s.ordered) {
+    chosen[c.offer.url] = c.named_by_catalog;
+  }
+  EXPECT_EQ(chosen, (std::map<std::string, bool>{{"http://relay.corp:4127/1", true},
+                                                 {"http://10.0.0.9:4127/1", true},
+                                                 {"http://10.0.0.3:4127/1", false}}));
+  // Still one offer per sender, and still only offers with the trusted digest.
+  auto twice = third_host;
+  twice.offer.url = "http://relay.corp:4127/1";
+  auto wrong_bytes = from(make("http://10.0.0.9:4127/1", "14.0", 1, 2), "10.0.0.70");
+  const auto again = select_offers({third_host, twice, wrong_bytes}, installer_14_0,
+                                   trust_all_content_1, random, named);
+  ASSERT_EQ(again.ordered.size(), 1u);
+  EXPECT_EQ(again.same_host, 1u);
+  EXPECT_EQ(again.untrusted, 1u);
+}
+
 TEST(offer_selection, ipv6_senders_match_without_their_zone) {
   candidate c = make("http://10.0.0.1/1", "14.0", 1);
   c.offer.url = "http://[fe80::1]:4127/1";

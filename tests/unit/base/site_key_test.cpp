@@ -184,7 +184,7 @@ json::object unchecked_body(const catalog& c) {
   for (const auto& fingerprint : c.tls_certificates) {
     tls.push_back(json::value(to_hex(fingerprint)));
   }
-  return json::object{
+  json::object body{
       {"format", 2},
       {"relay_id", c.relay_id},
       {"issued_at",
@@ -193,6 +193,14 @@ json::object unchecked_body(const catalog& c) {
        std::chrono::floor<std::chrono::seconds>(c.expires_at.time_since_epoch()).count()},
       {"tls", std::move(tls)},
       {"entries", std::move(entries)}};
+  if (!c.urls.empty()) {
+    json::array urls;
+    for (const auto& url : c.urls) {
+      urls.push_back(json::value(url));
+    }
+    body["urls"] = std::move(urls);
+  }
+  return body;
 }
 
 std::string sign_unchecked(const catalog& c, const site_key& key) {
@@ -540,6 +548,96 @@ TEST(catalog_test, canonical_bytes_follow_the_documented_encoding) {
   append({1});
   expected.insert(expected.end(), pieces.begin(), pieces.end());
   EXPECT_EQ(canonical_catalog_bytes(c), expected);
+}
+
+// Without URLs the bytes end after the entries (the golden bytes above, as signed before `urls`
+// existed); with them a count and the strings follow.
+TEST(catalog_test, item_urls_are_appended_to_the_canonical_bytes_only_when_present) {
+  auto c = sample_catalog();
+  const auto without = canonical_catalog_bytes(c);
+  c.urls = {"http://a.example/x", "https://[fe80::1]:4127/cache/file/f/1"};
+  auto expected = without;
+  const auto append_string = [&](std::string_view text) {
+    const auto n = static_cast<std::uint32_t>(text.size());
+    for (const int shift : {24, 16, 8, 0}) {
+      expected.push_back(static_cast<std::byte>((n >> shift) & 0xff));
+    }
+    const auto b = bytes_of(text);
+    expected.insert(expected.end(), b.begin(), b.end());
+  };
+  for (const int v : {0, 0, 0, 2}) {
+    expected.push_back(static_cast<std::byte>(v));
+  }
+  append_string(c.urls[0]);
+  append_string(c.urls[1]);
+  EXPECT_EQ(canonical_catalog_bytes(c), expected);
+  c.urls.clear();
+  EXPECT_EQ(canonical_catalog_bytes(c), without);
+}
+
+TEST(catalog_test, item_urls_are_signed_and_round_trip) {
+  const auto key = make_key();
+  auto c = sample_catalog();
+  EXPECT_FALSE(json::parse(sign_catalog(c, key)).at("catalog").as_object().contains("urls"));
+  c.urls = {"http://relay-b.example:4127/cache/installer/agent-win64/14.0.1234",
+            "http://10.0.0.9/cache/file/engine.zip/v2"};
+  const auto document = sign_catalog(c, key);
+  const auto verified = verify_catalog(document, key.public_key(), fixed_now);
+  ASSERT_TRUE(verified) << verified.error().message();
+  EXPECT_EQ(verified->urls, c.urls);
+  EXPECT_EQ(sign_unchecked(c, key), document);
+
+  using edit = std::function<void(json::object&)>;
+  const std::pair<const char*, edit> cases[] = {
+      {"url changed",
+       [](json::object& d) { body_of(d)["urls"].as_array()[1] = "http://10.0.0.10/cache/file/engine.zip/v2"; }},
+      {"url added",
+       [](json::object& d) { body_of(d)["urls"].as_array().push_back("http://evil.example/"); }},
+      {"url removed", [](json::object& d) { body_of(d)["urls"].as_array().pop_back(); }},
+      {"urls reordered",
+       [](json::object& d) {
+         auto& urls = body_of(d)["urls"].as_array();
+         std::swap(urls[0], urls[1]);
+       }},
+      {"urls removed", [](json::object& d) { body_of(d).erase("urls"); }},
+  };
+  for (const auto& [name, change] : cases) {
+    const auto tampered = verify_catalog(edited(document, change), key.public_key(), fixed_now);
+    ASSERT_FALSE(tampered) << name;
+    EXPECT_EQ(tampered.error(), trust_errc::bad_signature) << name;
+  }
+  // URLs added to a catalog signed without them.
+  const auto added = edited(sign_catalog(sample_catalog(), key), [](json::object& d) {
+    body_of(d)["urls"] = json::array{"http://evil.example/cache/file/engine.zip/v2"};
+  });
+  EXPECT_EQ(verify_catalog(added, key.public_key(), fixed_now).error(), trust_errc::bad_signature);
+  // Not a list of strings.
+  const auto mistyped = edited(document, [](json::object& d) { body_of(d)["urls"] = "http://a/"; });
+  EXPECT_EQ(verify_catalog(mistyped, key.public_key(), fixed_now).error(), trust_errc::malformed);
+  const auto number = edited(document, [](json::object& d) { body_of(d)["urls"].as_array()[0] = 5; });
+  EXPECT_EQ(verify_catalog(number, key.public_key(), fixed_now).error(), trust_errc::malformed);
+}
+
+TEST(catalog_test, item_urls_must_be_plain_http_urls) {
+  const auto key = make_key();
+  for (const std::string& bad :
+       {std::string("/cache/file/f/1"), std::string("ftp://host/x"), std::string("HTTP://host/x"),
+        std::string("http://user:pw@host/x"), std::string("http://host/x#frag"),
+        std::string("http:///x"), std::string("http://host/") + std::string(max_catalog_url_length, 'a'),
+        std::string("not a url")}) {
+    auto c = sample_catalog();
+    c.urls = {bad};
+    EXPECT_FALSE(is_valid_catalog_url(bad)) << bad;
+    EXPECT_EQ(validate_catalog(c).error(), trust_errc::invalid_content) << bad;
+    const auto verified = verify_catalog(sign_unchecked(c, key), key.public_key(), fixed_now);
+    ASSERT_FALSE(verified) << bad;
+    EXPECT_EQ(verified.error(), trust_errc::invalid_content) << bad;
+  }
+  auto c = sample_catalog();
+  c.urls = {"http://host/x", "http://host/x"};
+  EXPECT_EQ(validate_catalog(c).error(), trust_errc::invalid_content);
+  c.urls = {"http://host/x?copy=1", "https://[2001:db8::1]:8443/x"};
+  EXPECT_TRUE(validate_catalog(c));
 }
 
 TEST(catalog_test, times_are_signed_as_whole_seconds) {

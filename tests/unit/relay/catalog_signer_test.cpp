@@ -69,6 +69,20 @@ TEST_F(catalog_signer_test, publishes_the_tls_fingerprints_signed) {
   EXPECT_EQ(c.relay_id, "relay-1");
 }
 
+TEST_F(catalog_signer_test, names_each_cached_item_on_each_other_origin) {
+  add({item_kind::pattern, "vsapi", "1667900"}, "pattern bytes");
+  EXPECT_TRUE(verified(signer_->sign(*store_)).urls.empty());
+  signer_->set_item_origins({"http://relay-b.corp:4127", "http://10.0.0.9", "http://10.0.0.9"});
+  const item mirrored{{item_kind::file, "mirrored", "1"}, 3, digest_of("abc")};
+  const auto c = verified(signer_->sign(*store_, std::span(&mirrored, 1)));
+  // Mirrored files are served under /activeupdate/ only: no URL names them.
+  EXPECT_EQ(c.urls, (std::vector<std::string>{"http://relay-b.corp:4127/cache/pattern/vsapi/1667900",
+                                              "http://10.0.0.9/cache/pattern/vsapi/1667900"}));
+  EXPECT_EQ(signer_->signatures(), 2u);
+  signer_->set_item_origins({});
+  EXPECT_TRUE(verified(signer_->sign(*store_)).urls.empty());
+}
+
 TEST_F(catalog_signer_test, serves_the_cached_document_while_nothing_changes) {
   add({item_kind::pattern, "vsapi", "16.679.00"}, "pattern bytes");
   const auto first = signer_->sign(*store_);

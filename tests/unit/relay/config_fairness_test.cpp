@@ -14,7 +14,7 @@ namespace {
 using namespace std::chrono_literals;
 
 TEST(config_fairness, defaults) {
-  const auto c = default_relay_config();
+  const auto c = default_relay_config().config;
   EXPECT_EQ(c.client_share.max_peers_per_client, 2u);
   EXPECT_EQ(c.client_share.client_ipv6_prefix, 128u);
   EXPECT_EQ(c.client_share.min_client_rate, 4096u);

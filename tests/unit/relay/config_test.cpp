@@ -169,7 +169,7 @@ TEST(config, printed_defaults_parse_back_to_the_defaults) {
   const std::string text = default_relay_config_text();
   const auto r = parse_relay_config(text, "default.toml");
   ASSERT_TRUE(r.ok()) << testing::PrintToString(messages(r)) << text;
-  const relay_config d = default_relay_config();
+  const relay_config d = default_relay_config().config;
   EXPECT_EQ(r.config.cache_max_size, d.cache_max_size);
   EXPECT_EQ(r.config.http.header_timeout, d.http.header_timeout);
   EXPECT_EQ(r.config.retry_after, d.retry_after);

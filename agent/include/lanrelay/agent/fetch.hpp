@@ -11,7 +11,8 @@
 //     asked. The catalog may also name the digest of the item's piece list (piece_list.hpp).
 //  2. Discovery (discovery_client.hpp), unless this segment was silent recently (segment_memory).
 //  3. Offers are filtered and ordered (offer_selection.hpp: one per sending host, URL naming the
-//     sender) and tried in turn; each is fetched from the address the offer came from.
+//     sender or named exactly by the believed catalog's `urls`) and tried in turn; each is
+//     fetched from the address the offer came from (a URL the catalog names: from its own host).
 //     - With a piece list digest, the list is fetched from the holder first and kept when its
 //       SHA-256 is the trusted one (a holder that answers anything but 200 is used without it; one
 //       that sends another list is skipped). Each piece is checked as it arrives: a bad piece is

@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <string_view>
 #include <vector>
 
 namespace lanrelay::agent {
@@ -37,11 +38,17 @@ struct candidate {
   discovery::offer offer;
   boost::asio::ip::udp::endpoint from;
   trusted_digest digest;  // filled by select_offers from the trust lookup
+  // Set by select_offers when the URL names another host than the sender and a verified catalog
+  // names the URL: connect to the URL's host, not to the sender.
+  bool named_by_catalog = false;
 };
 
 // Looks up the trusted digest for the item an offer holds (kind, name, version); nullopt when no
 // trusted source vouches for it.
 using trust_lookup = std::function<std::optional<trusted_digest>(const discovery::offer&)>;
+
+// Whether a catalog verified with a pinned site key names `url` exactly (catalog::urls).
+using catalog_url_lookup = std::function<bool(std::string_view url)>;
 
 struct selection {
   std::vector<candidate> ordered;  // the order to try them in
@@ -59,11 +66,13 @@ bool url_names_sender(const candidate& c);
 
 // Keeps the offers that answer `wanted` (kind and name equal, version_satisfies, SHA-256 equal
 // when wanted says one), whose size and SHA-256 equal the trusted digest and whose URL names
-// their sender (url_names_sender), and of those at most one per sending address (the first to
-// arrive; duplicate URLs are not counted), so that one host with many URLs counts as one holder.
-// Shuffles them uniformly at random so that no responder is swamped, and moves those with free
-// transfer slots in front (keeping the random order within each group).
+// their sender (url_names_sender) or, the one exception, is named exactly by a verified catalog
+// (`named`; such an offer gets named_by_catalog), and of those at most one per sending address
+// (the first to arrive; duplicate URLs are not counted), so that one host with many URLs counts
+// as one holder. Shuffles them uniformly at random so that no responder is swamped, and moves
+// those with free transfer slots in front (keeping the random order within each group).
 selection select_offers(std::vector<candidate> offers, const wanted_item& wanted,
-                        const trust_lookup& trust, std::mt19937_64& random);
+                        const trust_lookup& trust, std::mt19937_64& random,
+                        const catalog_url_lookup& named = {});
 
 }  // namespace lanrelay::agent

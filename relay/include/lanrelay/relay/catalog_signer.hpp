@@ -56,6 +56,12 @@ class catalog_signer {
   // next request.
   void set_tls_certificates(std::vector<sha256_digest> fingerprints);
 
+  // Origins (trust.item_origins) that serve the store's items at the same paths: the catalog
+  // names each store item's URL <origin>/cache/<kind>/<name>/<version> on each, in this order,
+  // up to max_catalog_urls URLs (further ones are left out with a warning). Mirrored files are
+  // named on none. Duplicates are dropped.
+  void set_item_origins(std::vector<std::string> origins);
+
   const lanrelay::public_key public_key() const { return key_.public_key(); }
 
   // How many catalogs were signed so far (tests, and /-/status some day).
@@ -70,8 +76,10 @@ class catalog_signer {
   mutable std::mutex mutex_;
   // Guarded by mutex_.
   std::vector<sha256_digest> tls_;
+  std::vector<std::string> origins_;
   mutable std::vector<catalog_entry> signed_entries_;
   mutable std::vector<sha256_digest> signed_tls_;
+  mutable std::vector<std::string> signed_urls_;
   mutable std::chrono::system_clock::time_point signed_at_{};
   mutable std::string document_;
   mutable std::uint64_t signatures_ = 0;

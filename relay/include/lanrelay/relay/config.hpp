@@ -60,6 +60,11 @@ struct trust_settings {
   // exists; without a key the relay serves no signed catalog.
   std::filesystem::path site_key;
   std::chrono::milliseconds catalog_lifetime{3'600'000};  // how long a signed catalog is valid
+  // Other origins (http[s]://host[:port]) that serve this relay's cached items at the same paths
+  // (/cache/<kind>/<name>/<version>): another name or a front of this relay, a host holding a
+  // copy. The signed catalog names each item's exact URL there, so that agents use offers for
+  // those URLs although their host is not the offer's sender (agent/offer_selection.hpp).
+  std::vector<std::string> item_origins;
 };
 
 
@@ -158,8 +163,10 @@ struct relay_config {
 using config_load_result = basic_config_load_result<relay_config>;
 
 
-// The embedded defaults, used when lanrelayd runs without --config.
-relay_config default_relay_config();
+// The embedded defaults, used when lanrelayd runs without --config, with the default state
+// directory (find_default_state_dir). When that directory is refused (a /tmp fallback that
+// another user made first, ...), a diagnostic says why and what to set, and state_dir is empty.
+config_load_result default_relay_config();
 
 // Reads and validates a TOML file; every problem is reported, not only the first.
 config_load_result load_relay_config(const std::filesystem::path& file);

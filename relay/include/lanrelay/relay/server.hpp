@@ -134,9 +134,7 @@ class server : public std::enable_shared_from_this<server> {
   bool register_connection(const std::shared_ptr<detail::connection>& conn);
   void unregister_connection(std::uint64_t id);
 
-  boost::asio::io_context& ioc_;
   const http_settings http_;
-  const https_settings https_;
   const std::chrono::milliseconds shutdown_grace_;
   const client_share_settings client_share_;
   relay_counters counters_;

@@ -17,12 +17,17 @@
 //   {"catalog": {"format": 2, "relay_id": "...", "issued_at": <unix s>, "expires_at": <unix s>,
 //                "tls": ["<64 hex>", ...],
 //                "entries": [{"kind": "installer", "name": "...", "version": "...",
-//                             "size": <bytes>, "sha256": "<64 hex>", "pieces": "<64 hex>"}, ...]},
+//                             "size": <bytes>, "sha256": "<64 hex>", "pieces": "<64 hex>"}, ...],
+//                "urls": ["http://...", ...]},
 //    "signature": "<base64 of 64 bytes>", "key": "lanrelay-ed25519:<base64 of 32 bytes>"}
 // `tls` (always present, possibly empty) lists the SHA-256 fingerprints of the DER certificates
 // the relay presents on HTTPS, so that an agent pinned to the site key can pin the relay's TLS
 // certificate without a PKI. `pieces` (optional per entry) is the SHA-256 of the item's piece
 // list (piece_list.hpp), so that pieces served by untrusted holders can be checked one by one.
+// `urls` (optional, omitted by sign_catalog when empty) lists exact item URLs on hosts other than
+// the relay's own addresses that serve its items: an agent uses an offer whose URL names another
+// host than the offer's sender only when a catalog it verified lists that URL, byte for byte
+// (agent/offer_selection.hpp; docs/security.md says why exact URLs and not prefixes).
 // Format 1 (no `tls`, no `pieces`, context "lanrelay-catalog-v1") is no longer accepted: a relay
 // and its agents are upgraded together, and an agent that refuses a catalog falls back to the
 // upstream.
@@ -35,6 +40,10 @@
 //   u32 number of entries, then per entry, in document order:
 //     u8 kind (1 installer, 2 pattern, 3 file), string name, string version, u64 size,
 //     32 bytes SHA-256, u8 0 (no piece list) or 1 followed by the 32-byte piece list digest
+//   only when `urls` is not empty: u32 number of URLs, then each as a string, in document order
+//     (without URLs the bytes end after the entries, exactly as before `urls` existed, so
+//     catalogs without them keep their bytes and signatures; the entry count says where the
+//     entries end, so both forms decode one way only)
 //
 // Thread safety: free functions are pure and safe from any thread. A `site_key` may sign from
 // several threads at once (each call uses its own OpenSSL context); moving or destroying it
@@ -93,6 +102,9 @@ inline constexpr std::size_t max_relay_id_length = 255;
 // A relay presents at most this many certificates at once (the current one, and the next during
 // a rotation).
 inline constexpr std::size_t max_catalog_tls_fingerprints = 4;
+// Item URLs on other hosts a catalog may name, and the length of each.
+inline constexpr std::size_t max_catalog_urls = 100'000;
+inline constexpr std::size_t max_catalog_url_length = 2048;
 // issued_at may be this far ahead of the verifier's clock. expires_at gets no tolerance.
 inline constexpr std::chrono::seconds catalog_clock_skew{300};
 // Catalog times are whole seconds in [0, max_catalog_time]; the bound keeps every value
@@ -202,9 +214,16 @@ struct catalog {
   // SHA-256 of each DER certificate the relay serves HTTPS with; at most
   // max_catalog_tls_fingerprints, no duplicates.
   std::vector<sha256_digest> tls_certificates;
+  // Exact URLs of the relay's items on other hosts (is_valid_catalog_url); at most
+  // max_catalog_urls, no duplicates.
+  std::vector<std::string> urls;
 
   bool operator==(const catalog&) const = default;
 };
+
+// An absolute http:// or https:// URL (lower-case scheme) with a host, without userinfo or
+// fragment, at most max_catalog_url_length bytes.
+bool is_valid_catalog_url(std::string_view url);
 
 // The catalog rules that sign_catalog requires and verify_catalog enforces (invalid_content,
 // too_large).

@@ -103,6 +103,11 @@ class tls_server_context {
   // Reads the files again; on failure the running identity is kept and the error returned.
   key_file_result<void> reload();
 
+  // The SIGHUP step of both daemons: reload(), logging a failure (`event=tls_reload_failed`, the
+  // running certificate is kept) or a new certificate (`event=tls_certificate_reloaded`). Returns
+  // the new fingerprint when the certificate changed, nullopt otherwise.
+  std::optional<sha256_digest> reload_and_log();
+
   explicit tls_server_context(tls_identity_source source, std::shared_ptr<const snapshot> first)
       : source_(std::move(source)), current_(std::move(first)) {}
 
