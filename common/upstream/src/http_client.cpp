@@ -970,6 +970,7 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
     route via;
     if (proxy) {
       via.proxy = &*proxy;
+      via.pinned = request.proxy->address;
     } else if (request.host_address && t->host == original->host) {
       via.pinned = request.host_address;
     }

@@ -37,6 +37,7 @@ struct candidate {
   discovery::offer offer;
   boost::asio::ip::udp::endpoint from;
   trusted_digest digest;  // filled by select_offers from the trust lookup
+  unsigned interface_index = 0;  // the interface the offer arrived on (0: unknown)
 };
 
 // Looks up the trusted digest for the item an offer holds (kind, name, version); nullopt when no
