@@ -6,6 +6,7 @@
 #include "state_owner.hpp"
 
 #include "lanrelay/agent/fetch.hpp"
+#include "lanrelay/agent/offer_route.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
 #include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/base/tls_identity.hpp"
@@ -293,9 +294,21 @@ void add_agent_commands(CLI::App& app) {
         }
         const auto role = c.offer.role == discovery::responder_role::relay ? "relay" : "peer";
         const auto from = c.from.address().to_string();
+        // Where a fetch would connect: the sender through the interface the offer came in on.
+        const auto route = agent::route_to(c);
+        auto address = route.address;
+        if (address.is_v6()) {
+          auto v6 = address.to_v6();
+          v6.scope_id(0);
+          address = v6;
+        }
         if (dargs->json) {
           out.push_back(json::object{{"role", role},
                                      {"from", from},
+                                     {"address", address.to_string()},
+                                     {"interface", route.interface},
+                                     {"zone", route.zone.empty() ? json::value(nullptr)
+                                                                 : json::value(route.zone)},
                                      {"version", c.offer.version},
                                      {"size", c.offer.size},
                                      {"sha256", to_hex(c.offer.sha256)},

@@ -1,6 +1,7 @@
 #include "lanrelay/agent/fetch.hpp"
 
 #include "lanrelay/agent/catalog_memory.hpp"
+#include "lanrelay/agent/offer_route.hpp"
 #include "lanrelay/agent/segment_memory.hpp"
 #include "lanrelay/base/file_io.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
@@ -306,7 +307,8 @@ class fetch_job {
         continue;
       }
       std::string document;
-      if (!co_await fetch_catalog(catalog_url, c.from.address(), document)) {
+      const auto sender = route_to(c).address;
+      if (!co_await fetch_catalog(catalog_url, sender, document)) {
         continue;
       }
       auto verified = verify_with_pinned_keys(document);
@@ -469,7 +471,7 @@ class fetch_job {
       // A URL the catalog names on another host is fetched from that host.
       const source from{.url = c.offer.url,
                         .address = c.named_by_catalog ? std::nullopt
-                                                      : std::optional(c.from.address())};
+                                                      : std::optional(route_to(c).address)};
       if (c.digest.pieces && !pieces_) {
         if (co_await fetch_piece_list(from, c.digest) == piece_list_fetch::wrong) {
           bad_.insert(c.offer.url);

@@ -2,6 +2,7 @@
 
 #include "lanrelay/base/log.hpp"
 #include "lanrelay/base/redact.hpp"
+#include "lanrelay/segment/interfaces.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -16,6 +17,30 @@
 namespace lanrelay::proxyhelper {
 
 namespace net = boost::asio;
+
+namespace {
+
+// A proxy at a link-local address (its URL carries no zone) is checked through the first
+// interface, loopback aside, that has a link-local address: the segment this helper answers
+// on. Agents reach it through the interface its answer arrived on. nullopt for other hosts.
+std::optional<net::ip::address> link_local_proxy_route(const std::string& url_text) {
+  const auto url = boost::urls::parse_absolute_uri(url_text);
+  if (!url || url->host_type() != boost::urls::host_type::ipv6) {
+    return std::nullopt;
+  }
+  const net::ip::address_v6 address(url->host_ipv6_address().to_bytes());
+  if (!address.is_link_local()) {
+    return std::nullopt;
+  }
+  for (const auto& nic : list_interfaces()) {
+    if (!nic.loopback && !nic.ipv6_link_local.empty()) {
+      return with_arrival_zone(address, nic.index);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 proxy_health::proxy_health(std::vector<proxy_spec> proxies) { replace(std::move(proxies)); }
 
@@ -166,7 +191,8 @@ net::awaitable<void> health_checker::check_all() {
   for (std::size_t i = 0; i < proxies.size(); ++i) {
     reachability_request request;
     request.target = *url;
-    request.proxy = proxy_settings{boost::urls::url(proxies[i].spec.url)};
+    request.proxy = proxy_settings{.proxy = boost::urls::url(proxies[i].spec.url),
+                                   .address = link_local_proxy_route(proxies[i].spec.url)};
     request.timeout = config->check_timeout;
     if (!config->probe_ca_file.empty()) {
       request.tls.ca_file = config->probe_ca_file;

@@ -152,13 +152,16 @@ net::awaitable<void> proxy_responder::receive_loop(udp::socket& socket) {
         continue;
       }
       const auto now = std::chrono::steady_clock::now();
-      auto reply = core_.process_packet(std::span(buffer).first(got.size), got.source,
-                                        listener_.find_interface(got.interface_index), now,
-                                        std::chrono::system_clock::now());
+      const network_interface* arrival = listener_.find_interface(got.interface_index);
+      auto reply = core_.process_packet(std::span(buffer).first(got.size), got.source, arrival,
+                                        now, std::chrono::system_clock::now());
       if (!reply) {
         continue;
       }
-      const outgoing_datagram answer{*reply, got.source, got.interface_index};
+      // From the arrival interface's routable IPv6 address when it has one, as lanrelayd's
+      // offers (segment/interfaces.hpp, answer_source).
+      const outgoing_datagram answer{*reply, got.source, got.interface_index,
+                                     answer_source(arrival, got.source.address())};
       std::size_t refused = 0;
       counters_.answers_sent += gate_.send(socket, std::span(&answer, 1), now, refused);
       if (refused != 0) {

@@ -40,13 +40,12 @@ responder_core::responder_core(settings s, content_store& store,
 std::optional<std::string> responder_core::url_host(const network_interface& arrival,
                                                     const net::ip::address& source) const {
   // The URL names the address the offer is sent from: agents use only offers whose URL host is
-  // their sender (agent/offer_selection.hpp). An IPv6 query is answered from our link-local
-  // address, so its URL names that address (without the zone: the agent connects through the
-  // interface the offer arrived on).
-  if (source.is_v6() && source.to_v6().is_link_local() && !arrival.ipv6_link_local.empty()) {
-    auto address = arrival.ipv6_link_local.front();
-    address.scope_id(0);
-    return "[" + address.to_string() + "]";
+  // their sender (agent/offer_selection.hpp). An IPv6 query is answered from a routable address
+  // of the arrival interface when it has one, else from its link-local address
+  // (answer_source; receive_loop sends from the same address). The URL carries no zone:
+  // the agent connects through the interface the offer arrived on.
+  if (const auto from = answer_source(&arrival, source); !from.is_unspecified()) {
+    return "[" + from.to_string() + "]";
   }
   // An IPv4 query: the address on the sender's own subnet, the one the kernel answers from.
   const ipv4_binding* chosen = arrival.ipv4.empty() ? nullptr : &arrival.ipv4.front();
@@ -68,12 +67,6 @@ std::optional<std::string> responder_core::url_host(const network_interface& arr
       it->second = chosen->network.address().to_string();
     }
     return it->second;
-  }
-  if (!arrival.ipv6_link_local.empty()) {
-    // Without the zone: the agent adds the interface its offer arrived on.
-    auto address = arrival.ipv6_link_local.front();
-    address.scope_id(0);
-    return "[" + address.to_string() + "]";
   }
   return std::nullopt;
 }
@@ -219,7 +212,8 @@ net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
         auto reply = core_.process_packet(buffers[i].first(got.size), got.source, arrival, now);
         if (reply) {
           replies.push_back(std::move(*reply));
-          outgoing.push_back({replies.back(), got.source, got.interface_index});
+          outgoing.push_back({replies.back(), got.source, got.interface_index,
+                              answer_source(arrival, got.source.address())});
         }
       }
       std::size_t refused = 0;

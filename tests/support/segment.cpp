@@ -46,6 +46,12 @@ void remove_stale_namespaces() {
   }
 }
 
+std::string hex_number(std::size_t n) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%zx", n);
+  return text;
+}
+
 }  // namespace
 
 void run_checked(const std::string& command) {
@@ -69,10 +75,11 @@ bool segment::supported() {
   return ::geteuid() == 0 && std::system("command -v ip >/dev/null && command -v nft >/dev/null") == 0;
 }
 
-segment::segment(std::uint8_t subnet)
+segment::segment(std::uint8_t subnet, addressing mode)
     : prefix_(std::string(netns_prefix) + std::to_string(::getpid()) + "-" +
               std::to_string(subnet)),
-      subnet_(subnet) {
+      subnet_(subnet),
+      mode_(mode) {
   remove_stale_namespaces();
   const std::string sw = prefix_ + "sw";
   run_checked("ip netns add " + sw);
@@ -105,9 +112,39 @@ const segment::host& segment::add_host(std::string_view name) {
   run_checked("ip -n " + sw + " link add name " + port + " type veth peer name eth0 netns " + ns);
   run_checked("ip -n " + sw + " link set dev " + port + " master br0");
   run_checked("ip -n " + sw + " link set dev " + port + " up");
+  if (mode_ == addressing::ipv6_only) {
+    auto& h = hosts_.back();
+    h.address.clear();
+    // No address from the kernel: fe80::<N + 1> and, with a prefix, <prefix><N + 1>.
+    run_checked("ip -n " + ns + " link set dev eth0 addrgenmode none");
+    run_checked("ip -n " + ns + " link set dev eth0 up");
+    h.link_local = "fe80::" + hex_number(index + 1);
+    add_ipv6_address(h, "eth0", h.link_local);
+    if (!ipv6_prefix_.empty()) {
+      h.ipv6 = ipv6_prefix_ + hex_number(index + 1);
+      add_ipv6_address(h, "eth0", h.ipv6);
+    }
+    return h;
+  }
   run_checked("ip -n " + ns + " addr add " + address + "/16 brd + dev eth0");
   run_checked("ip -n " + ns + " link set dev eth0 up");
   return hosts_.back();
+}
+
+void segment::add_ipv6_address(const host& h, const std::string& device,
+                               const std::string& address) {
+  run_checked("ip -n " + h.netns + " -6 addr add " + address + "/64 dev " + device + " nodad");
+}
+
+void segment::add_ipv6_prefix(std::string_view prefix) {
+  ipv6_prefix_ = prefix;
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    if (attached_.contains(i) || mode_ != addressing::ipv6_only) {
+      continue;
+    }
+    hosts_[i].ipv6 = ipv6_prefix_ + hex_number(i + 1);
+    add_ipv6_address(hosts_[i], "eth0", hosts_[i].ipv6);
+  }
 }
 
 const segment::host& segment::attach(const host& existing) {

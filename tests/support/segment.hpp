@@ -25,10 +25,18 @@ class segment {
   struct host {
     std::string name;     // as given to add_host
     std::string netns;    // namespace name, for process::options::netns
-    std::string address;  // IPv4 address of eth0
+    std::string address;  // IPv4 address of eth0; empty on an IPv6-only segment
+    std::string link_local;  // IPv6-only segments: fe80::<N + 1>, eth0's only link-local address
+    std::string ipv6;        // IPv6-only segments with a prefix: <prefix><N + 1>; else empty
   };
 
-  explicit segment(std::uint8_t subnet = 77);
+  // ipv4: every host's eth0 has an IPv4 address (and the link-local IPv6 address the kernel
+  // makes). ipv6_only: no IPv4 address anywhere; eth0 has the link-local address fe80::<N + 1>/64
+  // and, once add_ipv6_prefix was called, <prefix><N + 1>/64 as well. IPv6 addresses are added
+  // without duplicate address detection (nodad), so they are usable at once, never tentative.
+  enum class addressing { ipv4, ipv6_only };
+
+  explicit segment(std::uint8_t subnet = 77, addressing mode = addressing::ipv4);
   ~segment();
   segment(const segment&) = delete;
   segment& operator=(const segment&) = delete;
@@ -39,6 +47,9 @@ class segment {
   const host& attach(const host& existing);
   const std::deque<host>& hosts() const noexcept { return hosts_; }
   std::string broadcast_address() const;
+  // IPv6-only segments: gives every host, present and later, an address in `prefix`/64 (such as
+  // "fd77::", a ULA prefix) as well.
+  void add_ipv6_prefix(std::string_view prefix);
 
   enum class family { ipv4, ipv6, both };
   // Drops broadcast and multicast UDP of `which` in the switch (ARP and IPv6 neighbour discovery
@@ -51,8 +62,12 @@ class segment {
   static bool supported();
 
  private:
+  void add_ipv6_address(const host& h, const std::string& device, const std::string& address);
+
   std::string prefix_;
   std::uint8_t subnet_;
+  addressing mode_;
+  std::string ipv6_prefix_;
   std::deque<host> hosts_;
   std::set<std::size_t> attached_;  // hosts_ entries whose namespace another segment owns  // deque: add_host hands out references that must stay valid
 };

@@ -46,6 +46,7 @@ net::awaitable<proxy_query_result> ask_for_proxies(proxy_query_options options) 
     }
     result.accepted = std::move(*answer);
     result.answered_by = got.source;
+    result.answered_on = got.interface_index;
   };
   const auto done = [&] { return result.accepted.has_value(); };
 

@@ -3,6 +3,7 @@
 #include "lanrelay/base/redact.hpp"
 #include "lanrelay/proxy_resolution/address_watch.hpp"
 #include "lanrelay/proxy_resolution/pac_script.hpp"
+#include "lanrelay/segment/interfaces.hpp"
 #include "lanrelay/upstream/reachability.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -58,6 +59,21 @@ net::awaitable<result<std::string>> fetch_pac(const std::string& url_text,
     co_return make_error_code(errc::not_found);
   }
   co_return script;
+}
+
+// The address to reach a proxy at `url` through `interface_index`, when its host is a
+// link-local IPv6 literal; nullopt for any other host (resolved and routed as usual).
+std::optional<net::ip::address> link_local_proxy_address(
+    const boost::system::result<boost::urls::url_view>& url, unsigned interface_index) {
+  if (!url || url->host_type() != boost::urls::host_type::ipv6) {
+    return std::nullopt;
+  }
+  const auto bytes = url->host_ipv6_address().to_bytes();
+  const net::ip::address_v6 address(bytes);
+  if (!address.is_link_local()) {
+    return std::nullopt;
+  }
+  return with_arrival_zone(address, interface_index);
 }
 
 }  // namespace
@@ -143,7 +159,7 @@ std::optional<proxy_settings> resolution::settings(
   if (credentials && !out.has_userinfo() && credentials->fit(out)) {
     add_credentials(out, credentials->user_password);
   }
-  return proxy_settings{std::move(out)};
+  return proxy_settings{.proxy = std::move(out), .address = proxy_address};
 }
 
 proxy_resolver::proxy_resolver(net::any_io_executor executor, proxy_resolver_options options)
@@ -207,7 +223,8 @@ net::awaitable<void> proxy_resolver::watch_addresses() {
 net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
                                                resolution_step step,
                                                const std::optional<std::string>& proxy_url,
-                                               resolution& r) {
+                                               resolution& r,
+                                               std::optional<net::ip::address> proxy_address) {
   reachability_request request;
   request.target = target;
   request.timeout = options_.check_timeout;
@@ -224,7 +241,7 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
         options_.credentials->fit(with_credentials)) {
       add_credentials(with_credentials, options_.credentials->user_password);
     }
-    request.proxy = proxy_settings{std::move(with_credentials)};
+    request.proxy = proxy_settings{.proxy = std::move(with_credentials), .address = proxy_address};
   }
   const auto outcome = co_await check_reachable(request);
   if (!outcome.reachable) {
@@ -234,6 +251,7 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
   r.working = true;
   r.decided_by = step;
   r.proxy = proxy_url;
+  r.proxy_address = proxy_url ? proxy_address : std::nullopt;
   co_return true;
 }
 
@@ -341,7 +359,10 @@ net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& t
                            "its bypass list covers the target (direct, which failed)"});
       continue;
     }
-    if (co_await try_route(target, resolution_step::proxyhelper, p.url, r)) {
+    // An advertised proxy at a link-local address (its URL has no zone) is reached through the
+    // interface the answer arrived on.
+    const auto scoped = link_local_proxy_address(advertised, asked.answered_on);
+    if (co_await try_route(target, resolution_step::proxyhelper, p.url, r, scoped)) {
       break;
     }
   }

@@ -67,11 +67,14 @@ unsigned arrival_interface(msghdr& msg) {
   return index;
 }
 
-// Fills `control` with the pktinfo that sends a datagram out of `interface_index`; returns the
-// control length to use (0: none).
+// Fills `control` with the pktinfo that sends a datagram out of `interface_index` (from `source`
+// when it is an address of the destination's family); returns the control length to use (0:
+// none).
 std::size_t outgoing_interface(std::byte* control, const ip::udp::endpoint& destination,
-                               unsigned interface_index) {
-  if (interface_index == 0) {
+                               unsigned interface_index, const ip::address& source = {}) {
+  const bool from_v4 = source.is_v4() && !source.is_unspecified() && destination.address().is_v4();
+  const bool from_v6 = source.is_v6() && !source.is_unspecified() && destination.address().is_v6();
+  if (interface_index == 0 && !from_v4 && !from_v6) {
     return 0;
   }
   auto* c = reinterpret_cast<cmsghdr*>(control);
@@ -81,6 +84,9 @@ std::size_t outgoing_interface(std::byte* control, const ip::udp::endpoint& dest
     c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
     in_pktinfo info{};
     info.ipi_ifindex = static_cast<int>(interface_index);
+    if (from_v4) {
+      info.ipi_spec_dst.s_addr = htonl(source.to_v4().to_uint());
+    }
     std::memcpy(CMSG_DATA(c), &info, sizeof info);
     return CMSG_SPACE(sizeof(in_pktinfo));
   }
@@ -89,6 +95,10 @@ std::size_t outgoing_interface(std::byte* control, const ip::udp::endpoint& dest
   c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
   in6_pktinfo info{};
   info.ipi6_ifindex = interface_index;
+  if (from_v6) {
+    const auto bytes = source.to_v6().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), info.ipi6_addr.s6_addr);
+  }
   std::memcpy(CMSG_DATA(c), &info, sizeof info);
   return CMSG_SPACE(sizeof(in6_pktinfo));
 }
@@ -152,7 +162,7 @@ std::size_t send_datagrams(ip::udp::socket& socket, std::span<const outgoing_dat
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
       const std::size_t control_length =
-          outgoing_interface(controls[i].bytes, d.destination, d.interface_index);
+          outgoing_interface(controls[i].bytes, d.destination, d.interface_index, d.source);
       if (control_length != 0) {
         msgs[i].msg_hdr.msg_control = controls[i].bytes;
         msgs[i].msg_hdr.msg_controllen = control_length;

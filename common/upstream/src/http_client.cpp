@@ -302,6 +302,18 @@ result<proxy_endpoint> parse_proxy(const proxy_settings& settings) {
                                   : p.kind == proxy_kind::https ? "https://"
                                                                 : "socks5h://";
   p.curl_url = scheme_text + host_port(p.hop);
+  if (settings.address) {
+    // A proxy learned by its address (a link-local one with the scope id of the interface it was
+    // learned on): connect there. libcurl reads a numeric zone in the URL as the scope id.
+    std::string host = settings.address->to_string();
+    if (settings.address->is_v6()) {
+      auto bare = settings.address->to_v6();
+      const auto scope = bare.scope_id();
+      bare.scope_id(0);
+      host = "[" + bare.to_string() + (scope != 0 ? "%25" + std::to_string(scope) : "") + "]";
+    }
+    p.curl_url = scheme_text + host + ":" + std::to_string(p.hop.port);
+  }
   if (url.has_userinfo()) {
     p.has_credentials = true;
     p.user = url.user();

@@ -113,6 +113,37 @@ TEST_F(responder_test, the_url_names_the_address_the_offer_is_sent_from) {
   EXPECT_EQ(discovery::decode_offer(*v4).value().url, "http://10.77.0.1:4127/cache/pattern/icrc/1667900");
 }
 
+TEST_F(responder_test, an_ipv6_query_gets_a_routable_address_when_the_interface_has_one) {
+  // Every address of the interface, as list_interfaces() reports them.
+  auto link_local = ip::make_address_v6("fe80::1");
+  link_local.scope_id(2);
+  lan_.ipv6.push_back({ip::network_v6(link_local, 64)});
+  lan_.ipv6_link_local.push_back(link_local);
+  lan_.ipv6.push_back({ip::make_network_v6("2001:db8:77::1/64")});
+  lan_.ipv6.push_back({ip::make_network_v6("fd00:77::1/64")});
+  auto core = make_core();
+  const auto q = query_for(item_kind::pattern, "icrc", "1667900");
+  // From a link-local source: the first routable address (sent from it, answer_source).
+  auto sender = ip::make_address_v6("fe80::99");
+  sender.scope_id(2);
+  const auto from_link_local = core.process_packet(q, ip::udp::endpoint(sender, 40000), &lan_, now_);
+  ASSERT_TRUE(from_link_local);
+  EXPECT_EQ(discovery::decode_offer(*from_link_local).value().url,
+            "http://[2001:db8:77::1]:4127/cache/pattern/icrc/1667900");
+  EXPECT_EQ(answer_source(&lan_, sender).to_string(), "2001:db8:77::1");
+  // From a ULA source: the address on the querier's prefix.
+  const auto ula = ip::make_address("fd00:77::99");
+  const auto from_ula = core.process_packet(q, ip::udp::endpoint(ula, 40000), &lan_, now_);
+  ASSERT_TRUE(from_ula);
+  EXPECT_EQ(discovery::decode_offer(*from_ula).value().url,
+            "http://[fd00:77::1]:4127/cache/pattern/icrc/1667900");
+  // An IPv4 query is answered as before, and from the address the kernel chooses.
+  const auto v4 = core.process_packet(q, agent_, &lan_, now_);
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(discovery::decode_offer(*v4).value().url, "http://10.77.0.1:4127/cache/pattern/icrc/1667900");
+  EXPECT_TRUE(answer_source(&lan_, agent_.address()).is_unspecified());
+}
+
 TEST_F(responder_test, a_query_with_a_sha256_gets_only_those_bytes) {
   auto core = make_core();
   discovery::query q;

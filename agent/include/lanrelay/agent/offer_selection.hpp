@@ -41,6 +41,7 @@ struct candidate {
   // Set by select_offers when the URL names another host than the sender and a verified catalog
   // names the URL: connect to the URL's host, not to the sender.
   bool named_by_catalog = false;
+  unsigned interface_index = 0;  // the interface the offer arrived on (0: unknown)
 };
 
 // Looks up the trusted digest for the item an offer holds (kind, name, version); nullopt when no

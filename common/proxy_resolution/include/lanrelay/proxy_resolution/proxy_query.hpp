@@ -35,6 +35,7 @@ struct proxy_query_options {
 struct proxy_query_result {
   std::optional<proxy_protocol::answer> accepted;
   boost::asio::ip::udp::endpoint answered_by;  // the source of the accepted answer
+  unsigned answered_on = 0;                     // the interface it arrived on (0: unknown)
   std::size_t answers = 0;                      // valid answer datagrams for our query
   std::vector<std::string> refused;             // "10.1.0.66: <why>" for each refused answer
   std::size_t destinations = 0;                 // where the query was sent (per round)

@@ -74,6 +74,9 @@ struct resolution {
   bool working = false;            // a route to the target was found
   resolution_step decided_by = resolution_step::none;
   std::optional<std::string> proxy;  // the proxy URL to use; empty with working: direct
+  // Where to connect to that proxy when its URL alone cannot say: an advertised link-local
+  // proxy's address with the zone of the interface the answer arrived on.
+  std::optional<boost::asio::ip::address> proxy_address;
   std::vector<skipped_route> skipped;
   bool asked_segment = false;      // step 2 ran (a query was broadcast or sent)
   std::string answered_by;         // the proxyhelperd whose answer was used
@@ -118,7 +121,8 @@ class proxy_resolver {
   // Step 1; true when a route it gave works (recorded in `r`).
   boost::asio::awaitable<bool> from_system(const boost::urls::url& target, resolution& r);
   boost::asio::awaitable<bool> try_route(const boost::urls::url& target, resolution_step step,
-                                         const std::optional<std::string>& proxy, resolution& r);
+                                         const std::optional<std::string>& proxy, resolution& r,
+                                         std::optional<boost::asio::ip::address> proxy_address = {});
 
   // On strand_: waits for its turn, then resolves.
   boost::asio::awaitable<resolution> resolve_in_turn(boost::urls::url target);

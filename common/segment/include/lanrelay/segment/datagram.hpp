@@ -38,6 +38,9 @@ struct outgoing_datagram {
   std::span<const std::byte> data;
   boost::asio::ip::udp::endpoint destination;
   unsigned interface_index = 0;
+  // The address to send from (IPV6_PKTINFO / IP_PKTINFO): an answer comes from the address it
+  // names. Unspecified (the default): the kernel chooses, as for any send.
+  boost::asio::ip::address source;
 };
 
 // Sends `datagrams` with as few sendmmsg(2) calls as possible; returns how many were sent (a

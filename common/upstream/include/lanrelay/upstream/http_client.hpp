@@ -170,6 +170,10 @@ std::optional<proxy_auth_scheme> parse_proxy_auth_scheme(std::string_view text) 
 struct proxy_settings {
   boost::urls::url proxy;
   proxy_auth_scheme auth = proxy_auth_scheme::basic;
+  // Connect to the proxy at this address instead of resolving the proxy URL's host: a
+  // link-local proxy's address with the scope id of the interface it was learned on (a URL
+  // carries no zone).
+  std::optional<boost::asio::ip::address> address;
 };
 
 // A download rate limit in bytes per second, shared by any number of fetches at once (hold it in

@@ -1,0 +1,483 @@
+// IPv6-only segments (issue 17): no IPv4 address on any host of the LAN, discovery by the
+// link-local group ff12::4126 alone, and downloads from the address the offer names: a link-local
+// one (reached through the interface the offer arrived on) or a ULA. Everything runs the real
+// binaries (lanrelayd, lanrelay, proxyhelperd, nginx, tinyproxy) in namespaces; nothing can
+// reach the machine's own interfaces.
+//
+//   lan (IPv6 only):  upstream (nginx at fd99::1, a prefix only it has; every other host routes
+//                     fd99::/64 onto the link), relays, peers, agents, a proxy and proxyhelperd
+//   internet (IPv4):  www (nginx), reached from the LAN only through the proxy (test 5)
+
+#include "process.hpp"
+#include "segment.hpp"
+
+#include "lanrelay/base/sha256.hpp"
+#include "lanrelay/content/store.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+
+namespace lanrelay::test {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr std::string_view upstream_address = "fd99::1";
+
+std::string text(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+class ipv6_segment : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
+      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    }
+    char pattern[] = "/tmp/lanrelay-ipv6.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    work_ = pattern;
+    fs::create_directories(work_ / "www");
+    payload_ = work_ / "www" / "payload.bin";
+    std::mt19937_64 random(17);
+    std::vector<std::uint64_t> words((1 << 20) / sizeof(std::uint64_t));
+    for (auto& w : words) {
+      w = random();
+    }
+    std::ofstream(payload_, std::ios::binary)
+        .write(reinterpret_cast<const char*>(words.data()),
+               static_cast<std::streamsize>(words.size() * sizeof(std::uint64_t)));
+    payload_size_ = fs::file_size(payload_);
+    payload_sha_ = to_hex(sha256_of_file(payload_).value());
+    lan_.emplace(86, segment::addressing::ipv6_only);
+  }
+
+  void TearDown() override {
+    processes_.clear();  // kills and reaps before the namespaces go
+    lan_.reset();
+    internet_.reset();
+    if (!work_.empty()) {
+      fs::remove_all(work_);
+    }
+  }
+
+  // A host on the LAN that reaches the upstream's prefix on the link.
+  const segment::host& add_host(const std::string& name) {
+    const auto& host = lan_->add_host(name);
+    run_checked("ip -n " + host.netns + " -6 route add fd99::/64 dev eth0");
+    return host;
+  }
+
+  // nginx at [fd99::1]:80 serving the payload; its access log counts upstream requests.
+  void start_upstream() {
+    const auto& host = lan_->add_host("upstream");
+    run_checked("ip -n " + host.netns + " -6 addr add " + std::string(upstream_address) +
+                "/64 dev eth0 nodad");
+    const fs::path dir = work_ / "nginx";
+    fs::create_directories(dir);
+    std::ofstream(dir / "nginx.conf")
+        << "user root;\nmaster_process off;\nworker_processes 1;\npid " << (dir / "nginx.pid").string()
+        << ";\nerror_log " << (dir / "error.log").string() << ";\nevents { worker_connections 64; }\n"
+        << "http { access_log " << (dir / "access.log").string() << ";\n"
+        << "  client_body_temp_path " << (dir / "body").string() << ";\n"
+        << "  proxy_temp_path " << (dir / "proxy").string() << ";\n"
+        << "  fastcgi_temp_path " << (dir / "fastcgi").string() << ";\n"
+        << "  uwsgi_temp_path " << (dir / "uwsgi").string() << ";\n"
+        << "  scgi_temp_path " << (dir / "scgi").string() << ";\n"
+        << "  server { listen [" << upstream_address << "]:80; listen 127.0.0.1:80;\n"
+        << "    root " << (work_ / "www").string() << "; } }\n";
+    processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
+                                                     (dir / "nginx.conf").string(), "-p",
+                                                     dir.string() + "/", "-g", "daemon off;"},
+                            process::options{.netns = host.netns, .output = dir / "out.log"});
+    std::ofstream(work_ / "www" / "ready.txt") << "ok\n";
+    ASSERT_TRUE(eventually(60s, [&] {
+      return !http_get_in_netns(host.netns, "127.0.0.1", 80, "/ready.txt", 10s).empty();
+    })) << read_file(dir / "error.log");
+  }
+
+  std::size_t upstream_requests() const {
+    std::ifstream in(work_ / "nginx" / "access.log");
+    std::size_t lines = 0;
+    for (std::string line; std::getline(in, line);) {
+      lines += line.find("/payload.bin") != std::string::npos ? 1 : 0;
+    }
+    return lines;
+  }
+
+  std::string upstream_url() const {
+    return "http://[" + std::string(upstream_address) + "]/payload.bin";
+  }
+
+  // lanrelayd on a new host (or on `existing`), holding the payload when asked; returns once it
+  // answers HTTP and has joined the discovery group on eth0.
+  const segment::host& start_daemon(const std::string& name, const std::string& role, bool holding,
+                                    const segment::host* existing = nullptr) {
+    const auto& host = existing != nullptr ? *existing : add_host(name);
+    const fs::path state = work_ / name / "state";
+    fs::create_directories(state);
+    if (holding) {
+      auto store = content_store::open({.dir = state / "cache"}).value();
+      EXPECT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
+    }
+    const fs::path config = work_ / name / "lanrelayd.toml";
+    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
+                          << "[relay]\nrole = \"" << role << "\"\n"
+                          << "[log]\nlevel = \"info\"\n";
+    const fs::path log = work_ / name / "lanrelayd.log";
+    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
+                            process::options{.netns = host.netns, .output = log});
+    daemons_[name] = &processes_.back();
+    EXPECT_TRUE(eventually(60s, [&] {
+      return read_file(log).find("event=discovery_joined group=ff12::4126 interface=eth0") !=
+                 std::string::npos &&
+             !http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/healthz", 10s).empty();
+    })) << read_file(log);
+    return host;
+  }
+
+  json::object daemon_stats(const segment::host& host) {
+    boost::system::error_code ec;
+    auto parsed = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/stats"), ec);
+    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
+  }
+
+  struct fetch_result {
+    int exit_status = -1;
+    json::object report;
+    bool bytes_ok = false;
+    std::string log;
+
+    std::string first_url() const {
+      const auto* attempts = report.if_contains("attempts");
+      if (attempts == nullptr || !attempts->is_array() || attempts->as_array().empty()) {
+        return {};
+      }
+      return text(attempts->as_array().front().as_object(), "url");
+    }
+  };
+
+  // `lanrelay fetch` on every host in `agents` at once, with the payload's digest unless `extra`
+  // brings another trust source.
+  std::vector<fetch_result> fetch_all(const std::vector<const segment::host*>& agents,
+                                      std::vector<std::string> extra = {}, bool with_digest = true,
+                                      std::string upstream = {}) {
+    if (upstream.empty()) {
+      upstream = upstream_url();
+    }
+    std::vector<process> running;
+    std::vector<fs::path> dirs;
+    for (const auto* agent : agents) {
+      const fs::path dir = work_ / agent->name;
+      fs::create_directories(dir);
+      std::vector<std::string> argv{LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name",
+                                    "payload", "--version", "1", "--output",
+                                    (dir / "payload.bin").string(), "--upstream", upstream,
+                                    "--state-dir", (dir / "state").string(), "--json",
+                                    "--log-level", "info"};
+      if (with_digest) {
+        argv.insert(argv.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
+      }
+      argv.insert(argv.end(), extra.begin(), extra.end());
+      fs::remove(dir / "payload.bin");
+      running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
+      dirs.push_back(dir);
+    }
+    std::vector<fetch_result> results;
+    for (std::size_t i = 0; i < running.size(); ++i) {
+      fetch_result r;
+      const auto status = running[i].wait_for(120s);
+      r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+      r.log = read_file(dirs[i] / "fetch.out");
+      const auto start = r.log.find("{\"source\"");
+      if (start != std::string::npos) {
+        boost::system::error_code ec;
+        auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
+        if (!ec && parsed.is_object()) {
+          r.report = parsed.as_object();
+        }
+      }
+      const auto digest = sha256_of_file(dirs[i] / "payload.bin");
+      r.bytes_ok = digest && to_hex(*digest) == payload_sha_;
+      results.push_back(std::move(r));
+    }
+    return results;
+  }
+
+  // `lanrelay discover --json` on `agent`: the offers, or an empty array.
+  json::array discover(const segment::host& agent) {
+    const fs::path out = work_ / (agent.name + "-discover.out");
+    process p({LANRELAY_CLI_PATH, "discover", "--kind", "file", "--name", "payload", "--version",
+               "1", "--json", "--window", "500ms"},
+              process::options{.netns = agent.netns, .output = out});
+    EXPECT_TRUE(p.wait_for(60s));
+    boost::system::error_code ec;
+    auto parsed = json::parse(read_file(out), ec);
+    return !ec && parsed.is_array() ? parsed.as_array() : json::array{};
+  }
+
+  // Creates <work>/<name>/state/site.key; returns its public key.
+  std::string generate_site_key(const std::string& name) {
+    const fs::path state = work_ / name / "state";
+    fs::create_directories(state);
+    process generate({LANRELAY_CLI_PATH, "key", "generate", "--out", (state / "site.key").string()},
+                     process::options{.output = work_ / (name + "-key.out")});
+    EXPECT_TRUE(generate.wait_for(30s));
+    std::string key = read_file(work_ / (name + "-key.out"));
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) {
+      key.pop_back();
+    }
+    return key;
+  }
+
+  void expect_from_responder(const fetch_result& r, std::string_view source,
+                             const std::string& address) {
+    EXPECT_EQ(r.exit_status, 0) << r.log;
+    EXPECT_TRUE(r.bytes_ok) << r.log;
+    EXPECT_EQ(text(r.report, "source"), source) << r.log;
+    EXPECT_NE(r.first_url().find("//[" + address + "]:4127/"), std::string::npos) << r.log;
+  }
+
+  std::optional<segment> lan_;
+  std::optional<segment> internet_;
+  std::deque<process> processes_;
+  std::map<std::string, process*> daemons_;
+  fs::path work_;
+  fs::path payload_;
+  std::uint64_t payload_size_ = 0;
+  std::string payload_sha_;
+};
+
+// (1) Link-local addresses only: the offer names the relay's fe80:: address, the agent reaches it
+// through the interface the offer arrived on, for the signed catalog and for the item.
+TEST_F(ipv6_segment, link_local_only_the_catalog_and_the_item_come_from_the_relay) {
+  ASSERT_NO_FATAL_FAILURE(start_upstream());
+  const std::string site_key = generate_site_key("relay");
+  const auto& relay = start_daemon("relay", "relay", true);
+  const auto& agent = add_host("agent");
+
+  const auto offers = discover(agent);
+  ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
+  const auto& offer = offers[0].as_object();
+  EXPECT_EQ(text(offer, "address"), relay.link_local) << json::serialize(offer);
+  EXPECT_EQ(text(offer, "interface"), "eth0") << json::serialize(offer);
+  EXPECT_EQ(text(offer, "zone"), "eth0") << json::serialize(offer);
+  EXPECT_EQ(text(offer, "url").find("http://[" + relay.link_local + "]:4127/"), 0u)
+      << json::serialize(offer);
+
+  // No digest from the caller: the catalog signed with the site key vouches for the bytes.
+  const auto results = fetch_all({&agent}, {"--site-key", site_key}, /*with_digest=*/false);
+  expect_from_responder(results[0], "relay", relay.link_local);
+  EXPECT_EQ(upstream_requests(), 0u);
+}
+
+// (2) A ULA prefix as well: the relay offers its ULA, from its ULA.
+TEST_F(ipv6_segment, with_a_ula_prefix_the_relay_offers_its_routable_address) {
+  lan_->add_ipv6_prefix("fd86::");
+  ASSERT_NO_FATAL_FAILURE(start_upstream());
+  const auto& relay = start_daemon("relay", "relay", true);
+  const auto& agent = add_host("agent");
+
+  const auto offers = discover(agent);
+  ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
+  const auto& offer = offers[0].as_object();
+  EXPECT_EQ(text(offer, "address"), relay.ipv6) << json::serialize(offer);
+  EXPECT_EQ(text(offer, "from"), relay.ipv6) << json::serialize(offer);
+  EXPECT_EQ(text(offer, "interface"), "eth0") << json::serialize(offer);
+  EXPECT_TRUE(offer.at("zone").is_null()) << json::serialize(offer);
+
+  const auto results = fetch_all({&agent});
+  expect_from_responder(results[0], "relay", relay.ipv6);
+  EXPECT_EQ(upstream_requests(), 0u);
+}
+
+// (3) Two agents on two ports of the bridge, at once.
+TEST_F(ipv6_segment, two_agents_on_different_ports_both_get_the_item_from_the_relay) {
+  ASSERT_NO_FATAL_FAILURE(start_upstream());
+  const auto& relay = start_daemon("relay", "relay", true);
+  const auto& first = add_host("agent0");
+  const auto& second = add_host("agent1");
+  for (const auto* agent : {&first, &second}) {
+    const auto offers = discover(*agent);
+    ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
+    EXPECT_EQ(text(offers[0].as_object(), "address"), relay.link_local);
+    EXPECT_EQ(text(offers[0].as_object(), "zone"), "eth0");
+  }
+
+  const auto results = fetch_all({&first, &second});
+  for (const auto& r : results) {
+    expect_from_responder(r, "relay", relay.link_local);
+  }
+  EXPECT_EQ(upstream_requests(), 0u);
+  const auto stats = daemon_stats(relay);
+  ASSERT_TRUE(stats.contains("transfers_completed")) << json::serialize(stats);
+  EXPECT_EQ(stats.at("transfers_completed").to_number<std::uint64_t>(), 2u);
+}
+
+// (4) A peer serves what it fetched: once the relay is gone, the next agent gets the item from
+// the peer's link-local address.
+TEST_F(ipv6_segment, a_peer_serves_what_it_fetched) {
+  ASSERT_NO_FATAL_FAILURE(start_upstream());
+  const auto& relay = start_daemon("relay", "relay", true);
+  const auto& peer = start_daemon("peer", "peer", false);
+  const auto first = fetch_all({&peer}, {"--peer"});
+  expect_from_responder(first[0], "relay", relay.link_local);
+
+  daemons_.at("relay")->kill();
+  const auto& agent = add_host("agent");
+  const auto offers = discover(agent);
+  ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
+  EXPECT_EQ(text(offers[0].as_object(), "role"), "peer");
+  EXPECT_EQ(text(offers[0].as_object(), "address"), peer.link_local);
+
+  const auto results = fetch_all({&agent});
+  expect_from_responder(results[0], "peer", peer.link_local);
+  EXPECT_EQ(upstream_requests(), 0u);
+  EXPECT_EQ(daemon_stats(peer).at("transfers_completed").to_number<std::uint64_t>(), 1u);
+}
+
+// (5) proxyhelperd advertises a proxy by its link-local address (the URL carries no zone): the
+// helper checks it through its interface on the segment, the agent through the interface the
+// answer arrived on, for the connectivity check and for a download through it. With a relay on
+// the segment, the item still comes from the relay.
+TEST_F(ipv6_segment, a_proxy_advertised_by_its_link_local_address_is_checked_and_used) {
+  if (std::system("command -v tinyproxy >/dev/null") != 0) {
+    GTEST_SKIP() << "needs tinyproxy (deploy/install-deps.sh --test)";
+  }
+  // www on an IPv4 network the LAN reaches only through the proxy.
+  internet_.emplace(87);
+  const auto& www = internet_->add_host("www");
+  const fs::path www_dir = work_ / "www-nginx";
+  fs::create_directories(www_dir);
+  std::ofstream(work_ / "www" / "probe.txt") << "ok\n";
+  std::ofstream(www_dir / "nginx.conf")
+      << "user root;\nmaster_process off;\nworker_processes 1;\npid " << (www_dir / "nginx.pid").string()
+      << ";\nerror_log " << (www_dir / "error.log").string() << ";\nevents { worker_connections 64; }\n"
+      << "http { access_log " << (www_dir / "access.log").string() << ";\n"
+      << "  client_body_temp_path " << (www_dir / "body").string() << ";\n"
+      << "  proxy_temp_path " << (www_dir / "proxy").string() << ";\n"
+      << "  fastcgi_temp_path " << (www_dir / "fastcgi").string() << ";\n"
+      << "  uwsgi_temp_path " << (www_dir / "uwsgi").string() << ";\n"
+      << "  scgi_temp_path " << (www_dir / "scgi").string() << ";\n"
+      << "  server { listen " << www.address << ":80; root " << (work_ / "www").string() << "; } }\n";
+  processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
+                                                   (www_dir / "nginx.conf").string(), "-p",
+                                                   www_dir.string() + "/", "-g", "daemon off;"},
+                          process::options{.netns = www.netns, .output = www_dir / "out.log"});
+  ASSERT_TRUE(eventually(60s, [&] {
+    return !http_get_in_netns(www.netns, www.address, 80, "/probe.txt", 10s).empty();
+  })) << read_file(www_dir / "error.log");
+  const auto www_payload_requests = [&] {
+    std::ifstream in(www_dir / "access.log");
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) {
+      n += line.find("/payload.bin") != std::string::npos ? 1 : 0;
+    }
+    return n;
+  };
+
+  // tinyproxy on the LAN (IPv6 only there), also attached to the internet.
+  const auto& proxy = add_host("proxy");
+  const auto& proxy_outside = internet_->attach(proxy);
+  const fs::path proxy_dir = work_ / "proxy";
+  fs::create_directories(proxy_dir);
+  std::ofstream(proxy_dir / "tinyproxy.conf")
+      << "Port 3128\nTimeout 30\nMaxClients 16\nAllow fe80::/10\nAllow 127.0.0.1\n"
+      << "LogLevel Info\nLogFile \"" << (proxy_dir / "tinyproxy.log").string() << "\"\n"
+      << "PidFile \"" << (proxy_dir / "tinyproxy.pid").string() << "\"\n";
+  processes_.emplace_back(std::vector<std::string>{"/usr/bin/tinyproxy", "-d", "-c",
+                                                   (proxy_dir / "tinyproxy.conf").string()},
+                          process::options{.netns = proxy.netns, .output = proxy_dir / "out.log"});
+  ASSERT_TRUE(eventually(60s, [&] {
+    return !http_get_in_netns(proxy.netns, "127.0.0.1", 3128,
+                              "http://" + www.address + "/probe.txt", 10s)
+                .empty();
+  })) << read_file(proxy_dir / "out.log") << proxy_outside.address;
+  const std::string proxy_url = "http://[" + proxy.link_local + "]:3128";
+
+  // proxyhelperd advertising it.
+  const auto& helper = add_host("helper");
+  const fs::path helper_dir = work_ / "helper";
+  fs::create_directories(helper_dir);
+  std::ofstream(helper_dir / "proxyhelperd.toml")
+      << "[state]\ndir = \"" << (helper_dir / "state").string() << "\"\n"
+      << "[health]\nprobe_url = \"http://" << www.address << "/probe.txt\"\ninterval = \"300ms\"\n"
+      << "timeout = \"10s\"\n[query]\nanswer_lifetime = \"60s\"\n"
+      << "[[proxy]]\nurl = \"" << proxy_url << "\"\npriority = 10\n";
+  const fs::path helper_log = helper_dir / "out.log";
+  processes_.emplace_back(std::vector<std::string>{PROXYHELPERD_PATH, "--config",
+                                                   (helper_dir / "proxyhelperd.toml").string()},
+                          process::options{.netns = helper.netns, .output = helper_log});
+  ASSERT_TRUE(eventually(60s, [&] {
+    const auto log = read_file(helper_log);
+    return log.find("event=proxy_query_joined group=ff12::4129 interface=eth0") != std::string::npos &&
+           log.find("public key lanrelay-ed25519:") != std::string::npos;
+  })) << read_file(helper_log);
+  const auto log_text = read_file(helper_log);
+  const auto at = log_text.find("public key lanrelay-ed25519:");
+  const std::string helper_key = log_text.substr(at + 11, log_text.find('\n', at) - at - 11);
+  ASSERT_TRUE(eventually(60s, [&] {
+    boost::system::error_code ec;
+    const auto stats =
+        json::parse(http_get_in_netns(helper.netns, "127.0.0.1", 4130, "/-/stats"), ec);
+    if (ec || !stats.is_object()) {
+      return false;
+    }
+    const auto* proxies = stats.as_object().if_contains("proxies");
+    return proxies != nullptr && proxies->is_array() && !proxies->as_array().empty() &&
+           proxies->as_array()[0].as_object().at("healthy").as_bool();
+  })) << read_file(helper_log);
+
+  const auto& agent = add_host("agent");
+  const std::string target = "http://" + www.address + "/payload.bin";
+  const std::vector<std::string> proxy_args{"--resolve-proxy", "--proxy-key", helper_key,
+                                            "--check-timeout", "10s"};
+  {
+    const fs::path out = work_ / "resolve.out";
+    process resolve({LANRELAY_CLI_PATH, "proxy", "resolve", target, "--json", "--proxy-key",
+                     helper_key, "--check-timeout", "10s"},
+                    process::options{.netns = agent.netns, .output = out});
+    const auto status = resolve.wait_for(120s);
+    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(out);
+    const auto text_out = read_file(out);
+    const auto start = text_out.find("{\"");
+    ASSERT_NE(start, std::string::npos) << text_out;
+    boost::system::error_code ec;
+    const auto line = json::parse(text_out.substr(start, text_out.find('\n', start) - start), ec);
+    ASSERT_FALSE(ec) << text_out;
+    EXPECT_EQ(text(line.as_object(), "decided_by"), "proxyhelper") << text_out;
+    EXPECT_EQ(text(line.as_object(), "proxy"), proxy_url) << text_out;
+  }
+
+  // Through the proxy when nobody on the segment has the item...
+  auto via_proxy = fetch_all({&agent}, [&] {
+    auto args = proxy_args;
+    args.push_back("--no-discovery");
+    return args;
+  }(), true, target);
+  EXPECT_EQ(via_proxy[0].exit_status, 0) << via_proxy[0].log;
+  EXPECT_TRUE(via_proxy[0].bytes_ok) << via_proxy[0].log;
+  EXPECT_EQ(text(via_proxy[0].report, "source"), "upstream") << via_proxy[0].log;
+  // The connectivity checks GET the target too (and stop at the head).
+  const auto before_relay = www_payload_requests();
+  EXPECT_GE(before_relay, 1u);
+
+  // ...and from the relay once it is there.
+  const auto& relay = start_daemon("relay", "relay", true);
+  const auto& second = add_host("agent2");
+  auto from_relay = fetch_all({&second}, proxy_args, true, target);
+  expect_from_responder(from_relay[0], "relay", relay.link_local);
+  EXPECT_EQ(www_payload_requests(), before_relay);
+}
+
+}  // namespace
+}  // namespace lanrelay::test
