@@ -143,7 +143,7 @@ std::optional<proxy_settings> resolution::settings(
   if (credentials && !out.has_userinfo() && credentials->fit(out)) {
     add_credentials(out, credentials->user_password);
   }
-  return proxy_settings{std::move(out)};
+  return proxy_settings{std::move(out), auth};
 }
 
 proxy_resolver::proxy_resolver(net::any_io_executor executor, proxy_resolver_options options)
@@ -207,7 +207,7 @@ net::awaitable<void> proxy_resolver::watch_addresses() {
 net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
                                                resolution_step step,
                                                const std::optional<std::string>& proxy_url,
-                                               resolution& r) {
+                                               resolution& r, proxy_auth_scheme auth) {
   reachability_request request;
   request.target = target;
   request.timeout = options_.check_timeout;
@@ -224,16 +224,23 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
         options_.credentials->fit(with_credentials)) {
       add_credentials(with_credentials, options_.credentials->user_password);
     }
-    request.proxy = proxy_settings{std::move(with_credentials)};
+    request.proxy = proxy_settings{std::move(with_credentials), auth};
   }
   const auto outcome = co_await check_reachable(request);
   if (!outcome.reachable) {
-    r.skipped.push_back({step, shown, "connectivity check failed: " + outcome.describe()});
+    // Through a proxy, the scheme the check logged in with: "the proxy rejected the
+    // credentials" then says which login was refused.
+    r.skipped.push_back({step, shown,
+                         "connectivity check failed" +
+                             (proxy_url ? " (auth " + std::string(to_string(auth)) + ")"
+                                        : std::string()) +
+                             ": " + outcome.describe()});
     co_return false;
   }
   r.working = true;
   r.decided_by = step;
   r.proxy = proxy_url;
+  r.auth = auth;
   co_return true;
 }
 
@@ -324,7 +331,10 @@ net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& t
   const std::string host(target.host_address());
   for (const auto& p : asked.accepted->proxies) {
     const auto advertised = boost::urls::parse_absolute_uri(p.url);
-    if (p.needs_credentials &&
+    // The same words on both sides: "basic", "digest", "ntlm", "negotiate".
+    const auto auth = p.auth ? parse_proxy_auth_scheme(proxy::to_string(*p.auth)).value()
+                             : proxy_auth_scheme::basic;
+    if (p.needs_credentials && auth != proxy_auth_scheme::negotiate &&
         !(options_.credentials && advertised && options_.credentials->fit(*advertised))) {
       r.skipped.push_back({resolution_step::proxyhelper, p.url,
                            options_.credentials
@@ -341,7 +351,7 @@ net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& t
                            "its bypass list covers the target (direct, which failed)"});
       continue;
     }
-    if (co_await try_route(target, resolution_step::proxyhelper, p.url, r)) {
+    if (co_await try_route(target, resolution_step::proxyhelper, p.url, r, auth)) {
       break;
     }
   }
