@@ -6,7 +6,9 @@
 //     log counts them: no retry in a tight loop);
 //   - `lanrelay fetch --resolve-proxy` learns the proxy and its scheme from proxyhelperd's
 //     signed answer (proxy auth field) and downloads through it; with wrong credentials it fails
-//     clearly, again after a bounded number of requests.
+//     clearly, again after a bounded number of requests;
+//   - proxyhelperd's health check logs in with the proxy's scheme when it has credentials, and
+//     wrong ones make the proxy unhealthy.
 // squid_rig_test.cpp proves the same proxies with curl's command line.
 //
 // The client logs in to HTTP proxies with Basic only until the libcurl client replaces it: the
@@ -178,8 +180,10 @@ class proxy_auth : public testing::TestWithParam<proxy_auth_scheme> {
     return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, read_file(out)};
   }
 
-  // proxyhelperd on loopback advertising the proxy with its scheme; returns its public key.
-  std::string start_helper() {
+  // proxyhelperd on loopback advertising the proxy with its scheme; returns its public key once
+  // `event` is in its log. `extra` goes into the [[proxy]] table.
+  std::string start_helper(const std::string& extra = "", std::vector<std::string> environment = {},
+                           const std::string& event = "event=proxy_healthy") {
     helper_udp_ = free_port();
     const fs::path config = root_ / "proxyhelperd.toml";
     spew(config, "[state]\ndir = \"" + (root_ / "helper-state").string() + "\"\n" +
@@ -188,17 +192,16 @@ class proxy_auth : public testing::TestWithParam<proxy_auth_scheme> {
                      "[health]\nprobe_url = \"" + origin_base() + "/activeupdate/server.ini\"\n"
                      "interval = \"1h\"\ntimeout = \"10s\"\n"
                      "[[proxy]]\nurl = \"" + proxy_->url() + "\"\nneeds_credentials = true\n"
-                     "auth = \"" + scheme() + "\"\n");
+                     "auth = \"" + scheme() + "\"\n" + extra);
     const fs::path log = root_ / "proxyhelperd.log";
     helper_ = std::make_unique<process>(
         std::vector<std::string>{PROXYHELPERD_PATH, "--config", config.string(), "--query-port",
                                  std::to_string(helper_udp_)},
-        process::options{.output = log});
-    // Advertised once its first health check passed (anonymous: 407 from a proxy that needs
-    // credentials counts as up).
-    EXPECT_TRUE(eventually(60s, [&] {
-      return read_file(log).find("event=proxy_healthy") != std::string::npos;
-    })) << read_file(log);
+        process::options{.output = log, .environment = std::move(environment)});
+    // By default: advertised once its first health check passed (anonymous: 407 from a proxy
+    // that needs credentials counts as up).
+    EXPECT_TRUE(eventually(60s, [&] { return read_file(log).find(event) != std::string::npos; }))
+        << read_file(log);
     const auto text = read_file(log);
     const auto key_at = text.find("public key lanrelay-ed25519:");
     EXPECT_NE(key_at, std::string::npos) << text;
@@ -315,6 +318,40 @@ TEST_P(proxy_auth, an_agent_fetch_with_wrong_credentials_fails_naming_the_proxy_
   EXPECT_LE(after.size() - before, max_requests_per_failed_sync);
   for (std::size_t i = before; i < after.size(); ++i) {
     EXPECT_EQ(after[i].status, 407u) << after[i].url << " " << after[i].user;
+  }
+}
+
+// proxyhelperd's check logs in with the proxy's scheme when it has credentials: a user and
+// password from check_credentials_file, or Kerberos from KRB5_CLIENT_KTNAME for Negotiate. Right
+// ones pass (squid logs the probe as the user); wrong ones make the proxy unhealthy, though a
+// 407 to an anonymous check would count as up.
+TEST_P(proxy_auth, proxyhelperds_health_check_logs_in_with_the_scheme) {
+  const fs::path credentials = root_ / "check.cred";
+  spew(credentials, std::string(squid::user) + ":" + squid::password + "\n");
+  fs::permissions(credentials, fs::perms::owner_read | fs::perms::owner_write);
+  const std::string extra =
+      negotiate() ? "" : "check_credentials_file = \"" + credentials.string() + "\"\n";
+  ASSERT_FALSE(start_helper(extra, kerberos_environment(proxy_->client_keytab())).empty());
+  const auto log = proxy_->log_once([](const squid_request& line) { return line.status == 200; });
+  const auto probe = std::find_if(log.begin(), log.end(),
+                                  [](const squid_request& line) { return line.status == 200; });
+  ASSERT_NE(probe, log.end()) << read_file(root_ / "proxyhelperd.log");
+  EXPECT_NE(probe->url.find("/activeupdate/server.ini"), std::string::npos) << probe->url;
+  EXPECT_NE(probe->user.find(squid::user), std::string::npos) << probe->user;
+}
+
+TEST_P(proxy_auth, proxyhelperds_health_check_with_wrong_credentials_marks_the_proxy_unhealthy) {
+  const fs::path credentials = root_ / "check.cred";
+  spew(credentials, proxy_->wrong_user_name() + ":" + squid::wrong_password + "\n");
+  fs::permissions(credentials, fs::perms::owner_read | fs::perms::owner_write);
+  const std::string extra =
+      negotiate() ? "" : "check_credentials_file = \"" + credentials.string() + "\"\n";
+  start_helper(extra, kerberos_environment(proxy_->wrong_keytab()), "event=proxy_unhealthy");
+  const auto text = read_file(root_ / "proxyhelperd.log");
+  EXPECT_EQ(text.find("event=proxy_healthy"), std::string::npos) << text;
+  EXPECT_EQ(text.find(squid::wrong_password), std::string::npos) << text;
+  for (const auto& line : proxy_->log_once([](const squid_request& l) { return l.status == 407; })) {
+    EXPECT_EQ(line.status, 407u) << line.url << " " << line.user;
   }
 }
 
