@@ -49,6 +49,7 @@ json::object to_json(const proxy_resolution::resolution& r, const std::string& t
                    {"working", r.working},
                    {"decided_by", proxy_resolution::to_string(r.decided_by)},
                    {"proxy", r.proxy ? json::value(redact_urls(*r.proxy)) : json::value(nullptr)},
+                   {"auth", r.proxy ? json::value(to_string(r.auth)) : json::value(nullptr)},
                    {"asked_segment", r.asked_segment},
                    {"answered_by", r.answered_by},
                    {"answers", r.answers},
@@ -188,8 +189,14 @@ agent::fetch_options::upstream_route_fn proxy_cli_options::upstream_route(
       resolver->emplace(executor, options);
     }
     const auto route = co_await (*resolver)->resolve(upstream);
-    spdlog::info("event=upstream_route url={} decided_by={} proxy={}", upstream.buffer(),
-                 proxy_resolution::to_string(route.decided_by), route.proxy.value_or("direct"));
+    for (const auto& s : route.skipped) {
+      spdlog::info("event=proxy_route_skipped url={} step={} route={} reason=\"{}\"",
+                   redact_urls(upstream.buffer()), proxy_resolution::to_string(s.step),
+                   redact_urls(s.route), s.reason);
+    }
+    spdlog::info("event=upstream_route url={} decided_by={} proxy={} auth={}", upstream.buffer(),
+                 proxy_resolution::to_string(route.decided_by), route.proxy.value_or("direct"),
+                 route.proxy ? to_string(route.auth) : "none");
     co_return route.settings(credentials);
   };
 }

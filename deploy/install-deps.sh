@@ -8,9 +8,10 @@
 #
 # It touches only what it installs: packages already present are left alone, and no service is
 # stopped, disabled or killed. Test tools whose packages would start a system service (nginx,
-# danted) are installed with service starts refused for that one apt-get run (a policy-rc.d that
-# exists only during it; an administrator's own policy-rc.d is kept as it is). The tests run
-# their own instances of these programs, with their own configurations and ports.
+# danted, squid, krb5-kdc, krb5-admin-server) are installed with service starts refused for that
+# one apt-get run (a policy-rc.d that exists only during it; an administrator's own policy-rc.d is
+# kept as it is). The tests run their own instances of these programs, with their own
+# configurations and ports.
 #
 # LANRELAY_POLICY_RC_D overrides /usr/sbin/policy-rc.d (for tests/deploy/deploy_scripts_test.sh).
 set -euo pipefail
@@ -34,13 +35,16 @@ build_packages=(
   duktape-dev libgtest-dev libgmock-dev
   dpkg-dev file adduser openssl
 )
-# The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser.
+# The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser. squid and
+# the MIT Kerberos KDC (kdb5_util, kadmin.local, kinit) make the authenticating proxies of
+# tests/support/squid_fixture.hpp; their services are not started (policy-rc.d below).
 test_packages=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps wget systemd
   nginx-light wrk
   python3-prometheus-client chromium fonts-dejavu-core
   dante-server tinyproxy-bin
+  squid krb5-kdc krb5-admin-server krb5-user
 )
 
 packages=("${build_packages[@]}")

@@ -1,5 +1,6 @@
 #include "lanrelay/proxyhelper/config.hpp"
 
+#include "lanrelay/base/secret_file.hpp"
 #include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/segment/proxy_codec.hpp"
 #include "lanrelay/serving/admin_access.hpp"
@@ -8,6 +9,12 @@
 #include <boost/url/parse.hpp>
 
 namespace lanrelay::proxyhelper {
+
+proxy_protocol::proxy_entry advertised_entry(const proxy_spec& spec) {
+  return {spec.url, spec.priority, spec.needs_credentials, spec.bypass,
+          proxy_protocol::parse_auth_scheme(spec.auth)};
+}
+
 namespace {
 
 namespace proxy = proxy_protocol;
@@ -35,6 +42,15 @@ apply_result check_bypass(std::string_view entry) {
     return settings::toml_string(entry) +
            " is not a bypass entry: a host name, \"*.suffix\", \".suffix\", an address or "
            "address/prefix (\"10.0.0.0/8\")";
+  }
+  return std::nullopt;
+}
+
+apply_result check_auth_scheme(std::string_view text) {
+  if (!text.empty() && !proxy::parse_auth_scheme(text)) {
+    return settings::toml_string(text) +
+           " is not a proxy authentication scheme: \"basic\", \"digest\", \"ntlm\" or "
+           "\"negotiate\" (or leave auth out)";
   }
   return std::nullopt;
 }
@@ -82,6 +98,19 @@ settings::list_of_tables<proxyhelper_config, proxy_spec> proxy_list() {
               "Hosts reached directly, not through this proxy: \"host\", \"*.suffix\", "
               "\".suffix\", \"10.0.0.0/8\".",
               [](item& p) -> auto& { return p.bypass; }, check_bypass),
+          settings::string_setting<item>(
+              "", "auth", settings::setting_type::text,
+              "The scheme the proxy asks for: \"basic\", \"digest\", \"ntlm\" or "
+              "\"negotiate\" (Kerberos). Said in every answer, so agents log in with it; the "
+              "health check logs in with it when it has credentials. Empty: not said.",
+              [](item& p) -> auto& { return p.auth; }, check_auth_scheme),
+          settings::path_setting<item>(
+              "", "check_credentials_file",
+              "A file whose first line is user:password, for this proxy's health check only "
+              "(basic, digest, ntlm); owned by the daemon's user, mode 0600 or 0400. Negotiate "
+              "checks use the daemon's Kerberos credentials (KRB5_CLIENT_KTNAME). Empty: "
+              "checked without credentials.",
+              [](item& p) -> auto& { return p.check_credentials_file; }),
       },
       [](proxyhelper_config& c) -> auto& { return c.proxies; },
       [](const item& p, std::span<const item> earlier) -> apply_result {
@@ -312,7 +341,17 @@ std::vector<std::string> validate(const proxyhelper_config& config) {
       problems.push_back(where + ": the bypass list is longer than " +
                          std::to_string(proxy::max_bypass_length) + " characters in all");
     }
-    entries.push_back({p.url, p.priority, p.needs_credentials, p.bypass});
+    if (!p.check_credentials_file.empty()) {
+      std::string why;
+      const auto text = read_secret_file(p.check_credentials_file, max_check_credentials_size, why);
+      if (!text) {
+        problems.push_back(where + ": check_credentials_file: " + why);
+      } else if (text->substr(0, text->find('\n')).find(':') == std::string::npos) {
+        problems.push_back(where + ": check_credentials_file " + p.check_credentials_file.string() +
+                           ": the first line must be user:password");
+      }
+    }
+    entries.push_back(advertised_entry(p));
   }
   if (const auto size = proxy::answer_size(entries, true); size > proxy::query_datagram_size) {
     problems.push_back("the proxies' URLs and bypass lists make a signed answer of " +

@@ -3,6 +3,7 @@
 #include "lanrelay/base/log.hpp"
 #include "lanrelay/base/redact.hpp"
 #include "lanrelay/segment/interfaces.hpp"
+#include "lanrelay/base/secret_file.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <numeric>
 
@@ -40,7 +42,45 @@ std::optional<net::ip::address> link_local_proxy_route(const std::string& url_te
   return std::nullopt;
 }
 
+bool has_kerberos_credentials() {
+  return std::getenv("KRB5_CLIENT_KTNAME") != nullptr || std::getenv("KRB5CCNAME") != nullptr;
+}
+
 }  // namespace
+
+proxy_settings check_proxy_settings(const proxy_spec& spec, bool& logs_in) {
+  logs_in = false;
+  proxy_settings settings{boost::urls::url(spec.url)};
+  const auto scheme = proxy_protocol::parse_auth_scheme(spec.auth);
+  if (scheme == proxy_protocol::auth_scheme::negotiate) {
+    if (has_kerberos_credentials()) {
+      settings.auth = proxy_auth_scheme::negotiate;
+      logs_in = true;
+    }
+    return settings;
+  }
+  if (spec.check_credentials_file.empty()) {
+    return settings;
+  }
+  std::string why;
+  const auto text = read_secret_file(spec.check_credentials_file, max_check_credentials_size, why);
+  const auto line = text ? text->substr(0, text->find('\n')) : std::string();
+  const auto colon = line.find(':');
+  if (!text || colon == std::string::npos) {
+    spdlog::warn("event=check_credentials_unusable proxy={} file={} error=\"{}\" hint=\"checked "
+                 "without credentials\"",
+                 spec.url, spec.check_credentials_file.string(),
+                 text ? "the first line is not user:password" : why);
+    return settings;
+  }
+  settings.proxy.set_user(std::string_view(line).substr(0, colon));
+  settings.proxy.set_password(std::string_view(line).substr(colon + 1));
+  if (scheme) {
+    settings.auth = parse_proxy_auth_scheme(proxy_protocol::to_string(*scheme)).value();
+  }
+  logs_in = true;
+  return settings;
+}
 
 proxy_health::proxy_health(std::vector<proxy_spec> proxies) { replace(std::move(proxies)); }
 
@@ -112,7 +152,7 @@ std::vector<proxy_protocol::proxy_entry> proxy_health::healthy() const {
     std::lock_guard lock(mutex_);
     for (const auto& s : proxies_) {
       if (s.healthy) {
-        out.push_back({s.spec.url, s.spec.priority, s.spec.needs_credentials, s.spec.bypass});
+        out.push_back(advertised_entry(s.spec));
       }
     }
   }
@@ -191,8 +231,9 @@ net::awaitable<void> health_checker::check_all() {
   for (std::size_t i = 0; i < proxies.size(); ++i) {
     reachability_request request;
     request.target = *url;
-    request.proxy = proxy_settings{.proxy = boost::urls::url(proxies[i].spec.url),
-                                   .address = link_local_proxy_route(proxies[i].spec.url)};
+    bool logs_in = false;
+    request.proxy = check_proxy_settings(proxies[i].spec, logs_in);
+    request.proxy->address = link_local_proxy_route(proxies[i].spec.url);
     request.timeout = config->check_timeout;
     if (!config->probe_ca_file.empty()) {
       request.tls.ca_file = config->probe_ca_file;
@@ -203,15 +244,16 @@ net::awaitable<void> health_checker::check_all() {
           co_return co_await check_reachable(request);
         },
         [this, url = proxies[i].spec.url, needs_credentials = proxies[i].spec.needs_credentials,
-         r](std::exception_ptr e, reachability outcome) {
+         logs_in, r](std::exception_ptr e, reachability outcome) {
           if (e) {
             log_failure("proxy health check", e);
             outcome.error = boost::system::errc::make_error_code(boost::system::errc::io_error);
             outcome.reachable = false;
           }
           // A proxy that needs credentials answers the helper's anonymous check with 407: it is
-          // up and asks for what agents bring themselves.
-          if (needs_credentials && outcome.error == http_errc::proxy_auth_failed) {
+          // up and asks for what agents bring themselves. A 407 to a check that logged in says
+          // the check's credentials are wrong: the proxy stays unhealthy.
+          if (needs_credentials && !logs_in && outcome.error == http_errc::proxy_auth_failed) {
             outcome.reachable = true;
           }
           ++counters_.checks;

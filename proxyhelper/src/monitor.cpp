@@ -149,6 +149,7 @@ std::string status_json(const monitor_sources& m, std::chrono::system_clock::tim
     json::object p{{"url", s.spec.url},
                    {"priority", s.spec.priority},
                    {"needs_credentials", s.spec.needs_credentials},
+                   {"auth", s.spec.auth},
                    {"state", state_of(s)},
                    {"healthy", s.healthy},
                    {"last_result", s.last_result},

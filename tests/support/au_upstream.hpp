@@ -121,6 +121,10 @@ class nginx {
     key_ = std::move(key);
   }
 
+  // Answer 403 to every client but `address` (e.g. a proxy's tcp_outgoing_address), from the
+  // next start(): the origin is then reachable only through that proxy.
+  void allow_only(std::string address) { allow_only_ = std::move(address); }
+
   // Serves root_; `slow_uri` (exact URI, or a prefix when it ends with '/'), when set, at `rate`
   // bytes per second.
   void start(const std::string& slow_uri = {}, const std::string& rate = "512k") {
@@ -149,6 +153,9 @@ class nginx {
          << "    listen " << where_.address << ":" << port_
          << (certificate_.empty() ? "" : " ssl") << ";\n"
          << "    root " << root_.string() << ";\n";
+    if (!allow_only_.empty()) {
+      conf << "    allow " << allow_only_ << ";\n    deny all;\n";
+    }
     if (!certificate_.empty()) {
       conf << "    ssl_certificate " << certificate_.string() << ";\n"
            << "    ssl_certificate_key " << key_.string() << ";\n";
@@ -210,6 +217,7 @@ class nginx {
   au_fs::path root_;
   au_fs::path certificate_;
   au_fs::path key_;
+  std::string allow_only_;
   listen_on where_;
   unsigned short port_ = 0;
   process proc_;

@@ -159,7 +159,7 @@ std::optional<proxy_settings> resolution::settings(
   if (credentials && !out.has_userinfo() && credentials->fit(out)) {
     add_credentials(out, credentials->user_password);
   }
-  return proxy_settings{.proxy = std::move(out), .address = proxy_address};
+  return proxy_settings{.proxy = std::move(out), .auth = auth, .address = proxy_address};
 }
 
 proxy_resolver::proxy_resolver(net::any_io_executor executor, proxy_resolver_options options)
@@ -223,7 +223,7 @@ net::awaitable<void> proxy_resolver::watch_addresses() {
 net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
                                                resolution_step step,
                                                const std::optional<std::string>& proxy_url,
-                                               resolution& r,
+                                               resolution& r, proxy_auth_scheme auth,
                                                std::optional<net::ip::address> proxy_address) {
   reachability_request request;
   request.target = target;
@@ -241,17 +241,25 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
         options_.credentials->fit(with_credentials)) {
       add_credentials(with_credentials, options_.credentials->user_password);
     }
-    request.proxy = proxy_settings{.proxy = std::move(with_credentials), .address = proxy_address};
+    request.proxy = proxy_settings{
+        .proxy = std::move(with_credentials), .auth = auth, .address = proxy_address};
   }
   const auto outcome = co_await check_reachable(request);
   if (!outcome.reachable) {
-    r.skipped.push_back({step, shown, "connectivity check failed: " + outcome.describe()});
+    // Through a proxy, the scheme the check logged in with: "the proxy rejected the
+    // credentials" then says which login was refused.
+    r.skipped.push_back({step, shown,
+                         "connectivity check failed" +
+                             (proxy_url ? " (auth " + std::string(to_string(auth)) + ")"
+                                        : std::string()) +
+                             ": " + outcome.describe()});
     co_return false;
   }
   r.working = true;
   r.decided_by = step;
   r.proxy = proxy_url;
   r.proxy_address = proxy_url ? proxy_address : std::nullopt;
+  r.auth = auth;
   co_return true;
 }
 
@@ -342,7 +350,10 @@ net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& t
   const std::string host(target.host_address());
   for (const auto& p : asked.accepted->proxies) {
     const auto advertised = boost::urls::parse_absolute_uri(p.url);
-    if (p.needs_credentials &&
+    // The same words on both sides: "basic", "digest", "ntlm", "negotiate".
+    const auto auth = p.auth ? parse_proxy_auth_scheme(proxy::to_string(*p.auth)).value()
+                             : proxy_auth_scheme::basic;
+    if (p.needs_credentials && auth != proxy_auth_scheme::negotiate &&
         !(options_.credentials && advertised && options_.credentials->fit(*advertised))) {
       r.skipped.push_back({resolution_step::proxyhelper, p.url,
                            options_.credentials
@@ -362,7 +373,7 @@ net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& t
     // An advertised proxy at a link-local address (its URL has no zone) is reached through the
     // interface the answer arrived on.
     const auto scoped = link_local_proxy_address(advertised, asked.answered_on);
-    if (co_await try_route(target, resolution_step::proxyhelper, p.url, r, scoped)) {
+    if (co_await try_route(target, resolution_step::proxyhelper, p.url, r, auth, scoped)) {
       break;
     }
   }

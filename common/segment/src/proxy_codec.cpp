@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <string>
+#include <utility>
 
 namespace lanrelay::proxy_protocol {
 namespace {
@@ -64,12 +65,14 @@ constexpr std::uint32_t query_mandatory =
     bit(field_type::transaction_id) | bit(field_type::sender_cookie);
 constexpr std::uint32_t answer_fields =
     query_mandatory | bit(field_type::expires_at) | bit(field_type::proxy) |
-    bit(field_type::public_key) | bit(field_type::signature) | bit(field_type::padding);
+    bit(field_type::public_key) | bit(field_type::signature) | bit(field_type::padding) |
+    bit(field_type::proxy_auth);
 constexpr std::uint32_t answer_mandatory =
     query_mandatory | bit(field_type::expires_at) | bit(field_type::proxy);
 constexpr tlv::field_rules query_rules{query_fields, query_mandatory, 0};
-// An answer lists one proxy field per proxy.
-constexpr tlv::field_rules answer_rules{answer_fields, answer_mandatory, bit(field_type::proxy)};
+// An answer lists one proxy field per proxy, and at most one proxy_auth field per proxy.
+constexpr tlv::field_rules answer_rules{answer_fields, answer_mandatory,
+                                        bit(field_type::proxy) | bit(field_type::proxy_auth)};
 
 constexpr std::uint8_t flag_needs_credentials = 0x01;
 
@@ -85,6 +88,17 @@ constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e
 using tlv::load_be;
 
 using tlv::as_text;
+
+std::optional<auth_scheme> auth_scheme_from_wire(std::uint8_t value) {
+  switch (static_cast<auth_scheme>(value)) {
+    case auth_scheme::basic:
+    case auth_scheme::digest:
+    case auth_scheme::ntlm:
+    case auth_scheme::negotiate:
+      return static_cast<auth_scheme>(value);
+  }
+  return std::nullopt;
+}
 
 std::string join_bypass(const std::vector<std::string>& entries) {
   std::string out;
@@ -103,7 +117,8 @@ bool is_valid_bypass_list(const std::vector<std::string>& entries) {
 }
 
 bool is_valid_entry(const proxy_entry& p) {
-  return is_valid_proxy_url(p.url) && is_valid_bypass_list(p.bypass);
+  return is_valid_proxy_url(p.url) && is_valid_bypass_list(p.bypass) &&
+         (!p.auth || auth_scheme_from_wire(static_cast<std::uint8_t>(*p.auth)));
 }
 
 std::size_t entry_value_size(const proxy_entry& p) {
@@ -150,6 +165,9 @@ struct field_values {
   lanrelay::public_key key;
   ed25519_signature signature{};
   std::size_t signed_size = 0;
+  // proxy_auth fields: (proxy index, scheme), in datagram order. Checked against the proxies
+  // once every field is read, since they may come in any order.
+  std::vector<std::pair<std::uint8_t, auth_scheme>> auth;
 };
 
 boost::system::error_code read_field(field_type type, std::span<const std::byte> value,
@@ -202,6 +220,18 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
       return {};
     case field_type::padding:
       return {};
+    case field_type::proxy_auth: {
+      if (!fixed(proxy_auth_size)) {
+        return errc::invalid_field;
+      }
+      const auto index = std::to_integer<std::uint8_t>(value[0]);
+      const auto scheme = auth_scheme_from_wire(std::to_integer<std::uint8_t>(value[1]));
+      if (!scheme || index >= max_proxies) {
+        return errc::invalid_field;
+      }
+      out.auth.emplace_back(index, *scheme);
+      return {};
+    }
   }
   return {};
 }
@@ -231,6 +261,18 @@ boost::system::error_code parse(std::span<const std::byte> datagram, message_typ
   }
   if ((out.seen & bit(field_type::signature)) != 0 && (out.seen & bit(field_type::public_key)) == 0) {
     return errc::missing_field;
+  }
+  // Each proxy_auth names a proxy of this answer, and no proxy has two.
+  for (std::size_t i = 0; i < out.auth.size(); ++i) {
+    const auto index = out.auth[i].first;
+    if (index >= out.proxies.size()) {
+      return errc::invalid_field;
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (out.auth[j].first == index) {
+        return errc::invalid_field;
+      }
+    }
   }
   return {};
 }
@@ -271,6 +313,34 @@ const boost::system::error_category& proxy_protocol_category() noexcept {
   static const error_category_of<errc> category(
       "lanrelay.proxy", 0x6c6e72792d707278ULL, proxy_message);
   return category;
+}
+
+std::string_view to_string(auth_scheme scheme) noexcept {
+  switch (scheme) {
+    case auth_scheme::basic:
+      return "basic";
+    case auth_scheme::digest:
+      return "digest";
+    case auth_scheme::ntlm:
+      return "ntlm";
+    case auth_scheme::negotiate:
+      return "negotiate";
+  }
+  return "basic";
+}
+
+std::optional<auth_scheme> parse_auth_scheme(std::string_view text) noexcept {
+  const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+  for (const auto scheme : {auth_scheme::basic, auth_scheme::digest, auth_scheme::ntlm,
+                            auth_scheme::negotiate}) {
+    const auto word = to_string(scheme);
+    if (word.size() == text.size() &&
+        std::equal(word.begin(), word.end(), text.begin(),
+                   [&](char a, char b) { return a == lower(b); })) {
+      return scheme;
+    }
+  }
+  return std::nullopt;
 }
 
 bool is_valid_proxy_url(std::string_view text) noexcept {
@@ -374,6 +444,9 @@ std::size_t answer_size(std::span<const proxy_entry> proxies, bool is_signed) no
   std::size_t size = header_size + 3 * (field_header_size + 8);
   for (const auto& p : proxies) {
     size += field_header_size + entry_value_size(p);
+    if (p.auth) {
+      size += field_header_size + proxy_auth_size;
+    }
   }
   if (is_signed) {
     size += 2 * field_header_size + 32 + 64;
@@ -396,6 +469,15 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
   w.field_uint(field_type::expires_at, unix_seconds(a.expires_at));
   for (const auto& p : a.proxies) {
     write_proxy(w, p);
+  }
+  // After every proxy, in their order: the canonical encoding (a re-encoded answer is the same
+  // bytes, so a re-signed one verifies the same).
+  for (std::size_t i = 0; i < a.proxies.size(); ++i) {
+    if (const auto scheme = a.proxies[i].auth) {
+      w.header(field_type::proxy_auth, proxy_auth_size);
+      w.put_uint(static_cast<std::uint8_t>(i));
+      w.put_uint(static_cast<std::uint8_t>(*scheme));
+    }
   }
   if (key != nullptr) {
     w.field(field_type::public_key, key->public_key().bytes);
@@ -424,6 +506,9 @@ result<answer> decode_answer(std::span<const std::byte> datagram) {
   a.expires_at = std::chrono::system_clock::time_point(
       std::chrono::seconds(static_cast<std::int64_t>(v.expires_at)));
   a.proxies = std::move(v.proxies);
+  for (const auto& [index, scheme] : v.auth) {
+    a.proxies[index].auth = scheme;
+  }
   if ((v.seen & bit(field_type::signature)) != 0) {
     a.key = v.key;
     a.signature = v.signature;

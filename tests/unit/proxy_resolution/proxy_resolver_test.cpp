@@ -360,3 +360,99 @@ TEST(resolution, credentials_keep_reserved_characters_of_the_password) {
 
 }  // namespace
 }  // namespace lanrelay::proxy_resolution
+
+namespace lanrelay::proxy_resolution {
+namespace {
+
+TEST(resolution, settings_carry_the_scheme_of_the_route) {
+  resolution r;
+  r.working = true;
+  r.proxy = "http://10.77.0.1:3128";
+  r.auth = proxy_auth_scheme::ntlm;
+  const auto with = r.settings(proxy_credentials::bind("CORP\\svc:pw", "10.77.0.1:3128").value());
+  ASSERT_TRUE(with);
+  EXPECT_EQ(with->auth, proxy_auth_scheme::ntlm);
+  EXPECT_EQ(with->proxy.user(), "CORP\\svc");
+}
+
+// A proxyhelperd stand-in on 127.0.0.1: answers one query, unsigned, with `entry`.
+class one_answer {
+ public:
+  explicit one_answer(proxy_protocol::proxy_entry entry) : entry_(std::move(entry)) {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      std::vector<std::byte> buffer(proxy_protocol::max_datagram);
+      sockaddr_in from{};
+      socklen_t from_len = sizeof from;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 30'000) != 1) {
+        return;
+      }
+      const ssize_t n = ::recvfrom(fd_, buffer.data(), buffer.size(), 0,
+                                   reinterpret_cast<sockaddr*>(&from), &from_len);
+      const auto q = proxy_protocol::decode_query(
+          std::span(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0));
+      if (!q) {
+        return;
+      }
+      proxy_protocol::answer a;
+      a.transaction_id = q->transaction_id;
+      a.sender_cookie = 0x77;
+      a.expires_at = std::chrono::system_clock::now() + std::chrono::minutes(5);
+      a.proxies.push_back(entry_);
+      const auto bytes = proxy_protocol::encode(a, nullptr, proxy_protocol::max_datagram).value();
+      ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len);
+    });
+  }
+  ~one_answer() {
+    thread_.join();
+    ::close(fd_);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  proxy_protocol::proxy_entry entry_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// The scheme proxyhelperd's answer names is the one the connectivity check logs in with and the
+// one the route keeps for the download. A Negotiate proxy that needs credentials is tried without
+// configured ones: the process's Kerberos credentials log in.
+TEST(proxy_resolver, the_scheme_of_an_advertised_proxy_reaches_the_check_and_the_route) {
+  tiny_server proxy;
+  one_answer helper({"http://127.0.0.1:" + std::to_string(proxy.port()), 10, true, {},
+                     proxy_protocol::auth_scheme::negotiate});
+  auto options = quiet_options();
+  options.system.http_proxy = "http://127.0.0.1:" + std::to_string(closed_port());
+  options.ask_segment = true;  // by unicast to the stand-in only
+  options.query.targets = {net::ip::make_address("127.0.0.1")};
+  options.query.port = helper.port();
+  options.query.window = std::chrono::milliseconds(5'000);
+  options.query.ipv6 = false;
+  options.query.trust.accept_unsigned = true;
+  proxy_resolver resolver(context().get_executor(), options);
+  const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(closed_port()) + "/x");
+  ASSERT_TRUE(r.asked_segment);
+  ASSERT_EQ(r.answers, 1u);
+  if (r.working) {  // a client that logs in with Negotiate
+    EXPECT_EQ(r.decided_by, resolution_step::proxyhelper);
+    EXPECT_EQ(r.auth, proxy_auth_scheme::negotiate);
+    EXPECT_EQ(r.settings()->auth, proxy_auth_scheme::negotiate);
+  } else {  // one that refuses it: the check tried it
+    ASSERT_EQ(r.skipped.size(), 2u);
+    EXPECT_EQ(r.skipped[1].step, resolution_step::proxyhelper);
+    EXPECT_NE(r.skipped[1].reason.find("(auth negotiate)"), std::string::npos) << r.skipped[1].reason;
+  }
+}
+
+}  // namespace
+}  // namespace lanrelay::proxy_resolution

@@ -1,6 +1,10 @@
 #include "lanrelay/proxyhelper/config.hpp"
+#include "lanrelay/proxyhelper/health.hpp"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace lanrelay::proxyhelper {
 namespace {
@@ -105,6 +109,77 @@ url = "http://10.0.0.8:3128"
                                 "b.toml");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.diagnostics.front().message.find("not a network"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lanrelay::proxyhelper
+
+namespace lanrelay::proxyhelper {
+namespace {
+
+// [[proxy]] auth: the scheme said in every answer and used by the health check.
+TEST(proxyhelper_config, a_proxy_may_name_its_auth_scheme) {
+  const auto loaded = parse_config(R"([[proxy]]
+url = "http://proxy.corp.example:3128"
+needs_credentials = true
+auth = "NTLM"
+[[proxy]]
+url = "http://proxy2.corp.example:3128"
+)",
+                                   "auth.toml");
+  ASSERT_TRUE(loaded.ok()) << loaded.diagnostics.front().to_string();
+  EXPECT_EQ(loaded.config.proxies[0].auth, "NTLM");
+  EXPECT_EQ(advertised_entry(loaded.config.proxies[0]).auth, proxy_protocol::auth_scheme::ntlm);
+  EXPECT_EQ(advertised_entry(loaded.config.proxies[1]).auth, std::nullopt);
+
+  const auto bad = parse_config("[[proxy]]\nurl = \"http://p:3128\"\nauth = \"kerberos\"\n",
+                                "bad.toml");
+  ASSERT_EQ(bad.diagnostics.size(), 1u);
+  EXPECT_EQ(bad.diagnostics[0].line, 3u);
+  EXPECT_NE(bad.diagnostics[0].message.find("negotiate"), std::string::npos)
+      << bad.diagnostics[0].to_string();
+}
+
+TEST(proxyhelper_config, check_credentials_must_be_a_protected_user_password_file) {
+  char pattern[] = "/tmp/lanrelay-check-credentials.XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::filesystem::path dir = pattern;
+  const auto file = dir / "check.cred";
+  std::ofstream(file) << "probe:s3cret\n";
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write);
+  const std::string config = "[[proxy]]\nurl = \"http://p:3128\"\nauth = \"digest\"\n"
+                             "check_credentials_file = \"" + file.string() + "\"\n";
+  const auto good = parse_config(config, "good.toml");
+  EXPECT_TRUE(good.ok()) << good.diagnostics.front().to_string();
+
+  bool logs_in = false;
+  const auto settings = check_proxy_settings(good.config.proxies[0], logs_in);
+  EXPECT_TRUE(logs_in);
+  EXPECT_EQ(settings.auth, proxy_auth_scheme::digest);
+  EXPECT_EQ(settings.proxy.user(), "probe");
+  EXPECT_EQ(settings.proxy.password(), "s3cret");
+
+  std::filesystem::permissions(file, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  const auto open = parse_config(config, "open.toml");
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.diagnostics[0].message.find("check_credentials_file"), std::string::npos)
+      << open.diagnostics[0].to_string();
+  // At run time an unusable file means a check without credentials, logged.
+  const auto anonymous = check_proxy_settings(good.config.proxies[0], logs_in);
+  EXPECT_FALSE(logs_in);
+  EXPECT_FALSE(anonymous.proxy.has_userinfo());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(proxyhelper_config, a_check_without_credentials_goes_anonymously) {
+  proxy_spec spec{"http://p:3128", 10, true, {}, "ntlm", {}};
+  bool logs_in = true;
+  const auto settings = check_proxy_settings(spec, logs_in);
+  EXPECT_FALSE(logs_in);
+  EXPECT_EQ(settings.auth, proxy_auth_scheme::basic);
+  EXPECT_FALSE(settings.proxy.has_userinfo());
 }
 
 }  // namespace

@@ -239,6 +239,85 @@ TEST(proxy_codec, random_mutations_never_crash_and_never_verify) {
   EXPECT_EQ(verified, 0u);
 }
 
+// The scheme a proxy asks for travels in field 0x0008 after the proxies; a proxy without one
+// sends nothing (the golden bytes below have none).
+TEST(proxy_codec, the_auth_scheme_of_a_proxy_round_trips_and_is_signed) {
+  const auto key = example_key();
+  auto a = example_answer();
+  a.proxies[1].auth = auth_scheme::ntlm;
+  const auto encoded = encode(a, &key, query_datagram_size);
+  ASSERT_TRUE(encoded) << encoded.error().message();
+  EXPECT_EQ(encoded->size(), answer_size(a.proxies, true));
+  EXPECT_EQ(encoded->size(), encode(example_answer(), &key, query_datagram_size)->size() +
+                                 field_header_size + proxy_auth_size);
+  // 00 08 | 00 02 | proxy 1 | ntlm (3)
+  EXPECT_NE(hex(*encoded).find("0008000201030005"), std::string::npos) << hex(*encoded);
+  const auto decoded = decode_answer(*encoded);
+  ASSERT_TRUE(decoded) << decoded.error().message();
+  EXPECT_EQ(decoded->proxies, a.proxies);
+  EXPECT_EQ(decoded->proxies[0].auth, std::nullopt);
+  EXPECT_EQ(decoded->proxies[1].auth, auth_scheme::ntlm);
+  EXPECT_TRUE(check_answer(*decoded, *encoded, a.transaction_id, pinned(key), example_now));
+  // Changing the scheme breaks the signature.
+  auto altered = *encoded;
+  const auto at = hex(altered).find("000800020103") / 2;
+  altered[at + 5] = std::byte{1};
+  const auto forged = decode_answer(altered);
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(forged->proxies[1].auth, auth_scheme::basic);
+  EXPECT_EQ(check_answer(*forged, altered, a.transaction_id, pinned(key), example_now).error(),
+            errc::bad_signature);
+}
+
+TEST(proxy_codec, auth_fields_that_name_no_proxy_or_no_scheme_are_refused) {
+  auto a = example_answer();
+  a.proxies[0].auth = auth_scheme::basic;
+  const auto good = encode(a, nullptr, query_datagram_size).value();
+  ASSERT_TRUE(decode_answer(good));
+  const auto field = hex(good).find("000800020001") / 2;
+  const auto with = [&](std::uint8_t index, std::uint8_t scheme) {
+    auto b = good;
+    b[field + 4] = std::byte{index};
+    b[field + 5] = std::byte{scheme};
+    return decode_answer(b);
+  };
+  EXPECT_TRUE(with(1, 4));
+  EXPECT_EQ(with(1, 4)->proxies[1].auth, auth_scheme::negotiate);
+  EXPECT_EQ(with(2, 1).error(), errc::invalid_field);  // only two proxies
+  EXPECT_EQ(with(8, 1).error(), errc::invalid_field);
+  EXPECT_EQ(with(0, 0).error(), errc::invalid_field);  // no scheme 0
+  EXPECT_EQ(with(0, 5).error(), errc::invalid_field);  // nor 5
+  // Two schemes for the same proxy.
+  bytes twice(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(field + 6));
+  twice.insert(twice.end(), good.begin() + static_cast<std::ptrdiff_t>(field), good.end());
+  EXPECT_EQ(decode_answer(twice).error(), errc::invalid_field);
+  // A second one for the other proxy is fine.
+  bytes both(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(field + 6));
+  both.insert(both.end(), good.begin() + static_cast<std::ptrdiff_t>(field), good.end());
+  both[field + 6 + 4] = std::byte{1};
+  both[field + 6 + 5] = std::byte{2};
+  const auto decoded = decode_answer(both);
+  ASSERT_TRUE(decoded) << decoded.error().message();
+  EXPECT_EQ(decoded->proxies[0].auth, auth_scheme::basic);
+  EXPECT_EQ(decoded->proxies[1].auth, auth_scheme::digest);
+  // The wrong length.
+  auto longer = good;
+  longer[field + 3] = std::byte{3};
+  longer.insert(longer.begin() + static_cast<std::ptrdiff_t>(field + 6), std::byte{0});
+  EXPECT_EQ(decode_answer(longer).error(), errc::invalid_field);
+}
+
+TEST(proxy_codec, auth_scheme_words) {
+  for (const auto scheme : {auth_scheme::basic, auth_scheme::digest, auth_scheme::ntlm,
+                            auth_scheme::negotiate}) {
+    EXPECT_EQ(parse_auth_scheme(to_string(scheme)), scheme);
+  }
+  EXPECT_EQ(parse_auth_scheme("NTLM"), auth_scheme::ntlm);
+  EXPECT_EQ(parse_auth_scheme("Negotiate"), auth_scheme::negotiate);
+  EXPECT_EQ(parse_auth_scheme("kerberos"), std::nullopt);
+  EXPECT_EQ(parse_auth_scheme(""), std::nullopt);
+}
+
 constexpr std::string_view golden_answer_hex =
     "4c4e50580102000100080123456789abcdef0002000888776655443322110003"
     "0008000000006b49d32c00040031000a0014687474703a2f2f31302e312e302e"
@@ -279,6 +358,10 @@ TEST(proxy_codec, DISABLED_write_fuzz_seeds) {
   one.proxies.resize(1);
   one.proxies[0].bypass.clear();
   write("answer_one_proxy", encode(one, &key, query_datagram_size).value());
+  auto schemes = example_answer();
+  schemes.proxies[0].auth = auth_scheme::negotiate;
+  schemes.proxies[1].auth = auth_scheme::ntlm;
+  write("answer_auth_schemes", encode(schemes, &key, query_datagram_size).value());
   write("query", encode(example_query()));
 }
 

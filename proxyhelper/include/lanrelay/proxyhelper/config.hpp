@@ -6,6 +6,7 @@
 
 #include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/base/state_dir.hpp"
+#include "lanrelay/segment/proxy_codec.hpp"
 #include "lanrelay/serving/settings.hpp"
 
 #include <chrono>
@@ -25,9 +26,23 @@ struct proxy_spec {
   std::uint16_t priority = 100;     // lower is better; ties keep the file's order
   bool needs_credentials = false;   // agents must bring their own user and password
   std::vector<std::string> bypass;  // hosts reached directly; proxy_protocol::is_valid_bypass_entry
+  // The scheme the proxy asks for: "" (not said), "basic", "digest", "ntlm" or "negotiate"
+  // (proxy_protocol::parse_auth_scheme). Advertised in the answer; the health check logs in
+  // with it when it has credentials.
+  std::string auth;
+  // A secret file (secret_file.hpp) whose first line is user:password, for the health check of
+  // this proxy alone (basic, digest, ntlm). Empty: checked without credentials. Negotiate checks
+  // use the process's Kerberos credentials (KRB5_CLIENT_KTNAME in the unit).
+  std::filesystem::path check_credentials_file;
 
   bool operator==(const proxy_spec&) const = default;
 };
+
+// What an answer says of `spec` (its auth word as the wire's scheme).
+proxy_protocol::proxy_entry advertised_entry(const proxy_spec& spec);
+
+// check_credentials_file is read with this bound.
+inline constexpr std::size_t max_check_credentials_size = 4096;
 
 struct proxyhelper_config {
   std::filesystem::path state_dir;    // resolved: never empty after loading

@@ -31,6 +31,14 @@
 
 namespace lanrelay::proxyhelper {
 
+// How the health check reaches `spec`: its URL, with the user and password of
+// check_credentials_file and its auth scheme (basic, digest, ntlm); for auth = "negotiate", with
+// Kerberos when the process has credentials (KRB5_CLIENT_KTNAME or KRB5CCNAME set); otherwise
+// anonymously. `logs_in` says whether the check presents credentials. Reads the file each time
+// (a changed password counts from the next check); an unreadable one is logged and the check
+// goes without.
+proxy_settings check_proxy_settings(const proxy_spec& spec, bool& logs_in);
+
 class proxy_health {
  public:
   explicit proxy_health(std::vector<proxy_spec> proxies);

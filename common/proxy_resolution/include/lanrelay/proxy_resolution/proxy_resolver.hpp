@@ -10,8 +10,10 @@
 //      that do not pass the trust rules (pinned key, expiry) are ignored.
 //   3. Check the advertised proxies in their order; the first that reaches the target decides.
 //      A proxy that needs credentials is skipped unless the configured credentials are bound
-//      to it; one whose bypass list covers the target is skipped (that means direct, which
-//      step 1 found broken).
+//      to it (a Negotiate proxy excepted: the process's Kerberos credentials log in); one whose
+//      bypass list covers the target is skipped (that means direct, which step 1 found broken).
+//      The scheme the answer names for a proxy is used for its check and kept in the resolution
+//      (resolution::auth), so the download logs in the same way.
 // Credentials (proxy_credentials) go only to the one proxy they were configured for, by host and
 // port: never to a proxy a PAC script or the segment names unless it is that proxy. A PAC script
 // fetched over plain HTTP or a forged segment answer cannot collect them.
@@ -77,6 +79,9 @@ struct resolution {
   // Where to connect to that proxy when its URL alone cannot say: an advertised link-local
   // proxy's address with the zone of the interface the answer arrived on.
   std::optional<boost::asio::ip::address> proxy_address;
+  // How to log in to `proxy`: the scheme proxyhelperd's answer names for it (Basic when the
+  // answer says none, and for proxies from the environment or a PAC script).
+  proxy_auth_scheme auth = proxy_auth_scheme::basic;
   std::vector<skipped_route> skipped;
   bool asked_segment = false;      // step 2 ran (a query was broadcast or sent)
   std::string answered_by;         // the proxyhelperd whose answer was used
@@ -122,6 +127,7 @@ class proxy_resolver {
   boost::asio::awaitable<bool> from_system(const boost::urls::url& target, resolution& r);
   boost::asio::awaitable<bool> try_route(const boost::urls::url& target, resolution_step step,
                                          const std::optional<std::string>& proxy, resolution& r,
+                                         proxy_auth_scheme auth = proxy_auth_scheme::basic,
                                          std::optional<boost::asio::ip::address> proxy_address = {});
 
   // On strand_: waits for its turn, then resolves.

@@ -73,7 +73,15 @@ enum class field_type : std::uint16_t {
   public_key = 0x0005,      // 32 bytes, answer (with a signature)
   signature = 0x0006,       // 64 bytes, answer, last field
   padding = 0x0007,         // any bytes, ignored; any message
+  proxy_auth = 0x0008,      // u8 proxy index, u8 auth_scheme; answer, repeated, optional
 };
+
+// How a proxy wants agents to log in, as the proxy answer says it (field proxy_auth). The values
+// are the wire's; the words ("basic", ...) are those of configuration files and logs.
+enum class auth_scheme : std::uint8_t { basic = 1, digest = 2, ntlm = 3, negotiate = 4 };
+std::string_view to_string(auth_scheme scheme) noexcept;
+// Case-insensitive; nullopt for any other word.
+std::optional<auth_scheme> parse_auth_scheme(std::string_view text) noexcept;
 
 inline constexpr std::array<std::byte, 4> magic{std::byte{'L'}, std::byte{'N'}, std::byte{'P'},
                                                  std::byte{'X'}};
@@ -92,6 +100,7 @@ inline constexpr std::size_t max_proxies = 8;
 inline constexpr std::size_t max_proxy_url_length = 255;
 inline constexpr std::size_t max_bypass_length = 255;   // the whole list, comma separated
 inline constexpr std::size_t proxy_entry_fixed_size = 4;  // priority u16, flags u8, url length u8
+inline constexpr std::size_t proxy_auth_size = 2;  // proxy index u8, scheme u8
 // An agent refuses answers that claim to stay valid longer than this (plus answer_clock_skew):
 // a captured answer cannot be made to live for days.
 inline constexpr std::chrono::seconds max_answer_lifetime{3600};
@@ -113,6 +122,9 @@ struct proxy_entry {
   std::uint16_t priority = 0;  // lower is better; the answer lists entries best first
   bool needs_credentials = false;  // the agent must bring its own user and password
   std::vector<std::string> bypass;  // hosts reached directly: is_valid_bypass_entry each
+  // The scheme the proxy asks for (a proxy_auth field naming this entry); nullopt: the answer
+  // does not say, and no such field is sent.
+  std::optional<auth_scheme> auth;
 
   bool operator==(const proxy_entry&) const = default;
 };
