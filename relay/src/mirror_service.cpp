@@ -396,6 +396,7 @@ struct mirror_service::source {
   // `pull_through`: what may be fetched on demand beyond `upstream.include`; unset: nothing.
   std::function<bool(const au::listed_file&)> pull_filter;
   unsigned failures = 0;  // strand: syncs failed in a row (retry backoff)
+  bool replan = false;    // strand: sync_now ran a sync; the schedule's wait is planned anew
   const fs::path dir;
   net::strand<net::io_context::executor_type> strand;
   net::steady_timer schedule;     // strand
@@ -670,14 +671,18 @@ net::awaitable<void> mirror_service::schedule_loop(source& s) {
     if (stopping_.load()) {
       co_return;
     }
-    co_await run_sync(s);
+    if (!s.replan) {
+      co_await run_sync(s);
+    }
+    s.replan = false;
     if (s.failures == 0) {
       wait = s.settings.interval + jitter(s.settings.jitter);
     } else {
-      // retry, 2 x retry, 4 x retry ... up to interval; a little jitter so relays spread.
+      // retry, 2 x retry, 4 x retry ... up to half the interval, so that a failing source is
+      // always tried again before its schedule would; a little jitter so relays spread.
       const auto shift = std::min(s.failures - 1, 20U);
       wait = std::min(std::chrono::duration_cast<milliseconds>(s.settings.retry) * (std::int64_t{1} << shift),
-                      s.settings.interval);
+                      std::max(s.settings.interval / 2, milliseconds{1}));
       spdlog::info("event=mirror_sync_retry name={} failures={} in_ms={}", s.settings.name, s.failures,
                    wait.count());
       wait += jitter(std::min(s.settings.jitter, wait / 4));
@@ -1031,7 +1036,16 @@ net::awaitable<result<sync_result>> mirror_service::sync_now(std::string name) {
   if (s == nullptr) {
     co_return errc::not_found;
   }
-  co_return co_await net::co_spawn(s->strand, run_sync(*s), net::use_awaitable);
+  co_return co_await net::co_spawn(s->strand, sync_and_replan(*s), net::use_awaitable);
+}
+
+net::awaitable<sync_result> mirror_service::sync_and_replan(source& s) {
+  auto result = co_await run_sync(s);
+  // The schedule plans again from this result: a failure is retried with the backoff instead of
+  // an interval later, a success waits a whole interval from now.
+  s.replan = true;
+  s.schedule.cancel();
+  co_return result;
 }
 
 std::vector<mirrored_item> mirror_service::find(item_kind kind, std::string_view name,

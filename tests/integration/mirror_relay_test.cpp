@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 
@@ -626,9 +627,18 @@ TEST_F(mirror_relay, failed_sync_is_retried_with_backoff) {
   EXPECT_NE(relay.log().find("event=mirror_sync_retry name=vendor"), std::string::npos);
 }
 
+// Issue 15: on a full disk the error shows where operators look, what the failed sync wrote is
+// removed, and the sync is tried again after `retry` (the upstream sees it), not an interval later.
 TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
   if (::geteuid() != 0) {
     GTEST_SKIP() << "mounting a small tmpfs needs root";
+  }
+  // A mount namespace of this test process (ctest runs each test in its own): the tmpfs is
+  // visible only to this process and the relay and CLI it starts, and goes with them. This
+  // process has no other thread yet, which unshare(CLONE_NEWNS) requires; where it cannot, the
+  // tmpfs is mounted in the host's namespace and unmounted at the end.
+  if (::unshare(CLONE_NEWNS) == 0) {
+    ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0) << std::strerror(errno);
   }
   const fs::path disk = root_ / "disk";
   fs::create_directories(disk);
@@ -641,7 +651,9 @@ TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
   publish_v1();  // 2.2 MB
   ASSERT_NO_FATAL_FAILURE(upstream_->start());
   // No floor: the disk really fills up (cache.min_free has its own test).
-  relayd& relay = start_relay(upstream_url(), "", disk.string(), "", "[cache]\nmin_free = 0\n");
+  // retry: long enough for the checks below to see the failed sync's leftovers gone before the
+  // retry writes again, short enough for the test to wait for it.
+  relayd& relay = start_relay(upstream_url(), "retry = \"10s\"\n", disk.string(), "", "[cache]\nmin_free = 0\n");
   ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
   const std::string served_v1 = relay.request("GET", "/activeupdate/vendor/server.ini").message.body();
 
@@ -682,6 +694,15 @@ TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
     auto res = relay.request("GET", "/activeupdate/vendor/" + path);
     EXPECT_TRUE(res.message.body() == slurp(tree_->file(path))) << path;
   }
+
+  // The failed "update now" is retried on its own (the interval is an hour): the upstream is
+  // asked for server.ini and version 2 again.
+  const auto index_gets = upstream_gets("server.ini");
+  const auto v2_gets = upstream_gets(pattern_v2);
+  EXPECT_TRUE(eventually(60s, [&] {
+    return upstream_gets("server.ini") > index_gets && upstream_gets(pattern_v2) > v2_gets;
+  })) << relay.log();
+  EXPECT_NE(relay.log().find("event=mirror_sync_retry name=vendor"), std::string::npos);
   EXPECT_TRUE(relay.alive());
 }
 

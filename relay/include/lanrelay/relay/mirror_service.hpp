@@ -14,7 +14,7 @@
 //     mirror.max_pulls pulls at once and mirror.pull_volume bytes per sliding hour over all
 //     sources, nothing below cache.min_free, and a pull whose every waiting client hung up is
 //     cancelled (its partial file is kept for the next request to resume).
-//   - after a failed sync, tries again after `retry`, doubling up to `interval`; keeps the last
+//   - after a failed sync, tries again after `retry`, doubling up to half the `interval`; keeps the last
 //     error in memory too (state.json may be unwritable: a full disk).
 //
 // Directory of a source: <state_dir>/mirror/<name>, laid out as mirror.hpp describes, plus
@@ -152,6 +152,7 @@ class mirror_service {
  private:
   boost::asio::awaitable<void> schedule_loop(source& s);
   boost::asio::awaitable<sync_result> run_sync(source& s);
+  boost::asio::awaitable<sync_result> sync_and_replan(source& s);  // sync_now, on s.strand
   boost::asio::awaitable<pull_outcome> pull_and_wait(source& s, std::string path);
   boost::asio::awaitable<void> pull(source& s, std::string path, std::shared_ptr<pull_state> state);
   boost::asio::awaitable<void> refresh_snapshot(source& s);
