@@ -680,6 +680,32 @@ TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
   EXPECT_NE(std::string(status.at("mirrors").at("sources").at(0).at("last_error").as_string()).find(enospc),
             std::string::npos);
   EXPECT_NE(relay.request("GET", "/").message.body().find(enospc), std::string::npos);
+  // Freshness: the failed sync read the upstream's index, which lists a newer pattern than the
+  // one served; the engine is current.
+  const auto find_component = [](const json::value& source, std::string_view name) {
+    for (const auto& c : source.at("freshness").as_array()) {
+      if (c.at("component").as_string() == name) {
+        return c.as_object();
+      }
+    }
+    ADD_FAILURE() << name << " missing in " << json::serialize(source);
+    return json::object{};
+  };
+  const auto pattern_state = find_component(view, "PATTERN:48020000");
+  EXPECT_EQ(pattern_state.at("served").as_string(), "16.679.00");
+  EXPECT_EQ(pattern_state.at("upstream").as_string(), "16.680.00");
+  EXPECT_TRUE(pattern_state.at("behind").as_bool());
+  EXPECT_FALSE(find_component(view, "ENGINE:4").at("behind").as_bool());
+  EXPECT_TRUE(find_component(status.at("mirrors").at("sources").at(0), "PATTERN:48020000").at("behind").as_bool());
+  auto overview = cli({"status", where});
+  EXPECT_NE(overview.output.find("PATTERN:48020000: served 16.679.00"), std::string::npos) << overview.output;
+  EXPECT_NE(overview.output.find("upstream lists 16.680.00"), std::string::npos) << overview.output;
+  EXPECT_NE(overview.output.find("BEHIND for"), std::string::npos) << overview.output;
+  EXPECT_NE(relay.request("GET", "/").message.body().find("behind for"), std::string::npos);
+  const std::string metrics = relay.request("GET", "/-/metrics").message.body();
+  EXPECT_NE(metrics.find("lanrelay_mirror_behind{source=\"vendor\",component=\"PATTERN:48020000\"} 1"),
+            std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("lanrelay_mirror_sync_failing{source=\"vendor\"} 1"), std::string::npos);
   // What the failed sync wrote is gone: no partial file, the space is back.
   for (const auto& entry : fs::recursive_directory_iterator(disk / "mirror" / "vendor" / "staging")) {
     EXPECT_FALSE(entry.path().string().ends_with(".partial")) << entry.path();
