@@ -4,13 +4,16 @@
 # Usage: deploy/install-deps.sh          what building and running lanrelay needs (quickstart.sh,
 #                                        build-deb.sh): compilers, libraries, packaging tools
 #        deploy/install-deps.sh --test   the same, plus what the test suite and the benchmarks
-#                                        run (test.sh): nginx, Chromium, Dante, tinyproxy, wrk, ...
+#                                        run (test.sh): nginx, Chromium, Dante, tinyproxy, wrk,
+#                                        promtool (prometheus), ...
 #
 # It touches only what it installs: packages already present are left alone, and no service is
 # stopped, disabled or killed. Test tools whose packages would start a system service (nginx,
-# danted) are installed with service starts refused for that one apt-get run (a policy-rc.d that
+# danted, prometheus: the suite needs only its promtool) are installed with service starts refused for that one apt-get run (a policy-rc.d that
 # exists only during it; an administrator's own policy-rc.d is kept as it is). The tests run
-# their own instances of these programs, with their own configurations and ports.
+# their own instances of these programs, with their own configurations and ports. The suite runs
+# only prometheus's promtool (tests/deploy: the alert rules); the package's own service stays as
+# the package leaves it (not started by this run), and no script of ours starts or stops it.
 #
 # LANRELAY_POLICY_RC_D overrides /usr/sbin/policy-rc.d (for tests/deploy/deploy_scripts_test.sh).
 set -euo pipefail
@@ -41,6 +44,7 @@ test_packages=(
   nginx-light wrk
   python3-prometheus-client chromium fonts-dejavu-core
   dante-server tinyproxy-bin
+  prometheus
 )
 
 packages=("${build_packages[@]}")
