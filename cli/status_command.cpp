@@ -63,6 +63,38 @@ std::uint64_t number_of(const json::value& v) {
 
 
 
+// "3 d" from a number of seconds, "-" from null.
+std::string age_of(const json::value& v) {
+  if (!v.is_number()) {
+    return "-";
+  }
+  return human_duration(std::chrono::seconds(number_of(v)));
+}
+
+// One line per component: what is served, what the upstream lists, and for how long each.
+void print_freshness(const json::array& components) {
+  for (const auto& c : components) {
+    if (!c.is_object()) {
+      continue;
+    }
+    const auto& o = c.get_object();
+    const auto field = [&](std::string_view key) -> const json::value& {
+      static const json::value none;
+      const auto* p = o.if_contains(key);
+      return p != nullptr ? *p : none;
+    };
+    const auto version = [&](std::string_view key, std::string_view empty) {
+      const auto& v = field(key);
+      return v.is_string() && !v.get_string().empty() ? text_of(v) : std::string(empty);
+    };
+    const bool behind = field("behind").is_bool() && field("behind").get_bool();
+    fmt::print("    {}: served {} ({}), upstream lists {} ({}){}\n", text_of(field("component")),
+               version("served", "none"), age_of(field("served_age_seconds")),
+               version("upstream", "not known yet"), age_of(field("upstream_age_seconds")),
+               behind ? ", BEHIND for " + age_of(field("behind_seconds")) : std::string(", current"));
+  }
+}
+
 // 24 hourly sums of a per-bucket series as a row of block characters, scaled to `peak`.
 std::string sparkline(const json::array& series, std::uint64_t bucket_seconds, std::uint64_t peak) {
   constexpr std::array blocks{" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
@@ -177,6 +209,9 @@ void print_status(const json::object& s, const std::string& where) {
       if (const auto* b = m.as_object().if_contains("blocked");
           b != nullptr && b->is_string() && !b->get_string().empty()) {
         fmt::print("    blocked: {}\n", text_of(*b));
+      }
+      if (const auto* f = m.as_object().if_contains("freshness"); f != nullptr && f->is_array()) {
+        print_freshness(f->get_array());
       }
     }
   }

@@ -4,14 +4,16 @@
 # Usage: deploy/install-deps.sh          what building and running lanrelay needs (quickstart.sh,
 #                                        build-deb.sh): compilers, libraries, packaging tools
 #        deploy/install-deps.sh --test   the same, plus what the test suite and the benchmarks
-#                                        run (test.sh): nginx, Chromium, Dante, tinyproxy, wrk, ...
+#                                        run (test.sh): nginx, Chromium, Dante, tinyproxy, wrk,
+#                                        promtool (prometheus), ...
 #
 # It touches only what it installs: packages already present are left alone, and no service is
 # stopped, disabled or killed. Test tools whose packages would start a system service (nginx,
-# danted, squid, krb5-kdc, krb5-admin-server) are installed with service starts refused for that
-# one apt-get run (a policy-rc.d that exists only during it; an administrator's own policy-rc.d is
-# kept as it is). The tests run their own instances of these programs, with their own
-# configurations and ports.
+# danted, squid, krb5-kdc, krb5-admin-server, prometheus) are installed with service starts refused
+# for that one apt-get run (a policy-rc.d that exists only during it; an administrator's own
+# policy-rc.d is kept as it is). The tests run their own instances of these programs, with their
+# own configurations and ports; of prometheus the suite runs only promtool (the alert rules), and
+# no script of ours starts or stops the package's own service.
 #
 # LANRELAY_POLICY_RC_D overrides /usr/sbin/policy-rc.d (for tests/deploy/deploy_scripts_test.sh).
 set -euo pipefail
@@ -45,6 +47,7 @@ test_packages=(
   python3-prometheus-client chromium fonts-dejavu-core
   dante-server tinyproxy-bin
   squid krb5-kdc krb5-admin-server krb5-user
+  prometheus
 )
 
 packages=("${build_packages[@]}")

@@ -200,7 +200,8 @@ settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_lis
           settings::duration_setting<milliseconds, item>(
               "", "retry",
               "After a failed sync the next try comes this much later, doubling with each "
-              "failure up to interval.",
+              "failure up to half the interval (so a failing source is tried again before its schedule "
+              "would), with a little jitter.",
               1s, 24h, [](item& s) -> auto& { return s.retry; }),
           settings::string_setting<item>(
               "", "proxy", settings::setting_type::text,

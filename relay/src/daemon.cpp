@@ -100,11 +100,14 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
         r.syncs_ok = view.syncs_ok;
         r.syncs_not_modified = view.syncs_not_modified;
         r.syncs_failed = view.syncs_failed;
+        r.freshness = std::move(view.freshness);
+        r.interval = view.interval;
         out.push_back(std::move(r));
       }
       return out;
     });
   }
+  server_->monitor().set_disk(config_.state_dir, config_.cache_min_free);
   server_->monitor().set_upstream_bytes(
       [mirrors = mirrors_.get()] { return mirrors->upstream_bytes(); });
 }

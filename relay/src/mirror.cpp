@@ -507,6 +507,7 @@ net::awaitable<std::string> sync_run::run() {
         parsed.error().to_string(base_ + "server.ini");
   }
   const au::index& doc = *parsed;
+  out_.upstream_versions = versions_of(doc);
 
   for (const auto& f : doc.files()) {
     if (iequals(f.path, served_index_name)) {

@@ -288,6 +288,8 @@ json::array to_json(const std::vector<mirror_source_view>& sources) {
       versions.push_back(json::object{{"component", component}, {"version", version}});
     }
     o["versions"] = std::move(versions);
+    o["interval_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(v.interval).count();
+    o["freshness"] = to_json(v.freshness, std::chrono::system_clock::now());
     out.push_back(std::move(o));
   }
   return out;
@@ -396,6 +398,7 @@ struct mirror_service::source {
   // `pull_through`: what may be fetched on demand beyond `upstream.include`; unset: nothing.
   std::function<bool(const au::listed_file&)> pull_filter;
   unsigned failures = 0;  // strand: syncs failed in a row (retry backoff)
+  bool replan = false;    // strand: sync_now ran a sync; the schedule's wait is planned anew
   const fs::path dir;
   net::strand<net::io_context::executor_type> strand;
   net::steady_timer schedule;     // strand
@@ -426,6 +429,7 @@ struct mirror_service::source {
   bool syncing = false;
   std::size_t pulls_running = 0;
   std::uint64_t syncs_ok = 0, syncs_not_modified = 0, syncs_failed = 0;  // since start
+  std::vector<component_freshness> freshness;  // written on `strand`
 
   std::shared_ptr<const served_snapshot> snapshot() const {
     std::lock_guard lock(mutex);
@@ -618,6 +622,19 @@ void mirror_service::start() {
         s->strand,
         [this, &src = *s]() -> net::awaitable<void> {
           co_await refresh_snapshot(src);
+          {
+            auto known = load_freshness(src.dir);
+            std::lock_guard lock(src.mutex);
+            src.freshness = std::move(known);
+          }
+          if (src.freshness.empty()) {
+            // A snapshot from before freshness.json: served since its last change, as far as
+            // this relay knows.
+            const auto status = read_status(src.dir);
+            note_freshness(src, std::nullopt,
+                           status && status->last_change ? *status->last_change
+                                                         : std::chrono::system_clock::now());
+          }
           co_await schedule_loop(src);
         },
         log_failure("mirror schedule"));
@@ -670,14 +687,18 @@ net::awaitable<void> mirror_service::schedule_loop(source& s) {
     if (stopping_.load()) {
       co_return;
     }
-    co_await run_sync(s);
+    if (!s.replan) {
+      co_await run_sync(s);
+    }
+    s.replan = false;
     if (s.failures == 0) {
       wait = s.settings.interval + jitter(s.settings.jitter);
     } else {
-      // retry, 2 x retry, 4 x retry ... up to interval; a little jitter so relays spread.
+      // retry, 2 x retry, 4 x retry ... up to half the interval, so that a failing source is
+      // always tried again before its schedule would; a little jitter so relays spread.
       const auto shift = std::min(s.failures - 1, 20U);
       wait = std::min(std::chrono::duration_cast<milliseconds>(s.settings.retry) * (std::int64_t{1} << shift),
-                      s.settings.interval);
+                      std::max(s.settings.interval / 2, milliseconds{1}));
       spdlog::info("event=mirror_sync_retry name={} failures={} in_ms={}", s.settings.name, s.failures,
                    wait.count());
       wait += jitter(std::min(s.settings.jitter, wait / 4));
@@ -716,6 +737,15 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
   if (result.ok() && (result.changed || !s.snapshot()->has_index)) {
     co_await refresh_snapshot(s);
   }
+  {
+    std::optional<component_versions> upstream;
+    if (result.not_modified) {
+      upstream = s.snapshot()->versions;  // the upstream's index is the one served
+    } else if (!result.upstream_versions.empty()) {
+      upstream = result.upstream_versions;
+    }
+    note_freshness(s, upstream, std::chrono::system_clock::now());
+  }
   if (result.ok() && result.changed) {
     const auto text = read_small_file(s.dir / "tree" / "server.ini", au::max_document_bytes);
     if (auto doc = text ? au::parse(*text) : au::parse_result<au::index>(au::parse_error{}); text && doc) {
@@ -745,6 +775,32 @@ net::awaitable<sync_result> mirror_service::run_sync(source& s) {
   co_return result;
 }
 
+void mirror_service::note_freshness(source& s, const std::optional<component_versions>& upstream,
+                                    std::chrono::system_clock::time_point now) {
+  std::vector<component_freshness> before;
+  {
+    std::lock_guard lock(s.mutex);
+    before = s.freshness;
+  }
+  auto next = advance_freshness(before, s.snapshot()->versions, upstream, now);
+  if (next == before) {
+    return;
+  }
+  for (const auto& c : next) {
+    if (c.behind()) {
+      spdlog::info("event=mirror_behind name={} component={} served=\"{}\" upstream=\"{}\"",
+                   s.settings.name, c.component, c.served, c.upstream);
+    }
+  }
+  if (auto saved = save_freshness(s.dir, next); !saved) {
+    // Kept in memory all the same; ages restart from the next success after a restart.
+    spdlog::warn("event=mirror_freshness_not_saved name={} error=\"{}\"", s.settings.name,
+                 saved.error().message());
+  }
+  std::lock_guard lock(s.mutex);
+  s.freshness = std::move(next);
+}
+
 net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
   auto next = std::make_shared<served_snapshot>();
   const fs::path tree = s.dir / "tree";
@@ -753,12 +809,7 @@ net::awaitable<void> mirror_service::refresh_snapshot(source& s) {
   if (const auto text = read_small_file(tree / "server.ini", au::max_document_bytes)) {
     if (auto doc = au::parse(*text)) {
       next->has_index = true;
-      for (const auto& p : doc->patterns()) {
-        next->versions.emplace_back("PATTERN:" + p.id, p.version.to_display());
-      }
-      for (const auto& e : doc->engines()) {
-        next->versions.emplace_back("ENGINE:" + e.id, e.version.to_string());
-      }
+      next->versions = versions_of(*doc);
       add_listed(*doc, next->names);
       for (const auto& f : doc->files()) {
         if (s.upstream.include && !s.upstream.include(f) && !(s.pull_filter && s.pull_filter(f))) {
@@ -1031,7 +1082,16 @@ net::awaitable<result<sync_result>> mirror_service::sync_now(std::string name) {
   if (s == nullptr) {
     co_return errc::not_found;
   }
-  co_return co_await net::co_spawn(s->strand, run_sync(*s), net::use_awaitable);
+  co_return co_await net::co_spawn(s->strand, sync_and_replan(*s), net::use_awaitable);
+}
+
+net::awaitable<sync_result> mirror_service::sync_and_replan(source& s) {
+  auto result = co_await run_sync(s);
+  // The schedule plans again from this result: a failure is retried with the backoff instead of
+  // an interval later, a success waits a whole interval from now.
+  s.replan = true;
+  s.schedule.cancel();
+  co_return result;
 }
 
 std::vector<mirrored_item> mirror_service::find(item_kind kind, std::string_view name,
@@ -1149,6 +1209,8 @@ std::vector<mirror_source_view> mirror_service::status() const {
     v.syncs_ok = s->syncs_ok;
     v.syncs_not_modified = s->syncs_not_modified;
     v.syncs_failed = s->syncs_failed;
+    v.freshness = s->freshness;
+    v.interval = s->settings.interval;
     out.push_back(std::move(v));
   }
   return out;

@@ -3,8 +3,12 @@
 #include "lanrelay/base/log.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <limits>
+#include <optional>
 #include <tuple>
+
+#include <sys/statvfs.h>
 
 #ifndef LANRELAY_VERSION
 #define LANRELAY_VERSION "unknown"
@@ -52,6 +56,12 @@ void monitor::set_mirror_provider(mirror_provider provider) {
 void monitor::set_upstream_bytes(std::function<std::uint64_t()> source) {
   std::lock_guard lock(provider_mutex_);
   upstream_bytes_ = std::move(source);
+}
+
+void monitor::set_disk(std::filesystem::path state_dir, space_floor min_free) {
+  std::lock_guard lock(provider_mutex_);
+  disk_dir_ = std::move(state_dir);
+  min_free_ = min_free;
 }
 
 void monitor::set_https(std::function<https_report()> source) {
@@ -225,6 +235,41 @@ void monitor::register_metrics() {
                   {}, value_of([store] { return static_cast<double>(store->max_size()); }));
   r.add_collector("lanrelay_cache_items", "Items in the cache.", metric_type::gauge, {},
                   value_of([store] { return static_cast<double>(store->list().size()); }));
+  r.add_collector("lanrelay_cache_evictions_total",
+                  "Items this lanrelayd evicted from the cache to make room (cache.max_size).",
+                  metric_type::counter, {},
+                  value_of([store] { return static_cast<double>(store->evictions()); }));
+
+  // The state directory's file system, and the floor cache.min_free keeps free on it.
+  const auto disk_sample = [this](auto pick) {
+    return [this, pick] {
+      std::filesystem::path dir;
+      space_floor floor;
+      {
+        std::lock_guard lock(provider_mutex_);
+        dir = disk_dir_.empty() ? store_.dir() : disk_dir_;
+        floor = min_free_;
+      }
+      struct ::statvfs fs {};
+      if (::statvfs(dir.c_str(), &fs) != 0) {
+        return std::vector<sample>{};
+      }
+      const std::uint64_t total = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
+      const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+      return std::vector<sample>{{{}, static_cast<double>(pick(total, free, floor.for_total(total)))}};
+    };
+  };
+  r.add_collector("lanrelay_disk_free_bytes",
+                  "Bytes free for lanrelayd on the state directory's file system.",
+                  metric_type::gauge, {},
+                  disk_sample([](std::uint64_t, std::uint64_t free, std::uint64_t) { return free; }));
+  r.add_collector("lanrelay_disk_size_bytes", "Size of the state directory's file system.",
+                  metric_type::gauge, {},
+                  disk_sample([](std::uint64_t total, std::uint64_t, std::uint64_t) { return total; }));
+  r.add_collector("lanrelay_disk_min_free_bytes",
+                  "cache.min_free in bytes: below it nothing new is fetched.", metric_type::gauge,
+                  {},
+                  disk_sample([](std::uint64_t, std::uint64_t, std::uint64_t floor) { return floor; }));
 
   // Mirror sources, as the daemon reports them.
   r.add_collector("lanrelay_mirror_syncs_total", "Mirror syncs since start, by source and result.",
@@ -252,6 +297,85 @@ void monitor::register_metrics() {
                     }
                     return out;
                   });
+
+  r.add_collector("lanrelay_mirror_sync_interval_seconds",
+                  "The source's schedule: seconds between syncs (plus jitter).", metric_type::gauge,
+                  {"source"}, [this] {
+                    std::vector<sample> out;
+                    for (const auto& m : mirrors()) {
+                      out.push_back({{m.name}, std::chrono::duration<double>(m.interval).count()});
+                    }
+                    return out;
+                  });
+  r.add_collector("lanrelay_mirror_sync_failing",
+                  "1 when the source's last sync attempt failed (its error is in /-/mirror).",
+                  metric_type::gauge, {"source"}, [this] {
+                    std::vector<sample> out;
+                    for (const auto& m : mirrors()) {
+                      out.push_back({{m.name}, m.status.last_error.empty() ? 0.0 : 1.0});
+                    }
+                    return out;
+                  });
+
+  // Freshness, per source and component (mirror_freshness.hpp).
+  const auto per_component = [this](auto value) {
+    return [this, value] {
+      std::vector<sample> out;
+      const auto now = std::chrono::system_clock::now();
+      for (const auto& m : mirrors()) {
+        for (const auto& f : m.freshness) {
+          if (auto v = value(f, now)) {
+            out.push_back({{m.name, f.component}, *v});
+          }
+        }
+      }
+      return out;
+    };
+  };
+  const auto age = [](const std::optional<std::chrono::system_clock::time_point>& t,
+                      std::chrono::system_clock::time_point now) -> std::optional<double> {
+    if (!t) {
+      return std::nullopt;
+    }
+    return std::max(0.0, std::chrono::duration<double>(now - *t).count());
+  };
+  r.add_collector("lanrelay_mirror_component_info",
+                  "Always 1; the labels name the version served and the newest the upstream lists "
+                  "(empty: none served, or not known yet).",
+                  metric_type::gauge, {"source", "component", "served", "upstream"}, [this] {
+                    std::vector<sample> out;
+                    for (const auto& m : mirrors()) {
+                      for (const auto& f : m.freshness) {
+                        out.push_back({{m.name, f.component, f.served, f.upstream}, 1});
+                      }
+                    }
+                    return out;
+                  });
+  r.add_collector("lanrelay_mirror_served_age_seconds",
+                  "Seconds since this relay began serving the component's current version.",
+                  metric_type::gauge, {"source", "component"},
+                  per_component([age](const component_freshness& f, auto now) {
+                    return f.served.empty() ? std::nullopt : age(f.served_since, now);
+                  }));
+  r.add_collector("lanrelay_mirror_upstream_age_seconds",
+                  "Seconds since the relay first saw the upstream list its newest version.",
+                  metric_type::gauge, {"source", "component"},
+                  per_component([age](const component_freshness& f, auto now) {
+                    return f.upstream.empty() ? std::nullopt : age(f.upstream_since, now);
+                  }));
+  r.add_collector("lanrelay_mirror_behind",
+                  "1 when the upstream lists a newer version than the relay serves.",
+                  metric_type::gauge, {"source", "component"},
+                  per_component([](const component_freshness& f, auto) -> std::optional<double> {
+                    return f.behind() ? 1.0 : 0.0;
+                  }));
+  r.add_collector("lanrelay_mirror_behind_seconds",
+                  "Seconds the upstream has listed a newer version than the relay serves; 0 when "
+                  "current.",
+                  metric_type::gauge, {"source", "component"},
+                  per_component([](const component_freshness& f, auto now) -> std::optional<double> {
+                    return static_cast<double>(f.behind_for(now).count());
+                  }));
 
   // Process.
   const auto started = started_;

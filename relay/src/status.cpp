@@ -73,6 +73,8 @@ std::string to_json(const status_report& r) {
     o["syncs"] = json::object{{"ok", m.syncs_ok},
                               {"not_modified", m.syncs_not_modified},
                               {"failed", m.syncs_failed}};
+    o["interval_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(m.interval).count();
+    o["freshness"] = to_json(m.freshness, r.now);
     sources.push_back(std::move(o));
   }
   root["mirrors"] = json::object{{"configured", r.mirrors_configured},

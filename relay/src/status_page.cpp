@@ -223,6 +223,28 @@ std::string render_status_page(const status_report& r) {
              "</td><td class=\"error\">" + html_escape(error) + "</td></tr>\n";
     }
     out += "</table>\n";
+
+    out += "<h2>Freshness</h2>\n<table id=\"freshness\"><tr><th>source</th><th>component</th>"
+           "<th>served</th><th>served for</th><th>upstream lists</th><th>listed for</th>"
+           "<th>behind</th></tr>\n";
+    const auto since = [&](const std::optional<std::chrono::system_clock::time_point>& t) {
+      return t ? human_duration(std::chrono::duration_cast<std::chrono::seconds>(r.now - *t))
+               : std::string("unknown");
+    };
+    for (const auto& m : r.mirrors) {
+      for (const auto& c : m.freshness) {
+        const bool behind = c.behind();
+        out += "<tr><td>" + html_escape(m.name) + "</td><td>" + html_escape(c.component) +
+               "</td><td>" + html_escape(c.served.empty() ? "none" : c.served) + "</td><td>" +
+               html_escape(c.served.empty() ? "" : since(c.served_since)) + "</td><td>" +
+               html_escape(c.upstream.empty() ? "not known yet" : c.upstream) + "</td><td>" +
+               html_escape(c.upstream.empty() ? "" : since(c.upstream_since)) + "</td><td" +
+               (behind ? " class=\"error\">behind for " + html_escape(human_duration(c.behind_for(r.now)))
+                       : std::string(">current")) +
+               "</td></tr>\n";
+      }
+    }
+    out += "</table>\n";
   }
   out += "</body></html>\n";
   return out;

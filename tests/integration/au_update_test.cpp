@@ -292,6 +292,49 @@ TEST_F(au_update, a_size_that_differs_from_the_index_installs_nothing) {
   EXPECT_EQ(recorded("P.48020000"), "1667900");
 }
 
+// Issue 15: each component's local age (since an update last found it current) is reported,
+// and past --max-age (default 7 days) a warning names it and the exit status is 3.
+TEST_F(au_update, local_age_is_reported_and_past_max_age_the_exit_status_is_3) {
+  tree_->publish(index_v1());
+  ASSERT_NO_FATAL_FAILURE(server_->start());
+  auto doc = run_json();
+  EXPECT_EQ(doc.at("max_age_seconds").as_int64(), 7 * 24 * 3600);
+  ASSERT_EQ(doc.at("local_age").as_array().size(), 3U) << json::serialize(doc);
+  for (const auto& a : doc.at("local_age").as_array()) {
+    EXPECT_FALSE(a.at("stale").as_bool());
+    EXPECT_LT(a.at("age_seconds").as_int64(), 3600);  // just now (the run takes seconds at most)
+  }
+
+  // Ten days without an update that found them current: the record says when that was.
+  const auto ten_days_ago = std::chrono::duration_cast<std::chrono::seconds>(
+                                (std::chrono::system_clock::now() - std::chrono::hours(240)).time_since_epoch())
+                                .count();
+  json::object components;
+  for (const auto& name : {"P.48020000", "P.4", "E.4"}) {
+    components[name] = ten_days_ago;
+  }
+  test::spew(dir_ / "lanrelay-checked.json",
+             json::serialize(json::object{{"format", 1}, {"components", components}}));
+  server_->kill();  // and the index is unreachable now
+
+  auto r = run_update();
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("warning: P.48020000 1667900 was last found current 10 d 0 h ago"),
+            std::string::npos)
+      << r.output;
+  r = run_update({"--max-age", "480h"});  // 20 days: the same failure, no warning
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(r.output.find("warning:"), std::string::npos) << r.output;
+  r = run_update({"--max-age", "0"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+
+  // The index back: every component is found current again, its age starts anew.
+  ASSERT_NO_FATAL_FAILURE(server_->start());
+  r = run_update();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("P.48020000 1667900 local age 0 s"), std::string::npos) << r.output;
+}
+
 TEST_F(au_update, components_after_the_deadline_fail_and_install_nothing) {
   tree_->publish(index_v1());
   ASSERT_NO_FATAL_FAILURE(server_->start());

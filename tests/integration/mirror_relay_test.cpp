@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 
@@ -626,9 +627,18 @@ TEST_F(mirror_relay, failed_sync_is_retried_with_backoff) {
   EXPECT_NE(relay.log().find("event=mirror_sync_retry name=vendor"), std::string::npos);
 }
 
+// Issue 15: on a full disk the error shows where operators look, what the failed sync wrote is
+// removed, and the sync is tried again after `retry` (the upstream sees it), not an interval later.
 TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
   if (::geteuid() != 0) {
     GTEST_SKIP() << "mounting a small tmpfs needs root";
+  }
+  // A mount namespace of this test process (ctest runs each test in its own): the tmpfs is
+  // visible only to this process and the relay and CLI it starts, and goes with them. This
+  // process has no other thread yet, which unshare(CLONE_NEWNS) requires; where it cannot, the
+  // tmpfs is mounted in the host's namespace and unmounted at the end.
+  if (::unshare(CLONE_NEWNS) == 0) {
+    ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0) << std::strerror(errno);
   }
   const fs::path disk = root_ / "disk";
   fs::create_directories(disk);
@@ -641,7 +651,9 @@ TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
   publish_v1();  // 2.2 MB
   ASSERT_NO_FATAL_FAILURE(upstream_->start());
   // No floor: the disk really fills up (cache.min_free has its own test).
-  relayd& relay = start_relay(upstream_url(), "", disk.string(), "", "[cache]\nmin_free = 0\n");
+  // retry: long enough for the checks below to see the failed sync's leftovers gone before the
+  // retry writes again, short enough for the test to wait for it.
+  relayd& relay = start_relay(upstream_url(), "retry = \"10s\"\n", disk.string(), "", "[cache]\nmin_free = 0\n");
   ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
   const std::string served_v1 = relay.request("GET", "/activeupdate/vendor/server.ini").message.body();
 
@@ -668,6 +680,32 @@ TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
   EXPECT_NE(std::string(status.at("mirrors").at("sources").at(0).at("last_error").as_string()).find(enospc),
             std::string::npos);
   EXPECT_NE(relay.request("GET", "/").message.body().find(enospc), std::string::npos);
+  // Freshness: the failed sync read the upstream's index, which lists a newer pattern than the
+  // one served; the engine is current.
+  const auto find_component = [](const json::value& source, std::string_view name) {
+    for (const auto& c : source.at("freshness").as_array()) {
+      if (c.at("component").as_string() == name) {
+        return c.as_object();
+      }
+    }
+    ADD_FAILURE() << name << " missing in " << json::serialize(source);
+    return json::object{};
+  };
+  const auto pattern_state = find_component(view, "PATTERN:48020000");
+  EXPECT_EQ(pattern_state.at("served").as_string(), "16.679.00");
+  EXPECT_EQ(pattern_state.at("upstream").as_string(), "16.680.00");
+  EXPECT_TRUE(pattern_state.at("behind").as_bool());
+  EXPECT_FALSE(find_component(view, "ENGINE:4").at("behind").as_bool());
+  EXPECT_TRUE(find_component(status.at("mirrors").at("sources").at(0), "PATTERN:48020000").at("behind").as_bool());
+  auto overview = cli({"status", where});
+  EXPECT_NE(overview.output.find("PATTERN:48020000: served 16.679.00"), std::string::npos) << overview.output;
+  EXPECT_NE(overview.output.find("upstream lists 16.680.00"), std::string::npos) << overview.output;
+  EXPECT_NE(overview.output.find("BEHIND for"), std::string::npos) << overview.output;
+  EXPECT_NE(relay.request("GET", "/").message.body().find("behind for"), std::string::npos);
+  const std::string metrics = relay.request("GET", "/-/metrics").message.body();
+  EXPECT_NE(metrics.find("lanrelay_mirror_behind{source=\"vendor\",component=\"PATTERN:48020000\"} 1"),
+            std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("lanrelay_mirror_sync_failing{source=\"vendor\"} 1"), std::string::npos);
   // What the failed sync wrote is gone: no partial file, the space is back.
   for (const auto& entry : fs::recursive_directory_iterator(disk / "mirror" / "vendor" / "staging")) {
     EXPECT_FALSE(entry.path().string().ends_with(".partial")) << entry.path();
@@ -682,6 +720,15 @@ TEST_F(mirror_relay, full_disk_keeps_the_old_snapshot_served) {
     auto res = relay.request("GET", "/activeupdate/vendor/" + path);
     EXPECT_TRUE(res.message.body() == slurp(tree_->file(path))) << path;
   }
+
+  // The failed "update now" is retried on its own (the interval is an hour): the upstream is
+  // asked for server.ini and version 2 again.
+  const auto index_gets = upstream_gets("server.ini");
+  const auto v2_gets = upstream_gets(pattern_v2);
+  EXPECT_TRUE(eventually(60s, [&] {
+    return upstream_gets("server.ini") > index_gets && upstream_gets(pattern_v2) > v2_gets;
+  })) << relay.log();
+  EXPECT_NE(relay.log().find("event=mirror_sync_retry name=vendor"), std::string::npos);
   EXPECT_TRUE(relay.alive());
 }
 

@@ -345,6 +345,7 @@ class store_core {
   const content_store::options& options() const noexcept { return opts_; }
   // options().max_size until a reload changes it.
   std::uint64_t max_size() const noexcept { return max_size_.load(std::memory_order_relaxed); }
+  std::uint64_t evictions() const noexcept { return evictions_.load(std::memory_order_relaxed); }
   result<void> set_max_size(std::uint64_t max_size);
 
   result<void> initialise();
@@ -397,6 +398,7 @@ class store_core {
 
   const content_store::options opts_;
   std::atomic<std::uint64_t> max_size_{opts_.max_size};
+  std::atomic<std::uint64_t> evictions_{0};  // since this object was opened
   const fs::path objects_dir_;
   const fs::path tmp_dir_;
   const fs::path index_path_;
@@ -771,6 +773,7 @@ result<void> store_core::set_max_size(std::uint64_t limit) {
                    "version={} size={} max_size={}",
                    opts_.dir.string(), to_string(gone.key.kind), gone.key.name, gone.key.version,
                    gone.size, limit);
+      evictions_.fetch_add(1, std::memory_order_relaxed);
       released.push_back(gone.sha256);
     }
     remove_unreferenced_locked(released);
@@ -1074,6 +1077,7 @@ result<item> store_core::publish(const item_key& key, const fs::path& tmp_path, 
                    "size={} max_size={}",
                    opts_.dir.string(), to_string(gone.key.kind), gone.key.name, gone.key.version,
                    gone.size, max_size());
+      evictions_.fetch_add(1, std::memory_order_relaxed);
       released.push_back(gone.sha256);
     }
     remove_unreferenced_locked(released);
@@ -1304,5 +1308,7 @@ result<void> content_store::set_max_size(std::uint64_t max_size) {
 }
 
 const fs::path& content_store::dir() const noexcept { return impl_->options().dir; }
+
+std::uint64_t content_store::evictions() const noexcept { return impl_->evictions(); }
 
 }  // namespace lanrelay

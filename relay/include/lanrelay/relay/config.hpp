@@ -84,7 +84,7 @@ struct mirror_source_settings {
   // an agent first asks for them (pull-through); same entries as `include`. Empty: none, such
   // requests get 404.
   std::vector<std::string> pull_through;
-  // After a failed sync, the next try comes after this, doubling with each failure up to
+  // After a failed sync, the next try comes after this, doubling with each failure up to half
   // `interval`.
   std::chrono::milliseconds retry{60'000};
   // http:// or socks5://[user:password@]host:port; "auto": resolved ([upstream_proxy]); empty: direct

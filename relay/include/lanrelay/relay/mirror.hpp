@@ -36,6 +36,7 @@
 #include "lanrelay/base/error.hpp"
 #include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/relay/config.hpp"
+#include "lanrelay/relay/mirror_freshness.hpp"
 #include "lanrelay/upstream/http_client.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -101,6 +102,9 @@ struct sync_result {
   std::size_t files_skipped = 0;     // listed files left out by mirror_source::include
   std::uint64_t bytes_downloaded = 0;  // payload bytes written, server.ini included
   std::size_t requests = 0;            // HTTP requests made (a redirect chain counts once)
+  // The patterns and engines the upstream's index listed, when it was read and parsed this time
+  // (also when the sync then failed, e.g. on a full disk); empty after a 304.
+  component_versions upstream_versions;
   std::string error;  // empty on success; otherwise for an administrator, and in state.json
 
   bool ok() const noexcept { return error.empty(); }

@@ -4,6 +4,8 @@
 //   - syncs on a schedule (interval + random jitter; the first sync right after start when the
 //     last one is older than the interval) and on demand (sync_now: "update now"),
 //   - prunes files no snapshot within `keep` names after a change,
+//   - keeps, per component, the version served, the newest the upstream lists and since when
+//     (mirror_freshness.hpp; <dir>/freshness.json),
 //   - keeps the served index parsed in memory, with the SHA-256 of every file it holds (computed
 //     once per file on a worker thread and remembered in <dir>/digests.json), for the HTTP
 //     handler, discovery offers and the signed catalog,
@@ -19,7 +21,7 @@
 //
 // Directory of a source: <state_dir>/mirror/<name>, laid out as mirror.hpp describes, plus
 // staging/<path>.pull for pull-through downloads in progress (kept when a pull is cancelled, so
-// the next one resumes) and digests.json.
+// the next one resumes), digests.json and freshness.json.
 //
 // Thread safety: every public member may be called from any thread. Each source's schedule and
 // sync run on its own strand; the served snapshot and the pull-through table are guarded by the
@@ -77,6 +79,9 @@ struct mirror_source_view {
   std::uint64_t syncs_failed = 0;
   // The served index's components: ("PATTERN:<id>", "16.679.00"), ("ENGINE:<id>", "12.500.1004").
   std::vector<std::pair<std::string, std::string>> versions;
+  // Per component: served and upstream versions and since when (mirror_freshness.hpp).
+  std::vector<component_freshness> freshness;
+  std::chrono::milliseconds interval{0};  // the source's schedule
 };
 
 enum class mirror_lookup_verdict {
@@ -152,9 +157,14 @@ class mirror_service {
  private:
   boost::asio::awaitable<void> schedule_loop(source& s);
   boost::asio::awaitable<sync_result> run_sync(source& s);
+  boost::asio::awaitable<sync_result> sync_and_replan(source& s);  // sync_now, on s.strand
   boost::asio::awaitable<pull_outcome> pull_and_wait(source& s, std::string path);
   boost::asio::awaitable<void> pull(source& s, std::string path, std::shared_ptr<pull_state> state);
   boost::asio::awaitable<void> refresh_snapshot(source& s);
+  // Advances s's freshness from its served snapshot and `upstream` (advance_freshness) and
+  // records it in freshness.json when it changed. On s.strand.
+  void note_freshness(source& s, const std::optional<component_versions>& upstream,
+                      std::chrono::system_clock::time_point now);
   source* find_source(std::string_view name) const;
   // proxy = "auto": sets s.upstream.proxy to the route the resolver finds (on s.strand).
   boost::asio::awaitable<void> find_route(source& s);

@@ -12,12 +12,14 @@
 
 #include "lanrelay/base/metrics.hpp"
 #include "lanrelay/content/store.hpp"
+#include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/activity.hpp"
 #include "lanrelay/relay/slot_pool.hpp"
 #include "lanrelay/relay/stats.hpp"
 #include "lanrelay/relay/status.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 #include <string>
 
@@ -38,6 +40,9 @@ class monitor {
   // Bytes downloaded from upstream that are counted elsewhere (the mirror service's own total);
   // added to relay_counters::bytes_fetched_upstream. Any thread; quick.
   void set_upstream_bytes(std::function<std::uint64_t()> source);
+  // The state directory and cache.min_free, for lanrelay_disk_*; before: the cache directory,
+  // no floor. Any thread.
+  void set_disk(std::filesystem::path state_dir, space_floor min_free);
   // The HTTPS listener's port and current certificate (it changes on SIGHUP). Any thread.
   void set_https(std::function<https_report()> source);
 
@@ -66,6 +71,8 @@ class monitor {
   mirror_provider mirror_provider_;  // guarded by provider_mutex_
   std::function<std::uint64_t()> upstream_bytes_;  // guarded by provider_mutex_
   std::function<https_report()> https_;  // guarded by provider_mutex_
+  std::filesystem::path disk_dir_;        // guarded by provider_mutex_
+  space_floor min_free_;                  // guarded by provider_mutex_
 };
 
 }  // namespace lanrelay::relay

@@ -11,6 +11,7 @@
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/activity.hpp"
 #include "lanrelay/relay/mirror.hpp"
+#include "lanrelay/relay/mirror_freshness.hpp"
 #include "lanrelay/relay/stats.hpp"
 
 #include <chrono>
@@ -35,6 +36,9 @@ struct mirror_report {
   std::uint64_t syncs_ok = 0;            // changed or unchanged, all files in place
   std::uint64_t syncs_not_modified = 0;  // upstream answered 304
   std::uint64_t syncs_failed = 0;
+  // Per component: served and upstream versions and since when (mirror_freshness.hpp).
+  std::vector<component_freshness> freshness;
+  std::chrono::milliseconds interval{0};  // the source's schedule
 };
 
 // Called at each status or metrics request, from any io thread; must be thread safe and quick

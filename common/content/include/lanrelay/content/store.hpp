@@ -139,6 +139,9 @@ class content_store {
   // over a limit smaller than they are (then adds fail with store_full).
   result<void> set_max_size(std::uint64_t max_size);
   const std::filesystem::path& dir() const noexcept;
+  // Items this content_store object evicted to make room (other processes' evictions are not
+  // counted).
+  std::uint64_t evictions() const noexcept;
 
  private:
   friend class item_writer;
