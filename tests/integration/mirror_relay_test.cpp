@@ -605,6 +605,59 @@ TEST_F(mirror_relay, relays_chain_into_a_hierarchy) {
   EXPECT_TRUE(json::parse(again.output).at("results").at(0).at("not_modified").as_bool()) << again.output;
 }
 
+// Issue 15 (on loopback; the routed-subnet version with an HTTP cache between levels is still to
+// come): a site relay mirrors the upstream, three segment relays mirror the site relay, and ten
+// agents per segment ask their segment relay for the pattern at once. Neither level fetches the
+// pattern ahead (include: engines only; pull_through: patterns), so all thirty requests turn
+// into three pull-throughs at the site relay, which turn into one upstream download.
+TEST_F(mirror_relay, a_three_level_hierarchy_carries_each_file_over_the_wan_once) {
+  publish_v1();
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  const std::string on_demand = "include = [\"ENGINE\"]\npull_through = [\"PATTERN\"]\n";
+  // The segment relays all come from 127.0.0.1: one client to the site relay.
+  relayd& site = start_relay(upstream_url(), on_demand, "", "", "[peers]\nmax_peers_per_client = 10\n");
+  ASSERT_TRUE(serves(site, pattern_v1)) << site.log();
+  const std::string site_url = "http://127.0.0.1:" + std::to_string(site.port()) + "/activeupdate/vendor/";
+  std::vector<relayd*> segments;
+  for (int i = 0; i < 3; ++i) {
+    segments.push_back(&start_relay(site_url, on_demand));
+  }
+  for (relayd* segment : segments) {
+    ASSERT_TRUE(serves(*segment, pattern_v1)) << segment->log();
+  }
+
+  const std::string expected = slurp(tree_->file(pattern_v1));
+  std::atomic<int> good{0};
+  std::vector<std::thread> agents;
+  for (int s = 0; s < 3; ++s) {
+    for (int i = 0; i < 10; ++i) {
+      agents.emplace_back([&, s, i] {
+        // Each agent its own host (loopback address), within the segment relay's 10 slots.
+        const std::string source = "127.0." + std::to_string(s + 2) + "." + std::to_string(i + 1);
+        raw_connection c(segments[s]->port(), 0, source.c_str());
+        if (!c.send_all("GET /activeupdate/vendor/" + pattern_v1 + " HTTP/1.1\r\nHost: relay\r\n\r\n")) {
+          ADD_FAILURE() << "segment " << s << " agent " << i << ": cannot send";
+          return;
+        }
+        auto res = c.read_response(60s);
+        if (res.complete && res.message.result() == http::status::ok && res.message.body() == expected) {
+          ++good;
+        } else {
+          ADD_FAILURE() << "segment " << s << " agent " << i << ": status " << res.message.result_int()
+                        << " " << res.message.body().substr(0, 200);
+        }
+      });
+    }
+  }
+  for (auto& t : agents) {
+    t.join();
+  }
+  EXPECT_EQ(good.load(), 30);
+  EXPECT_EQ(upstream_gets(pattern_v1), 1U);  // the WAN carried the pattern once
+  EXPECT_EQ(upstream_gets(engine), 1U);      // and the engine, fetched ahead by the site relay
+  EXPECT_EQ(upstream_gets("server.ini"), 1U);
+}
+
 // Issue 15: a failed sync is tried again after `retry` (doubling), not an interval later: a relay
 // whose upstream was down at start serves its snapshot soon after the upstream is back.
 TEST_F(mirror_relay, failed_sync_is_retried_with_backoff) {
