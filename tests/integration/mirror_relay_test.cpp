@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -603,6 +604,111 @@ TEST_F(mirror_relay, relays_chain_into_a_hierarchy) {
   auto again = cli({"mirror", "sync", "--relay", "127.0.0.1:" + std::to_string(segment.port()), "--json"});
   ASSERT_EQ(again.status, 0) << again.output;
   EXPECT_TRUE(json::parse(again.output).at("results").at(0).at("not_modified").as_bool()) << again.output;
+}
+
+// An nginx proxy_cache on 127.0.0.1 in front of `origin`: a standard HTTP cache between two
+// levels of relays. Its access log names each request with the cache's verdict.
+class http_cache {
+ public:
+  http_cache(const fs::path& prefix, std::uint16_t origin) : prefix_(prefix), port_(free_port()) {
+    fs::create_directories(prefix_);
+    std::ostringstream conf;
+    if (::geteuid() == 0) {
+      conf << "user root;\n";
+    }
+    conf << "master_process off;\nworker_processes 1;\n"
+         << "error_log " << (prefix_ / "error.log").string() << " info;\n"
+         << "pid " << (prefix_ / "nginx.pid").string() << ";\n"
+         << "events { worker_connections 64; }\nhttp {\n"
+         << "  log_format cache '$request_method|$uri|$status|$upstream_cache_status';\n"
+         << "  access_log " << (prefix_ / "access.log").string() << " cache;\n";
+    for (const char* temp : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
+      conf << "  " << temp << "_temp_path " << (prefix_ / temp).string() << ";\n";
+    }
+    conf << "  proxy_cache_path " << (prefix_ / "cache").string()
+         << " levels=1:2 keys_zone=relay:10m max_size=100m inactive=1h use_temp_path=off;\n"
+         << "  server {\n    listen 127.0.0.1:" << port_ << ";\n    location / {\n"
+         << "      proxy_pass http://127.0.0.1:" << origin << ";\n"
+         << "      proxy_http_version 1.1;\n      proxy_cache relay;\n"
+         << "      proxy_cache_valid 200 1h;\n      proxy_cache_lock on;\n"
+         << "      proxy_cache_lock_timeout 60s;\n    }\n  }\n}\n";
+    spew(prefix_ / "nginx.conf", conf.str());
+    proc_ = process({std::string(nginx_path), "-e", (prefix_ / "error.log").string(), "-c",
+                     (prefix_ / "nginx.conf").string(), "-p", prefix_.string() + "/", "-g", "daemon off;"},
+                    {.output = prefix_ / "nginx.out"});
+    started_ = eventually(30s, [&] { return can_connect(port_); });
+  }
+  bool started() const { return started_; }
+  std::uint16_t port() const { return port_; }
+  std::string log() const { return read_file(prefix_ / "access.log"); }
+
+ private:
+  fs::path prefix_;
+  std::uint16_t port_;
+  process proc_;
+  bool started_ = false;
+};
+
+// Issue 15 (on loopback; the version in three routed subnets is still to come): a site relay
+// mirrors the upstream, three segment relays mirror the site relay (the third through a plain
+// nginx proxy_cache), and ten agents per segment ask their segment relay for the pattern at once.
+// Neither level fetches the pattern ahead (include: engines only; pull_through: patterns), so the
+// thirty requests turn into three pull-throughs at the site relay, which turn into one upstream
+// download.
+TEST_F(mirror_relay, a_three_level_hierarchy_carries_each_file_over_the_wan_once) {
+  publish_v1();
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  const std::string on_demand = "include = [\"ENGINE\"]\npull_through = [\"PATTERN\"]\n";
+  // The segment relays all come from 127.0.0.1: one client to the site relay.
+  relayd& site = start_relay(upstream_url(), on_demand, "", "", "[peers]\nmax_peers_per_client = 10\n");
+  ASSERT_TRUE(serves(site, pattern_v1)) << site.log();
+  const std::string site_url = "http://127.0.0.1:" + std::to_string(site.port()) + "/activeupdate/vendor/";
+  http_cache cache(root_ / "http-cache", site.port());
+  ASSERT_TRUE(cache.started()) << read_file(root_ / "http-cache" / "error.log");
+  const std::string cached_url = "http://127.0.0.1:" + std::to_string(cache.port()) + "/activeupdate/vendor/";
+  std::vector<relayd*> segments;
+  for (int i = 0; i < 3; ++i) {
+    segments.push_back(&start_relay(i < 2 ? site_url : cached_url, on_demand));
+  }
+  for (relayd* segment : segments) {
+    ASSERT_TRUE(serves(*segment, pattern_v1)) << segment->log();
+  }
+
+  const std::string expected = slurp(tree_->file(pattern_v1));
+  std::atomic<int> good{0};
+  std::vector<std::thread> agents;
+  for (int s = 0; s < 3; ++s) {
+    for (int i = 0; i < 10; ++i) {
+      agents.emplace_back([&, s, i] {
+        // Each agent its own host (loopback address), within the segment relay's 10 slots.
+        const std::string source = "127.0." + std::to_string(s + 2) + "." + std::to_string(i + 1);
+        raw_connection c(segments[s]->port(), 0, source.c_str());
+        if (!c.send_all("GET /activeupdate/vendor/" + pattern_v1 + " HTTP/1.1\r\nHost: relay\r\n\r\n")) {
+          ADD_FAILURE() << "segment " << s << " agent " << i << ": cannot send";
+          return;
+        }
+        auto res = c.read_response(60s);
+        if (res.complete && res.message.result() == http::status::ok && res.message.body() == expected) {
+          ++good;
+        } else {
+          ADD_FAILURE() << "segment " << s << " agent " << i << ": status " << res.message.result_int()
+                        << " " << res.message.body().substr(0, 200);
+        }
+      });
+    }
+  }
+  for (auto& t : agents) {
+    t.join();
+  }
+  EXPECT_EQ(good.load(), 30);
+  EXPECT_EQ(upstream_gets(pattern_v1), 1U);  // the WAN carried the pattern once
+  EXPECT_EQ(upstream_gets(engine), 1U);      // and the engine, fetched ahead by the site relay
+  EXPECT_EQ(upstream_gets("server.ini"), 1U);
+  // The third segment relay's index, engine and pattern came through the HTTP cache.
+  const auto through_cache = cache.log();
+  EXPECT_NE(through_cache.find("GET|/activeupdate/vendor/server.ini|200|"), std::string::npos) << through_cache;
+  EXPECT_NE(through_cache.find("GET|/activeupdate/vendor/" + pattern_v1 + "|200|"), std::string::npos)
+      << through_cache;
 }
 
 // Issue 15: a failed sync is tried again after `retry` (doubling), not an interval later: a relay

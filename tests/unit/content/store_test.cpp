@@ -373,6 +373,7 @@ TEST_F(store_test, least_recently_used_items_are_evicted_first) {
   EXPECT_TRUE(store->find(file("d", "1")));
   EXPECT_FALSE(fs::exists(object(b)));
   EXPECT_EQ(store->total_size(), 300u);
+  EXPECT_EQ(store->evictions(), 1u);  // lanrelay_cache_evictions_total
 
   // A large item evicts as many as it needs, oldest first: c, a, then d.
   const std::string e(150, 'e');
@@ -389,6 +390,7 @@ TEST_F(store_test, least_recently_used_items_are_evicted_first) {
   EXPECT_EQ(store->total_size(), 250u);
   EXPECT_EQ(entries_in(dir_ / "objects"), 1u);
   EXPECT_EQ(content_of(*store, file("f", "1")), f);
+  EXPECT_EQ(store->evictions(), 5u);  // b, c, a, d, e
 }
 
 TEST_F(store_test, use_order_survives_a_restart) {
