@@ -156,7 +156,8 @@ class discovery_segment : public testing::Test {
   std::string generate_site_key(const std::string& name) {
     const fs::path state = work_ / name / "state";
     fs::create_directories(state);
-    const std::string key = generate_site_key(state / "site.key", work_ / (name + "-key.out"));
+    const std::string key =
+        lanrelay::test::generate_site_key(state / "site.key", work_ / (name + "-key.out"));
     EXPECT_FALSE(key.empty());
     return key;
   }

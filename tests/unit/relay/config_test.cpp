@@ -152,6 +152,21 @@ TEST(config, booleans_and_choices_are_checked) {
             "t.toml:4:8: relay.role: expected one of \"relay\", \"peer\", got \"boss\"");
 }
 
+// Origins only: the catalog appends /cache/<kind>/<name>/<version> to each.
+TEST(config, item_origins_are_origins) {
+  const auto good = parse_relay_config(
+      "[trust]\nitem_origins = [\"http://relay-b.corp:4127\", \"https://[2001:db8::1]\"]\n", "t.toml");
+  ASSERT_TRUE(good.ok()) << testing::PrintToString(messages(good));
+  EXPECT_EQ(good.config.trust.item_origins,
+            (std::vector<std::string>{"http://relay-b.corp:4127", "https://[2001:db8::1]"}));
+  for (const char* bad : {"http://relay-b.corp:4127/", "http://relay-b.corp/cache", "ftp://relay-b",
+                          "http://user:pw@relay-b", "http://relay-b?x", "relay-b:4127"}) {
+    const auto r = parse_relay_config(
+        std::string("[trust]\nitem_origins = [\"") + bad + "\"]\n", "t.toml");
+    EXPECT_EQ(r.diagnostics.size(), 1u) << bad;
+  }
+}
+
 TEST(config, relative_state_dir_is_rejected) {
   const auto r = parse_relay_config("[state]\ndir = \"var/lib\"\n", "t.toml");
   ASSERT_EQ(r.diagnostics.size(), 1u);
