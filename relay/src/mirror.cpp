@@ -467,7 +467,7 @@ net::awaitable<std::string> sync_run::run() {
     }
     bool retry = true;
     if (!response) {
-      problem = "GET " + base_ + "server.ini failed: " + response.error().message();
+      problem = "GET " + base_ + "server.ini failed: " + describe_fetch_error(request, response.error());
       retry = response.error() != http_errc::too_large;
     } else {
       problem = "GET " + base_ + "server.ini answered HTTP " + std::to_string(response->status);
@@ -645,7 +645,7 @@ net::awaitable<sync_run::attempt_result> sync_run::fetch_once(const std::string&
     }
     co_return attempt_result{outcome::transient,
                              where + " failed at byte " + std::to_string(offset + written) + ": " +
-                                 response.error().message()};
+                                 describe_fetch_error(request, response.error())};
   }
   if (response->status == 416) {
     truncate();

@@ -140,10 +140,13 @@ std::optional<proxy_settings> resolution::settings(
     return std::nullopt;
   }
   boost::urls::url out(*url);
+  proxy_settings settings{};
   if (credentials && !out.has_userinfo() && credentials->fit(out)) {
     add_credentials(out, credentials->user_password);
+    settings.auth = credentials->auth;
   }
-  return proxy_settings{std::move(out)};
+  settings.proxy = std::move(out);
+  return settings;
 }
 
 proxy_resolver::proxy_resolver(net::any_io_executor executor, proxy_resolver_options options)
@@ -220,11 +223,13 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
       co_return false;
     }
     boost::urls::url with_credentials(*parsed);
+    auto auth = proxy_auth_scheme::basic;
     if (options_.credentials && !with_credentials.has_userinfo() &&
         options_.credentials->fit(with_credentials)) {
       add_credentials(with_credentials, options_.credentials->user_password);
+      auth = options_.credentials->auth;
     }
-    request.proxy = proxy_settings{std::move(with_credentials)};
+    request.proxy = proxy_settings{std::move(with_credentials), auth};
   }
   const auto outcome = co_await check_reachable(request);
   if (!outcome.reachable) {

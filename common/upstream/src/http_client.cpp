@@ -112,8 +112,9 @@ std::string http_message(http_errc value) {
              "permissions";
     case http_errc::proxy_auth_failed:
       return "the proxy rejected the login (or wants one): check the authentication scheme and "
-             "the user name and password in the proxy URL (scheme://user:password@host:port); "
-             "for negotiate, the Kerberos keytab or credential cache";
+             "the credentials, the user name and password in the proxy URL "
+             "(scheme://user:password@host:port) or, for negotiate, the Kerberos keytab or "
+             "credential cache";
     case http_errc::proxy_auth_unsupported:
       return "the proxy accepts none of the offered authentication methods (HTTP proxies: set "
              "the scheme it asks for, basic, digest, ntlm or negotiate; SOCKS5: put "
@@ -518,7 +519,6 @@ class transfer : public std::enable_shared_from_this<transfer> {
     pause_owed_ = std::chrono::nanoseconds::zero();
     position_ = 0;
     skip_ = 0;
-    received_ = 0;
     body_allowed_ = false;
     pin_rejected_ = false;
     head_ = response_head{};
@@ -836,7 +836,6 @@ class transfer : public std::enable_shared_from_this<transfer> {
     body_allowed_ = false;
     position_ = 0;
     skip_ = 0;
-    received_ = 0;
     result_.range_honoured = true;
     result_.total_size.reset();
     if (status == 416) {
@@ -887,7 +886,6 @@ class transfer : public std::enable_shared_from_this<transfer> {
     if (!body_allowed_) {
       return true;  // the body of a redirect, an error page or a 304: not the caller's
     }
-    received_ += data.size();
     position_ += data.size();
     if (request_.max_bytes && position_ > *request_.max_bytes) {
       return fail(http_errc::too_large);
@@ -1324,7 +1322,6 @@ class transfer : public std::enable_shared_from_this<transfer> {
   clock::time_point idle_deadline_{};
   std::uint64_t position_ = 0;  // in the item, of the next body byte
   std::uint64_t skip_ = 0;      // bytes of a 200 the sink must not see
-  std::uint64_t received_ = 0;
 };
 
 // The caller's header values go into the request as they are; a line break would inject fields.
@@ -1355,6 +1352,12 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
   }
   global_init();
   auto state = std::make_shared<transfer>(co_await net::this_coro::executor, request, sink, proxy);
+  // The transfer refers to this frame's request and sink: however the frame ends (an exception
+  // from the sink included), nothing of it may run afterwards.
+  struct closer {
+    transfer& t;
+    ~closer() { t.close(); }
+  } close_on_exit{*state};
   urls::url url = request.url;
   url.remove_fragment();
   for (int redirects = 0;; ++redirects) {
@@ -1362,19 +1365,17 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
     if (!t) {
       co_return t.error();
     }
+    const bool same_host = t->host == original->host;
     std::optional<net::ip::address> pin;
-    if (!proxy && request.host_address && t->host == original->host) {
+    if (!proxy && request.host_address && same_host) {
       pin = request.host_address;
     }
-    const bool same_host = t->host == original->host;
     auto outcome = co_await state->run(url, *t, pin, same_host);
     if (outcome.error) {
-      state->close();
       co_return outcome.error;
     }
     const long status = outcome.head.status;
     if (!is_redirect(status)) {
-      state->close();
       fetch_response response;
       response.status = static_cast<unsigned>(status);
       response.body_bytes = outcome.body_bytes;
@@ -1392,16 +1393,13 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
       co_return response;
     }
     if (redirects == max_redirects) {
-      state->close();
       co_return http_errc::redirect_loop;
     }
     auto next = resolve_location(url, outcome.head.location);
     if (!next) {
-      state->close();
       co_return next.error();
     }
     if (t->tls && next->scheme_id() == urls::scheme::http) {
-      state->close();
       co_return http_errc::insecure_redirect;
     }
     spdlog::debug("event=http_redirect status={} from={} to={}", status, url.buffer(),
