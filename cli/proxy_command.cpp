@@ -104,6 +104,11 @@ void proxy_cli_options::add_to(CLI::App& cmd) {
                  "host:port of the only proxy the --credentials-env credentials are sent to "
                  "(required with it); a proxy named by a PAC script or the segment gets them "
                  "only if it is this one");
+  cmd.add_option("--proxy-auth", auth,
+                 "How to log in to the --credentials-proxy proxy: basic, digest, ntlm (with the "
+                 "--credentials-env user:password) or negotiate (Kerberos from the credential "
+                 "cache or KRB5_CLIENT_KTNAME's keytab)")
+      ->capture_default_str();
   cmd.add_flag("--no-segment", no_segment, "Do not ask the segment's proxyhelperd (step 2)");
   cmd.add_option("--proxy-window", window, "How long to wait for proxyhelperd's answer")
       ->check(duration_validator())
@@ -165,6 +170,11 @@ proxy_resolution::proxy_resolver_options proxy_cli_options::resolver_options() c
       throw command_error("--credentials-proxy: " + why);
     }
     o.credentials = std::move(*bound);
+    const auto scheme = parse_proxy_auth_scheme(auth);
+    if (!scheme) {
+      throw command_error("--proxy-auth '" + auth + "' is not basic, digest, ntlm or negotiate");
+    }
+    o.credentials->auth = *scheme;
   } else if (!credentials_proxy.empty()) {
     throw command_error("--credentials-proxy needs --credentials-env (the credentials to send)");
   }

@@ -19,6 +19,7 @@ struct proxy_cli_options {
   std::string pac_url;
   std::string credentials_env;  // name of an environment variable holding "user:password"
   std::string credentials_proxy;  // "host:port" the credentials are bound to
+  std::string auth = "basic";     // how they log in there: basic, digest, ntlm, negotiate
   bool no_segment = false;
   std::string window = "500ms";
   std::uint16_t port = 4129;

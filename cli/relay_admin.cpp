@@ -117,8 +117,9 @@ relay_reply relay_request(const relay_address& relay, std::string_view method,
   const std::string host =
       !address_error && address.is_v6() ? "[" + relay.host + "]" : relay.host;
   const std::string where = relay.host + ":" + port;
-  auto url = boost::urls::parse_uri(std::string(secure ? "https://" : "http://") + host + ":" +
-                                    port + std::string(target));
+  const std::string text =
+      std::string(secure ? "https://" : "http://") + host + ":" + port + std::string(target);
+  const auto url = boost::urls::parse_uri(text);  // a view of `text`
   if (!url) {
     throw command_error("'" + where + std::string(target) + "' is not a usable URL");
   }

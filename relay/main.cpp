@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -70,6 +71,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   lanrelay::relay_config config = std::move(loaded.config);
+  if (!config.upstream_proxy.keytab.empty()) {
+    // Kerberos (proxy auth = "negotiate") reads it; set before any thread starts.
+    ::setenv("KRB5_CLIENT_KTNAME", config.upstream_proxy.keytab.c_str(), 1);
+  }
   if (!runtime::start_logging("lanrelayd", config.log_level)) {
     return 1;
   }

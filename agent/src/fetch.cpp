@@ -135,8 +135,10 @@ class partial_file {
   std::uint64_t size_ = 0;
 };
 
-std::string describe_error(const boost::system::error_code& ec) {
-  return is_timeout(ec) ? "timeout (" + ec.message() + ")" : ec.message();
+// Names the hop that failed (the proxy, a tunnel, TLS, the holder) and its address.
+std::string describe_error(const fetch_request& request, const boost::system::error_code& ec) {
+  const auto text = describe_fetch_error(request, ec);
+  return is_timeout(ec) ? "timeout (" + text + ")" : text;
 }
 
 // Where an attempt goes.
@@ -545,7 +547,7 @@ class fetch_job {
     if (!got.response || got.response->status != 200) {
       outcome = (!got.cut.empty()      ? got.cut
                  : got.response        ? "HTTP " + std::to_string(got.response->status)
-                                       : describe_error(got.response.error())) +
+                                       : describe_error(request, got.response.error())) +
                 ": no piece list, the whole file must come from this source";
       co_return piece_list_fetch::unavailable;
     }
@@ -759,8 +761,8 @@ class fetch_job {
         co_return attempt_result::bad_bytes;
       }
       last_error_ = got.response.error();
-      outcome = (got.cut.empty() ? describe_error(got.response.error()) : got.cut) + " after " +
-                std::to_string(part_.size() - start_offset) + " bytes";
+      outcome = (got.cut.empty() ? describe_error(request, got.response.error()) : got.cut) +
+                " after " + std::to_string(part_.size() - start_offset) + " bytes";
       if (size && part_.size() == *size) {
         co_return attempt_result::complete;  // every byte arrived before the source misbehaved
       }

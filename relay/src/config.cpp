@@ -6,6 +6,7 @@
 #include "lanrelay/base/site_key.hpp"
 #include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/serving/admin_access.hpp"
+#include "lanrelay/upstream/http_client.hpp"
 #include "lanrelay/base/detail/settings_toml.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -205,13 +206,15 @@ settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_lis
               1s, 24h, [](item& s) -> auto& { return s.retry; }),
           settings::string_setting<item>(
               "", "proxy", settings::setting_type::text,
-              "Upstream proxy: http://[user:password@]host:port (CONNECT) or "
+              "Upstream proxy: http://[user:password@]host:port (CONNECT; the login is "
+              "[upstream_proxy] auth), https://... (TLS to the proxy) or "
               "socks5://[user:password@]host[:port]; \"auto\": the route the agents would find "
               "(environment, PAC, proxyhelperd; see [upstream_proxy]). Empty: direct.",
               [](item& s) -> auto& { return s.proxy; },
               [](std::string_view t) -> apply_result {
-                return t.empty() || t == "auto" ? std::nullopt
-                                                : check_url(t, {"http", "socks5", "socks5h"});
+                return t.empty() || t == "auto"
+                           ? std::nullopt
+                           : check_url(t, {"http", "https", "socks5", "socks5h"});
               }),
           settings::size_setting<item>("", "rate_limit",
                                        "Download rate for this source in bytes per second. 0: "
@@ -480,6 +483,26 @@ const settings::table<relay_config>& settings_table() {
           "only if it is this one.",
           [](relay_config& c) -> auto& { return c.upstream_proxy.credentials_proxy; },
           check_credentials_proxy),
+      settings::string_setting<relay_config>(
+          "upstream_proxy", "auth", settings::setting_type::text,
+          "How the relay logs in to its HTTP proxy (a mirror source's proxy, or "
+          "credentials_proxy for proxy = \"auto\"): \"basic\", \"digest\" or \"ntlm\" with "
+          "the user:password of the proxy URL or credentials_file, \"negotiate\" with Kerberos "
+          "(keytab, or the daemon's credential cache).",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.auth; },
+          [](std::string_view t) -> apply_result {
+            if (!parse_proxy_auth_scheme(t)) {
+              return settings::toml_string(t) +
+                     " is not basic, digest, ntlm or negotiate";
+            }
+            return std::nullopt;
+          }),
+      settings::path_setting<relay_config>(
+          "upstream_proxy", "keytab",
+          "Client keytab for auth = \"negotiate\": lanrelayd sets KRB5_CLIENT_KTNAME to it as it "
+          "starts (a restart applies a change). Empty: the environment's KRB5_CLIENT_KTNAME or "
+          "the daemon's credential cache.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.keytab; }),
   }, {
       settings::make_list_reader(mirror_source_list()),
   }};

@@ -281,21 +281,6 @@ class sync_run {
     return boost::urls::url(*parsed);
   }
 
-  // " (proxy host:port, auth <scheme>)" after a failure through an HTTP proxy, " (proxy
-  // host:port)" through SOCKS5: the administrator sees which hop and which login it was, not
-  // only the vendor's URL. Empty without a proxy. No credentials.
-  std::string through_proxy() const {
-    if (!source_.proxy) {
-      return {};
-    }
-    const auto& url = source_.proxy->proxy;
-    std::string out = " (proxy " + std::string(url.encoded_host_and_port());
-    if (url.scheme_id() == boost::urls::scheme::http) {
-      out += ", auth " + std::string(to_string(source_.proxy->auth));
-    }
-    return out + ")";
-  }
-
   fetch_request make_request(boost::urls::url url) const {
     fetch_request r;
     r.url = std::move(url);
@@ -482,8 +467,7 @@ net::awaitable<std::string> sync_run::run() {
     }
     bool retry = true;
     if (!response) {
-      problem = "GET " + base_ + "server.ini failed: " + response.error().message() +
-                through_proxy();
+      problem = "GET " + base_ + "server.ini failed: " + describe_fetch_error(request, response.error());
       retry = response.error() != http_errc::too_large;
     } else {
       problem = "GET " + base_ + "server.ini answered HTTP " + std::to_string(response->status);
@@ -662,7 +646,7 @@ net::awaitable<sync_run::attempt_result> sync_run::fetch_once(const std::string&
     }
     co_return attempt_result{outcome::transient,
                              where + " failed at byte " + std::to_string(offset + written) + ": " +
-                                 response.error().message() + through_proxy()};
+                                 describe_fetch_error(request, response.error())};
   }
   if (response->status == 416) {
     truncate();

@@ -538,6 +538,9 @@ proxy_resolution::proxy_resolver_options resolver_options(const upstream_proxy_s
       o.credentials = std::move(*bound);
     }
   }
+  if (o.credentials) {
+    o.credentials->auth = parse_proxy_auth_scheme(c.auth).value_or(proxy_auth_scheme::basic);
+  }
   return o;
 }
 
@@ -567,7 +570,9 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
         routes_ = std::make_unique<route_finder>(ioc, resolver_options(config.upstream_proxy));
       }
     } else if (!settings.proxy.empty()) {
-      up.proxy = proxy_settings{boost::urls::url(*boost::urls::parse_absolute_uri(settings.proxy))};
+      up.proxy = proxy_settings{boost::urls::url(*boost::urls::parse_absolute_uri(settings.proxy)),
+                                parse_proxy_auth_scheme(config.upstream_proxy.auth)
+                                    .value_or(proxy_auth_scheme::basic)};
     }
     if (settings.rate_limit != 0) {
       up.rate_limits.push_back(std::make_shared<rate_limiter>(settings.rate_limit));

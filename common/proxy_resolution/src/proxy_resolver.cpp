@@ -156,10 +156,16 @@ std::optional<proxy_settings> resolution::settings(
     return std::nullopt;
   }
   boost::urls::url out(*url);
+  proxy_settings settings{.proxy = {}, .auth = auth, .address = proxy_address};
   if (credentials && !out.has_userinfo() && credentials->fit(out)) {
     add_credentials(out, credentials->user_password);
+    // The configured scheme, unless the proxy's own answer named another than Basic.
+    if (auth == proxy_auth_scheme::basic) {
+      settings.auth = credentials->auth;
+    }
   }
-  return proxy_settings{.proxy = std::move(out), .auth = auth, .address = proxy_address};
+  settings.proxy = std::move(out);
+  return settings;
 }
 
 proxy_resolver::proxy_resolver(net::any_io_executor executor, proxy_resolver_options options)
@@ -237,9 +243,14 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
       co_return false;
     }
     boost::urls::url with_credentials(*parsed);
+    auto auth = proxy_auth_scheme::basic;
     if (options_.credentials && !with_credentials.has_userinfo() &&
         options_.credentials->fit(with_credentials)) {
       add_credentials(with_credentials, options_.credentials->user_password);
+      // The configured scheme, unless the proxy's own answer named another than Basic.
+      if (auth == proxy_auth_scheme::basic) {
+        auth = options_.credentials->auth;
+      }
     }
     request.proxy = proxy_settings{
         .proxy = std::move(with_credentials), .auth = auth, .address = proxy_address};

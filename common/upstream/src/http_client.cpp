@@ -112,8 +112,9 @@ std::string http_message(http_errc value) {
              "permissions";
     case http_errc::proxy_auth_failed:
       return "the proxy rejected the login (or wants one): check the authentication scheme and "
-             "the user name and password in the proxy URL (scheme://user:password@host:port); "
-             "for negotiate, the Kerberos keytab or credential cache";
+             "the credentials, the user name and password in the proxy URL "
+             "(scheme://user:password@host:port) or, for negotiate, the Kerberos keytab or "
+             "credential cache";
     case http_errc::proxy_auth_unsupported:
       return "the proxy accepts none of the offered authentication methods (HTTP proxies: set "
              "the scheme it asks for, basic, digest, ntlm or negotiate; SOCKS5: put "
@@ -527,10 +528,10 @@ class transfer : public std::enable_shared_from_this<transfer> {
     result_ = hop_result{};
     finished_ = false;
     paused_ = false;
-    pause_owed_ = std::chrono::nanoseconds::zero();
+    pacing_ = false;
+    resume_at_ = clock::time_point{};
     position_ = 0;
     skip_ = 0;
-    received_ = 0;
     body_allowed_ = false;
     pin_rejected_ = false;
     head_ = response_head{};
@@ -780,10 +781,15 @@ class transfer : public std::enable_shared_from_this<transfer> {
   static std::size_t on_write(char* data, std::size_t size, std::size_t count, void* self_ptr) {
     auto* self = static_cast<transfer*>(self_ptr);
     const std::size_t length = size * count;
-    if (!self->body(std::as_bytes(std::span(data, length)))) {
-      return 0;  // CURLE_WRITE_ERROR; the reason is in result_.error
+    switch (self->body(std::as_bytes(std::span(data, length)))) {
+      case taken::all:
+        return length;
+      case taken::later:
+        return CURL_WRITEFUNC_PAUSE;  // libcurl keeps the bytes and offers them again
+      case taken::failed:
+        break;
     }
-    return length;
+    return 0;  // CURLE_WRITE_ERROR; the reason is in result_.error
   }
 
   static int on_socket(CURL*, curl_socket_t fd, int what, void* self_ptr, void*) {
@@ -848,7 +854,6 @@ class transfer : public std::enable_shared_from_this<transfer> {
     body_allowed_ = false;
     position_ = 0;
     skip_ = 0;
-    received_ = 0;
     result_.range_honoured = true;
     result_.total_size.reset();
     if (status == 416) {
@@ -895,14 +900,21 @@ class transfer : public std::enable_shared_from_this<transfer> {
     return true;
   }
 
-  bool body(std::span<const std::byte> data) {
+  enum class taken { all, later, failed };
+
+  taken body(std::span<const std::byte> data) {
     if (!body_allowed_) {
-      return true;  // the body of a redirect, an error page or a 304: not the caller's
+      return taken::all;  // the body of a redirect, an error page or a 304: not the caller's
     }
-    received_ += data.size();
+    if (clock::now() < resume_at_) {
+      // The rate limits are in debt: libcurl pauses receiving until resume_at_ (after_action).
+      paused_ = true;
+      return taken::later;
+    }
     position_ += data.size();
     if (request_.max_bytes && position_ > *request_.max_bytes) {
-      return fail(http_errc::too_large);
+      fail(http_errc::too_large);
+      return taken::failed;
     }
     const std::size_t got = data.size();
     if (skip_ > 0) {
@@ -913,7 +925,8 @@ class transfer : public std::enable_shared_from_this<transfer> {
     while (!data.empty()) {
       const auto piece = data.first(std::min(data.size(), body_chunk_size));
       if (auto sunk = sink_(piece); !sunk) {
-        return fail(sunk.error());
+        fail(sunk.error());
+        return taken::failed;
       }
       result_.body_bytes += piece.size();
       data = data.subspan(piece.size());
@@ -925,8 +938,10 @@ class transfer : public std::enable_shared_from_this<transfer> {
         wait = std::max(wait, limit->take(got));
       }
     }
-    pause_owed_ = std::max(pause_owed_, wait);
-    return true;
+    if (wait > std::chrono::nanoseconds::zero()) {
+      resume_at_ = clock::now() + wait;
+    }
+    return taken::all;
   }
 
   bool fail(error_code ec) {
@@ -1053,20 +1068,19 @@ class transfer : public std::enable_shared_from_this<transfer> {
         return;
       }
     }
-    if (pause_owed_ > std::chrono::nanoseconds::zero() && !paused_ && added_) {
-      const auto wait = pause_owed_;
-      pause_owed_ = std::chrono::nanoseconds::zero();
-      paused_ = true;
-      ::curl_easy_pause(easy_.get(), CURLPAUSE_RECV);
-      pace_timer_.expires_after(wait);
+    if (paused_ && !pacing_ && added_) {
+      // Our write callback paused the transfer: the rate limits are in debt until resume_at_.
+      pacing_ = true;
+      pace_timer_.expires_at(resume_at_);
       pace_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
         if (ec || self->closed_ || self->finished_ || !self->paused_) {
           return;
         }
+        self->pacing_ = false;
         self->paused_ = false;
         // The idle deadline did not run while paused.
         self->idle_deadline_ = clock::now() + self->request_.timeouts.idle_body;
-        // Unpausing may deliver buffered data (and owe a new pause) right away.
+        // Offers the held bytes again right away (and may pause anew).
         ::curl_easy_pause(self->easy_.get(), CURLPAUSE_CONT);
         self->after_action();
       });
@@ -1332,11 +1346,11 @@ class transfer : public std::enable_shared_from_this<transfer> {
   bool paused_ = false;
   bool body_allowed_ = false;
   bool pin_rejected_ = false;
-  std::chrono::nanoseconds pause_owed_{0};
+  bool pacing_ = false;              // pace_timer_ runs until resume_at_
+  clock::time_point resume_at_{};    // the rate limits' debt is paid then
   clock::time_point idle_deadline_{};
   std::uint64_t position_ = 0;  // in the item, of the next body byte
   std::uint64_t skip_ = 0;      // bytes of a 200 the sink must not see
-  std::uint64_t received_ = 0;
 };
 
 // The caller's header values go into the request as they are; a line break would inject fields.
@@ -1367,6 +1381,12 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
   }
   global_init();
   auto state = std::make_shared<transfer>(co_await net::this_coro::executor, request, sink, proxy);
+  // The transfer refers to this frame's request and sink: however the frame ends (an exception
+  // from the sink included), nothing of it may run afterwards.
+  struct closer {
+    transfer& t;
+    ~closer() { t.close(); }
+  } close_on_exit{*state};
   urls::url url = request.url;
   url.remove_fragment();
   for (int redirects = 0;; ++redirects) {
@@ -1374,19 +1394,17 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
     if (!t) {
       co_return t.error();
     }
+    const bool same_host = t->host == original->host;
     std::optional<net::ip::address> pin;
-    if (!proxy && request.host_address && t->host == original->host) {
+    if (!proxy && request.host_address && same_host) {
       pin = request.host_address;
     }
-    const bool same_host = t->host == original->host;
     auto outcome = co_await state->run(url, *t, pin, same_host);
     if (outcome.error) {
-      state->close();
       co_return outcome.error;
     }
     const long status = outcome.head.status;
     if (!is_redirect(status)) {
-      state->close();
       fetch_response response;
       response.status = static_cast<unsigned>(status);
       response.body_bytes = outcome.body_bytes;
@@ -1404,16 +1422,13 @@ net::awaitable<result<fetch_response>> fetch_following_redirects(fetch_request r
       co_return response;
     }
     if (redirects == max_redirects) {
-      state->close();
       co_return http_errc::redirect_loop;
     }
     auto next = resolve_location(url, outcome.head.location);
     if (!next) {
-      state->close();
       co_return next.error();
     }
     if (t->tls && next->scheme_id() == urls::scheme::http) {
-      state->close();
       co_return http_errc::insecure_redirect;
     }
     spdlog::debug("event=http_redirect status={} from={} to={}", status, url.buffer(),

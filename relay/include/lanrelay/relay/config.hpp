@@ -138,6 +138,12 @@ struct upstream_proxy_settings {
   std::filesystem::path credentials_file;
   // "host:port" of the one proxy the credentials are sent to; required with credentials_file.
   std::string credentials_proxy;
+  // How the relay logs in to its HTTP proxy (proxy_settings::auth): "basic", "digest", "ntlm"
+  // or "negotiate" (Kerberos, from `keytab` or the daemon's credential cache).
+  std::string auth = "basic";
+  // Client keytab for negotiate: lanrelayd sets KRB5_CLIENT_KTNAME to it as it starts, before
+  // any thread. Empty: the environment's KRB5_CLIENT_KTNAME or credential cache.
+  std::filesystem::path keytab;
 };
 
 struct relay_config {

@@ -58,6 +58,7 @@ struct proxy_credentials {
   std::string user_password;  // "user:password"
   std::string host;           // as configured: a name, an IPv4 address or an IPv6 literal
   std::uint16_t port = 0;
+  proxy_auth_scheme auth = proxy_auth_scheme::basic;  // how they log in to that proxy
 
   // From "host:port" ("[v6]:port"); an error text for an administrator when it is not one.
   static result<proxy_credentials> bind(std::string user_password, std::string_view proxy,
