@@ -44,10 +44,11 @@ namespace json = boost::json;
 const std::string pattern_v1 = "pattern/icrc/ioth1667900.zip";
 const std::string engine = "engine/engv_nt386_v12500-1004.zip";
 constexpr std::string_view admin_token = "proxy-auth-test-token-0123456789";
-// A mirror sync tries server.ini `attempts` (3) times; NTLM and Negotiate need up to two
-// requests per try (the challenge, then the answer), and squid may log a request whose
-// connection it closed. More than this is a retry loop.
-constexpr std::size_t max_requests_per_failed_sync = 3 * 3;
+// A mirror sync tries server.ini `attempts` (3) times, with a growing wait between tries; one try
+// is one request for Basic and Digest with credentials sent at once, up to three for a client
+// that first asks without credentials and then runs NTLM's or Negotiate's handshake. Four per
+// try leaves room; a retry loop makes hundreds.
+constexpr std::size_t max_requests_per_failed_sync = 3 * 4;
 
 struct cli_result {
   int status = -1;

@@ -27,8 +27,8 @@ kdc::kdc() {
   }
   dir_ = pattern;
   conf_ = dir_ / "krb5.conf";
-  // kdb5_util needs the KDC's profile (database paths) before the port is known: the port is
-  // written into both files again by start_kdc().
+  // Both files name the port: a port taken by someone else between free_port() and the KDC's
+  // bind means new files and another start. The database is created once.
   spew(dir_ / "kadm5.acl", "");
   for (int tries = 0; tries < 3; ++tries) {
     port_ = free_port();

@@ -33,7 +33,7 @@ class kdc {
   kdc& operator=(const kdc&) = delete;
 
   // Adds `principal` ("alice", "HTTP/localhost") with a random key and writes its keys to a keytab
-  // of its own in this directory; returns the keytab's path (mode 0600, owned by root).
+  // of its own in this directory (written by kadmin.local); returns the keytab's path.
   std::filesystem::path add_principal(const std::string& principal);
 
   // Gets a ticket-granting ticket for `principal` from `keytab` into a new file credential cache
