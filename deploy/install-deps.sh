@@ -31,7 +31,7 @@ build_packages=(
   build-essential cmake ninja-build pkg-config git ccache
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev libboost-system1.81-dev
   libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libsystemd-dev
-  duktape-dev libgtest-dev libgmock-dev
+  duktape-dev libc-ares-dev libgtest-dev libgmock-dev
   dpkg-dev file adduser openssl
 )
 # The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser.
@@ -41,6 +41,7 @@ test_packages=(
   nginx-light wrk
   python3-prometheus-client chromium fonts-dejavu-core
   dante-server tinyproxy-bin
+  dnsmasq-base
 )
 
 packages=("${build_packages[@]}")

@@ -51,17 +51,25 @@ namespace {
 
 constexpr std::size_t control_size = CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo));
 
-unsigned arrival_interface(msghdr& msg) {
+unsigned arrival_interface(msghdr& msg, ip::address* destination = nullptr) {
   unsigned index = 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       in_pktinfo info{};
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
       index = static_cast<unsigned>(info.ipi_ifindex);
+      if (destination != nullptr) {
+        *destination = ip::address_v4(ntohl(info.ipi_addr.s_addr));
+      }
     } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       in6_pktinfo info{};
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
       index = info.ipi6_ifindex;
+      if (destination != nullptr) {
+        ip::address_v6::bytes_type bytes;
+        std::copy_n(info.ipi6_addr.s6_addr, bytes.size(), bytes.begin());
+        *destination = ip::address_v6(bytes);
+      }
     }
   }
   return index;
@@ -70,10 +78,12 @@ unsigned arrival_interface(msghdr& msg) {
 // Fills `control` with the pktinfo that sends a datagram out of `interface_index`; returns the
 // control length to use (0: none).
 std::size_t outgoing_interface(std::byte* control, const ip::udp::endpoint& destination,
-                               unsigned interface_index) {
+                               unsigned interface_index, const ip::address& source = {}) {
   if (interface_index == 0) {
     return 0;
   }
+  const bool from_v4 = source.is_v4() && !source.is_unspecified();
+  const bool from_v6 = source.is_v6() && !source.is_unspecified();
   auto* c = reinterpret_cast<cmsghdr*>(control);
   if (destination.address().is_v4()) {
     c->cmsg_level = IPPROTO_IP;
@@ -81,6 +91,9 @@ std::size_t outgoing_interface(std::byte* control, const ip::udp::endpoint& dest
     c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
     in_pktinfo info{};
     info.ipi_ifindex = static_cast<int>(interface_index);
+    if (from_v4) {
+      info.ipi_spec_dst.s_addr = htonl(source.to_v4().to_uint());
+    }
     std::memcpy(CMSG_DATA(c), &info, sizeof info);
     return CMSG_SPACE(sizeof(in_pktinfo));
   }
@@ -89,6 +102,10 @@ std::size_t outgoing_interface(std::byte* control, const ip::udp::endpoint& dest
   c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
   in6_pktinfo info{};
   info.ipi6_ifindex = interface_index;
+  if (from_v6) {
+    const auto bytes = source.to_v6().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), info.ipi6_addr.s6_addr);
+  }
   std::memcpy(CMSG_DATA(c), &info, sizeof info);
   return CMSG_SPACE(sizeof(in6_pktinfo));
 }
@@ -127,7 +144,8 @@ boost::system::error_code receive_datagrams(ip::udp::socket& socket,
     out[i].size = msgs[i].msg_len;
     out[i].truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
     out[i].source = to_endpoint(sources[i]);
-    out[i].interface_index = arrival_interface(msgs[i].msg_hdr);
+    out[i].destination = ip::address();
+    out[i].interface_index = arrival_interface(msgs[i].msg_hdr, &out[i].destination);
   }
   return {};
 }
@@ -152,7 +170,7 @@ std::size_t send_datagrams(ip::udp::socket& socket, std::span<const outgoing_dat
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
       const std::size_t control_length =
-          outgoing_interface(controls[i].bytes, d.destination, d.interface_index);
+          outgoing_interface(controls[i].bytes, d.destination, d.interface_index, d.source);
       if (control_length != 0) {
         msgs[i].msg_hdr.msg_control = controls[i].bytes;
         msgs[i].msg_hdr.msg_controllen = control_length;
@@ -191,7 +209,7 @@ boost::system::error_code receive_datagram(ip::udp::socket& socket, std::span<st
   out.size = static_cast<std::size_t>(n);
   out.truncated = (msg.msg_flags & MSG_TRUNC) != 0;
   out.source = to_endpoint(source);
-  out.interface_index = arrival_interface(msg);
+  out.interface_index = arrival_interface(msg, &out.destination);
   return {};
 }
 

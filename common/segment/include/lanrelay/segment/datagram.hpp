@@ -19,6 +19,9 @@ struct received_datagram {
   boost::asio::ip::udp::endpoint source;
   unsigned interface_index = 0;  // 0 when the kernel did not say
   bool truncated = false;        // larger than the buffer; its tail was dropped
+  // The address the datagram was sent to (the IP header's destination: ours, a broadcast or a
+  // group); unspecified when the kernel did not say.
+  boost::asio::ip::address destination;
 };
 
 // Asks the kernel to report the arrival interface on `socket` (call once after open).
@@ -38,6 +41,9 @@ struct outgoing_datagram {
   std::span<const std::byte> data;
   boost::asio::ip::udp::endpoint destination;
   unsigned interface_index = 0;
+  // The source address to send from (with interface_index); unspecified: the routing table's.
+  // An answer to a unicast query leaves from the address the query was sent to.
+  boost::asio::ip::address source;
 };
 
 // Sends `datagrams` with as few sendmmsg(2) calls as possible; returns how many were sent (a
