@@ -46,7 +46,7 @@ struct fixture {
   std::filesystem::path dir;
   std::unique_ptr<lanrelay::content_store> store;
   lanrelay::network_interface lan;
-  lanrelay::responder_counters counters;
+  lanrelay::relay::responder_counters counters;
 };
 
 }  // namespace
