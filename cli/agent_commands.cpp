@@ -1,10 +1,13 @@
 #include "agent_commands.hpp"
+#include "agent_config_option.hpp"
 #include "attempt_options.hpp"
 #include "command_error.hpp"
 #include "command_support.hpp"
 #include "proxy_command.hpp"
 #include "state_owner.hpp"
 
+#include "lanrelay/agent/discovery_sources.hpp"
+#include "lanrelay/agent/dns_sd.hpp"
 #include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/agent/offer_route.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
@@ -40,6 +43,7 @@ struct item_args {
   std::uint16_t port = discovery::default_port;
   bool json = false;
   std::optional<std::filesystem::path> state_dir;
+  std::optional<std::filesystem::path> agent_config;
 
   agent::wanted_item wanted() const {
     const auto parsed = parse_item_kind(kind);
@@ -104,6 +108,9 @@ void add_item_options(CLI::App& cmd, item_args& args) {
   cmd.add_option("--state-dir", args.state_dir,
                  "State directory (segment memory, machine cookie, peer cache); default: the "
                  "daemon's");
+  cmd.add_option("--agent-config", args.agent_config,
+                 "Agent configuration: the address plan ([[discovery.site]]) and DNS-SD "
+                 "([discovery]); default: /etc/lanrelay/agent.toml when it exists");
 }
 
 // A progress bar on stderr when it is a terminal and the item is large.
@@ -193,6 +200,7 @@ void add_agent_commands(CLI::App& app) {
       options.output = args->output;
       options.discovery = args->discovery();
       options.use_discovery = !args->no_discovery;
+      options.sources = load_discovery_sources(args->agent_config);
       options.state_dir = args->state_dir ? *args->state_dir : default_state_dir();
       options.peer_cache = args->peer;
       const auto patience = parse_duration_ms(args->busy_patience);
@@ -265,10 +273,16 @@ void add_agent_commands(CLI::App& app) {
     });
   });
 
-  auto dargs = std::make_shared<item_args>();
+  struct discover_args : item_args {
+    bool explain = false;
+  };
+  auto dargs = std::make_shared<discover_args>();
   auto* discover = app.add_subcommand("discover", "List who in the segment offers an item");
   add_item_options(*discover, *dargs);
   discover->add_option("--sha256", dargs->sha256, "Only offers of these exact bytes");
+  discover->add_flag("--explain", dargs->explain,
+                     "Also print which sources were tried (segment, address plan, DNS-SD), what "
+                     "each found and how long it took");
   discover->callback([dargs] {
     run_guarded([&] {
       discovery::query q;
@@ -281,14 +295,37 @@ void add_agent_commands(CLI::App& app) {
       q.sha256 = wanted.sha256;
       auto options = dargs->discovery();
       options.enough_offers = std::numeric_limits<std::size_t>::max();  // list everyone
-      auto found = run_to_completion(agent::discover(q, options));
+      std::vector<agent::candidate> offers;
+      std::vector<agent::source_report> reports;
+      if (options.targets.empty()) {
+        // Every source, without the segment memory: a diagnostic asks afresh.
+        const auto settings = load_discovery_sources(dargs->agent_config);
+        agent::sources_options sources;
+        sources.discovery = options;
+        sources.segment = settings.segment;
+        sources.sites = settings.sites;
+        sources.dns_sd = settings.dns_sd;
+        sources.dns = {.resolv_conf = settings.resolv_conf,
+                       .server = settings.dns_server,
+                       .timeout = settings.resolver_timeout};
+        auto searched = run_to_completion(agent::discover_from_sources(q, sources));
+        offers = std::move(searched.offers);
+        reports = std::move(searched.reports);
+      } else {
+        auto found = run_to_completion(agent::discover(q, options));
+        offers = std::move(found.offers);
+        reports.push_back({.source = agent::discovery_source::segment,
+                           .tried = true,
+                           .note = "unicast to --target",
+                           .offers = offers.size()});
+      }
       std::set<std::string> seen;
       json::array out;
       if (!dargs->json) {
         fmt::print("{:<6} {:<22} {:<14} {:>12} {:>5}  {}\n", "ROLE", "FROM", "VERSION", "SIZE",
                    "FREE", "URL");
       }
-      for (const auto& c : found.offers) {
+      for (const auto& c : offers) {
         if (!seen.insert(c.offer.url).second) {
           continue;
         }
@@ -319,10 +356,49 @@ void add_agent_commands(CLI::App& app) {
                      c.offer.size, c.offer.free_slots, c.offer.url);
         }
       }
+      if (dargs->json && dargs->explain) {
+        json::array sources;
+        for (const auto& r : reports) {
+          json::array relays;
+          for (const auto& relay : r.relays) {
+            relays.emplace_back(relay);
+          }
+          sources.push_back(json::object{{"source", agent::to_string(r.source)},
+                                         {"tried", r.tried},
+                                         {"note", r.note},
+                                         {"relays", relays},
+                                         {"offers", r.offers},
+                                         {"dns_queries", r.dns_queries},
+                                         {"dns_timeouts", r.dns_timeouts},
+                                         {"ms", r.took.count()}});
+        }
+        fmt::print("{}\n", json::serialize(json::object{{"offers", out}, {"sources", sources}}));
+        return;
+      }
       if (dargs->json) {
         fmt::print("{}\n", json::serialize(out));
       } else if (seen.empty()) {
         fmt::print("no offers within {}\n", dargs->window);
+      }
+      if (dargs->explain) {
+        fmt::print("\n{:<18} {:<6} {:>7} {:>6}  {}\n", "SOURCE", "TRIED", "MS", "OFFERS",
+                   "WHAT IT FOUND");
+        for (const auto& r : reports) {
+          std::string what = r.note;
+          if (!r.relays.empty()) {
+            std::string relays;
+            for (const auto& relay : r.relays) {
+              relays += (relays.empty() ? "" : ",") + relay;
+            }
+            what += (what.empty() ? "" : "; ") + std::string("asked ") + relays;
+          }
+          if (r.dns_queries > 0) {
+            what += "; " + std::to_string(r.dns_queries) + " DNS queries, " +
+                    std::to_string(r.dns_timeouts) + " unanswered";
+          }
+          fmt::print("{:<18} {:<6} {:>7} {:>6}  {}\n", agent::to_string(r.source),
+                     r.tried ? "yes" : "no", r.took.count(), r.offers, what);
+        }
       }
     });
   });
@@ -370,6 +446,8 @@ void add_key_commands(CLI::App& app) {
         throw command_error(k.error().message);
       }
       fmt::print("{}\n", k->public_key().to_string());
+      // What a DNS-SD TXT record names for agents pinned to this key (agent/dns_sd.hpp).
+      fmt::print("dns-sd-txt site-key-sha256={}\n", agent::site_key_fingerprint(k->public_key()));
       const bool given = !certificate->empty();
       const auto cert = given ? *certificate : file->parent_path() / "tls.crt";
       std::error_code ec;

@@ -1,4 +1,5 @@
 #include "update_command.hpp"
+#include "agent_config_option.hpp"
 
 #include "attempt_options.hpp"
 
@@ -169,6 +170,7 @@ void add_update_command(CLI::App& app) {
     std::uint16_t port = discovery::default_port;
     std::string window = "500ms";
     std::optional<std::filesystem::path> state_dir;
+    std::optional<std::filesystem::path> agent_config;
     std::optional<std::filesystem::path> ca_file;
     bool peer = false;
     bool no_discovery = false;
@@ -213,6 +215,9 @@ void add_update_command(CLI::App& app) {
   update->add_flag("--peer", args->peer,
                    "This machine runs as a peer: also keep the files in its cache");
   update->add_flag("--no-discovery", args->no_discovery, "Do not ask the segment");
+  update->add_option("--agent-config", args->agent_config,
+                     "Agent configuration: the address plan ([[discovery.site]]) and DNS-SD "
+                     "([discovery]); default: /etc/lanrelay/agent.toml when it exists");
   update->add_flag("--json", args->json, "Print one JSON object");
   update->add_flag("--resolve-proxy", args->resolve_proxy,
                    "Reach the index and the upstream files through the route `lanrelay proxy "
@@ -255,6 +260,7 @@ void add_update_command(CLI::App& app) {
         }
       }
       fetch.use_discovery = !args->no_discovery;
+      fetch.sources = load_discovery_sources(args->agent_config);
       fetch.limits = args->attempt.limits();
       options.deadline = args->attempt.overall();
       fetch.state_dir = args->state_dir ? *args->state_dir : default_state_dir();

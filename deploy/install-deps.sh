@@ -34,7 +34,7 @@ build_packages=(
   build-essential cmake ninja-build pkg-config git ccache
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev libboost-system1.81-dev
   libssl-dev libcurl4-openssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libsystemd-dev
-  duktape-dev libgtest-dev libgmock-dev
+  duktape-dev libc-ares-dev libgtest-dev libgmock-dev
   dpkg-dev file adduser openssl
 )
 # The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser. squid and
@@ -48,6 +48,7 @@ test_packages=(
   dante-server tinyproxy-bin
   squid krb5-kdc krb5-admin-server krb5-user
   prometheus
+  dnsmasq-base
 )
 
 packages=("${build_packages[@]}")

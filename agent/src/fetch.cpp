@@ -3,6 +3,7 @@
 #include "lanrelay/agent/catalog_memory.hpp"
 #include "lanrelay/agent/offer_route.hpp"
 #include "lanrelay/agent/segment_memory.hpp"
+#include "lanrelay/agent/discovery_sources.hpp"
 #include "lanrelay/base/file_io.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
 #include "lanrelay/content/piece_list.hpp"
@@ -251,17 +252,6 @@ class fetch_job {
       outcome_.fallback_reason = "discovery disabled";
       co_return std::vector<candidate>{};
     }
-    const bool broadcast = options_.discovery.targets.empty();
-    const std::string segment = broadcast ? segment_id(list_interfaces()) : std::string();
-    std::optional<segment_memory> memory;
-    if (broadcast && options_.state_dir) {
-      memory.emplace(*options_.state_dir / "segments.json");
-      if (memory->is_silent(segment, std::chrono::system_clock::now())) {
-        outcome_.fallback_reason = "segment " + segment + " gave no answers recently";
-        co_return std::vector<candidate>{};
-      }
-    }
-
     discovery::query q;
     q.transaction_id = random_u64();
     q.sender_cookie = random_u64();  // per query: a daemon on this machine may answer us
@@ -269,16 +259,30 @@ class fetch_job {
     q.name = options_.wanted.name;
     q.version = options_.wanted.version;
     q.sha256 = options_.wanted.sha256;
-    auto found = co_await agent::discover(q, options_.discovery);
 
-    if (memory && !segment.empty()) {
-      const auto now = std::chrono::system_clock::now();
-      if (found.offers.empty()) {
-        memory->remember_silence(segment, now, now + options_.silent_segment_memory);
-      } else {
-        memory->remember_answer(segment, now + options_.silent_segment_memory);
+    if (options_.discovery.targets.empty()) {
+      // The segment, then the address plan and DNS-SD, with their memory (discovery_sources.hpp).
+      sources_options sources;
+      sources.discovery = options_.discovery;
+      sources.segment = options_.sources.segment;
+      sources.sites = options_.sources.sites;
+      sources.dns_sd = options_.sources.dns_sd;
+      sources.dns = {.resolv_conf = options_.sources.resolv_conf,
+                     .server = options_.sources.dns_server,
+                     .timeout = options_.sources.resolver_timeout};
+      sources.site_keys = options_.site_keys;
+      if (options_.state_dir) {
+        sources.memory_file = *options_.state_dir / "segments.json";
       }
+      sources.memory_period = options_.silent_segment_memory;
+      auto searched = co_await discover_from_sources(q, sources);
+      if (searched.offers.empty()) {
+        outcome_.fallback_reason = searched.fallback_reason;
+      }
+      co_return std::move(searched.offers);
     }
+
+    auto found = co_await agent::discover(q, options_.discovery);
     if (found.offers.empty()) {
       outcome_.fallback_reason =
           found.destinations == 0 ? "no interface to query the segment on" : "no offers";

@@ -77,15 +77,25 @@ template <class Change>
 void update(const std::filesystem::path& file, std::string_view segment, Change change) {
   auto entries = read_entries(file);
   const auto now = to_seconds(segment_memory::clock::now());
+  const auto live = [&](const json::value* entry) {
+    return field(entry, "silent_until") > now || field(entry, "answered_until") > now ||
+           field(entry, "unicast_until") > now;
+  };
   for (auto it = entries.begin(); it != entries.end();) {
-    const bool live = field(&it->value(), "silent_until") > now ||
-                      field(&it->value(), "answered_until") > now;
-    it = live ? std::next(it) : entries.erase(it);
+    it = live(&it->value()) ? std::next(it) : entries.erase(it);
   }
   json::object entry;
   for (const auto* name : {"silent_until", "answered_until"}) {
     if (const auto v = field(entries.if_contains(segment), name); v > now) {
       entry[name] = v;
+    }
+  }
+  if (const auto* old = entries.if_contains(segment);
+      old != nullptr && old->is_object() && field(old, "unicast_until") > now) {
+    for (const auto* name : {"unicast_until", "unicast_via", "unicast_relays"}) {
+      if (const auto* v = old->as_object().if_contains(name)) {
+        entry[name] = *v;
+      }
     }
   }
   change(entry);
@@ -109,6 +119,46 @@ void segment_memory::remember_silence(std::string_view segment, clock::time_poin
     return;  // it answers, just not for this item
   }
   update(file_, segment, [&](json::object& entry) { entry["silent_until"] = to_seconds(until); });
+}
+
+void segment_memory::remember_unicast(std::string_view segment, std::string_view via,
+                                      const std::vector<std::string>& relays,
+                                      clock::time_point until) {
+  update(file_, segment, [&](json::object& entry) {
+    entry.erase("silent_until");
+    entry["unicast_until"] = to_seconds(until);
+    entry["unicast_via"] = via;
+    json::array list;
+    for (const auto& r : relays) {
+      list.emplace_back(r);
+    }
+    entry["unicast_relays"] = std::move(list);
+  });
+}
+
+std::optional<segment_memory::unicast_relays> segment_memory::unicast(std::string_view segment,
+                                                                      clock::time_point now) const {
+  const auto entries = read_entries(file_);
+  const auto* entry = entries.if_contains(segment);
+  if (field(entry, "unicast_until") <= to_seconds(now) || !entry->is_object()) {
+    return std::nullopt;
+  }
+  unicast_relays out;
+  if (const auto* via = entry->as_object().if_contains("unicast_via"); via && via->is_string()) {
+    out.via = std::string(via->as_string());
+  }
+  if (const auto* list = entry->as_object().if_contains("unicast_relays");
+      list && list->is_array()) {
+    for (const auto& r : list->as_array()) {
+      if (r.is_string()) {
+        out.relays.emplace_back(r.as_string());
+      }
+    }
+  }
+  if (out.relays.empty()) {
+    return std::nullopt;
+  }
+  return out;
 }
 
 void segment_memory::remember_answer(std::string_view segment, clock::time_point until) {

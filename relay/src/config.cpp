@@ -367,6 +367,13 @@ const settings::table<relay_config>& settings_table() {
                                      "How often interfaces that came or went are picked up.", 100ms,
                                      10min,
                                      [](relay_config& c) -> auto& { return c.discovery.interface_rescan; }),
+      settings::string_list_setting<relay_config>(
+          "discovery", "unicast_networks",
+          "Networks whose agents are answered by unicast although they are one router or more "
+          "away (they found this relay by DNS-SD or an address plan), e.g. [\"10.20.0.0/16\"]. "
+          "Rate limits apply as on the segment. Empty: only senders on a subnet of the "
+          "receiving interface.",
+          [](relay_config& c) -> auto& { return c.discovery.unicast_networks; }, check_network),
       settings::path_setting<relay_config>("trust", "site_key",
                    "Ed25519 key that signs the catalog agents verify (lanrelay key generate). "
                    "Empty: <state dir>/site.key when it exists.",

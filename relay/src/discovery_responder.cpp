@@ -25,6 +25,21 @@ std::string item_url(const std::string& host, std::uint16_t port, std::string_vi
   return "http://" + host + ":" + std::to_string(port) + std::string(path);
 }
 
+// discovery.unicast_networks, as validated by the configuration (an entry that does not parse
+// was refused there; none is answered here).
+network_list unicast_networks(const discovery_settings& s) {
+  auto parsed = network_list::parse(s.unicast_networks);
+  return parsed ? std::move(*parsed) : network_list{};
+}
+
+// The address an answer leaves from: the one a routed query was sent to (unicast networks),
+// else the one the offer's URL names for an on-link querier (answer_source: over IPv6 a routable
+// address of the arrival interface, else its link-local one).
+net::ip::address reply_from(const network_interface* arrival, const received_datagram& got) {
+  const auto routed = responder_core::reply_source(got.source, arrival, got.destination);
+  return routed.is_unspecified() ? answer_source(arrival, got.source.address()) : routed;
+}
+
 }  // namespace
 
 responder_core::responder_core(settings s, content_store& store,
@@ -35,7 +50,9 @@ responder_core::responder_core(settings s, content_store& store,
       free_slots_(std::move(free_slots)),
       counters_(counters),
       mirrors_(mirrors),
-      guard_({settings_.cookie, settings_.rate_limit, settings_.new_source_rate}, counters_) {}
+      guard_({settings_.cookie, settings_.rate_limit, settings_.new_source_rate,
+              settings_.unicast_networks},
+             counters_) {}
 
 std::optional<std::string> responder_core::url_host(const network_interface& arrival,
                                                     const net::ip::address& source) const {
@@ -74,6 +91,34 @@ std::optional<std::string> responder_core::url_host(const network_interface& arr
 std::optional<std::vector<std::byte>> responder_core::process_packet(
     std::span<const std::byte> datagram, const udp::endpoint& source,
     const network_interface* arrival, std::chrono::steady_clock::time_point now) {
+  return process_packet(datagram, source, arrival, net::ip::address(), now);
+}
+
+net::ip::address responder_core::reply_source(const udp::endpoint& source,
+                                              const network_interface* arrival,
+                                              const net::ip::address& arrived_at) {
+  if (arrival == nullptr || arrived_at.is_unspecified() || arrived_at.is_multicast() ||
+      arrival->is_on_link(source.address())) {
+    return {};
+  }
+  if (arrived_at.is_v4()) {
+    // A directed or limited broadcast is never routed to us; still, never answer "from" one.
+    for (const auto& binding : arrival->ipv4) {
+      if (binding.broadcast && *binding.broadcast == arrived_at.to_v4()) {
+        return {};
+      }
+    }
+    if (arrived_at.to_v4() == net::ip::address_v4::broadcast()) {
+      return {};
+    }
+  }
+  return arrived_at;
+}
+
+std::optional<std::vector<std::byte>> responder_core::process_packet(
+    std::span<const std::byte> datagram, const udp::endpoint& source,
+    const network_interface* arrival, const net::ip::address& arrived_at,
+    std::chrono::steady_clock::time_point now) {
   auto q = discovery::decode_query(datagram);
   const auto cookie = q ? std::optional(q->sender_cookie) : std::nullopt;
   if (guard_.admit(cookie, source, arrival, now) != responder_guard::verdict::admitted) {
@@ -96,7 +141,14 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
       std::erase_if(mirrored, [&](const mirrored_item& m) { return m.entry.sha256 != *q->sha256; });
     }
   }
-  const auto host = url_host(*arrival, source.address());
+  // A routed sender (admitted through the unicast networks) asked the address it found by DNS
+  // or its address plan: the offer names that address, and is sent from it.
+  const auto routed_from = reply_source(source, arrival, arrived_at);
+  const auto host = !routed_from.is_unspecified()
+                        ? std::optional<std::string>(routed_from.is_v6()
+                                                         ? "[" + routed_from.to_string() + "]"
+                                                         : routed_from.to_string())
+                        : url_host(*arrival, source.address());
   if ((held.empty() && mirrored.empty()) || !host) {
     ++counters_.not_held;
     return std::nullopt;
@@ -135,7 +187,8 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
                                      config.role == "peer" ? discovery::responder_role::peer
                                                            : discovery::responder_role::relay,
                                      http_port, config.discovery.rate_limit,
-                                     config.discovery.new_source_rate},
+                                     config.discovery.new_source_rate,
+                                     unicast_networks(config.discovery)},
             store, std::move(free_slots), counters_, mirrors),
       gate_(counters_),
       // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty.
@@ -209,11 +262,12 @@ net::awaitable<void> discovery_responder::receive_loop(udp::socket& socket) {
           continue;
         }
         const network_interface* arrival = listener_.find_interface(got.interface_index);
-        auto reply = core_.process_packet(buffers[i].first(got.size), got.source, arrival, now);
+        auto reply = core_.process_packet(buffers[i].first(got.size), got.source, arrival,
+                                          got.destination, now);
         if (reply) {
           replies.push_back(std::move(*reply));
           outgoing.push_back({replies.back(), got.source, got.interface_index,
-                              answer_source(arrival, got.source.address())});
+                              reply_from(arrival, got)});
         }
       }
       std::size_t refused = 0;

@@ -51,17 +51,25 @@ namespace {
 
 constexpr std::size_t control_size = CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo));
 
-unsigned arrival_interface(msghdr& msg) {
+unsigned arrival_interface(msghdr& msg, ip::address* destination = nullptr) {
   unsigned index = 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       in_pktinfo info{};
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
       index = static_cast<unsigned>(info.ipi_ifindex);
+      if (destination != nullptr) {
+        *destination = ip::address_v4(ntohl(info.ipi_addr.s_addr));
+      }
     } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       in6_pktinfo info{};
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
       index = info.ipi6_ifindex;
+      if (destination != nullptr) {
+        ip::address_v6::bytes_type bytes;
+        std::copy_n(info.ipi6_addr.s6_addr, bytes.size(), bytes.begin());
+        *destination = ip::address_v6(bytes);
+      }
     }
   }
   return index;
@@ -137,7 +145,8 @@ boost::system::error_code receive_datagrams(ip::udp::socket& socket,
     out[i].size = msgs[i].msg_len;
     out[i].truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
     out[i].source = to_endpoint(sources[i]);
-    out[i].interface_index = arrival_interface(msgs[i].msg_hdr);
+    out[i].destination = ip::address();
+    out[i].interface_index = arrival_interface(msgs[i].msg_hdr, &out[i].destination);
   }
   return {};
 }
@@ -201,7 +210,7 @@ boost::system::error_code receive_datagram(ip::udp::socket& socket, std::span<st
   out.size = static_cast<std::size_t>(n);
   out.truncated = (msg.msg_flags & MSG_TRUNC) != 0;
   out.source = to_endpoint(source);
-  out.interface_index = arrival_interface(msg);
+  out.interface_index = arrival_interface(msg, &out.destination);
   return {};
 }
 

@@ -34,7 +34,9 @@ std::vector<metrics::sample> drop_samples(const segment_drop_counters& c) {
 }
 
 responder_guard::responder_guard(settings s, segment_drop_counters& counters)
-    : cookie_(s.cookie), counters_(counters), limiter_({s.rate_limit, s.new_source_rate}) {}
+    : cookie_(s.cookie),
+      unicast_networks_(std::move(s.unicast_networks)),
+      counters_(counters), limiter_({s.rate_limit, s.new_source_rate}) {}
 
 responder_guard::verdict responder_guard::admit(std::optional<std::uint64_t> sender_cookie,
                                                 const boost::asio::ip::udp::endpoint& source,
@@ -56,7 +58,7 @@ responder_guard::verdict responder_guard::admit(std::optional<std::uint64_t> sen
     ++counters_.bad_source;
     return verdict::bad_source;
   }
-  if (!arrival->is_on_link(source.address())) {
+  if (!arrival->is_on_link(source.address()) && !unicast_networks_.contains(source.address())) {
     ++counters_.off_link;
     return verdict::off_link;
   }

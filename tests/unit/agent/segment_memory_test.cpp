@@ -68,3 +68,26 @@ TEST_F(segment_memory_test, a_damaged_file_means_nothing_is_remembered) {
 
 }  // namespace
 }  // namespace lanrelay::agent
+
+namespace lanrelay::agent {
+namespace {
+
+TEST_F(segment_memory_test, relays_found_by_a_unicast_source_are_remembered_per_segment) {
+  const auto now = segment_memory::clock::now();
+  segment_memory memory(dir_ / "segments.json");
+  EXPECT_FALSE(memory.unicast("10.78.0.0/16", now));
+  memory.remember_unicast("10.78.0.0/16", "dns-sd", {"10.77.0.2:4126"}, now + 10min);
+  const auto remembered = memory.unicast("10.78.0.0/16", now);
+  ASSERT_TRUE(remembered);
+  EXPECT_EQ(remembered->via, "dns-sd");
+  EXPECT_EQ(remembered->relays, std::vector<std::string>{"10.77.0.2:4126"});
+  EXPECT_FALSE(memory.is_silent("10.78.0.0/16", now));
+  EXPECT_FALSE(memory.unicast("10.77.0.0/16", now));
+  EXPECT_FALSE(memory.unicast("10.78.0.0/16", now + 11min));
+  // Other updates of the entry keep it.
+  memory.remember_answer("10.78.0.0/16", now + 10min);
+  EXPECT_TRUE(memory.unicast("10.78.0.0/16", now));
+}
+
+}  // namespace
+}  // namespace lanrelay::agent

@@ -308,3 +308,62 @@ TEST_F(responder_test, offers_mirrored_activeupdate_files) {
 
 }  // namespace
 }  // namespace lanrelay::relay
+
+namespace lanrelay::relay {
+namespace {
+
+// Issue 14: agents one router away that found the relay by DNS-SD or an address plan.
+class unicast_responder_test : public responder_test {
+ protected:
+  responder_core make_unicast_core(std::uint32_t rate_limit = 20) {
+    return responder_core({.cookie = 7, .role = discovery::responder_role::relay,
+                           .http_port = 4127, .rate_limit = rate_limit,
+                           .unicast_networks = network_list::parse({"10.78.0.0/16"}).value()},
+                          *store_, [this] { return free_slots_; }, counters_);
+  }
+  const ip::udp::endpoint routed_{ip::make_address("10.78.5.6"), 40000};
+  const ip::address arrived_at_ = ip::make_address("10.77.0.1");
+};
+
+TEST_F(unicast_responder_test, a_routed_sender_in_the_unicast_networks_is_answered) {
+  // A second address on the interface: the URL must name the one the query was sent to.
+  lan_.ipv4.insert(lan_.ipv4.begin(),
+                   {ip::make_network_v4("10.70.0.1/16"), ip::make_address_v4("10.70.255.255")});
+  auto core = make_unicast_core();
+  const auto q = query_for(item_kind::pattern, "icrc", "1667900");
+  const auto reply = core.process_packet(q, routed_, &lan_, arrived_at_, now_);
+  ASSERT_TRUE(reply);
+  EXPECT_LE(reply->size(), q.size());
+  EXPECT_EQ(discovery::decode_offer(*reply).value().url,
+            "http://10.77.0.1:4127/cache/pattern/icrc/1667900");
+  EXPECT_EQ(responder_core::reply_source(routed_, &lan_, arrived_at_), arrived_at_);
+  // An on-link sender keeps the kernel's choice of source address.
+  EXPECT_TRUE(responder_core::reply_source(agent_, &lan_, arrived_at_).is_unspecified());
+}
+
+TEST_F(unicast_responder_test, a_routed_sender_outside_the_unicast_networks_is_dropped) {
+  auto core = make_unicast_core();
+  const ip::udp::endpoint stranger{ip::make_address("10.79.5.6"), 40000};
+  EXPECT_FALSE(core.process_packet(query_for(item_kind::pattern, "icrc", "1667900"), stranger,
+                                   &lan_, arrived_at_, now_));
+  EXPECT_EQ(counters_.off_link, 1u);
+  // Without the setting, the routed sender is dropped as before.
+  auto plain = make_core();
+  EXPECT_FALSE(plain.process_packet(query_for(item_kind::pattern, "icrc", "1667900"), routed_,
+                                    &lan_, arrived_at_, now_));
+  EXPECT_EQ(counters_.off_link, 2u);
+}
+
+TEST_F(unicast_responder_test, rate_limits_apply_to_routed_senders) {
+  auto core = make_unicast_core(5);  // burst of 10
+  const auto q = query_for(item_kind::pattern, "icrc", "1667900");
+  int answered = 0;
+  for (int i = 0; i < 30; ++i) {
+    answered += core.process_packet(q, routed_, &lan_, arrived_at_, now_) ? 1 : 0;
+  }
+  EXPECT_EQ(answered, 10);
+  EXPECT_EQ(counters_.rate_limited, 20u);
+}
+
+}  // namespace
+}  // namespace lanrelay::relay

@@ -9,7 +9,8 @@
 //     naming its sender) and not older than the newest catalog already believed for that key
 //     (catalog_memory.hpp). Without either, segment offers are not used and only the upstream is
 //     asked. The catalog may also name the digest of the item's piece list (piece_list.hpp).
-//  2. Discovery (discovery_client.hpp), unless this segment was silent recently (segment_memory).
+//  2. Discovery from its sources in order (discovery_sources.hpp: the segment, the address plan,
+//     DNS-SD), unless none found anything recently (segment_memory).
 //  3. Offers are filtered and ordered (offer_selection.hpp: one per sending host, URL naming the
 //     sender or named exactly by the believed catalog's `urls`) and tried in turn; each is
 //     fetched from the address the offer came from (a URL the catalog names: from its own host).
@@ -32,6 +33,7 @@
 //     also added to its cache.
 // The whole fetch ends at `deadline`, whatever it is doing; nothing is left at `output` then.
 
+#include "lanrelay/agent/agent_config.hpp"
 #include "lanrelay/agent/discovery_client.hpp"
 #include "lanrelay/agent/offer_selection.hpp"
 #include "lanrelay/agent/relay_tls.hpp"
@@ -84,6 +86,9 @@ struct fetch_options {
   relay_https_options relay_https;
   discovery_options discovery;
   bool use_discovery = true;
+  // Without discovery.targets: the sources asked after (or instead of) the segment, the
+  // address plan and DNS-SD (discovery_sources.hpp; agent_config.hpp).
+  agent_discovery_settings sources;
   // Segment memory, the machine cookie and (with peer_cache) the local peer's cache live here.
   std::optional<std::filesystem::path> state_dir;
   bool peer_cache = false;

@@ -41,6 +41,10 @@ struct discovery_settings {
   // of one address family on one interface (segment/source_rate_limiter.hpp).
   std::uint32_t new_source_rate = 500;
   std::chrono::milliseconds interface_rescan{5'000};  // how often new interfaces are picked up
+  // Networks whose hosts are answered by unicast although they are not on a subnet of the
+  // interface their query arrived on (agents one router away that found this relay by DNS-SD or
+  // an address plan). Empty: on-link senders only.
+  std::vector<std::string> unicast_networks;
 };
 
 // [peers]: how the max_peers transfer slots are shared among clients (relay/slot_pool.hpp).

@@ -54,6 +54,8 @@ class responder_core {
     std::uint16_t http_port = 4127;      // where offers tell agents to fetch
     std::uint32_t rate_limit = 20;       // queries per second per source address (burst: 2 s)
     std::uint32_t new_source_rate = 500;  // per family and interface (source_rate_limiter.hpp)
+    // Off-link senders answered by unicast (discovery.unicast_networks; responder_guard.hpp).
+    network_list unicast_networks;
   };
 
   // `free_slots` reports the content server's free transfer slots when an offer is built.
@@ -68,6 +70,21 @@ class responder_core {
                                                        const boost::asio::ip::udp::endpoint& source,
                                                        const network_interface* arrival,
                                                        std::chrono::steady_clock::time_point now);
+  // The same, knowing the address the query was sent to (`arrived_at`; unspecified when not
+  // known). A query from an off-link sender in the unicast networks is answered with a URL
+  // naming `arrived_at`, and the answer must leave from that address (reply_source()).
+  std::optional<std::vector<std::byte>> process_packet(std::span<const std::byte> datagram,
+                                                       const boost::asio::ip::udp::endpoint& source,
+                                                       const network_interface* arrival,
+                                                       const boost::asio::ip::address& arrived_at,
+                                                       std::chrono::steady_clock::time_point now);
+
+  // The address an answer to `source` must be sent from: `arrived_at` for a sender off the
+  // arrival interface's subnets (the routing table might choose another address, and agents use
+  // only offers whose URL names their sender), else unspecified (the kernel's choice).
+  static boost::asio::ip::address reply_source(const boost::asio::ip::udp::endpoint& source,
+                                               const network_interface* arrival,
+                                               const boost::asio::ip::address& arrived_at);
 
   // Queries answered per second per source from now on (configuration reload).
   void set_rate_limit(std::uint32_t per_second) noexcept {

@@ -19,6 +19,9 @@ struct received_datagram {
   boost::asio::ip::udp::endpoint source;
   unsigned interface_index = 0;  // 0 when the kernel did not say
   bool truncated = false;        // larger than the buffer; its tail was dropped
+  // The address the datagram was sent to (the IP header's destination: ours, a broadcast or a
+  // group); unspecified when the kernel did not say.
+  boost::asio::ip::address destination;
 };
 
 // Asks the kernel to report the arrival interface on `socket` (call once after open).
@@ -39,7 +42,8 @@ struct outgoing_datagram {
   boost::asio::ip::udp::endpoint destination;
   unsigned interface_index = 0;
   // The address to send from (IPV6_PKTINFO / IP_PKTINFO): an answer comes from the address it
-  // names. Unspecified (the default): the kernel chooses, as for any send.
+  // names, and an answer to a unicast query leaves from the address the query was sent to.
+  // Unspecified (the default): the kernel chooses, as for any send.
   boost::asio::ip::address source;
 };
 

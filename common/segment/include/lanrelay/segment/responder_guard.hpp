@@ -12,7 +12,9 @@
 //   3. the arrival interface is unknown                      -> off_link
 //   4. the source is no single sender (port 0, broadcast, a subnet's network address, ...;
 //      is_unicast_sender)                                    -> bad_source
-//   5. the source is not on a subnet of the arrival interface -> off_link
+//   5. the source is not on a subnet of the arrival interface, nor in the responder's
+//      unicast networks (lanrelayd's discovery.unicast_networks: agents one router away that
+//      found the relay by DNS or an address plan and ask it by unicast)  -> off_link
 //   6. the source is over its own rate                       -> rate_limited
 //      a new source while newcomers are over their rate     -> new_source_limited
 //      (source_rate_limiter.hpp)
@@ -24,6 +26,7 @@
 // are relaxed atomics, readable from any thread.
 
 #include "lanrelay/base/metrics.hpp"
+#include "lanrelay/base/network_list.hpp"
 #include "lanrelay/segment/interfaces.hpp"
 #include "lanrelay/segment/source_rate_limiter.hpp"
 
@@ -75,6 +78,8 @@ class responder_guard {
     std::uint64_t cookie = 0;             // ours; queries carrying it are our own
     std::uint32_t rate_limit = 20;        // per known source, per second (burst: 2 s)
     std::uint32_t new_source_rate = 500;  // per family and interface (source_rate_limiter.hpp)
+    // Senders off the arrival interface's subnets that are answered all the same (step 5).
+    network_list unicast_networks;
   };
 
   enum class verdict {
@@ -102,6 +107,7 @@ class responder_guard {
 
  private:
   std::uint64_t cookie_;
+  network_list unicast_networks_;
   segment_drop_counters& counters_;
   source_rate_limiter limiter_;
 };
