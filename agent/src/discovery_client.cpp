@@ -43,7 +43,9 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
       sender = v6;
     }
     senders.insert(sender);
-    result.offers.push_back(candidate{std::move(*offer), got.source, {}, got.interface_index});
+    result.offers.push_back(candidate{.offer = std::move(*offer),
+                                      .from = got.source,
+                                      .interface_index = got.interface_index});
   };
   // Asking known addresses by unicast, we are done once each of them has answered.
   const std::size_t enough = options.targets.empty()

@@ -149,7 +149,7 @@ net::awaitable<discovery_result> ask_relays(const discovery::query& query,
       return;
     }
     answered.insert(got.source);
-    result.offers.push_back(candidate{std::move(*offer), got.source, {}});
+    result.offers.push_back(candidate{.offer = std::move(*offer), .from = got.source});
   };
   const std::size_t expected = relays.size();
   const auto done = [&] { return answered.size() >= expected; };

@@ -243,7 +243,6 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
       co_return false;
     }
     boost::urls::url with_credentials(*parsed);
-    auto auth = proxy_auth_scheme::basic;
     if (options_.credentials && !with_credentials.has_userinfo() &&
         options_.credentials->fit(with_credentials)) {
       add_credentials(with_credentials, options_.credentials->user_password);
