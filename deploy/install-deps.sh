@@ -37,16 +37,17 @@ build_packages=(
   duktape-dev libc-ares-dev libgtest-dev libgmock-dev
   dpkg-dev file adduser openssl
 )
-# The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser. squid and
-# the MIT Kerberos KDC (kdb5_util, kadmin.local, kinit) make the authenticating proxies of
-# tests/support/squid_fixture.hpp; their services are not started (policy-rc.d below).
+# The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser. squid (its
+# OpenSSL build, which also serves HTTPS proxies) and the MIT Kerberos KDC (kdb5_util,
+# kadmin.local, kinit) make the authenticating proxies of tests/support/squid_fixture.hpp; their
+# services are not started (policy-rc.d below).
 test_packages=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps wget systemd
   nginx-light wrk
   python3-prometheus-client chromium fonts-dejavu-core
   dante-server tinyproxy-bin
-  squid krb5-kdc krb5-admin-server krb5-user
+  squid-openssl krb5-kdc krb5-admin-server krb5-user
   prometheus
   dnsmasq-base
 )
