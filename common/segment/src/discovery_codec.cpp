@@ -37,25 +37,6 @@ std::string discovery_message(errc value) {
   return "unknown discovery error " + std::to_string(static_cast<int>(value));
 }
 
-constexpr std::uint32_t bit(field_type f) noexcept {
-  return tlv::bit(static_cast<std::uint16_t>(f));
-}
-
-constexpr std::uint32_t query_fields = bit(field_type::transaction_id) |
-                                       bit(field_type::sender_cookie) | bit(field_type::kind) |
-                                       bit(field_type::name) | bit(field_type::version) |
-                                       bit(field_type::sha256) | bit(field_type::padding);
-constexpr std::uint32_t query_mandatory = bit(field_type::transaction_id) |
-                                          bit(field_type::sender_cookie) | bit(field_type::kind) |
-                                          bit(field_type::name) | bit(field_type::version);
-constexpr std::uint32_t offer_fields = query_fields | bit(field_type::size) | bit(field_type::url) |
-                                       bit(field_type::free_slots) | bit(field_type::role);
-constexpr std::uint32_t offer_mandatory = offer_fields & ~bit(field_type::padding);
-constexpr tlv::field_rules query_rules{query_fields, query_mandatory, 0};
-constexpr tlv::field_rules offer_rules{offer_fields, offer_mandatory, 0};
-
-static_assert(static_cast<unsigned>(field_type::padding) < 32, "field bits fit a u32");
-
 // Wire codes of item_kind; its in-memory values are not a wire format.
 constexpr std::uint8_t kind_code(item_kind kind) noexcept {
   switch (kind) {
@@ -98,112 +79,74 @@ bool is_valid_name_field(std::string_view text) noexcept {
   return !text.empty() && text.size() <= max_name_length && is_valid_name(text);
 }
 
-// Values of the fields seen so far; `seen` has bit(f) set for each field f present.
-struct field_values {
-  std::uint32_t seen = 0;
-  std::uint64_t transaction_id = 0;
-  std::uint64_t sender_cookie = 0;
-  item_kind kind = item_kind::installer;
-  std::string name;
-  std::string version;
-  sha256_digest sha256{};
-  std::uint64_t size = 0;
-  std::string url;
-  std::uint16_t free_slots = 0;
-  responder_role role = responder_role::relay;
-};
+using enum tlv::presence;
 
-using tlv::as_text;
-
-// Stores one known field's value, checking its length and rules.
-boost::system::error_code read_field(field_type type, std::span<const std::byte> value,
-                                     field_values& out) {
-  const auto fixed = [&](std::size_t length) { return value.size() == length; };
-  switch (type) {
-    case field_type::transaction_id:
-      if (!fixed(8)) {
-        return errc::invalid_field;
-      }
-      out.transaction_id = load_be<std::uint64_t>(value);
-      return {};
-    case field_type::sender_cookie:
-      if (!fixed(8)) {
-        return errc::invalid_field;
-      }
-      out.sender_cookie = load_be<std::uint64_t>(value);
-      return {};
-    case field_type::kind: {
-      if (!fixed(1)) {
-        return errc::invalid_field;
-      }
-      const auto kind = kind_from_code(load_be<std::uint8_t>(value));
-      if (!kind) {
-        return errc::invalid_field;
-      }
-      out.kind = *kind;
-      return {};
-    }
-    case field_type::name:
-      if (!is_valid_name_field(as_text(value))) {
-        return errc::invalid_field;
-      }
-      out.name = as_text(value);
-      return {};
-    case field_type::version:
-      if (!is_valid_version_text(as_text(value))) {
-        return errc::invalid_field;
-      }
-      out.version = as_text(value);
-      return {};
-    case field_type::sha256:
-      if (!fixed(out.sha256.size())) {
-        return errc::invalid_field;
-      }
-      std::copy(value.begin(), value.end(), out.sha256.begin());
-      return {};
-    case field_type::size:
-      if (!fixed(8)) {
-        return errc::invalid_field;
-      }
-      out.size = load_be<std::uint64_t>(value);
-      return {};
-    case field_type::url:
-      if (!is_valid_offer_url(as_text(value))) {
-        return errc::invalid_field;
-      }
-      out.url = as_text(value);
-      return {};
-    case field_type::free_slots:
-      if (!fixed(2)) {
-        return errc::invalid_field;
-      }
-      out.free_slots = load_be<std::uint16_t>(value);
-      return {};
-    case field_type::role: {
-      if (!fixed(1)) {
-        return errc::invalid_field;
-      }
-      const auto role = static_cast<responder_role>(load_be<std::uint8_t>(value));
-      if (!is_valid_role(role)) {
-        return errc::invalid_field;
-      }
-      out.role = role;
-      return {};
-    }
-    case field_type::padding:
-      return {};
+template <typename M>
+bool read_kind(const tlv::field& f, M& out) {
+  if (f.value.size() != 1) {
+    return false;
   }
-  return {};
+  const auto kind = kind_from_code(load_be<std::uint8_t>(f.value));
+  if (!kind) {
+    return false;
+  }
+  out.kind = *kind;
+  return true;
 }
 
-// Validates the header of `datagram` and parses the fields `rules` allow for `expected`.
-boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
-                                const tlv::field_rules& rules, field_values& out) {
-  return tlv::walk_fields<errc>(datagram, datagram_framing, static_cast<std::uint8_t>(expected), rules,
-                                out.seen, [&](const tlv::field& f) {
-                                  return read_field(static_cast<field_type>(f.code), f.value, out);
-                                });
+template <typename M>
+void write_kind(tlv::writer<field_type>& w, const M& in) {
+  w.field_uint(field_type::kind, kind_code(in.kind));
 }
+
+bool read_role(const tlv::field& f, offer& out) {
+  if (f.value.size() != 1) {
+    return false;
+  }
+  const auto role = static_cast<responder_role>(load_be<std::uint8_t>(f.value));
+  if (!is_valid_role(role)) {
+    return false;
+  }
+  out.role = role;
+  return true;
+}
+
+void write_role(tlv::writer<field_type>& w, const offer& in) {
+  w.field_uint(field_type::role, static_cast<std::uint8_t>(in.role));
+}
+
+// The fields of each message (docs/protocol.md), in the order encode writes them. Padding is
+// skipped when read; encode pads a query itself.
+
+// The fields a query and an offer share; M is query or offer.
+template <typename M, typename S = tlv::field_spec<field_type, M>>
+constexpr auto shared_fields = std::to_array<S>({
+    tlv::uint_field<S, field_type::transaction_id, &M::transaction_id>(mandatory),
+    tlv::uint_field<S, field_type::sender_cookie, &M::sender_cookie>(mandatory),
+    {field_type::kind, mandatory, read_kind<M>, write_kind<M>},
+    tlv::text_field<S, field_type::name, &M::name, is_valid_name_field>(mandatory),
+    tlv::text_field<S, field_type::version, &M::version, is_valid_version_text>(mandatory),
+});
+
+using query_field = tlv::field_spec<field_type, query>;
+constexpr auto query_fields = tlv::describe(tlv::join(
+    shared_fields<query>,
+    std::to_array<query_field>({
+        tlv::bytes_field<query_field, field_type::sha256, &query::sha256>(optional),
+        {field_type::padding, optional},
+    })));
+
+using offer_field = tlv::field_spec<field_type, offer>;
+constexpr auto offer_fields = tlv::describe(tlv::join(
+    shared_fields<offer>,
+    std::to_array<offer_field>({
+        tlv::bytes_field<offer_field, field_type::sha256, &offer::sha256>(mandatory),
+        tlv::uint_field<offer_field, field_type::size, &offer::size>(mandatory),
+        tlv::text_field<offer_field, field_type::url, &offer::url, is_valid_offer_url>(mandatory),
+        tlv::uint_field<offer_field, field_type::free_slots, &offer::free_slots>(mandatory),
+        {field_type::role, mandatory, read_role, write_role},
+        {field_type::padding, optional},
+    })));
 
 tlv::writer<field_type> make_writer(message_type type) {
   return {datagram_framing, static_cast<std::uint8_t>(type)};
@@ -257,14 +200,7 @@ result<std::vector<std::byte>> encode(const query& q) {
     return errc::invalid_field;
   }
   auto w = make_writer(message_type::query);
-  w.field_uint(field_type::transaction_id, q.transaction_id);
-  w.field_uint(field_type::sender_cookie, q.sender_cookie);
-  w.field_uint(field_type::kind, kind_code(q.kind));
-  w.field(field_type::name, q.name);
-  w.field(field_type::version, q.version);
-  if (q.sha256) {
-    w.field(field_type::sha256, *q.sha256);
-  }
+  tlv::write_fields(w, query_fields, q);
   w.pad_to(field_type::padding, query_datagram_size);
   return std::move(w).take();
 }
@@ -275,16 +211,7 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
     return errc::invalid_field;
   }
   auto w = make_writer(message_type::offer);
-  w.field_uint(field_type::transaction_id, o.transaction_id);
-  w.field_uint(field_type::sender_cookie, o.sender_cookie);
-  w.field_uint(field_type::kind, kind_code(o.kind));
-  w.field(field_type::name, o.name);
-  w.field(field_type::version, o.version);
-  w.field(field_type::sha256, o.sha256);
-  w.field_uint(field_type::size, o.size);
-  w.field(field_type::url, o.url);
-  w.field_uint(field_type::free_slots, o.free_slots);
-  w.field_uint(field_type::role, static_cast<std::uint8_t>(o.role));
+  tlv::write_fields(w, offer_fields, o);
   if (!reply_fits(max_size, w.size())) {
     return errc::too_large;
   }
@@ -292,38 +219,22 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
 }
 
 result<query> decode_query(std::span<const std::byte> datagram) {
-  field_values v;
-  if (const auto ec = parse(datagram, message_type::query, query_rules, v)) {
-    return ec;
-  }
   query q;
-  q.transaction_id = v.transaction_id;
-  q.sender_cookie = v.sender_cookie;
-  q.kind = v.kind;
-  q.name = std::move(v.name);
-  q.version = std::move(v.version);
-  if ((v.seen & bit(field_type::sha256)) != 0) {
-    q.sha256 = v.sha256;
+  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
+                                             static_cast<std::uint8_t>(message_type::query),
+                                             query_fields, q)) {
+    return ec;
   }
   return q;
 }
 
 result<offer> decode_offer(std::span<const std::byte> datagram) {
-  field_values v;
-  if (const auto ec = parse(datagram, message_type::offer, offer_rules, v)) {
+  offer o;
+  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
+                                             static_cast<std::uint8_t>(message_type::offer),
+                                             offer_fields, o)) {
     return ec;
   }
-  offer o;
-  o.transaction_id = v.transaction_id;
-  o.sender_cookie = v.sender_cookie;
-  o.role = v.role;
-  o.kind = v.kind;
-  o.name = std::move(v.name);
-  o.version = std::move(v.version);
-  o.size = v.size;
-  o.sha256 = v.sha256;
-  o.url = std::move(v.url);
-  o.free_slots = v.free_slots;
   return o;
 }
 

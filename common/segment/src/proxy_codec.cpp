@@ -55,25 +55,6 @@ std::string proxy_message(errc value) {
   return "unknown proxy protocol error " + std::to_string(static_cast<int>(value));
 }
 
-constexpr std::uint32_t bit(field_type f) noexcept {
-  return tlv::bit(static_cast<std::uint16_t>(f));
-}
-
-constexpr std::uint32_t query_fields =
-    bit(field_type::transaction_id) | bit(field_type::sender_cookie) | bit(field_type::padding);
-constexpr std::uint32_t query_mandatory =
-    bit(field_type::transaction_id) | bit(field_type::sender_cookie);
-constexpr std::uint32_t answer_fields =
-    query_mandatory | bit(field_type::expires_at) | bit(field_type::proxy) |
-    bit(field_type::public_key) | bit(field_type::signature) | bit(field_type::padding) |
-    bit(field_type::proxy_auth);
-constexpr std::uint32_t answer_mandatory =
-    query_mandatory | bit(field_type::expires_at) | bit(field_type::proxy);
-constexpr tlv::field_rules query_rules{query_fields, query_mandatory, 0};
-// An answer lists one proxy field per proxy, and at most one proxy_auth field per proxy.
-constexpr tlv::field_rules answer_rules{answer_fields, answer_mandatory,
-                                        bit(field_type::proxy) | bit(field_type::proxy_auth)};
-
 constexpr std::uint8_t flag_needs_credentials = 0x01;
 
 // Unix seconds of expiry are bounded like catalog times, so every value fits a time_point.
@@ -155,131 +136,7 @@ std::optional<proxy_entry> read_proxy_entry(std::span<const std::byte> value) {
   return p;
 }
 
-// Values of the fields seen so far; `seen` has bit(f) set for each field f present.
-struct field_values {
-  std::uint32_t seen = 0;
-  std::uint64_t transaction_id = 0;
-  std::uint64_t sender_cookie = 0;
-  std::uint64_t expires_at = 0;
-  std::vector<proxy_entry> proxies;
-  lanrelay::public_key key;
-  ed25519_signature signature{};
-  std::size_t signed_size = 0;
-  // proxy_auth fields: (proxy index, scheme), in datagram order. Checked against the proxies
-  // once every field is read, since they may come in any order.
-  std::vector<std::pair<std::uint8_t, auth_scheme>> auth;
-};
-
-boost::system::error_code read_field(field_type type, std::span<const std::byte> value,
-                                     field_values& out) {
-  const auto fixed = [&](std::size_t length) { return value.size() == length; };
-  switch (type) {
-    case field_type::transaction_id:
-      if (!fixed(8)) {
-        return errc::invalid_field;
-      }
-      out.transaction_id = load_be<std::uint64_t>(value);
-      return {};
-    case field_type::sender_cookie:
-      if (!fixed(8)) {
-        return errc::invalid_field;
-      }
-      out.sender_cookie = load_be<std::uint64_t>(value);
-      return {};
-    case field_type::expires_at:
-      if (!fixed(8)) {
-        return errc::invalid_field;
-      }
-      out.expires_at = load_be<std::uint64_t>(value);
-      if (out.expires_at > max_time) {
-        return errc::invalid_field;
-      }
-      return {};
-    case field_type::proxy: {
-      if (out.proxies.size() == max_proxies) {
-        return errc::invalid_field;
-      }
-      auto entry = read_proxy_entry(value);
-      if (!entry) {
-        return errc::invalid_field;
-      }
-      out.proxies.push_back(std::move(*entry));
-      return {};
-    }
-    case field_type::public_key:
-      if (!fixed(out.key.bytes.size())) {
-        return errc::invalid_field;
-      }
-      std::copy(value.begin(), value.end(), out.key.bytes.begin());
-      return {};
-    case field_type::signature:
-      if (!fixed(out.signature.size())) {
-        return errc::invalid_field;
-      }
-      std::copy(value.begin(), value.end(), out.signature.begin());
-      return {};
-    case field_type::padding:
-      return {};
-    case field_type::proxy_auth: {
-      if (!fixed(proxy_auth_size)) {
-        return errc::invalid_field;
-      }
-      const auto index = std::to_integer<std::uint8_t>(value[0]);
-      const auto scheme = auth_scheme_from_wire(std::to_integer<std::uint8_t>(value[1]));
-      if (!scheme || index >= max_proxies) {
-        return errc::invalid_field;
-      }
-      out.auth.emplace_back(index, *scheme);
-      return {};
-    }
-  }
-  return {};
-}
-
-// Validates the header of `datagram` and parses the fields `rules` allow for `expected`.
-boost::system::error_code parse(std::span<const std::byte> datagram, message_type expected,
-                                const tlv::field_rules& rules, field_values& out) {
-  const auto walked = tlv::walk_fields<errc>(
-      datagram, datagram_framing, static_cast<std::uint8_t>(expected), rules, out.seen,
-      [&](const tlv::field& f) -> boost::system::error_code {
-        const auto type = static_cast<field_type>(f.code);
-        if (const auto ec = read_field(type, f.value, out)) {
-          return ec;
-        }
-        if (type == field_type::signature) {
-          // Everything before the signature is signed; nothing may follow it, or unsigned bytes
-          // would ride along with a valid signature.
-          if (!f.last) {
-            return errc::invalid_field;
-          }
-          out.signed_size = f.offset;
-        }
-        return {};
-      });
-  if (walked) {
-    return walked;
-  }
-  if ((out.seen & bit(field_type::signature)) != 0 && (out.seen & bit(field_type::public_key)) == 0) {
-    return errc::missing_field;
-  }
-  // Each proxy_auth names a proxy of this answer, and no proxy has two.
-  for (std::size_t i = 0; i < out.auth.size(); ++i) {
-    const auto index = out.auth[i].first;
-    if (index >= out.proxies.size()) {
-      return errc::invalid_field;
-    }
-    for (std::size_t j = 0; j < i; ++j) {
-      if (out.auth[j].first == index) {
-        return errc::invalid_field;
-      }
-    }
-  }
-  return {};
-}
-
-tlv::writer<field_type> make_writer(message_type type) {
-  return {datagram_framing, static_cast<std::uint8_t>(type)};
-}
+using enum tlv::presence;
 
 // Contract: is_valid_entry(p).
 void write_proxy(tlv::writer<field_type>& w, const proxy_entry& p) {
@@ -292,6 +149,128 @@ void write_proxy(tlv::writer<field_type>& w, const proxy_entry& p) {
   w.append(bypass);
 }
 
+std::uint64_t unix_seconds(std::chrono::system_clock::time_point t) noexcept {
+  const auto s = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
+  return s < 0 ? 0 : static_cast<std::uint64_t>(s);
+}
+
+// An answer being decoded, with what decode_answer checks once every field is read: proxy_auth
+// fields as (proxy index, scheme) in datagram order, since they may come before their proxies.
+struct answer_reading : answer {
+  std::vector<std::pair<std::uint8_t, auth_scheme>> auth;
+};
+
+bool read_expiry(const tlv::field& f, answer_reading& out) {
+  if (f.value.size() != 8) {
+    return false;
+  }
+  const auto seconds = load_be<std::uint64_t>(f.value);
+  if (seconds > max_time) {
+    return false;
+  }
+  out.expires_at = std::chrono::system_clock::time_point(
+      std::chrono::seconds(static_cast<std::int64_t>(seconds)));
+  return true;
+}
+
+void write_expiry(tlv::writer<field_type>& w, const answer& in) {
+  w.field_uint(field_type::expires_at, unix_seconds(in.expires_at));
+}
+
+bool read_proxy(const tlv::field& f, answer_reading& out) {
+  if (out.proxies.size() == max_proxies) {
+    return false;
+  }
+  auto entry = read_proxy_entry(f.value);
+  if (!entry) {
+    return false;
+  }
+  out.proxies.push_back(std::move(*entry));
+  return true;
+}
+
+void write_proxies(tlv::writer<field_type>& w, const answer& in) {
+  for (const auto& p : in.proxies) {
+    write_proxy(w, p);
+  }
+}
+
+bool read_proxy_auth(const tlv::field& f, answer_reading& out) {
+  if (f.value.size() != proxy_auth_size) {
+    return false;
+  }
+  const auto index = std::to_integer<std::uint8_t>(f.value[0]);
+  const auto scheme = auth_scheme_from_wire(std::to_integer<std::uint8_t>(f.value[1]));
+  if (!scheme || index >= max_proxies) {
+    return false;
+  }
+  out.auth.emplace_back(index, *scheme);
+  return true;
+}
+
+// After every proxy, in their order: the canonical encoding (a re-encoded answer is the same
+// bytes, so a re-signed one verifies the same).
+void write_proxy_auth(tlv::writer<field_type>& w, const answer& in) {
+  for (std::size_t i = 0; i < in.proxies.size(); ++i) {
+    if (const auto scheme = in.proxies[i].auth) {
+      w.header(field_type::proxy_auth, proxy_auth_size);
+      w.put_uint(static_cast<std::uint8_t>(i));
+      w.put_uint(static_cast<std::uint8_t>(*scheme));
+    }
+  }
+}
+
+bool read_public_key(const tlv::field& f, answer_reading& out) {
+  lanrelay::public_key key;
+  if (f.value.size() != key.bytes.size()) {
+    return false;
+  }
+  std::copy(f.value.begin(), f.value.end(), key.bytes.begin());
+  out.key = key;
+  return true;
+}
+
+bool read_signature(const tlv::field& f, answer_reading& out) {
+  ed25519_signature signature{};
+  // Everything before the signature is signed; nothing may follow it, or unsigned bytes would
+  // ride along with a valid signature.
+  if (f.value.size() != signature.size() || !f.last) {
+    return false;
+  }
+  std::copy(f.value.begin(), f.value.end(), signature.begin());
+  out.signature = signature;
+  out.signed_size = f.offset;
+  return true;
+}
+
+// The fields of each message (docs/protocol.md), in the order encode writes them. Padding is
+// skipped when read; encode pads a query itself, and writes the key and signature of a signed
+// answer after signing the rest.
+
+using query_field = tlv::field_spec<field_type, query>;
+constexpr auto query_fields = tlv::describe(std::to_array<query_field>({
+    tlv::uint_field<query_field, field_type::transaction_id, &query::transaction_id>(mandatory),
+    tlv::uint_field<query_field, field_type::sender_cookie, &query::sender_cookie>(mandatory),
+    {field_type::padding, optional},
+}));
+
+// An answer lists one proxy field per proxy, and at most one proxy_auth field per proxy.
+using answer_field = tlv::field_spec<field_type, answer_reading, answer>;
+constexpr auto answer_fields = tlv::describe(std::to_array<answer_field>({
+    tlv::uint_field<answer_field, field_type::transaction_id, &answer::transaction_id>(mandatory),
+    tlv::uint_field<answer_field, field_type::sender_cookie, &answer::sender_cookie>(mandatory),
+    {field_type::expires_at, mandatory, read_expiry, write_expiry},
+    {field_type::proxy, at_least_one, read_proxy, write_proxies},
+    {field_type::proxy_auth, any_number, read_proxy_auth, write_proxy_auth},
+    {field_type::public_key, optional, read_public_key},
+    {field_type::signature, optional, read_signature},
+    {field_type::padding, optional},
+}));
+
+tlv::writer<field_type> make_writer(message_type type) {
+  return {datagram_framing, static_cast<std::uint8_t>(type)};
+}
+
 std::vector<std::byte> signed_message(std::span<const std::byte> prefix) {
   std::vector<std::byte> message;
   message.reserve(signature_context.size() + 1 + prefix.size());
@@ -300,11 +279,6 @@ std::vector<std::byte> signed_message(std::span<const std::byte> prefix) {
   message.push_back(std::byte{0});
   message.insert(message.end(), prefix.begin(), prefix.end());
   return message;
-}
-
-std::uint64_t unix_seconds(std::chrono::system_clock::time_point t) noexcept {
-  const auto s = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
-  return s < 0 ? 0 : static_cast<std::uint64_t>(s);
 }
 
 }  // namespace
@@ -434,8 +408,7 @@ bool bypass_matches(std::string_view entry, std::string_view host) noexcept {
 
 std::vector<std::byte> encode(const query& q) {
   auto w = make_writer(message_type::query);
-  w.field_uint(field_type::transaction_id, q.transaction_id);
-  w.field_uint(field_type::sender_cookie, q.sender_cookie);
+  tlv::write_fields(w, query_fields, q);
   w.pad_to(field_type::padding, query_datagram_size);
   return std::move(w).take();
 }
@@ -464,21 +437,7 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
     return errc::too_large;
   }
   auto w = make_writer(message_type::answer);
-  w.field_uint(field_type::transaction_id, a.transaction_id);
-  w.field_uint(field_type::sender_cookie, a.sender_cookie);
-  w.field_uint(field_type::expires_at, unix_seconds(a.expires_at));
-  for (const auto& p : a.proxies) {
-    write_proxy(w, p);
-  }
-  // After every proxy, in their order: the canonical encoding (a re-encoded answer is the same
-  // bytes, so a re-signed one verifies the same).
-  for (std::size_t i = 0; i < a.proxies.size(); ++i) {
-    if (const auto scheme = a.proxies[i].auth) {
-      w.header(field_type::proxy_auth, proxy_auth_size);
-      w.put_uint(static_cast<std::uint8_t>(i));
-      w.put_uint(static_cast<std::uint8_t>(*scheme));
-    }
-  }
+  tlv::write_fields(w, answer_fields, a);
   if (key != nullptr) {
     w.field(field_type::public_key, key->public_key().bytes);
     const auto signature = key->sign(signed_message(w.bytes()));
@@ -488,31 +447,35 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
 }
 
 result<query> decode_query(std::span<const std::byte> datagram) {
-  field_values v;
-  if (const auto ec = parse(datagram, message_type::query, query_rules, v)) {
+  query q;
+  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
+                                             static_cast<std::uint8_t>(message_type::query),
+                                             query_fields, q)) {
     return ec;
   }
-  return query{v.transaction_id, v.sender_cookie};
+  return q;
 }
 
 result<answer> decode_answer(std::span<const std::byte> datagram) {
-  field_values v;
-  if (const auto ec = parse(datagram, message_type::answer, answer_rules, v)) {
+  answer_reading read;
+  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
+                                             static_cast<std::uint8_t>(message_type::answer),
+                                             answer_fields, read)) {
     return ec;
   }
-  answer a;
-  a.transaction_id = v.transaction_id;
-  a.sender_cookie = v.sender_cookie;
-  a.expires_at = std::chrono::system_clock::time_point(
-      std::chrono::seconds(static_cast<std::int64_t>(v.expires_at)));
-  a.proxies = std::move(v.proxies);
-  for (const auto& [index, scheme] : v.auth) {
-    a.proxies[index].auth = scheme;
+  if (read.signature && !read.key) {
+    return errc::missing_field;
   }
-  if ((v.seen & bit(field_type::signature)) != 0) {
-    a.key = v.key;
-    a.signature = v.signature;
-    a.signed_size = v.signed_size;
+  // Each proxy_auth names a proxy of this answer, and no proxy has two.
+  for (const auto& [index, scheme] : read.auth) {
+    if (index >= read.proxies.size() || read.proxies[index].auth) {
+      return errc::invalid_field;
+    }
+    read.proxies[index].auth = scheme;
+  }
+  answer a = std::move(read);
+  if (!a.signature) {
+    a.key.reset();  // a key without a signature vouches for nothing
   }
   return a;
 }

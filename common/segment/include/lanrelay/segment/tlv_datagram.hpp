@@ -2,8 +2,13 @@
 
 // The datagram framing both segment protocols use (discovery_codec.hpp for items,
 // proxy_codec.hpp for proxies; docs/protocol.md): a 6-byte header — 4 magic bytes, a version
-// byte, a message type byte — then fields of `type u16, length u16, value`, big-endian. What a
-// field means is each codec's business; this file only frames and walks.
+// byte, a message type byte — then fields of `type u16, length u16, value`, big-endian. This
+// file frames and walks; what a field means is each codec's business, which it states as one
+// table per message type (`field_spec`, `describe`): each field's code, how often it appears,
+// how it is read and how it is written. read_fields and write_fields run a table.
+//
+// To add a field to a message: a code in the codec's field_type, the member in the message
+// struct, and a row in that message's table (docs/protocol.md says what it means on the wire).
 //
 // Both codecs' error enums have the enumerators used here (truncated, bad_magic,
 // unsupported_version, wrong_type, too_large, unpadded, duplicate_field, missing_field), so the
@@ -17,8 +22,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace lanrelay::tlv {
@@ -205,5 +212,180 @@ class writer {
  private:
   std::vector<std::byte> bytes_;
 };
+
+// How often a field may appear in one message.
+enum class presence : std::uint8_t {
+  optional,      // at most once
+  mandatory,     // exactly once
+  any_number,    // zero or more times
+  at_least_one,  // one or more times
+};
+
+// One field of one message type, one row of the codec's table for it:
+//   type:  the field's code;
+//   how:   how often it appears (field_rules: a field is allowed by having a row);
+//   read:  stores one occurrence into the message being decoded (`Decoded`); false when the
+//          value breaks the field's rules (Errc::invalid_field). nullptr: the value is skipped
+//          (padding);
+//   write: writes the field's occurrences from the message being encoded (`Encoded`), none for
+//          an absent optional field. nullptr: encode writes it itself (padding, a signature),
+//          or never.
+// Decoded and Encoded differ when decoding needs state the message does not keep (it then
+// derives from Encoded, so the shapes below can name Encoded's members).
+template <typename FieldType, typename Decoded, typename Encoded = Decoded>
+struct field_spec {
+  using field_type = FieldType;
+  using decoded_type = Decoded;
+  using encoded_type = Encoded;
+
+  FieldType type{};
+  presence how = presence::optional;
+  bool (*read)(const field&, Decoded&) = nullptr;
+  void (*write)(writer<FieldType>&, const Encoded&) = nullptr;
+};
+
+// A message type's rows in the order encode writes them, with the rules walk_fields checks.
+template <typename Spec, std::size_t N>
+struct message_fields {
+  std::array<Spec, N> rows;
+  field_rules rules;
+};
+
+// The message_fields of `rows`. A field code of 32 or more does not compile (see field_rules).
+template <typename Spec, std::size_t N>
+consteval message_fields<Spec, N> describe(const std::array<Spec, N>& rows) {
+  field_rules rules;
+  for (const auto& row : rows) {
+    const auto code = static_cast<std::uint16_t>(row.type);
+    if (code >= 32) {
+      throw "field codes must stay below 32";
+    }
+    rules.allowed |= bit(code);
+    if (row.how == presence::mandatory || row.how == presence::at_least_one) {
+      rules.mandatory |= bit(code);
+    }
+    if (row.how == presence::any_number || row.how == presence::at_least_one) {
+      rules.repeatable |= bit(code);
+    }
+  }
+  return {rows, rules};
+}
+
+// `a` then `b`: for rows several message types share.
+template <typename T, std::size_t A, std::size_t B>
+constexpr std::array<T, A + B> join(const std::array<T, A>& a, const std::array<T, B>& b) {
+  std::array<T, A + B> out{};
+  std::copy(a.begin(), a.end(), out.begin());
+  std::copy(b.begin(), b.end(), out.begin() + A);
+  return out;
+}
+
+// walk_fields with the rules of `fields`, each allowed field read by its row into `out`.
+template <typename Errc, typename Spec, std::size_t N>
+boost::system::error_code read_fields(std::span<const std::byte> datagram, const framing& f,
+                                      std::uint8_t expected_type,
+                                      const message_fields<Spec, N>& fields,
+                                      typename Spec::decoded_type& out) {
+  std::uint32_t seen = 0;
+  return walk_fields<Errc>(datagram, f, expected_type, fields.rules, seen,
+                           [&](const field& current) -> boost::system::error_code {
+                             for (const auto& row : fields.rows) {
+                               if (static_cast<std::uint16_t>(row.type) == current.code &&
+                                   row.read != nullptr && !row.read(current, out)) {
+                                 return Errc::invalid_field;
+                               }
+                             }
+                             return {};
+                           });
+}
+
+// Writes the fields of `in` whose rows write, in table order.
+template <typename Spec, std::size_t N>
+void write_fields(writer<typename Spec::field_type>& w, const message_fields<Spec, N>& fields,
+                  const typename Spec::encoded_type& in) {
+  for (const auto& row : fields.rows) {
+    if (row.write != nullptr) {
+      row.write(w, in);
+    }
+  }
+}
+
+// Rows for the common value shapes. `Member` points to the value in Encoded (which Decoded is
+// or derives from).
+
+namespace detail {
+template <typename T>
+struct maybe {
+  using type = T;
+  static constexpr bool optional = false;
+};
+template <typename T>
+struct maybe<std::optional<T>> {
+  using type = T;
+  static constexpr bool optional = true;
+};
+}  // namespace detail
+
+// An unsigned integer in exactly its own size (u8, u16, u32, u64).
+template <typename Spec, auto Type, auto Member>
+constexpr Spec uint_field(presence how) {
+  using decoded = typename Spec::decoded_type;
+  using encoded = typename Spec::encoded_type;
+  return {Type, how,
+          [](const field& f, decoded& out) {
+            using T = std::remove_cvref_t<decltype(out.*Member)>;
+            if (f.value.size() != sizeof(T)) {
+              return false;
+            }
+            out.*Member = load_be<T>(f.value);
+            return true;
+          },
+          [](writer<typename Spec::field_type>& w, const encoded& in) {
+            w.field_uint(Type, in.*Member);
+          }};
+}
+
+// Text that `Valid(std::string_view)` accepts.
+template <typename Spec, auto Type, auto Member, auto Valid>
+constexpr Spec text_field(presence how) {
+  using decoded = typename Spec::decoded_type;
+  using encoded = typename Spec::encoded_type;
+  return {Type, how,
+          [](const field& f, decoded& out) {
+            if (!Valid(as_text(f.value))) {
+              return false;
+            }
+            out.*Member = as_text(f.value);
+            return true;
+          },
+          [](writer<typename Spec::field_type>& w, const encoded& in) { w.field(Type, in.*Member); }};
+}
+
+// A fixed number of bytes (a std::array of std::byte); a std::optional one is written when set.
+template <typename Spec, auto Type, auto Member>
+constexpr Spec bytes_field(presence how) {
+  using decoded = typename Spec::decoded_type;
+  using encoded = typename Spec::encoded_type;
+  using member = detail::maybe<std::remove_cvref_t<decltype(std::declval<encoded&>().*Member)>>;
+  return {Type, how,
+          [](const field& f, decoded& out) {
+            typename member::type bytes{};
+            if (f.value.size() != bytes.size()) {
+              return false;
+            }
+            std::copy(f.value.begin(), f.value.end(), bytes.begin());
+            out.*Member = bytes;
+            return true;
+          },
+          [](writer<typename Spec::field_type>& w, const encoded& in) {
+            if constexpr (member::optional) {
+              if (in.*Member) {
+                w.field(Type, *(in.*Member));
+              }
+            } else {
+              w.field(Type, in.*Member);
+            }
+          }};
+}
 
 }  // namespace lanrelay::tlv
