@@ -40,13 +40,16 @@ build_packages=(
 # The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser. squid and
 # the MIT Kerberos KDC (kdb5_util, kadmin.local, kinit) make the authenticating proxies of
 # tests/support/squid_fixture.hpp; their services are not started (policy-rc.d below).
+# squid-openssl is Debian's squid built with OpenSSL (the same /usr/sbin/squid and helpers), whose
+# https_port the HTTPS-proxy tests need; it conflicts with the `squid` package (the GnuTLS
+# build), which apt removes when it installs this one.
 test_packages=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps wget systemd
   nginx-light wrk
   python3-prometheus-client chromium fonts-dejavu-core
   dante-server tinyproxy-bin
-  squid krb5-kdc krb5-admin-server krb5-user
+  squid-openssl krb5-kdc krb5-admin-server krb5-user
   prometheus
   dnsmasq-base
 )
