@@ -37,10 +37,12 @@ build_packages=(
   duktape-dev libc-ares-dev libgtest-dev libgmock-dev
   dpkg-dev file adduser openssl
 )
-# The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser. squid (its
-# OpenSSL build, which also serves HTTPS proxies) and the MIT Kerberos KDC (kdb5_util,
-# kadmin.local, kinit) make the authenticating proxies of tests/support/squid_fixture.hpp; their
-# services are not started (policy-rc.d below).
+# The test suite, the fuzzers and the benchmarks: real servers, proxies and a browser. squid and
+# the MIT Kerberos KDC (kdb5_util, kadmin.local, kinit) make the authenticating proxies of
+# tests/support/squid_fixture.hpp; their services are not started (policy-rc.d below).
+# squid-openssl is Debian's squid built with OpenSSL (the same /usr/sbin/squid and helpers), whose
+# https_port the HTTPS-proxy tests need; it conflicts with the `squid` package (the GnuTLS
+# build), which apt removes when it installs this one.
 test_packages=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables curl procps wget systemd

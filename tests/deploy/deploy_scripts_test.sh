@@ -81,7 +81,7 @@ run_install() {  # run_install LOG [ARGS...]: install-deps.sh with the fakes; it
     bash "$src/deploy/install-deps.sh" "$@" >"$log.out" 2>&1
 }
 
-test_tools=(nginx-light chromium dante-server tinyproxy-bin wrk clang-14 squid krb5-kdc krb5-admin-server krb5-user prometheus)
+test_tools=(nginx-light chromium dante-server tinyproxy-bin wrk clang-14 squid-openssl krb5-kdc krb5-admin-server krb5-user prometheus)
 run_install "$tmp/default.log" || fail "install-deps.sh failed: $(cat "$tmp/default.log.out")"
 installed=$(grep '^apt-get .*install' "$tmp/default.log" || true)
 [[ -n $installed ]] || fail "install-deps.sh installed nothing: $(cat "$tmp/default.log")"

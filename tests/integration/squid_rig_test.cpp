@@ -189,6 +189,41 @@ TEST(squid_rig_negotiate, a_client_keytab_alone_logs_in) {
   fs::remove_all(root, ignored);
 }
 
+// The HTTPS port (TLS to the proxy itself, squid_fixture.hpp's listen::http_and_https) with
+// Basic: curl trusting the test CA for the proxy gets through as the user; trusting another CA it
+// stops at the proxy's certificate (curl's exit 60) before any request reaches squid.
+TEST(squid_rig_https, the_tls_port_lets_the_user_through_and_its_certificate_needs_the_test_ca) {
+  char pattern[] = "/tmp/lanrelay-squid-rig-tls.XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const fs::path root = pattern;
+  spew(root / "www" / "hello.txt", origin_body);
+  nginx origin(root / "nginx", root / "www");
+  origin.start();
+  squid proxy(proxy_auth_scheme::basic, nullptr, squid::listen::http_and_https);
+  const std::string target = "http://127.0.0.1:" + std::to_string(origin.port()) + "/hello.txt";
+  const auto run = [&](const fs::path& ca, const std::string& name) {
+    process p({curl_path, "-sS", "--max-time", "60", "-o", (root / (name + ".body")).string(),
+               "-w", "%{http_code}", "-x", proxy.tls_url(), "--proxy-cacert", ca.string(),
+               "--proxy-basic", "-U", std::string(squid::user) + ":" + squid::password, target},
+              {.output = root / (name + ".out")});
+    return p.wait_for(120s);
+  };
+  const auto good = run(proxy.ca_file(), "good");
+  ASSERT_TRUE(good);
+  EXPECT_EQ(read_file(root / "good.out"), "200") << read_file(proxy.dir() / "cache.log");
+  EXPECT_EQ(read_file(root / "good.body"), origin_body);
+  const auto log = proxy.log_once([](const squid_request& line) { return line.status == 200; });
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].user, squid::user);
+
+  const auto bad = run(proxy.other_ca_file(), "bad");
+  ASSERT_TRUE(bad);
+  EXPECT_TRUE(WIFEXITED(*bad) && WEXITSTATUS(*bad) == 60) << read_file(root / "bad.out");
+  EXPECT_EQ(proxy.log().size(), 1u);
+  std::error_code ignored;
+  fs::remove_all(root, ignored);
+}
+
 INSTANTIATE_TEST_SUITE_P(schemes, squid_rig,
                          testing::Values(proxy_auth_scheme::basic, proxy_auth_scheme::digest,
                                          proxy_auth_scheme::ntlm, proxy_auth_scheme::negotiate),

@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,9 +67,31 @@ std::string md5_crypt(const fs::path& dir, const std::string& secret) {
 
 std::atomic<unsigned> instances{0};
 
+// Runs openssl with `args` (60 s guard); throws with its output when it fails.
+void run_openssl(const fs::path& dir, std::vector<std::string> args) {
+  const fs::path out = dir / "openssl.out";
+  args.insert(args.begin(), openssl_path);
+  process p(args, {.output = out});
+  const auto status = p.wait_for(60s);
+  if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    throw std::runtime_error("squid: openssl " + args[1] + " failed: " + read_file(out));
+  }
+  fs::remove(out);
+}
+
+// A self-signed CA certificate and its key (P-256), valid for two days.
+void make_ca(const fs::path& dir, const std::string& name, const std::string& common_name) {
+  run_openssl(dir, {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", (dir / (name + ".key")).string(), "-out",
+                    (dir / (name + ".pem")).string(), "-days", "2", "-subj", "/CN=" + common_name,
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign"});
+}
+
 }  // namespace
 
-squid::squid(proxy_auth_scheme scheme, kdc* realm) : scheme_(scheme), realm_(realm) {
+squid::squid(proxy_auth_scheme scheme, kdc* realm, listen ports)
+    : scheme_(scheme), realm_(realm), ports_(ports) {
   if (scheme_ == proxy_auth_scheme::negotiate && realm_ == nullptr) {
     throw std::invalid_argument("squid: negotiate needs a kdc");
   }
@@ -103,7 +126,10 @@ squid::squid(proxy_auth_scheme scheme, kdc* realm) : scheme_(scheme), realm_(rea
       break;
     }
   }
-  for (const char* file : {"htpasswd", "digest_passwd", "krb5.conf"}) {
+  if (ports_ == listen::http_and_https) {
+    make_certificates();
+  }
+  for (const char* file : {"htpasswd", "digest_passwd", "krb5.conf", "proxy.pem", "proxy.key"}) {
     if (fs::exists(dir_ / file)) {
       give_to_proxy_user(dir_ / file);
     }
@@ -126,6 +152,27 @@ squid::~squid() {
   fs::remove_all(dir_, ignored);
 }
 
+// The test CA (ca.pem), the proxy's certificate it signs (proxy.pem, proxy.key: localhost,
+// 127.0.0.1 and ::1) and a second CA that signs nothing (other-ca.pem).
+void squid::make_certificates() {
+  make_ca(dir_, "ca", "lanrelay test proxy CA");
+  make_ca(dir_, "other-ca", "lanrelay test other CA");
+  run_openssl(dir_, {"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", (dir_ / "proxy.key").string(), "-out",
+                     (dir_ / "proxy.csr").string(), "-subj", "/CN=localhost"});
+  spew(dir_ / "proxy.ext",
+       "basicConstraints=critical,CA:FALSE\n"
+       "keyUsage=critical,digitalSignature\n"
+       "extendedKeyUsage=serverAuth\n"
+       "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n");
+  run_openssl(dir_, {"x509", "-req", "-in", (dir_ / "proxy.csr").string(), "-CA",
+                     (dir_ / "ca.pem").string(), "-CAkey", (dir_ / "ca.key").string(),
+                     "-CAcreateserial", "-days", "2", "-extfile", (dir_ / "proxy.ext").string(),
+                     "-out", (dir_ / "proxy.pem").string()});
+  ca_file_ = dir_ / "ca.pem";
+  other_ca_file_ = dir_ / "other-ca.pem";
+}
+
 bool squid::start() {
   port_ = free_port();
   const std::string port = std::to_string(port_);
@@ -134,6 +181,17 @@ bool squid::start() {
   conf << "http_port 127.0.0.1:" << port << "\n";
   if (ipv6_) {
     conf << "http_port [::1]:" << port << "\n";
+  }
+  if (ports_ == listen::http_and_https) {
+    do {
+      tls_port_ = free_port();
+    } while (tls_port_ == port_);
+    const std::string tls = " tls-cert=" + (dir_ / "proxy.pem").string() +
+                            " tls-key=" + (dir_ / "proxy.key").string() + "\n";
+    conf << "https_port 127.0.0.1:" << tls_port_ << tls;
+    if (ipv6_) {
+      conf << "https_port [::1]:" << tls_port_ << tls;
+    }
   }
   conf << "pid_filename " << (dir_ / "squid.pid").string() << "\n"
        << "cache_log " << (dir_ / "cache.log").string() << "\n"
@@ -199,7 +257,7 @@ bool squid::start() {
       exited = true;
       return true;
     }
-    return can_connect(port_);
+    return can_connect(port_) && (ports_ == listen::http || can_connect(tls_port_));
   });
   if (up && !exited) {
     return true;
@@ -231,6 +289,18 @@ std::string squid::url() const { return "http://" + host_port(); }
 
 std::string squid::url_with(std::string_view user_name, std::string_view user_password) const {
   boost::urls::url u(url());
+  u.set_user(user_name);
+  u.set_password(user_password);
+  return std::string(u.buffer());
+}
+
+std::string squid::tls_host_port() const { return "localhost:" + std::to_string(tls_port_); }
+
+std::string squid::tls_url() const { return "https://" + tls_host_port(); }
+
+std::string squid::tls_url_with(std::string_view user_name,
+                                std::string_view user_password) const {
+  boost::urls::url u(tls_url());
   u.set_user(user_name);
   u.set_password(user_password);
   return std::string(u.buffer());

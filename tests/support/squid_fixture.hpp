@@ -21,6 +21,13 @@
 // and its directory. squid drops root for the `proxy` user, so its directory is its own (0755,
 // owned by proxy) and holds copies of the files its helpers read.
 //
+// With squid::listen::http_and_https it also listens with TLS (`https_port`, an HTTPS proxy: TLS
+// to the proxy itself) on tls_port(), with the same login. Its certificate, for localhost,
+// 127.0.0.1 and ::1, is signed by a CA the fixture makes with openssl (ca_file()); a second CA,
+// which signed nothing squid has, stands for a proxy CA file that does not fit
+// (other_ca_file()). The tests run Debian's squid-openssl, squid built with OpenSSL
+// (deploy/install-deps.sh --test).
+//
 // The access log has one line per request that squid answered, 407s included, in a format of our
 // own (log(), which leaves out connections closed before a request, such as the readiness
 // probe's): a test counts the requests a client made.
@@ -56,10 +63,12 @@ class squid {
   // (nginx::allow_only) is reachable through the proxy and nowhere else.
   static constexpr const char* outgoing_address = "127.0.0.2";
 
+  enum class listen { http, http_and_https };
+
   // Starts squid for `scheme` and waits (30 s guard) until it accepts connections. negotiate
   // needs `realm`; its principals (HTTP/localhost, `user`, `wrong_user`) are added here. Throws
   // std::runtime_error with squid's log when it does not start.
-  explicit squid(proxy_auth_scheme scheme, kdc* realm = nullptr);
+  explicit squid(proxy_auth_scheme scheme, kdc* realm = nullptr, listen ports = listen::http);
   ~squid();
   squid(const squid&) = delete;
   squid& operator=(const squid&) = delete;
@@ -72,6 +81,16 @@ class squid {
   std::string url() const;
   // The same with user and password (percent-encoded) in the userinfo.
   std::string url_with(std::string_view user_name, std::string_view user_password) const;
+
+  // listen::http_and_https: the TLS port, "localhost:<tls port>", "https://localhost:<tls port>"
+  // (with user and password: tls_url_with), the CA that signed the port's certificate and one
+  // that did not (PEM files).
+  unsigned short tls_port() const { return tls_port_; }
+  std::string tls_host_port() const;
+  std::string tls_url() const;
+  std::string tls_url_with(std::string_view user_name, std::string_view user_password) const;
+  const std::filesystem::path& ca_file() const { return ca_file_; }
+  const std::filesystem::path& other_ca_file() const { return other_ca_file_; }
 
   // The credentials squid refuses for this scheme: `user` with `wrong_password` for basic and
   // digest, `wrong_user` for ntlm. Not for negotiate (see wrong_keytab()).
@@ -94,13 +113,18 @@ class squid {
  private:
   bool start();
   void stop();
+  void make_certificates();
 
   proxy_auth_scheme scheme_;
   kdc* realm_;
   std::filesystem::path dir_;
   std::string service_;  // squid -n: names its pid file and shared memory segments
+  listen ports_;
   unsigned short port_ = 0;
+  unsigned short tls_port_ = 0;
   bool ipv6_ = false;
+  std::filesystem::path ca_file_;
+  std::filesystem::path other_ca_file_;
   std::filesystem::path client_keytab_;
   std::filesystem::path wrong_keytab_;
   process proc_;
