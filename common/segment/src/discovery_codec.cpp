@@ -1,10 +1,7 @@
 #include "lanrelay/segment/discovery_codec.hpp"
 #include "lanrelay/segment/tlv_datagram.hpp"
 
-#include <boost/url/parse.hpp>
-
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <string>
 
@@ -71,8 +68,6 @@ constexpr tlv::framing datagram_framing{magic, protocol_version, max_datagram,
                                 static_cast<std::uint8_t>(message_type::query), query_datagram_size};
 static_assert(tlv::header_size == header_size && tlv::field_header_size == field_header_size);
 
-constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
-
 using tlv::load_be;
 
 bool is_valid_name_field(std::string_view text) noexcept {
@@ -129,7 +124,7 @@ constexpr auto shared_fields = std::to_array<S>({
 });
 
 using query_field = tlv::field_spec<field_type, query>;
-constexpr auto query_fields = tlv::describe(tlv::join(
+constexpr auto query_fields = tlv::describe(message_type::query, tlv::join(
     shared_fields<query>,
     std::to_array<query_field>({
         tlv::bytes_field<query_field, field_type::sha256, &query::sha256>(optional),
@@ -137,7 +132,7 @@ constexpr auto query_fields = tlv::describe(tlv::join(
     })));
 
 using offer_field = tlv::field_spec<field_type, offer>;
-constexpr auto offer_fields = tlv::describe(tlv::join(
+constexpr auto offer_fields = tlv::describe(message_type::offer, tlv::join(
     shared_fields<offer>,
     std::to_array<offer_field>({
         tlv::bytes_field<offer_field, field_type::sha256, &offer::sha256>(mandatory),
@@ -162,37 +157,11 @@ const boost::system::error_category& discovery_category() noexcept {
 
 bool is_valid_version_text(std::string_view text) noexcept {
   return !text.empty() && text.size() <= max_version_length &&
-         std::all_of(text.begin(), text.end(), is_visible_ascii);
+         std::all_of(text.begin(), text.end(), tlv::is_visible_ascii);
 }
 
 bool is_valid_offer_url(std::string_view text) noexcept {
-  if (text.size() > max_url_length || !text.starts_with("http://") ||
-      !std::all_of(text.begin(), text.end(), is_visible_ascii)) {
-    return false;
-  }
-  const auto url = boost::urls::parse_absolute_uri(text);
-  if (!url || url->scheme_id() != boost::urls::scheme::http || !url->has_authority() ||
-      url->has_userinfo() || url->has_fragment() || url->encoded_host().empty()) {
-    return false;
-  }
-  switch (url->host_type()) {
-    case boost::urls::host_type::ipv4:
-    case boost::urls::host_type::ipv6:
-    case boost::urls::host_type::name:
-      break;
-    default:
-      return false;
-  }
-  if (url->has_port()) {
-    const auto port = url->port();
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (port.empty() || port.size() > 5 || ec != std::errc{} || end != port.data() + port.size() ||
-        value == 0 || value > 65535) {
-      return false;
-    }
-  }
-  return true;
+  return tlv::is_http_url(text, max_url_length);
 }
 
 result<std::vector<std::byte>> encode(const query& q) {
@@ -219,35 +188,18 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
 }
 
 result<query> decode_query(std::span<const std::byte> datagram) {
-  query q;
-  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
-                                             static_cast<std::uint8_t>(message_type::query),
-                                             query_fields, q)) {
-    return ec;
-  }
-  return q;
+  return tlv::read_message<errc>(datagram, datagram_framing, query_fields);
 }
 
 result<offer> decode_offer(std::span<const std::byte> datagram) {
-  offer o;
-  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
-                                             static_cast<std::uint8_t>(message_type::offer),
-                                             offer_fields, o)) {
-    return ec;
-  }
-  return o;
+  return tlv::read_message<errc>(datagram, datagram_framing, offer_fields);
 }
 
 std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexcept {
-  if (datagram.size() < header_size || datagram.size() > max_datagram ||
-      !std::equal(magic.begin(), magic.end(), datagram.begin()) ||
-      std::to_integer<std::uint8_t>(datagram[4]) != protocol_version) {
-    return std::nullopt;
-  }
-  switch (const auto type = static_cast<message_type>(std::to_integer<std::uint8_t>(datagram[5]))) {
-    case message_type::query:
-    case message_type::offer:
-      return type;
+  const auto type = tlv::peek_type(datagram, datagram_framing);
+  if (type == static_cast<std::uint8_t>(message_type::query) ||
+      type == static_cast<std::uint8_t>(message_type::offer)) {
+    return static_cast<message_type>(*type);
   }
   return std::nullopt;
 }

@@ -5,7 +5,6 @@
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <string>
 #include <utility>
 
@@ -63,8 +62,6 @@ constexpr std::uint64_t max_time = (std::uint64_t{1} << 33) - 1;
 constexpr tlv::framing datagram_framing{magic, protocol_version, max_datagram,
                                 static_cast<std::uint8_t>(message_type::query), query_datagram_size};
 static_assert(tlv::header_size == header_size && tlv::field_header_size == field_header_size);
-
-constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
 
 using tlv::load_be;
 
@@ -248,7 +245,7 @@ bool read_signature(const tlv::field& f, answer_reading& out) {
 // answer after signing the rest.
 
 using query_field = tlv::field_spec<field_type, query>;
-constexpr auto query_fields = tlv::describe(std::to_array<query_field>({
+constexpr auto query_fields = tlv::describe(message_type::query, std::to_array<query_field>({
     tlv::uint_field<query_field, field_type::transaction_id, &query::transaction_id>(mandatory),
     tlv::uint_field<query_field, field_type::sender_cookie, &query::sender_cookie>(mandatory),
     {field_type::padding, optional},
@@ -256,7 +253,7 @@ constexpr auto query_fields = tlv::describe(std::to_array<query_field>({
 
 // An answer lists one proxy field per proxy, and at most one proxy_auth field per proxy.
 using answer_field = tlv::field_spec<field_type, answer_reading, answer>;
-constexpr auto answer_fields = tlv::describe(std::to_array<answer_field>({
+constexpr auto answer_fields = tlv::describe(message_type::answer, std::to_array<answer_field>({
     tlv::uint_field<answer_field, field_type::transaction_id, &answer::transaction_id>(mandatory),
     tlv::uint_field<answer_field, field_type::sender_cookie, &answer::sender_cookie>(mandatory),
     {field_type::expires_at, mandatory, read_expiry, write_expiry},
@@ -318,38 +315,13 @@ std::optional<auth_scheme> parse_auth_scheme(std::string_view text) noexcept {
 }
 
 bool is_valid_proxy_url(std::string_view text) noexcept {
-  if (text.size() > max_proxy_url_length || !text.starts_with("http://") ||
-      !std::all_of(text.begin(), text.end(), is_visible_ascii)) {
+  if (!tlv::is_http_url(text, max_proxy_url_length)) {
     return false;
   }
   const auto url = boost::urls::parse_absolute_uri(text);
-  if (!url || url->scheme_id() != boost::urls::scheme::http || !url->has_authority() ||
-      url->has_userinfo() || url->has_query() || url->has_fragment() ||
-      url->encoded_host().empty() || (!url->encoded_path().empty() && url->encoded_path() != "/")) {
-    return false;
-  }
-  switch (url->host_type()) {
-    case boost::urls::host_type::ipv4:
-    case boost::urls::host_type::ipv6:
-    case boost::urls::host_type::name:
-      break;
-    default:
-      return false;
-  }
-  if (url->host_type() == boost::urls::host_type::name &&
-      url->encoded_host().find('%') != boost::core::string_view::npos) {
-    return false;
-  }
-  if (url->has_port()) {
-    const auto port = url->port();
-    unsigned value = 0;
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (port.empty() || port.size() > 5 || ec != std::errc{} || end != port.data() + port.size() ||
-        value == 0 || value > 65535) {
-      return false;
-    }
-  }
-  return true;
+  return !url->has_query() && (url->encoded_path().empty() || url->encoded_path() == "/") &&
+         (url->host_type() != boost::urls::host_type::name ||
+          url->encoded_host().find('%') == boost::core::string_view::npos);
 }
 
 bool is_valid_bypass_entry(std::string_view text) noexcept {
@@ -447,20 +419,12 @@ result<std::vector<std::byte>> encode(const answer& a, const site_key* key, std:
 }
 
 result<query> decode_query(std::span<const std::byte> datagram) {
-  query q;
-  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
-                                             static_cast<std::uint8_t>(message_type::query),
-                                             query_fields, q)) {
-    return ec;
-  }
-  return q;
+  return tlv::read_message<errc>(datagram, datagram_framing, query_fields);
 }
 
 result<answer> decode_answer(std::span<const std::byte> datagram) {
   answer_reading read;
-  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing,
-                                             static_cast<std::uint8_t>(message_type::answer),
-                                             answer_fields, read)) {
+  if (const auto ec = tlv::read_fields<errc>(datagram, datagram_framing, answer_fields, read)) {
     return ec;
   }
   if (read.signature && !read.key) {
@@ -481,15 +445,10 @@ result<answer> decode_answer(std::span<const std::byte> datagram) {
 }
 
 std::optional<message_type> peek_type(std::span<const std::byte> datagram) noexcept {
-  if (datagram.size() < header_size || datagram.size() > max_datagram ||
-      !std::equal(magic.begin(), magic.end(), datagram.begin()) ||
-      std::to_integer<std::uint8_t>(datagram[4]) != protocol_version) {
-    return std::nullopt;
-  }
-  switch (const auto type = static_cast<message_type>(std::to_integer<std::uint8_t>(datagram[5]))) {
-    case message_type::query:
-    case message_type::answer:
-      return type;
+  const auto type = tlv::peek_type(datagram, datagram_framing);
+  if (type == static_cast<std::uint8_t>(message_type::query) ||
+      type == static_cast<std::uint8_t>(message_type::answer)) {
+    return static_cast<message_type>(*type);
   }
   return std::nullopt;
 }

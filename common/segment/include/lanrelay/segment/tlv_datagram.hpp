@@ -17,6 +17,7 @@
 // Threads: no state; everything is a pure function or a value.
 
 #include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
 
 #include <algorithm>
 #include <array>
@@ -108,6 +109,25 @@ boost::system::error_code walk(std::span<const std::byte> datagram, const framin
   }
   return {};
 }
+
+// The message type byte when `datagram` is at most max_datagram bytes and has this protocol's
+// magic and version; the fields are not read.
+inline std::optional<std::uint8_t> peek_type(std::span<const std::byte> datagram,
+                                             const framing& f) noexcept {
+  if (datagram.size() < header_size || datagram.size() > f.max_datagram ||
+      !std::equal(f.magic.begin(), f.magic.end(), datagram.begin()) ||
+      std::to_integer<std::uint8_t>(datagram[4]) != f.version) {
+    return std::nullopt;
+  }
+  return std::to_integer<std::uint8_t>(datagram[5]);
+}
+
+constexpr bool is_visible_ascii(char c) noexcept { return c >= 0x21 && c <= 0x7e; }
+
+// The rule both protocols' URL fields share: at most `max_length` visible ASCII characters
+// (0x21..0x7e), starting with "http://", an absolute URI with a non-empty IPv4, bracketed IPv6 (no
+// zone ID) or registered-name host, an optional port in 1..65535, and no userinfo or fragment.
+bool is_http_url(std::string_view text, std::size_t max_length) noexcept;
 
 // Which fields one message type carries, as masks of field codes (bit(code) = 1 << code; codes
 // 0..31, so a codec's field codes must stay below 32):
@@ -247,13 +267,15 @@ struct field_spec {
 // A message type's rows in the order encode writes them, with the rules walk_fields checks.
 template <typename Spec, std::size_t N>
 struct message_fields {
+  std::uint8_t type = 0;
   std::array<Spec, N> rows;
   field_rules rules;
 };
 
-// The message_fields of `rows`. A field code of 32 or more does not compile (see field_rules).
-template <typename Spec, std::size_t N>
-consteval message_fields<Spec, N> describe(const std::array<Spec, N>& rows) {
+// The message_fields of message type `type` (the codec's message_type) with `rows`. A field code
+// of 32 or more does not compile (see field_rules).
+template <typename MessageType, typename Spec, std::size_t N>
+consteval message_fields<Spec, N> describe(MessageType type, const std::array<Spec, N>& rows) {
   field_rules rules;
   for (const auto& row : rows) {
     const auto code = static_cast<std::uint16_t>(row.type);
@@ -268,7 +290,7 @@ consteval message_fields<Spec, N> describe(const std::array<Spec, N>& rows) {
       rules.repeatable |= bit(code);
     }
   }
-  return {rows, rules};
+  return {static_cast<std::uint8_t>(type), rows, rules};
 }
 
 // `a` then `b`: for rows several message types share.
@@ -280,14 +302,14 @@ constexpr std::array<T, A + B> join(const std::array<T, A>& a, const std::array<
   return out;
 }
 
-// walk_fields with the rules of `fields`, each allowed field read by its row into `out`.
+// walk_fields with the message type and rules of `fields`, each allowed field read by its row
+// into `out`.
 template <typename Errc, typename Spec, std::size_t N>
 boost::system::error_code read_fields(std::span<const std::byte> datagram, const framing& f,
-                                      std::uint8_t expected_type,
                                       const message_fields<Spec, N>& fields,
                                       typename Spec::decoded_type& out) {
   std::uint32_t seen = 0;
-  return walk_fields<Errc>(datagram, f, expected_type, fields.rules, seen,
+  return walk_fields<Errc>(datagram, f, fields.type, fields.rules, seen,
                            [&](const field& current) -> boost::system::error_code {
                              for (const auto& row : fields.rows) {
                                if (static_cast<std::uint16_t>(row.type) == current.code &&
@@ -297,6 +319,17 @@ boost::system::error_code read_fields(std::span<const std::byte> datagram, const
                              }
                              return {};
                            });
+}
+
+// read_fields into a new message.
+template <typename Errc, typename Spec, std::size_t N>
+boost::system::result<typename Spec::decoded_type> read_message(
+    std::span<const std::byte> datagram, const framing& f, const message_fields<Spec, N>& fields) {
+  typename Spec::decoded_type out{};
+  if (const auto ec = read_fields<Errc>(datagram, f, fields, out)) {
+    return ec;
+  }
+  return out;
 }
 
 // Writes the fields of `in` whose rows write, in table order.
