@@ -12,12 +12,9 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include <signal.h>
-#include <sys/wait.h>
 
 #include <fstream>
 #include <map>
-#include <random>
 #include <set>
 
 namespace lanrelay::test {
@@ -39,16 +36,8 @@ class discovery_segment : public testing::Test {
     ASSERT_FALSE(work_.empty());
     fs::create_directories(work_ / "www");
     payload_ = work_ / "www" / "payload.bin";
-    std::mt19937_64 random(7);
-    std::vector<std::uint64_t> words((4 << 20) / sizeof(std::uint64_t));
-    for (auto& w : words) {
-      w = random();
-    }
-    std::ofstream(payload_, std::ios::binary)
-        .write(reinterpret_cast<const char*>(words.data()),
-               static_cast<std::streamsize>(words.size() * sizeof(std::uint64_t)));
+    payload_sha_ = write_random_file(payload_, 4 << 20, 7);
     payload_size_ = fs::file_size(payload_);
-    payload_sha_ = to_hex(sha256_of_file(payload_).value());
     lan_.emplace();
   }
 
@@ -105,51 +94,19 @@ class discovery_segment : public testing::Test {
     return host;
   }
 
-  struct fetch_result {
-    int exit_status = -1;
-    json::object report;
-    bool bytes_ok = false;
-    std::string log;
-  };
-
   // Runs `lanrelay fetch` on every host in `agents` at once and waits for all of them.
-  std::vector<fetch_result> fetch_all(const std::vector<const segment::host*>& agents,
-                                      bool with_digest = true, bool as_peer = false,
-                                      const std::vector<std::string>& extra = {}) {
-    std::vector<process> running;
-    std::vector<fs::path> outputs;
-    for (const auto* agent : agents) {
-      const fs::path dir = work_ / agent->name;
-      fs::create_directories(dir);
-      std::vector<std::string> argv{LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name",
-                                    "payload", "--version", "1", "--output",
-                                    (dir / "payload.bin").string(), "--upstream",
-                                    "http://" + upstream_ + "/payload.bin", "--state-dir",
-                                    (dir / "state").string(), "--json", "--log-level", "info"};
-      if (with_digest) {
-        argv.insert(argv.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
-      }
-      if (as_peer) {
-        argv.push_back("--peer");
-      }
-      argv.insert(argv.end(), extra.begin(), extra.end());
-      fs::remove(dir / "fetch.out");
-      fs::remove(dir / "payload.bin");
-      running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
-      outputs.push_back(dir);
+  std::vector<fetch_run> fetch_all(const std::vector<const segment::host*>& agents,
+                                   bool with_digest = true, bool as_peer = false,
+                                   const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"--upstream", "http://" + upstream_ + "/payload.bin"};
+    if (with_digest) {
+      args.insert(args.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
     }
-    std::vector<fetch_result> results;
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      fetch_result r;
-      const auto status = running[i].wait_for(60s);
-      r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-      r.log = read_file(outputs[i] / "fetch.out");
-      r.report = fetch_report(r.log);
-      const auto digest = sha256_of_file(outputs[i] / "payload.bin");
-      r.bytes_ok = digest && to_hex(*digest) == payload_sha_;
-      results.push_back(std::move(r));
+    if (as_peer) {
+      args.push_back("--peer");
     }
-    return results;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return fetch_on_agents(work_, agents, args, payload_sha_, 60s);
   }
 
   // Creates <work>/<name>/state/site.key with `lanrelay key generate`; returns the public key.
@@ -170,17 +127,9 @@ class discovery_segment : public testing::Test {
     return agents;
   }
 
-  json::object relay_stats(const segment::host& relay) {
-    auto body = http_get_in_netns(relay.netns, "127.0.0.1", 4127, "/-/stats");
-    boost::system::error_code ec;
-    auto parsed = json::parse(body, ec);
-    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
-  }
+  json::object relay_stats(const segment::host& relay) { return daemon_stats(relay); }
 
-  static std::string text(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
-  }
+  static std::string text(const json::object& o, std::string_view key) { return json_text(o, key); }
 
   std::optional<segment> lan_;
   std::deque<process> processes_;

@@ -8,10 +8,8 @@
 //                     fd99::/64 onto the link), relays, peers, agents, a proxy and proxyhelperd
 //   internet (IPv4):  www (nginx), reached from the LAN only through the proxy (test 5)
 
-#include "process.hpp"
-#include "segment.hpp"
+#include "segment_fixture.hpp"
 
-#include "lanrelay/base/sha256.hpp"
 #include "lanrelay/content/store.hpp"
 
 #include <boost/json.hpp>
@@ -21,7 +19,6 @@
 
 #include <fstream>
 #include <map>
-#include <random>
 
 namespace lanrelay::test {
 namespace {
@@ -32,9 +29,15 @@ using namespace std::chrono_literals;
 
 constexpr std::string_view upstream_address = "fd99::1";
 
-std::string text(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+std::string text(const json::object& o, std::string_view key) { return json_text(o, key); }
+
+// The URL of the first download attempt of a fetch report.
+std::string first_url(const fetch_run& r) {
+  const auto* attempts = r.report.if_contains("attempts");
+  if (attempts == nullptr || !attempts->is_array() || attempts->as_array().empty()) {
+    return {};
+  }
+  return text(attempts->as_array().front().as_object(), "url");
 }
 
 class ipv6_segment : public testing::Test {
@@ -43,21 +46,12 @@ class ipv6_segment : public testing::Test {
     if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
       GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
     }
-    char pattern[] = "/tmp/lanrelay-ipv6.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
+    work_ = make_work_dir("lanrelay-ipv6");
+    ASSERT_FALSE(work_.empty());
     fs::create_directories(work_ / "www");
     payload_ = work_ / "www" / "payload.bin";
-    std::mt19937_64 random(17);
-    std::vector<std::uint64_t> words((1 << 20) / sizeof(std::uint64_t));
-    for (auto& w : words) {
-      w = random();
-    }
-    std::ofstream(payload_, std::ios::binary)
-        .write(reinterpret_cast<const char*>(words.data()),
-               static_cast<std::streamsize>(words.size() * sizeof(std::uint64_t)));
+    payload_sha_ = write_random_file(payload_, 1 << 20, 17);
     payload_size_ = fs::file_size(payload_);
-    payload_sha_ = to_hex(sha256_of_file(payload_).value());
     lan_.emplace(86, segment::addressing::ipv6_only);
   }
 
@@ -82,36 +76,15 @@ class ipv6_segment : public testing::Test {
     const auto& host = lan_->add_host("upstream");
     run_checked("ip -n " + host.netns + " -6 addr add " + std::string(upstream_address) +
                 "/64 dev eth0 nodad");
-    const fs::path dir = work_ / "nginx";
-    fs::create_directories(dir);
-    std::ofstream(dir / "nginx.conf")
-        << "user root;\nmaster_process off;\nworker_processes 1;\npid " << (dir / "nginx.pid").string()
-        << ";\nerror_log " << (dir / "error.log").string() << ";\nevents { worker_connections 64; }\n"
-        << "http { access_log " << (dir / "access.log").string() << ";\n"
-        << "  client_body_temp_path " << (dir / "body").string() << ";\n"
-        << "  proxy_temp_path " << (dir / "proxy").string() << ";\n"
-        << "  fastcgi_temp_path " << (dir / "fastcgi").string() << ";\n"
-        << "  uwsgi_temp_path " << (dir / "uwsgi").string() << ";\n"
-        << "  scgi_temp_path " << (dir / "scgi").string() << ";\n"
-        << "  server { listen [" << upstream_address << "]:80; listen 127.0.0.1:80;\n"
-        << "    root " << (work_ / "www").string() << "; } }\n";
-    processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
-                                                     (dir / "nginx.conf").string(), "-p",
-                                                     dir.string() + "/", "-g", "daemon off;"},
-                            process::options{.netns = host.netns, .output = dir / "out.log"});
     std::ofstream(work_ / "www" / "ready.txt") << "ok\n";
-    ASSERT_TRUE(eventually(60s, [&] {
-      return !http_get_in_netns(host.netns, "127.0.0.1", 80, "/ready.txt", 10s).empty();
-    })) << read_file(dir / "error.log");
+    std::string failure;
+    ASSERT_TRUE(start_web_server(processes_, host, work_ / "nginx", work_ / "www", "/ready.txt",
+                                 &failure, {"127.0.0.1", std::string(upstream_address)}))
+        << failure;
   }
 
   std::size_t upstream_requests() const {
-    std::ifstream in(work_ / "nginx" / "access.log");
-    std::size_t lines = 0;
-    for (std::string line; std::getline(in, line);) {
-      lines += line.find("/payload.bin") != std::string::npos ? 1 : 0;
-    }
-    return lines;
+    return web_server_requests(work_ / "nginx", "/payload.bin");
   }
 
   std::string upstream_url() const {
@@ -134,83 +107,24 @@ class ipv6_segment : public testing::Test {
                           << "[relay]\nrole = \"" << role << "\"\n"
                           << "[log]\nlevel = \"info\"\n";
     const fs::path log = work_ / name / "lanrelayd.log";
-    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
-                            process::options{.netns = host.netns, .output = log});
+    EXPECT_TRUE(start_lanrelayd(processes_, host, config, log,
+                                "event=discovery_joined group=ff12::4126 interface=eth0"))
+        << read_file(log);
     daemons_[name] = &processes_.back();
-    EXPECT_TRUE(eventually(60s, [&] {
-      return read_file(log).find("event=discovery_joined group=ff12::4126 interface=eth0") !=
-                 std::string::npos &&
-             !http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/healthz", 10s).empty();
-    })) << read_file(log);
     return host;
   }
 
-  json::object daemon_stats(const segment::host& host) {
-    boost::system::error_code ec;
-    auto parsed = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/stats"), ec);
-    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
-  }
-
-  struct fetch_result {
-    int exit_status = -1;
-    json::object report;
-    bool bytes_ok = false;
-    std::string log;
-
-    std::string first_url() const {
-      const auto* attempts = report.if_contains("attempts");
-      if (attempts == nullptr || !attempts->is_array() || attempts->as_array().empty()) {
-        return {};
-      }
-      return text(attempts->as_array().front().as_object(), "url");
-    }
-  };
-
   // `lanrelay fetch` on every host in `agents` at once, with the payload's digest unless `extra`
   // brings another trust source.
-  std::vector<fetch_result> fetch_all(const std::vector<const segment::host*>& agents,
-                                      std::vector<std::string> extra = {}, bool with_digest = true,
-                                      std::string upstream = {}) {
-    if (upstream.empty()) {
-      upstream = upstream_url();
+  std::vector<fetch_run> fetch_all(const std::vector<const segment::host*>& agents,
+                                   std::vector<std::string> extra = {}, bool with_digest = true,
+                                   std::string upstream = {}) {
+    std::vector<std::string> args{"--upstream", upstream.empty() ? upstream_url() : upstream};
+    if (with_digest) {
+      args.insert(args.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
     }
-    std::vector<process> running;
-    std::vector<fs::path> dirs;
-    for (const auto* agent : agents) {
-      const fs::path dir = work_ / agent->name;
-      fs::create_directories(dir);
-      std::vector<std::string> argv{LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name",
-                                    "payload", "--version", "1", "--output",
-                                    (dir / "payload.bin").string(), "--upstream", upstream,
-                                    "--state-dir", (dir / "state").string(), "--json",
-                                    "--log-level", "info"};
-      if (with_digest) {
-        argv.insert(argv.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
-      }
-      argv.insert(argv.end(), extra.begin(), extra.end());
-      fs::remove(dir / "payload.bin");
-      running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
-      dirs.push_back(dir);
-    }
-    std::vector<fetch_result> results;
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      fetch_result r;
-      const auto status = running[i].wait_for(120s);
-      r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-      r.log = read_file(dirs[i] / "fetch.out");
-      const auto start = r.log.find("{\"source\"");
-      if (start != std::string::npos) {
-        boost::system::error_code ec;
-        auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
-        if (!ec && parsed.is_object()) {
-          r.report = parsed.as_object();
-        }
-      }
-      const auto digest = sha256_of_file(dirs[i] / "payload.bin");
-      r.bytes_ok = digest && to_hex(*digest) == payload_sha_;
-      results.push_back(std::move(r));
-    }
-    return results;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return fetch_on_agents(work_, agents, args, payload_sha_);
   }
 
   // `lanrelay discover --json` on `agent`: the offers, or an empty array.
@@ -229,22 +143,18 @@ class ipv6_segment : public testing::Test {
   std::string generate_site_key(const std::string& name) {
     const fs::path state = work_ / name / "state";
     fs::create_directories(state);
-    process generate({LANRELAY_CLI_PATH, "key", "generate", "--out", (state / "site.key").string()},
-                     process::options{.output = work_ / (name + "-key.out")});
-    EXPECT_TRUE(generate.wait_for(30s));
-    std::string key = read_file(work_ / (name + "-key.out"));
-    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) {
-      key.pop_back();
-    }
+    const std::string key =
+        lanrelay::test::generate_site_key(state / "site.key", work_ / (name + "-key.out"));
+    EXPECT_FALSE(key.empty());
     return key;
   }
 
-  void expect_from_responder(const fetch_result& r, std::string_view source,
+  void expect_from_responder(const fetch_run& r, std::string_view source,
                              const std::string& address) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok) << r.log;
     EXPECT_EQ(text(r.report, "source"), source) << r.log;
-    EXPECT_NE(r.first_url().find("//[" + address + "]:4127/"), std::string::npos) << r.log;
+    EXPECT_NE(first_url(r).find("//[" + address + "]:4127/"), std::string::npos) << r.log;
   }
 
   std::optional<segment> lan_;
@@ -357,33 +267,11 @@ TEST_F(ipv6_segment, a_proxy_advertised_by_its_link_local_address_is_checked_and
   internet_.emplace(87);
   const auto& www = internet_->add_host("www");
   const fs::path www_dir = work_ / "www-nginx";
-  fs::create_directories(www_dir);
   std::ofstream(work_ / "www" / "probe.txt") << "ok\n";
-  std::ofstream(www_dir / "nginx.conf")
-      << "user root;\nmaster_process off;\nworker_processes 1;\npid " << (www_dir / "nginx.pid").string()
-      << ";\nerror_log " << (www_dir / "error.log").string() << ";\nevents { worker_connections 64; }\n"
-      << "http { access_log " << (www_dir / "access.log").string() << ";\n"
-      << "  client_body_temp_path " << (www_dir / "body").string() << ";\n"
-      << "  proxy_temp_path " << (www_dir / "proxy").string() << ";\n"
-      << "  fastcgi_temp_path " << (www_dir / "fastcgi").string() << ";\n"
-      << "  uwsgi_temp_path " << (www_dir / "uwsgi").string() << ";\n"
-      << "  scgi_temp_path " << (www_dir / "scgi").string() << ";\n"
-      << "  server { listen " << www.address << ":80; root " << (work_ / "www").string() << "; } }\n";
-  processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
-                                                   (www_dir / "nginx.conf").string(), "-p",
-                                                   www_dir.string() + "/", "-g", "daemon off;"},
-                          process::options{.netns = www.netns, .output = www_dir / "out.log"});
-  ASSERT_TRUE(eventually(60s, [&] {
-    return !http_get_in_netns(www.netns, www.address, 80, "/probe.txt", 10s).empty();
-  })) << read_file(www_dir / "error.log");
-  const auto www_payload_requests = [&] {
-    std::ifstream in(www_dir / "access.log");
-    std::size_t n = 0;
-    for (std::string line; std::getline(in, line);) {
-      n += line.find("/payload.bin") != std::string::npos ? 1 : 0;
-    }
-    return n;
-  };
+  std::string failure;
+  ASSERT_TRUE(start_web_server(processes_, www, www_dir, work_ / "www", "/probe.txt", &failure))
+      << failure;
+  const auto www_payload_requests = [&] { return web_server_requests(www_dir, "/payload.bin"); };
 
   // tinyproxy on the LAN (IPv6 only there), also attached to the internet.
   const auto& proxy = add_host("proxy");

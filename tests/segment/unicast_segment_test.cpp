@@ -6,8 +6,7 @@
 //   site 10.77.0.0/16: upstream (nginx), relay (lanrelayd), router (seg77 side; dnsmasq)
 //   cloud 10.78.0.0/16: router (seg78 side), agents; broadcast dropped in the switch
 
-#include "process.hpp"
-#include "segment.hpp"
+#include "segment_fixture.hpp"
 
 #include "lanrelay/base/sha256.hpp"
 #include "lanrelay/content/store.hpp"
@@ -17,15 +16,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <sstream>
-#include <random>
 
 namespace lanrelay::test {
 namespace {
@@ -44,21 +40,12 @@ class unicast_segment : public testing::Test {
         std::system("command -v dnsmasq >/dev/null") != 0) {
       GTEST_SKIP() << "unicast segment tests need root, iproute2, nftables, nginx and dnsmasq";
     }
-    char pattern[] = "/tmp/lanrelay-unicast.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
+    work_ = make_work_dir("lanrelay-unicast");
+    ASSERT_FALSE(work_.empty());
     fs::create_directories(work_ / "www");
     payload_ = work_ / "www" / "payload.bin";
-    std::mt19937_64 random(14);
-    std::vector<std::uint64_t> words((16 << 20) / sizeof(std::uint64_t));
-    for (auto& w : words) {
-      w = random();
-    }
-    std::ofstream(payload_, std::ios::binary)
-        .write(reinterpret_cast<const char*>(words.data()),
-               static_cast<std::streamsize>(words.size() * sizeof(std::uint64_t)));
+    payload_sha_ = write_random_file(payload_, 16 << 20, 14);
     payload_size_ = fs::file_size(payload_);
-    payload_sha_ = to_hex(sha256_of_file(payload_).value());
     std::ofstream(work_ / "resolv.conf") << "search cloud.test\n";
 
     site_.emplace(77);
@@ -91,33 +78,14 @@ class unicast_segment : public testing::Test {
   }
 
   void start_upstream() {
-    const auto& host = *upstream_host_;
-    const fs::path dir = work_ / "nginx";
-    fs::create_directories(dir / "logs");
-    std::ofstream(dir / "nginx.conf") << "user root;\nworker_processes 1;\npid " << (dir / "nginx.pid").string()
-                                      << ";\nerror_log " << (dir / "error.log").string()
-                                      << ";\nevents { worker_connections 256; }\n"
-                                      << "http { access_log " << (dir / "access.log").string()
-                                      << "; sendfile on; server { listen " << host.address
-                                      << ":80; root " << (work_ / "www").string() << "; } }\n";
-    processes_.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
-                                                     (dir / "nginx.conf").string(), "-p",
-                                                     dir.string(), "-g", "daemon off;"},
-                            process::options{.netns = host.netns, .output = dir / "out.log"});
-    ASSERT_TRUE(eventually(60s, [&] {
-      return !http_get_in_netns(host.netns, host.address, 80, "/payload.bin", 10s).empty();
-    })) << read_file(dir / "error.log");
-    fs::remove(dir / "access.log");  // the readiness probe does not count
-    ::kill(static_cast<pid_t>(std::stol(read_file(dir / "nginx.pid"))), SIGUSR1);  // reopen logs
+    std::string failure;
+    ASSERT_TRUE(start_web_server(processes_, *upstream_host_, work_ / "nginx", work_ / "www",
+                                 "/payload.bin", &failure))
+        << failure;
   }
 
   std::size_t upstream_requests() const {
-    std::ifstream in(work_ / "nginx" / "access.log");
-    std::size_t lines = 0;
-    for (std::string line; std::getline(in, line);) {
-      lines += line.find("/payload.bin") != std::string::npos ? 1 : 0;
-    }
-    return lines;
+    return web_server_requests(work_ / "nginx", "/payload.bin");
   }
 
   // lanrelayd on the relay host, holding the payload, answering the cloud by unicast.
@@ -135,12 +103,7 @@ class unicast_segment : public testing::Test {
                           << "[log]\nlevel = \"info\"\n"
                           << extra_config;
     const fs::path log = work_ / "relay" / "lanrelayd.log";
-    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
-                            process::options{.netns = host.netns, .output = log});
-    ASSERT_TRUE(eventually(60s, [&] {
-      return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
-    })) << read_file(log);
+    ASSERT_TRUE(start_lanrelayd(processes_, host, config, log)) << read_file(log);
   }
 
   // dnsmasq in the router namespace on the router's site address, port 5353, publishing the
@@ -180,9 +143,7 @@ class unicast_segment : public testing::Test {
   std::pair<std::string, std::string> generate_site_key(const std::string& name) {
     const fs::path dir = work_ / name;
     fs::create_directories(dir);
-    process generate({LANRELAY_CLI_PATH, "key", "generate", "--out", (dir / "site.key").string()},
-                     process::options{.output = dir / "generate.out"});
-    EXPECT_TRUE(generate.wait_for(30s));
+    EXPECT_FALSE(lanrelay::test::generate_site_key(dir / "site.key", dir / "generate.out").empty());
     process show({LANRELAY_CLI_PATH, "key", "show", (dir / "site.key").string()},
                  process::options{.output = dir / "show.out"});
     EXPECT_TRUE(show.wait_for(30s));
@@ -196,75 +157,25 @@ class unicast_segment : public testing::Test {
     return {key, txt_line.substr(prefix.size())};
   }
 
-  struct fetch_result {
-    int exit_status = -1;
-    json::object report;
-    bool bytes_ok = false;
-    std::string log;
-  };
-
-  std::vector<fetch_result> fetch_all(const std::vector<const segment::host*>& agents,
-                                      const std::vector<std::string>& extra) {
-    std::vector<process> running;
-    std::vector<fs::path> outputs;
-    for (const auto* agent : agents) {
-      const fs::path dir = work_ / agent->name;
-      fs::create_directories(dir);
-      std::vector<std::string> argv{LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name",
-                                    "payload", "--version", "1", "--output",
-                                    (dir / "payload.bin").string(), "--upstream",
-                                    "http://" + upstream_host_->address + "/payload.bin",
-                                    "--state-dir", (dir / "state").string(), "--json",
-                                    "--log-level", "info", "--sha256", payload_sha_, "--size",
-                                    std::to_string(payload_size_)};
-      argv.insert(argv.end(), extra.begin(), extra.end());
-      fs::remove(dir / "fetch.out");
-      fs::remove(dir / "payload.bin");
-      running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
-      outputs.push_back(dir);
-    }
-    std::vector<fetch_result> results;
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      fetch_result r;
-      const auto status = running[i].wait_for(120s);
-      r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-      r.log = read_file(outputs[i] / "fetch.out");
-      const auto start = r.log.find("{\"source\"");
-      if (start != std::string::npos) {
-        boost::system::error_code ec;
-        auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
-        if (!ec && parsed.is_object()) {
-          r.report = parsed.as_object();
-        }
-      }
-      const auto digest = sha256_of_file(outputs[i] / "payload.bin");
-      r.bytes_ok = digest && to_hex(*digest) == payload_sha_;
-      results.push_back(std::move(r));
-    }
-    return results;
-  }
-
-  json::object relay_stats() {
-    auto body = http_get_in_netns(relay_host_->netns, "127.0.0.1", 4127, "/-/stats");
-    boost::system::error_code ec;
-    auto parsed = json::parse(body, ec);
-    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
+  std::vector<fetch_run> fetch_all(const std::vector<const segment::host*>& agents,
+                                   const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"--upstream", "http://" + upstream_host_->address + "/payload.bin",
+                                  "--sha256", payload_sha_, "--size", std::to_string(payload_size_)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return fetch_on_agents(work_, agents, args, payload_sha_);
   }
 
   std::uint64_t relay_queries() {
-    const auto stats = relay_stats();
+    const auto stats = daemon_stats(*relay_host_);
     const auto* discovery = stats.if_contains("discovery");
     return discovery != nullptr ? discovery->as_object().at("queries").to_number<std::uint64_t>()
                                 : ~std::uint64_t{0};
   }
 
-  static std::string text(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
-  }
+  static std::string text(const json::object& o, std::string_view key) { return json_text(o, key); }
 
   // Every agent got the bytes from the relay and none went upstream.
-  void expect_all_from_relay(const std::vector<fetch_result>& results) {
+  void expect_all_from_relay(const std::vector<fetch_run>& results) {
     for (const auto& r : results) {
       EXPECT_EQ(r.exit_status, 0) << r.log;
       EXPECT_TRUE(r.bytes_ok) << r.log;

@@ -1,11 +1,15 @@
 #include "segment_fixture.hpp"
 
+#include "lanrelay/base/sha256.hpp"
+
 #include <boost/json/parse.hpp>
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include <fstream>
+#include <random>
 
 namespace lanrelay::test {
 
@@ -20,23 +24,42 @@ fs::path make_work_dir(std::string_view prefix) {
   return pattern;
 }
 
+std::string write_random_file(const fs::path& file, std::size_t bytes, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::vector<std::uint64_t> words(bytes / sizeof(std::uint64_t));
+  for (auto& w : words) {
+    w = random();
+  }
+  std::ofstream(file, std::ios::binary)
+      .write(reinterpret_cast<const char*>(words.data()),
+             static_cast<std::streamsize>(words.size() * sizeof(std::uint64_t)));
+  const auto digest = sha256_of_file(file);
+  return digest ? to_hex(*digest) : std::string();
+}
+
 bool start_web_server(std::deque<process>& processes, const segment::host& host,
                       const fs::path& dir, const fs::path& root, const std::string& probe_path,
-                      std::string* failure) {
+                      std::string* failure, const std::vector<std::string>& listen) {
+  const std::vector<std::string> addresses =
+      listen.empty() ? std::vector<std::string>{host.address} : listen;
   fs::create_directories(dir / "logs");
-  std::ofstream(dir / "nginx.conf") << "user root;\nworker_processes 1;\npid "
-                                    << (dir / "nginx.pid").string() << ";\nerror_log "
-                                    << (dir / "error.log").string()
-                                    << ";\nevents { worker_connections 256; }\n"
-                                    << "http { access_log " << (dir / "access.log").string()
-                                    << "; sendfile on; server { listen " << host.address
-                                    << ":80; root " << root.string() << "; } }\n";
+  std::ofstream config(dir / "nginx.conf");
+  config << "user root;\nworker_processes 1;\npid " << (dir / "nginx.pid").string()
+         << ";\nerror_log " << (dir / "error.log").string()
+         << ";\nevents { worker_connections 256; }\n"
+         << "http { access_log " << (dir / "access.log").string() << "; sendfile on; server {";
+  for (const auto& address : addresses) {
+    config << " listen " << (address.find(':') != std::string::npos ? "[" + address + "]" : address)
+           << ":80;";
+  }
+  config << " root " << root.string() << "; } }\n";
+  config.close();
   processes.emplace_back(std::vector<std::string>{"/usr/sbin/nginx", "-c",
                                                   (dir / "nginx.conf").string(), "-p",
                                                   dir.string(), "-g", "daemon off;"},
                          process::options{.netns = host.netns, .output = dir / "out.log"});
   const bool serving = eventually(60s, [&] {
-    return !http_get_in_netns(host.netns, host.address, 80, probe_path, 10s).empty();
+    return !http_get_in_netns(host.netns, addresses.front(), 80, probe_path, 10s).empty();
   });
   if (!serving) {
     if (failure != nullptr) {
@@ -59,13 +82,21 @@ std::size_t web_server_requests(const fs::path& dir, std::string_view what) {
 }
 
 bool start_lanrelayd(std::deque<process>& processes, const segment::host& host,
-                     const fs::path& config, const fs::path& log) {
+                     const fs::path& config, const fs::path& log, std::string_view ready_event) {
   processes.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
                          process::options{.netns = host.netns, .output = log});
+  const std::string address = host.address.empty() ? "127.0.0.1" : host.address;
   return eventually(60s, [&] {
-    return read_file(log).find("event=discovery_listening") != std::string::npos &&
-           !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
+    return read_file(log).find(ready_event) != std::string::npos &&
+           !http_get_in_netns(host.netns, address, 4127, "/-/healthz", 10s).empty();
   });
+}
+
+boost::json::object daemon_stats(const segment::host& host) {
+  boost::system::error_code ec;
+  auto parsed =
+      boost::json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/stats"), ec);
+  return !ec && parsed.is_object() ? std::move(parsed.as_object()) : boost::json::object{};
 }
 
 std::string generate_site_key(const fs::path& key_file, const fs::path& output) {
@@ -92,6 +123,44 @@ boost::json::object fetch_report(const std::string& log) {
     return {};
   }
   return std::move(parsed.as_object());
+}
+
+std::string json_text(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+std::vector<fetch_run> fetch_on_agents(const fs::path& work,
+                                       const std::vector<const segment::host*>& agents,
+                                       const std::vector<std::string>& args,
+                                       const std::string& expected_sha256,
+                                       std::chrono::seconds guard) {
+  std::vector<process> running;
+  for (const auto* agent : agents) {
+    const fs::path dir = work / agent->name;
+    fs::create_directories(dir);
+    std::vector<std::string> argv{LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name",
+                                  "payload", "--version", "1", "--output",
+                                  (dir / "payload.bin").string(), "--state-dir",
+                                  (dir / "state").string(), "--json", "--log-level", "info"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    fs::remove(dir / "fetch.out");
+    fs::remove(dir / "payload.bin");
+    running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
+  }
+  std::vector<fetch_run> runs;
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    const fs::path dir = work / agents[i]->name;
+    fetch_run r;
+    const auto status = running[i].wait_for(guard);
+    r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+    r.log = read_file(dir / "fetch.out");
+    r.report = fetch_report(r.log);
+    const auto digest = sha256_of_file(dir / "payload.bin");
+    r.bytes_ok = digest && to_hex(*digest) == expected_sha256;
+    runs.push_back(std::move(r));
+  }
+  return runs;
 }
 
 }  // namespace lanrelay::test
