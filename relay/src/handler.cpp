@@ -540,10 +540,14 @@ response_plan request_handler::serve_mirror_file(const http::request_header<>& r
                   static_cast<unsigned long long>(mtime));
     etag = text;
   }
+  // The index changes under the same URL with every release: an HTTP cache between two levels
+  // of relays (nginx proxy_cache, squid) must ask again each time instead of serving its copy
+  // for however long it keeps 200s. The listed files keep their bytes under their path.
   const bool is_index = target.mirror_path == "server.ini";
   return serve_file(request, item_file{fd, std::move(info)}, etag,
                     is_index ? "text/plain; charset=utf-8" : "application/octet-stream",
-                    mirror_path(target.mirror_source, target.mirror_path), context);
+                    mirror_path(target.mirror_source, target.mirror_path), context,
+                    is_index ? "no-cache" : "");
 }
 
 response_plan request_handler::serve_item(const http::request_header<>& request,
@@ -568,7 +572,8 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
 response_plan request_handler::serve_file(const http::request_header<>& request, item_file file,
                                           const std::string& etag, std::string_view content_type,
                                           std::string_view label,
-                                          const request_context& context) {
+                                          const request_context& context,
+                                          std::string_view cache_control) {
   const std::uint64_t size = file.info().size;
 
   if (auto if_match = field_list(request, http::field::if_match);
@@ -583,6 +588,9 @@ response_plan request_handler::serve_file(const http::request_header<>& request,
       if_none_match && etag_list_matches(*if_none_match, etag, etag_comparison::weak)) {
     small_response res{base_header(http::status::not_modified, request)};
     res.set(http::field::etag, etag);
+    if (!cache_control.empty()) {
+      res.set(http::field::cache_control, cache_control);
+    }
     res.keep_alive(wants_keep_alive(request));
     return res;  // no Content-Length: a 304 has no body
   }
@@ -616,6 +624,9 @@ response_plan request_handler::serve_file(const http::request_header<>& request,
   head.set(http::field::content_type, content_type);
   head.set(http::field::etag, etag);
   head.set(http::field::accept_ranges, "bytes");
+  if (!cache_control.empty()) {
+    head.set(http::field::cache_control, cache_control);
+  }
   if (partial) {
     head.set(http::field::content_range, content_range(range, size));
   }

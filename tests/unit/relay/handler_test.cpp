@@ -471,6 +471,17 @@ TEST_F(relay_handler, mirror_files_answer_by_index_filter_and_pull_outcome) {
   const auto& stray = small(stray_plan);
   EXPECT_EQ(stray.result(), http::status::not_found);
   EXPECT_EQ(stray.body(), "not in the mirrored index\n");
+  // The index asks HTTP caches between two levels of relays to revalidate it every time (it
+  // changes under the same URL); cached items and listed files do not.
+  const auto index_plan = h.handle(request("/activeupdate/vendor/server.ini", http::verb::head));
+  ASSERT_EQ(small(index_plan).result(), http::status::ok);
+  EXPECT_EQ(small(index_plan)[http::field::cache_control], "no-cache");
+  auto revalidate = request("/activeupdate/vendor/server.ini");
+  revalidate.set(http::field::if_none_match, small(index_plan)[http::field::etag]);
+  const auto unchanged_plan = h.handle(revalidate);
+  ASSERT_EQ(small(unchanged_plan).result(), http::status::not_modified);
+  EXPECT_EQ(small(unchanged_plan)[http::field::cache_control], "no-cache");
+  EXPECT_TRUE(small(handler_->handle(request("/cache/file/blob/1", http::verb::head)))[http::field::cache_control].empty());
   const auto left_out_plan = h.handle(request("/activeupdate/vendor/pattern/a.bin"));
   const auto& left_out = small(left_out_plan);
   EXPECT_EQ(left_out.result(), http::status::not_found);

@@ -167,9 +167,11 @@ class request_handler {
   boost::asio::awaitable<ready_plan> sync_then_report(boost::beast::http::request_header<> request,
                                                       std::string source, request_context context);
   // Conditional headers, Range and the transfer slot for an open file (cache item or mirror file).
+  // `cache_control`, when not empty, goes on the 200, 206, HEAD and 304 answers.
   response_plan serve_file(const boost::beast::http::request_header<>& request, item_file file,
                            const std::string& etag, std::string_view content_type,
-                           std::string_view label, const request_context& context);
+                           std::string_view label, const request_context& context,
+                           std::string_view cache_control = {});
 
   // Monitoring and admin endpoints.
   response_plan serve_monitoring(const boost::beast::http::request_header<>& request,
