@@ -649,7 +649,7 @@ class http_cache {
   bool started_ = false;
 };
 
-// Issue 15 (on loopback; the version in three routed subnets is still to come): a site relay
+// Issue 15 (on loopback; in three routed subnets: segment/hierarchy_segment_test.cpp): a site relay
 // mirrors the upstream, three segment relays mirror the site relay (the third through a plain
 // nginx proxy_cache), and ten agents per segment ask their segment relay for the pattern at once.
 // Neither level fetches the pattern ahead (include: engines only; pull_through: patterns), so the
