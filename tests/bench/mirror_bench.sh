@@ -169,6 +169,8 @@ listen = "127.0.0.1"
 port = 0
 [peers]
 max_peers = 100
+# The 50 agents all come from 127.0.0.1: one client to the relay's fair share.
+max_peers_per_client = 100
 [log]
 level = "info"
 [admin]
