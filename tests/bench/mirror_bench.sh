@@ -9,7 +9,8 @@
 #      file list (keep-alive, one connection) into a directory, timed alone and followed by
 #      `sync` (the relay fsyncs every file, wget does not);
 #   2. an unchanged re-sync: requests and payload bytes from the sync result and nginx's log;
-#   3. pull-through: a second relay that prefetches only engines (include = ["ENGINE"]) gets 50
+#   3. pull-through: a second relay that prefetches only engines (include = ["ENGINE"]) and
+#      pulls patterns through on first request (pull_through = ["PATTERN"]) gets 50
 #      simultaneous GETs of the largest pattern; upstream bytes / item size from nginx's log.
 #
 # Usage: tests/bench/mirror_bench.sh [BUILD_DIR]     (default: build/release; build it first)
@@ -168,6 +169,8 @@ listen = "127.0.0.1"
 port = 0
 [peers]
 max_peers = 100
+# The 50 agents all come from 127.0.0.1: one client to the relay's fair share.
+max_peers_per_client = 100
 [log]
 level = "info"
 [admin]
@@ -267,7 +270,7 @@ rm -rf "$work/relay1"
 sync
 
 # --- 3. Pull-through: 50 simultaneous GETs of a pattern the relay has not fetched ahead.
-start_relay "$work/relay2" 'include = ["ENGINE"]'
+start_relay "$work/relay2" $'include = ["ENGINE"]\npull_through = ["PATTERN"]'
 port2=$relay_port
 timeout 300 "$cli" mirror sync vendor --relay "127.0.0.1:$port2" --json >/dev/null || fail "engine sync failed"
 [[ ! -e $work/relay2/mirror/vendor/tree/$largest ]] || fail "$largest was fetched ahead"
@@ -306,7 +309,8 @@ echo "of which hashing after publication (sync done to prune in the relay's log)
 echo "ratio relay/wget: published $(ratio "$publish_s" "$wget_s"), sync result $(ratio "$sync_s" "$wget_s"), hashed $(ratio "$hash_s" "$wget_s");" \
   "against wget+sync: $(ratio "$sync_s" "$wget_sync_s"), $(ratio "$hash_s" "$wget_sync_s")"
 echo "sync result: files_downloaded $first_files, requests $first_requests, bytes_downloaded $first_bytes;" \
-  "nginx sent $first_upstream body bytes; lanrelayd CPU (user+sys) ${relay_cpu} s"
+  "nginx sent $first_upstream body bytes; lanrelayd CPU (user+sys) ${relay_cpu} s," \
+  "$(awk -v c="$relay_cpu" -v b="$first_bytes" 'BEGIN { printf "%.2f", (b > 0 ? c / (b / 1073741824) : 0) }') s per GiB downloaded"
 echo
 echo "unchanged re-sync: requests $again_requests, bytes_downloaded $again_bytes, not_modified $again_304;" \
   "nginx: $again_log_lines request(s), status $again_status, $again_log_bytes body bytes"
@@ -315,4 +319,5 @@ echo "pull-through: $agents agents, item $item_size bytes: $pull_ok got 200 with
   "$wait_agents curl failures; last done after ${pull_s} s"
 echo "upstream: $pull_gets GET(s), $pull_upstream bytes; upstream bytes / item size = $(ratio "$pull_upstream" "$item_size")"
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -r), $(nginx -v 2>&1 | sed 's/.*\///'), wget $(wget --version | awk 'NR == 1 {print $3}'); $base_dir on $(df -PT "$base_dir" | awk 'NR == 2 {print $2}')"
