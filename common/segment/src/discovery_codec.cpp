@@ -44,17 +44,20 @@ constexpr std::uint32_t bit(field_type f) noexcept {
 constexpr std::uint32_t query_fields = bit(field_type::transaction_id) |
                                        bit(field_type::sender_cookie) | bit(field_type::kind) |
                                        bit(field_type::name) | bit(field_type::version) |
-                                       bit(field_type::sha256) | bit(field_type::padding);
+                                       bit(field_type::sha256) | bit(field_type::padding) |
+                                       bit(field_type::partial_ok);
 constexpr std::uint32_t query_mandatory = bit(field_type::transaction_id) |
                                           bit(field_type::sender_cookie) | bit(field_type::kind) |
                                           bit(field_type::name) | bit(field_type::version);
-constexpr std::uint32_t offer_fields = query_fields | bit(field_type::size) | bit(field_type::url) |
-                                       bit(field_type::free_slots) | bit(field_type::role);
-constexpr std::uint32_t offer_mandatory = offer_fields & ~bit(field_type::padding);
+constexpr std::uint32_t offer_fields =
+    (query_fields & ~bit(field_type::partial_ok)) | bit(field_type::size) | bit(field_type::url) |
+    bit(field_type::free_slots) | bit(field_type::role) | bit(field_type::pieces_held);
+constexpr std::uint32_t offer_mandatory =
+    offer_fields & ~(bit(field_type::padding) | bit(field_type::pieces_held));
 constexpr tlv::field_rules query_rules{query_fields, query_mandatory, 0};
 constexpr tlv::field_rules offer_rules{offer_fields, offer_mandatory, 0};
 
-static_assert(static_cast<unsigned>(field_type::padding) < 32, "field bits fit a u32");
+static_assert(static_cast<unsigned>(field_type::pieces_held) < 32, "field bits fit a u32");
 
 // Wire codes of item_kind; its in-memory values are not a wire format.
 constexpr std::uint8_t kind_code(item_kind kind) noexcept {
@@ -111,6 +114,7 @@ struct field_values {
   std::string url;
   std::uint16_t free_slots = 0;
   responder_role role = responder_role::relay;
+  std::uint32_t pieces_held = 0;
 };
 
 using tlv::as_text;
@@ -192,6 +196,17 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
     }
     case field_type::padding:
       return {};
+    case field_type::partial_ok:
+      if (!fixed(1) || load_be<std::uint8_t>(value) != 1) {
+        return errc::invalid_field;
+      }
+      return {};
+    case field_type::pieces_held:
+      if (!fixed(4)) {
+        return errc::invalid_field;
+      }
+      out.pieces_held = load_be<std::uint32_t>(value);
+      return {};
   }
   return {};
 }
@@ -265,6 +280,9 @@ result<std::vector<std::byte>> encode(const query& q) {
   if (q.sha256) {
     w.field(field_type::sha256, *q.sha256);
   }
+  if (q.partial_ok) {
+    w.field_uint(field_type::partial_ok, std::uint8_t{1});
+  }
   w.pad_to(field_type::padding, query_datagram_size);
   return std::move(w).take();
 }
@@ -285,6 +303,9 @@ result<std::vector<std::byte>> encode(const offer& o, std::size_t max_size) {
   w.field(field_type::url, o.url);
   w.field_uint(field_type::free_slots, o.free_slots);
   w.field_uint(field_type::role, static_cast<std::uint8_t>(o.role));
+  if (o.pieces_held) {
+    w.field_uint(field_type::pieces_held, *o.pieces_held);
+  }
   if (!reply_fits(max_size, w.size())) {
     return errc::too_large;
   }
@@ -305,6 +326,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
   if ((v.seen & bit(field_type::sha256)) != 0) {
     q.sha256 = v.sha256;
   }
+  q.partial_ok = (v.seen & bit(field_type::partial_ok)) != 0;
   return q;
 }
 
@@ -324,6 +346,9 @@ result<offer> decode_offer(std::span<const std::byte> datagram) {
   o.sha256 = v.sha256;
   o.url = std::move(v.url);
   o.free_slots = v.free_slots;
+  if ((v.seen & bit(field_type::pieces_held)) != 0) {
+    o.pieces_held = v.pieces_held;
+  }
   return o;
 }
 
