@@ -264,6 +264,8 @@ void add_agent_commands(CLI::App& app) {
                          {"verified", o.verified},
                          {"duration_ms", o.duration.count()},
                          {"offers_seen", o.offers_seen},
+                         {"relay_bytes", o.relay_bytes},
+                         {"peer_bytes", o.peer_bytes},
                          {"attempts", attempts}};
         fmt::print("{}\n", json::serialize(out));
       } else {

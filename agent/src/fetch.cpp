@@ -2,10 +2,12 @@
 
 #include "lanrelay/agent/catalog_memory.hpp"
 #include "lanrelay/agent/offer_route.hpp"
+#include "lanrelay/agent/piece_scheduler.hpp"
 #include "lanrelay/agent/segment_memory.hpp"
 #include "lanrelay/agent/discovery_sources.hpp"
 #include "lanrelay/base/file_io.hpp"
 #include "lanrelay/base/machine_cookie.hpp"
+#include "lanrelay/content/partial_items.hpp"
 #include "lanrelay/content/piece_list.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/segment/interfaces.hpp"
@@ -259,6 +261,8 @@ class fetch_job {
     q.name = options_.wanted.name;
     q.version = options_.wanted.version;
     q.sha256 = options_.wanted.sha256;
+    // A peer swarms (fetch.hpp): other peers still downloading the item may answer too.
+    q.partial_ok = swarm_possible();
 
     if (options_.discovery.targets.empty()) {
       // The segment, then the address plan and DNS-SD, with their memory (discovery_sources.hpp).
@@ -460,11 +464,22 @@ class fetch_job {
                                                            : "no offer qualified";
       co_return;
     }
+    if (swarm_possible()) {
+      const auto swarmed = co_await swarm(chosen.ordered);
+      if (swarmed == swarm_result::done) {
+        co_return;
+      }
+      if (swarmed == swarm_result::gave_up) {
+        outcome_.fallback_reason = "the swarm made no progress for " +
+                                   seconds_text(options_.busy_patience) + " s";
+        co_return;
+      }
+    }
     std::size_t busy = 0;
     std::size_t tried = 0;
     for (const candidate& c : chosen.ordered) {
-      if (bad_.contains(c.offer.url)) {
-        continue;
+      if (bad_.contains(c.offer.url) || c.offer.pieces_held) {
+        continue;  // a partial holder serves pieces to a swarm only
       }
       if (const auto it = not_before_.find(c.offer.url);
           it != not_before_.end() && clock::now() < it->second) {
@@ -522,6 +537,284 @@ class fetch_job {
     all_busy_ = tried > 0 && busy == tried;
     outcome_.fallback_reason = all_busy_ ? "every parent in the segment was busy"
                                          : "no offer could deliver";
+  }
+
+  // Swarming (fetch.hpp): a peer with a piece list takes pieces from several holders at once.
+  bool swarm_possible() const {
+    return options_.peer_cache && options_.state_dir.has_value() &&
+           options_.relay_https.mode != relay_https_mode::require;
+  }
+
+  enum class swarm_result { done, not_started, gave_up };
+
+  static source source_of(const candidate& c) {
+    return source{.url = c.offer.url,
+                  .address = c.named_by_catalog ? std::nullopt
+                                                : std::optional(route_to(c).address)};
+  }
+
+  net::awaitable<swarm_result> swarm(const std::vector<candidate>& offers) {
+    const auto first = std::find_if(offers.begin(), offers.end(), [&](const candidate& c) {
+      return c.digest.pieces.has_value() && !bad_.contains(c.offer.url);
+    });
+    if (first == offers.end()) {
+      co_return swarm_result::not_started;
+    }
+    const trusted_digest digest = first->digest;
+    start_content(digest);
+    for (const candidate& c : offers) {
+      if (pieces_) {
+        break;
+      }
+      if (c.digest != digest || bad_.contains(c.offer.url)) {
+        continue;
+      }
+      if (co_await fetch_piece_list(source_of(c), digest) == piece_list_fetch::wrong) {
+        bad_.insert(c.offer.url);
+      }
+    }
+    auto version = canonical_version(options_.wanted.kind, first->offer.version);
+    if (!pieces_ || pieces_->pieces.empty() || !version) {
+      co_return swarm_result::not_started;
+    }
+    auto writer = partial_item_writer::create(
+        *options_.state_dir / "cache", item_key{options_.wanted.kind, options_.wanted.name, *version},
+        digest.sha256, *pieces_);
+    if (!writer) {
+      spdlog::info("event=swarm_unavailable name={} error=\"{}\" hint=\"fetching from one holder "
+                   "at a time\"",
+                   options_.wanted.name, writer.error().message());
+      co_return swarm_result::not_started;
+    }
+    writer_ = std::move(*writer);
+    swarm_.emplace(pieces_->pieces.size(), random_u64());
+    swarm_->last_progress = clock::now();
+    swarm_->version = first->offer.version;
+    co_await learn_holders(offers, digest);
+    spdlog::info("event=swarm_started name={} pieces={} holders={}", options_.wanted.name,
+                 pieces_->pieces.size(), swarm_->scheduler.holder_count());
+    co_await ((swarm_worker() && swarm_worker() && swarm_worker() && swarm_worker()) ||
+              swarm_refresher(digest));
+    const auto holders = swarm_->scheduler.holder_count();
+    outcome_.attempts.push_back(
+        {"swarm", std::to_string(swarm_->scheduler.done_count()) + " of " +
+                      std::to_string(pieces_->pieces.size()) + " pieces from " +
+                      std::to_string(holders) + " holders (" + std::to_string(swarm_->relay_bytes) +
+                      " bytes from relays, " + std::to_string(swarm_->peer_bytes) +
+                      " from peers)"});
+    if (!swarm_->scheduler.complete()) {
+      co_return swarm_->failed ? swarm_result::not_started : swarm_result::gave_up;
+    }
+    // The verified pieces, in order, into the output's partial file (which hashes them whole).
+    part_.truncate(0);
+    std::vector<std::byte> buffer(1 << 20);
+    for (std::uint64_t offset = 0; offset < pieces_->item_size;) {
+      const auto n = ::pread(writer_->data_fd(), buffer.data(),
+                             static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), pieces_->item_size - offset)),
+                             static_cast<off_t>(offset));
+      if (n <= 0) {
+        co_return swarm_result::not_started;
+      }
+      if (!part_.write(std::span(buffer).first(static_cast<std::size_t>(n)))) {
+        co_return swarm_result::not_started;
+      }
+      offset += static_cast<std::uint64_t>(n);
+    }
+    const auto actual = part_.digest();
+    if (!actual || *actual != digest.sha256) {
+      outcome_.attempts.back().outcome += ": whole-item digest mismatch";
+      part_.truncate(0);
+      co_return swarm_result::gave_up;
+    }
+    verified_ = pieces_->item_size;
+    outcome_.source = swarm_->peer_bytes > swarm_->relay_bytes ? fetch_source::peer
+                                                               : fetch_source::relay;
+    outcome_.responder = responder_;
+    outcome_.version = swarm_->version;
+    outcome_.sha256 = digest.sha256;
+    outcome_.verified = true;
+    outcome_.bytes = pieces_->item_size;
+    outcome_.relay_bytes = swarm_->relay_bytes;
+    outcome_.peer_bytes = swarm_->peer_bytes;
+    outcome_.fallback_reason.clear();
+    done_ = true;
+    co_return swarm_result::done;
+  }
+
+  // Adds the holders among `offers` (same content only); asks partial holders whose count of
+  // pieces changed which ones they have (a few per round, so a large segment costs bounded
+  // requests).
+  net::awaitable<void> learn_holders(const std::vector<candidate>& offers, const trusted_digest& digest) {
+    std::size_t asked = 0;
+    for (const candidate& c : offers) {
+      if (c.digest != digest || bad_.contains(c.offer.url)) {
+        continue;
+      }
+      auto& sched = swarm_->scheduler;
+      const auto id = sched.holder(c.offer.url, c.offer.role == discovery::responder_role::relay);
+      if (swarm_->sources.size() <= id) {
+        swarm_->sources.resize(id + 1);
+      }
+      swarm_->sources[id] = source_of(c);
+      if (sched.dropped(id)) {
+        continue;
+      }
+      if (!c.offer.pieces_held) {
+        sched.holds_all(id);
+      } else if (*c.offer.pieces_held != sched.known_pieces(id) && asked < max_have_requests) {
+        ++asked;
+        if (auto have = co_await fetch_have(swarm_->sources[id], digest)) {
+          sched.holds(id, *have);
+        }
+      }
+    }
+  }
+
+  // GET /-/have/<sha256> from a partial holder.
+  net::awaitable<std::optional<piece_bitfield>> fetch_have(const source& from, const trusted_digest& digest) {
+    auto url = boost::urls::parse_uri(from.url);
+    if (!url) {
+      co_return std::nullopt;
+    }
+    boost::urls::url have_url = *url;
+    have_url.set_path("/-/have/" + to_hex(digest.sha256));
+    have_url.remove_query();
+    const std::uint64_t max_size = (pieces_->pieces.size() + 7) / 8;
+    std::vector<std::byte> body;
+    const fetch_request request{.url = have_url, .timeouts = options_.timeouts,
+                                .max_bytes = max_size, .host_address = from.address};
+    auto got = co_await bounded_fetch(
+        request,
+        [&](std::span<const std::byte> chunk) -> result<void> {
+          body.insert(body.end(), chunk.begin(), chunk.end());
+          return {};
+        },
+        max_size, true);
+    if (!got.response || got.response->status != 200) {
+      co_return std::nullopt;
+    }
+    co_return piece_bitfield::parse(body, pieces_->pieces.size());
+  }
+
+  // Four of these run at once: pieces from up to four holders in parallel. Each fetches pieces
+  // until every one is verified, the swarm stalls for busy_patience, or writing
+  // fails.
+  net::awaitable<void> swarm_worker() {
+    net::steady_timer idle(co_await net::this_coro::executor);
+    while (!swarm_->scheduler.complete() && !swarm_->over) {
+      const auto now = clock::now();
+      auto next = swarm_->scheduler.next(now);
+      if (!next) {
+        if (now - swarm_->last_progress > options_.busy_patience) {
+          swarm_->over = true;
+          break;
+        }
+        idle.expires_after(swarm_idle_wait);
+        co_await idle.async_wait(net::as_tuple(net::use_awaitable));
+        continue;
+      }
+      co_await fetch_piece(*next);
+    }
+  }
+
+  // Asks the segment again for holders as long as the swarm runs (cancelled when it ends).
+  net::awaitable<void> swarm_refresher(trusted_digest digest) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {
+      timer.expires_after(swarm_refresh);
+      const auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+      if (ec) {
+        co_return;
+      }
+      std::vector<candidate> offers = co_await discover();
+      std::mt19937_64 random(random_u64());
+      auto chosen = select_offers(std::move(offers), options_.wanted, trust_, random, named_urls_);
+      co_await learn_holders(chosen.ordered, digest);
+    }
+  }
+
+  // One piece from one holder by Range, verified against the piece list before it is kept.
+  net::awaitable<void> fetch_piece(piece_scheduler::assignment a) {
+    auto& sched = swarm_->scheduler;
+    const source from = swarm_->sources[a.holder];
+    const std::uint64_t offset = pieces_->piece_offset(a.piece);
+    const std::uint64_t length = pieces_->piece_length(a.piece);
+    auto url = boost::urls::parse_uri(from.url);
+    if (!url) {
+      sched.drop(a.holder);
+      sched.finished(a, false);
+      co_return;
+    }
+    fetch_request request{.url = *url, .offset = offset, .range_length = length,
+                          .timeouts = options_.timeouts, .max_bytes = pieces_->item_size,
+                          .host_address = from.address};
+    std::vector<std::byte> body;
+    body.reserve(static_cast<std::size_t>(length));
+    auto got = co_await bounded_fetch(
+        request,
+        [&](std::span<const std::byte> chunk) -> result<void> {
+          const auto room = static_cast<std::size_t>(length - body.size());
+          body.insert(body.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(std::min(room, chunk.size())));
+          if (chunk.size() > room) {
+            return make_error_code(errc::size_mismatch);  // a server that ignored the range's end
+          }
+          return {};
+        },
+        length, true);
+    const auto now = clock::now();
+    const bool whole = body.size() == length &&
+                       (!got.response || got.response->status == 200 || got.response->status == 206);
+    if (!whole) {
+      if (got.response && got.response->status == 503) {
+        sched.pause(a.holder, now + std::clamp<std::chrono::milliseconds>(
+                                        got.response->retry_after.value_or(std::chrono::seconds(1)),
+                                        std::chrono::milliseconds(100), std::chrono::milliseconds(10'000)));
+      } else if (got.response && (got.response->status == 416 || got.response->status == 404)) {
+        sched.refused(a.holder, a.piece);
+        sched.pause(a.holder, now + swarm_idle_wait);
+      } else {
+        const auto failures = ++swarm_->failures[from.url];
+        outcome_.attempts.push_back(
+            {from.url, "piece " + std::to_string(a.piece) + ": " +
+                           (!got.cut.empty()   ? got.cut
+                            : got.response     ? "HTTP " + std::to_string(got.response->status)
+                                               : describe_error(request, got.response.error()))});
+        sched.pause(a.holder, now + std::chrono::seconds(1));
+        if (failures >= max_holder_failures) {
+          sched.drop(a.holder);
+        }
+      }
+      sched.finished(a, false);
+      co_return;
+    }
+    if (sha256_of(body) != pieces_->pieces[a.piece]) {
+      sched.drop(a.holder);
+      sched.finished(a, false);
+      bad_.insert(from.url);
+      outcome_.attempts.push_back({from.url, "bad piece " + std::to_string(a.piece) +
+                                                 ": discarded, holder dropped"});
+      spdlog::warn("event=bad_piece url={} piece={} expected_sha256={}", from.url, a.piece,
+                   to_hex(pieces_->pieces[a.piece]));
+      co_return;
+    }
+    if (!sched.finished(a, true)) {
+      co_return;  // the endgame's other copy was first
+    }
+    if (auto written = writer_->write_piece(a.piece, body); !written) {
+      spdlog::warn("event=swarm_write_failed path={} error=\"{}\"", writer_->data_path().string(),
+                   written.error().message());
+      swarm_->over = true;
+      swarm_->failed = true;
+      co_return;
+    }
+    (sched.is_relay(a.holder) ? swarm_->relay_bytes : swarm_->peer_bytes) += length;
+    if (got.response) {
+      responder_ = got.response->peer;
+    }
+    swarm_->last_progress = now;
+    if (options_.progress) {
+      options_.progress(std::uint64_t{sched.done_count()} * pieces_->piece_size, pieces_->item_size);
+    }
   }
 
   // GET /-/pieces/<sha256> from the holder; kept when it hashes to the trusted digest.
@@ -838,6 +1131,26 @@ class fetch_job {
   std::map<std::string, clock::time_point> not_before_;  // busy parents: not again before
   std::set<std::string> bad_;              // URLs that served wrong bytes: never again this run
   std::set<std::string> offers_seen_;      // distinct offers (by URL) over every round
+
+  // Swarming: the partial item this peer serves while it downloads, and the scheduler's state.
+  struct swarm_state {
+    swarm_state(std::size_t pieces, std::uint64_t seed) : scheduler(pieces, seed) {}
+    piece_scheduler scheduler;
+    std::vector<source> sources;  // by holder id
+    std::map<std::string, unsigned> failures;
+    clock::time_point last_progress;
+    std::string version;
+    std::uint64_t relay_bytes = 0;
+    std::uint64_t peer_bytes = 0;
+    bool over = false;    // stalled or failed: the workers stop
+    bool failed = false;  // the partial item could not be written
+  };
+  static constexpr std::size_t max_have_requests = 8;  // per discovery round
+  static constexpr unsigned max_holder_failures = 3;
+  static constexpr std::chrono::milliseconds swarm_refresh{1000};
+  static constexpr std::chrono::milliseconds swarm_idle_wait{50};
+  std::unique_ptr<partial_item_writer> writer_;  // before swarm_: outlives nothing of it
+  std::optional<swarm_state> swarm_;
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "lanrelay/relay/discovery_responder.hpp"
 
+#include "lanrelay/content/partial_items.hpp"
+
 #include "lanrelay/relay/mirror_service.hpp"
 
 #include "lanrelay/base/log.hpp"
@@ -149,6 +151,21 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
                                                          ? "[" + routed_from.to_string() + "]"
                                                          : routed_from.to_string())
                         : url_host(*arrival, source.address());
+  // A swarming agent (partial_ok) may also take pieces of an item this peer is still downloading.
+  std::optional<partial_item> partial;
+  if (held.empty() && mirrored.empty() && q->partial_ok) {
+    for (auto& p : find_partial_items(store_.dir(), q->kind, q->name)) {
+      if (p.have.held() > 0 && version_satisfies(q->kind, p.key.version, q->version) &&
+          (!q->sha256 || *q->sha256 == p.sha256)) {
+        partial = std::move(p);
+        break;
+      }
+    }
+    if (partial) {
+      held.push_back(item{.key = partial->key, .size = partial->pieces.item_size,
+                          .sha256 = partial->sha256});
+    }
+  }
   if ((held.empty() && mirrored.empty()) || !host) {
     ++counters_.not_held;
     return std::nullopt;
@@ -166,6 +183,9 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
   o.sha256 = best.sha256;
   o.url = item_url(*host, settings_.http_port, path);
   o.free_slots = free_slots_();
+  if (partial) {
+    o.pieces_held = static_cast<std::uint32_t>(partial->have.held());
+  }
   auto encoded = discovery::encode(o, datagram.size());
   if (!encoded) {
     ++counters_.reply_too_large;

@@ -7,6 +7,7 @@
 #include "lanrelay/base/log.hpp"
 #include "lanrelay/base/text_format.hpp"
 #include "lanrelay/base/version.hpp"
+#include "lanrelay/content/partial_items.hpp"
 #include "lanrelay/relay/range.hpp"
 #include "lanrelay/relay/request_target.hpp"
 
@@ -254,8 +255,16 @@ response_plan request_handler::handle(const http::request_header<>& request,
                              std::string(reinterpret_cast<const char*>(list->encoded.data()),
                                          list->encoded.size()));
       }
+      if (const auto partial = read_partial_item(store_.dir(), target.sha256)) {
+        return text_response(
+            http::status::ok, request, "application/octet-stream",
+            std::string(reinterpret_cast<const char*>(partial->encoded_pieces.data()),
+                        partial->encoded_pieces.size()));
+      }
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "no piece list: this server holds no item with that SHA-256\n");
+    case resource_kind::piece_have:
+      return serve_have(request, target.sha256);
     case resource_kind::mirror_file:
       return serve_mirror_file(request, target, context);
     case resource_kind::cache_item:
@@ -556,6 +565,9 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
   auto file = store_.open_item(key);
   if (!file) {
     if (file.error() == errc::not_found) {
+      if (auto partial = find_partial(key)) {
+        return serve_partial(request, std::move(*partial), context);
+      }
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "not cached here\n");
     }
@@ -567,6 +579,79 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
   const std::string etag = make_etag(file->info().sha256);
   return serve_file(request, std::move(*file), etag, "application/octet-stream", cache_path(key),
                     context);
+}
+
+std::optional<partial_item> request_handler::find_partial(const item_key& key) {
+  for (auto& partial : find_partial_items(store_.dir(), key.kind, key.name)) {
+    if (partial.key.version == key.version) {
+      return std::move(partial);
+    }
+  }
+  return std::nullopt;
+}
+
+response_plan request_handler::serve_have(const http::request_header<>& request,
+                                          const sha256_digest& sha256) {
+  if (const auto list = pieces_.find(store_, sha256)) {
+    const auto parsed = parse_piece_list(list->encoded);
+    if (parsed) {
+      const piece_bitfield all(parsed->pieces.size(), true);
+      return text_response(http::status::ok, request, "application/octet-stream",
+                           std::string(reinterpret_cast<const char*>(all.bytes().data()),
+                                       all.bytes().size()));
+    }
+  }
+  if (const auto partial = read_partial_item(store_.dir(), sha256)) {
+    return text_response(http::status::ok, request, "application/octet-stream",
+                         std::string(reinterpret_cast<const char*>(partial->have.bytes().data()),
+                                     partial->have.bytes().size()));
+  }
+  return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                       "this server holds no piece of that SHA-256\n");
+}
+
+// An item this peer is still downloading: only byte ranges within the pieces it has verified, so
+// only Range requests; the rest of the decisions are serve_file's.
+response_plan request_handler::serve_partial(const http::request_header<>& request,
+                                             partial_item partial,
+                                             const request_context& context) {
+  const auto label = cache_path(partial.key);
+  const std::uint64_t size = partial.pieces.item_size;
+  const auto refuse = [&](std::string text) {
+    small_response res{base_header(http::status::range_not_satisfiable, request)};
+    res.set(http::field::content_range, "bytes */" + std::to_string(size));
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = std::move(text);
+    res.prepare_payload();
+    res.keep_alive(wants_keep_alive(request));
+    return res;
+  };
+  const auto range_field = field_list(request, http::field::range);
+  if (!range_field) {
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "not cached here: this peer is still downloading the item and serves "
+                         "only byte ranges of the pieces it holds (GET /-/have/" +
+                             to_hex(partial.sha256) + ")\n");
+  }
+  const auto range = parse_range(*range_field, size);
+  if (range.verdict != range_verdict::satisfiable ||
+      !partial.have.covers(partial.pieces, range.first, range.length)) {
+    return refuse("this peer does not hold every piece of that range yet (" +
+                  std::to_string(partial.have.held()) + " of " +
+                  std::to_string(partial.pieces.pieces.size()) + " pieces; GET /-/have/" +
+                  to_hex(partial.sha256) + ")\n");
+  }
+  auto fd = open_partial_data(store_.dir(), partial.sha256);
+  if (!fd) {
+    return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
+                         "not cached here\n");
+  }
+  item info;
+  info.key = partial.key;
+  info.size = size;
+  info.sha256 = partial.sha256;
+  return serve_file(request, item_file{fd.release(), std::move(info)}, make_etag(partial.sha256),
+                    "application/octet-stream", label, context);
 }
 
 response_plan request_handler::serve_file(const http::request_header<>& request, item_file file,

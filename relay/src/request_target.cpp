@@ -222,13 +222,13 @@ parsed_target parse_request_target(std::string_view target) {
     out.mirror_source = seg.size() == 4 ? seg[3] : std::string{};
     return out;
   }
-  if (seg.size() == 3 && seg[0] == "-" && seg[1] == "pieces") {
+  if (seg.size() == 3 && seg[0] == "-" && (seg[1] == "pieces" || seg[1] == "have")) {
     const auto sha256 = parse_sha256_hex(seg[2]);
     if (!sha256) {
       return reject(target_verdict::bad_request, "a piece list is named by 64 hex digits");
     }
     out.verdict = target_verdict::ok;
-    out.resource = resource_kind::piece_list;
+    out.resource = seg[1] == "pieces" ? resource_kind::piece_list : resource_kind::piece_have;
     out.sha256 = *sha256;
     return out;
   }

@@ -1,14 +1,22 @@
 // Segment distribution: N agents in network namespaces fetch one item at once from a relay that
-// holds it, every bridge port shaped (tc tbf). Run twice: agents as peers (each runs lanrelayd
-// with role "peer" and fetches with --peer, so the segment distributes as a tree), and agents
-// alone (a star: only the relay serves). Prints the time until the last agent is done, where the
-// bytes came from and how many bytes the upstream served (goal: zero).
+// holds it, every port shaped (tc tbf) in both directions, the relay's included, as a switch port
+// carries R each way. Three modes:
+//   star   agents alone (no peer daemon): only the relay serves;
+//   tree   agents as peers (each runs lanrelayd with role "peer" and fetches with --peer), trusting
+//          --sha256/--size (no piece list): a peer serves once it holds the whole item;
+//   swarm  agents as peers trusting the relay's signed catalog (site key), so with its piece
+//          list: pieces from several holders at once, served while downloading (issue 16).
+// Prints, per mode, the time until the last agent is done (also as a multiple of S/R, the time
+// one agent's downlink needs for the item), the median, bytes sent by the relay and by all peers
+// (their /-/stats), and the bytes the upstream served (WAN; goal: zero beyond what the relay
+// already holds).
 //
-// Usage (root): bench_segment [AGENTS=50] [MIB=64] [RATE=1gbit]
+// Usage (root): bench_segment [AGENTS=50] [MIB=64] [RATE=1gbit] [MODES=star,tree,swarm]
 // Everything runs in namespaces the benchmark builds and removes; it stops by itself.
 
 #include "process.hpp"
 #include "segment.hpp"
+#include "segment_fixture.hpp"
 
 #include "lanrelay/base/sha256.hpp"
 #include "lanrelay/content/store.hpp"
@@ -19,6 +27,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <random>
@@ -31,13 +40,37 @@ using namespace std::chrono_literals;
 using lanrelay::test::process;
 using lanrelay::test::segment;
 
+enum class mode { star, tree, swarm };
+
+const char* name_of(mode m) {
+  switch (m) {
+    case mode::star: return "star";
+    case mode::tree: return "tree";
+    case mode::swarm: return "swarm";
+  }
+  return "?";
+}
+
 struct run_result {
   double last_done_s = 0;
   double median_s = 0;
   std::map<std::string, int> sources;
   int failures = 0;
   std::uint64_t upstream_bytes = 0;
+  std::uint64_t relay_sent = 0;  // item bytes the relay served (its /-/stats)
+  std::uint64_t peers_sent = 0;  // item bytes all peers served
 };
+
+// bytes_served from a daemon's /-/stats.
+std::uint64_t bytes_served(const segment::host& host) {
+  const auto text = lanrelay::test::http_get_in_netns(host.netns, host.address, 4127, "/-/stats", 10s);
+  boost::system::error_code ec;
+  const auto parsed = json::parse(text, ec);
+  if (ec || !parsed.is_object() || !parsed.as_object().contains("bytes_served")) {
+    return 0;
+  }
+  return parsed.as_object().at("bytes_served").to_number<std::uint64_t>();
+}
 
 std::uint64_t upstream_bytes_served(const fs::path& access_log) {
   // nginx "combined" format: ... "GET /x HTTP/1.1" 200 <bytes> ...
@@ -57,14 +90,16 @@ std::uint64_t upstream_bytes_served(const fs::path& access_log) {
   return total;
 }
 
-run_result run(bool peers, int agents, const fs::path& work, const fs::path& payload,
+run_result run(mode how, int agents, const fs::path& work, const fs::path& payload,
                const std::string& sha, std::uint64_t size, const std::string& rate) {
-  segment lan(static_cast<std::uint8_t>(peers ? 90 : 91));
+  const bool peers = how != mode::star;
+  const std::string tag = name_of(how);
+  segment lan(static_cast<std::uint8_t>(90 + static_cast<int>(how)));
   std::deque<process> daemons;
 
   // Upstream nginx: only for agents that give up on the segment.
   const auto& upstream = lan.add_host("upstream");
-  const fs::path nginx = work / (peers ? "nginx-tree" : "nginx-star");
+  const fs::path nginx = work / ("nginx-" + tag);
   fs::create_directories(nginx);
   std::ofstream(nginx / "nginx.conf") << "user root;\nworker_processes 1;\npid " << (nginx / "pid").string()
                                       << ";\nerror_log " << (nginx / "error.log").string()
@@ -76,7 +111,7 @@ run_result run(bool peers, int agents, const fs::path& work, const fs::path& pay
                        process::options{.netns = upstream.netns, .output = nginx / "out.log"});
 
   const auto start_daemon = [&](const segment::host& host, const std::string& role, bool holds) {
-    const fs::path state = work / (std::string(peers ? "tree-" : "star-") + host.name);
+    const fs::path state = work / (tag + "-" + host.name);
     fs::create_directories(state);
     if (holds) {
       auto store = lanrelay::content_store::open({.dir = state / "cache"}).value();
@@ -90,6 +125,12 @@ run_result run(bool peers, int agents, const fs::path& work, const fs::path& pay
   };
 
   const auto& relay = lan.add_host("relay");
+  std::string site_key;
+  if (how == mode::swarm) {
+    const fs::path state = work / (tag + "-relay");
+    fs::create_directories(state);
+    site_key = lanrelay::test::generate_site_key(state / "site.key", work / (tag + "-key.out"));
+  }
   start_daemon(relay, "relay", true);
   std::vector<const segment::host*> agent_hosts;
   std::vector<fs::path> agent_state;
@@ -98,24 +139,41 @@ run_result run(bool peers, int agents, const fs::path& work, const fs::path& pay
     if (peers) {
       agent_state.push_back(start_daemon(*agent_hosts.back(), "peer", false));
     } else {
-      agent_state.push_back(work / ("star-agent" + std::to_string(i)));
+      agent_state.push_back(work / (tag + "-agent" + std::to_string(i)));
       fs::create_directories(agent_state.back());
     }
   }
+  // Both ways: the switch's port towards each host, and each host's own uplink (the relay's too).
   lan.shape_ports(rate);
+  for (const auto* host : agent_hosts) {
+    lanrelay::test::run_checked("tc -n " + host->netns + " qdisc replace dev eth0 root tbf rate " + rate +
+                                " burst 512k latency 50ms");
+  }
+  for (const auto* host : {&relay, &upstream}) {
+    lanrelay::test::run_checked("tc -n " + host->netns + " qdisc replace dev eth0 root tbf rate " + rate +
+                                " burst 512k latency 50ms");
+  }
   lanrelay::test::eventually(20s, [&] {
     return !lanrelay::test::http_get_in_netns(relay.netns, relay.address, 4127, "/-/healthz", 1s).empty();
   });
   std::this_thread::sleep_for(1s);  // every peer daemon bound its sockets
+  if (how == mode::swarm) {
+    // The relay builds its piece list on first use: before the clock starts.
+    lanrelay::test::http_get_in_netns(relay.netns, relay.address, 4127, "/-/catalog.signed", 60s);
+  }
 
   const auto started = std::chrono::steady_clock::now();
   std::vector<process> fetches;
   for (int i = 0; i < agents; ++i) {
     std::vector<std::string> argv{LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name", "payload",
                                   "--version", "1", "--output", (agent_state[i] / "payload.bin").string(),
-                                  "--sha256", sha, "--size", std::to_string(size), "--upstream",
-                                  "http://" + upstream.address + "/payload.bin", "--state-dir",
+                                  "--upstream", "http://" + upstream.address + "/payload.bin", "--state-dir",
                                   agent_state[i].string(), "--json", "--busy-patience", "240s"};
+    if (how == mode::swarm) {
+      argv.insert(argv.end(), {"--site-key", site_key});
+    } else {
+      argv.insert(argv.end(), {"--sha256", sha, "--size", std::to_string(size)});
+    }
     if (peers) {
       argv.push_back("--peer");
     }
@@ -153,6 +211,12 @@ run_result run(bool peers, int agents, const fs::path& work, const fs::path& pay
   result.last_done_s = done.empty() ? 0 : done.back();
   result.median_s = done.empty() ? 0 : done[done.size() / 2];
   result.upstream_bytes = upstream_bytes_served(nginx / "access.log");
+  result.relay_sent = bytes_served(relay);
+  if (peers) {
+    for (const auto* host : agent_hosts) {
+      result.peers_sent += bytes_served(*host);
+    }
+  }
   return result;
 }
 
@@ -166,6 +230,7 @@ int main(int argc, char** argv) {
   const int agents = argc > 1 ? std::atoi(argv[1]) : 50;
   const std::uint64_t mib = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 64;
   const std::string rate = argc > 3 ? argv[3] : "1gbit";
+  const std::string modes = argc > 4 ? argv[4] : "star,tree,swarm";
 
   char pattern[] = "/tmp/lanrelay-segment-bench.XXXXXX";
   if (::mkdtemp(pattern) == nullptr) {
@@ -189,8 +254,12 @@ int main(int argc, char** argv) {
   const std::uint64_t size = fs::file_size(payload);
   const std::string sha = lanrelay::to_hex(lanrelay::sha256_of_file(payload).value());
 
-  const auto tree = run(true, agents, work, payload, sha, size, rate);
-  const auto star = run(false, agents, work, payload, sha, size, rate);
+  std::vector<std::pair<mode, run_result>> results;
+  for (const mode m : {mode::star, mode::tree, mode::swarm}) {
+    if (modes.find(name_of(m)) != std::string::npos) {
+      results.emplace_back(m, run(m, agents, work, payload, sha, size, rate));
+    }
+  }
   fs::remove_all(work);
 
   // tc rate units: kbit, mbit, gbit (decimal).
@@ -198,20 +267,23 @@ int main(int argc, char** argv) {
                             (rate.ends_with("gbit") ? 1e9 : rate.ends_with("mbit") ? 1e6
                                                           : rate.ends_with("kbit") ? 1e3 : 0);
   const double round_s = bits_per_s > 0 ? static_cast<double>(size) * 8 / bits_per_s : 0;
-  std::printf("%d agents, %llu MiB item, ports shaped to %s, at most 10 transfers per parent\n",
-              agents, static_cast<unsigned long long>(mib), rate.c_str());
-  std::printf("%-22s %10s %10s %8s %8s %10s %9s %s\n", "mode", "last done", "median", "relay",
-              "peer", "upstream", "failures", "upstream bytes");
-  for (const auto& [name, r] : {std::pair{"tree (agents as peers)", tree}, std::pair{"star (relay alone)", star}}) {
-    std::printf("%-22s %9.2fs %9.2fs %8d %8d %10d %9d %llu\n", name, r.last_done_s, r.median_s,
-                r.sources.count("relay") ? r.sources.at("relay") : 0,
-                r.sources.count("peer") ? r.sources.at("peer") : 0,
-                r.sources.count("upstream") ? r.sources.at("upstream") : 0, r.failures,
-                static_cast<unsigned long long>(r.upstream_bytes));
+  double load[3] = {};
+  ::getloadavg(load, 3);
+  std::printf("%d agents, %llu MiB item (S), every port shaped to %s (R) both ways; S/R = %.2fs; "
+              "load average at the end %.1f %.1f %.1f\n",
+              agents, static_cast<unsigned long long>(mib), rate.c_str(), round_s, load[0], load[1],
+              load[2]);
+  std::printf("%-6s %9s %7s %9s %7s %9s %9s %9s %5s %5s %5s %4s\n", "mode", "last", "xS/R",
+              "median", "xS/R", "relay xS", "peers xS", "WAN xS", "relay", "peer", "upstr", "fail");
+  const auto share = [&](std::uint64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(size); };
+  for (const auto& [m, r] : results) {
+    const auto count = [&](const char* source) { return r.sources.count(source) ? r.sources.at(source) : 0; };
+    std::printf("%-6s %8.2fs %7.2f %8.2fs %7.2f %9.2f %9.2f %9.2f %5d %5d %5d %4d\n", name_of(m),
+                r.last_done_s, round_s > 0 ? r.last_done_s / round_s : 0, r.median_s,
+                round_s > 0 ? r.median_s / round_s : 0, share(r.relay_sent), share(r.peers_sent),
+                share(r.upstream_bytes), count("relay"), count("peer"), count("upstream"), r.failures);
   }
-  if (round_s > 0) {
-    std::printf("one transfer round (item at line rate): %.2fs; tree bound ~2 rounds, star ~%d rounds\n",
-                round_s, (agents + 9) / 10);
-  }
+  std::printf("relay/peer/upstr: agents whose report names that source (swarm: the source of most "
+              "of their bytes)\n");
   return 0;
 }

@@ -128,6 +128,7 @@ constexpr auto query_fields = tlv::describe(message_type::query, tlv::join(
     shared_fields<query>,
     std::to_array<query_field>({
         tlv::bytes_field<query_field, field_type::sha256, &query::sha256>(optional),
+        tlv::flag_field<query_field, field_type::partial_ok, &query::partial_ok>(optional),
         {field_type::padding, optional},
     })));
 
@@ -140,6 +141,7 @@ constexpr auto offer_fields = tlv::describe(message_type::offer, tlv::join(
         tlv::text_field<offer_field, field_type::url, &offer::url, is_valid_offer_url>(mandatory),
         tlv::uint_field<offer_field, field_type::free_slots, &offer::free_slots>(mandatory),
         {field_type::role, mandatory, read_role, write_role},
+        tlv::uint_field<offer_field, field_type::pieces_held, &offer::pieces_held>(optional),
         {field_type::padding, optional},
     })));
 

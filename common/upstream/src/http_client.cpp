@@ -576,9 +576,13 @@ class transfer : public std::enable_shared_from_this<transfer> {
     ::curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
     ::curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &transfer::on_prereq);
     ::curl_easy_setopt(e, CURLOPT_PREREQDATA, this);
-    if (request_.offset > 0) {
+    if (request_.offset > 0 || (request_.range_length && *request_.range_length > 0)) {
       // CURLOPT_RANGE, not RESUME_FROM: a server that ignores the range is not an error here.
-      const std::string range = std::to_string(request_.offset) + "-";
+      const std::string range =
+          std::to_string(request_.offset) + "-" +
+          (request_.range_length && *request_.range_length > 0
+               ? std::to_string(request_.offset + *request_.range_length - 1)
+               : std::string());
       ::curl_easy_setopt(e, CURLOPT_RANGE, range.c_str());
     }
     slist_ptr headers;

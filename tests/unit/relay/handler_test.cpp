@@ -4,6 +4,7 @@
 #include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/range.hpp"
 
+#include "lanrelay/content/partial_items.hpp"
 #include "lanrelay/content/piece_list.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -549,6 +550,89 @@ TEST_F(relay_handler, mirror_files_answer_by_index_filter_and_pull_outcome) {
   EXPECT_EQ(small(admin.handle(unknown, lan_tls)).result(), http::status::not_found);
   mirrors.stop();
   ioc.run_for(std::chrono::milliseconds(50));
+}
+
+// --- a peer still downloading: pieces by Range, the rest refused ----------------------------
+
+class relay_handler_partial : public relay_handler {
+ protected:
+  void SetUp() override {
+    relay_handler::SetUp();
+    list_.item_size = 2 * min_piece_size + 100;
+    list_.piece_size = min_piece_size;
+    list_.pieces.resize(3);
+    sha_[0] = std::byte{0x42};
+    auto writer = partial_item_writer::create(dir_ / "cache", key_, sha_, list_);
+    ASSERT_TRUE(writer) << writer.error().message();
+    writer_ = std::move(*writer);
+    ASSERT_TRUE(writer_->write_piece(1, std::vector<std::byte>(min_piece_size, std::byte{'p'})));
+  }
+  void TearDown() override {
+    writer_.reset();
+    relay_handler::TearDown();
+  }
+
+  http::request_header<> range_request(std::uint64_t first, std::uint64_t last) {
+    auto h = request("/cache/file/growing/2");
+    h.set(http::field::range, "bytes=" + std::to_string(first) + "-" + std::to_string(last));
+    return h;
+  }
+
+  item_key key_{item_kind::file, "growing", "2"};
+  sha256_digest sha_{};
+  piece_list list_;
+  std::unique_ptr<partial_item_writer> writer_;
+};
+
+TEST_F(relay_handler_partial, a_range_within_held_pieces_is_served_at_once) {
+  const response_plan plan = handler_->handle(range_request(min_piece_size, 2 * min_piece_size - 1));
+  const file_transfer& t = transfer(plan);
+  EXPECT_EQ(t.head.result(), http::status::partial_content);
+  EXPECT_EQ(t.head[http::field::content_range],
+            "bytes " + std::to_string(min_piece_size) + "-" + std::to_string(2 * min_piece_size - 1) +
+                "/" + std::to_string(list_.item_size));
+  EXPECT_EQ(t.length, min_piece_size);
+  EXPECT_TRUE(t.slot.held());  // the peer cap and the fair share hold as for any transfer
+  EXPECT_EQ(read_range(t), std::string(min_piece_size, 'p'));
+}
+
+TEST_F(relay_handler_partial, a_range_on_a_piece_not_held_is_refused_clearly) {
+  for (const auto& [first, last] : {std::pair<std::uint64_t, std::uint64_t>{0, 99},
+                                   {min_piece_size - 1, min_piece_size},
+                                   {min_piece_size, 2 * min_piece_size}}) {
+    const auto& res = small(handler_->handle(range_request(first, last)));
+    EXPECT_EQ(res.result(), http::status::range_not_satisfiable) << first << "-" << last;
+    EXPECT_EQ(res[http::field::content_range], "bytes */" + std::to_string(list_.item_size));
+    EXPECT_NE(res.body().find("1 of 3 pieces"), std::string::npos) << res.body();
+  }
+  // Without a Range, the whole item is not here yet.
+  EXPECT_EQ(small(handler_->handle(request("/cache/file/growing/2"))).result(),
+            http::status::not_found);
+  EXPECT_EQ(slots_.active(), 0U);
+}
+
+TEST_F(relay_handler_partial, have_and_pieces_say_what_the_peer_holds) {
+  const auto& have = small(handler_->handle(request("/-/have/" + to_hex(sha_))));
+  EXPECT_EQ(have.result(), http::status::ok);
+  ASSERT_EQ(have.body().size(), 1u);
+  EXPECT_EQ(static_cast<unsigned char>(have.body()[0]), 0x40u);  // piece 1 of 3
+  const auto& pieces = small(handler_->handle(request("/-/pieces/" + to_hex(sha_))));
+  EXPECT_EQ(pieces.result(), http::status::ok);
+  const auto encoded = encode(list_);
+  EXPECT_EQ(pieces.body(), std::string(reinterpret_cast<const char*>(encoded.data()), encoded.size()));
+  // A stored item: every piece.
+  const auto& full = small(handler_->handle(request("/-/have/" + to_hex(blob_.sha256))));
+  EXPECT_EQ(full.result(), http::status::ok);
+  EXPECT_EQ(full.body(), std::string(1, static_cast<char>(0x80)));
+  sha256_digest absent{};
+  EXPECT_EQ(small(handler_->handle(request("/-/have/" + to_hex(absent)))).result(),
+            http::status::not_found);
+  // The writer is gone (its item complete, or it died): nothing partial is served any more.
+  writer_.reset();
+  EXPECT_EQ(small(handler_->handle(request("/-/have/" + to_hex(sha_)))).result(),
+            http::status::not_found);
+  EXPECT_EQ(small(handler_->handle(range_request(min_piece_size, min_piece_size + 9))).result(),
+            http::status::not_found);
 }
 
 }  // namespace

@@ -65,6 +65,7 @@ offer largest_offer() {
   o.size = ~0ULL;
   o.url = "http://host/" + std::string(max_url_length - 12, 'p');
   o.free_slots = 0xffff;
+  o.pieces_held = 0xffffffffu;
   return o;
 }
 
@@ -300,10 +301,17 @@ TEST(discovery_codec, truncation_at_every_offset_is_an_error) {
     const auto r = decode_query(std::span(q).first(n));
     EXPECT_FALSE(r) << "query prefix of " << n << " bytes decoded";
   }
+  // The largest offer ends with pieces_held, an optional field: without it, it is an offer too.
+  const std::size_t without_pieces_held = encode(largest_offer(), max_datagram).value().size() -
+                                          (field_header_size + 4);
   for (const auto& o : {encode(example_offer(), max_datagram).value(),
                         encode(largest_offer(), max_datagram).value()}) {
     for (std::size_t n = 0; n < o.size(); ++n) {
       const auto r = decode_offer(std::span(o).first(n));
+      if (n == without_pieces_held && o.size() == without_pieces_held + field_header_size + 4) {
+        EXPECT_TRUE(r);
+        continue;
+      }
       EXPECT_FALSE(r) << "offer prefix of " << n << " bytes decoded";
     }
   }
@@ -674,13 +682,47 @@ std::vector<std::pair<std::string, bytes>> seed_packets() {
   peer.role = responder_role::peer;
   peer.url = "http://[fe80::1c2:3ff:fe04:506]:4127/cache/pattern/icrc/1667900";
   peer.free_slots = 0;
+  auto partial_query = example_query();
+  partial_query.partial_ok = true;
   return {
       {"query_pattern", encode(example_query()).value()},
       {"query_installer_sha256", encode(q_sha).value()},
       {"offer_relay", encode(example_offer(), max_datagram).value()},
       {"offer_peer_ipv6", encode(peer, max_datagram).value()},
       {"offer_largest", encode(largest_offer(), max_datagram).value()},
-      {"offer_unknown_fields", offer_packet().raw_field(0x0100, bytes(3, std::byte{0xee})).data()}};
+      {"offer_unknown_fields", offer_packet().raw_field(0x0100, bytes(3, std::byte{0xee})).data()},
+      {"query_partial_ok", encode(partial_query).value()}};
+}
+
+// --- swarming: partial_ok and pieces_held ----------------------------------------------------
+
+TEST(discovery_codec, partial_ok_and_pieces_held_round_trip) {
+  auto q = example_query();
+  q.partial_ok = true;
+  const auto encoded_query = encode(q).value();
+  EXPECT_EQ(encoded_query.size(), query_datagram_size);
+  EXPECT_EQ(decode_query(encoded_query).value(), q);
+  // Without it, the query's bytes are those of before (golden_bytes_match_the_spec).
+  EXPECT_FALSE(decode_query(encode(example_query()).value()).value().partial_ok);
+
+  auto o = example_offer();
+  o.pieces_held = 3;
+  const auto encoded_offer = encode(o, query_datagram_size).value();
+  EXPECT_EQ(encoded_offer.size(), encode(example_offer(), query_datagram_size).value().size() + 8);
+  EXPECT_EQ(decode_offer(encoded_offer).value(), o);
+  EXPECT_FALSE(decode_offer(encode(example_offer(), query_datagram_size).value()).value().pieces_held);
+}
+
+TEST(discovery_codec, partial_ok_and_pieces_held_are_checked) {
+  EXPECT_EQ(padded_query_error(query_packet().u8(field_type::partial_ok, 0)), errc::invalid_field);
+  EXPECT_EQ(padded_query_error(query_packet().u16(field_type::partial_ok, 1)), errc::invalid_field);
+  EXPECT_EQ(padded_query_error(query_packet().u8(field_type::partial_ok, 1).u8(field_type::partial_ok, 1)),
+            errc::duplicate_field);
+  EXPECT_EQ(offer_error(offer_packet().u16(field_type::pieces_held, 1)), errc::invalid_field);
+  EXPECT_EQ(offer_error(offer_packet().u64(field_type::pieces_held, 1)), errc::invalid_field);
+  // pieces_held means nothing in a query, partial_ok nothing in an offer: skipped like unknown codes.
+  EXPECT_TRUE(decode_query(query_packet().u8(field_type::pieces_held, 9).pad_to(query_datagram_size).data()));
+  EXPECT_TRUE(decode_offer(offer_packet().u8(field_type::partial_ok, 0).data()));
 }
 
 // Regenerates the seeds: LANRELAY_WRITE_DISCOVERY_SEEDS=1 unit_segment

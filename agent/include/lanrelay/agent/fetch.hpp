@@ -21,6 +21,15 @@
 //       Range request at the end of the last verified piece.
 //     - Without one, bytes from one source are never completed by another: each source starts
 //       from zero, and a whole-file mismatch blames the one source that sent every byte.
+//     - Swarming, when this machine runs as a peer (peer_cache with a state_dir) and the item has
+//       a piece list: the query says partial_ok, so peers still downloading the item answer too
+//       (with pieces_held; which pieces: GET /-/have/<sha256>). Pieces are fetched by Range from
+//       up to four holders at once (piece_scheduler.hpp: rarest first, peers before the relay, one
+//       piece per holder at a time, endgame), each checked against the piece list before it is
+//       written to <state_dir>/cache/partial/ (partial_items.hpp), where this peer's lanrelayd
+//       serves it at once. A holder that sends one bad piece is dropped for the run; one that
+//       fails three times too. The segment is asked again every second for new holders. When no
+//       piece arrives for busy_patience, the upstream gets the whole item.
 //     A 503, timeout or dropped connection moves to the next offer. Every attempt is bounded
 //     (attempt_limits): too slow over a window, or past its deadline, it ends and the next source
 //     is tried. When every parent is busy (503), it asks the segment again shortly (new peers
@@ -127,6 +136,9 @@ struct fetch_outcome {
   bool verified = false;        // checked against a trusted digest (else: trusted TLS upstream)
   std::chrono::milliseconds duration{0};
   std::size_t offers_seen = 0;  // distinct offers (by URL) received
+  // Swarming: bytes of the item taken from relays and from peers.
+  std::uint64_t relay_bytes = 0;
+  std::uint64_t peer_bytes = 0;
   std::vector<fetch_attempt> attempts;
 };
 

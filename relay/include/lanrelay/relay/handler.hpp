@@ -27,6 +27,7 @@
 // counters). An awaited response runs on whatever executor awaits it and uses the handler, which
 // must outlive it.
 
+#include "lanrelay/content/partial_items.hpp"
 #include "lanrelay/content/store.hpp"
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/piece_lists.hpp"
@@ -158,6 +159,14 @@ class request_handler {
                            const item_key& key, const request_context& context);
   response_plan serve_mirror_file(const boost::beast::http::request_header<>& request,
                                   const parsed_target& target, const request_context& context);
+  // Pieces of an item this peer is still downloading (content/partial_items.hpp): a Range within
+  // the verified pieces is served like a stored item's; any other request is refused (416 for a
+  // Range, 404 without one).
+  std::optional<partial_item> find_partial(const item_key& key);
+  response_plan serve_partial(const boost::beast::http::request_header<>& request,
+                              partial_item partial, const request_context& context);
+  response_plan serve_have(const boost::beast::http::request_header<>& request,
+                           const sha256_digest& sha256);
   // The awaited responses: pull a missing mirrored file through, then decide again with the
   // outcome; run "update now" for one source (empty: all) and answer with the results. Their
   // arguments are copies: the coroutine frames own them.

@@ -26,7 +26,11 @@
 //                                             404 when the relay has no key.
 //   GET|HEAD /-/pieces/<sha256>               the piece list (content/piece_list.hpp) of the stored
 //                                             item whose content has this SHA-256 (64 hex
-//                                             digits, either case; anything else is 400).
+//                                             digits, either case; anything else is 400), or of
+//                                             the partial item a peer is still downloading.
+//   GET|HEAD /-/have/<sha256>                 which pieces of that content this server holds: a
+//                                             bitfield (content/partial_items.hpp), all ones for
+//                                             a stored item; 404 when it holds none.
 //   GET|HEAD /-/stats                         JSON counters (active and peak transfers, refusals,
 //                                             bytes served, requests, connections).
 //
@@ -68,6 +72,7 @@ enum class resource_kind {
   catalog,
   signed_catalog,
   piece_list,     // GET /-/pieces/<sha256>
+  piece_have,     // GET /-/have/<sha256>
   stats,
   // Monitoring and admin endpoints.
   status_page,

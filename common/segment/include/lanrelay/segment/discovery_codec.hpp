@@ -63,6 +63,8 @@ enum class field_type : std::uint16_t {
   free_slots = 0x0009,      // u16, offer
   role = 0x000a,            // u8, offer
   padding = 0x000b,         // any bytes, ignored; any message
+  partial_ok = 0x000c,      // u8 1, query (optional): holders of some pieces may answer
+  pieces_held = 0x000d,     // u32, offer (optional): a partial holder's verified pieces
 };
 
 inline constexpr std::array<std::byte, 4> magic{std::byte{'L'}, std::byte{'N'}, std::byte{'R'},
@@ -87,12 +89,12 @@ inline constexpr std::size_t query_datagram_size = 1024;
 inline constexpr std::size_t max_query_content_size =
     header_size + 2 * (field_header_size + 8) + (field_header_size + 1) +
     (field_header_size + max_name_length) + (field_header_size + max_version_length) +
-    (field_header_size + 32);
+    (field_header_size + 32) + (field_header_size + 1);
 inline constexpr std::size_t max_offer_size =
     header_size + 2 * (field_header_size + 8) + 2 * (field_header_size + 1) +
     (field_header_size + max_name_length) + (field_header_size + max_version_length) +
     (field_header_size + 32) + (field_header_size + 8) + (field_header_size + max_url_length) +
-    (field_header_size + 2);
+    (field_header_size + 2) + (field_header_size + 4);
 static_assert(max_query_content_size + field_header_size <= query_datagram_size, "padding must fit");
 static_assert(max_offer_size <= query_datagram_size, "every valid query must admit every valid offer");
 static_assert(query_datagram_size <= max_datagram);
@@ -105,6 +107,9 @@ struct query {
   std::string name;                     // is_valid_name
   std::string version;                  // wanted version; is_valid_version_text
   std::optional<sha256_digest> sha256;  // when the agent knows exactly which bytes it wants
+  // The sender fetches piece by piece from several holders (docs/protocol.md, "Swarming"): peers
+  // still downloading the item may answer with pieces_held.
+  bool partial_ok = false;
 
   bool operator==(const query&) const = default;
 };
@@ -121,6 +126,9 @@ struct offer {
   sha256_digest sha256{};
   std::string url;               // is_valid_offer_url
   std::uint16_t free_slots = 0;  // transfer slots free when the offer was sent
+  // Set only by a holder that has some of the item's pieces so far (answering a partial_ok
+  // query): how many it has verified. Which ones: GET /-/have/<sha256> from it.
+  std::optional<std::uint32_t> pieces_held;
 
   bool operator==(const offer&) const = default;
 };

@@ -359,14 +359,16 @@ struct maybe<std::optional<T>> {
 };
 }  // namespace detail
 
-// An unsigned integer in exactly its own size (u8, u16, u32, u64).
+// An unsigned integer in exactly its own size (u8, u16, u32, u64); a std::optional one is
+// written when set.
 template <typename Spec, auto Type, auto Member>
 constexpr Spec uint_field(presence how) {
   using decoded = typename Spec::decoded_type;
   using encoded = typename Spec::encoded_type;
+  using member = detail::maybe<std::remove_cvref_t<decltype(std::declval<encoded&>().*Member)>>;
   return {Type, how,
           [](const field& f, decoded& out) {
-            using T = std::remove_cvref_t<decltype(out.*Member)>;
+            using T = typename member::type;
             if (f.value.size() != sizeof(T)) {
               return false;
             }
@@ -374,7 +376,33 @@ constexpr Spec uint_field(presence how) {
             return true;
           },
           [](writer<typename Spec::field_type>& w, const encoded& in) {
-            w.field_uint(Type, in.*Member);
+            if constexpr (member::optional) {
+              if (in.*Member) {
+                w.field_uint(Type, *(in.*Member));
+              }
+            } else {
+              w.field_uint(Type, in.*Member);
+            }
+          }};
+}
+
+// A flag: present (one byte, 1) when the bool member is true, absent when false.
+template <typename Spec, auto Type, auto Member>
+constexpr Spec flag_field(presence how) {
+  using decoded = typename Spec::decoded_type;
+  using encoded = typename Spec::encoded_type;
+  return {Type, how,
+          [](const field& f, decoded& out) {
+            if (f.value.size() != 1 || load_be<std::uint8_t>(f.value) != 1) {
+              return false;
+            }
+            out.*Member = true;
+            return true;
+          },
+          [](writer<typename Spec::field_type>& w, const encoded& in) {
+            if (in.*Member) {
+              w.field_uint(Type, std::uint8_t{1});
+            }
           }};
 }
 

@@ -217,6 +217,9 @@ struct fetch_request {
   bool every_status_body = false;
   // > 0: ask for the bytes from `offset` on (Range: bytes=offset-) to resume a partial download.
   std::uint64_t offset = 0;
+  // Set: ask for exactly [offset, offset + range_length) (Range: bytes=offset-last), e.g. one piece
+  // of an item. A 206 must start at `offset`; the sink may end a longer body itself.
+  std::optional<std::uint64_t> range_length;
   // Sent as they are; a control character (CR, LF...) fails the fetch with
   // boost::system::errc::invalid_argument before connecting.
   std::optional<std::string> if_none_match;      // e.g. "\"<etag>\""
