@@ -58,12 +58,8 @@ net::awaitable<discovery_result> discover(const discovery::query& query,
                                    .ipv6 = options.ipv6,
                                    .max_datagram = discovery::max_datagram,
                                    .what = "discovery"};
-  // Named locals, not temporaries, in the co_await (GCC 12 coroutine bug).
-  const std::span<const std::byte> bytes(*datagram);
-  query_reply_fn reply = on_reply;
-  std::function<bool()> enough_replies = done;
-  auto rounds_done = query_rounds(bytes, std::move(targets), rounds, std::move(reply),
-                                  std::move(enough_replies));
+  // The call outside the co_await: its temporaries end before the wait (GCC 12 coroutine bug).
+  auto rounds_done = query_rounds(*datagram, std::move(targets), rounds, on_reply, done);
   const auto counts = co_await std::move(rounds_done);
   result.send_errors = counts.send_errors;
   co_return result;

@@ -26,17 +26,12 @@ namespace {
 // interface, loopback aside, that has a link-local address: the segment this helper answers
 // on. Agents reach it through the interface its answer arrived on. nullopt for other hosts.
 std::optional<net::ip::address> link_local_proxy_route(const std::string& url_text) {
-  const auto url = boost::urls::parse_absolute_uri(url_text);
-  if (!url || url->host_type() != boost::urls::host_type::ipv6) {
-    return std::nullopt;
-  }
-  const net::ip::address_v6 address(url->host_ipv6_address().to_bytes());
-  if (!address.is_link_local()) {
+  if (!link_local_url_address(url_text, 0)) {
     return std::nullopt;
   }
   for (const auto& nic : list_interfaces()) {
     if (!nic.loopback && !nic.ipv6_link_local.empty()) {
-      return with_arrival_zone(address, nic.index);
+      return link_local_url_address(url_text, nic.index);
     }
   }
   return std::nullopt;

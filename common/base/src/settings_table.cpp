@@ -2,6 +2,7 @@
 #include "lanrelay/base/detail/settings_toml.hpp"
 
 #include "lanrelay/base/redact.hpp"
+#include "lanrelay/base/duration.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <spdlog/common.h>
@@ -15,42 +16,9 @@
 namespace lanrelay::settings {
 namespace {
 
-struct unit {
-  std::string_view suffix;
-  std::uint64_t factor;
-};
-
-constexpr std::array size_units{unit{"TiB", 1ULL << 40}, unit{"GiB", 1ULL << 30},
-                                unit{"MiB", 1ULL << 20}, unit{"KiB", 1ULL << 10},
-                                unit{"B", 1}};
-
-std::optional<std::uint64_t> parse_with_unit(std::string_view text, std::span<const unit> units) {
-  for (const unit& u : units) {
-    if (text.size() <= u.suffix.size() || !text.ends_with(u.suffix)) {
-      continue;
-    }
-    std::string_view digits = text.substr(0, text.size() - u.suffix.size());
-    while (!digits.empty() && digits.back() == ' ') {
-      digits.remove_suffix(1);
-    }
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(),
-                                       [](char c) { return c >= '0' && c <= '9'; })) {
-      return std::nullopt;
-    }
-    std::uint64_t value = 0;
-    for (char c : digits) {
-      if (value > (std::numeric_limits<std::uint64_t>::max() - 9) / 10) {
-        return std::nullopt;
-      }
-      value = value * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    if (value > std::numeric_limits<std::uint64_t>::max() / u.factor) {
-      return std::nullopt;
-    }
-    return value * u.factor;
-  }
-  return std::nullopt;
-}
+constexpr std::array size_units{unit_factor{"TiB", 1ULL << 40}, unit_factor{"GiB", 1ULL << 30},
+                                unit_factor{"MiB", 1ULL << 20}, unit_factor{"KiB", 1ULL << 10},
+                                unit_factor{"B", 1}};
 
 }  // namespace
 
@@ -83,7 +51,7 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 }
 
 std::string show_size(std::uint64_t bytes) {
-  for (const unit& u : size_units) {
+  for (const unit_factor& u : size_units) {
     // The largest unit that divides evenly; size_units runs largest first.
     if (bytes != 0 && bytes % u.factor == 0 && u.factor != 1) {
       return toml_string(std::to_string(bytes / u.factor) + std::string(u.suffix));

@@ -61,21 +61,6 @@ net::awaitable<result<std::string>> fetch_pac(const std::string& url_text,
   co_return script;
 }
 
-// The address to reach a proxy at `url` through `interface_index`, when its host is a
-// link-local IPv6 literal; nullopt for any other host (resolved and routed as usual).
-std::optional<net::ip::address> link_local_proxy_address(
-    const boost::system::result<boost::urls::url_view>& url, unsigned interface_index) {
-  if (!url || url->host_type() != boost::urls::host_type::ipv6) {
-    return std::nullopt;
-  }
-  const auto bytes = url->host_ipv6_address().to_bytes();
-  const net::ip::address_v6 address(bytes);
-  if (!address.is_link_local()) {
-    return std::nullopt;
-  }
-  return with_arrival_zone(address, interface_index);
-}
-
 }  // namespace
 
 std::string_view to_string(resolution_step step) noexcept {
@@ -382,7 +367,7 @@ net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& t
     }
     // An advertised proxy at a link-local address (its URL has no zone) is reached through the
     // interface the answer arrived on.
-    const auto scoped = link_local_proxy_address(advertised, asked.answered_on);
+    const auto scoped = link_local_url_address(p.url, asked.answered_on);
     if (co_await try_route(target, resolution_step::proxyhelper, p.url, r, auth, scoped)) {
       break;
     }

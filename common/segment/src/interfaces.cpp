@@ -1,5 +1,7 @@
 #include "lanrelay/segment/interfaces.hpp"
 
+#include <boost/url/parse.hpp>
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -180,6 +182,19 @@ ip::address with_arrival_zone(const ip::address& address, unsigned interface_ind
   auto scoped = address.to_v6();
   scoped.scope_id(interface_index);
   return scoped;
+}
+
+std::optional<ip::address> link_local_url_address(std::string_view url,
+                                                  unsigned interface_index) {
+  const auto parsed = boost::urls::parse_absolute_uri(url);
+  if (!parsed || parsed->host_type() != boost::urls::host_type::ipv6) {
+    return std::nullopt;
+  }
+  const ip::address_v6 address(parsed->host_ipv6_address().to_bytes());
+  if (!address.is_link_local()) {
+    return std::nullopt;
+  }
+  return with_arrival_zone(address, interface_index);
 }
 
 std::vector<network_interface> list_interfaces() {

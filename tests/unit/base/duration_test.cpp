@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <limits>
 #include <string>
 
@@ -38,6 +40,20 @@ TEST(duration, refuses_overflow_instead_of_wrapping) {
   EXPECT_FALSE(parse_duration("99999999999999999999ms"));
   const auto max = std::to_string(std::numeric_limits<std::int64_t>::max()) + "ms";
   EXPECT_EQ(parse_duration(max), std::chrono::milliseconds::max());
+}
+
+TEST(unit_grammar, the_first_matching_suffix_counts_and_max_bounds_the_value) {
+  constexpr std::array units{unit_factor{"KiB", 1024}, unit_factor{"B", 1}};
+  EXPECT_EQ(parse_with_unit("10 KiB", units), 10240u);
+  EXPECT_EQ(parse_with_unit("7B", units), 7u);
+  EXPECT_FALSE(parse_with_unit("KiB", units));
+  EXPECT_FALSE(parse_with_unit("1.5KiB", units));
+  EXPECT_FALSE(parse_with_unit("10 MiB", units));
+  EXPECT_EQ(parse_with_unit("100B", units, 100), 100u);
+  EXPECT_FALSE(parse_with_unit("101B", units, 100));
+  EXPECT_FALSE(parse_with_unit("1KiB", units, 1000));
+  EXPECT_FALSE(parse_with_unit("18446744073709551616B", units));
+  EXPECT_EQ(parse_with_unit("18446744073709551615B", units), UINT64_MAX);
 }
 
 TEST(duration, prints_the_largest_exact_unit_and_reads_it_back) {

@@ -100,6 +100,18 @@ TEST(interfaces, a_link_local_address_gets_the_zone_of_the_arrival_interface) {
   EXPECT_EQ(with_arrival_zone(ip::make_address("10.1.2.3"), 1).to_string(), "10.1.2.3");
 }
 
+TEST(interfaces, a_proxy_url_at_a_link_local_literal_is_reached_through_the_given_interface) {
+  const auto scoped = link_local_url_address("http://[fe80::5]:3128", 3);
+  ASSERT_TRUE(scoped);
+  EXPECT_EQ(scoped->to_v6(), ip::make_address_v6("fe80::5%3"));
+  EXPECT_EQ(scoped->to_v6().scope_id(), 3u);
+  EXPECT_EQ(link_local_url_address("http://[fe80::5]:3128/", 0)->to_v6().scope_id(), 0u);
+  EXPECT_FALSE(link_local_url_address("http://[fd00::5]:3128", 3));
+  EXPECT_FALSE(link_local_url_address("http://10.1.2.3:3128", 3));
+  EXPECT_FALSE(link_local_url_address("http://proxy.example:3128", 3));
+  EXPECT_FALSE(link_local_url_address("not a url", 3));
+}
+
 TEST(interfaces, segment_id_is_sorted_canonical_networks_without_loopback) {
   auto a = lan_interface();
   network_interface b;

@@ -16,6 +16,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lanrelay {
@@ -69,6 +70,12 @@ boost::asio::ip::address answer_source(const network_interface* arrival,
 // answer carries no zone); any other address is returned as it is.
 boost::asio::ip::address with_arrival_zone(const boost::asio::ip::address& address,
                                            unsigned interface_index);
+
+// The address to reach a proxy at `url` (as a proxy answer or a setting names it) through
+// `interface_index`, when the URL's host is a link-local IPv6 literal: with_arrival_zone of it.
+// nullopt for any other host, or text that is no absolute URL (resolved and routed as usual).
+std::optional<boost::asio::ip::address> link_local_url_address(std::string_view url,
+                                                               unsigned interface_index);
 
 // Interfaces that are up and running, loopback included (callers decide whether to use it).
 std::vector<network_interface> list_interfaces();
