@@ -105,10 +105,15 @@ void proxy_cli_options::add_to(CLI::App& cmd) {
                  "(required with it); a proxy named by a PAC script or the segment gets them "
                  "only if it is this one");
   cmd.add_option("--proxy-auth", auth,
-                 "How to log in to the --credentials-proxy proxy: basic, digest, ntlm (with the "
-                 "--credentials-env user:password) or negotiate (Kerberos from the credential "
-                 "cache or KRB5_CLIENT_KTNAME's keytab)")
+                 "How to log in to the --credentials-proxy proxy when proxyhelperd's answer "
+                 "names no scheme for it: basic, digest, ntlm (with the --credentials-env "
+                 "user:password) or negotiate (Kerberos from the credential cache or "
+                 "KRB5_CLIENT_KTNAME's keytab; --credentials-proxy alone)")
       ->capture_default_str();
+  cmd.add_option("--proxy-ca-file", proxy_ca_file,
+                 "CA certificates (PEM) an https:// proxy's certificate must chain to, instead of "
+                 "the system store (--ca-file is for the upstream server, not the proxy)")
+      ->check(CLI::ExistingFile);
   cmd.add_flag("--no-segment", no_segment, "Do not ask the segment's proxyhelperd (step 2)");
   cmd.add_option("--proxy-window", window, "How long to wait for proxyhelperd's answer")
       ->check(duration_validator())
@@ -176,11 +181,25 @@ proxy_resolution::proxy_resolver_options proxy_cli_options::resolver_options() c
     }
     o.credentials->auth = *scheme;
   } else if (!credentials_proxy.empty()) {
-    throw command_error("--credentials-proxy needs --credentials-env (the credentials to send)");
+    // Negotiate needs no user and password: --credentials-proxy alone names the proxy it is for.
+    if (parse_proxy_auth_scheme(auth) != proxy_auth_scheme::negotiate) {
+      throw command_error("--credentials-proxy needs --credentials-env (the credentials to "
+                          "send), unless --proxy-auth is negotiate");
+    }
+    std::string why;
+    auto bound = proxy_resolution::proxy_credentials::bind("", credentials_proxy, &why);
+    if (!bound) {
+      throw command_error("--credentials-proxy: " + why);
+    }
+    o.credentials = std::move(*bound);
+    o.credentials->auth = proxy_auth_scheme::negotiate;
   }
   o.check_timeout = duration_option("--check-timeout", timeout);
   if (ca_file) {
     o.tls.ca_file = *ca_file;
+  }
+  if (proxy_ca_file) {
+    o.proxy_ca_file = *proxy_ca_file;
   }
   return o;
 }
@@ -190,9 +209,11 @@ agent::fetch_options::upstream_route_fn proxy_cli_options::upstream_route(
   auto options = resolver_options();
   options.tls = tls;
   const auto credentials = options.credentials;
+  const auto proxy_ca = options.proxy_ca_file;
   // Built on the first call, on the executor the downloads run on.
   auto resolver = std::make_shared<std::optional<proxy_resolution::proxy_resolver>>();
-  return [resolver, options = std::move(options), credentials](const boost::urls::url& upstream)
+  return [resolver, options = std::move(options), credentials,
+          proxy_ca](const boost::urls::url& upstream)
              -> net::awaitable<std::optional<proxy_settings>> {
     if (!*resolver) {
       auto executor = co_await net::this_coro::executor;
@@ -207,7 +228,7 @@ agent::fetch_options::upstream_route_fn proxy_cli_options::upstream_route(
     spdlog::info("event=upstream_route url={} decided_by={} proxy={} auth={}", upstream.buffer(),
                  proxy_resolution::to_string(route.decided_by), route.proxy.value_or("direct"),
                  route.proxy ? to_string(route.auth) : "none");
-    co_return route.settings(credentials);
+    co_return route.settings(credentials, proxy_ca);
   };
 }
 

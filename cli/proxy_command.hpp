@@ -26,6 +26,7 @@ struct proxy_cli_options {
   std::vector<std::string> targets;
   std::string timeout = "3s";
   std::optional<std::string> ca_file;
+  std::optional<std::string> proxy_ca_file;  // CA of an https:// proxy's certificate
 
   void add_to(CLI::App& cmd);
   // Validated resolver options; throws command_error with what is wrong.

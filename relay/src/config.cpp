@@ -207,7 +207,8 @@ settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_lis
           settings::string_setting<item>(
               "", "proxy", settings::setting_type::text,
               "Upstream proxy: http://[user:password@]host:port (CONNECT; the login is "
-              "[upstream_proxy] auth), https://... (TLS to the proxy) or "
+              "[upstream_proxy] auth), https://... (TLS to the proxy, its CA in "
+              "[upstream_proxy] ca_file) or "
               "socks5://[user:password@]host[:port]; \"auto\": the route the agents would find "
               "(environment, PAC, proxyhelperd; see [upstream_proxy]). Empty: direct.",
               [](item& s) -> auto& { return s.proxy; },
@@ -486,16 +487,18 @@ const settings::table<relay_config>& settings_table() {
       settings::string_setting<relay_config>(
           "upstream_proxy", "credentials_proxy", settings::setting_type::text,
           "host:port of the only proxy credentials_file's credentials are sent to (required "
-          "with credentials_file); a proxy named by a PAC script or by the segment gets them "
-          "only if it is this one.",
+          "with credentials_file; with auth = \"negotiate\" it may stand alone); a proxy named "
+          "by a PAC script or by the segment gets them, and the auth scheme, only if it is this "
+          "one.",
           [](relay_config& c) -> auto& { return c.upstream_proxy.credentials_proxy; },
           check_credentials_proxy),
       settings::string_setting<relay_config>(
           "upstream_proxy", "auth", settings::setting_type::text,
           "How the relay logs in to its HTTP proxy (a mirror source's proxy, or "
-          "credentials_proxy for proxy = \"auto\"): \"basic\", \"digest\" or \"ntlm\" with "
-          "the user:password of the proxy URL or credentials_file, \"negotiate\" with Kerberos "
-          "(keytab, or the daemon's credential cache).",
+          "credentials_proxy for proxy = \"auto\" unless proxyhelperd's answer names a scheme "
+          "for it): \"basic\", \"digest\" or \"ntlm\" with the user:password of the proxy URL "
+          "or credentials_file, \"negotiate\" with Kerberos (keytab, or the daemon's credential "
+          "cache). Other proxies found with proxy = \"auto\" get no login.",
           [](relay_config& c) -> auto& { return c.upstream_proxy.auth; },
           [](std::string_view t) -> apply_result {
             if (!parse_proxy_auth_scheme(t)) {
@@ -510,6 +513,12 @@ const settings::table<relay_config>& settings_table() {
           "starts (a restart applies a change). Empty: the environment's KRB5_CLIENT_KTNAME or "
           "the daemon's credential cache.",
           [](relay_config& c) -> auto& { return c.upstream_proxy.keytab; }),
+      settings::path_setting<relay_config>(
+          "upstream_proxy", "ca_file",
+          "CA bundle (PEM) an https:// proxy's certificate must chain to: a mirror source's "
+          "proxy, or one found with proxy = \"auto\". Empty: the system store. A source's "
+          "ca_file is for its upstream server only.",
+          [](relay_config& c) -> auto& { return c.upstream_proxy.ca_file; }),
   }, {
       settings::make_list_reader(mirror_source_list()),
   }};
@@ -525,9 +534,11 @@ void check_credentials(const upstream_proxy_settings& c, std::string_view file_n
     diagnostics.push_back({std::string(file_name), 0, 0, std::move(message)});
   };
   if (c.credentials_file.empty()) {
-    if (!c.credentials_proxy.empty()) {
+    // Negotiate needs no file: credentials_proxy alone names the proxy it logs in to.
+    if (!c.credentials_proxy.empty() &&
+        parse_proxy_auth_scheme(c.auth) != proxy_auth_scheme::negotiate) {
       problem("upstream_proxy.credentials_proxy is set but credentials_file is not: set both "
-              "or neither");
+              "or neither (with auth = \"negotiate\", credentials_proxy alone)");
     }
     return;
   }

@@ -519,6 +519,9 @@ proxy_resolution::proxy_resolver_options resolver_options(const upstream_proxy_s
   }
   o.query.trust.accept_unsigned = c.accept_unsigned;
   o.check_timeout = c.check_timeout;
+  if (!c.ca_file.empty()) {
+    o.proxy_ca_file = c.ca_file;
+  }
   // Checked when the configuration was loaded; a file changed since is refused the same way.
   if (!c.credentials_file.empty()) {
     std::string why;
@@ -538,8 +541,20 @@ proxy_resolution::proxy_resolver_options resolver_options(const upstream_proxy_s
       o.credentials = std::move(*bound);
     }
   }
+  const auto scheme = parse_proxy_auth_scheme(c.auth).value_or(proxy_auth_scheme::basic);
+  if (c.credentials_file.empty() && !c.credentials_proxy.empty() &&
+      scheme == proxy_auth_scheme::negotiate) {
+    // Kerberos needs no file: credentials_proxy names the proxy that gets the Negotiate login.
+    std::string why;
+    if (auto bound = proxy_resolution::proxy_credentials::bind("", c.credentials_proxy, &why)) {
+      o.credentials = std::move(*bound);
+    } else {
+      spdlog::error("event=proxy_credentials_unusable proxy={} error=\"{}\"",
+                    c.credentials_proxy, why);
+    }
+  }
   if (o.credentials) {
-    o.credentials->auth = parse_proxy_auth_scheme(c.auth).value_or(proxy_auth_scheme::basic);
+    o.credentials->auth = scheme;
   }
   return o;
 }
@@ -573,6 +588,9 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
       up.proxy = proxy_settings{boost::urls::url(*boost::urls::parse_absolute_uri(settings.proxy)),
                                 parse_proxy_auth_scheme(config.upstream_proxy.auth)
                                     .value_or(proxy_auth_scheme::basic)};
+      if (!config.upstream_proxy.ca_file.empty()) {
+        up.proxy->ca_file = config.upstream_proxy.ca_file;
+      }
     }
     if (settings.rate_limit != 0) {
       up.rate_limits.push_back(std::make_shared<rate_limiter>(settings.rate_limit));
@@ -1153,7 +1171,7 @@ net::awaitable<void> mirror_service::find_route(source& s) {
   const auto found = co_await resolver.resolve(s.upstream.upstream);
   // Back on s.strand (resolve() returns to its caller's executor): the source's downloads read
   // s.upstream there.
-  s.upstream.proxy = found.settings(routes_->options.credentials);
+  s.upstream.proxy = found.settings(routes_->options.credentials, routes_->options.proxy_ca_file);
   std::string route = !found.working ? "none found"
                       : found.proxy  ? *found.proxy
                                      : std::string("direct");

@@ -91,6 +91,19 @@ void add_credentials(boost::urls::url& url, std::string_view credentials) {
   }
 }
 
+// How the client logs in to a proxy that neither proxyhelperd's answer nor the proxy URL names a
+// scheme for (the environment's, a PAC script's, an answer without one): the configured scheme
+// when the configured credentials are bound to that proxy, else none (Basic without a user and
+// password sends nothing). A scheme proxyhelperd's answer names is used as it is: the helper
+// knows its proxy, and the configured credentials add only the user and password.
+proxy_auth_scheme login_scheme(const std::optional<proxy_credentials>& credentials,
+                               const boost::urls::url_view& proxy_url) {
+  if (credentials && !proxy_url.has_userinfo() && credentials->fit(proxy_url)) {
+    return credentials->auth;
+  }
+  return proxy_auth_scheme::basic;
+}
+
 }  // namespace
 
 result<proxy_credentials> proxy_credentials::bind(std::string user_password,
@@ -101,7 +114,9 @@ result<proxy_credentials> proxy_credentials::bind(std::string user_password,
     }
     return make_error_code(errc::invalid_config);
   };
-  if (user_password.find(':') == std::string::npos) {
+  // Empty: a login without user and password (Negotiate, from the process's Kerberos
+  // credentials); the binding then only names the proxy the configured scheme is for.
+  if (!user_password.empty() && user_password.find(':') == std::string::npos) {
     return fail("the credentials are not user:password");
   }
   const auto authority = boost::urls::parse_authority(proxy);
@@ -117,10 +132,13 @@ result<proxy_credentials> proxy_credentials::bind(std::string user_password,
 }
 
 bool proxy_credentials::fit(boost::urls::url_view proxy_url) const {
-  if (proxy_url.scheme_id() != boost::urls::scheme::http) {
+  const bool tls = proxy_url.scheme_id() == boost::urls::scheme::https;
+  if (proxy_url.scheme_id() != boost::urls::scheme::http && !tls) {
     return false;
   }
-  const std::uint16_t proxy_port = proxy_url.has_port() ? proxy_url.port_number() : 80;
+  const std::uint16_t proxy_port = proxy_url.has_port() ? proxy_url.port_number()
+                                   : tls                ? 443
+                                                        : 80;
   const auto same_host = [](std::string_view a, std::string_view b) {
     return a.size() == b.size() &&
            std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -132,7 +150,8 @@ bool proxy_credentials::fit(boost::urls::url_view proxy_url) const {
 }
 
 std::optional<proxy_settings> resolution::settings(
-    const std::optional<proxy_credentials>& credentials) const {
+    const std::optional<proxy_credentials>& credentials,
+    const std::optional<std::filesystem::path>& proxy_ca_file) const {
   if (!working || !proxy) {
     return std::nullopt;
   }
@@ -141,13 +160,12 @@ std::optional<proxy_settings> resolution::settings(
     return std::nullopt;
   }
   boost::urls::url out(*url);
-  proxy_settings settings{.proxy = {}, .auth = auth, .address = proxy_address};
-  if (credentials && !out.has_userinfo() && credentials->fit(out)) {
+  // `auth` was decided with the route (login_scheme); only the user and password are added here.
+  proxy_settings settings{
+      .proxy = {}, .auth = auth, .address = proxy_address, .ca_file = proxy_ca_file};
+  if (credentials && !credentials->user_password.empty() && !out.has_userinfo() &&
+      credentials->fit(out)) {
     add_credentials(out, credentials->user_password);
-    // The configured scheme, unless the proxy's own answer named another than Basic.
-    if (auth == proxy_auth_scheme::basic) {
-      settings.auth = credentials->auth;
-    }
   }
   settings.proxy = std::move(out);
   return settings;
@@ -223,21 +241,23 @@ net::awaitable<bool> proxy_resolver::try_route(const boost::urls::url& target,
   const std::string shown = proxy_url ? redact_urls(*proxy_url) : "DIRECT";
   if (proxy_url) {
     auto parsed = boost::urls::parse_absolute_uri(*proxy_url);
-    if (!parsed || parsed->scheme_id() != boost::urls::scheme::http) {
-      r.skipped.push_back({step, shown, "not an http:// proxy URL"});
+    if (!parsed || (parsed->scheme_id() != boost::urls::scheme::http &&
+                    parsed->scheme_id() != boost::urls::scheme::https)) {
+      r.skipped.push_back({step, shown, "not an http:// or https:// proxy URL"});
       co_return false;
     }
     boost::urls::url with_credentials(*parsed);
-    if (options_.credentials && !with_credentials.has_userinfo() &&
-        options_.credentials->fit(with_credentials)) {
-      add_credentials(with_credentials, options_.credentials->user_password);
-      // The configured scheme, unless the proxy's own answer named another than Basic.
-      if (auth == proxy_auth_scheme::basic) {
-        auth = options_.credentials->auth;
-      }
+    if (step != resolution_step::proxyhelper) {
+      auth = login_scheme(options_.credentials, with_credentials);  // resolve_now decides those
     }
-    request.proxy = proxy_settings{
-        .proxy = std::move(with_credentials), .auth = auth, .address = proxy_address};
+    if (options_.credentials && !options_.credentials->user_password.empty() &&
+        !with_credentials.has_userinfo() && options_.credentials->fit(with_credentials)) {
+      add_credentials(with_credentials, options_.credentials->user_password);
+    }
+    request.proxy = proxy_settings{.proxy = std::move(with_credentials),
+                                   .auth = auth,
+                                   .address = proxy_address,
+                                   .ca_file = options_.proxy_ca_file};
   }
   const auto outcome = co_await check_reachable(request);
   if (!outcome.reachable) {
@@ -345,16 +365,22 @@ net::awaitable<resolution> proxy_resolver::resolve_now(const boost::urls::url& t
   const std::string host(target.host_address());
   for (const auto& p : asked.accepted->proxies) {
     const auto advertised = boost::urls::parse_absolute_uri(p.url);
-    // The same words on both sides: "basic", "digest", "ntlm", "negotiate".
+    const bool bound = options_.credentials && advertised && options_.credentials->fit(*advertised);
+    // The scheme the answer names (the same words on both sides: "basic", "digest", "ntlm",
+    // "negotiate"); without one, as for any other proxy (login_scheme).
     const auto auth = p.auth ? parse_proxy_auth_scheme(proxy::to_string(*p.auth)).value()
-                             : proxy_auth_scheme::basic;
+                      : advertised ? login_scheme(options_.credentials, *advertised)
+                                   : proxy_auth_scheme::basic;
     if (p.needs_credentials && auth != proxy_auth_scheme::negotiate &&
-        !(options_.credentials && advertised && options_.credentials->fit(*advertised))) {
+        !(bound && !options_.credentials->user_password.empty())) {
       r.skipped.push_back({resolution_step::proxyhelper, p.url,
-                           options_.credentials
-                               ? "needs credentials, and the configured ones are bound to "
-                                 "another proxy"
-                               : "needs credentials and none are configured"});
+                           bound ? "needs a user and password (" +
+                                       std::string(to_string(auth)) +
+                                       "), and only a Kerberos login is configured for it"
+                           : options_.credentials
+                               ? std::string("needs credentials, and the configured ones are "
+                                             "bound to another proxy")
+                               : std::string("needs credentials and none are configured")});
       continue;
     }
     const bool bypassed = std::any_of(p.bypass.begin(), p.bypass.end(), [&](const auto& entry) {

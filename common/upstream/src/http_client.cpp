@@ -140,9 +140,15 @@ std::string http_message(http_errc value) {
       return "the TLS handshake failed (no common protocol version or cipher, or the server "
              "does not speak TLS on this port)";
     case http_errc::proxy_tls_failed:
-      return "TLS to the https:// proxy failed: its certificate is not trusted (system store or "
-             "the configured CA file) or is for another name, or it does not speak TLS on this "
-             "port";
+      return "TLS to the https:// proxy failed: its certificate is for another name than the "
+             "proxy URL's host, or the handshake failed (it may not speak TLS on this port)";
+    case http_errc::proxy_certificate_untrusted:
+      return "the https:// proxy's TLS certificate is not trusted: it does not chain to a CA of "
+             "the proxy's CA file ([upstream_proxy] ca_file, --proxy-ca-file) or, without one, "
+             "of the system store, or it is expired";
+    case http_errc::bad_proxy_ca_file:
+      return "the proxy's CA file ([upstream_proxy] ca_file, --proxy-ca-file) cannot be read or "
+             "holds no PEM certificate; check its path and permissions";
   }
   return "unknown lanrelay.http error " + std::to_string(static_cast<int>(value));
 }
@@ -271,12 +277,14 @@ struct proxy_endpoint {
   std::string user;
   std::string password;
   proxy_auth_scheme auth = proxy_auth_scheme::basic;
+  std::optional<std::filesystem::path> ca_file;  // https:// proxies
 };
 
 result<proxy_endpoint> parse_proxy(const proxy_settings& settings) {
   const urls::url_view url = settings.proxy;
   proxy_endpoint p;
   p.auth = settings.auth;
+  p.ca_file = settings.ca_file;
   const auto scheme = url.scheme();
   target t;
   if (urls::grammar::ci_is_equal(scheme, "http")) {
@@ -607,7 +615,9 @@ class transfer : public std::enable_shared_from_this<transfer> {
       return ec;
     }
     if (proxy_) {
-      configure_proxy(e);
+      if (auto ec = configure_proxy(e); ec) {
+        return ec;
+      }
     } else {
       // Never a proxy from the environment (http_proxy, https_proxy): only configured ones.
       ::curl_easy_setopt(e, CURLOPT_PROXY, "");
@@ -665,7 +675,7 @@ class transfer : public std::enable_shared_from_this<transfer> {
     return {};
   }
 
-  void configure_proxy(CURL* e) {
+  error_code configure_proxy(CURL* e) {
     const proxy_endpoint& p = *proxy_;
     ::curl_easy_setopt(e, CURLOPT_PROXY, p.curl_url.c_str());
     ::curl_easy_setopt(e, CURLOPT_NOPROXY, "");
@@ -677,8 +687,14 @@ class transfer : public std::enable_shared_from_this<transfer> {
         ::curl_easy_setopt(e, CURLOPT_PROXYTYPE, static_cast<long>(CURLPROXY_HTTPS));
         ::curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
         ::curl_easy_setopt(e, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
-        if (request_.tls.ca_file && readable_ca_file(*request_.tls.ca_file)) {
-          ::curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, request_.tls.ca_file->c_str());
+        ::curl_easy_setopt(e, CURLOPT_PROXY_SSLVERSION,
+                           static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+        if (p.ca_file) {
+          if (!readable_ca_file(*p.ca_file)) {
+            spdlog::debug("event=proxy_ca_file_error path={}", p.ca_file->string());
+            return http_errc::bad_proxy_ca_file;
+          }
+          ::curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, p.ca_file->c_str());
           ::curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, nullptr);
         }
         break;
@@ -690,7 +706,7 @@ class transfer : public std::enable_shared_from_this<transfer> {
           ::curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, p.user.c_str());
           ::curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, p.password.c_str());
         }
-        return;
+        return {};
     }
     // Tunnel https:// targets with CONNECT; http:// ones are asked for in absolute form.
     switch (p.auth) {
@@ -708,12 +724,13 @@ class transfer : public std::enable_shared_from_this<transfer> {
         // libcurl needs a (blank) user name to try it at all.
         ::curl_easy_setopt(e, CURLOPT_PROXYAUTH, CURLAUTH_NEGOTIATE);
         ::curl_easy_setopt(e, CURLOPT_PROXYUSERPWD, ":");
-        return;
+        return {};
     }
     if (p.has_credentials) {
       ::curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, p.user.c_str());
       ::curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, p.password.c_str());
     }
+    return {};
   }
 
   // ------------------------------------------------------------------ libcurl's callbacks
@@ -1273,7 +1290,10 @@ class transfer : public std::enable_shared_from_this<transfer> {
       // Not through the proxy yet: the failure is the proxy's TLS.
       if (proxy_verdict != X509_V_OK || code != CURLE_PEER_FAILED_VERIFICATION ||
           !origin_.tls) {
-        ec = http_errc::proxy_tls_failed;
+        ec = proxy_verdict != X509_V_OK && proxy_verdict != X509_V_ERR_HOSTNAME_MISMATCH &&
+                     proxy_verdict != X509_V_ERR_IP_ADDRESS_MISMATCH
+                 ? http_errc::proxy_certificate_untrusted
+                 : http_errc::proxy_tls_failed;
         return;
       }
     }
@@ -1453,7 +1473,8 @@ hop hop_of(const fetch_request& request, const error_code& ec) {
   if (ec == http_errc::proxy_auth_failed || ec == http_errc::proxy_auth_unsupported) {
     return hop::proxy_login;
   }
-  if (ec == http_errc::proxy_tls_failed) {
+  if (ec == http_errc::proxy_tls_failed || ec == http_errc::proxy_certificate_untrusted ||
+      ec == http_errc::bad_proxy_ca_file) {
     return hop::proxy_tls;
   }
   if (ec == http_errc::proxy_refused || ec == http_errc::proxy_protocol_error ||

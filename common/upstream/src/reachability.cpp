@@ -8,7 +8,7 @@ namespace net = boost::asio;
 
 std::string reachability::describe() const {
   if (status == 0) {
-    return error ? error.message() : "no answer";
+    return !error_text.empty() ? error_text : error ? error.message() : "no answer";
   }
   std::string text = "HTTP " + std::to_string(status);
   if (status == 407) {
@@ -44,6 +44,7 @@ net::awaitable<reachability> check_reachable(reachability_request request) {
     r.status = 200;
   } else {
     r.error = outcome.error();
+    r.error_text = describe_fetch_error(fetch, r.error);
     co_return r;
   }
   r.reachable = r.status < 500 && r.status != 407;

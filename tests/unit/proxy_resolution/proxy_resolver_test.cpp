@@ -456,3 +456,119 @@ TEST(proxy_resolver, the_scheme_of_an_advertised_proxy_reaches_the_check_and_the
 
 }  // namespace
 }  // namespace lanrelay::proxy_resolution
+
+namespace lanrelay::proxy_resolution {
+namespace {
+
+// How the route logs in (issue 13): the scheme proxyhelperd's answer names for the proxy it gave;
+// for any other proxy (the environment's, a PAC script's, an answer that names none), the
+// configured scheme when the configured credentials are bound to it, else no login.
+
+proxy_resolver_options login_options() {
+  auto o = quiet_options();
+  o.check_timeout = std::chrono::milliseconds(10'000);  // a loaded machine must not fail a check
+  return o;
+}
+
+std::string proxy_authorization(const tiny_server& proxy) {
+  for (const auto& request : proxy.requests()) {
+    if (const auto at = request.find("Proxy-Authorization: "); at != std::string::npos) {
+      return request.substr(at, request.find("\r\n", at) - at);
+    }
+  }
+  return {};
+}
+
+// The helper knows its proxy: an answer that says Basic is not overridden by the configured
+// scheme (which once replaced any Basic, sending Digest to a Basic proxy).
+TEST(proxy_login, the_scheme_an_answer_names_wins_over_the_configured_one) {
+  tiny_server proxy;
+  const std::string proxy_url = "http://127.0.0.1:" + std::to_string(proxy.port());
+  one_answer helper({proxy_url, 10, true, {}, proxy_protocol::auth_scheme::basic});
+  auto options = login_options();
+  options.ask_segment = true;  // by unicast to the stand-in only
+  options.query.targets = {net::ip::make_address("127.0.0.1")};
+  options.query.port = helper.port();
+  options.query.window = std::chrono::milliseconds(5'000);
+  options.query.ipv6 = false;
+  options.query.trust.accept_unsigned = true;
+  options.credentials = proxy_credentials::bind("alice:pw", "127.0.0.1:" + std::to_string(proxy.port())).value();
+  options.credentials->auth = proxy_auth_scheme::digest;
+  proxy_resolver resolver(context().get_executor(), options);
+  const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(closed_port()) + "/x");
+  ASSERT_TRUE(r.working) << (r.skipped.empty() ? "" : r.skipped.back().reason);
+  EXPECT_EQ(r.decided_by, resolution_step::proxyhelper);
+  EXPECT_EQ(r.auth, proxy_auth_scheme::basic);
+  const auto settings = r.settings(options.credentials);
+  ASSERT_TRUE(settings);
+  EXPECT_EQ(settings->auth, proxy_auth_scheme::basic);
+  EXPECT_EQ(settings->proxy.user(), "alice");
+  // The check logged in with Basic at once (Digest would have waited for a challenge).
+  EXPECT_TRUE(proxy_authorization(proxy).starts_with("Proxy-Authorization: Basic "))
+      << proxy_authorization(proxy);
+}
+
+// An answer without a scheme: the configured one, since the credentials are bound to the proxy.
+TEST(proxy_login, an_answer_without_a_scheme_takes_the_configured_one_for_the_bound_proxy) {
+  tiny_server proxy;
+  const std::string proxy_url = "http://127.0.0.1:" + std::to_string(proxy.port());
+  one_answer helper({proxy_url, 10, true, {}, std::nullopt});
+  auto options = login_options();
+  options.ask_segment = true;
+  options.query.targets = {net::ip::make_address("127.0.0.1")};
+  options.query.port = helper.port();
+  options.query.window = std::chrono::milliseconds(5'000);
+  options.query.ipv6 = false;
+  options.query.trust.accept_unsigned = true;
+  options.credentials = proxy_credentials::bind("alice:pw", "127.0.0.1:" + std::to_string(proxy.port())).value();
+  options.credentials->auth = proxy_auth_scheme::ntlm;
+  proxy_resolver resolver(context().get_executor(), options);
+  const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(closed_port()) + "/x");
+  ASSERT_TRUE(r.working) << (r.skipped.empty() ? "" : r.skipped.back().reason);
+  EXPECT_EQ(r.auth, proxy_auth_scheme::ntlm);
+  EXPECT_EQ(r.settings(options.credentials)->auth, proxy_auth_scheme::ntlm);
+}
+
+// Negotiate needs no user and password: credentials bound to a proxy without them (the relay's
+// credentials_proxy alone, `--credentials-proxy` without `--credentials-env`) give that proxy,
+// here the environment's, the Negotiate login, and add nothing to its URL.
+TEST(proxy_login, a_kerberos_binding_gives_the_configured_proxy_negotiate) {
+  tiny_server proxy;
+  auto options = login_options();
+  options.system.http_proxy = "http://127.0.0.1:" + std::to_string(proxy.port());
+  auto bound = proxy_credentials::bind("", "127.0.0.1:" + std::to_string(proxy.port()));
+  ASSERT_TRUE(bound);
+  options.credentials = *bound;
+  options.credentials->auth = proxy_auth_scheme::negotiate;
+  proxy_resolver resolver(context().get_executor(), options);
+  const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(closed_port()) + "/x");
+  ASSERT_TRUE(r.working) << (r.skipped.empty() ? "" : r.skipped.back().reason);
+  EXPECT_EQ(r.decided_by, resolution_step::environment);
+  EXPECT_EQ(r.auth, proxy_auth_scheme::negotiate);
+  const auto settings = r.settings(options.credentials);
+  ASSERT_TRUE(settings);
+  EXPECT_EQ(settings->auth, proxy_auth_scheme::negotiate);
+  EXPECT_FALSE(settings->proxy.has_userinfo());
+  // Still not user:password for anything else.
+  EXPECT_FALSE(proxy_credentials::bind("alice", "127.0.0.1:3128"));
+}
+
+// A proxy the credentials are not bound to gets no login, whatever scheme is configured.
+TEST(proxy_login, a_system_proxy_gets_no_login_unless_the_credentials_are_bound_to_it) {
+  tiny_server proxy;
+  auto options = login_options();
+  options.system.http_proxy = "http://127.0.0.1:" + std::to_string(proxy.port());
+  options.credentials = proxy_credentials::bind("alice:pw", "10.77.0.1:3128").value();
+  options.credentials->auth = proxy_auth_scheme::ntlm;
+  proxy_resolver resolver(context().get_executor(), options);
+  const auto r = run(resolver, "http://127.0.0.1:" + std::to_string(closed_port()) + "/x");
+  ASSERT_TRUE(r.working) << (r.skipped.empty() ? "" : r.skipped.back().reason);
+  EXPECT_EQ(r.auth, proxy_auth_scheme::basic);
+  const auto settings = r.settings(options.credentials);
+  ASSERT_TRUE(settings);
+  EXPECT_FALSE(settings->proxy.has_userinfo());
+  EXPECT_EQ(proxy_authorization(proxy), "");
+}
+
+}  // namespace
+}  // namespace lanrelay::proxy_resolution

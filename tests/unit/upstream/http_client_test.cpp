@@ -1388,7 +1388,7 @@ TEST(http_client_parse, retry_after) {
 }
 
 TEST(http_client_parse, errors_have_messages_and_timeouts_are_recognised) {
-  for (int e = 1; e <= static_cast<int>(http_errc::bad_ca_file); ++e) {
+  for (int e = 1; e <= static_cast<int>(http_errc::bad_proxy_ca_file); ++e) {
     const auto message = make_error_code(static_cast<http_errc>(e)).message();
     EXPECT_EQ(message.find("unknown"), std::string::npos) << e;
   }

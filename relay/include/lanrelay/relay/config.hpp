@@ -91,7 +91,8 @@ struct mirror_source_settings {
   // After a failed sync, the next try comes after this, doubling with each failure up to half
   // `interval`.
   std::chrono::milliseconds retry{60'000};
-  // http:// or socks5://[user:password@]host:port; "auto": resolved ([upstream_proxy]); empty: direct
+  // http://, https:// (TLS to the proxy; its CA: [upstream_proxy] ca_file) or
+  // socks5://[user:password@]host:port; "auto": resolved ([upstream_proxy]); empty: direct
   std::string proxy;
   std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
   std::filesystem::path ca_file;  // extra CA bundle for https upstreams; empty: system store
@@ -148,6 +149,10 @@ struct upstream_proxy_settings {
   // Client keytab for negotiate: lanrelayd sets KRB5_CLIENT_KTNAME to it as it starts, before
   // any thread. Empty: the environment's KRB5_CLIENT_KTNAME or credential cache.
   std::filesystem::path keytab;
+  // CA bundle (PEM) an https:// proxy's certificate must chain to: a mirror source's proxy, or
+  // one found with proxy = "auto". Empty: the system store. (A source's ca_file is for its
+  // upstream server, not the proxy.)
+  std::filesystem::path ca_file;
 };
 
 struct relay_config {

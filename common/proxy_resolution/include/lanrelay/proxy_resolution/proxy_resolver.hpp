@@ -40,6 +40,7 @@
 #include <boost/url/url.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -55,7 +56,7 @@ std::string_view to_string(resolution_step step) noexcept;
 // normalises it (case-insensitively for names); the port must be the same (80 when the proxy URL
 // names none). No name resolution: "proxy.corp" and its address are different proxies.
 struct proxy_credentials {
-  std::string user_password;  // "user:password"
+  std::string user_password;  // "user:password"; empty: a Negotiate login, without either
   std::string host;           // as configured: a name, an IPv4 address or an IPv6 literal
   std::uint16_t port = 0;
   proxy_auth_scheme auth = proxy_auth_scheme::basic;  // how they log in to that proxy
@@ -63,7 +64,8 @@ struct proxy_credentials {
   // From "host:port" ("[v6]:port"); an error text for an administrator when it is not one.
   static result<proxy_credentials> bind(std::string user_password, std::string_view proxy,
                                         std::string* why = nullptr);
-  // True when `proxy_url` (http://host[:port]) is the proxy these credentials belong to.
+  // True when `proxy_url` (http://host[:port] or https://host[:port], TLS to the proxy) is the
+  // proxy these credentials belong to.
   bool fit(boost::urls::url_view proxy_url) const;
 };
 
@@ -80,8 +82,8 @@ struct resolution {
   // Where to connect to that proxy when its URL alone cannot say: an advertised link-local
   // proxy's address with the zone of the interface the answer arrived on.
   std::optional<boost::asio::ip::address> proxy_address;
-  // How to log in to `proxy`: the scheme proxyhelperd's answer names for it (Basic when the
-  // answer says none, and for proxies from the environment or a PAC script).
+  // How to log in to `proxy`: the scheme proxyhelperd's answer names for it; otherwise the
+  // configured one when the credentials are bound to it, else Basic without a login.
   proxy_auth_scheme auth = proxy_auth_scheme::basic;
   std::vector<skipped_route> skipped;
   bool asked_segment = false;      // step 2 ran (a query was broadcast or sent)
@@ -92,9 +94,11 @@ struct resolution {
   std::chrono::milliseconds elapsed{0};
 
   // What http_fetch needs to use the route (credentials added when they are bound to its
-  // proxy); nullopt for direct or when nothing works.
+  // proxy; `proxy_ca_file` for an https:// proxy's certificate); nullopt for direct or when
+  // nothing works.
   std::optional<proxy_settings> settings(
-      const std::optional<proxy_credentials>& credentials = {}) const;
+      const std::optional<proxy_credentials>& credentials = {},
+      const std::optional<std::filesystem::path>& proxy_ca_file = {}) const;
 };
 
 struct proxy_resolver_options {
@@ -104,6 +108,9 @@ struct proxy_resolver_options {
   std::chrono::milliseconds check_timeout{3'000};  // per connectivity check step
   std::optional<proxy_credentials> credentials;  // for the one proxy they are bound to
   tls_options tls;                          // for https:// targets and PAC URLs
+  // The CA an https:// proxy's certificate must chain to (proxy_settings::ca_file); unset: the
+  // system store.
+  std::optional<std::filesystem::path> proxy_ca_file;
 };
 
 class proxy_resolver {

@@ -88,7 +88,11 @@ enum class http_errc {
                              // another certificate
   tls_handshake_failed,      // TLS with the server failed for another reason than its
                              // certificate (protocol version, ciphers, not TLS at all)
-  proxy_tls_failed,          // TLS with an https:// proxy failed (certificate or handshake)
+  proxy_tls_failed,          // TLS with an https:// proxy failed: its certificate is for
+                             // another name, or the handshake failed
+  proxy_certificate_untrusted,  // the https:// proxy's certificate does not chain to a CA of
+                                // proxy_settings::ca_file (or of the system store), or expired
+  bad_proxy_ca_file,         // proxy_settings::ca_file cannot be read as PEM certificates
 };
 
 const boost::system::error_category& http_category() noexcept;
@@ -143,8 +147,12 @@ struct tls_options {
 //   present, is the login of the `auth` scheme below and is sent nowhere else. A 407 answer, to
 //   CONNECT or to a request, that the login cannot satisfy fails with proxy_auth_failed.
 // - `https://[user:password@]host:port`: the same with TLS to the proxy itself, verified
-//   against the system CA store (or tls_options::ca_file when set) and the proxy's host name;
-//   tls_options::pinned_certificates does not apply to the proxy.
+//   against proxy_settings::ca_file when set, else the system CA store, and the proxy's host
+//   name. tls_options::ca_file does not apply to the proxy: the proxy and the origin are
+//   different parties, often with different CAs (a company's own CA for its proxy, a public one
+//   for the vendor). tls_options::pinned_certificates are for LAN relays reached directly; with
+//   an https:// proxy they would be asked of the proxy's certificate too (libcurl gives both
+//   handshakes the same context callback), so do not combine them.
 // - `socks5://[user:password@]host:port` or `socks5h://…`: a SOCKS5 proxy (RFC 1928), username
 //   and password authentication (RFC 1929) when the URL has userinfo (each at most 255 bytes),
 //   no authentication otherwise. Both spellings let the proxy resolve host names (ATYP domain
@@ -174,6 +182,10 @@ struct proxy_settings {
   // link-local proxy's address with the scope id of the interface it was learned on (a URL
   // carries no zone).
   std::optional<boost::asio::ip::address> address;
+  // The CA certificates (PEM) an https:// proxy's certificate must chain to, instead of the
+  // system store. Ignored for other proxies. Unreadable or without a certificate: the fetch
+  // fails with bad_proxy_ca_file before connecting.
+  std::optional<std::filesystem::path> ca_file;
 };
 
 // A download rate limit in bytes per second, shared by any number of fetches at once (hold it in

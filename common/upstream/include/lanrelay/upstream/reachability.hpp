@@ -32,9 +32,13 @@ struct reachability {
   bool reachable = false;
   unsigned status = 0;              // HTTP status, 0 when none came back
   boost::system::error_code error;  // the failure when no status came back
+  // The failure in describe_fetch_error's words, naming the hop that failed ("TLS to the proxy
+  // at proxy:3129 failed: ..."); empty when a status came back.
+  std::string error_text;
   std::chrono::milliseconds elapsed{0};
 
-  // "HTTP 200", "HTTP 502 (the proxy could not reach the target)", or the error's message.
+  // "HTTP 200", "HTTP 502 (the proxy could not reach the target)", or error_text (the error's
+  // message when that is empty).
   std::string describe() const;
 };
 
