@@ -27,22 +27,6 @@ std::string endpoint_text(const udp::endpoint& e) {
                              : e.address().to_string() + ":" + std::to_string(e.port());
 }
 
-std::vector<net::ip::address> own_addresses(const std::vector<network_interface>& interfaces) {
-  std::vector<net::ip::address> out;
-  for (const auto& i : interfaces) {
-    if (i.loopback) {
-      continue;
-    }
-    for (const auto& b : i.ipv4) {
-      out.emplace_back(b.network.address());
-    }
-    for (const auto& a : i.ipv6_link_local) {
-      out.emplace_back(a);
-    }
-  }
-  return out;
-}
-
 // Each relay once, in order.
 std::vector<udp::endpoint> distinct(const std::vector<udp::endpoint>& relays) {
   std::vector<udp::endpoint> out;
@@ -70,6 +54,26 @@ std::string_view to_string(discovery_source source) noexcept {
       return "remembered-relays";
   }
   return "unknown";
+}
+
+std::vector<net::ip::address> own_addresses(const std::vector<network_interface>& interfaces) {
+  std::vector<net::ip::address> out;
+  for (const auto& i : interfaces) {
+    if (i.loopback) {
+      continue;
+    }
+    for (const auto& b : i.ipv4) {
+      out.emplace_back(b.network.address());
+    }
+    // Global and unique-local addresses (an IPv6-only VPC subnet) and link-local ones; not an
+    // address still in (or failed) duplicate address detection: the machine does not own it.
+    for (const auto& b : i.ipv6) {
+      if (!b.tentative) {
+        out.emplace_back(b.network.address());
+      }
+    }
+  }
+  return out;
 }
 
 const discovery_site* match_site(const std::vector<discovery_site>& sites,

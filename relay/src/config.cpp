@@ -128,6 +128,16 @@ apply_result check_network(std::string_view text) {
   return std::nullopt;
 }
 
+// discovery.parents entries: one IP address.
+apply_result check_address(std::string_view text) {
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(std::string(text), ec);
+  if (ec) {
+    return settings::toml_string(text) + " is not an IP address (e.g. \"10.1.0.5\" or \"fd00::5\")";
+  }
+  return std::nullopt;
+}
+
 // cache.min_free: "2%" or a size. A TOML integer is a byte count, like every size setting.
 settings::setting<relay_config> min_free_setting() {
   return {"cache", "min_free", settings::setting_type::size,
@@ -375,6 +385,26 @@ const settings::table<relay_config>& settings_table() {
           "Rate limits apply as on the segment. Empty: only senders on a subnet of the "
           "receiving interface.",
           [](relay_config& c) -> auto& { return c.discovery.unicast_networks; }, check_network),
+      settings::string_list_setting<relay_config>(
+          "discovery", "parents",
+          "Parent relays (IP addresses, e.g. [\"10.1.0.5\"]) asked by unicast for items this "
+          "relay lacks; what a parent holds is offered to this relay's agents and pulled from "
+          "the parent once, verified, on the first request. The parents must list this relay's "
+          "network in their unicast_networks. Empty: no chaining.",
+          [](relay_config& c) -> auto& { return c.discovery.parents; }, check_address),
+      settings::duration_setting<milliseconds, relay_config>(
+          "discovery", "parent_query_window",
+          "How long the parents are waited for when this relay asks them for an item.", 10ms,
+          10s, [](relay_config& c) -> auto& { return c.discovery.parent_query_window; }),
+      settings::duration_setting<milliseconds, relay_config>(
+          "discovery", "parent_pull_wait",
+          "Agents asking for an item this relay is still pulling from its parent wait this long "
+          "for it, then get 503 with Retry-After.",
+          1s, 1h, [](relay_config& c) -> auto& { return c.discovery.parent_pull_wait; }),
+      settings::integer_setting<std::uint32_t, relay_config>(
+          "discovery", "parent_max_pulls",
+          "Items pulled from parents at once; a request for one more gets 503 with Retry-After.",
+          1, 1000, [](relay_config& c) -> auto& { return c.discovery.parent_max_pulls; }),
       settings::path_setting<relay_config>("trust", "site_key",
                    "Ed25519 key that signs the catalog agents verify (lanrelay key generate). "
                    "Empty: <state dir>/site.key when it exists.",

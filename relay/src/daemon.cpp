@@ -56,12 +56,14 @@ std::string public_url(const relay_config& config, std::uint16_t port) {
 
 daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
                std::unique_ptr<catalog_signer> signer, std::unique_ptr<mirror_service> mirrors,
-               std::shared_ptr<server> srv, config_source reload_source)
+               std::shared_ptr<server> srv, config_source reload_source,
+               std::unique_ptr<parent_chain> parents)
     : config_(std::move(config)),
       reload_source_(std::move(reload_source)),
       store_(std::move(store)),
       signer_(std::move(signer)),
       mirrors_(std::move(mirrors)),
+      parents_(std::move(parents)),
       server_(std::move(srv)),
       runtime_(ioc, runtime::daemon_hooks{
                         .program = "lanrelayd",
@@ -83,7 +85,7 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
         machine_cookie(config_.state_dir), [srv = server_]() {
           return static_cast<std::uint16_t>(std::min<std::uint32_t>(srv->free_slots(), 0xffff));
         },
-        server_->counters().discovery, mirrors_.get());
+        server_->counters().discovery, mirrors_.get(), parents_.get());
   }
   // The status page, /-/status and /-/metrics show the mirror sources; mirrors_ outlives the
   // server's use of it like the handler's (the io_context stops before the daemon is destroyed).
@@ -155,13 +157,36 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
     }
   }
   auto mirrors = std::make_unique<mirror_service>(ioc, config, public_url(config, config.http.port));
-  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get(), tls);
+  std::unique_ptr<parent_chain> parents;
+  if (!config.discovery.parents.empty()) {
+    parent_chain::settings chain{.port = config.discovery.port,
+                                 .cookie = machine_cookie(config.state_dir),
+                                 .query_window = config.discovery.parent_query_window,
+                                 .pull_wait = config.discovery.parent_pull_wait,
+                                 .max_pulls = config.discovery.parent_max_pulls};
+    for (const auto& text : config.discovery.parents) {
+      boost::system::error_code ec;
+      const auto address = net::ip::make_address(text, ec);
+      if (!ec) {  // the configuration refused anything else
+        chain.parents.push_back(address);
+      }
+    }
+    std::string listed;
+    for (const auto& text : config.discovery.parents) {
+      listed += (listed.empty() ? "" : ",") + text;
+    }
+    spdlog::info("event=discovery_parents parents={}", listed);
+    parents = std::make_unique<parent_chain>(ioc, std::move(chain), **store);
+  }
+  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get(), tls,
+                            parents.get());
   if (!srv) {
     return srv.error();
   }
   mirrors->set_public_base(public_url(config, (*srv)->local_endpoint().port()));
   auto d = std::make_unique<daemon>(ioc, std::move(config), std::move(*store), std::move(*signer),
-                                    std::move(mirrors), std::move(*srv), std::move(reload_source));
+                                    std::move(mirrors), std::move(*srv), std::move(reload_source),
+                                    std::move(parents));
   d->tls_ = std::move(tls);
   if (d->tls_) {
     d->server_->monitor().set_https([tls = d->tls_, port = d->server_->tls_local_endpoint().port()] {

@@ -3,6 +3,7 @@
 #include "lanrelay/content/partial_items.hpp"
 
 #include "lanrelay/relay/mirror_service.hpp"
+#include "lanrelay/relay/parent_chain.hpp"
 
 #include "lanrelay/base/log.hpp"
 #include "lanrelay/relay/request_target.hpp"
@@ -46,12 +47,14 @@ net::ip::address reply_from(const network_interface* arrival, const received_dat
 
 responder_core::responder_core(settings s, content_store& store,
                                std::function<std::uint16_t()> free_slots,
-                               responder_counters& counters, const mirror_service* mirrors)
+                               responder_counters& counters, const mirror_service* mirrors,
+                               parent_chain* parents)
     : settings_(s),
       store_(store),
       free_slots_(std::move(free_slots)),
       counters_(counters),
       mirrors_(mirrors),
+      parents_(parents),
       guard_({settings_.cookie, settings_.rate_limit, settings_.new_source_rate,
               settings_.unicast_networks},
              counters_) {}
@@ -166,12 +169,25 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
                           .sha256 = partial->sha256});
     }
   }
-  if ((held.empty() && mirrored.empty()) || !host) {
+  // Nothing here: a parent's remembered answer, or a question to the parents for the agent's
+  // next round (the parent's offer itself is never passed on: agents use only URLs naming
+  // their sender, and this relay serves the item itself).
+  std::optional<item> chained;
+  if (held.empty() && mirrored.empty() && parents_ != nullptr && host) {
+    if (auto p = parents_->find(*q)) {
+      chained = item{.key = p->key, .size = p->size, .sha256 = p->sha256};
+      ++counters_.parent_offers;
+    } else {
+      parents_->ask(*q);
+    }
+  }
+  if ((held.empty() && mirrored.empty() && !chained) || !host) {
     ++counters_.not_held;
     return std::nullopt;
   }
-  const item& best = held.empty() ? mirrored.front().entry : held.front();
-  const std::string path = held.empty() ? mirrored.front().url_path : cache_path(best.key);
+  const item& best = !held.empty() ? held.front() : chained ? *chained : mirrored.front().entry;
+  const std::string path =
+      held.empty() && !chained ? mirrored.front().url_path : cache_path(best.key);
   discovery::offer o;
   o.transaction_id = q->transaction_id;
   o.sender_cookie = settings_.cookie;
@@ -199,7 +215,7 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
                                          std::uint64_t cookie,
                                          std::function<std::uint16_t()> free_slots,
                                          responder_counters& counters,
-                                         const mirror_service* mirrors)
+                                         const mirror_service* mirrors, parent_chain* parents)
     : strand_(net::make_strand(ioc)),
       settings_(config.discovery),
       counters_(counters),
@@ -209,7 +225,7 @@ discovery_responder::discovery_responder(net::io_context& ioc, const relay_confi
                                      http_port, config.discovery.rate_limit,
                                      config.discovery.new_source_rate,
                                      unicast_networks(config.discovery)},
-            store, std::move(free_slots), counters_, mirrors),
+            store, std::move(free_slots), counters_, mirrors, parents),
       gate_(counters_),
       // Queries arrive in bursts (every agent checks at the top of the hour): queue plenty.
       listener_(strand_, segment_listener::options{.port = settings_.port,

@@ -2,6 +2,7 @@
 
 #include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
+#include "lanrelay/relay/parent_chain.hpp"
 #include "lanrelay/relay/monitor.hpp"
 
 #include "lanrelay/base/log.hpp"
@@ -476,6 +477,16 @@ net::awaitable<ready_plan> request_handler::pull_then_serve(http::request_header
   co_return ready;
 }
 
+net::awaitable<ready_plan> request_handler::pull_from_parent_then_serve(
+    http::request_header<> request, item_key key, request_context context) {
+  // Bounded by discovery.parent_pull_wait; every request for the same item joins one download.
+  auto outcome = co_await settings_.parents->pull(key);
+  context.pull = std::move(outcome);
+  auto plan = serve_item(request, key, context);
+  ready_plan ready = to_ready(std::move(plan));
+  co_return ready;
+}
+
 response_plan request_handler::serve_mirror_file(const http::request_header<>& request,
                                                  const parsed_target& target,
                                                  const request_context& context) {
@@ -567,6 +578,22 @@ response_plan request_handler::serve_item(const http::request_header<>& request,
     if (file.error() == errc::not_found) {
       if (auto partial = find_partial(key)) {
         return serve_partial(request, std::move(*partial), context);
+      }
+      if (settings_.parents != nullptr && !context.pull && settings_.parents->offered(key)) {
+        request_context waiting = context;
+        waiting.body = {};
+        return awaited_response{[this, request, key, waiting] {
+                                  return pull_from_parent_then_serve(request, key, waiting);
+                                },
+                                true};
+      }
+      if (context.pull && context.pull->verdict != pull_verdict::refused &&
+          context.pull->verdict != pull_verdict::served) {
+        auto res = text_response(http::status::service_unavailable, request,
+                                 "text/plain; charset=utf-8", context.pull->reason + "\n");
+        res.set(http::field::retry_after,
+                std::to_string(retry_after_.load(std::memory_order_relaxed)));
+        return res;
       }
       return text_response(http::status::not_found, request, "text/plain; charset=utf-8",
                            "not cached here\n");

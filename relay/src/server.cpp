@@ -159,7 +159,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
 server::server(private_tag, net::io_context& ioc, const relay_config& config,
                content_store& store, const catalog_signer* signer, mirror_service* mirrors,
-               access_policy access)
+               access_policy access, parent_chain* parents)
     : http_(config.http),
       shutdown_grace_(config.shutdown_grace),
       client_share_(config.client_share),
@@ -167,7 +167,8 @@ server::server(private_tag, net::io_context& ioc, const relay_config& config,
              config.client_share.client_ipv6_prefix),
       monitor_(store, counters_, slots_, config.role),
       handler_(store, slots_, counters_,
-               handler_settings{config.retry_after, signer, std::move(access), &monitor_, mirrors}),
+               handler_settings{config.retry_after, signer, std::move(access), &monitor_, mirrors,
+                                parents}),
       control_(net::make_strand(ioc)),
       drain_timer_(control_),
       traffic_timer_(control_) {}
@@ -178,14 +179,15 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
                                                content_store& store,
                                                const catalog_signer* signer,
                                                mirror_service* mirrors,
-                                               std::shared_ptr<tls_server_context> tls) {
+                                               std::shared_ptr<tls_server_context> tls,
+                                               parent_chain* parents) {
   auto access = access_policy::from_config(config.admin);
   if (!access) {
     spdlog::error("event=config_error setting=admin.read_networks error=\"not a list of networks\"");
     return access.error();
   }
   auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors,
-                                      std::move(*access));
+                                      std::move(*access), parents);
   auto listener = http_listener::open(ioc, listener_settings(config), std::move(tls));
   if (!listener) {
     return listener.error();

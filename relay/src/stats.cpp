@@ -35,7 +35,8 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
                  d.rate_limited.load(relaxed), d.reply_too_large.load(relaxed),
                  d.send_errors.load(relaxed), d.digest_mismatches.load(relaxed),
                  d.new_source_limited.load(relaxed), d.bad_source.load(relaxed),
-                 d.unresolved_neighbour.load(relaxed), d.send_queue_full.load(relaxed)};
+                 d.unresolved_neighbour.load(relaxed), d.send_queue_full.load(relaxed),
+                 d.parent_offers.load(relaxed)};
   return s;
 }
 
@@ -67,7 +68,8 @@ boost::json::object to_json_object(const stats_snapshot& s) {
       {"rate_limited", d.rate_limited}, {"reply_too_large", d.reply_too_large},
       {"send_errors", d.send_errors}, {"digest_mismatches", d.digest_mismatches},
       {"new_source_limited", d.new_source_limited}, {"bad_source", d.bad_source},
-      {"unresolved_neighbour", d.unresolved_neighbour}, {"send_queue_full", d.send_queue_full}};
+      {"unresolved_neighbour", d.unresolved_neighbour}, {"send_queue_full", d.send_queue_full},
+      {"parent_offers", d.parent_offers}};
   return o;
 }
 

@@ -37,21 +37,7 @@ access_decision refuse(http::status status, std::string message, bool challenge 
 
 }  // namespace
 
-bool is_valid_network(std::string_view text) {
-  const std::string value(text);
-  boost::system::error_code ec;
-  if (value.find('/') == std::string::npos) {
-    ip::make_address(value, ec);
-    return !ec;
-  }
-  ip::make_network_v4(value, ec);
-  if (!ec) {
-    return true;
-  }
-  ec.clear();
-  ip::make_network_v6(value, ec);
-  return !ec;
-}
+bool is_valid_network(std::string_view text) { return network_list::is_valid(text); }
 
 ip::address unmapped(const ip::address& address) {
   if (address.is_v6() && address.to_v6().is_v4_mapped()) {
@@ -69,28 +55,11 @@ result<access_policy> access_policy::from_config(const admin_settings& settings)
   if (!settings.token.empty()) {
     policy.token_digest_ = digest_of(settings.token);
   }
-  for (const auto& text : settings.read_networks) {
-    boost::system::error_code ec;
-    if (text.find('/') == std::string::npos) {
-      const auto address = ip::make_address(text, ec);
-      if (!ec && address.is_v4()) {
-        policy.networks_v4_.emplace_back(address.to_v4(), 32);
-      } else if (!ec) {
-        policy.networks_v6_.emplace_back(address.to_v6(), 128);
-      }
-    } else if (auto v4 = ip::make_network_v4(text, ec); !ec) {
-      policy.networks_v4_.push_back(v4);
-    } else {
-      ec.clear();
-      auto v6 = ip::make_network_v6(text, ec);
-      if (!ec) {
-        policy.networks_v6_.push_back(v6);
-      }
-    }
-    if (ec) {
-      return make_error_code(boost::system::errc::invalid_argument);
-    }
+  auto networks = network_list::parse(settings.read_networks);
+  if (!networks) {
+    return make_error_code(boost::system::errc::invalid_argument);
   }
+  policy.read_networks_ = std::move(*networks);
   return policy;
 }
 
@@ -100,20 +69,7 @@ access_decision access_policy::check(endpoint_access access,
   const std::optional<ip::address> address =
       client ? std::optional(unmapped(*client)) : std::nullopt;
   const bool loopback = address && address->is_loopback();
-  bool listed = loopback;
-  if (address && !listed) {
-    if (address->is_v4()) {
-      const ip::network_v4 host{address->to_v4(), 32};
-      for (const auto& network : networks_v4_) {
-        listed = listed || host == network || host.is_subnet_of(network);
-      }
-    } else {
-      const ip::network_v6 host{address->to_v6(), 128};
-      for (const auto& network : networks_v6_) {
-        listed = listed || host == network || host.is_subnet_of(network);
-      }
-    }
-  }
+  const bool listed = loopback || (address && read_networks_.contains(*address));
   if (!listed) {
     return refuse(http::status::forbidden,
                   "this address may not use the status and admin endpoints: they answer loopback "

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace lanrelay::agent {
@@ -57,6 +58,34 @@ TEST(address_plan, the_first_site_holding_an_own_address_wins) {
   EXPECT_EQ(site->relays.front(), "a");
   EXPECT_EQ(match_site(sites, {ip::make_address("10.9.0.1")})->relays.front(), "b");
   EXPECT_EQ(match_site(sites, {ip::make_address("172.16.0.1")}), nullptr);
+}
+
+TEST(address_plan, global_ipv6_addresses_of_the_machine_match_an_ipv6_site) {
+  network_interface eth0;
+  eth0.name = "eth0";
+  eth0.index = 2;
+  eth0.ipv4.push_back(ipv4_binding{ip::make_network_v4("192.168.7.2/24")});
+  eth0.ipv6.push_back(ipv6_binding{ip::make_network_v6("2001:db8:20:1::15/64")});
+  eth0.ipv6.push_back(ipv6_binding{.network = ip::make_network_v6("2001:db8:99::1/64"),
+                                   .tentative = true});
+  eth0.ipv6.push_back(ipv6_binding{ip::make_network_v6("fe80::15/64")});
+  network_interface lo;
+  lo.name = "lo";
+  lo.loopback = true;
+  lo.ipv6.push_back(ipv6_binding{ip::make_network_v6("2001:db8:30::1/128")});
+
+  const auto own = own_addresses({eth0, lo});
+  EXPECT_NE(std::find(own.begin(), own.end(), ip::make_address("2001:db8:20:1::15")), own.end());
+  // Not owned yet (duplicate address detection), and not an address the plan may match.
+  EXPECT_EQ(std::find(own.begin(), own.end(), ip::make_address("2001:db8:99::1")), own.end());
+
+  const std::vector<discovery_site> sites{{{"2001:db8:30::/48"}, {"loopback-only"}},
+                                          {{"2001:db8:99::/48"}, {"tentative-only"}},
+                                          {{"2001:db8:20::/48"}, {"[2001:db8:20::5]"}},
+                                          {{"192.168.7.0/24"}, {"ipv4"}}};
+  const auto* site = match_site(sites, own);
+  ASSERT_NE(site, nullptr);
+  EXPECT_EQ(site->relays.front(), "[2001:db8:20::5]");
 }
 
 TEST(address_plan, relay_names_with_and_without_ports) {

@@ -26,6 +26,7 @@
 #include "lanrelay/agent/discovery_client.hpp"
 #include "lanrelay/agent/dns_sd.hpp"
 #include "lanrelay/base/site_key.hpp"
+#include "lanrelay/segment/interfaces.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -73,6 +74,12 @@ struct sources_result {
 
 boost::asio::awaitable<sources_result> discover_from_sources(const discovery::query& query,
                                                              const sources_options& options);
+
+// The addresses an address plan is matched against: every IPv4 address and every IPv6 address
+// (global, unique-local and link-local; not tentative ones) of the interfaces that are not
+// loopback.
+std::vector<boost::asio::ip::address> own_addresses(
+    const std::vector<network_interface>& interfaces);
 
 // The relays of the first site with a network holding one of `own`; nullptr when none does.
 const discovery_site* match_site(const std::vector<discovery_site>& sites,

@@ -45,6 +45,13 @@ struct discovery_settings {
   // interface their query arrived on (agents one router away that found this relay by DNS-SD or
   // an address plan). Empty: on-link senders only.
   std::vector<std::string> unicast_networks;
+  // Parent relays (IP addresses) asked by unicast for items this relay lacks; their items are
+  // offered to this relay's agents and pulled from the parent on the first request
+  // (relay/parent_chain.hpp). Empty: no chaining.
+  std::vector<std::string> parents;
+  std::chrono::milliseconds parent_query_window{300};  // how long the parents are waited for
+  std::chrono::milliseconds parent_pull_wait{60'000};  // agents wait this long for a pull
+  std::uint32_t parent_max_pulls = 4;                  // downloads from parents at once
 };
 
 // [peers]: how the max_peers transfer slots are shared among clients (relay/slot_pool.hpp).

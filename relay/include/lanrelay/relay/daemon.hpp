@@ -26,6 +26,7 @@
 #include "lanrelay/relay/catalog_signer.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/discovery_responder.hpp"
+#include "lanrelay/relay/parent_chain.hpp"
 #include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/server.hpp"
 
@@ -65,7 +66,8 @@ class daemon : private relay_reload_hooks {
 
   daemon(boost::asio::io_context& ioc, relay_config config, std::unique_ptr<content_store> store,
          std::unique_ptr<catalog_signer> signer, std::unique_ptr<mirror_service> mirrors,
-         std::shared_ptr<server> srv, config_source reload_source = {});
+         std::shared_ptr<server> srv, config_source reload_source = {},
+         std::unique_ptr<parent_chain> parents = nullptr);
   daemon(const daemon&) = delete;
   daemon& operator=(const daemon&) = delete;
 
@@ -93,6 +95,7 @@ class daemon : private relay_reload_hooks {
   std::unique_ptr<content_store> store_;
   std::unique_ptr<catalog_signer> signer_;  // before server_: the server uses it until it is gone
   std::unique_ptr<mirror_service> mirrors_;  // likewise; never null (may have no sources)
+  std::unique_ptr<parent_chain> parents_;    // likewise; null without discovery.parents
   std::shared_ptr<server> server_;
   std::shared_ptr<tls_server_context> tls_;  // null when https.enabled is off
   std::unique_ptr<discovery_responder> discovery_;  // null when discovery.enabled is off

@@ -45,6 +45,7 @@
 namespace lanrelay::relay {
 
 class mirror_service;
+class parent_chain;
 
 class responder_core {
  public:
@@ -60,9 +61,13 @@ class responder_core {
 
   // `free_slots` reports the content server's free transfer slots when an offer is built.
   // `mirrors` (may be null; must outlive the core): mirrored ActiveUpdate files are offered too,
-  // when the store holds nothing that matches.
+  // when the store holds nothing that matches. `parents` (may be null; must outlive the core):
+  // a query neither satisfies is asked of the parent relays (parent_chain.hpp), and once a
+  // parent has offered the item, answered with an offer for this relay, which pulls it on the
+  // first request.
   responder_core(settings s, content_store& store, std::function<std::uint16_t()> free_slots,
-                 responder_counters& counters, const mirror_service* mirrors = nullptr);
+                 responder_counters& counters, const mirror_service* mirrors = nullptr,
+                 parent_chain* parents = nullptr);
 
   // The offer datagram to send back to `source`, or nullopt (counted by reason). `arrival` is the
   // interface the datagram came in on (nullptr when unknown: then nothing is answered).
@@ -101,6 +106,7 @@ class responder_core {
   std::function<std::uint16_t()> free_slots_;
   responder_counters& counters_;
   const mirror_service* mirrors_;
+  parent_chain* parents_;
   responder_guard guard_;
   mutable std::unordered_map<std::uint32_t, std::string> host_texts_;  // IPv4 address -> text
 };
@@ -111,7 +117,7 @@ class discovery_responder {
   discovery_responder(boost::asio::io_context& ioc, const relay_config& config,
                       content_store& store, std::uint16_t http_port, std::uint64_t cookie,
                       std::function<std::uint16_t()> free_slots, responder_counters& counters,
-                      const mirror_service* mirrors = nullptr);
+                      const mirror_service* mirrors = nullptr, parent_chain* parents = nullptr);
 
   // Opens the sockets and starts answering; errors opening one family are logged, not fatal.
   // Returns false when neither IPv4 nor IPv6 could be opened.

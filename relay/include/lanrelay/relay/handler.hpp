@@ -11,8 +11,9 @@
 // one parsed_target is carried through accepts_body(), handle() and any awaited response.
 //
 // Order of decisions for /cache/... and /activeupdate/... (RFC 9110 §13.2.2): target (400/404) →
-// method (405) → store or mirror lookup (404; a mirrored file the relay lacks: an awaited
-// response that pulls it through, then decides again from here on with the pull's outcome) →
+// method (405) → store or mirror lookup (404; a mirrored file the relay lacks, or a cached item
+// it lacks that a parent relay offered: an awaited response that pulls it through, then decides
+// again from here on with the pull's outcome) →
 // If-Match (412) → If-None-Match (304) → Range with If-Range (206/416/200) → transfer slot (503
 // when every slot is taken, or when the client already holds its share, slot_pool.hpp). HEAD,
 // 304, 416 and empty items take no slot.
@@ -96,15 +97,18 @@ struct handler_settings {
   monitor* monitoring = nullptr;
   // The ActiveUpdate mirrors served at /activeupdate/; nullptr: none (404). Not owned.
   class mirror_service* mirrors = nullptr;
+  // Parent relays (discovery.parents): a cached item the store lacks but a parent offered is
+  // pulled from it first (parent_chain.hpp); nullptr: 404. Not owned.
+  class parent_chain* parents = nullptr;
 };
 
 // What the server knows about a request beyond its head.
 struct request_context {
   std::optional<boost::asio::ip::address> client;  // the peer; nullopt when unknown
   std::string_view body;  // only for requests accepts_body() allowed; empty otherwise
-  // What the pull-through of a missing mirrored file came to (set by the handler's own awaited
-  // response, or by a test); a file still missing is then a 404 or a 503 with Retry-After
-  // (pull->reason), not another pull.
+  // What the pull-through of a missing mirrored file, or the pull of a cached item from a parent
+  // relay, came to (set by the handler's own awaited response, or by a test); a file still
+  // missing is then a 404 or a 503 with Retry-After (pull->reason), not another pull.
   std::optional<pull_outcome> pull;
   bool secure = false;  // the request came over HTTPS (admin_access.hpp)
 
@@ -173,6 +177,8 @@ class request_handler {
   boost::asio::awaitable<ready_plan> pull_then_serve(boost::beast::http::request_header<> request,
                                                      parsed_target target,
                                                      request_context context);
+  boost::asio::awaitable<ready_plan> pull_from_parent_then_serve(
+      boost::beast::http::request_header<> request, item_key key, request_context context);
   boost::asio::awaitable<ready_plan> sync_then_report(boost::beast::http::request_header<> request,
                                                       std::string source, request_context context);
   // Conditional headers, Range and the transfer slot for an open file (cache item or mirror file).

@@ -51,6 +51,7 @@ namespace lanrelay::relay {
 
 class catalog_signer;
 class mirror_service;
+class parent_chain;
 
 namespace detail {
 class connection;
@@ -61,14 +62,15 @@ class server : public std::enable_shared_from_this<server> {
   // Binds and listens on config.http.listen_address:port ("::" is dual-stack); port 0 picks a
   // free port. Does not accept before start(). `store` must outlive the server.
   // `signer` (may be null) serves /-/catalog.signed and `mirrors` (may be null) /activeupdate/;
-  // both must outlive the server too.
+  // both must outlive the server too, as must `parents` (may be null: discovery.parents).
   // With `tls` (may be null) the server also listens for HTTPS on config.https.port (same
   // address), running the same session code after a TLS handshake (https.handshake_timeout).
   static result<std::shared_ptr<server>> create(boost::asio::io_context& ioc,
                                                 const relay_config& config, content_store& store,
                                                 const catalog_signer* signer = nullptr,
                                                 mirror_service* mirrors = nullptr,
-                                                std::shared_ptr<tls_server_context> tls = nullptr);
+                                                std::shared_ptr<tls_server_context> tls = nullptr,
+                                                parent_chain* parents = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
@@ -109,7 +111,7 @@ class server : public std::enable_shared_from_this<server> {
   struct private_tag {};
   server(private_tag, boost::asio::io_context& ioc, const relay_config& config,
          content_store& store, const catalog_signer* signer, mirror_service* mirrors,
-         access_policy access);
+         access_policy access, parent_chain* parents = nullptr);
 
  private:
   friend class detail::connection;

@@ -30,6 +30,8 @@ struct responder_counters : segment_drop_counters {
   // Queries whose SHA-256 differs from every held item of the wanted name and version: the
   // agent's trusted digest and this cache disagree (a subset of not_held).
   std::atomic<std::uint64_t> digest_mismatches{0};
+  // Offers for items a parent relay holds and this one pulls on request (parent_chain.hpp).
+  std::atomic<std::uint64_t> parent_offers{0};
 };
 
 struct relay_counters {
@@ -78,7 +80,7 @@ struct stats_snapshot {
     std::uint64_t queries = 0, offers_sent = 0, not_held = 0, malformed = 0, own_packets = 0,
                   off_link = 0, rate_limited = 0, reply_too_large = 0, send_errors = 0,
                   digest_mismatches = 0, new_source_limited = 0, bad_source = 0,
-                  unresolved_neighbour = 0, send_queue_full = 0;
+                  unresolved_neighbour = 0, send_queue_full = 0, parent_offers = 0;
   } discovery;
 };
 

@@ -2,8 +2,8 @@
 
 // A list of IP networks ("10.1.0.0/16", "fd00::/8", or one address) and the question "is this
 // address in one of them". Used where a setting names networks: the relay's
-// discovery.unicast_networks (segment/responder_guard.hpp) and the agent's address plan
-// (agent/discovery_sources.hpp). IPv4-mapped IPv6 addresses match as IPv4.
+// discovery.unicast_networks (segment/responder_guard.hpp), the agent's address plan
+// (agent/discovery_sources.hpp) and both daemons' [admin] read_networks (serving/admin_access.hpp). IPv4-mapped IPv6 addresses match as IPv4.
 //
 // Thread safety: immutable after parse(); contains() may run on any thread.
 

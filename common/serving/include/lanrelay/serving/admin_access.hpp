@@ -26,12 +26,11 @@
 // Thread safety: immutable after construction; check() may run on any thread.
 
 #include "lanrelay/base/error.hpp"
+#include "lanrelay/base/network_list.hpp"
 #include "lanrelay/base/sha256.hpp"
 #include "lanrelay/serving/settings.hpp"
 
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/ip/network_v4.hpp>
-#include <boost/asio/ip/network_v6.hpp>
 #include <boost/beast/http/status.hpp>
 
 #include <optional>
@@ -88,8 +87,7 @@ class access_policy {
 
  private:
   std::optional<sha256_digest> token_digest_;
-  std::vector<boost::asio::ip::network_v4> networks_v4_;
-  std::vector<boost::asio::ip::network_v6> networks_v6_;
+  network_list read_networks_;  // base/network_list.hpp: the one parser of IP networks
 };
 
 }  // namespace lanrelay
