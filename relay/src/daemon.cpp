@@ -115,7 +115,8 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
 daemon::~daemon() = default;
 
 result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_config config,
-                                               config_source reload_source) {
+                                               config_source reload_source,
+                                               io_pool* connections) {
   std::error_code fs_error;
   std::filesystem::create_directories(config.state_dir, fs_error);
   if (fs_error) {
@@ -155,7 +156,8 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
     }
   }
   auto mirrors = std::make_unique<mirror_service>(ioc, config, public_url(config, config.http.port));
-  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get(), tls);
+  auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get(), tls,
+                            connections);
   if (!srv) {
     return srv.error();
   }

@@ -68,7 +68,8 @@ class server : public std::enable_shared_from_this<server> {
                                                 const relay_config& config, content_store& store,
                                                 const catalog_signer* signer = nullptr,
                                                 mirror_service* mirrors = nullptr,
-                                                std::shared_ptr<tls_server_context> tls = nullptr);
+                                                std::shared_ptr<tls_server_context> tls = nullptr,
+                                                io_pool* connections = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
