@@ -6,6 +6,7 @@
 #include "lanrelay/daemon/runtime.hpp"
 #include "lanrelay/relay/config.hpp"
 #include "lanrelay/relay/daemon.hpp"
+#include "lanrelay/serving/io_pool.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -81,13 +82,18 @@ int main(int argc, char** argv) {
 
   const unsigned threads = lanrelay::relay::worker_threads(config);
   boost::asio::io_context ioc{static_cast<int>(threads)};
+  // The content server's connections run on loops of their own, one thread each (like nginx's
+  // workers); the io_context runs everything else (accepting, discovery, mirrors, control).
+  lanrelay::io_pool connections(threads);
   auto daemon = lanrelay::relay::daemon::create(
       ioc, std::move(config),
-      options.config_file ? std::move(load_config) : lanrelay::relay::config_source{});
+      options.config_file ? std::move(load_config) : lanrelay::relay::config_source{},
+      &connections);
   if (!daemon) {
     return 1;
   }
   (*daemon)->start();
   runtime::run_io_context(ioc, threads);
+  connections.stop();  // before the daemon, which what is left on them may refer to, goes
   return (*daemon)->exit_code();
 }

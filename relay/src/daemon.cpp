@@ -117,7 +117,8 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
 daemon::~daemon() = default;
 
 result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_config config,
-                                               config_source reload_source) {
+                                               config_source reload_source,
+                                               io_pool* connections) {
   std::error_code fs_error;
   std::filesystem::create_directories(config.state_dir, fs_error);
   if (fs_error) {
@@ -179,7 +180,7 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_confi
     parents = std::make_unique<parent_chain>(ioc, std::move(chain), **store);
   }
   auto srv = server::create(ioc, config, **store, signer->get(), mirrors.get(), tls,
-                            parents.get());
+                            parents.get(), connections);
   if (!srv) {
     return srv.error();
   }

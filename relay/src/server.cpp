@@ -10,12 +10,14 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -27,6 +29,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/sendfile.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <sys/types.h>
@@ -98,6 +101,44 @@ constexpr std::chrono::seconds traffic_record_interval{60};
 
 net::awaitable<void> nothing_to_run() { co_return; }
 
+// Writes what it can of a file response's head at once, without waiting, with MSG_MORE: the kernel
+// holds the head until the body's first bytes (sendfile) join it, as nginx's tcp_nopush does, so
+// the head does not go out as a packet of its own (the socket has TCP_NODELAY) and wake the client
+// once more. What the socket's buffer did not take is left in the serializer. Plain TCP only.
+boost::system::error_code send_head_corked(tcp::socket& socket,
+                                           http::response_serializer<http::empty_body>& serializer) {
+  serializer.split(true);
+  std::array<iovec, 64> parts{};  // a head is three pieces, one per field and a last CRLF
+  std::size_t count = 0;
+  boost::system::error_code ec;
+  serializer.next(ec, [&](boost::system::error_code&, const auto& buffers) {
+    for (const net::const_buffer b : beast::buffers_range_ref(buffers)) {
+      if (count == parts.size()) {
+        break;  // the rest goes out on the next call, through async_write_header
+      }
+      parts[count++] = iovec{const_cast<void*>(b.data()), b.size()};
+    }
+  });
+  if (ec) {
+    return ec;
+  }
+  msghdr message{};
+  message.msg_iov = parts.data();
+  message.msg_iovlen = count;
+  ssize_t sent = -1;
+  do {
+    sent = ::sendmsg(socket.native_handle(), &message, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return {};
+    }
+    return boost::system::error_code(errno, boost::system::system_category());
+  }
+  serializer.consume(static_cast<std::size_t>(sent));
+  return {};
+}
+
 // The content server's listener: http.* and https.* of the configuration.
 http_listener_settings listener_settings(const relay_config& config) {
   http_listener_settings s;
@@ -130,7 +171,10 @@ namespace detail {
 class connection : public std::enable_shared_from_this<connection> {
  public:
   explicit connection(std::shared_ptr<http_connection> accepted)
-      : accepted_(std::move(accepted)), stream_(accepted_->stream), peer_(accepted_->peer) {}
+      : accepted_(std::move(accepted)),
+        stream_(accepted_->stream),
+        peer_(accepted_->peer),
+        send_timer_(stream_.get_executor()) {}
 
   // From any thread. Graceful: close now if idle, else after the running response. Abort: cancel
   // whatever runs, a transfer included.
@@ -153,6 +197,12 @@ class connection : public std::enable_shared_from_this<connection> {
   bool stopping_ = false;
   bool aborting_ = false;
   bool too_slow_ = false;  // the last transfer was ended for reading below the rate floor
+  // send_file's deadline: armed once and re-armed only after it fires (not per readiness wait).
+  // When it fires during the transfer it was armed for (same generation), it sets the flag and
+  // cancels the socket's wait for writability.
+  net::steady_timer send_timer_;
+  std::uint64_t send_generation_ = 0;
+  bool send_timer_fired_ = false;
 };
 
 }  // namespace detail
@@ -180,7 +230,8 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
                                                const catalog_signer* signer,
                                                mirror_service* mirrors,
                                                std::shared_ptr<tls_server_context> tls,
-                                               parent_chain* parents) {
+                                               parent_chain* parents,
+                                               io_pool* connections) {
   auto access = access_policy::from_config(config.admin);
   if (!access) {
     spdlog::error("event=config_error setting=admin.read_networks error=\"not a list of networks\"");
@@ -188,7 +239,8 @@ result<std::shared_ptr<server>> server::create(net::io_context& ioc, const relay
   }
   auto srv = std::make_shared<server>(private_tag{}, ioc, config, store, signer, mirrors,
                                       std::move(*access), parents);
-  auto listener = http_listener::open(ioc, listener_settings(config), std::move(tls));
+  auto listener =
+      http_listener::open(ioc, listener_settings(config), std::move(tls), connections);
   if (!listener) {
     return listener.error();
   }
@@ -427,9 +479,17 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
   const auto started = std::chrono::steady_clock::now();
   auto tracked = monitor_.transfers().begin(conn.accepted_->client.to_string(),
                                             transfer.item, transfer.offset, transfer.length);
-  stream.expires_after(http_.send_timeout);
-  auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
-  stream.expires_never();
+  boost::system::error_code ec;
+  if (!stream.secure()) {
+    ec = send_head_corked(stream.socket(), serializer);
+  }
+  if (!ec && !serializer.is_header_done()) {
+    // TLS, or the socket's buffer was full: the rest of the head the ordinary way.
+    stream.expires_after(http_.send_timeout);
+    auto [write_ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
+    stream.expires_never();
+    ec = write_ec;
+  }
   if (!ec) {
     ec = co_await send_file(conn, transfer, tracked);
   }
@@ -457,17 +517,27 @@ net::awaitable<bool> server::send_plan(detail::connection& conn, response_plan& 
 
 net::awaitable<boost::system::error_code> server::send_file(
     detail::connection& conn, file_transfer& transfer, transfer_registry::handle& tracked) {
-  using namespace net::experimental::awaitable_operators;
   if (conn.stream_.secure()) {
     co_return co_await send_file_encrypted(conn, transfer, tracked);
   }
   auto& socket = conn.stream_.socket();
   boost::system::error_code ec;
-  socket.native_non_blocking(true, ec);
-  if (ec) {
-    co_return ec;
+  if (!socket.native_non_blocking()) {  // once per connection (an ioctl)
+    socket.native_non_blocking(true, ec);
+    if (ec) {
+      co_return ec;
+    }
   }
-  net::steady_timer timer(socket.get_executor());
+  // However the transfer ends, a deadline still armed for it has no effect any more.
+  struct disarm_at_exit {
+    detail::connection& conn;
+    ~disarm_at_exit() {
+      ++conn.send_generation_;
+      conn.send_timer_fired_ = false;
+      conn.send_timer_.cancel();
+    }
+  } const disarm{conn};
+  bool armed = false;
   auto offset = static_cast<off_t>(transfer.offset);
   std::uint64_t remaining = transfer.length;
   std::uint64_t since_yield = 0;
@@ -505,7 +575,9 @@ net::awaitable<boost::system::error_code> server::send_file(
       tracked.add_bytes(static_cast<std::uint64_t>(sent));
       if (since_yield >= fairness_quantum) {
         since_yield = 0;
-        co_await net::post(socket.get_executor(), net::use_awaitable);
+        // Behind the handlers already queued, on this thread: deferred, not posted, which would
+        // wake another thread to continue the transfer there.
+        co_await net::defer(socket.get_executor(), net::use_awaitable);
       }
       continue;
     }
@@ -526,18 +598,39 @@ net::awaitable<boost::system::error_code> server::send_file(
       co_return boost::system::error_code(error, boost::system::system_category());
     }
     const auto stalled_at = last_progress + http_.send_timeout;
-    timer.expires_at(floor_bytes > 0 ? std::min(stalled_at, window_end) : stalled_at);
-    auto waited = co_await (socket.async_wait(tcp::socket::wait_write, use_tuple) ||
-                            timer.async_wait(use_tuple));
-    if (waited.index() == 1) {
+    if (conn.send_timer_fired_) {
+      conn.send_timer_fired_ = false;
+      armed = false;
       if (std::chrono::steady_clock::now() >= stalled_at) {
         co_return beast::error::timeout;  // no progress for http.send_timeout
       }
-      continue;  // a rate window ended: judged at the top of the loop
+      if (floor_bytes > 0 && std::chrono::steady_clock::now() >= window_end) {
+        continue;  // a rate window ended: judged at the top of the loop
+      }
     }
-    if (auto [wait_ec] = std::get<0>(waited); wait_ec) {
+    if (!armed) {
+      // Armed at the earliest moment something is to be judged; progress since then only moves
+      // those moments later, so a deadline that fires early costs one more turn of this loop.
+      armed = true;
+      conn.send_timer_.expires_at(floor_bytes > 0 ? std::min(stalled_at, window_end) : stalled_at);
+      conn.send_timer_.async_wait([self = conn.shared_from_this(),
+                                   generation = conn.send_generation_](boost::system::error_code e) {
+        if (e || self->send_generation_ != generation) {
+          return;  // cancelled, or the transfer it was armed for is over
+        }
+        self->send_timer_fired_ = true;
+        boost::system::error_code ignored;
+        self->stream_.socket().cancel(ignored);
+      });
+    }
+    auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_write, use_tuple);
+    if (wait_ec == net::error::operation_aborted && conn.send_timer_fired_ && !conn.aborting_) {
+      continue;  // the deadline: judged above after one more try
+    }
+    if (wait_ec) {
       co_return wait_ec;
     }
+    since_yield = 0;  // waiting was a turn for the others
   }
   co_return boost::system::error_code{};
 }

@@ -114,8 +114,9 @@ net::awaitable<http_connection::head_result> http_connection::await_next_request
 }
 
 http_listener::http_listener(private_tag, net::io_context& ioc, http_listener_settings settings,
-                             std::shared_ptr<tls_server_context> tls)
+                             std::shared_ptr<tls_server_context> tls, io_pool* connections)
     : ioc_(ioc),
+      connections_(connections),
       settings_(std::move(settings)),
       tls_(std::move(tls)),
       strand_(net::make_strand(ioc)),
@@ -126,9 +127,10 @@ http_listener::http_listener(private_tag, net::io_context& ioc, http_listener_se
 
 result<std::shared_ptr<http_listener>> http_listener::open(net::io_context& ioc,
                                                           http_listener_settings settings,
-                                                          std::shared_ptr<tls_server_context> tls) {
-  auto listener =
-      std::make_shared<http_listener>(private_tag{}, ioc, std::move(settings), std::move(tls));
+                                                          std::shared_ptr<tls_server_context> tls,
+                                                          io_pool* connections) {
+  auto listener = std::make_shared<http_listener>(private_tag{}, ioc, std::move(settings),
+                                                  std::move(tls), connections);
   const auto& s = listener->settings_;
   if (auto ec = open_acceptor(listener->acceptor_, s, s.port, s.port_setting); ec) {
     return ec;
@@ -180,7 +182,9 @@ net::awaitable<void> http_listener::accept_loop(tcp::acceptor& acceptor,
   auto backoff = settings_.accept_backoff_min;
   bool backing_off = false;
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc_), use_tuple);
+    const net::any_io_executor executor =
+        connections_ != nullptr ? connections_->next() : net::any_io_executor(net::make_strand(ioc_));
+    auto [ec, socket] = co_await acceptor.async_accept(executor, use_tuple);
     if (!acceptor.is_open() || !run_) {
       co_return;  // stop() closed it
     }
@@ -226,8 +230,8 @@ net::awaitable<void> http_listener::accept_loop(tcp::acceptor& acceptor,
     }
     open_.fetch_add(1, std::memory_order_relaxed);
     notify(events_.accepted);
-    auto executor = connection->stream.get_executor();
-    net::co_spawn(executor,
+    auto connection_executor = connection->stream.get_executor();
+    net::co_spawn(connection_executor,
                   serve(std::move(connection), tls ? tls_->current() : nullptr, run_),
                   [self = shared_from_this()](std::exception_ptr e) {
                     log_failure("connection")(e);

@@ -14,6 +14,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -130,6 +133,51 @@ TEST(http_listener, a_keep_alive_connection_ends_idle_without_a_next_request) {
   EXPECT_TRUE(heads[1].idle_ended);
   (*listener)->stop();
   ioc.run_for(100ms);
+}
+
+// With an io_pool, each connection runs on one of the pool's loops, in turn, and stays on that
+// loop's one thread from accept to its end (no hop to the listener's io_context or to another
+// loop between a wait and what follows it).
+TEST(http_listener, connections_run_on_the_pools_loops_each_on_one_thread) {
+  net::io_context ioc;
+  io_pool pool(2);
+  auto listener = http_listener::open(ioc, loopback(4), nullptr, &pool);
+  ASSERT_TRUE(listener);
+  std::mutex mutex;
+  std::vector<std::pair<std::thread::id, std::thread::id>> seen;  // at start, after the read
+  std::atomic<int> done{0};
+  (*listener)->start([&](std::shared_ptr<http_connection> c) -> net::awaitable<void> {
+    return [](std::shared_ptr<http_connection> connection, std::mutex& m,
+              std::vector<std::pair<std::thread::id, std::thread::id>>& out,
+              std::atomic<int>& finished) -> net::awaitable<void> {
+      const auto at_start = std::this_thread::get_id();
+      boost::beast::flat_buffer buffer;
+      http::request_parser<http::empty_body> parser;
+      co_await connection->read_request_head(buffer, parser);
+      {
+        std::lock_guard lock(m);
+        out.emplace_back(at_start, std::this_thread::get_id());
+      }
+      ++finished;
+    }(std::move(c), mutex, seen, done);
+  });
+  tcp::socket first(ioc);
+  tcp::socket second(ioc);
+  first.connect((*listener)->local_endpoint());
+  second.connect((*listener)->local_endpoint());
+  const std::string head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  net::write(first, net::buffer(head));
+  net::write(second, net::buffer(head));
+  ASSERT_TRUE(run_until(ioc, [&] { return done == 2; }));
+  (*listener)->stop();
+  ioc.run_for(100ms);
+  pool.stop();
+  ASSERT_EQ(seen.size(), 2U);
+  for (const auto& [at_start, after_read] : seen) {
+    EXPECT_NE(at_start, std::this_thread::get_id());  // not the listener's io_context
+    EXPECT_EQ(at_start, after_read);
+  }
+  EXPECT_NE(seen[0].first, seen[1].first);  // one loop each, in turn
 }
 
 TEST(http_listener, a_taken_port_is_an_error) {

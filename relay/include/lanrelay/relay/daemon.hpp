@@ -51,8 +51,11 @@ class daemon : private relay_reload_hooks {
  public:
   // Creates the state directory, opens the store at <state_dir>/cache and binds the server.
   // Errors are logged with what to do about them.
+  // With `connections`, the content server's connections run on its loops (it must outlive them:
+  // stop it after the io_context has stopped, before the daemon is destroyed).
   static result<std::unique_ptr<daemon>> create(boost::asio::io_context& ioc, relay_config config,
-                                                config_source reload_source = {});
+                                                config_source reload_source = {},
+                                                io_pool* connections = nullptr);
   ~daemon();
 
   // Starts serving and answering discovery queries; logs and prints "listening on <addr>:<port>"

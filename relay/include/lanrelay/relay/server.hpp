@@ -70,7 +70,8 @@ class server : public std::enable_shared_from_this<server> {
                                                 const catalog_signer* signer = nullptr,
                                                 mirror_service* mirrors = nullptr,
                                                 std::shared_ptr<tls_server_context> tls = nullptr,
-                                                parent_chain* parents = nullptr);
+                                                parent_chain* parents = nullptr,
+                                                io_pool* connections = nullptr);
   ~server();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;

@@ -20,7 +20,9 @@
 //     keep-alive requests, max_header_bytes).
 //
 // Threads: the acceptors and back-off timers live on the listener's strand; each connection gets
-// a strand of its own (its stream's executor), on which the session runs. The count of open
+// a strand of its own (its stream's executor), on which the session runs, or, when the listener
+// was opened with an io_pool, the next of the pool's single-threaded loops (the session and all
+// its handlers run on that loop's thread). The count of open
 // connections is atomic. Events (accepted, refused, handshake_failed) are called on those strands
 // and must be thread safe.
 //
@@ -30,6 +32,7 @@
 
 #include "lanrelay/base/error.hpp"
 #include "lanrelay/base/tls_identity.hpp"
+#include "lanrelay/serving/io_pool.hpp"
 #include "lanrelay/serving/session_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -116,9 +119,11 @@ class http_listener : public std::enable_shared_from_this<http_listener> {
 
   // Opens and binds the port (and, with `tls`, the TLS port); logs why when that fails. Does not
   // accept before start().
+  // With `connections` (which must outlive every connection), connections run on its loops.
   static result<std::shared_ptr<http_listener>> open(boost::asio::io_context& ioc,
                                                      http_listener_settings settings,
-                                                     std::shared_ptr<tls_server_context> tls);
+                                                     std::shared_ptr<tls_server_context> tls,
+                                                     io_pool* connections = nullptr);
 
   // Starts the accept loops. `run` is called for every admitted connection on its strand.
   void start(session run, http_listener_events events = {});
@@ -133,7 +138,7 @@ class http_listener : public std::enable_shared_from_this<http_listener> {
 
   struct private_tag {};
   http_listener(private_tag, boost::asio::io_context& ioc, http_listener_settings settings,
-                std::shared_ptr<tls_server_context> tls);
+                std::shared_ptr<tls_server_context> tls, io_pool* connections);
 
  private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
@@ -143,6 +148,7 @@ class http_listener : public std::enable_shared_from_this<http_listener> {
                                      session run);
 
   boost::asio::io_context& ioc_;
+  io_pool* const connections_;  // null: a strand on ioc_ per connection
   const http_listener_settings settings_;
   const std::shared_ptr<tls_server_context> tls_;  // null: no TLS port
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
