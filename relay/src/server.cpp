@@ -166,8 +166,9 @@ std::string to_string(const tcp::endpoint& ep) {
 
 namespace detail {
 
-// One peer connection. Every member is owned by the connection's strand (the stream's executor);
-// other threads reach it only through request_stop(), which posts to that strand.
+// One peer connection. Every member is owned by the connection's executor (the stream's: one of
+// the io_pool's single-threaded loops, or a strand of its own); other threads reach it only
+// through request_stop(), which posts to that executor.
 class connection : public std::enable_shared_from_this<connection> {
  public:
   explicit connection(std::shared_ptr<http_connection> accepted)

@@ -1,5 +1,7 @@
 #include "lanrelay/serving/io_pool.hpp"
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include <algorithm>
 
 namespace lanrelay {
@@ -9,6 +11,10 @@ io_pool::io_pool(unsigned threads) {
   loops_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
     loops_.push_back(std::make_unique<loop>());
+    // The reactor (an epoll, an eventfd and a timerfd) now, not at the first accepted connection,
+    // when descriptors may have run out: the accept loop backs off then; a throw would end the
+    // process.
+    boost::asio::ip::tcp::socket reactor_now(loops_.back()->context);
   }
   for (auto& l : loops_) {
     l->thread = std::thread([&context = l->context] { context.run(); });
