@@ -356,6 +356,40 @@ TEST_P(proxy_auth, proxyhelperds_health_check_with_wrong_credentials_marks_the_p
   }
 }
 
+// proxy = "auto" with the proxy from the relay's environment (http_proxy): the configured scheme
+// logs in to it because the configured credentials are bound to it (credentials_proxy; for
+// Negotiate credentials_proxy alone, with no credentials file, which the relay once refused).
+// The segment is not asked.
+TEST_P(proxy_auth, a_source_with_proxy_auto_logs_in_to_the_bound_environment_proxy_with_the_configured_scheme) {
+  std::string config = "[upstream_proxy]\nask_segment = false\ncheck_timeout = \"10s\"\nauth = \"" +
+                       scheme() + "\"\ncredentials_proxy = \"" + proxy_->host_port() + "\"\n";
+  if (negotiate()) {
+    config += "keytab = \"" + proxy_->client_keytab().string() + "\"\n";
+  } else {
+    const fs::path credentials = root_ / "relay.cred";
+    spew(credentials, std::string(squid::user) + ":" + squid::password + "\n");
+    fs::permissions(credentials, fs::perms::owner_read | fs::perms::owner_write);
+    config += "credentials_file = \"" + credentials.string() + "\"\n";
+  }
+  config += "[mirror]\npublic_url = \"http://relay.lan:4127\"\n";
+  config += "[[mirror.source]]\nname = \"vendor\"\nurl = \"" + origin_base() +
+            "/activeupdate/\"\njitter = \"0ms\"\nretry = \"1h\"\nproxy = \"auto\"\n";
+  auto environment = kerberos_environment(proxy_->client_keytab());
+  environment.push_back("http_proxy=" + proxy_->url());
+  relay_ = std::make_unique<relayd>(config, std::vector<std::string>{}, 0, environment);
+  const auto entry = first_sync_result(*relay_);
+  EXPECT_GT(entry.at("files").to_number<int>(), 0) << json::serialize(entry) << relay_->log();
+  EXPECT_NE(relay_->log().find("(environment)"), std::string::npos) << relay_->log();
+  std::size_t through = 0;
+  for (const auto& line : proxy_->log()) {
+    if (line.status == 200) {
+      ++through;
+      EXPECT_NE(line.user.find(squid::user), std::string::npos) << line.url;
+    }
+  }
+  EXPECT_GE(through, 3u);
+}
+
 INSTANTIATE_TEST_SUITE_P(schemes, proxy_auth,
                          testing::Values(proxy_auth_scheme::basic, proxy_auth_scheme::digest,
                                          proxy_auth_scheme::ntlm, proxy_auth_scheme::negotiate),

@@ -355,6 +355,11 @@ TEST(config, credentials_need_their_proxy_and_a_protected_file) {
   EXPECT_TRUE(contains(messages(parse_relay_config(
                            "[upstream_proxy]\ncredentials_proxy = \"p:1\"\n", "c.toml")),
                        "set both or neither"));
+  // Negotiate needs no file: credentials_proxy alone names the proxy the Kerberos login is for.
+  EXPECT_TRUE(messages(parse_relay_config("[upstream_proxy]\nauth = \"negotiate\"\n"
+                                          "credentials_proxy = \"p:1\"\n",
+                                          "c.toml"))
+                  .empty());
 
   const std::string bound = "credentials_proxy = \"proxy.corp.example:3128\"\n";
   std::filesystem::permissions(file, std::filesystem::perms::owner_read |
