@@ -117,6 +117,8 @@ std::vector<std::string> relay_targets_for(relay::resource_kind kind) {
       return {"/-/catalog.signed"};
     case relay::resource_kind::piece_list:
       return {"/-/pieces/" + std::string(64, '0')};
+    case relay::resource_kind::piece_have:
+      return {"/-/have/" + std::string(64, '0')};
     case relay::resource_kind::stats:
       return {"/-/stats"};
     case relay::resource_kind::status_page:
@@ -137,7 +139,7 @@ constexpr relay::resource_kind all_relay_kinds[] = {
     relay::resource_kind::mirror_status, relay::resource_kind::mirror_sync,
     relay::resource_kind::healthz,     relay::resource_kind::catalog,
     relay::resource_kind::signed_catalog, relay::resource_kind::piece_list,
-    relay::resource_kind::stats,
+    relay::resource_kind::piece_have,  relay::resource_kind::stats,
     relay::resource_kind::status_page, relay::resource_kind::status,
     relay::resource_kind::metrics,     relay::resource_kind::log_level,
 };
