@@ -650,12 +650,21 @@ class fetch_job {
       if (c.digest != digest || bad_.contains(c.offer.url)) {
         continue;
       }
+      // One holder per responder (its cookie), whatever addresses it answers from: one request
+      // to it at a time, and one bad piece drops it on every address.
       auto& sched = swarm_->scheduler;
-      const auto id = sched.holder(c.offer.url, c.offer.role == discovery::responder_role::relay);
-      if (swarm_->sources.size() <= id) {
-        swarm_->sources.resize(id + 1);
+      const auto known = swarm_->by_cookie.find(c.offer.sender_cookie);
+      std::size_t id = 0;
+      if (known != swarm_->by_cookie.end()) {
+        id = known->second;
+      } else {
+        id = sched.holder(c.offer.url, c.offer.role == discovery::responder_role::relay);
+        swarm_->by_cookie.emplace(c.offer.sender_cookie, id);
+        if (swarm_->sources.size() <= id) {
+          swarm_->sources.resize(id + 1);
+        }
+        swarm_->sources[id] = source_of(c);
       }
-      swarm_->sources[id] = source_of(c);
       if (sched.dropped(id)) {
         continue;
       }
@@ -713,7 +722,20 @@ class fetch_job {
         co_await idle.async_wait(net::as_tuple(net::use_awaitable));
         continue;
       }
-      co_await fetch_piece(*next);
+      // Ends early when another holder's copy of the piece is verified first (the endgame).
+      co_await (fetch_piece(*next) || until_done(next->piece));
+    }
+  }
+
+  // Returns once `piece` is verified (or the swarm is over); cancelled when the fetch ends first.
+  net::awaitable<void> until_done(std::size_t piece) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    while (!swarm_->scheduler.done(piece) && !swarm_->over) {
+      timer.expires_after(swarm_idle_wait);
+      const auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+      if (ec) {
+        co_return;
+      }
     }
   }
 
@@ -762,6 +784,10 @@ class fetch_job {
         },
         length, true);
     const auto now = clock::now();
+    if (sched.done(a.piece)) {
+      sched.finished(a, false);  // another copy came first: this one was cancelled or is spare
+      co_return;
+    }
     const bool whole = body.size() == length &&
                        (!got.response || got.response->status == 200 || got.response->status == 206);
     if (!whole) {
@@ -1137,6 +1163,7 @@ class fetch_job {
     swarm_state(std::size_t pieces, std::uint64_t seed) : scheduler(pieces, seed) {}
     piece_scheduler scheduler;
     std::vector<source> sources;  // by holder id
+    std::map<std::uint64_t, std::size_t> by_cookie;  // responder cookie -> holder id
     std::map<std::string, unsigned> failures;
     clock::time_point last_progress;
     std::string version;

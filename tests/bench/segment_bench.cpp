@@ -7,9 +7,9 @@
 //   swarm  agents as peers trusting the relay's signed catalog (site key), so with its piece
 //          list: pieces from several holders at once, served while downloading (issue 16).
 // Prints, per mode, the time until the last agent is done (also as a multiple of S/R, the time
-// one agent's downlink needs for the item), the median, bytes sent by the relay and by all peers
-// (their /-/stats), and the bytes the upstream served (WAN; goal: zero beyond what the relay
-// already holds).
+// one agent's downlink needs for the item), the median, the bytes agents got from the relay and
+// from peers (their --json reports), and the bytes the upstream served (WAN: the relay holds the
+// item from the start, so the WAN total is S plus this; goal: zero).
 //
 // Usage (root): bench_segment [AGENTS=50] [MIB=64] [RATE=1gbit] [MODES=star,tree,swarm]
 // Everything runs in namespaces the benchmark builds and removes; it stops by itself.
@@ -57,20 +57,10 @@ struct run_result {
   std::map<std::string, int> sources;
   int failures = 0;
   std::uint64_t upstream_bytes = 0;
-  std::uint64_t relay_sent = 0;  // item bytes the relay served (its /-/stats)
-  std::uint64_t peers_sent = 0;  // item bytes all peers served
+  std::uint64_t relay_sent = 0;  // item bytes agents got from the relay (their reports)
+  std::uint64_t peers_sent = 0;  // item bytes agents got from peers
 };
 
-// bytes_served from a daemon's /-/stats.
-std::uint64_t bytes_served(const segment::host& host) {
-  const auto text = lanrelay::test::http_get_in_netns(host.netns, host.address, 4127, "/-/stats", 10s);
-  boost::system::error_code ec;
-  const auto parsed = json::parse(text, ec);
-  if (ec || !parsed.is_object() || !parsed.as_object().contains("bytes_served")) {
-    return 0;
-  }
-  return parsed.as_object().at("bytes_served").to_number<std::uint64_t>();
-}
 
 std::uint64_t upstream_bytes_served(const fs::path& access_log) {
   // nginx "combined" format: ... "GET /x HTTP/1.1" 200 <bytes> ...
@@ -201,7 +191,19 @@ run_result run(mode how, int agents, const fs::path& work, const fs::path& paylo
           continue;
         }
         const auto report = json::parse(out.substr(brace, out.find('\n', brace) - brace)).as_object();
-        ++result.sources[std::string(report.at("source").as_string())];
+        const std::string source(report.at("source").as_string());
+        ++result.sources[source];
+        // Bytes by kind of holder: a swarm's report counts them; otherwise one source sent all.
+        const auto relay_bytes = report.contains("relay_bytes") ? report.at("relay_bytes").to_number<std::uint64_t>() : 0;
+        const auto peer_bytes = report.contains("peer_bytes") ? report.at("peer_bytes").to_number<std::uint64_t>() : 0;
+        if (relay_bytes + peer_bytes > 0) {
+          result.relay_sent += relay_bytes;
+          result.peers_sent += peer_bytes;
+        } else if (source == "relay") {
+          result.relay_sent += size;
+        } else if (source == "peer") {
+          result.peers_sent += size;
+        }
       }
     }
     std::this_thread::sleep_for(5ms);
@@ -211,12 +213,6 @@ run_result run(mode how, int agents, const fs::path& work, const fs::path& paylo
   result.last_done_s = done.empty() ? 0 : done.back();
   result.median_s = done.empty() ? 0 : done[done.size() / 2];
   result.upstream_bytes = upstream_bytes_served(nginx / "access.log");
-  result.relay_sent = bytes_served(relay);
-  if (peers) {
-    for (const auto* host : agent_hosts) {
-      result.peers_sent += bytes_served(*host);
-    }
-  }
   return result;
 }
 

@@ -600,7 +600,8 @@ TEST_F(relay_handler_partial, a_range_on_a_piece_not_held_is_refused_clearly) {
   for (const auto& [first, last] : {std::pair<std::uint64_t, std::uint64_t>{0, 99},
                                    {min_piece_size - 1, min_piece_size},
                                    {min_piece_size, 2 * min_piece_size}}) {
-    const auto& res = small(handler_->handle(range_request(first, last)));
+    const response_plan plan = handler_->handle(range_request(first, last));
+    const auto& res = small(plan);
     EXPECT_EQ(res.result(), http::status::range_not_satisfiable) << first << "-" << last;
     EXPECT_EQ(res[http::field::content_range], "bytes */" + std::to_string(list_.item_size));
     EXPECT_NE(res.body().find("1 of 3 pieces"), std::string::npos) << res.body();
@@ -612,16 +613,19 @@ TEST_F(relay_handler_partial, a_range_on_a_piece_not_held_is_refused_clearly) {
 }
 
 TEST_F(relay_handler_partial, have_and_pieces_say_what_the_peer_holds) {
-  const auto& have = small(handler_->handle(request("/-/have/" + to_hex(sha_))));
+  const response_plan have_plan = handler_->handle(request("/-/have/" + to_hex(sha_)));
+  const auto& have = small(have_plan);
   EXPECT_EQ(have.result(), http::status::ok);
   ASSERT_EQ(have.body().size(), 1u);
   EXPECT_EQ(static_cast<unsigned char>(have.body()[0]), 0x40u);  // piece 1 of 3
-  const auto& pieces = small(handler_->handle(request("/-/pieces/" + to_hex(sha_))));
+  const response_plan pieces_plan = handler_->handle(request("/-/pieces/" + to_hex(sha_)));
+  const auto& pieces = small(pieces_plan);
   EXPECT_EQ(pieces.result(), http::status::ok);
   const auto encoded = encode(list_);
   EXPECT_EQ(pieces.body(), std::string(reinterpret_cast<const char*>(encoded.data()), encoded.size()));
   // A stored item: every piece.
-  const auto& full = small(handler_->handle(request("/-/have/" + to_hex(blob_.sha256))));
+  const response_plan full_plan = handler_->handle(request("/-/have/" + to_hex(blob_.sha256)));
+  const auto& full = small(full_plan);
   EXPECT_EQ(full.result(), http::status::ok);
   EXPECT_EQ(full.body(), std::string(1, static_cast<char>(0x80)));
   sha256_digest absent{};
