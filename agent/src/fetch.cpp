@@ -1,6 +1,7 @@
 #include "lanrelay/agent/fetch.hpp"
 
 #include "lanrelay/agent/catalog_memory.hpp"
+#include "lanrelay/agent/fallback_memory.hpp"
 #include "lanrelay/agent/offer_route.hpp"
 #include "lanrelay/agent/segment_memory.hpp"
 #include "lanrelay/agent/discovery_sources.hpp"
@@ -259,6 +260,9 @@ class fetch_job {
     q.name = options_.wanted.name;
     q.version = options_.wanted.version;
     q.sha256 = options_.wanted.sha256;
+    if (options_.state_dir) {
+      q.fallbacks = fallback_memory(*options_.state_dir / "fallbacks.json").pending();
+    }
 
     if (options_.discovery.targets.empty()) {
       // The segment, then the address plan and DNS-SD, with their memory (discovery_sources.hpp).
@@ -278,7 +282,14 @@ class fetch_job {
       auto searched = co_await discover_from_sources(q, sources);
       if (searched.offers.empty()) {
         outcome_.fallback_reason = searched.fallback_reason;
+        const bool others_asked = std::any_of(
+            searched.reports.begin(), searched.reports.end(), [](const source_report& r) {
+              return r.tried && r.source != discovery_source::segment;
+            });
+        fallback_cause_ = others_asked ? discovery::fallback_reason::nothing_found
+                                       : discovery::fallback_reason::segment_silent;
       }
+      settle_fallbacks(q, searched.offers);
       co_return std::move(searched.offers);
     }
 
@@ -286,8 +297,21 @@ class fetch_job {
     if (found.offers.empty()) {
       outcome_.fallback_reason =
           found.destinations == 0 ? "no interface to query the segment on" : "no offers";
+      fallback_cause_ = discovery::fallback_reason::nothing_found;
     }
+    settle_fallbacks(q, found.offers);
     co_return std::move(found.offers);
+  }
+
+  // A relay answered a query that reported fallbacks: it has counted them.
+  void settle_fallbacks(const discovery::query& q, const std::vector<candidate>& offers) {
+    if (q.fallbacks.empty() || !options_.state_dir ||
+        std::none_of(offers.begin(), offers.end(), [](const candidate& c) {
+          return c.offer.role == discovery::responder_role::relay;
+        })) {
+      return;
+    }
+    fallback_memory(*options_.state_dir / "fallbacks.json").settle(q.fallbacks);
   }
 
   // Without a digest from the caller, a catalog signed with the pinned key, from a relay that
@@ -446,6 +470,7 @@ class fetch_job {
   net::awaitable<void> try_offers(std::vector<candidate> offers) {
     if (!trust_) {
       outcome_.fallback_reason = "no trusted digest for the offered content";
+      fallback_cause_ = discovery::fallback_reason::untrusted_offers;
       co_return;
     }
     std::mt19937_64 random(random_u64());
@@ -458,6 +483,7 @@ class fetch_job {
       outcome_.fallback_reason = chosen.untrusted > 0      ? "no offer matched a trusted digest"
                                  : chosen.foreign_host > 0 ? "no offer named its sender"
                                                            : "no offer qualified";
+      fallback_cause_ = discovery::fallback_reason::untrusted_offers;
       co_return;
     }
     std::size_t busy = 0;
@@ -522,6 +548,8 @@ class fetch_job {
     all_busy_ = tried > 0 && busy == tried;
     outcome_.fallback_reason = all_busy_ ? "every parent in the segment was busy"
                                          : "no offer could deliver";
+    fallback_cause_ = all_busy_ ? discovery::fallback_reason::holders_busy
+                                : discovery::fallback_reason::holders_failed;
   }
 
   // GET /-/pieces/<sha256> from the holder; kept when it hashes to the trusted digest.
@@ -572,6 +600,9 @@ class fetch_job {
   net::awaitable<void> try_upstream() {
     if (!options_.upstream) {
       co_return;
+    }
+    if (fallback_cause_ && options_.state_dir) {
+      fallback_memory(*options_.state_dir / "fallbacks.json").record(*fallback_cause_);
     }
     const bool tls = options_.upstream->scheme_id() == boost::urls::scheme::https;
     const auto digest = options_.digest ? options_.digest : expected_;
@@ -833,6 +864,9 @@ class fetch_job {
   std::string responder_;
   boost::system::error_code last_error_;
   bool done_ = false;
+  // Why the segment could not serve the item, for the next query's report (fallback_memory.hpp);
+  // unset when discovery was not used.
+  std::optional<discovery::fallback_reason> fallback_cause_;
   bool all_busy_ = false;                  // the last round's offers all answered 503
   std::chrono::milliseconds retry_after_{1000};  // of the last 503
   std::map<std::string, clock::time_point> not_before_;  // busy parents: not again before

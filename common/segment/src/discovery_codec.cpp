@@ -44,17 +44,38 @@ constexpr std::uint32_t bit(field_type f) noexcept {
 constexpr std::uint32_t query_fields = bit(field_type::transaction_id) |
                                        bit(field_type::sender_cookie) | bit(field_type::kind) |
                                        bit(field_type::name) | bit(field_type::version) |
-                                       bit(field_type::sha256) | bit(field_type::padding);
+                                       bit(field_type::sha256) | bit(field_type::padding) |
+                                       bit(field_type::fallbacks);
 constexpr std::uint32_t query_mandatory = bit(field_type::transaction_id) |
                                           bit(field_type::sender_cookie) | bit(field_type::kind) |
                                           bit(field_type::name) | bit(field_type::version);
-constexpr std::uint32_t offer_fields = query_fields | bit(field_type::size) | bit(field_type::url) |
+constexpr std::uint32_t offer_fields = (query_fields & ~bit(field_type::fallbacks)) | bit(field_type::size) | bit(field_type::url) |
                                        bit(field_type::free_slots) | bit(field_type::role);
 constexpr std::uint32_t offer_mandatory = offer_fields & ~bit(field_type::padding);
 constexpr tlv::field_rules query_rules{query_fields, query_mandatory, 0};
 constexpr tlv::field_rules offer_rules{offer_fields, offer_mandatory, 0};
 
-static_assert(static_cast<unsigned>(field_type::padding) < 32, "field bits fit a u32");
+static_assert(static_cast<unsigned>(field_type::fallbacks) < 32, "field bits fit a u32");
+
+constexpr bool is_known_fallback(std::uint8_t code) noexcept {
+  return code >= 1 && code <= fallback_reason_count;
+}
+
+// Known reasons, each once, counts of at least 1, at most max_fallback_entries.
+bool is_valid_fallbacks(const std::vector<fallback_count>& fallbacks) noexcept {
+  if (fallbacks.size() > max_fallback_entries) {
+    return false;
+  }
+  std::uint32_t seen = 0;
+  for (const auto& f : fallbacks) {
+    const auto code = static_cast<std::uint8_t>(f.reason);
+    if (!is_known_fallback(code) || f.count == 0 || (seen & (1U << code)) != 0) {
+      return false;
+    }
+    seen |= 1U << code;
+  }
+  return true;
+}
 
 // Wire codes of item_kind; its in-memory values are not a wire format.
 constexpr std::uint8_t kind_code(item_kind kind) noexcept {
@@ -111,6 +132,7 @@ struct field_values {
   std::string url;
   std::uint16_t free_slots = 0;
   responder_role role = responder_role::relay;
+  std::vector<fallback_count> fallbacks;
 };
 
 using tlv::as_text;
@@ -192,6 +214,27 @@ boost::system::error_code read_field(field_type type, std::span<const std::byte>
     }
     case field_type::padding:
       return {};
+    case field_type::fallbacks: {
+      // Entries of (reason u8, count u16); a code repeated or a count of 0 is invalid, a code
+      // this version does not know is skipped (a newer agent may report more reasons).
+      if (value.empty() || value.size() % fallback_entry_size != 0 ||
+          value.size() > fallback_entry_size * max_fallback_entries) {
+        return errc::invalid_field;
+      }
+      std::array<bool, 256> seen{};
+      for (std::size_t i = 0; i < value.size(); i += fallback_entry_size) {
+        const auto code = load_be<std::uint8_t>(value.subspan(i, 1));
+        const auto count = load_be<std::uint16_t>(value.subspan(i + 1, 2));
+        if (count == 0 || seen[code]) {
+          return errc::invalid_field;
+        }
+        seen[code] = true;
+        if (is_known_fallback(code)) {
+          out.fallbacks.push_back({static_cast<fallback_reason>(code), count});
+        }
+      }
+      return {};
+    }
   }
   return {};
 }
@@ -215,6 +258,22 @@ const boost::system::error_category& discovery_category() noexcept {
   static const error_category_of<errc> category(
       "lanrelay.discovery", 0x6c6e72792d646973ULL, discovery_message);
   return category;
+}
+
+std::string_view to_string(fallback_reason reason) noexcept {
+  switch (reason) {
+    case fallback_reason::segment_silent:
+      return "segment_silent";
+    case fallback_reason::nothing_found:
+      return "nothing_found";
+    case fallback_reason::holders_busy:
+      return "holders_busy";
+    case fallback_reason::holders_failed:
+      return "holders_failed";
+    case fallback_reason::untrusted_offers:
+      return "untrusted_offers";
+  }
+  return {};
 }
 
 bool is_valid_version_text(std::string_view text) noexcept {
@@ -253,7 +312,8 @@ bool is_valid_offer_url(std::string_view text) noexcept {
 }
 
 result<std::vector<std::byte>> encode(const query& q) {
-  if (kind_code(q.kind) == 0 || !is_valid_name_field(q.name) || !is_valid_version_text(q.version)) {
+  if (kind_code(q.kind) == 0 || !is_valid_name_field(q.name) || !is_valid_version_text(q.version) ||
+      !is_valid_fallbacks(q.fallbacks)) {
     return errc::invalid_field;
   }
   auto w = make_writer(message_type::query);
@@ -264,6 +324,13 @@ result<std::vector<std::byte>> encode(const query& q) {
   w.field(field_type::version, q.version);
   if (q.sha256) {
     w.field(field_type::sha256, *q.sha256);
+  }
+  if (!q.fallbacks.empty()) {
+    w.header(field_type::fallbacks, fallback_entry_size * q.fallbacks.size());
+    for (const auto& f : q.fallbacks) {
+      w.put_uint(static_cast<std::uint8_t>(f.reason));
+      w.put_uint(f.count);
+    }
   }
   w.pad_to(field_type::padding, query_datagram_size);
   return std::move(w).take();
@@ -305,6 +372,7 @@ result<query> decode_query(std::span<const std::byte> datagram) {
   if ((v.seen & bit(field_type::sha256)) != 0) {
     q.sha256 = v.sha256;
   }
+  q.fallbacks = std::move(v.fallbacks);
   return q;
 }
 

@@ -5,10 +5,12 @@
 // Thread safety: every counter is a relaxed atomic, updated from any io thread. A snapshot is not
 // a consistent cut across counters; each value is exact on its own.
 
+#include "lanrelay/segment/discovery_codec.hpp"
 #include "lanrelay/segment/responder_guard.hpp"
 
 #include <boost/json/object.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -30,6 +32,9 @@ struct responder_counters : segment_drop_counters {
   // Queries whose SHA-256 differs from every held item of the wanted name and version: the
   // agent's trusted digest and this cache disagree (a subset of not_held).
   std::atomic<std::uint64_t> digest_mismatches{0};
+  // Fallbacks to the upstream agents reported in queries this relay answered, by
+  // discovery::fallback_reason (index = code - 1); each query's report counted once, bounded.
+  std::array<std::atomic<std::uint64_t>, discovery::fallback_reason_count> agent_fallbacks{};
 };
 
 struct relay_counters {
@@ -80,6 +85,7 @@ struct stats_snapshot {
                   digest_mismatches = 0, new_source_limited = 0, bad_source = 0,
                   unresolved_neighbour = 0, send_queue_full = 0;
   } discovery;
+  std::array<std::uint64_t, discovery::fallback_reason_count> agent_fallbacks{};  // by code - 1
 };
 
 stats_snapshot take_snapshot(const relay_counters& counters, const slot_pool& slots) noexcept;
