@@ -69,6 +69,7 @@ class fallback_report_segment : public testing::Test {
     const fs::path dir = work_ / agent.name;
     fs::create_directories(dir);
     fs::remove(dir / "payload.bin");
+    fs::remove(dir / "fetch.out");  // the output is appended to: one report per fetch
     process p({LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name", "payload", "--version", "1",
                "--output", (dir / "payload.bin").string(), "--upstream",
                "http://" + upstream_ + "/payload.bin", "--state-dir", (dir / "state").string(),
@@ -140,7 +141,8 @@ TEST_F(fallback_report_segment, a_silent_segment_is_reported_to_the_relay_once_i
   ASSERT_TRUE(start_relay(relay));
   EXPECT_EQ(reported(relay, "segment_silent"), 0.0);
   const auto second = fetch(agent);
-  EXPECT_EQ(second.at("source").as_string(), "relay") << second;
+  EXPECT_EQ(second.at("source").as_string(), "relay")
+      << read_file(work_ / "agent" / "fetch.out") << read_file(work_ / "relay" / "lanrelayd-2.log");
   EXPECT_EQ(reported(relay, "segment_silent"), 1.0);
   for (const char* other : {"nothing_found", "holders_busy", "holders_failed", "untrusted_offers"}) {
     EXPECT_EQ(reported(relay, other), 0.0) << other;
