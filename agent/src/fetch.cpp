@@ -1,6 +1,7 @@
 #include "lanrelay/agent/fetch.hpp"
 
 #include "lanrelay/agent/catalog_memory.hpp"
+#include "lanrelay/agent/fallback_memory.hpp"
 #include "lanrelay/agent/offer_route.hpp"
 #include "lanrelay/agent/piece_scheduler.hpp"
 #include "lanrelay/agent/segment_memory.hpp"
@@ -263,6 +264,9 @@ class fetch_job {
     q.sha256 = options_.wanted.sha256;
     // A peer swarms (fetch.hpp): other peers still downloading the item may answer too.
     q.partial_ok = swarm_possible();
+    if (options_.state_dir) {
+      q.fallbacks = fallback_memory(*options_.state_dir / "fallbacks.json").pending();
+    }
 
     if (options_.discovery.targets.empty()) {
       // The segment, then the address plan and DNS-SD, with their memory (discovery_sources.hpp).
@@ -282,7 +286,14 @@ class fetch_job {
       auto searched = co_await discover_from_sources(q, sources);
       if (searched.offers.empty()) {
         outcome_.fallback_reason = searched.fallback_reason;
+        const bool others_asked = std::any_of(
+            searched.reports.begin(), searched.reports.end(), [](const source_report& r) {
+              return r.tried && r.source != discovery_source::segment;
+            });
+        fallback_cause_ = others_asked ? discovery::fallback_reason::nothing_found
+                                       : discovery::fallback_reason::segment_silent;
       }
+      settle_fallbacks(q, searched.offers);
       co_return std::move(searched.offers);
     }
 
@@ -290,8 +301,21 @@ class fetch_job {
     if (found.offers.empty()) {
       outcome_.fallback_reason =
           found.destinations == 0 ? "no interface to query the segment on" : "no offers";
+      fallback_cause_ = discovery::fallback_reason::nothing_found;
     }
+    settle_fallbacks(q, found.offers);
     co_return std::move(found.offers);
+  }
+
+  // A relay answered a query that reported fallbacks: it has counted them.
+  void settle_fallbacks(const discovery::query& q, const std::vector<candidate>& offers) {
+    if (q.fallbacks.empty() || !options_.state_dir ||
+        std::none_of(offers.begin(), offers.end(), [](const candidate& c) {
+          return c.offer.role == discovery::responder_role::relay;
+        })) {
+      return;
+    }
+    fallback_memory(*options_.state_dir / "fallbacks.json").settle(q.fallbacks);
   }
 
   // Without a digest from the caller, a catalog signed with the pinned key, from a relay that
@@ -450,6 +474,7 @@ class fetch_job {
   net::awaitable<void> try_offers(std::vector<candidate> offers) {
     if (!trust_) {
       outcome_.fallback_reason = "no trusted digest for the offered content";
+      fallback_cause_ = discovery::fallback_reason::untrusted_offers;
       co_return;
     }
     std::mt19937_64 random(random_u64());
@@ -462,6 +487,7 @@ class fetch_job {
       outcome_.fallback_reason = chosen.untrusted > 0      ? "no offer matched a trusted digest"
                                  : chosen.foreign_host > 0 ? "no offer named its sender"
                                                            : "no offer qualified";
+      fallback_cause_ = discovery::fallback_reason::untrusted_offers;
       co_return;
     }
     if (swarm_possible()) {
@@ -537,6 +563,8 @@ class fetch_job {
     all_busy_ = tried > 0 && busy == tried;
     outcome_.fallback_reason = all_busy_ ? "every parent in the segment was busy"
                                          : "no offer could deliver";
+    fallback_cause_ = all_busy_ ? discovery::fallback_reason::holders_busy
+                                : discovery::fallback_reason::holders_failed;
   }
 
   // Swarming (fetch.hpp): a peer with a piece list takes pieces from several holders at once.
@@ -892,6 +920,9 @@ class fetch_job {
     if (!options_.upstream) {
       co_return;
     }
+    if (fallback_cause_ && options_.state_dir) {
+      fallback_memory(*options_.state_dir / "fallbacks.json").record(*fallback_cause_);
+    }
     const bool tls = options_.upstream->scheme_id() == boost::urls::scheme::https;
     const auto digest = options_.digest ? options_.digest : expected_;
     if (!digest && !tls) {
@@ -1152,6 +1183,9 @@ class fetch_job {
   std::string responder_;
   boost::system::error_code last_error_;
   bool done_ = false;
+  // Why the segment could not serve the item, for the next query's report (fallback_memory.hpp);
+  // unset when discovery was not used.
+  std::optional<discovery::fallback_reason> fallback_cause_;
   bool all_busy_ = false;                  // the last round's offers all answered 503
   std::chrono::milliseconds retry_after_{1000};  // of the last 503
   std::map<std::string, clock::time_point> not_before_;  // busy parents: not again before

@@ -207,7 +207,27 @@ std::optional<std::vector<std::byte>> responder_core::process_packet(
     ++counters_.reply_too_large;
     return std::nullopt;
   }
+  count_fallbacks(*q);
   return std::move(*encoded);
+}
+
+void responder_core::count_fallbacks(const discovery::query& q) {
+  if (q.fallbacks.empty() || settings_.role != discovery::responder_role::relay) {
+    return;
+  }
+  const std::pair key{q.sender_cookie, q.transaction_id};
+  if (std::find(reported_.begin(), reported_.end(), key) != reported_.end()) {
+    return;  // a retransmission of a query already counted
+  }
+  reported_[next_reported_] = key;
+  next_reported_ = (next_reported_ + 1) % reported_.size();
+  for (const auto& f : q.fallbacks) {
+    const auto index = static_cast<std::size_t>(f.reason) - 1;
+    if (index < counters_.agent_fallbacks.size()) {
+      counters_.agent_fallbacks[index].fetch_add(
+          std::min(f.count, discovery::max_reported_fallbacks), std::memory_order_relaxed);
+    }
+  }
 }
 
 discovery_responder::discovery_responder(net::io_context& ioc, const relay_config& config,

@@ -160,6 +160,19 @@ void monitor::register_metrics() {
                     return samples;
                   });
 
+  r.add_collector("lanrelay_agent_fallbacks_total",
+                  "Downloads agents made from the upstream because the segment could not serve "
+                  "them, by reason, as reported in later queries this relay answered.",
+                  metric_type::counter, {"reason"}, [&d] {
+                    std::vector<sample> samples;
+                    for (std::size_t i = 0; i < d.agent_fallbacks.size(); ++i) {
+                      samples.push_back(
+                          {{std::string(discovery::to_string(static_cast<discovery::fallback_reason>(i + 1)))},
+                           static_cast<double>(d.agent_fallbacks[i].load(std::memory_order_relaxed))});
+                    }
+                    return samples;
+                  });
+
   // HTTP and transfers.
   r.add_collector("lanrelay_http_requests_total", "HTTP request heads handled.",
                   metric_type::counter, {}, read(c.requests));

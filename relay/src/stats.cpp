@@ -37,6 +37,9 @@ stats_snapshot take_snapshot(const relay_counters& c, const slot_pool& slots) no
                  d.new_source_limited.load(relaxed), d.bad_source.load(relaxed),
                  d.unresolved_neighbour.load(relaxed), d.send_queue_full.load(relaxed),
                  d.parent_offers.load(relaxed)};
+  for (std::size_t i = 0; i < s.agent_fallbacks.size(); ++i) {
+    s.agent_fallbacks[i] = d.agent_fallbacks[i].load(relaxed);
+  }
   return s;
 }
 
@@ -70,6 +73,12 @@ boost::json::object to_json_object(const stats_snapshot& s) {
       {"new_source_limited", d.new_source_limited}, {"bad_source", d.bad_source},
       {"unresolved_neighbour", d.unresolved_neighbour}, {"send_queue_full", d.send_queue_full},
       {"parent_offers", d.parent_offers}};
+  boost::json::object fallbacks;
+  for (std::size_t i = 0; i < s.agent_fallbacks.size(); ++i) {
+    fallbacks[discovery::to_string(static_cast<discovery::fallback_reason>(i + 1))] =
+        s.agent_fallbacks[i];
+  }
+  o["agent_fallbacks"] = std::move(fallbacks);
   return o;
 }
 

@@ -146,6 +146,11 @@ std::string render_status_page(const status_report& r) {
   card(out, "queries answered",
        fmt::format("{} of {}", r.stats.discovery.offers_sent, r.stats.discovery.queries));
   card(out, "hash mismatches", std::to_string(r.hash_mismatches));
+  std::uint64_t fallbacks = 0;
+  for (const auto n : r.stats.agent_fallbacks) {
+    fallbacks += n;
+  }
+  card(out, "agent fallbacks reported", std::to_string(fallbacks));
   out += "</div>\n";
 
   out += "<h2>Traffic, last 24 hours</h2>\n";

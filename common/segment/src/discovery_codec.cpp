@@ -110,6 +110,60 @@ void write_role(tlv::writer<field_type>& w, const offer& in) {
   w.field_uint(field_type::role, static_cast<std::uint8_t>(in.role));
 }
 
+constexpr bool is_known_fallback(std::uint8_t code) noexcept {
+  return code >= 1 && code <= fallback_reason_count;
+}
+
+// Known reasons, each once, counts of at least 1, at most max_fallback_entries.
+bool is_valid_fallbacks(const std::vector<fallback_count>& fallbacks) noexcept {
+  if (fallbacks.size() > max_fallback_entries) {
+    return false;
+  }
+  std::uint32_t seen = 0;
+  for (const auto& f : fallbacks) {
+    const auto code = static_cast<std::uint8_t>(f.reason);
+    if (!is_known_fallback(code) || f.count == 0 || (seen & (1U << code)) != 0) {
+      return false;
+    }
+    seen |= 1U << code;
+  }
+  return true;
+}
+
+// Entries of (reason u8, count u16); a code repeated or a count of 0 is invalid, a code this
+// version does not know is skipped (a newer agent may report more reasons).
+bool read_fallbacks(const tlv::field& f, query& out) {
+  const auto value = f.value;
+  if (value.empty() || value.size() % fallback_entry_size != 0 ||
+      value.size() > fallback_entry_size * max_fallback_entries) {
+    return false;
+  }
+  std::array<bool, 256> seen{};
+  for (std::size_t i = 0; i < value.size(); i += fallback_entry_size) {
+    const auto code = load_be<std::uint8_t>(value.subspan(i, 1));
+    const auto count = load_be<std::uint16_t>(value.subspan(i + 1, 2));
+    if (count == 0 || seen[code]) {
+      return false;
+    }
+    seen[code] = true;
+    if (is_known_fallback(code)) {
+      out.fallbacks.push_back({static_cast<fallback_reason>(code), count});
+    }
+  }
+  return true;
+}
+
+void write_fallbacks(tlv::writer<field_type>& w, const query& in) {
+  if (in.fallbacks.empty()) {
+    return;
+  }
+  w.header(field_type::fallbacks, fallback_entry_size * in.fallbacks.size());
+  for (const auto& f : in.fallbacks) {
+    w.put_uint(static_cast<std::uint8_t>(f.reason));
+    w.put_uint(f.count);
+  }
+}
+
 // The fields of each message (docs/protocol.md), in the order encode writes them. Padding is
 // skipped when read; encode pads a query itself.
 
@@ -129,6 +183,7 @@ constexpr auto query_fields = tlv::describe(message_type::query, tlv::join(
     std::to_array<query_field>({
         tlv::bytes_field<query_field, field_type::sha256, &query::sha256>(optional),
         tlv::flag_field<query_field, field_type::partial_ok, &query::partial_ok>(optional),
+        {field_type::fallbacks, optional, read_fallbacks, write_fallbacks},
         {field_type::padding, optional},
     })));
 
@@ -157,6 +212,22 @@ const boost::system::error_category& discovery_category() noexcept {
   return category;
 }
 
+std::string_view to_string(fallback_reason reason) noexcept {
+  switch (reason) {
+    case fallback_reason::segment_silent:
+      return "segment_silent";
+    case fallback_reason::nothing_found:
+      return "nothing_found";
+    case fallback_reason::holders_busy:
+      return "holders_busy";
+    case fallback_reason::holders_failed:
+      return "holders_failed";
+    case fallback_reason::untrusted_offers:
+      return "untrusted_offers";
+  }
+  return {};
+}
+
 bool is_valid_version_text(std::string_view text) noexcept {
   return !text.empty() && text.size() <= max_version_length &&
          std::all_of(text.begin(), text.end(), tlv::is_visible_ascii);
@@ -167,7 +238,8 @@ bool is_valid_offer_url(std::string_view text) noexcept {
 }
 
 result<std::vector<std::byte>> encode(const query& q) {
-  if (kind_code(q.kind) == 0 || !is_valid_name_field(q.name) || !is_valid_version_text(q.version)) {
+  if (kind_code(q.kind) == 0 || !is_valid_name_field(q.name) || !is_valid_version_text(q.version) ||
+      !is_valid_fallbacks(q.fallbacks)) {
     return errc::invalid_field;
   }
   auto w = make_writer(message_type::query);

@@ -453,9 +453,11 @@ class transfer : public std::enable_shared_from_this<transfer> {
     for (const auto& limit : request_.rate_limits) {
       if (limit) {
         // About a tenth of a second of the slowest limit per receive: the transfer flows evenly.
-        chunk_ = std::min<std::size_t>(
-            chunk_, static_cast<std::size_t>(
-                        std::max<std::uint64_t>(limit->bytes_per_second() / 10, 4096)));
+        // An unlimited one (0, for now: bandwidth windows may limit it later) leaves it.
+        const auto rate = limit->bytes_per_second();
+        chunk_ = rate == 0 ? chunk_
+                           : std::min<std::size_t>(chunk_, static_cast<std::size_t>(
+                                                               std::max<std::uint64_t>(rate / 10, 4096)));
       }
     }
   }
@@ -1497,12 +1499,28 @@ hop hop_of(const fetch_request& request, const error_code& ec) {
 
 }  // namespace
 
+namespace {
+
+double burst_for(std::uint64_t rate, std::uint64_t fixed) {
+  return static_cast<double>(fixed > 0 ? fixed : std::max<std::uint64_t>(rate / 10, 16 * 1024));
+}
+
+}  // namespace
+
 rate_limiter::rate_limiter(std::uint64_t bytes_per_second, std::uint64_t burst)
-    : rate_(std::max<std::uint64_t>(bytes_per_second, 1)),
-      burst_(static_cast<double>(burst > 0 ? burst
-                                           : std::max<std::uint64_t>(rate_ / 10, 16 * 1024))),
+    : rate_(bytes_per_second),
+      fixed_burst_(burst),
+      burst_(burst_for(bytes_per_second, burst)),
       tokens_(burst_),
       last_(clock::now()) {}
+
+void rate_limiter::set_rate(std::uint64_t bytes_per_second) {
+  const std::lock_guard lock(mutex_);
+  const bool was_unlimited = rate_.load(std::memory_order_relaxed) == 0;
+  rate_.store(bytes_per_second, std::memory_order_relaxed);
+  burst_ = burst_for(bytes_per_second, fixed_burst_);
+  tokens_ = was_unlimited ? burst_ : std::min(tokens_, burst_);
+}
 
 std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes) {
   return take(bytes, clock::now());
@@ -1510,14 +1528,19 @@ std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes) {
 
 std::chrono::nanoseconds rate_limiter::take(std::uint64_t bytes, clock::time_point now) {
   const std::lock_guard lock(mutex_);
+  const auto rate = rate_.load(std::memory_order_relaxed);
   const std::chrono::duration<double> elapsed = std::max(now - last_, clock::duration::zero());
   last_ = std::max(last_, now);
-  tokens_ = std::min(burst_, tokens_ + elapsed.count() * static_cast<double>(rate_));
+  if (rate == 0) {
+    tokens_ = burst_;  // unlimited: no debt, and a full bucket when a limit comes back
+    return std::chrono::nanoseconds::zero();
+  }
+  tokens_ = std::min(burst_, tokens_ + elapsed.count() * static_cast<double>(rate));
   tokens_ -= static_cast<double>(bytes);
   if (tokens_ >= 0) {
     return std::chrono::nanoseconds::zero();
   }
-  const std::chrono::duration<double> debt(-tokens_ / static_cast<double>(rate_));
+  const std::chrono::duration<double> debt(-tokens_ / static_cast<double>(rate));
   return std::chrono::duration_cast<std::chrono::nanoseconds>(debt);
 }
 

@@ -54,6 +54,14 @@ offer example_offer() {
   return o;
 }
 
+// An agent that fell back three times to the upstream on a silent segment and once when every
+// holder was busy (the fallbacks example of docs/protocol.md).
+query reporting_query() {
+  query q = example_query();
+  q.fallbacks = {{fallback_reason::segment_silent, 3}, {fallback_reason::holders_busy, 1}};
+  return q;
+}
+
 offer largest_offer() {
   offer o = example_offer();
   o.transaction_id = ~0ULL;
@@ -617,13 +625,97 @@ TEST(discovery_codec, error_category_names_every_reason) {
   EXPECT_NE(unknown.message().find("99"), std::string::npos);
 }
 
+// --- fallback reports --------------------------------------------------------------------------
+
+TEST(discovery_codec, fallback_reports_round_trip_and_match_the_spec) {
+  const auto encoded = encode(reporting_query());
+  ASSERT_TRUE(encoded) << encoded.error().message();
+  EXPECT_EQ(encoded->size(), query_datagram_size);
+  // The example query's fields, then the fallbacks field before the (shorter) padding.
+  std::string expected =
+      "4c4e52590101"
+      "000100080123456789abcdef"
+      "000200081122334455667788"
+      "0003000102"
+      "0004000469637263"
+      "0005000731363637393030"
+      "000c0006010003030001"
+      "000b03bc";
+  expected.resize(query_datagram_size * 2, '0');
+  EXPECT_EQ(hex(*encoded), expected);
+  EXPECT_EQ(decode_query(*encoded).value(), reporting_query());
+
+  // Every reason at the largest count.
+  auto all = example_query();
+  for (std::uint8_t code = 1; code <= fallback_reason_count; ++code) {
+    all.fallbacks.push_back({static_cast<fallback_reason>(code), 0xffff});
+    EXPECT_FALSE(to_string(static_cast<fallback_reason>(code)).empty());
+  }
+  EXPECT_EQ(decode_query(encode(all).value()).value(), all);
+  EXPECT_TRUE(to_string(static_cast<fallback_reason>(0)).empty());
+}
+
+TEST(discovery_codec, fallback_entries_are_checked) {
+  const auto with = [](std::vector<std::uint8_t> value) {
+    bytes raw;
+    for (const auto b : value) {
+      raw.push_back(std::byte{b});
+    }
+    return query_error(query_packet().field(field_type::fallbacks, raw).pad_to(query_datagram_size).data());
+  };
+  EXPECT_EQ(with({1, 0, 5}), boost::system::error_code{});
+  EXPECT_EQ(with({}), errc::invalid_field);                    // empty
+  EXPECT_EQ(with({1, 0}), errc::invalid_field);                // not whole entries
+  EXPECT_EQ(with({1, 0, 5, 2}), errc::invalid_field);
+  EXPECT_EQ(with({1, 0, 0}), errc::invalid_field);             // a count of 0
+  EXPECT_EQ(with({1, 0, 5, 1, 0, 6}), errc::invalid_field);    // a reason twice
+  EXPECT_EQ(with({77, 0, 5, 77, 0, 6}), errc::invalid_field);  // an unknown one twice too
+  std::vector<std::uint8_t> nine;
+  for (std::uint8_t code = 1; code <= 9; ++code) {
+    nine.insert(nine.end(), {code, 0, 1});
+  }
+  EXPECT_EQ(with(nine), errc::invalid_field);  // more than max_fallback_entries
+  nine.resize(fallback_entry_size * max_fallback_entries);
+  EXPECT_EQ(with(nine), boost::system::error_code{});
+
+  // A reason this version does not know is skipped; the known ones are kept in order.
+  bytes raw{std::byte{200}, std::byte{0}, std::byte{9}, std::byte{4}, std::byte{1}, std::byte{0}};
+  const auto q = decode_query(query_packet().field(field_type::fallbacks, raw).pad_to(query_datagram_size).data());
+  ASSERT_TRUE(q) << q.error().message();
+  EXPECT_EQ(q->fallbacks, (std::vector<fallback_count>{{fallback_reason::holders_failed, 256}}));
+  EXPECT_EQ(padded_query_error(query_packet()
+                                   .field(field_type::fallbacks, raw)
+                                   .field(field_type::fallbacks, raw)),
+            errc::duplicate_field);
+
+  // The field is defined for queries only: an offer carrying it is read as before.
+  EXPECT_EQ(decode_offer(offer_packet().field(field_type::fallbacks, "x").data()).value(),
+            decode_offer(offer_packet().data()).value());
+}
+
+TEST(discovery_codec, encode_refuses_fallbacks_a_receiver_would_reject) {
+  for (const auto& bad : std::vector<std::vector<fallback_count>>{
+           {{fallback_reason::segment_silent, 0}},
+           {{static_cast<fallback_reason>(0), 1}},
+           {{static_cast<fallback_reason>(fallback_reason_count + 1), 1}},
+           {{fallback_reason::holders_busy, 1}, {fallback_reason::holders_busy, 2}},
+           std::vector<fallback_count>(max_fallback_entries + 1, {fallback_reason::segment_silent, 1})}) {
+    auto q = example_query();
+    q.fallbacks = bad;
+    EXPECT_EQ(encode(q).error(), errc::invalid_field);
+  }
+  // The largest query still leaves room for its padding.
+  EXPECT_LE(max_query_content_size + field_header_size, query_datagram_size);
+}
+
 // --- robustness --------------------------------------------------------------------------------
 
 // A small deterministic stand-in for the fuzzer, so every unit test run exercises mutations.
 TEST(discovery_codec, mutated_packets_never_break_the_round_trip) {
   std::mt19937_64 rng(4126);
   const std::vector<bytes> seeds = {
-      encode(example_query()).value(), encode(example_offer(), max_datagram).value(),
+      encode(example_query()).value(), encode(reporting_query()).value(),
+      encode(example_offer(), max_datagram).value(),
       encode(largest_offer(), max_datagram).value(), offer_packet().data()};
   for (int round = 0; round < 20'000; ++round) {
     bytes data = seeds[rng() % seeds.size()];
@@ -687,6 +779,7 @@ std::vector<std::pair<std::string, bytes>> seed_packets() {
   return {
       {"query_pattern", encode(example_query()).value()},
       {"query_installer_sha256", encode(q_sha).value()},
+      {"query_fallbacks", encode(reporting_query()).value()},
       {"offer_relay", encode(example_offer(), max_datagram).value()},
       {"offer_peer_ipv6", encode(peer, max_datagram).value()},
       {"offer_largest", encode(largest_offer(), max_datagram).value()},

@@ -31,6 +31,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <array>
+#include <utility>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -100,6 +101,9 @@ class responder_core {
  private:
   std::optional<std::string> url_host(const network_interface& arrival,
                                       const boost::asio::ip::address& source) const;
+  // Adds the fallbacks an answered query reports (a relay only; once per query, whose copies
+  // share a transaction id; each count at most discovery::max_reported_fallbacks).
+  void count_fallbacks(const discovery::query& q);
 
   settings settings_;
   content_store& store_;
@@ -109,6 +113,9 @@ class responder_core {
   parent_chain* parents_;
   responder_guard guard_;
   mutable std::unordered_map<std::uint32_t, std::string> host_texts_;  // IPv4 address -> text
+  // The latest queries whose report was counted: (sender cookie, transaction id), a ring.
+  std::array<std::pair<std::uint64_t, std::uint64_t>, 64> reported_{};
+  std::size_t next_reported_ = 0;
 };
 
 class discovery_responder {

@@ -5,10 +5,12 @@
 // Thread safety: every counter is a relaxed atomic, updated from any io thread. A snapshot is not
 // a consistent cut across counters; each value is exact on its own.
 
+#include "lanrelay/segment/discovery_codec.hpp"
 #include "lanrelay/segment/responder_guard.hpp"
 
 #include <boost/json/object.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -32,6 +34,9 @@ struct responder_counters : segment_drop_counters {
   std::atomic<std::uint64_t> digest_mismatches{0};
   // Offers for items a parent relay holds and this one pulls on request (parent_chain.hpp).
   std::atomic<std::uint64_t> parent_offers{0};
+  // Fallbacks to the upstream agents reported in queries this relay answered, by
+  // discovery::fallback_reason (index = code - 1); each query's report counted once, bounded.
+  std::array<std::atomic<std::uint64_t>, discovery::fallback_reason_count> agent_fallbacks{};
 };
 
 struct relay_counters {
@@ -82,6 +87,7 @@ struct stats_snapshot {
                   digest_mismatches = 0, new_source_limited = 0, bad_source = 0,
                   unresolved_neighbour = 0, send_queue_full = 0, parent_offers = 0;
   } discovery;
+  std::array<std::uint64_t, discovery::fallback_reason_count> agent_fallbacks{};  // by code - 1
 };
 
 stats_snapshot take_snapshot(const relay_counters& counters, const slot_pool& slots) noexcept;

@@ -65,6 +65,34 @@ enum class field_type : std::uint16_t {
   padding = 0x000b,         // any bytes, ignored; any message
   partial_ok = 0x000c,      // u8 1, query (optional): holders of some pieces may answer
   pieces_held = 0x000d,     // u32, offer (optional): a partial holder's verified pieces
+  fallbacks = 0x000e,       // (u8 reason, u16 count) entries, query (optional)
+};
+
+// Why an agent had to download an item from the upstream instead of the segment. An agent
+// counts them in its state directory and reports them in a later query (the fallbacks field);
+// the relay that answers it exports them. The values are wire codes: never reuse one.
+enum class fallback_reason : std::uint8_t {
+  segment_silent = 1,    // the segment's query (broadcast, multicast) brought no offer
+  nothing_found = 2,     // the segment, the address plan and DNS-SD all brought no offer
+  holders_busy = 3,      // every holder answered 503 for longer than the agent waits
+  holders_failed = 4,    // holders failed, stalled or sent bytes that did not verify
+  untrusted_offers = 5,  // offers came, but none matched a trusted digest
+};
+inline constexpr std::size_t fallback_reason_count = 5;
+inline constexpr std::size_t max_fallback_entries = 8;  // in one query
+inline constexpr std::size_t fallback_entry_size = 3;   // reason u8, count u16
+// An agent counts at most this many fallbacks per reason until a relay has been told, and a
+// relay counts at most this many per reason from one query (a forged query cannot add more).
+inline constexpr std::uint16_t max_reported_fallbacks = 1000;
+
+// "segment_silent", ...: the metric label and the agent's file key; empty for an unknown code.
+std::string_view to_string(fallback_reason reason) noexcept;
+
+struct fallback_count {
+  fallback_reason reason = fallback_reason::segment_silent;
+  std::uint16_t count = 1;  // at least 1
+
+  bool operator==(const fallback_count&) const = default;
 };
 
 inline constexpr std::array<std::byte, 4> magic{std::byte{'L'}, std::byte{'N'}, std::byte{'R'},
@@ -89,7 +117,8 @@ inline constexpr std::size_t query_datagram_size = 1024;
 inline constexpr std::size_t max_query_content_size =
     header_size + 2 * (field_header_size + 8) + (field_header_size + 1) +
     (field_header_size + max_name_length) + (field_header_size + max_version_length) +
-    (field_header_size + 32) + (field_header_size + 1);
+    (field_header_size + 32) + (field_header_size + 1) +
+    (field_header_size + fallback_entry_size * max_fallback_entries);
 inline constexpr std::size_t max_offer_size =
     header_size + 2 * (field_header_size + 8) + 2 * (field_header_size + 1) +
     (field_header_size + max_name_length) + (field_header_size + max_version_length) +
@@ -110,6 +139,9 @@ struct query {
   // The sender fetches piece by piece from several holders (docs/protocol.md, "Swarming"): peers
   // still downloading the item may answer with pieces_held.
   bool partial_ok = false;
+  // Fallbacks to the upstream since the agent last reported to a relay that answered; each
+  // reason at most once, known reasons only. Empty: the field is not sent.
+  std::vector<fallback_count> fallbacks;
 
   bool operator==(const query&) const = default;
 };

@@ -37,6 +37,7 @@
 #include <boost/system/error_code.hpp>
 #include <boost/url/url.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -193,10 +194,12 @@ struct proxy_settings {
 // `bytes_per_second` on average, plus a burst of at most `burst` bytes after a quiet time.
 // A token bucket that may go into debt: take() always succeeds and returns how long the caller
 // must wait before reading on, so concurrent takers queue up fairly in arrival order.
+// The rate may change at any time (set_rate: bandwidth windows, rate_windows.hpp); fetches
+// holding the limiter go on at the new rate. A rate of 0 is unlimited: take() never waits.
 // Thread-safe: the bucket is guarded by a mutex; any thread may call take() at any time.
 class rate_limiter {
  public:
-  // bytes_per_second > 0. burst 0 means 100 ms worth of the rate, at least 16 KiB.
+  // bytes_per_second 0: unlimited. burst 0 means 100 ms worth of the rate, at least 16 KiB.
   explicit rate_limiter(std::uint64_t bytes_per_second, std::uint64_t burst = 0);
 
   // Accounts `bytes` just received (or about to be) and returns the wait before the next read.
@@ -205,14 +208,17 @@ class rate_limiter {
   // than the previous call's refills nothing.
   std::chrono::nanoseconds take(std::uint64_t bytes, std::chrono::steady_clock::time_point now);
 
-  std::uint64_t bytes_per_second() const noexcept { return rate_; }
+  std::uint64_t bytes_per_second() const noexcept { return rate_.load(std::memory_order_relaxed); }
+  // From the next take() on; a debt already owed is paid at the new rate. 0: unlimited.
+  void set_rate(std::uint64_t bytes_per_second);
 
  private:
   using clock = std::chrono::steady_clock;
 
-  const std::uint64_t rate_;
-  const double burst_;
+  std::atomic<std::uint64_t> rate_;
+  const std::uint64_t fixed_burst_;  // 0: 100 ms of the rate
   std::mutex mutex_;
+  double burst_;             // guarded by mutex_
   double tokens_;            // guarded by mutex_; negative while in debt
   clock::time_point last_;   // guarded by mutex_: when tokens_ was last refilled
 };
