@@ -639,7 +639,7 @@ TEST(discovery_codec, fallback_reports_round_trip_and_match_the_spec) {
       "0003000102"
       "0004000469637263"
       "0005000731363637393030"
-      "000c0006010003030001"
+      "000e0006010003030001"
       "000b03bc";
   expected.resize(query_datagram_size * 2, '0');
   EXPECT_EQ(hex(*encoded), expected);
