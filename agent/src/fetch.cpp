@@ -169,7 +169,7 @@ std::string seconds_text(clock::duration d) {
 class fetch_job {
  public:
   explicit fetch_job(const fetch_options& options)
-      : options_(options), part_(options.output), pins_(options.state_dir, options.site_keys) {}
+      : options_(options), part_(options.output), pins_(options.state_dir) {}
 
   net::awaitable<boost::system::result<fetch_outcome, fetch_failure>> run() {
     const auto started = clock::now();
@@ -362,7 +362,7 @@ class fetch_job {
         }
         memory.record(key, signed_catalog.issued_at);
       }
-      pins_.learn(key, signed_catalog.relay_id, signed_catalog.tls_certificates);
+      pins_.learn(catalog_url.host(), signed_catalog.tls_certificates);
       named_urls_ = [urls = std::set<std::string, std::less<>>(signed_catalog.urls.begin(),
                                                                signed_catalog.urls.end())](
                         std::string_view offered) { return urls.contains(offered); };

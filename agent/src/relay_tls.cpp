@@ -7,8 +7,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
-
 namespace lanrelay::agent {
 namespace {
 
@@ -43,11 +41,7 @@ std::string_view to_string(relay_https_mode mode) noexcept {
   return "prefer";
 }
 
-relay_pins::relay_pins(std::optional<std::filesystem::path> state_dir,
-                       std::vector<public_key> site_keys) {
-  for (const auto& key : site_keys) {
-    site_keys_.push_back(key.to_string());
-  }
+relay_pins::relay_pins(std::optional<std::filesystem::path> state_dir) {
   if (!state_dir) {
     return;
   }
@@ -64,83 +58,46 @@ relay_pins::relay_pins(std::optional<std::filesystem::path> state_dir,
                  file_->string());
     return;
   }
-  // {"<site key>": {"<relay id>": ["<fingerprint hex>", ...]}}; anything else (such as the
-  // per-address lists of earlier versions) is skipped and learned again.
-  std::size_t relays = 0;
-  for (const auto& [key, site] : document.as_object()) {
-    if (!site.is_object() || !parse_public_key(key)) {
+  for (const auto& [host, list] : document.as_object()) {
+    if (!list.is_array() || pins_.size() >= max_relays) {
       continue;
     }
-    for (const auto& [relay_id, list] : site.as_object()) {
-      if (!list.is_array() || relays >= max_relays) {
-        continue;
-      }
-      std::vector<sha256_digest> fingerprints;
-      for (const auto& entry : list.as_array()) {
-        if (const auto* hex = entry.if_string()) {
-          if (auto digest = parse_sha256_hex(*hex)) {
-            fingerprints.push_back(*digest);
-          }
+    std::vector<sha256_digest> fingerprints;
+    for (const auto& entry : list.as_array()) {
+      if (const auto* hex = entry.if_string()) {
+        if (auto digest = parse_sha256_hex(*hex)) {
+          fingerprints.push_back(*digest);
         }
       }
-      if (!fingerprints.empty()) {
-        relays_[std::string(key)].emplace(std::string(relay_id), std::move(fingerprints));
-        ++relays;
-      }
+    }
+    if (!fingerprints.empty()) {
+      pins_.emplace(std::string(host), std::move(fingerprints));
     }
   }
 }
 
-void relay_pins::learn(const public_key& key, std::string_view relay_id,
-                       const std::vector<sha256_digest>& fingerprints) {
-  const auto key_text = key.to_string();
-  auto site = relays_.find(key_text);
+void relay_pins::learn(std::string_view host, const std::vector<sha256_digest>& fingerprints) {
+  const auto it = pins_.find(host);
   if (fingerprints.empty()) {
-    if (site != relays_.end() && site->second.erase(std::string(relay_id)) > 0) {
-      if (site->second.empty()) {
-        relays_.erase(site);
-      }
+    if (it != pins_.end()) {
+      pins_.erase(it);
       save();
     }
     return;
   }
-  if (site != relays_.end()) {
-    const auto known = site->second.find(relay_id);
-    if (known != site->second.end() && known->second == fingerprints) {
-      return;
-    }
+  if (it != pins_.end() && it->second == fingerprints) {
+    return;
   }
-  std::size_t relays = 0;
-  for (const auto& [_, by_id] : relays_) {
-    relays += by_id.size();
+  if (it == pins_.end() && pins_.size() >= max_relays) {
+    pins_.erase(pins_.begin());
   }
-  if (relays >= max_relays && (site == relays_.end() || !site->second.contains(relay_id))) {
-    auto& oldest = relays_.begin()->second;
-    oldest.erase(oldest.begin());
-    if (oldest.empty()) {
-      relays_.erase(relays_.begin());
-    }
-  }
-  relays_[key_text][std::string(relay_id)] = fingerprints;
+  pins_[std::string(host)] = fingerprints;
   save();
 }
 
-std::vector<sha256_digest> relay_pins::certificates() const {
-  std::vector<sha256_digest> out;
-  for (const auto& [key, by_id] : relays_) {
-    if (!site_keys_.empty() &&
-        std::find(site_keys_.begin(), site_keys_.end(), key) == site_keys_.end()) {
-      continue;
-    }
-    for (const auto& [_, fingerprints] : by_id) {
-      for (const auto& f : fingerprints) {
-        if (std::find(out.begin(), out.end(), f) == out.end()) {
-          out.push_back(f);
-        }
-      }
-    }
-  }
-  return out;
+std::vector<sha256_digest> relay_pins::find(std::string_view host) const {
+  const auto it = pins_.find(host);
+  return it != pins_.end() ? it->second : std::vector<sha256_digest>{};
 }
 
 std::optional<secure_route> relay_pins::route(const boost::urls::url& http_url,
@@ -149,7 +106,7 @@ std::optional<secure_route> relay_pins::route(const boost::urls::url& http_url,
       http_url.scheme_id() != boost::urls::scheme::http) {
     return std::nullopt;
   }
-  auto pins = certificates();
+  auto pins = find(http_url.host());
   if (pins.empty()) {
     return std::nullopt;
   }
@@ -166,16 +123,12 @@ void relay_pins::save() const {
     return;
   }
   json::object document;
-  for (const auto& [key, by_id] : relays_) {
-    json::object site;
-    for (const auto& [relay_id, fingerprints] : by_id) {
-      json::array list;
-      for (const auto& f : fingerprints) {
-        list.emplace_back(to_hex(f));
-      }
-      site[relay_id] = std::move(list);
+  for (const auto& [host, fingerprints] : pins_) {
+    json::array list;
+    for (const auto& f : fingerprints) {
+      list.emplace_back(to_hex(f));
     }
-    document[key] = std::move(site);
+    document[host] = std::move(list);
   }
   const auto tmp = file_->string() + ".tmp." + std::to_string(::getpid());
   if (auto written = write_atomically(tmp, *file_, json::serialize(document)); !written) {
