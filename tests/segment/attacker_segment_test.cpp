@@ -5,12 +5,9 @@
 // one attempt's deadline plus a normal transfer (a hang guard, far above what a busy machine
 // needs). Slots held without reading are the relay's side (tests of the slot share).
 
-#include "process.hpp"
-#include "segment.hpp"
 #include "segment_fixture.hpp"
 
 #include "lanrelay/base/sha256.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
 
 #include <boost/json.hpp>
@@ -21,12 +18,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -315,150 +310,68 @@ class attacker {
   std::vector<std::thread> connections_;  // guarded by mutex_
 };
 
-class attacker_segment : public testing::TestWithParam<std::tuple<attack, trust>> {
+class attacker_segment : public segment_test,
+                         public testing::WithParamInterface<std::tuple<attack, trust>> {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
-      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    if (!set_up_segment_test("lanrelay-attacker")) {
+      return;
     }
-    work_ = make_work_dir("lanrelay-attacker");
-    ASSERT_FALSE(work_.empty());
-    fs::create_directories(work_ / "www");
-    payload_ = work_ / "www" / "payload.bin";
     // Two pieces and a bit: a lie in any piece is caught before the end.
-    std::mt19937_64 random(11);
-    std::string bytes((2 << 20) + 4321, '\0');
-    for (auto& c : bytes) {
-      c = static_cast<char>(random());
-    }
-    std::ofstream(payload_, std::ios::binary) << bytes;
-    payload_size_ = bytes.size();
-    payload_sha_ = sha256_of_file(payload_).value();
-    lan_.emplace();
+    write_payload((2 << 20) + 4321, 11);
+    lan_ = &add_segment();
   }
 
   void TearDown() override {
     attacker_.reset();
-    processes_.clear();
-    lan_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
-  }
-
-  void start_upstream() {
-    const auto& host = lan_->add_host("upstream");
-    std::string failure;
-    upstream_ = host.address;
-    ASSERT_TRUE(start_web_server(processes_, host, work_ / "nginx", work_ / "www", "/payload.bin",
-                                 &failure))
-        << failure;
-  }
-
-  static std::string text(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
-  }
-
-  // Requests nginx got for a path containing `what`.
-  std::size_t upstream_requests(std::string_view what) const {
-    return web_server_requests(work_ / "nginx", what);
+    segment_test::TearDown();
   }
 
   // The relay, holding the payload, with a site key; returns the public key text.
   std::string start_relay(const std::string& extra_config = "") {
     const auto& host = lan_->add_host("relay");
-    const fs::path state = work_ / "relay" / "state";
-    fs::create_directories(state);
-    const std::string key = generate_site_key(state / "site.key", work_ / "key.out");
-    EXPECT_FALSE(key.empty());
-    auto store = content_store::open({.dir = state / "cache"}).value();
-    EXPECT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
-    store.reset();
-    const fs::path config = work_ / "relay" / "lanrelayd.toml";
-    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
-                          << "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n"
-                          << extra_config;
-    const fs::path log = work_ / "relay" / "lanrelayd.log";
-    EXPECT_TRUE(start_lanrelayd(processes_, host, config, log)) << read_file(log);
-    relay_ = host.address;
-    pieces_ = http_get_in_netns(host.netns, host.address, 4127, "/-/pieces/" + to_hex(payload_sha_));
+    const std::string key = make_site_key("relay");
+    hold_payload(state_dir("relay"));
+    start_relay_daemon(host, "relay",
+                       "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n" + extra_config);
+    pieces_ = http_get_in_netns(host.netns, host.address, 4127, "/-/pieces/" + payload_sha_);
     EXPECT_FALSE(pieces_.empty());
     return key;
   }
 
-  struct fetch_result {
-    int exit_status = -1;
-    json::object report;
-    bool bytes_ok = false;
-    bool output_exists = false;
-    std::chrono::steady_clock::duration took{};
-    std::string log;
-  };
-
   // `lanrelay fetch` on each agent at once; attempts bounded small, as an administrator could.
-  std::vector<fetch_result> fetch_all(const std::vector<const segment::host*>& agents,
-                                      trust mode, const std::string& site_key) {
-    std::vector<process> running;
-    const auto started = std::chrono::steady_clock::now();
-    for (const auto* agent : agents) {
-      const fs::path dir = work_ / agent->name;
-      fs::create_directories(dir);
-      fs::remove(dir / "payload.bin");
-      fs::remove(dir / "fetch.out");
-      std::vector<std::string> argv{
-          LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name", "payload", "--version", "1",
-          "--output", (dir / "payload.bin").string(), "--upstream",
-          "http://" + upstream_ + "/payload.bin", "--state-dir", (dir / "state").string(),
-          "--json", "--log-level", "info", "--min-rate", "256KiB", "--rate-window", "1s",
-          "--attempt-base", "3s", "--deadline", "120s"};
-      if (mode == trust::site_key) {
-        argv.insert(argv.end(), {"--site-key", site_key});
-      } else {
-        argv.insert(argv.end(), {"--sha256", to_hex(payload_sha_), "--size",
-                                 std::to_string(payload_size_)});
-      }
-      running.emplace_back(argv, process::options{.netns = agent->netns, .output = dir / "fetch.out"});
-    }
-    std::vector<fetch_result> results;
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      const fs::path dir = work_ / agents[i]->name;
-      fetch_result r;
-      const auto status = running[i].wait_for(150s);
-      r.took = std::chrono::steady_clock::now() - started;
-      r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-      r.log = read_file(dir / "fetch.out");
-      r.report = fetch_report(r.log);
-      r.output_exists = fs::exists(dir / "payload.bin");
-      const auto digest = sha256_of_file(dir / "payload.bin");
-      r.bytes_ok = digest && *digest == payload_sha_;
-      results.push_back(std::move(r));
-    }
-    return results;
+  std::vector<fetch_run> fetch_all(const std::vector<const segment::host*>& agents, trust mode,
+                                   const std::string& site_key) {
+    std::vector<std::string> args{"--upstream", upstream_url(), "--min-rate", "256KiB",
+                                  "--rate-window", "1s", "--attempt-base", "3s", "--deadline",
+                                  "120s"};
+    const auto trusted_by = mode == trust::site_key
+                                ? std::vector<std::string>{"--site-key", site_key}
+                                : digest_args();
+    args.insert(args.end(), trusted_by.begin(), trusted_by.end());
+    return fetch_payload(agents, args, 150s);
   }
 
-  std::optional<segment> lan_;
-  std::deque<process> processes_;
+  // The attacker on a new host, its offers naming `third_host` when its attack sends agents
+  // elsewhere.
+  const segment::host& start_attacker(attack how, const std::string& third_host) {
+    const auto& rogue = lan_->add_host("attacker");
+    attacker_.emplace(rogue, how, payload_size_, parse_sha256_hex(payload_sha_).value(), pieces_,
+                      third_host);
+    return rogue;
+  }
+
+  segment* lan_ = nullptr;
   std::optional<attacker> attacker_;
-  fs::path work_;
-  fs::path payload_;
-  std::uint64_t payload_size_ = 0;
-  sha256_digest payload_sha_{};
   std::string pieces_;
-  std::string upstream_;
-  std::string relay_;
 };
 
 TEST_P(attacker_segment, the_agent_gets_the_right_bytes_from_the_relay_and_blames_only_the_attacker) {
   const auto [how, mode] = GetParam();
-  start_upstream();
+  ASSERT_NO_FATAL_FAILURE(start_upstream_server(lan_->add_host("upstream")));
   const std::string site_key = start_relay();
-  const auto& rogue = lan_->add_host("attacker");
-  attacker_.emplace(rogue, how, payload_size_, payload_sha_, pieces_, upstream_);
-  std::vector<const segment::host*> agents;
-  for (int i = 0; i < 3; ++i) {
-    agents.push_back(&lan_->add_host("agent" + std::to_string(i)));
-  }
+  const auto& rogue = start_attacker(how, upstream_address_);
+  const auto agents = add_agents(*lan_, 3);
 
   // One attempt's deadline (3 s + 2 MiB at 256 KiB/s = 11 s, for the piece list and for the
   // item) plus a normal transfer and discovery, with room for a loaded machine: a hang guard,
@@ -476,7 +389,7 @@ TEST_P(attacker_segment, the_agent_gets_the_right_bytes_from_the_relay_and_blame
       ASSERT_EQ(r.exit_status, 0) << r.log;
       EXPECT_TRUE(r.bytes_ok) << "wrong bytes left at -o\n" << r.log;
       last_log = r.log;
-      EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
+      EXPECT_EQ(json_text(r.report, "source"), "relay") << r.log;
       EXPECT_LT(r.took, bound) << r.log;
       ASSERT_TRUE(r.report.contains("attempts") && r.report.at("attempts").is_array()) << r.log;
       const auto& attempts = r.report.at("attempts").as_array();
@@ -485,7 +398,7 @@ TEST_P(attacker_segment, the_agent_gets_the_right_bytes_from_the_relay_and_blame
         const std::string url(attempts[i].as_object().at("url").as_string());
         const std::string outcome(attempts[i].as_object().at("outcome").as_string());
         const bool at_rogue = url.find(rogue_url) != std::string::npos;
-        const bool at_upstream = url.find("//" + upstream_ + "/") != std::string::npos;
+        const bool at_upstream = url.find("//" + upstream_address_ + "/") != std::string::npos;
         if (!at_rogue && !at_upstream) {
           // The relay, by its IPv4 or its link-local IPv6 address.
           EXPECT_TRUE(outcome == "ok" || outcome.starts_with("ok:")) << "the relay was blamed\n" << r.log;
@@ -494,7 +407,7 @@ TEST_P(attacker_segment, the_agent_gets_the_right_bytes_from_the_relay_and_blame
           met_attacker = met_attacker || i == 0;
           rogue_item_attempts += url.find("/cache/") != std::string::npos ? 1 : 0;
         }
-        EXPECT_EQ(url.find("//" + upstream_ + ":80/cache/"), std::string::npos)
+        EXPECT_EQ(url.find("//" + upstream_address_ + ":80/cache/"), std::string::npos)
             << "a third host was asked\n" << r.log;
       }
       // One host is one holder, however many URLs it offers.
@@ -532,7 +445,7 @@ INSTANTIATE_TEST_SUITE_P(
 class attacker_segment_named : public attacker_segment {};
 
 TEST_P(attacker_segment_named, a_url_the_relays_catalog_names_is_used_on_another_host) {
-  start_upstream();
+  ASSERT_NO_FATAL_FAILURE(start_upstream_server(lan_->add_host("upstream")));
   const auto& front = lan_->add_host("front");
   fs::create_directories(work_ / "front" / "cache" / "file" / "payload");
   fs::copy_file(payload_, work_ / "front" / "cache" / "file" / "payload" / "1");
@@ -543,12 +456,8 @@ TEST_P(attacker_segment_named, a_url_the_relays_catalog_names_is_used_on_another
   const std::string named_url = "http://" + front.address + ":80/cache/file/payload/1";
   const std::string site_key =
       start_relay("[trust]\nitem_origins = [\"http://" + front.address + ":80\"]\n");
-  const auto& rogue = lan_->add_host("attacker");
-  attacker_.emplace(rogue, attack::named_host, payload_size_, payload_sha_, pieces_, front.address);
-  std::vector<const segment::host*> agents;
-  for (int i = 0; i < 3; ++i) {
-    agents.push_back(&lan_->add_host("agent" + std::to_string(i)));
-  }
+  start_attacker(attack::named_host, front.address);
+  const auto agents = add_agents(*lan_, 3);
 
   // The agents shuffle the relay's two offers (IPv4 and IPv6) and the named one: rounds of three
   // until one fetched the named URL (ten rounds all missing it: 5e-6).

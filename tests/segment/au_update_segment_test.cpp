@@ -5,13 +5,10 @@
 // what makes the offer trusted.
 
 #include "au_upstream.hpp"
-#include "process.hpp"
-#include "segment.hpp"
+#include "segment_fixture.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
-
-#include <sys/wait.h>
 
 #include <fstream>
 
@@ -26,15 +23,12 @@ const std::string pattern_path = "pattern/icrc/ioth1667900.zip";
 const std::string pattern_sig = "pattern/icrc/ioth1667900.sig";
 const std::string vsapi_path = "pattern/vsapi/lpt$vpn.679";
 
-class au_update_segment : public testing::Test {
+class au_update_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
-      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    if (!set_up_segment_test("lanrelay-au-segment")) {
+      return;
     }
-    char pattern[] = "/tmp/lanrelay-au-segment.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
     tree_.emplace(work_ / "www");
     tree_->add(pattern_path, 2'500'000);
     tree_->add(vsapi_path, 900'000);
@@ -42,16 +36,12 @@ class au_update_segment : public testing::Test {
                    "[PATTERN]\r\n"
                    "P.48020000=" + pattern_path + ",1667900,2500000\r\n"
                    "P.4=" + vsapi_path + ",1667905,900000\r\n");
-    lan_.emplace();
+    lan_ = &add_segment();
   }
 
   void TearDown() override {
-    relay_.reset();
     upstream_.reset();
-    lan_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
+    segment_test::TearDown();
   }
 
   void start_upstream() {
@@ -65,83 +55,42 @@ class au_update_segment : public testing::Test {
   // The relay, with a site key; with `mirror_config` it mirrors the tree instead of holding the
   // icrc pattern file in its cache under the mirror's identity.
   std::string start_relay(const std::string& mirror_config = {}) {
-    const auto& host = lan_->add_host("relay");
-    const fs::path state = work_ / "relay" / "state";
-    fs::create_directories(state);
-    EXPECT_EQ(run({LANRELAY_CLI_PATH, "key", "generate", "--out", (state / "site.key").string()},
-                  work_ / "key.out"),
-              0);
-    std::string key = read_file(work_ / "key.out");
-    while (!key.empty() && key.back() == '\n') {
-      key.pop_back();
-    }
+    relay_ = &lan_->add_host("relay");
+    const std::string key = make_site_key("relay");
     if (mirror_config.empty()) {
-      EXPECT_EQ(run({LANRELAY_CLI_PATH, "cache", "add", tree_->file(pattern_path).string(), "--kind",
-                   "file", "--name", activeupdate::segment_item_name(pattern_path).value(),
-                   "--version", "2500000", "--state-dir",
-                   state.string()},
-                  work_ / "cache-add.out"),
-              0)
-        << read_file(work_ / "cache-add.out");
+      const auto added = run_lanrelay(
+          {"cache", "add", tree_->file(pattern_path).string(), "--kind", "file", "--name",
+           activeupdate::segment_item_name(pattern_path).value(), "--version", "2500000",
+           "--state-dir", state_dir("relay").string()},
+          work_ / "cache-add.out");
+      EXPECT_EQ(added.exit_status, 0) << added.output;
     }
-    const fs::path config = work_ / "relay" / "lanrelayd.toml";
-    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
-                          << "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n"
-                          << mirror_config;
-    const fs::path log = work_ / "relay" / "lanrelayd.log";
-    relay_.emplace(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
-                   process::options{.netns = host.netns, .output = log});
-    EXPECT_TRUE(eventually(60s, [&] {
-      return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
-    })) << read_file(log);
-    relay_address_ = host.address;
-    relay_netns_ = host.netns;
+    start_relay_daemon(*relay_, "relay",
+                       "[relay]\nrole = \"relay\"\n[log]\nlevel = \"info\"\n" + mirror_config);
     return key;
   }
 
-  int run(const std::vector<std::string>& argv, const fs::path& output,
-          const std::string& netns = {}) {
-    process p(argv, process::options{.netns = netns, .output = output});
-    const auto status = p.wait_for(60s);
-    return status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  }
-
-  struct update_result {
-    int exit_status = -1;
-    json::object report;
-    std::string log;
-    fs::path dir;
-  };
-
-  update_result update_on(const std::string& name, const std::vector<std::string>& extra,
-                          const std::string& index_url = {}) {
+  update_run update_on(const std::string& name, const std::vector<std::string>& extra,
+                       const std::string& index_url = {}) {
     const auto& host = lan_->add_host(name);
-    update_result r;
+    update_run r;
     r.dir = work_ / name / "au";
-    std::vector<std::string> argv{LANRELAY_CLI_PATH, "update", "--index-url",
+    std::vector<std::string> args{"update", "--index-url",
                                   index_url.empty()
                                       ? "http://" + upstream_address_ + "/activeupdate/"
                                       : index_url,
-                                  "--dir",
-                                  r.dir.string(), "--state-dir", (work_ / name / "state").string(),
-                                  "--json", "--log-level", "info"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    const fs::path out = work_ / (name + ".out");
-    r.exit_status = run(argv, out, host.netns);
-    r.log = read_file(out);
-    const auto start = r.log.find("{\"index_url\"");
-    if (start != std::string::npos) {
-      boost::system::error_code ec;
-      auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
-      if (!ec && parsed.is_object()) {
-        r.report = parsed.as_object();
-      }
-    }
+                                  "--dir", r.dir.string(), "--state-dir",
+                                  (work_ / name / "state").string(), "--json", "--log-level",
+                                  "info"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto run = run_lanrelay(args, work_ / (name + ".out"), host.netns);
+    r.exit_status = run.exit_status;
+    r.log = run.output;
+    r.report = update_report(r.log);
     return r;
   }
 
-  static json::object component(const update_result& r, std::string_view name) {
+  static json::object component(const update_run& r, std::string_view name) {
     if (const auto* list = r.report.if_contains("components")) {
       for (const auto& c : list->as_array()) {
         if (c.as_object().at("component").as_string() == name) {
@@ -161,14 +110,10 @@ class au_update_segment : public testing::Test {
     return n;
   }
 
-  std::optional<segment> lan_;
-  fs::path work_;
+  segment* lan_ = nullptr;
   std::optional<au_tree> tree_;
   std::optional<nginx> upstream_;
-  std::optional<process> relay_;
-  std::string upstream_address_;
-  std::string relay_address_;
-  std::string relay_netns_;
+  const segment::host* relay_ = nullptr;
 };
 
 TEST_F(au_update_segment, the_pattern_comes_from_the_relay_not_the_upstream) {
@@ -222,13 +167,13 @@ TEST_F(au_update_segment, a_mirroring_relay_serves_index_and_files_the_upstream_
   const std::string icrc_name = activeupdate::segment_item_name(pattern_path).value();
   const std::string vsapi_name = activeupdate::segment_item_name(vsapi_path).value();
   ASSERT_TRUE(eventually(60s, [&] {
-    const auto catalog = http_get_in_netns(relay_netns_, relay_address_, 4127, "/-/catalog", 10s);
+    const auto catalog = http_get_in_netns(relay_->netns, relay_->address, 4127, "/-/catalog", 10s);
     return catalog.find(icrc_name) != std::string::npos &&
            catalog.find(vsapi_name) != std::string::npos;
   })) << read_file(work_ / "relay" / "lanrelayd.log");
 
   const auto r = update_on("agent0", {"--site-key", site_key},
-                           "http://" + relay_address_ + ":4127/activeupdate/osce/");
+                           "http://" + relay_->address + ":4127/activeupdate/osce/");
   ASSERT_EQ(r.exit_status, 0) << r.log;
   for (const auto* name : {"P.48020000", "P.4"}) {
     const auto c = component(r, name);

@@ -2,16 +2,10 @@
 // lanrelayd, and agents running the real `lanrelay fetch`, all on one bridge. Nothing here can
 // reach the machine's own interfaces.
 
-#include "process.hpp"
-#include "segment.hpp"
 #include "segment_fixture.hpp"
-
-#include "lanrelay/base/sha256.hpp"
-#include "lanrelay/content/store.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
-
 
 #include <fstream>
 #include <map>
@@ -26,41 +20,20 @@ using namespace std::chrono_literals;
 
 constexpr std::size_t agent_count = 12;
 
-class discovery_segment : public testing::Test {
+class discovery_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
-      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    if (!set_up_segment_test("lanrelay-segment")) {
+      return;
     }
-    work_ = make_work_dir("lanrelay-segment");
-    ASSERT_FALSE(work_.empty());
-    fs::create_directories(work_ / "www");
-    payload_ = work_ / "www" / "payload.bin";
-    payload_sha_ = write_random_file(payload_, 4 << 20, 7);
-    payload_size_ = fs::file_size(payload_);
-    lan_.emplace();
-  }
-
-  void TearDown() override {
-    processes_.clear();  // kills and reaps before the namespaces go
-    lan_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
+    write_payload(4 << 20, 7);
+    lan_ = &add_segment();
   }
 
   const segment::host& start_upstream() {
     const auto& host = lan_->add_host("upstream");
-    upstream_ = host.address;
-    std::string failure;
-    EXPECT_TRUE(start_web_server(processes_, host, work_ / "nginx", work_ / "www", "/payload.bin",
-                                 &failure))
-        << failure;
+    start_upstream_server(host);
     return host;
-  }
-
-  std::size_t upstream_requests() const {
-    return web_server_requests(work_ / "nginx", "/payload.bin");
   }
 
   enum class holding { nothing, payload, corrupted_payload };
@@ -69,12 +42,9 @@ class discovery_segment : public testing::Test {
   const segment::host& start_daemon(const std::string& name, const std::string& role,
                                     holding what, const std::string& extra_config = "") {
     const auto& host = lan_->add_host(name);
-    const fs::path state = work_ / name / "state";
-    fs::create_directories(state);
+    const fs::path state = state_dir(name);
     if (what != holding::nothing) {
-      auto store = content_store::open({.dir = state / "cache"}).value();
-      auto added = store->add_file(payload_, item_key{item_kind::file, "payload", "1"});
-      EXPECT_TRUE(added);
+      hold_payload(state);
       if (what == holding::corrupted_payload) {
         // Same size, other bytes: the daemon still offers the digest of the original.
         std::fstream object(state / "cache" / "objects" / payload_sha_,
@@ -83,14 +53,9 @@ class discovery_segment : public testing::Test {
         object.write("CORRUPT", 7);
       }
     }
-    const fs::path config = work_ / name / "lanrelayd.toml";
-    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
-                          << "[relay]\nrole = \"" << role << "\"\n"
-                          << "[peers]\nretry_after = \"1s\"\n"
-                          << "[log]\nlevel = \"info\"\n"
-                          << extra_config;
-    const fs::path log = work_ / name / "lanrelayd.log";
-    EXPECT_TRUE(start_lanrelayd(processes_, host, config, log)) << read_file(log);
+    start_relay_daemon(host, name,
+                       "[relay]\nrole = \"" + role + "\"\n[peers]\nretry_after = \"1s\"\n"
+                       "[log]\nlevel = \"info\"\n" + extra_config);
     return host;
   }
 
@@ -98,63 +63,36 @@ class discovery_segment : public testing::Test {
   std::vector<fetch_run> fetch_all(const std::vector<const segment::host*>& agents,
                                    bool with_digest = true, bool as_peer = false,
                                    const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args{"--upstream", "http://" + upstream_ + "/payload.bin"};
+    std::vector<std::string> args{"--upstream", upstream_url()};
     if (with_digest) {
-      args.insert(args.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
+      const auto digest = digest_args();
+      args.insert(args.end(), digest.begin(), digest.end());
     }
     if (as_peer) {
       args.push_back("--peer");
     }
     args.insert(args.end(), extra.begin(), extra.end());
-    return fetch_on_agents(work_, agents, args, payload_sha_, 60s);
+    return fetch_payload(agents, args, 60s);
   }
 
-  // Creates <work>/<name>/state/site.key with `lanrelay key generate`; returns the public key.
-  std::string generate_site_key(const std::string& name) {
-    const fs::path state = work_ / name / "state";
-    fs::create_directories(state);
-    const std::string key =
-        lanrelay::test::generate_site_key(state / "site.key", work_ / (name + "-key.out"));
-    EXPECT_FALSE(key.empty());
-    return key;
-  }
-
-  std::vector<const segment::host*> add_agents(std::size_t count) {
-    std::vector<const segment::host*> agents;
-    for (std::size_t i = 0; i < count; ++i) {
-      agents.push_back(&lan_->add_host("agent" + std::to_string(i)));
-    }
-    return agents;
-  }
-
-  json::object relay_stats(const segment::host& relay) { return daemon_stats(relay); }
-
-  static std::string text(const json::object& o, std::string_view key) { return json_text(o, key); }
-
-  std::optional<segment> lan_;
-  std::deque<process> processes_;
-  fs::path work_;
-  fs::path payload_;
-  std::uint64_t payload_size_ = 0;
-  std::string payload_sha_;
-  std::string upstream_;
+  segment* lan_ = nullptr;
 };
 
 TEST_F(discovery_segment, agents_get_the_item_from_the_relay_and_never_from_upstream) {
   start_upstream();
   const auto& relay = start_daemon("relay", "relay", holding::payload);
-  auto agents = add_agents(agent_count);
+  auto agents = add_agents(*lan_, agent_count);
   lan_->shape_ports("200mbit");  // transfers overlap, so the peer cap is put to work
 
   const auto results = fetch_all(agents);
   for (const auto& r : results) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok) << r.log;
-    EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
+    EXPECT_EQ(json_text(r.report, "source"), "relay") << r.log;
   }
   EXPECT_EQ(upstream_requests(), 0u);
 
-  const auto stats = relay_stats(relay);
+  const auto stats = daemon_stats(relay);
   std::printf("relay stats after %zu agents: %s\n", agent_count, json::serialize(stats).c_str());
   ASSERT_TRUE(stats.contains("peak_active_transfers")) << json::serialize(stats);
   EXPECT_LE(stats.at("peak_active_transfers").to_number<std::uint64_t>(), 10u);
@@ -172,7 +110,7 @@ TEST_F(discovery_segment, first_choices_spread_across_holders) {
   for (int i = 0; i < 3; ++i) {
     holders.push_back(start_daemon("holder" + std::to_string(i), "relay", holding::payload).address);
   }
-  const auto results = fetch_all(add_agents(agent_count));
+  const auto results = fetch_all(add_agents(*lan_, agent_count));
   std::map<std::string, int> first_choice;
   for (const auto& r : results) {
     ASSERT_EQ(r.exit_status, 0) << r.log;
@@ -194,22 +132,22 @@ TEST_F(discovery_segment, first_choices_spread_across_holders) {
 TEST_F(discovery_segment, without_broadcast_every_agent_falls_back_to_upstream_quietly) {
   start_upstream();
   start_daemon("relay", "relay", holding::payload);
-  auto agents = add_agents(agent_count);
+  auto agents = add_agents(*lan_, agent_count);
   lan_->block_broadcast();
 
   const auto results = fetch_all(agents);
   for (const auto& r : results) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok);
-    EXPECT_EQ(text(r.report, "source"), "upstream");
-    EXPECT_EQ(text(r.report, "fallback_reason"), "no offers");
+    EXPECT_EQ(json_text(r.report, "source"), "upstream");
+    EXPECT_EQ(json_text(r.report, "fallback_reason"), "no offers");
   }
   EXPECT_EQ(upstream_requests(), agent_count);
 
   // The silence is remembered: the next fetch does not wait for the segment again.
   const auto again = fetch_all({agents[0]});
   EXPECT_EQ(again[0].exit_status, 0);
-  EXPECT_NE(text(again[0].report, "fallback_reason").find("gave no answers recently"),
+  EXPECT_NE(json_text(again[0].report, "fallback_reason").find("gave no answers recently"),
             std::string::npos)
       << again[0].log;
 }
@@ -217,17 +155,17 @@ TEST_F(discovery_segment, without_broadcast_every_agent_falls_back_to_upstream_q
 TEST_F(discovery_segment, ipv6_multicast_alone_finds_the_relay) {
   start_upstream();
   const auto& relay = start_daemon("relay", "relay", holding::payload);
-  auto agents = add_agents(2);
+  auto agents = add_agents(*lan_, 2);
   lan_->block_broadcast(segment::family::ipv4);
 
   const auto results = fetch_all(agents);
   for (const auto& r : results) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok);
-    EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
+    EXPECT_EQ(json_text(r.report, "source"), "relay") << r.log;
   }
   EXPECT_EQ(upstream_requests(), 0u);
-  EXPECT_NE(read_file(work_ / relay.name / "lanrelayd.log").find("event=discovery_joined group=ff12::4126 interface=eth0"),
+  EXPECT_NE(read_file(daemon_log(relay.name)).find("event=discovery_joined group=ff12::4126 interface=eth0"),
             std::string::npos);
 }
 
@@ -241,7 +179,7 @@ TEST_F(discovery_segment, an_interface_that_appears_later_is_served_without_rest
   second.attach(relay);
   second.block_broadcast(segment::family::ipv4);
   const auto& late = second.add_host("late-agent");
-  const fs::path log = work_ / relay.name / "lanrelayd.log";
+  const fs::path log = daemon_log(relay.name);
   ASSERT_TRUE(eventually(60s, [&] {
     return read_file(log).find("event=discovery_joined group=ff12::4126 interface=seg79") != std::string::npos;
   })) << read_file(log);
@@ -249,17 +187,17 @@ TEST_F(discovery_segment, an_interface_that_appears_later_is_served_without_rest
   const auto results = fetch_all({&late});
   EXPECT_EQ(results[0].exit_status, 0) << results[0].log;
   EXPECT_TRUE(results[0].bytes_ok);
-  EXPECT_EQ(text(results[0].report, "source"), "relay") << results[0].log;
+  EXPECT_EQ(json_text(results[0].report, "source"), "relay") << results[0].log;
 }
 
 TEST_F(discovery_segment, corrupted_bytes_from_a_peer_are_rejected) {
   start_upstream();
   start_daemon("liar", "peer", holding::corrupted_payload);
-  const auto results = fetch_all(add_agents(2));
+  const auto results = fetch_all(add_agents(*lan_, 2));
   for (const auto& r : results) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok) << "corrupted bytes were kept";
-    EXPECT_EQ(text(r.report, "source"), "upstream");
+    EXPECT_EQ(json_text(r.report, "source"), "upstream");
     const auto& attempts = r.report.at("attempts").as_array();
     ASSERT_GE(attempts.size(), 2u) << r.log;
     EXPECT_NE(std::string(attempts[0].as_object().at("outcome").as_string()).find("digest mismatch"),
@@ -272,34 +210,34 @@ TEST_F(discovery_segment, corrupted_bytes_from_a_peer_are_rejected) {
 TEST_F(discovery_segment, offers_without_a_trusted_digest_are_not_used) {
   start_upstream();
   start_daemon("relay", "relay", holding::payload);
-  const auto results = fetch_all(add_agents(1), /*with_digest=*/false);
+  const auto results = fetch_all(add_agents(*lan_, 1), /*with_digest=*/false);
   ASSERT_EQ(results[0].exit_status, 0) << results[0].log;
   EXPECT_TRUE(results[0].bytes_ok);
-  EXPECT_EQ(text(results[0].report, "source"), "upstream");
-  EXPECT_EQ(text(results[0].report, "fallback_reason"), "no trusted digest for the offered content");
+  EXPECT_EQ(json_text(results[0].report, "source"), "upstream");
+  EXPECT_EQ(json_text(results[0].report, "fallback_reason"), "no trusted digest for the offered content");
   EXPECT_EQ(upstream_requests(), 1u);
 }
 
 TEST_F(discovery_segment, a_catalog_signed_with_the_pinned_key_makes_offers_trusted) {
   start_upstream();
-  const std::string site_key = generate_site_key("relay");
+  const std::string site_key = make_site_key("relay");
   ASSERT_EQ(site_key.rfind("lanrelay-ed25519:", 0), 0u) << site_key;
   start_daemon("relay", "relay", holding::payload);
-  auto agents = add_agents(2);
+  auto agents = add_agents(*lan_, 2);
 
   // No digest from the caller: the relay's signed catalog vouches for the bytes.
   auto trusted = fetch_all({agents[0]}, /*with_digest=*/false, false, {"--site-key", site_key});
   ASSERT_EQ(trusted[0].exit_status, 0) << trusted[0].log;
   EXPECT_TRUE(trusted[0].bytes_ok);
-  EXPECT_EQ(text(trusted[0].report, "source"), "relay") << trusted[0].log;
+  EXPECT_EQ(json_text(trusted[0].report, "source"), "relay") << trusted[0].log;
   EXPECT_EQ(upstream_requests(), 0u);
 
   // Another key pinned: the catalog is not believed, the offers are not used.
-  const std::string other_key = generate_site_key("elsewhere");
+  const std::string other_key = make_site_key("elsewhere");
   auto untrusted = fetch_all({agents[1]}, /*with_digest=*/false, false, {"--site-key", other_key});
   ASSERT_EQ(untrusted[0].exit_status, 0) << untrusted[0].log;
   EXPECT_TRUE(untrusted[0].bytes_ok);
-  EXPECT_EQ(text(untrusted[0].report, "source"), "upstream") << untrusted[0].log;
+  EXPECT_EQ(json_text(untrusted[0].report, "source"), "upstream") << untrusted[0].log;
   EXPECT_EQ(upstream_requests(), 1u);
 }
 
@@ -311,7 +249,7 @@ TEST_F(discovery_segment, peers_serve_what_they_fetched) {
   auto first = fetch_all({&peer}, true, /*as_peer=*/true);
   ASSERT_EQ(first[0].exit_status, 0) << first[0].log;
 
-  auto agents = add_agents(6);
+  auto agents = add_agents(*lan_, 6);
 
   // Both now answer a query: the relay and the peer that fetched from it.
   const fs::path listing = work_ / "discover.out";
@@ -334,8 +272,8 @@ TEST_F(discovery_segment, peers_serve_what_they_fetched) {
     EXPECT_TRUE(r.bytes_ok);
   }
   EXPECT_EQ(upstream_requests(), 0u);
-  const auto relay_served = relay_stats(relay).at("transfers_completed").to_number<std::uint64_t>();
-  const auto peer_served = relay_stats(peer).at("transfers_completed").to_number<std::uint64_t>();
+  const auto relay_served = daemon_stats(relay).at("transfers_completed").to_number<std::uint64_t>();
+  const auto peer_served = daemon_stats(peer).at("transfers_completed").to_number<std::uint64_t>();
   EXPECT_EQ(relay_served + peer_served, 7u);
 }
 

@@ -4,12 +4,8 @@
 // its query; the relay's metrics show it once. A forged query with huge counts adds a bounded
 // amount.
 
-#include "process.hpp"
-#include "segment.hpp"
 #include "segment_fixture.hpp"
 
-#include "lanrelay/base/sha256.hpp"
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
 
 #include <boost/json.hpp>
@@ -20,12 +16,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <optional>
-#include <random>
 #include <regex>
 
 namespace lanrelay::test {
@@ -35,51 +29,23 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-class fallback_report_segment : public testing::Test {
+class fallback_report_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
-      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    if (!set_up_segment_test("lanrelay-fallback-report")) {
+      return;
     }
-    work_ = make_work_dir("lanrelay-fallback-report");
-    ASSERT_FALSE(work_.empty());
-    fs::create_directories(work_ / "www");
-    payload_ = work_ / "www" / "payload.bin";
-    std::mt19937_64 random(15);
-    std::string bytes(256 * 1024, '\0');
-    for (auto& c : bytes) {
-      c = static_cast<char>(random());
-    }
-    std::ofstream(payload_, std::ios::binary) << bytes;
-    payload_size_ = fs::file_size(payload_);
-    payload_sha_ = to_hex(sha256_of_file(payload_).value());
-    lan_.emplace(static_cast<std::uint8_t>(61));
-  }
-
-  void TearDown() override {
-    processes_.clear();
-    lan_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
+    write_payload(256 * 1024, 15);
+    lan_ = &add_segment(61);
   }
 
   // `lanrelay fetch` of the payload on `agent`, with its own state directory; the JSON report.
   json::object fetch(const segment::host& agent) {
-    const fs::path dir = work_ / agent.name;
-    fs::create_directories(dir);
-    fs::remove(dir / "payload.bin");
-    fs::remove(dir / "fetch.out");  // the output is appended to: one report per fetch
-    process p({LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name", "payload", "--version", "1",
-               "--output", (dir / "payload.bin").string(), "--upstream",
-               "http://" + upstream_ + "/payload.bin", "--state-dir", (dir / "state").string(),
-               "--sha256", payload_sha_, "--size", std::to_string(payload_size_), "--json",
-               "--log-level", "info"},
-              process::options{.netns = agent.netns, .output = dir / "fetch.out"});
-    const auto status = p.wait_for(120s);
-    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << read_file(dir / "fetch.out");
-    return fetch_report(read_file(dir / "fetch.out"));
+    auto args = digest_args();
+    args.insert(args.end(), {"--upstream", upstream_url()});
+    const auto runs = fetch_payload({&agent}, args);
+    EXPECT_EQ(runs[0].exit_status, 0) << runs[0].log;
+    return runs[0].report;
   }
 
   bool start_relay(const segment::host& relay) {
@@ -98,31 +64,17 @@ class fallback_report_segment : public testing::Test {
     return std::stod(m[1].str());
   }
 
-  std::optional<segment> lan_;
-  std::deque<process> processes_;
-  fs::path work_;
-  fs::path payload_;
-  std::uint64_t payload_size_ = 0;
-  std::string payload_sha_;
-  std::string upstream_;
+  segment* lan_ = nullptr;
   int starts_ = 0;
 };
 
 TEST_F(fallback_report_segment, a_silent_segment_is_reported_to_the_relay_once_it_answers) {
-  const auto& web = lan_->add_host("upstream");
-  upstream_ = web.address;
-  std::string failure;
-  ASSERT_TRUE(start_web_server(processes_, web, work_ / "nginx", work_ / "www", "/payload.bin", &failure))
-      << failure;
+  ASSERT_NO_FATAL_FAILURE(start_upstream_server(lan_->add_host("upstream")));
 
   // The relay holds the payload, but is stopped when the agent first fetches.
   const auto& relay = lan_->add_host("relay");
-  const fs::path state = work_ / "relay" / "state";
-  fs::create_directories(state);
-  {
-    auto store = content_store::open({.dir = state / "cache"}).value();
-    ASSERT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
-  }
+  const fs::path state = state_dir("relay");
+  ASSERT_NO_FATAL_FAILURE(hold_payload(state));
   std::ofstream(work_ / "relay" / "lanrelayd.toml")
       << "[state]\ndir = \"" << state.string() << "\"\n[log]\nlevel = \"info\"\n";
   ASSERT_TRUE(start_relay(relay));
@@ -157,12 +109,8 @@ TEST_F(fallback_report_segment, a_silent_segment_is_reported_to_the_relay_once_i
 
   // A forged query claiming 65535 of every reason adds at most max_reported_fallbacks each. It is
   // sent until the relay's offer comes back (copies share a transaction id: counted once).
-  discovery::query forged;
-  forged.transaction_id = 0xf0f0;
-  forged.sender_cookie = 0xbad;
-  forged.kind = item_kind::file;
-  forged.name = "payload";
-  forged.version = "1";
+  discovery::query forged{.transaction_id = 0xf0f0, .sender_cookie = 0xbad,
+                          .kind = item_kind::file, .name = "payload", .version = "1"};
   for (std::uint8_t code = 1; code <= discovery::fallback_reason_count; ++code) {
     forged.fallbacks.push_back({static_cast<discovery::fallback_reason>(code), 0xffff});
   }

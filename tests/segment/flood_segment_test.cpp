@@ -16,10 +16,8 @@
 //   which wait in the kernel, crowd the real agent's answer out (segment/reply_gate.hpp).
 // Deadlines are hang guards only: nothing here depends on how fast this machine is.
 
-#include "process.hpp"
-#include "segment.hpp"
+#include "segment_fixture.hpp"
 
-#include "lanrelay/content/store.hpp"
 #include "lanrelay/segment/discovery_codec.hpp"
 
 #include <boost/json.hpp>
@@ -226,44 +224,26 @@ class flooder {
   std::atomic<std::uint64_t> send_errors_{0};
 };
 
-class flood_segment : public testing::Test {
+class flood_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported()) {
-      GTEST_SKIP() << "segment tests need root, iproute2 and nftables";
+    if (!set_up_segment_test("lanrelay-flood", {})) {
+      return;
     }
-    char pattern[] = "/tmp/lanrelay-flood.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
-    lan_.emplace(subnet);
+    lan_ = &add_segment(subnet);
   }
 
   void TearDown() override {
     flood_.reset();
-    processes_.clear();  // kills and reaps before the namespaces go
-    lan_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
+    segment_test::TearDown();
   }
 
   const segment::host& start_relay() {
     const auto& host = lan_->add_host("relay");
-    const fs::path state = work_ / "relay" / "state";
-    fs::create_directories(state);
-    std::ofstream(work_ / "payload.bin") << std::string(64 * 1024, 'p');
-    auto store = content_store::open({.dir = state / "cache"}).value();
-    EXPECT_TRUE(store->add_file(work_ / "payload.bin", item_key{item_kind::file, "payload", "1"}));
-    store.reset();
-    const fs::path config = work_ / "relay" / "lanrelayd.toml";
-    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n[log]\nlevel = \"info\"\n";
-    relay_log_ = work_ / "relay" / "lanrelayd.log";
-    processes_.emplace_back(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
-                            process::options{.netns = host.netns, .output = relay_log_});
-    EXPECT_TRUE(eventually(60s, [&] {
-      return read_file(relay_log_).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
-    })) << read_file(relay_log_);
+    payload_ = work_ / "payload.bin";
+    std::ofstream(payload_) << std::string(64 * 1024, 'p');
+    hold_payload(state_dir("relay"));
+    start_relay_daemon(host, "relay", "[log]\nlevel = \"info\"\n");
     return host;
   }
 
@@ -292,18 +272,7 @@ class flood_segment : public testing::Test {
     return urls;
   }
 
-  // Read on the relay's own machine: monitoring answers loopback only by default.
-  json::object relay_stats(const segment::host& relay) {
-    const std::string body = http_get_in_netns(relay.netns, "127.0.0.1", 4127, "/-/stats", 5s);
-    boost::system::error_code ec;
-    auto parsed = json::parse(body, ec);
-    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
-  }
-
-  fs::path work_;
-  fs::path relay_log_;
-  std::optional<segment> lan_;
-  std::vector<process> processes_;
+  segment* lan_ = nullptr;
   std::unique_ptr<flooder> flood_;
 
   void run_flood(flooder::families which);
@@ -325,12 +294,8 @@ void flood_segment::run_flood(flooder::families which) {
   ASSERT_FALSE(before.empty());
   EXPECT_TRUE(names_relay(before)) << before.front();
 
-  discovery::query q;
-  q.transaction_id = 1;
-  q.sender_cookie = 0xf100d;
-  q.kind = item_kind::file;
-  q.name = "payload";
-  q.version = "1";
+  const discovery::query q{.transaction_id = 1, .sender_cookie = 0xf100d,
+                           .kind = item_kind::file, .name = "payload", .version = "1"};
   flood_ = std::make_unique<flooder>(attacker.netns, discovery::encode(q).value(), which);
   const auto flood_started = std::chrono::steady_clock::now();
   flood_->start(flood_duration);
@@ -346,7 +311,7 @@ void flood_segment::run_flood(flooder::families which) {
         << "/-/healthz did not answer during the flood";
   }
   const bool flood_still_running = std::chrono::steady_clock::now() - flood_started < flood_duration;
-  const auto stats = relay_stats(relay);
+  const auto stats = daemon_stats(relay);  // on the relay's own machine: loopback only
   flood_->stop();
   std::printf("flood: %llu IPv6 and %llu IPv4 frames sent (%llu send errors); relay stats: %s\n",
               static_cast<unsigned long long>(flood_->sent_v6()),

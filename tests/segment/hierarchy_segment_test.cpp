@@ -20,8 +20,6 @@
 // docs/scaling.md. Nothing here reaches the machine's own interfaces.
 
 #include "au_upstream.hpp"
-#include "process.hpp"
-#include "segment.hpp"
 #include "segment_fixture.hpp"
 
 #include "lanrelay/base/sha256.hpp"
@@ -64,26 +62,24 @@ struct relay_bytes {
   double fetched = 0;
 };
 
-class hierarchy_segment : public testing::Test {
+class hierarchy_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
-      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    if (!set_up_segment_test("lanrelay-hierarchy")) {
+      return;
     }
-    work_ = make_work_dir("lanrelay-hierarchy");
-    ASSERT_FALSE(work_.empty());
     tree_.emplace(work_ / "www");
     tree_->add(pattern_v1, 3'000'000);
     tree_->add(engine, 1'200'000);
     tree_->publish(index(1));
 
-    site_.emplace(site_subnet);
-    upstream_host_ = &site_->add_host("upstream");
-    site_relay_host_ = &site_->add_host("site-relay");
-    router_ = &site_->add_host("router");
+    auto& site = add_segment(site_subnet);
+    upstream_host_ = &site.add_host("upstream");
+    site_relay_host_ = &site.add_host("site-relay");
+    router_ = &site.add_host("router");
     run_checked("ip netns exec " + router_->netns + " sysctl -qw net.ipv4.ip_forward=1");
     for (const auto subnet : segment_subnets) {
-      auto& lan = segments_.emplace_back(std::make_unique<segment>(subnet));
+      auto* lan = segments_.emplace_back(&add_segment(subnet));
       const auto& router_side = lan->attach(*router_);
       for (const auto* h : {upstream_host_, site_relay_host_}) {
         run_checked("ip -n " + h->netns + " route add 10." + std::to_string(subnet) +
@@ -109,15 +105,10 @@ class hierarchy_segment : public testing::Test {
     ASSERT_EQ(site_key_.rfind("lanrelay-ed25519:", 0), 0U) << site_key_;
   }
 
+  // The router's namespace belongs to the site segment, made first: deleted last.
   void TearDown() override {
-    processes_.clear();
     upstream_.reset();
-    segments_.clear();  // the router's namespace belongs to the site segment: deleted last
-    site_.reset();
-    if (!work_.empty()) {
-      std::error_code ignored;
-      fs::remove_all(work_, ignored);
-    }
+    segment_test::TearDown();
   }
 
   // Every host of `lan` but the router reaches the site subnet through the router.
@@ -245,24 +236,17 @@ class hierarchy_segment : public testing::Test {
 
   static std::string relay_name(std::size_t s) { return "segment-relay-" + std::to_string(s); }
 
-  struct update_result {
-    int exit_status = -1;
-    json::object report;
-    std::string log;
-    fs::path dir;
-  };
-
   // `lanrelay update` on every agent of every segment at once, against its segment relay;
   // returns the results and the wall-clock time from the first start to the last exit.
-  std::pair<std::vector<update_result>, double> update_everywhere(const std::string& round) {
+  std::pair<std::vector<update_run>, double> update_everywhere(const std::string& round) {
     std::vector<process> running;
-    std::vector<update_result> results;
+    std::vector<update_run> results;
     const auto started = std::chrono::steady_clock::now();
     for (std::size_t s = 0; s < agents_.size(); ++s) {
       for (const auto* agent : agents_[s]) {
         const fs::path dir = work_ / "agents" / agent->name;
         fs::create_directories(dir);
-        update_result r;
+        update_run r;
         r.dir = dir / "au";
         running.emplace_back(
             std::vector<std::string>{LANRELAY_CLI_PATH, "update", "--index-url",
@@ -278,16 +262,9 @@ class hierarchy_segment : public testing::Test {
       for (const auto* agent : agents_[s]) {
         auto& r = results[i];
         const auto status = running[i].wait_for(180s);
-        r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+        r.exit_status = exit_code(status);
         r.log = read_file(work_ / "agents" / agent->name / (round + ".out"));
-        const auto start = r.log.find("{\"index_url\"");
-        if (start != std::string::npos) {
-          boost::system::error_code ec;
-          auto parsed = json::parse(r.log.substr(start, r.log.find('\n', start) - start), ec);
-          if (!ec && parsed.is_object()) {
-            r.report = parsed.as_object();
-          }
-        }
+        r.report = update_report(r.log);
         ++i;
       }
     }
@@ -298,7 +275,7 @@ class hierarchy_segment : public testing::Test {
 
   // Each agent installed exactly the upstream's bytes for `paths` (its own SHA-256 check against
   // the tree; `lanrelay update` checks sizes and, for offers, the signed catalog's digests).
-  void expect_installed(const std::vector<update_result>& results, const std::vector<std::string>& paths) {
+  void expect_installed(const std::vector<update_run>& results, const std::vector<std::string>& paths) {
     std::map<std::string, std::string> expected;
     for (const auto& path : paths) {
       expected[path] = to_hex(sha256_of_file(tree_->file(path)).value());
@@ -314,7 +291,7 @@ class hierarchy_segment : public testing::Test {
     }
   }
 
-  static json::array components(const update_result& r) {
+  static json::array components(const update_run& r) {
     const auto* list = r.report.if_contains("components");
     return list != nullptr && list->is_array() ? list->as_array() : json::array{};
   }
@@ -453,13 +430,11 @@ class hierarchy_segment : public testing::Test {
 
   // An admin "update now" on `host`, from its own loopback.
   void sync_now(const segment::host& host) {
-    const fs::path out = work_ / ("sync-" + host.name + "-" + std::to_string(++syncs_) + ".out");
-    process p({LANRELAY_CLI_PATH, "mirror", "sync", "vendor", "--relay", "127.0.0.1:4127", "--json"},
-              process::options{.netns = host.netns,
-                               .output = out,
-                               .environment = {"LANRELAY_ADMIN_TOKEN=" + std::string(admin_token)}});
-    const auto status = p.wait_for(120s);
-    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(out);
+    const auto sync = run_lanrelay(
+        {"mirror", "sync", "vendor", "--relay", "127.0.0.1:4127", "--json"},
+        work_ / ("sync-" + host.name + "-" + std::to_string(++syncs_) + ".out"), host.netns,
+        {"LANRELAY_ADMIN_TOKEN=" + std::string(admin_token)}, 120s);
+    EXPECT_EQ(sync.exit_status, 0) << sync.output;
   }
 
   // The scenario of both tests.
@@ -519,10 +494,8 @@ class hierarchy_segment : public testing::Test {
     EXPECT_EQ(after_second.upstream.size(), 6U);
   }
 
-  fs::path work_;
   std::optional<au_tree> tree_;
-  std::optional<segment> site_;
-  std::vector<std::unique_ptr<segment>> segments_;
+  std::vector<segment*> segments_;  // one per segment subnet
   const segment::host* upstream_host_ = nullptr;
   const segment::host* site_relay_host_ = nullptr;
   const segment::host* router_ = nullptr;
@@ -530,7 +503,6 @@ class hierarchy_segment : public testing::Test {
   std::vector<const segment::host*> relay_hosts_;
   std::vector<std::vector<const segment::host*>> agents_;
   std::optional<nginx> upstream_;
-  std::deque<process> processes_;
   std::string site_key_;
   bool through_cache_ = false;
   int syncs_ = 0;

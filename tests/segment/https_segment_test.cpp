@@ -3,21 +3,15 @@
 // address is refused; admin calls from another host are refused over plain HTTP and accepted over
 // pinned HTTPS. Real lanrelayd and `lanrelay` in network namespaces.
 
-#include "process.hpp"
-#include "segment.hpp"
+#include "segment_fixture.hpp"
 
-#include "lanrelay/base/sha256.hpp"
 #include "lanrelay/base/site_key.hpp"
-#include "lanrelay/content/store.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <cstdlib>
 #include <fstream>
-#include <random>
 
 namespace lanrelay::test {
 namespace {
@@ -28,84 +22,43 @@ using namespace std::chrono_literals;
 
 const std::string admin_token = "segment-admin-token-0123456789";
 
-class https_segment : public testing::Test {
+class https_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported()) {
-      GTEST_SKIP() << "segment tests need root, iproute2 and nftables";
+    if (!set_up_segment_test("lanrelay-https-segment", {})) {
+      return;
     }
-    char pattern[] = "/tmp/lanrelay-https-segment.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
-    std::mt19937_64 random(11);
-    payload_.resize(700 * 1024);
-    for (auto& c : payload_) {
-      c = static_cast<char>(random());
-    }
-    payload_sha_ = to_hex(sha256_of(std::as_bytes(std::span(payload_.data(), payload_.size()))));
+    write_payload(700 * 1024, 11);
     auto key = site_key::generate();
     ASSERT_TRUE(key);
     fs::create_directories(work_ / "keys");
     ASSERT_TRUE(key->save(work_ / "keys" / "site.key"));
     site_public_ = key->public_key().to_string();
-    lan_.emplace(81);
+    lan_ = &add_segment(81);
   }
 
-  void TearDown() override {
-    relay_.reset();
-    lan_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
-  }
-
-  // lanrelayd on `host` holding the payload; `signed_catalog`: with the site key. Returns its log.
+  // lanrelayd on `host` as `name`, holding the payload; `signed_catalog`: with the site key.
+  // Returns its log.
   fs::path start_relay(const segment::host& host, const std::string& name, bool signed_catalog,
                        const std::string& extra_config = "") {
-    const fs::path state = work_ / name / "state";
-    fs::create_directories(state);
-    {
-      auto store = content_store::open({.dir = state / "cache"}).value();
-      auto writer = store->begin_add(item_key{item_kind::file, "payload", "1"}).value();
-      EXPECT_TRUE(writer.write(std::as_bytes(std::span(payload_.data(), payload_.size()))));
-      EXPECT_TRUE(writer.commit(payload_.size(), std::nullopt));
-    }
-    const fs::path config = work_ / name / "lanrelayd.toml";
-    std::ofstream out(config);
-    out << "[state]\ndir = \"" << state.string() << "\"\n[log]\nlevel = \"debug\"\n"
-        << "[admin]\ntoken = \"" << admin_token << "\"\n" << extra_config;
-    if (signed_catalog) {
-      out << "[trust]\nsite_key = \"" << (work_ / "keys" / "site.key").string() << "\"\n";
-    }
-    out.close();
-    const fs::path log = work_ / name / "lanrelayd.log";
-    relay_.emplace(std::vector<std::string>{LANRELAYD_PATH, "--config", config.string()},
-                   process::options{.netns = host.netns, .output = log});
-    EXPECT_TRUE(eventually(60s, [&] {
-      return read_file(log).find("event=discovery_listening") != std::string::npos &&
-             !http_get_in_netns(host.netns, host.address, 4127, "/-/healthz", 10s).empty();
-    })) << read_file(log);
-    return log;
+    hold_payload(state_dir(name));
+    start_relay_daemon(host, name,
+                       "[log]\nlevel = \"debug\"\n[admin]\ntoken = \"" + admin_token + "\"\n" +
+                           extra_config +
+                           (signed_catalog ? "[trust]\nsite_key = \"" +
+                                                 (work_ / "keys" / "site.key").string() + "\"\n"
+                                           : ""));
+    return daemon_log(name);
   }
 
-  struct run_result {
-    int exit_status = -1;
-    std::string output;
-  };
-
-  run_result run(const segment::host& where, const std::string& name,
-                 std::vector<std::string> args, std::vector<std::string> environment = {}) {
-    args.insert(args.begin(), LANRELAY_CLI_PATH);
-    const fs::path out = work_ / (name + ".out");
-    fs::remove(out);
-    process p(args, process::options{.netns = where.netns, .output = out,
-                                     .environment = std::move(environment)});
-    const auto status = p.wait_for(60s);
-    return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, read_file(out)};
+  cli_run run(const segment::host& where, const std::string& name,
+              const std::vector<std::string>& args,
+              const std::vector<std::string>& environment = {}) {
+    return run_lanrelay(args, work_ / (name + ".out"), where.netns, environment);
   }
 
-  run_result fetch(const segment::host& agent, const std::string& name,
-                   const std::string& mode = "require") {
+  cli_run fetch(const segment::host& agent, const std::string& name,
+                const std::string& mode = "require") {
     return run(agent, name,
                {"fetch", "--kind", "file", "--name", "payload", "--version", "1", "--output",
                 (work_ / "agent" / "payload.bin").string(), "--state-dir",
@@ -113,22 +66,8 @@ class https_segment : public testing::Test {
                 mode, "--busy-patience", "0s", "--json", "--log-level", "debug"});
   }
 
-  static json::object report_of(const std::string& output) {
-    const auto start = output.find("{\"source\"");
-    if (start == std::string::npos) {
-      return {};
-    }
-    boost::system::error_code ec;
-    auto parsed = json::parse(output.substr(start, output.find('\n', start) - start), ec);
-    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
-  }
-
-  fs::path work_;
-  std::string payload_;
-  std::string payload_sha_;
   std::string site_public_;
-  std::optional<segment> lan_;
-  std::optional<process> relay_;
+  segment* lan_ = nullptr;
 };
 
 TEST_F(https_segment, a_pinned_agent_fetches_over_https_and_refuses_another_certificate) {
@@ -147,7 +86,7 @@ TEST_F(https_segment, a_pinned_agent_fetches_over_https_and_refuses_another_cert
   // the relay's certificate; the item then comes over HTTPS pinned to it.
   const auto first = fetch(agent, "fetch1");
   ASSERT_EQ(first.exit_status, 0) << first.output << read_file(log);
-  auto report = report_of(first.output);
+  auto report = fetch_report(first.output);
   EXPECT_EQ(report.at("source").as_string(), "relay") << first.output;
   EXPECT_EQ(report.at("sha256").as_string(), payload_sha_);
   const auto& attempts = report.at("attempts").as_array();
@@ -165,12 +104,12 @@ TEST_F(https_segment, a_pinned_agent_fetches_over_https_and_refuses_another_cert
                                ":4128/-/catalog.signed"),
             std::string::npos)
       << second.output;
-  EXPECT_EQ(report_of(second.output).at("source").as_string(), "relay");
+  EXPECT_EQ(fetch_report(second.output).at("source").as_string(), "relay");
 
   // Another machine at the relay's address: same item, its own certificate, no site key. The
   // agent's pin refuses its HTTPS, its plain HTTP has no signed catalog, so nothing it offers is
   // trusted and (with no upstream) the fetch fails.
-  relay_.reset();
+  processes_.back().kill();  // the relay, the test's only process
   start_relay(relay_host, "impostor", false);
   const auto third = fetch(agent, "fetch3");
   EXPECT_NE(third.exit_status, 0) << third.output;

@@ -29,39 +29,23 @@ using namespace std::chrono_literals;
 
 constexpr std::string_view upstream_address = "fd99::1";
 
-std::string text(const json::object& o, std::string_view key) { return json_text(o, key); }
-
 // The URL of the first download attempt of a fetch report.
 std::string first_url(const fetch_run& r) {
   const auto* attempts = r.report.if_contains("attempts");
   if (attempts == nullptr || !attempts->is_array() || attempts->as_array().empty()) {
     return {};
   }
-  return text(attempts->as_array().front().as_object(), "url");
+  return json_text(attempts->as_array().front().as_object(), "url");
 }
 
-class ipv6_segment : public testing::Test {
+class ipv6_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
-      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    if (!set_up_segment_test("lanrelay-ipv6")) {
+      return;
     }
-    work_ = make_work_dir("lanrelay-ipv6");
-    ASSERT_FALSE(work_.empty());
-    fs::create_directories(work_ / "www");
-    payload_ = work_ / "www" / "payload.bin";
-    payload_sha_ = write_random_file(payload_, 1 << 20, 17);
-    payload_size_ = fs::file_size(payload_);
-    lan_.emplace(86, segment::addressing::ipv6_only);
-  }
-
-  void TearDown() override {
-    processes_.clear();  // kills and reaps before the namespaces go
-    lan_.reset();
-    internet_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
+    write_payload(1 << 20, 17);
+    lan_ = &add_segment(86, segment::addressing::ipv6_only);
   }
 
   // A host on the LAN that reaches the upstream's prefix on the link.
@@ -77,18 +61,11 @@ class ipv6_segment : public testing::Test {
     run_checked("ip -n " + host.netns + " -6 addr add " + std::string(upstream_address) +
                 "/64 dev eth0 nodad");
     std::ofstream(work_ / "www" / "ready.txt") << "ok\n";
+    upstream_address_ = "[" + std::string(upstream_address) + "]";
     std::string failure;
     ASSERT_TRUE(start_web_server(processes_, host, work_ / "nginx", work_ / "www", "/ready.txt",
                                  &failure, {"127.0.0.1", std::string(upstream_address)}))
         << failure;
-  }
-
-  std::size_t upstream_requests() const {
-    return web_server_requests(work_ / "nginx", "/payload.bin");
-  }
-
-  std::string upstream_url() const {
-    return "http://[" + std::string(upstream_address) + "]/payload.bin";
   }
 
   // lanrelayd on a new host (or on `existing`), holding the payload when asked; returns once it
@@ -96,20 +73,12 @@ class ipv6_segment : public testing::Test {
   const segment::host& start_daemon(const std::string& name, const std::string& role, bool holding,
                                     const segment::host* existing = nullptr) {
     const auto& host = existing != nullptr ? *existing : add_host(name);
-    const fs::path state = work_ / name / "state";
-    fs::create_directories(state);
     if (holding) {
-      auto store = content_store::open({.dir = state / "cache"}).value();
-      EXPECT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
+      hold_payload(state_dir(name));
     }
-    const fs::path config = work_ / name / "lanrelayd.toml";
-    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
-                          << "[relay]\nrole = \"" << role << "\"\n"
-                          << "[log]\nlevel = \"info\"\n";
-    const fs::path log = work_ / name / "lanrelayd.log";
-    EXPECT_TRUE(start_lanrelayd(processes_, host, config, log,
-                                "event=discovery_joined group=ff12::4126 interface=eth0"))
-        << read_file(log);
+    start_relay_daemon(host, name,
+                       "[relay]\nrole = \"" + role + "\"\n[log]\nlevel = \"info\"\n",
+                       "event=discovery_joined group=ff12::4126 interface=eth0");
     daemons_[name] = &processes_.back();
     return host;
   }
@@ -121,10 +90,11 @@ class ipv6_segment : public testing::Test {
                                    std::string upstream = {}) {
     std::vector<std::string> args{"--upstream", upstream.empty() ? upstream_url() : upstream};
     if (with_digest) {
-      args.insert(args.end(), {"--sha256", payload_sha_, "--size", std::to_string(payload_size_)});
+      const auto digest = digest_args();
+      args.insert(args.end(), digest.begin(), digest.end());
     }
     args.insert(args.end(), extra.begin(), extra.end());
-    return fetch_on_agents(work_, agents, args, payload_sha_);
+    return fetch_payload(agents, args);
   }
 
   // `lanrelay discover --json` on `agent`: the offers, or an empty array.
@@ -139,49 +109,33 @@ class ipv6_segment : public testing::Test {
     return !ec && parsed.is_array() ? parsed.as_array() : json::array{};
   }
 
-  // Creates <work>/<name>/state/site.key; returns its public key.
-  std::string generate_site_key(const std::string& name) {
-    const fs::path state = work_ / name / "state";
-    fs::create_directories(state);
-    const std::string key =
-        lanrelay::test::generate_site_key(state / "site.key", work_ / (name + "-key.out"));
-    EXPECT_FALSE(key.empty());
-    return key;
-  }
-
   void expect_from_responder(const fetch_run& r, std::string_view source,
                              const std::string& address) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok) << r.log;
-    EXPECT_EQ(text(r.report, "source"), source) << r.log;
+    EXPECT_EQ(json_text(r.report, "source"), source) << r.log;
     EXPECT_NE(first_url(r).find("//[" + address + "]:4127/"), std::string::npos) << r.log;
   }
 
-  std::optional<segment> lan_;
-  std::optional<segment> internet_;
-  std::deque<process> processes_;
+  segment* lan_ = nullptr;
   std::map<std::string, process*> daemons_;
-  fs::path work_;
-  fs::path payload_;
-  std::uint64_t payload_size_ = 0;
-  std::string payload_sha_;
 };
 
 // (1) Link-local addresses only: the offer names the relay's fe80:: address, the agent reaches it
 // through the interface the offer arrived on, for the signed catalog and for the item.
 TEST_F(ipv6_segment, link_local_only_the_catalog_and_the_item_come_from_the_relay) {
   ASSERT_NO_FATAL_FAILURE(start_upstream());
-  const std::string site_key = generate_site_key("relay");
+  const std::string site_key = make_site_key("relay");
   const auto& relay = start_daemon("relay", "relay", true);
   const auto& agent = add_host("agent");
 
   const auto offers = discover(agent);
   ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
   const auto& offer = offers[0].as_object();
-  EXPECT_EQ(text(offer, "address"), relay.link_local) << json::serialize(offer);
-  EXPECT_EQ(text(offer, "interface"), "eth0") << json::serialize(offer);
-  EXPECT_EQ(text(offer, "zone"), "eth0") << json::serialize(offer);
-  EXPECT_EQ(text(offer, "url").find("http://[" + relay.link_local + "]:4127/"), 0u)
+  EXPECT_EQ(json_text(offer, "address"), relay.link_local) << json::serialize(offer);
+  EXPECT_EQ(json_text(offer, "interface"), "eth0") << json::serialize(offer);
+  EXPECT_EQ(json_text(offer, "zone"), "eth0") << json::serialize(offer);
+  EXPECT_EQ(json_text(offer, "url").find("http://[" + relay.link_local + "]:4127/"), 0u)
       << json::serialize(offer);
 
   // No digest from the caller: the catalog signed with the site key vouches for the bytes.
@@ -200,9 +154,9 @@ TEST_F(ipv6_segment, with_a_ula_prefix_the_relay_offers_its_routable_address) {
   const auto offers = discover(agent);
   ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
   const auto& offer = offers[0].as_object();
-  EXPECT_EQ(text(offer, "address"), relay.ipv6) << json::serialize(offer);
-  EXPECT_EQ(text(offer, "from"), relay.ipv6) << json::serialize(offer);
-  EXPECT_EQ(text(offer, "interface"), "eth0") << json::serialize(offer);
+  EXPECT_EQ(json_text(offer, "address"), relay.ipv6) << json::serialize(offer);
+  EXPECT_EQ(json_text(offer, "from"), relay.ipv6) << json::serialize(offer);
+  EXPECT_EQ(json_text(offer, "interface"), "eth0") << json::serialize(offer);
   EXPECT_TRUE(offer.at("zone").is_null()) << json::serialize(offer);
 
   const auto results = fetch_all({&agent});
@@ -219,8 +173,8 @@ TEST_F(ipv6_segment, two_agents_on_different_ports_both_get_the_item_from_the_re
   for (const auto* agent : {&first, &second}) {
     const auto offers = discover(*agent);
     ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
-    EXPECT_EQ(text(offers[0].as_object(), "address"), relay.link_local);
-    EXPECT_EQ(text(offers[0].as_object(), "zone"), "eth0");
+    EXPECT_EQ(json_text(offers[0].as_object(), "address"), relay.link_local);
+    EXPECT_EQ(json_text(offers[0].as_object(), "zone"), "eth0");
   }
 
   const auto results = fetch_all({&first, &second});
@@ -246,8 +200,8 @@ TEST_F(ipv6_segment, a_peer_serves_what_it_fetched) {
   const auto& agent = add_host("agent");
   const auto offers = discover(agent);
   ASSERT_EQ(offers.size(), 1u) << json::serialize(offers);
-  EXPECT_EQ(text(offers[0].as_object(), "role"), "peer");
-  EXPECT_EQ(text(offers[0].as_object(), "address"), peer.link_local);
+  EXPECT_EQ(json_text(offers[0].as_object(), "role"), "peer");
+  EXPECT_EQ(json_text(offers[0].as_object(), "address"), peer.link_local);
 
   const auto results = fetch_all({&agent});
   expect_from_responder(results[0], "peer", peer.link_local);
@@ -264,8 +218,8 @@ TEST_F(ipv6_segment, a_proxy_advertised_by_its_link_local_address_is_checked_and
     GTEST_SKIP() << "needs tinyproxy (deploy/install-deps.sh --test)";
   }
   // www on an IPv4 network the LAN reaches only through the proxy.
-  internet_.emplace(87);
-  const auto& www = internet_->add_host("www");
+  auto& internet = add_segment(87);
+  const auto& www = internet.add_host("www");
   const fs::path www_dir = work_ / "www-nginx";
   std::ofstream(work_ / "www" / "probe.txt") << "ok\n";
   std::string failure;
@@ -275,7 +229,7 @@ TEST_F(ipv6_segment, a_proxy_advertised_by_its_link_local_address_is_checked_and
 
   // tinyproxy on the LAN (IPv6 only there), also attached to the internet.
   const auto& proxy = add_host("proxy");
-  const auto& proxy_outside = internet_->attach(proxy);
+  const auto& proxy_outside = internet.attach(proxy);
   const fs::path proxy_dir = work_ / "proxy";
   fs::create_directories(proxy_dir);
   std::ofstream(proxy_dir / "tinyproxy.conf")
@@ -314,13 +268,8 @@ TEST_F(ipv6_segment, a_proxy_advertised_by_its_link_local_address_is_checked_and
   const auto at = log_text.find("public key lanrelay-ed25519:");
   const std::string helper_key = log_text.substr(at + 11, log_text.find('\n', at) - at - 11);
   ASSERT_TRUE(eventually(60s, [&] {
-    boost::system::error_code ec;
-    const auto stats =
-        json::parse(http_get_in_netns(helper.netns, "127.0.0.1", 4130, "/-/stats"), ec);
-    if (ec || !stats.is_object()) {
-      return false;
-    }
-    const auto* proxies = stats.as_object().if_contains("proxies");
+    const auto stats = daemon_stats(helper, 4130);
+    const auto* proxies = stats.if_contains("proxies");
     return proxies != nullptr && proxies->is_array() && !proxies->as_array().empty() &&
            proxies->as_array()[0].as_object().at("healthy").as_bool();
   })) << read_file(helper_log);
@@ -342,8 +291,8 @@ TEST_F(ipv6_segment, a_proxy_advertised_by_its_link_local_address_is_checked_and
     boost::system::error_code ec;
     const auto line = json::parse(text_out.substr(start, text_out.find('\n', start) - start), ec);
     ASSERT_FALSE(ec) << text_out;
-    EXPECT_EQ(text(line.as_object(), "decided_by"), "proxyhelper") << text_out;
-    EXPECT_EQ(text(line.as_object(), "proxy"), proxy_url) << text_out;
+    EXPECT_EQ(json_text(line.as_object(), "decided_by"), "proxyhelper") << text_out;
+    EXPECT_EQ(json_text(line.as_object(), "proxy"), proxy_url) << text_out;
   }
 
   // Through the proxy when nobody on the segment has the item...
@@ -354,7 +303,7 @@ TEST_F(ipv6_segment, a_proxy_advertised_by_its_link_local_address_is_checked_and
   }(), true, target);
   EXPECT_EQ(via_proxy[0].exit_status, 0) << via_proxy[0].log;
   EXPECT_TRUE(via_proxy[0].bytes_ok) << via_proxy[0].log;
-  EXPECT_EQ(text(via_proxy[0].report, "source"), "upstream") << via_proxy[0].log;
+  EXPECT_EQ(json_text(via_proxy[0].report, "source"), "upstream") << via_proxy[0].log;
   // The connectivity checks GET the target too (and stop at the head).
   const auto before_relay = www_payload_requests();
   EXPECT_GE(before_relay, 1u);

@@ -9,23 +9,16 @@
 // machine's own interfaces.
 
 #include "au_upstream.hpp"
-#include "process.hpp"
-#include "segment.hpp"
+#include "segment_fixture.hpp"
 
 #include "lanrelay/base/sha256.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
-#include <random>
 #include <regex>
 #include <sstream>
 
@@ -37,21 +30,6 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 constexpr std::string_view page_marker = "lanrelay-proxy-segment-page";
-
-bool can_connect_in_netns(const std::string& netns, const std::string& address,
-                          std::uint16_t port) {
-  const int fd = socket_in_netns(netns, AF_INET, SOCK_STREAM);
-  if (fd < 0) {
-    return false;
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
-  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
 
 std::vector<json::object> json_lines(const std::string& text) {
   std::vector<json::object> out;
@@ -69,42 +47,26 @@ std::vector<json::object> json_lines(const std::string& text) {
   return out;
 }
 
-std::string text_of(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
 bool flag_of(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
   return v != nullptr && v->is_bool() && v->as_bool();
 }
 
-class proxy_segment : public testing::Test {
+class proxy_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0 ||
-        std::system("command -v tinyproxy >/dev/null") != 0 ||
-        std::system("command -v openssl >/dev/null") != 0) {
-      GTEST_SKIP() << "proxy segment tests need root, iproute2, nftables, nginx, tinyproxy and "
-                      "openssl (deploy/install-deps.sh)";
+    if (!set_up_segment_test("lanrelay-proxy", {"nginx", "tinyproxy", "openssl"})) {
+      return;
     }
-    char pattern[] = "/tmp/lanrelay-proxy.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    work_ = pattern;
-    internet_.emplace(78);
-    lan_.emplace(77);
+    internet_ = &add_segment(78);
+    lan_ = &add_segment(77);
   }
 
   void TearDown() override {
-    processes_.clear();  // kills and reaps before the namespaces go
     rogue_.reset();
     helper_process_.reset();
     proxies_.clear();
-    lan_.reset();
-    internet_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
+    segment_test::TearDown();
   }
 
   // nginx on www: http on 80, https on 443 with a certificate for its address.
@@ -117,14 +79,9 @@ class proxy_segment : public testing::Test {
                 "-days 1 -subj /CN=www -addext subjectAltName=IP:" + www_ + " -keyout " +
                 (dir / "key.pem").string() + " -out " + (dir / "cert.pem").string());
     ca_file_ = dir / "cert.pem";
-    std::mt19937_64 random(11);
-    std::string payload(1 << 20, '\0');
-    for (auto& c : payload) {
-      c = static_cast<char>(random());
-    }
-    std::ofstream(dir / "root" / "payload.bin", std::ios::binary) << payload;
-    payload_sha_ = to_hex(sha256_of_file(dir / "root" / "payload.bin").value());
-    payload_size_ = payload.size();
+    payload_ = dir / "root" / "payload.bin";
+    payload_sha_ = write_random_file(payload_, 1 << 20, 11);
+    payload_size_ = fs::file_size(payload_);
     std::ofstream(dir / "root" / "page.html")
         << "<html><body><p id=\"m\">" << page_marker << "</p></body></html>\n";
     std::ofstream(dir / "root" / "probe.txt") << "ok\n";
@@ -181,7 +138,7 @@ class proxy_segment : public testing::Test {
                                                (p.dir / "tinyproxy.conf").string()},
                       process::options{.netns = p.host->netns, .output = p.dir / "out.log"});
     EXPECT_TRUE(eventually(60s, [&] {
-      return can_connect_in_netns(p.host->netns, p.host->address, 3128);
+      return can_connect_in(p.host->netns, p.host->address, 3128);
     })) << read_file(p.dir / "out.log");
   }
 
@@ -230,11 +187,7 @@ class proxy_segment : public testing::Test {
     return h;
   }
 
-  json::object helper_stats(const helper& h) {
-    boost::system::error_code ec;
-    auto parsed = json::parse(http_get_in_netns(h.host->netns, "127.0.0.1", 4130, "/-/stats"), ec);
-    return !ec && parsed.is_object() ? parsed.as_object() : json::object{};
-  }
+  static json::object helper_stats(const helper& h) { return daemon_stats(*h.host, 4130); }
 
   std::size_t healthy_count(const helper& h) {
     const auto stats = helper_stats(h);
@@ -272,18 +225,47 @@ class proxy_segment : public testing::Test {
     std::vector<json::object> lines;
   };
 
-  run_result run_cli(const segment::host& where, std::vector<std::string> args,
-                     std::vector<std::string> environment = {}, const std::string& tag = "cli") {
-    args.insert(args.begin(), LANRELAY_CLI_PATH);
-    const fs::path out = work_ / (where.name + "-" + tag + ".out");
-    process p(args, process::options{.netns = where.netns, .output = out,
-                                     .environment = std::move(environment)});
-    run_result r;
-    const auto status = p.wait_for(60s);
-    r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-    r.output = read_file(out);
-    r.lines = json_lines(r.output);
-    return r;
+  run_result run_cli(const segment::host& where, const std::vector<std::string>& args,
+                     const std::vector<std::string>& environment = {},
+                     const std::string& tag = "cli") {
+    auto run = run_lanrelay(args, work_ / (where.name + "-" + tag + ".out"), where.netns,
+                            environment);
+    return {run.exit_status, run.output, json_lines(run.output)};
+  }
+
+  // lanrelayd on a new LAN host as `name`, discovery off, mirroring www's AU tree (source
+  // "vendor") through proxy = "auto", pinned to the helper's key; `extra` goes into its
+  // [upstream_proxy] table. Its output is <work>/<name>/out.log.
+  const segment::host& start_mirror_relay(const std::string& name, const std::string& extra) {
+    const auto& host = lan_->add_host(name);
+    const fs::path dir = work_ / name;
+    fs::create_directories(dir / "state");
+    std::ofstream(dir / "lanrelayd.toml")
+        << "[state]\ndir = \"" << (dir / "state").string() << "\"\n"
+        << "[discovery]\nenabled = false\n"
+        << "[upstream_proxy]\nproxyhelper_keys = [\"" << helper_process_->public_key << "\"]\n"
+        << "check_timeout = \"10s\"\n" << extra
+        << "[[mirror.source]]\nname = \"vendor\"\nurl = \"https://" << www_ << "/activeupdate/\"\n"
+        << "proxy = \"auto\"\njitter = \"0ms\"\nca_file = \"" << ca_file_.string() << "\"\n";
+    processes_.emplace_back(
+        std::vector<std::string>{LANRELAYD_PATH, "--config", (dir / "lanrelayd.toml").string()},
+        process::options{.netns = host.netns, .output = dir / "out.log"});
+    return host;
+  }
+
+  // The relay's first mirror source from its /-/mirror; empty when it did not answer with one.
+  static json::object mirror_source(const segment::host& host) {
+    boost::system::error_code ec;
+    const auto v =
+        json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 10s), ec);
+    return !ec && v.is_array() && !v.as_array().empty() && v.as_array()[0].is_object()
+               ? v.as_array()[0].as_object()
+               : json::object{};
+  }
+
+  static int mirrored_files(const json::object& source) {
+    const auto* files = source.if_contains("files");
+    return files != nullptr ? files->to_number<int>() : -1;
   }
 
   std::vector<std::string> resolve_args(const std::string& target) {
@@ -300,17 +282,13 @@ class proxy_segment : public testing::Test {
     return n;
   }
 
-  std::optional<segment> internet_;
-  std::optional<segment> lan_;
+  segment* internet_ = nullptr;
+  segment* lan_ = nullptr;
   std::deque<proxy_host> proxies_;
   std::unique_ptr<helper> helper_process_;
   std::unique_ptr<helper> rogue_;
-  std::deque<process> processes_;
-  fs::path work_;
   fs::path ca_file_;
   std::string www_;
-  std::string payload_sha_;
-  std::uint64_t payload_size_ = 0;
 };
 
 TEST_F(proxy_segment, agent_without_settings_finds_the_proxy_through_proxyhelperd_and_downloads) {
@@ -322,14 +300,14 @@ TEST_F(proxy_segment, agent_without_settings_finds_the_proxy_through_proxyhelper
   ASSERT_EQ(resolved.exit_status, 0) << resolved.output;
   ASSERT_EQ(resolved.lines.size(), 1u) << resolved.output;
   const auto& r = resolved.lines[0];
-  EXPECT_EQ(text_of(r, "decided_by"), "proxyhelper") << resolved.output;
-  EXPECT_EQ(text_of(r, "proxy"), proxies_[0].url) << resolved.output;
-  EXPECT_EQ(text_of(r, "answered_by"), helper_process_->host->address);
+  EXPECT_EQ(json_text(r, "decided_by"), "proxyhelper") << resolved.output;
+  EXPECT_EQ(json_text(r, "proxy"), proxies_[0].url) << resolved.output;
+  EXPECT_EQ(json_text(r, "answered_by"), helper_process_->host->address);
   EXPECT_TRUE(flag_of(r, "asked_segment"));
   // Step 1 (direct) was tried first and failed: the agent has no route to the internet.
   const auto& skipped = r.at("skipped").as_array();
   ASSERT_EQ(skipped.size(), 1u) << resolved.output;
-  EXPECT_EQ(text_of(skipped[0].as_object(), "step"), "direct");
+  EXPECT_EQ(json_text(skipped[0].as_object(), "step"), "direct");
 
   const auto fetched = run_cli(
       agent,
@@ -340,7 +318,7 @@ TEST_F(proxy_segment, agent_without_settings_finds_the_proxy_through_proxyhelper
       {}, "fetch");
   ASSERT_EQ(fetched.exit_status, 0) << fetched.output;
   ASSERT_EQ(fetched.lines.size(), 1u) << fetched.output;
-  EXPECT_EQ(text_of(fetched.lines[0], "source"), "upstream");
+  EXPECT_EQ(json_text(fetched.lines[0], "source"), "upstream");
   EXPECT_EQ(to_hex(sha256_of_file(work_ / "payload.out").value()), payload_sha_);
   // The download went through proxy1's CONNECT tunnel.
   EXPECT_GE(proxy_log_count(proxies_[0], "CONNECT " + www_ + ":443"), 2u)
@@ -360,7 +338,7 @@ TEST_F(proxy_segment, a_proxy_going_down_stops_being_advertised_and_the_next_one
   const auto resolved = run_cli(agent, resolve_args("https://" + www_ + "/probe.txt"));
   ASSERT_EQ(resolved.exit_status, 0) << resolved.output;
   ASSERT_EQ(resolved.lines.size(), 1u) << resolved.output;
-  EXPECT_EQ(text_of(resolved.lines[0], "proxy"), proxies_[1].url) << resolved.output;
+  EXPECT_EQ(json_text(resolved.lines[0], "proxy"), proxies_[1].url) << resolved.output;
   // proxy1 was not even advertised: only the direct attempt was skipped.
   EXPECT_EQ(resolved.lines[0].at("skipped").as_array().size(), 1u) << resolved.output;
 
@@ -369,7 +347,7 @@ TEST_F(proxy_segment, a_proxy_going_down_stops_being_advertised_and_the_next_one
   ASSERT_TRUE(eventually(60s, [&] { return healthy_count(*helper_process_) == 2; }));
   const auto again = run_cli(agent, resolve_args("https://" + www_ + "/probe.txt"), {}, "again");
   ASSERT_EQ(again.lines.size(), 1u) << again.output;
-  EXPECT_EQ(text_of(again.lines[0], "proxy"), proxies_[0].url) << again.output;
+  EXPECT_EQ(json_text(again.lines[0], "proxy"), proxies_[0].url) << again.output;
 }
 
 TEST_F(proxy_segment, a_rogue_responder_with_another_key_is_ignored) {
@@ -383,8 +361,8 @@ TEST_F(proxy_segment, a_rogue_responder_with_another_key_is_ignored) {
 
   const auto both = run_cli(agent, resolve_args(target));
   ASSERT_EQ(both.lines.size(), 1u) << both.output;
-  EXPECT_EQ(text_of(both.lines[0], "proxy"), proxies_[0].url) << both.output;
-  EXPECT_EQ(text_of(both.lines[0], "answered_by"), helper_process_->host->address);
+  EXPECT_EQ(json_text(both.lines[0], "proxy"), proxies_[0].url) << both.output;
+  EXPECT_EQ(json_text(both.lines[0], "answered_by"), helper_process_->host->address);
 
   // With the genuine helper gone, only the rogue answers: refused, and nothing is used.
   helper_process_->running->kill();
@@ -424,7 +402,7 @@ TEST_F(proxy_segment, an_ip_address_change_forgets_the_learned_proxy) {
   ASSERT_EQ(lines.size(), 3u) << read_file(out);
   EXPECT_FALSE(flag_of(lines[2], "from_cache")) << read_file(out);
   EXPECT_TRUE(flag_of(lines[2], "asked_segment"));
-  EXPECT_EQ(text_of(lines[2], "proxy"), proxies_[0].url);
+  EXPECT_EQ(json_text(lines[2], "proxy"), proxies_[0].url);
   // The helper may count the query after its answer went out: wait for the count (an event).
   EXPECT_TRUE(eventually(60s, [&] { return helper_queries(*helper_process_) > before; }))
       << helper_queries(*helper_process_) << " queries, " << before << " before";
@@ -456,8 +434,8 @@ TEST_F(proxy_segment, a_working_https_proxy_setting_means_no_broadcast_is_sent) 
                          {"https_proxy=" + proxies_[1].host->address + ":3128"});
   ASSERT_EQ(r.exit_status, 0) << r.output;
   ASSERT_EQ(r.lines.size(), 1u) << r.output;
-  EXPECT_EQ(text_of(r.lines[0], "decided_by"), "environment");
-  EXPECT_EQ(text_of(r.lines[0], "proxy"), proxies_[1].url);
+  EXPECT_EQ(json_text(r.lines[0], "decided_by"), "environment");
+  EXPECT_EQ(json_text(r.lines[0], "proxy"), proxies_[1].url);
   EXPECT_FALSE(flag_of(r.lines[0], "asked_segment"));
   EXPECT_EQ(helper_queries(*helper_process_), 0u);
 }
@@ -470,8 +448,8 @@ TEST_F(proxy_segment, a_pac_url_is_evaluated_in_step_one) {
                                  "http://" + helper_process_->host->address + ":4130/proxy.pac"});
   ASSERT_EQ(r.exit_status, 0) << r.output;
   ASSERT_EQ(r.lines.size(), 1u) << r.output;
-  EXPECT_EQ(text_of(r.lines[0], "decided_by"), "pac");
-  EXPECT_EQ(text_of(r.lines[0], "proxy"), proxies_[0].url);
+  EXPECT_EQ(json_text(r.lines[0], "decided_by"), "pac");
+  EXPECT_EQ(json_text(r.lines[0], "proxy"), proxies_[0].url);
 }
 
 TEST_F(proxy_segment, chromium_with_the_pac_url_loads_a_page_through_the_proxy) {
@@ -524,36 +502,19 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
   au_tree tree(work_ / "www" / "root");
   const auto pattern = publish_au_tree(tree);
 
-  const auto& host = lan_->add_host("relay");
+  const auto& host =
+      start_mirror_relay("relay", "[admin]\ntoken = \"proxy-auto-test-token-0123456789\"\n");
   const fs::path dir = work_ / "relay";
-  fs::create_directories(dir / "state");
-  std::ofstream(dir / "lanrelayd.toml")
-      << "[state]\ndir = \"" << (dir / "state").string() << "\"\n"
-      << "[discovery]\nenabled = false\n"
-      << "[admin]\ntoken = \"proxy-auto-test-token-0123456789\"\n"
-      << "[upstream_proxy]\nproxyhelper_keys = [\"" << helper_process_->public_key << "\"]\n"
-      << "check_timeout = \"10s\"\n"
-      << "[[mirror.source]]\nname = \"vendor\"\nurl = \"https://" << www_ << "/activeupdate/\"\n"
-      << "proxy = \"auto\"\njitter = \"0ms\"\nca_file = \"" << ca_file_.string() << "\"\n";
-  processes_.emplace_back(
-      std::vector<std::string>{LANRELAYD_PATH, "--config", (dir / "lanrelayd.toml").string()},
-      process::options{.netns = host.netns, .output = dir / "out.log"});
-
   json::object source;
   ASSERT_TRUE(eventually(60s, [&] {
-    boost::system::error_code ec;
-    const auto v = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 10s), ec);
-    if (ec || !v.is_array() || v.as_array().empty()) {
-      return false;
-    }
-    source = v.as_array().at(0).as_object();
-    return source.at("files").to_number<int>() >= 4;  // two files and their .sig
+    source = mirror_source(host);
+    return mirrored_files(source) >= 4;  // two files and their .sig
   })) << read_file(dir / "out.log") << json::serialize(source);
-  EXPECT_EQ(text_of(source, "route"), proxies_[0].url + " (proxyhelper)") << json::serialize(source);
+  EXPECT_EQ(json_text(source, "route"), proxies_[0].url + " (proxyhelper)") << json::serialize(source);
   const auto report = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/status", 10s));
-  EXPECT_EQ(text_of(report.at("mirrors").at("sources").at(0).as_object(), "route"),
+  EXPECT_EQ(json_text(report.at("mirrors").at("sources").at(0).as_object(), "route"),
             proxies_[0].url + " (proxyhelper)");
-  EXPECT_EQ(text_of(source, "last_error"), "");
+  EXPECT_EQ(json_text(source, "last_error"), "");
   EXPECT_GE(proxy_log_count(proxies_[0], "CONNECT"), 1u);
   const auto served = http_get_in_netns(host.netns, host.address, 4127,
                                         "/activeupdate/vendor/" + pattern, 5s);
@@ -570,7 +531,7 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_syncs_through_the_advertised_prox
   const auto again = run_cli(host, sync, token, "sync2");
   EXPECT_EQ(again.exit_status, 0) << again.output << read_file(dir / "out.log");
   const auto status = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 10s));
-  EXPECT_EQ(text_of(status.at(0).as_object(), "route"), proxies_[1].url + " (proxyhelper)");
+  EXPECT_EQ(json_text(status.at(0).as_object(), "route"), proxies_[1].url + " (proxyhelper)");
 }
 
 // A proxy that needs credentials: the relay uses it with [upstream_proxy] credentials_file and
@@ -585,29 +546,11 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_brings_credentials_to_a_proxy_tha
   publish_au_tree(tree);
 
   const auto run_relay = [&](const std::string& name, const std::string& extra) {
-    const auto& host = lan_->add_host(name);
-    const fs::path dir = work_ / name;
-    fs::create_directories(dir / "state");
-    std::ofstream(dir / "lanrelayd.toml")
-        << "[state]\ndir = \"" << (dir / "state").string() << "\"\n"
-        << "[discovery]\nenabled = false\n"
-        << "[upstream_proxy]\nproxyhelper_keys = [\"" << helper_process_->public_key << "\"]\n"
-        << "check_timeout = \"10s\"\n" << extra
-        << "[[mirror.source]]\nname = \"vendor\"\nurl = \"https://" << www_ << "/activeupdate/\"\n"
-        << "proxy = \"auto\"\njitter = \"0ms\"\nca_file = \"" << ca_file_.string() << "\"\n";
-    processes_.emplace_back(
-        std::vector<std::string>{LANRELAYD_PATH, "--config", (dir / "lanrelayd.toml").string()},
-        process::options{.netns = host.netns, .output = dir / "out.log"});
+    const auto& host = start_mirror_relay(name, extra);
     json::object source;
     eventually(60s, [&] {
-      boost::system::error_code ec;
-      const auto v = json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/mirror", 10s), ec);
-      if (ec || !v.is_array() || v.as_array().empty()) {
-        return false;
-      }
-      source = v.as_array().at(0).as_object();
-      return source.at("files").to_number<int>() >= 4 ||
-             !text_of(source, "last_error").empty();
+      source = mirror_source(host);
+      return mirrored_files(source) >= 4 || !json_text(source, "last_error").empty();
     });
     return source;
   };
@@ -620,11 +563,11 @@ TEST_F(proxy_segment, a_mirror_with_proxy_auto_brings_credentials_to_a_proxy_tha
                                             "\"\ncredentials_proxy = \"" +
                                             locked.url.substr(locked.url.find("://") + 3) + "\"\n");
   EXPECT_EQ(with.at("files").to_number<int>(), 4) << json::serialize(with);
-  EXPECT_EQ(text_of(with, "route"), locked.url + " (proxyhelper)") << json::serialize(with);
+  EXPECT_EQ(json_text(with, "route"), locked.url + " (proxyhelper)") << json::serialize(with);
 
   const auto without = run_relay("relay2", "");
   EXPECT_EQ(without.at("files").to_number<int>(), 0) << json::serialize(without);
-  EXPECT_EQ(text_of(without, "route"), "none found (none)") << json::serialize(without);
+  EXPECT_EQ(json_text(without, "route"), "none found (none)") << json::serialize(without);
 }
 
 // `lanrelay update --resolve-proxy` on an agent with no relay and no proxy settings: the index

@@ -5,29 +5,19 @@
 // corrupt peer for at most one piece (dropped after its first bad one). Not timed: every wait is
 // a hang guard on a process exit.
 
-#include "process.hpp"
-#include "segment.hpp"
 #include "segment_fixture.hpp"
 
-#include "lanrelay/base/sha256.hpp"
 #include "lanrelay/content/piece_list.hpp"
-#include "lanrelay/content/store.hpp"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <deque>
 #include <fstream>
-#include <map>
-#include <random>
+#include <sstream>
 
 namespace lanrelay::test {
 namespace {
 
 namespace fs = std::filesystem;
-namespace json = boost::json;
 using namespace std::chrono_literals;
 
 // Lines of `log` that contain both `a` and `b`.
@@ -42,78 +32,39 @@ std::size_t lines_with(const std::string& log, std::string_view a, std::string_v
   return n;
 }
 
-class swarm_segment : public testing::Test {
+class swarm_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0) {
-      GTEST_SKIP() << "segment tests need root, iproute2, nftables and nginx";
+    if (!set_up_segment_test("lanrelay-swarm")) {
+      return;
     }
-    work_ = make_work_dir("lanrelay-swarm");
-    ASSERT_FALSE(work_.empty());
-    fs::create_directories(work_ / "www");
-    payload_ = work_ / "www" / "payload.bin";
-    // Six pieces and a bit at the default piece size.
-    std::mt19937_64 random(16);
-    std::string bytes((6 << 20) + 777, '\0');
-    for (auto& c : bytes) {
-      c = static_cast<char>(random());
-    }
-    std::ofstream(payload_, std::ios::binary) << bytes;
-    payload_sha_ = sha256_of_file(payload_).value();
-    lan_.emplace(static_cast<std::uint8_t>(94));
+    write_payload((6 << 20) + 777, 16);  // six pieces and a bit at the default piece size
+    lan_ = &add_segment(94);
   }
 
-  void TearDown() override {
-    processes_.clear();
-    lan_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
-  }
-
-  // lanrelayd on `host` with its state in <work>/<name>; `holds`: the payload is in its store.
-  fs::path start_daemon(const segment::host& host, const std::string& role, bool holds,
-                        const std::string& level = "info") {
-    const fs::path state = work_ / host.name;
-    fs::create_directories(state);
+  // lanrelayd on `host` as host.name; `holds`: the payload is in its store.
+  void start_daemon(const segment::host& host, const std::string& role, bool holds,
+                    const std::string& level = "info") {
     if (holds) {
-      auto store = content_store::open({.dir = state / "cache"}).value();
-      EXPECT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
+      hold_payload(state_dir(host.name));
     }
-    std::ofstream(state / "lanrelayd.toml") << "[state]\ndir = \"" << state.string() << "\"\n"
-                                            << "[relay]\nrole = \"" << role << "\"\n"
-                                            << "[peers]\nretry_after = \"1s\"\n"
-                                            << "[log]\nlevel = \"" << level << "\"\n";
-    EXPECT_TRUE(start_lanrelayd(processes_, host, state / "lanrelayd.toml", state / "lanrelayd.log"))
-        << read_file(state / "lanrelayd.log");
-    return state;
+    start_relay_daemon(host, host.name,
+                       "[relay]\nrole = \"" + role + "\"\n[peers]\nretry_after = \"1s\"\n"
+                       "[log]\nlevel = \"" + level + "\"\n");
   }
 
-  std::optional<segment> lan_;
-  std::deque<process> processes_;
-  fs::path work_;
-  fs::path payload_;
-  sha256_digest payload_sha_{};
-  std::string site_key_;
+  segment* lan_ = nullptr;
 };
 
 TEST_F(swarm_segment, twelve_peers_swarm_an_item_and_skip_the_corrupt_peer_after_its_first_bad_piece) {
-  const auto& upstream = lan_->add_host("upstream");
-  std::string failure;
-  ASSERT_TRUE(start_web_server(processes_, upstream, work_ / "nginx", work_ / "www", "/payload.bin",
-                               &failure))
-      << failure;
+  ASSERT_NO_FATAL_FAILURE(start_upstream_server(lan_->add_host("upstream")));
 
   const auto& relay = lan_->add_host("relay");
-  {
-    const fs::path state = work_ / relay.name;
-    fs::create_directories(state);
-    site_key_ = generate_site_key(state / "site.key", work_ / "key.out");
-    ASSERT_FALSE(site_key_.empty());
-  }
+  const std::string site_key = make_site_key(relay.name);
+  ASSERT_FALSE(site_key.empty());
   start_daemon(relay, "relay", true);
   const std::string list = http_get_in_netns(relay.netns, relay.address, 4127,
-                                             "/-/pieces/" + to_hex(payload_sha_), 10s);
+                                             "/-/pieces/" + payload_sha_, 10s);
   const auto pieces = parse_piece_list(std::as_bytes(std::span(list)));
   ASSERT_TRUE(pieces) << "the relay serves no piece list";
   ASSERT_GT(pieces->pieces.size(), 4u);
@@ -122,11 +73,9 @@ TEST_F(swarm_segment, twelve_peers_swarm_an_item_and_skip_the_corrupt_peer_after
   // the object file (same size, so the store keeps it).
   const auto& rogue = lan_->add_host("rogue");
   {
-    const fs::path state = work_ / rogue.name;
-    auto store = content_store::open({.dir = state / "cache"}).value();
-    ASSERT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
-    store.reset();
-    std::fstream object(state / "cache" / "objects" / to_hex(payload_sha_),
+    const fs::path state = state_dir(rogue.name);
+    ASSERT_NO_FATAL_FAILURE(hold_payload(state));
+    std::fstream object(state / "cache" / "objects" / payload_sha_,
                         std::ios::in | std::ios::out | std::ios::binary);
     ASSERT_TRUE(object);
     for (std::size_t i = 0; i < pieces->pieces.size(); ++i) {
@@ -137,35 +86,27 @@ TEST_F(swarm_segment, twelve_peers_swarm_an_item_and_skip_the_corrupt_peer_after
       object.put(static_cast<char>(c ^ 0x5a));
     }
   }
-  const fs::path rogue_state = start_daemon(rogue, "peer", false, "debug");
+  start_daemon(rogue, "peer", false, "debug");
 
   constexpr int agents = 12;
   std::vector<const segment::host*> hosts;
-  std::vector<fs::path> states;
   for (int i = 0; i < agents; ++i) {
     hosts.push_back(&lan_->add_host("agent" + std::to_string(i)));
-    states.push_back(start_daemon(*hosts.back(), "peer", false));
+    start_daemon(*hosts.back(), "peer", false);
   }
 
-  std::vector<process> fetches;
-  for (int i = 0; i < agents; ++i) {
-    const std::vector<std::string> argv{
-        LANRELAY_CLI_PATH, "fetch", "--kind", "file", "--name", "payload", "--version", "1",
-        "--output", (states[i] / "payload.bin").string(), "--upstream",
-        "http://" + upstream.address + "/payload.bin", "--state-dir", states[i].string(),
-        "--site-key", site_key_, "--peer", "--json", "--log-level", "info",
-        "--busy-patience", "120s", "--deadline", "300s"};
-    fetches.emplace_back(argv, process::options{.netns = hosts[i]->netns,
-                                                .output = states[i] / "fetch.out"});
-  }
+  // Each agent's fetch uses its daemon's state directory: what it fetched, its daemon serves.
+  const auto runs = fetch_payload(hosts,
+                                  {"--upstream", upstream_url(), "--site-key", site_key, "--peer",
+                                   "--busy-patience", "120s", "--deadline", "300s"},
+                                  300s);
   std::uint64_t peer_bytes = 0;
   std::uint64_t relay_bytes = 0;
   for (int i = 0; i < agents; ++i) {
-    const auto status = fetches[i].wait_for(300s);
-    const std::string log = read_file(states[i] / "fetch.out");
-    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << hosts[i]->name << "\n" << log;
-    EXPECT_EQ(sha256_of_file(states[i] / "payload.bin").value(), payload_sha_) << hosts[i]->name;
-    const auto report = fetch_report(log);
+    const auto& log = runs[i].log;
+    ASSERT_EQ(runs[i].exit_status, 0) << hosts[i]->name << "\n" << log;
+    EXPECT_TRUE(runs[i].bytes_ok) << hosts[i]->name;
+    const auto& report = runs[i].report;
     ASSERT_FALSE(report.empty()) << log;
     EXPECT_NE(report.at("source").as_string(), "upstream") << log;
     EXPECT_TRUE(report.at("verified").as_bool());
@@ -174,19 +115,17 @@ TEST_F(swarm_segment, twelve_peers_swarm_an_item_and_skip_the_corrupt_peer_after
     // Swarmed: the report names the swarm's pieces.
     EXPECT_NE(log.find("\"url\":\"swarm\""), std::string::npos) << log;
   }
-  EXPECT_EQ(peer_bytes + relay_bytes, agents * fs::file_size(payload_));
-  EXPECT_EQ(web_server_requests(work_ / "nginx", "payload"), 0u);
+  EXPECT_EQ(peer_bytes + relay_bytes, agents * payload_size_);
+  EXPECT_EQ(upstream_requests("payload"), 0u);
 
   // Each agent took at most one piece from the corrupt peer: the first bad one dropped it (on
   // every address it answers from: one holder per responder). The corrupt peer's own log counts
   // every piece it sent, whoever asked (over IPv4 or IPv6).
-  fetches.clear();
-  const std::string rogue_log = read_file(rogue_state / "lanrelayd.log");
+  const std::string rogue_log = read_file(daemon_log(rogue.name));
   std::size_t bad_pieces = 0;
   for (int i = 0; i < agents; ++i) {
-    const std::string log = read_file(states[i] / "fetch.out");
-    const auto n = lines_with(log, "event=bad_piece", "url=http://");
-    EXPECT_LE(n, 1u) << hosts[i]->name << " asked the corrupt peer again\n" << log;
+    const auto n = lines_with(runs[i].log, "event=bad_piece", "url=http://");
+    EXPECT_LE(n, 1u) << hosts[i]->name << " asked the corrupt peer again\n" << runs[i].log;
     bad_pieces += n;
   }
   const std::size_t rogue_transfers = lines_with(rogue_log, "event=transfer_", "item=/cache/file/payload/1");

@@ -33,30 +33,22 @@ using namespace std::chrono_literals;
 constexpr std::size_t agent_count = 20;
 constexpr std::uint16_t dns_port = 5353;
 
-class unicast_segment : public testing::Test {
+class unicast_segment : public segment_test {
  protected:
   void SetUp() override {
-    if (!segment::supported() || std::system("command -v nginx >/dev/null") != 0 ||
-        std::system("command -v dnsmasq >/dev/null") != 0) {
-      GTEST_SKIP() << "unicast segment tests need root, iproute2, nftables, nginx and dnsmasq";
+    if (!set_up_segment_test("lanrelay-unicast", {"nginx", "dnsmasq"})) {
+      return;
     }
-    work_ = make_work_dir("lanrelay-unicast");
-    ASSERT_FALSE(work_.empty());
-    fs::create_directories(work_ / "www");
-    payload_ = work_ / "www" / "payload.bin";
-    payload_sha_ = write_random_file(payload_, 16 << 20, 14);
-    payload_size_ = fs::file_size(payload_);
+    write_payload(16 << 20, 14);
     std::ofstream(work_ / "resolv.conf") << "search cloud.test\n";
 
-    site_.emplace(77);
-    cloud_.emplace(78);
+    site_ = &add_segment(77);
+    cloud_ = &add_segment(78);
     upstream_host_ = &site_->add_host("upstream");
     relay_host_ = &site_->add_host("relay");
     router_ = &site_->add_host("router");
     router_cloud_ = &cloud_->attach(*router_);
-    for (std::size_t i = 0; i < agent_count; ++i) {
-      agents_.push_back(&cloud_->add_host("agent" + std::to_string(i)));
-    }
+    agents_ = add_agents(*cloud_, agent_count);
     run_checked("ip netns exec " + router_->netns + " sysctl -qw net.ipv4.ip_forward=1");
     for (const auto* h : {upstream_host_, relay_host_}) {
       run_checked("ip -n " + h->netns + " route add 10.78.0.0/16 via " + router_->address);
@@ -65,45 +57,20 @@ class unicast_segment : public testing::Test {
       run_checked("ip -n " + a->netns + " route add 10.77.0.0/16 via " + router_cloud_->address);
     }
     cloud_->block_broadcast();
-    start_upstream();
-  }
-
-  void TearDown() override {
-    processes_.clear();
-    cloud_.reset();
-    site_.reset();
-    if (!work_.empty()) {
-      fs::remove_all(work_);
-    }
-  }
-
-  void start_upstream() {
-    std::string failure;
-    ASSERT_TRUE(start_web_server(processes_, *upstream_host_, work_ / "nginx", work_ / "www",
-                                 "/payload.bin", &failure))
-        << failure;
-  }
-
-  std::size_t upstream_requests() const {
-    return web_server_requests(work_ / "nginx", "/payload.bin");
+    start_upstream_server(*upstream_host_);
   }
 
   // lanrelayd on the relay host, holding the payload, answering the cloud by unicast.
   void start_relay(const std::string& extra_config = "") {
-    const auto& host = *relay_host_;
-    const fs::path state = work_ / "relay" / "state";
-    fs::create_directories(state);
+    const fs::path state = state_dir("relay");
+    ASSERT_NO_FATAL_FAILURE(hold_payload(state));
     auto store = content_store::open({.dir = state / "cache"}).value();
-    ASSERT_TRUE(store->add_file(payload_, item_key{item_kind::file, "payload", "1"}));
     std::ofstream(work_ / "tiny.bin") << std::string(4096, 't');
     ASSERT_TRUE(store->add_file(work_ / "tiny.bin", item_key{item_kind::file, "tiny", "1"}));
-    const fs::path config = work_ / "relay" / "lanrelayd.toml";
-    std::ofstream(config) << "[state]\ndir = \"" << state.string() << "\"\n"
-                          << "[discovery]\nunicast_networks = [\"10.78.0.0/16\"]\n"
-                          << "[log]\nlevel = \"info\"\n"
-                          << extra_config;
-    const fs::path log = work_ / "relay" / "lanrelayd.log";
-    ASSERT_TRUE(start_lanrelayd(processes_, host, config, log)) << read_file(log);
+    store.reset();
+    start_relay_daemon(*relay_host_, "relay",
+                       "[discovery]\nunicast_networks = [\"10.78.0.0/16\"]\n"
+                       "[log]\nlevel = \"info\"\n" + extra_config);
   }
 
   // dnsmasq in the router namespace on the router's site address, port 5353, publishing the
@@ -159,10 +126,10 @@ class unicast_segment : public testing::Test {
 
   std::vector<fetch_run> fetch_all(const std::vector<const segment::host*>& agents,
                                    const std::vector<std::string>& extra) {
-    std::vector<std::string> args{"--upstream", "http://" + upstream_host_->address + "/payload.bin",
-                                  "--sha256", payload_sha_, "--size", std::to_string(payload_size_)};
+    std::vector<std::string> args = digest_args();
+    args.insert(args.end(), {"--upstream", upstream_url()});
     args.insert(args.end(), extra.begin(), extra.end());
-    return fetch_on_agents(work_, agents, args, payload_sha_);
+    return fetch_payload(agents, args);
   }
 
   std::uint64_t relay_queries() {
@@ -172,30 +139,23 @@ class unicast_segment : public testing::Test {
                                 : ~std::uint64_t{0};
   }
 
-  static std::string text(const json::object& o, std::string_view key) { return json_text(o, key); }
-
   // Every agent got the bytes from the relay and none went upstream.
   void expect_all_from_relay(const std::vector<fetch_run>& results) {
     for (const auto& r : results) {
       EXPECT_EQ(r.exit_status, 0) << r.log;
       EXPECT_TRUE(r.bytes_ok) << r.log;
-      EXPECT_EQ(text(r.report, "source"), "relay") << r.log;
+      EXPECT_EQ(json_text(r.report, "source"), "relay") << r.log;
     }
     EXPECT_EQ(upstream_requests(), 0u);
   }
 
-  std::optional<segment> site_;
-  std::optional<segment> cloud_;
+  segment* site_ = nullptr;
+  segment* cloud_ = nullptr;
   const segment::host* upstream_host_ = nullptr;
   const segment::host* relay_host_ = nullptr;
   const segment::host* router_ = nullptr;
   const segment::host* router_cloud_ = nullptr;
   std::vector<const segment::host*> agents_;
-  std::deque<process> processes_;
-  fs::path work_;
-  fs::path payload_;
-  std::uint64_t payload_size_ = 0;
-  std::string payload_sha_;
   int configs_ = 0;
 };
 
@@ -211,7 +171,7 @@ TEST_F(unicast_segment, agents_in_the_cloud_find_the_relay_by_dns_sd) {
   // the relay DNS-SD found (without the memory: broadcast silent, DNS silent, the upstream).
   dns.kill();
   const auto again = fetch_all({agents_[0]}, {"--agent-config", config.string()});
-  EXPECT_EQ(text(again[0].report, "source"), "relay") << again[0].log;
+  EXPECT_EQ(json_text(again[0].report, "source"), "relay") << again[0].log;
   EXPECT_EQ(upstream_requests(), 0u);
 }
 
@@ -230,8 +190,8 @@ TEST_F(unicast_segment, with_neither_every_agent_falls_back_to_the_upstream_quie
   for (const auto& r : results) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok);
-    EXPECT_EQ(text(r.report, "source"), "upstream");
-    EXPECT_EQ(text(r.report, "fallback_reason"), "no offers");
+    EXPECT_EQ(json_text(r.report, "source"), "upstream");
+    EXPECT_EQ(json_text(r.report, "fallback_reason"), "no offers");
     EXPECT_EQ(r.log.find(" warning "), std::string::npos) << r.log;
     EXPECT_EQ(r.log.find(" error "), std::string::npos) << r.log;
   }
@@ -251,7 +211,7 @@ TEST_F(unicast_segment, a_relay_published_with_another_site_key_is_ignored) {
   for (const auto& r : results) {
     EXPECT_EQ(r.exit_status, 0) << r.log;
     EXPECT_TRUE(r.bytes_ok);
-    EXPECT_EQ(text(r.report, "source"), "upstream") << r.log;
+    EXPECT_EQ(json_text(r.report, "source"), "upstream") << r.log;
     EXPECT_NE(r.log.find("event=dns_sd_relay_ignored"), std::string::npos) << r.log;
   }
   EXPECT_EQ(relay_queries(), 0u);  // never asked: the digest would have let it serve
@@ -299,13 +259,13 @@ TEST_F(unicast_segment, a_silent_name_server_is_asked_once_per_memory_period) {
 
   const auto first = fetch_all({agents_[0]}, {"--agent-config", config.string()});
   EXPECT_EQ(first[0].exit_status, 0) << first[0].log;
-  EXPECT_EQ(text(first[0].report, "source"), "upstream");
+  EXPECT_EQ(json_text(first[0].report, "source"), "upstream");
   EXPECT_EQ(questions_until_marker(), 2u);  // SRV and TXT, one try each
 
   const auto second = fetch_all({agents_[0]}, {"--agent-config", config.string()});
   EXPECT_EQ(second[0].exit_status, 0) << second[0].log;
-  EXPECT_EQ(text(second[0].report, "source"), "upstream");
-  EXPECT_NE(text(second[0].report, "fallback_reason").find("gave no answers recently"),
+  EXPECT_EQ(json_text(second[0].report, "source"), "upstream");
+  EXPECT_NE(json_text(second[0].report, "fallback_reason").find("gave no answers recently"),
             std::string::npos);
   EXPECT_EQ(questions_until_marker(), 0u);  // remembered: not asked again
   ::close(silent);
@@ -363,7 +323,7 @@ TEST_F(unicast_segment, DISABLED_measure_time_to_first_byte) {
   const auto results = fetch_all(agents_, {"--agent-config", dns.string()});
   std::size_t from_relay = 0;
   for (const auto& r : results) {
-    from_relay += text(r.report, "source") == "relay" ? 1 : 0;
+    from_relay += json_text(r.report, "source") == "relay" ? 1 : 0;
   }
   std::printf("20 agents x 16 MiB: %zu from the relay, %zu upstream requests\n", from_relay,
               upstream_requests());

@@ -26,13 +26,12 @@ fs::path make_work_dir(std::string_view prefix) {
 
 std::string write_random_file(const fs::path& file, std::size_t bytes, std::uint64_t seed) {
   std::mt19937_64 random(seed);
-  std::vector<std::uint64_t> words(bytes / sizeof(std::uint64_t));
+  std::vector<std::uint64_t> words((bytes + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t));
   for (auto& w : words) {
     w = random();
   }
   std::ofstream(file, std::ios::binary)
-      .write(reinterpret_cast<const char*>(words.data()),
-             static_cast<std::streamsize>(words.size() * sizeof(std::uint64_t)));
+      .write(reinterpret_cast<const char*>(words.data()), static_cast<std::streamsize>(bytes));
   const auto digest = sha256_of_file(file);
   return digest ? to_hex(*digest) : std::string();
 }
@@ -92,10 +91,10 @@ bool start_lanrelayd(std::deque<process>& processes, const segment::host& host,
   });
 }
 
-boost::json::object daemon_stats(const segment::host& host) {
+boost::json::object daemon_stats(const segment::host& host, std::uint16_t port) {
   boost::system::error_code ec;
   auto parsed =
-      boost::json::parse(http_get_in_netns(host.netns, "127.0.0.1", 4127, "/-/stats"), ec);
+      boost::json::parse(http_get_in_netns(host.netns, "127.0.0.1", port, "/-/stats"), ec);
   return !ec && parsed.is_object() ? std::move(parsed.as_object()) : boost::json::object{};
 }
 
@@ -112,8 +111,8 @@ std::string generate_site_key(const fs::path& key_file, const fs::path& output) 
   return text;
 }
 
-boost::json::object fetch_report(const std::string& log) {
-  const auto start = log.find("{\"source\"");
+boost::json::object report_line(const std::string& log, std::string_view first_key) {
+  const auto start = log.find("{\"" + std::string(first_key) + "\"");
   if (start == std::string::npos) {
     return {};
   }
@@ -123,6 +122,25 @@ boost::json::object fetch_report(const std::string& log) {
     return {};
   }
   return std::move(parsed.as_object());
+}
+
+boost::json::object fetch_report(const std::string& log) { return report_line(log, "source"); }
+
+boost::json::object update_report(const std::string& log) { return report_line(log, "index_url"); }
+
+int exit_code(const std::optional<int>& status) {
+  return status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+}
+
+cli_run run_lanrelay(const std::vector<std::string>& args, const fs::path& output,
+                     const std::string& netns, const std::vector<std::string>& environment,
+                     std::chrono::seconds guard) {
+  std::vector<std::string> argv{LANRELAY_CLI_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  fs::remove(output);
+  process p(argv, process::options{.netns = netns, .output = output, .environment = environment});
+  const int status = exit_code(p.wait_for(guard));
+  return {status, read_file(output)};
 }
 
 std::string json_text(const boost::json::object& o, std::string_view key) {
@@ -136,6 +154,7 @@ std::vector<fetch_run> fetch_on_agents(const fs::path& work,
                                        const std::string& expected_sha256,
                                        std::chrono::seconds guard) {
   std::vector<process> running;
+  const auto started = std::chrono::steady_clock::now();
   for (const auto* agent : agents) {
     const fs::path dir = work / agent->name;
     fs::create_directories(dir);
@@ -152,8 +171,8 @@ std::vector<fetch_run> fetch_on_agents(const fs::path& work,
   for (std::size_t i = 0; i < running.size(); ++i) {
     const fs::path dir = work / agents[i]->name;
     fetch_run r;
-    const auto status = running[i].wait_for(guard);
-    r.exit_status = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+    r.exit_status = exit_code(running[i].wait_for(guard));
+    r.took = std::chrono::steady_clock::now() - started;
     r.log = read_file(dir / "fetch.out");
     r.report = fetch_report(r.log);
     const auto digest = sha256_of_file(dir / "payload.bin");
