@@ -155,6 +155,14 @@ class flooder {
     return f;
   }
 
+  // The UDP header (a random source port, to the discovery port, checksum left 0) and the query.
+  void put_udp(unsigned char* udp, std::mt19937_64& random) const {
+    put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
+    put16(udp + 2, discovery::default_port);
+    put16(udp + 4, static_cast<std::uint16_t>(8 + query_.size()));
+    std::memcpy(udp + 8, query_.data(), query_.size());
+  }
+
   std::vector<unsigned char> ipv4_frame(std::mt19937_64& random) const {
     const std::size_t udp_size = 8 + query_.size();
     auto f = ethernet({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, ETH_P_IP, 20 + udp_size);
@@ -170,11 +178,7 @@ class flooder {
     std::memcpy(ip + 12, source, 4);
     std::memcpy(ip + 16, destination, 4);
     put16(ip + 10, checksum_fold(checksum_add(0, ip, 20)));
-    unsigned char* udp = ip + 20;
-    put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
-    put16(udp + 2, discovery::default_port);
-    put16(udp + 4, static_cast<std::uint16_t>(udp_size));
-    std::memcpy(udp + 8, query_.data(), query_.size());  // checksum 0: none, allowed for IPv4
+    put_udp(ip + 20, random);  // checksum 0: none, allowed for IPv4
     return f;
   }
 
@@ -198,10 +202,7 @@ class flooder {
     ip[38] = 0x41;
     ip[39] = 0x26;
     unsigned char* udp = ip + 40;
-    put16(udp, static_cast<std::uint16_t>(1024 + random() % 60000));
-    put16(udp + 2, discovery::default_port);
-    put16(udp + 4, static_cast<std::uint16_t>(udp_size));
-    std::memcpy(udp + 8, query_.data(), query_.size());
+    put_udp(udp, random);
     // Mandatory for UDP over IPv6: the pseudo header (addresses, length, next header) and UDP.
     std::uint32_t sum = checksum_add(0, ip + 8, 32);
     sum += static_cast<std::uint32_t>(udp_size);
