@@ -231,6 +231,15 @@ net::awaitable<sources_result> discover_from_sources(const discovery::query& que
   };
 
   bool broadcast_silent = false;
+  // Offers came from the relays a unicast source named: remembered with them while broadcast
+  // stays silent.
+  const auto found_by_unicast = [&](discovery_source source) {
+    std::vector<udp::endpoint> answered;
+    for (const auto& c : out.offers) {
+      answered.push_back(c.from);
+    }
+    found(source, distinct(answered), broadcast_silent);
+  };
   const auto remembered = memory ? memory->unicast(segment, wall_now) : std::nullopt;
   if (remembered) {
     out.reports.push_back({.source = discovery_source::segment,
@@ -316,12 +325,8 @@ net::awaitable<sources_result> discover_from_sources(const discovery::query& que
         report.note += ": no relay name resolved";
         report.took = since(started);
       } else if (co_await ask(report, relays, started)) {
-        std::vector<udp::endpoint> answered;
-        for (const auto& c : out.offers) {
-          answered.push_back(c.from);
-        }
         out.reports.push_back(std::move(report));
-        found(discovery_source::address_plan, distinct(answered), broadcast_silent);
+        found_by_unicast(discovery_source::address_plan);
         co_return out;
       }
     }
@@ -374,12 +379,8 @@ net::awaitable<sources_result> discover_from_sources(const discovery::query& que
       report.tried = true;
       report.took = since(started);
     } else if (co_await ask(report, relays, started)) {
-      std::vector<udp::endpoint> answered;
-      for (const auto& c : out.offers) {
-        answered.push_back(c.from);
-      }
       out.reports.push_back(std::move(report));
-      found(discovery_source::dns_sd, distinct(answered), broadcast_silent);
+      found_by_unicast(discovery_source::dns_sd);
       co_return out;
     }
     out.reports.push_back(std::move(report));

@@ -1,39 +1,14 @@
 #include "lanrelay/agent/offer_selection.hpp"
 
-#include <boost/url/parse.hpp>
+#include "lanrelay/segment/offer_rules.hpp"
 
 #include <algorithm>
 #include <set>
 
 namespace lanrelay::agent {
-namespace {
-
-// The sender's address without an IPv6 zone, as a key.
-boost::asio::ip::address without_zone(boost::asio::ip::address address) {
-  if (address.is_v6()) {
-    auto v6 = address.to_v6();
-    v6.scope_id(0);
-    return v6;
-  }
-  return address;
-}
-
-}  // namespace
 
 bool url_names_sender(const candidate& c) {
-  const auto url = boost::urls::parse_uri(c.offer.url);
-  if (!url) {
-    return false;
-  }
-  const auto sender = without_zone(c.from.address());
-  switch (url->host_type()) {
-    case boost::urls::host_type::ipv4:
-      return sender.is_v4() && sender.to_v4().to_bytes() == url->host_ipv4_address().to_bytes();
-    case boost::urls::host_type::ipv6:
-      return sender.is_v6() && sender.to_v6().to_bytes() == url->host_ipv6_address().to_bytes();
-    default:
-      return false;
-  }
+  return discovery::url_names(c.offer.url, c.from.address());
 }
 
 selection select_offers(std::vector<candidate> offers, const wanted_item& wanted,
@@ -44,10 +19,7 @@ selection select_offers(std::vector<candidate> offers, const wanted_item& wanted
   std::set<boost::asio::ip::address> hosts;
   for (candidate& c : offers) {
     const auto& o = c.offer;
-    const bool answers = o.kind == wanted.kind && o.name == wanted.name &&
-                         version_satisfies(wanted.kind, o.version, wanted.version) &&
-                         (!wanted.sha256 || *wanted.sha256 == o.sha256);
-    if (!answers) {
+    if (!discovery::answers(o, wanted.kind, wanted.name, wanted.version, wanted.sha256)) {
       ++out.not_qualifying;
       continue;
     }
@@ -69,7 +41,7 @@ selection select_offers(std::vector<candidate> offers, const wanted_item& wanted
     // One address answering with several URLs (or cookies) is one holder. A responder that
     // answers over IPv4 and IPv6 counts once per family: if one family's listener is down, the
     // other offer still works.
-    if (!hosts.insert(without_zone(c.from.address())).second) {
+    if (!hosts.insert(discovery::without_zone(c.from.address())).second) {
       ++out.same_host;
       continue;
     }

@@ -3,6 +3,7 @@
 #include "lanrelay/base/log.hpp"
 #include "lanrelay/base/text_format.hpp"
 #include "lanrelay/relay/request_target.hpp"
+#include "lanrelay/segment/offer_rules.hpp"
 #include "lanrelay/segment/query_rounds.hpp"
 #include "lanrelay/upstream/http_client.hpp"
 
@@ -33,31 +34,6 @@ std::string memory_key(const discovery::query& q) {
     key += "/" + to_hex(*q.sha256);
   }
   return key;
-}
-
-net::ip::address without_zone(net::ip::address a) {
-  if (a.is_v6()) {
-    auto v6 = a.to_v6();
-    v6.scope_id(0);
-    return v6;
-  }
-  return a;
-}
-
-// The agents' rule (agent/offer_selection.hpp): an offer's URL names the host that sent it.
-bool url_names(const std::string& text, const net::ip::address& sender) {
-  const auto url = boost::urls::parse_uri(text);
-  if (!url) {
-    return false;
-  }
-  switch (url->host_type()) {
-    case boost::urls::host_type::ipv4:
-      return sender.is_v4() && sender.to_v4().to_bytes() == url->host_ipv4_address().to_bytes();
-    case boost::urls::host_type::ipv6:
-      return sender.is_v6() && sender.to_v6().to_bytes() == url->host_ipv6_address().to_bytes();
-    default:
-      return false;
-  }
 }
 
 std::uint64_t random_u64() {
@@ -160,12 +136,11 @@ net::awaitable<void> parent_chain::query_parents(discovery::query wanted, std::s
           o->sender_cookie == q.sender_cookie) {
         return;  // not an answer to this query
       }
-      const auto sender = without_zone(got.source.address());
+      const auto sender = discovery::without_zone(got.source.address());
       const bool from_parent = std::find(settings_.parents.begin(), settings_.parents.end(),
                                          sender) != settings_.parents.end();
-      if (!from_parent || !url_names(o->url, sender) || o->kind != q.kind || o->name != q.name ||
-          !version_satisfies(q.kind, o->version, q.version) ||
-          (q.sha256 && o->sha256 != *q.sha256)) {
+      if (!from_parent || !discovery::url_names(o->url, sender) ||
+          !discovery::answers(*o, q.kind, q.name, q.version, q.sha256)) {
         ++refused;
         return;
       }

@@ -13,6 +13,7 @@
 #include "lanrelay/upstream/http_client.hpp"
 
 #include "au_upstream.hpp"
+#include "proxied_origin.hpp"
 #include "relayd_harness.hpp"
 #include "squid_fixture.hpp"
 
@@ -32,8 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-const std::string pattern_v1 = "pattern/icrc/ioth1667900.zip";
-const std::string engine = "engine/engv_nt386_v12500-1004.zip";
+const std::string& pattern_v1 = proxied_origin::pattern;
 
 struct cli_result {
   int status = -1;
@@ -46,13 +46,8 @@ class https_proxy : public testing::Test {
     char pattern[] = "/tmp/lanrelay-https-proxy.XXXXXX";
     ASSERT_NE(::mkdtemp(pattern), nullptr);
     root_ = pattern;
-    tree_ = std::make_unique<au_tree>(root_ / "www");
-    tree_->add(pattern_v1, 300'000);
-    tree_->add(engine, 200'000);
-    tree_->publish(index());
-    origin_ = std::make_unique<nginx>(root_ / "nginx", root_ / "www");
     // Reachable through squid only: a client that went direct gets 403.
-    origin_->allow_only(squid::outgoing_address);
+    origin_ = std::make_unique<proxied_origin>(root_);
     ASSERT_NO_FATAL_FAILURE(origin_->start());
     proxy_ = std::make_unique<squid>(proxy_auth_scheme::basic, nullptr,
                                      squid::listen::http_and_https);
@@ -65,14 +60,7 @@ class https_proxy : public testing::Test {
     fs::remove_all(root_, ignored);
   }
 
-  std::string index() const {
-    return "[Server]\r\nServer.1=http://au.example.com/activeupdate\r\n\r\n[PATTERN]\r\n"
-           "P.48020000=" + pattern_v1 + ",1667900," + std::to_string(tree_->size(pattern_v1)) +
-           "\r\n\r\n[ENGINE]\r\nE.4=VSAPI32_NT_I386," + engine + ",12.500.1004," +
-           std::to_string(tree_->size(engine)) + ",6.510.1002\r\n";
-  }
-
-  std::string origin_base() const { return "http://127.0.0.1:" + std::to_string(origin_->port()); }
+  std::string origin_base() const { return origin_->base(); }
 
   std::string good_proxy_url() const { return proxy_->tls_url_with(squid::user, squid::password); }
 
@@ -105,25 +93,6 @@ class https_proxy : public testing::Test {
     return *relay_;
   }
 
-  // The first entry of the relay's /-/mirror once its first sync has ended.
-  json::object first_sync_result(relayd& relay) {
-    json::object entry;
-    EXPECT_TRUE(eventually(60s, [&] {
-      auto status = relay.request("GET", "/-/mirror");
-      boost::system::error_code ec;
-      const auto v = json::parse(status.message.body(), ec);
-      if (ec || !v.is_array() || v.as_array().empty()) {
-        return false;
-      }
-      entry = v.at(0).as_object();
-      const auto& error = entry.at("last_error");
-      return !entry.at("syncing").as_bool() &&
-             ((error.is_string() && !error.as_string().empty()) ||
-              entry.at("files").to_number<int>() > 0);
-    })) << relay.log();
-    return entry;
-  }
-
   // `lanrelay fetch --resolve-proxy` of the pattern: the environment names the HTTPS proxy (step
   // 1), the credentials are bound to it, the segment is not asked.
   cli_result agent_fetch(const fs::path& proxy_ca) {
@@ -149,8 +118,7 @@ class https_proxy : public testing::Test {
   }
 
   fs::path root_;
-  std::unique_ptr<au_tree> tree_;
-  std::unique_ptr<nginx> origin_;
+  std::unique_ptr<proxied_origin> origin_;
   std::unique_ptr<squid> proxy_;
   std::unique_ptr<relayd> relay_;
   std::string body_;
@@ -162,7 +130,7 @@ TEST_F(https_proxy, http_fetch_trusts_the_proxy_by_its_ca_file_and_logs_in_over_
   const auto response = fetch_index(proxy_->ca_file());
   ASSERT_TRUE(response) << describe_fetch_error(last_request_, response.error());
   EXPECT_EQ(response->status, 200u);
-  EXPECT_EQ(body_, index());
+  EXPECT_EQ(body_, origin_->index());
   const auto log = proxy_->log_once([](const squid_request& line) { return line.status == 200; });
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0].user, squid::user);
@@ -193,11 +161,11 @@ TEST_F(https_proxy, a_proxy_certificate_the_ca_file_did_not_sign_fails_at_the_pr
 
 TEST_F(https_proxy, a_mirror_sync_goes_through_the_https_proxy) {
   relayd& relay = start_relay(proxy_->ca_file());
-  const auto entry = first_sync_result(relay);
+  const auto entry = relay.first_sync_result();
   EXPECT_GT(entry.at("files").to_number<int>(), 0) << json::serialize(entry) << relay.log();
   const auto served = relay.request("GET", "/activeupdate/vendor/" + pattern_v1);
   ASSERT_EQ(served.message.result(), http::status::ok);
-  EXPECT_TRUE(served.message.body() == slurp(tree_->file(pattern_v1)));
+  EXPECT_TRUE(served.message.body() == slurp(origin_->tree().file(pattern_v1)));
   std::size_t through = 0;
   for (const auto& line : proxy_->log()) {
     if (line.status == 200) {
@@ -210,7 +178,7 @@ TEST_F(https_proxy, a_mirror_sync_goes_through_the_https_proxy) {
 
 TEST_F(https_proxy, a_mirror_sync_with_a_proxy_certificate_its_ca_did_not_sign_names_the_proxys_tls) {
   relayd& relay = start_relay(proxy_->other_ca_file());
-  const auto entry = first_sync_result(relay);
+  const auto entry = relay.first_sync_result();
   ASSERT_TRUE(entry.at("last_error").is_string()) << json::serialize(entry);
   const std::string error(entry.at("last_error").as_string());
   EXPECT_NE(error.find(proxy_tls_hop()), std::string::npos) << error;
@@ -223,7 +191,7 @@ TEST_F(https_proxy, a_mirror_sync_with_a_proxy_certificate_its_ca_did_not_sign_n
 TEST_F(https_proxy, an_agent_fetch_goes_through_the_https_proxy_from_the_environment) {
   const auto fetched = agent_fetch(proxy_->ca_file());
   ASSERT_EQ(fetched.status, 0) << fetched.output;
-  EXPECT_TRUE(slurp(root_ / "fetched.zip") == slurp(tree_->file(pattern_v1)));
+  EXPECT_TRUE(slurp(root_ / "fetched.zip") == slurp(origin_->tree().file(pattern_v1)));
   EXPECT_NE(fetched.output.find("decided_by=environment"), std::string::npos) << fetched.output;
   EXPECT_EQ(fetched.output.find(squid::password), std::string::npos) << fetched.output;
   bool through = false;

@@ -19,6 +19,7 @@
 #include "lanrelay/upstream/http_client.hpp"
 
 #include "au_upstream.hpp"
+#include "proxied_origin.hpp"
 #include "kdc_fixture.hpp"
 #include "relayd_harness.hpp"
 #include "squid_fixture.hpp"
@@ -41,8 +42,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-const std::string pattern_v1 = "pattern/icrc/ioth1667900.zip";
-const std::string engine = "engine/engv_nt386_v12500-1004.zip";
+const std::string& pattern_v1 = proxied_origin::pattern;
 constexpr std::string_view admin_token = "proxy-auth-test-token-0123456789";
 // A mirror sync tries server.ini `attempts` (3) times, with a growing wait between tries; one try
 // is one request for Basic and Digest with credentials sent at once, up to three for a client
@@ -67,13 +67,8 @@ class proxy_auth : public testing::TestWithParam<proxy_auth_scheme> {
     char pattern[] = "/tmp/lanrelay-proxy-auth.XXXXXX";
     ASSERT_NE(::mkdtemp(pattern), nullptr);
     root_ = pattern;
-    tree_ = std::make_unique<au_tree>(root_ / "www");
-    tree_->add(pattern_v1, 300'000);
-    tree_->add(engine, 200'000);
-    tree_->publish(index());
-    origin_ = std::make_unique<nginx>(root_ / "nginx", root_ / "www");
-    // Reachable through squid only: an agent that found no working proxy gets 403 direct.
-    origin_->allow_only(squid::outgoing_address);
+    // Reachable through squid only: a client that went direct gets 403.
+    origin_ = std::make_unique<proxied_origin>(root_);
     ASSERT_NO_FATAL_FAILURE(origin_->start());
     if (GetParam() == proxy_auth_scheme::negotiate) {
       realm_ = std::make_unique<kdc>();
@@ -96,14 +91,7 @@ class proxy_auth : public testing::TestWithParam<proxy_auth_scheme> {
     fs::remove_all(root_, ignored);
   }
 
-  std::string index() const {
-    return "[Server]\r\nServer.1=http://au.example.com/activeupdate\r\n\r\n[PATTERN]\r\n"
-           "P.48020000=" + pattern_v1 + ",1667900," + std::to_string(tree_->size(pattern_v1)) +
-           "\r\n\r\n[ENGINE]\r\nE.4=VSAPI32_NT_I386," + engine + ",12.500.1004," +
-           std::to_string(tree_->size(engine)) + ",6.510.1002\r\n";
-  }
-
-  std::string origin_base() const { return "http://127.0.0.1:" + std::to_string(origin_->port()); }
+  std::string origin_base() const { return origin_->base(); }
   std::string scheme() const { return std::string(to_string(GetParam())); }
   bool negotiate() const { return GetParam() == proxy_auth_scheme::negotiate; }
 
@@ -151,25 +139,6 @@ class proxy_auth : public testing::TestWithParam<proxy_auth_scheme> {
     relay_ = std::make_unique<relayd>(config, std::vector<std::string>{}, 0,
                                       kerberos_environment(keytab));
     return *relay_;
-  }
-
-  // The first entry of the relay's /-/mirror once its first sync has ended.
-  json::object first_sync_result(relayd& relay) {
-    json::object entry;
-    EXPECT_TRUE(eventually(60s, [&] {
-      auto status = relay.request("GET", "/-/mirror");
-      boost::system::error_code ec;
-      const auto v = json::parse(status.message.body(), ec);
-      if (ec || !v.is_array() || v.as_array().empty()) {
-        return false;
-      }
-      entry = v.at(0).as_object();
-      const auto& error = entry.at("last_error");
-      return !entry.at("syncing").as_bool() &&
-             ((error.is_string() && !error.as_string().empty()) ||
-              entry.at("files").to_number<int>() > 0);
-    })) << relay.log();
-    return entry;
   }
 
   cli_result cli(std::vector<std::string> args, std::vector<std::string> environment = {}) {
@@ -236,8 +205,7 @@ class proxy_auth : public testing::TestWithParam<proxy_auth_scheme> {
   }
 
   fs::path root_;
-  std::unique_ptr<au_tree> tree_;
-  std::unique_ptr<nginx> origin_;
+  std::unique_ptr<proxied_origin> origin_;
   std::unique_ptr<kdc> realm_;
   std::unique_ptr<squid> proxy_;
   std::unique_ptr<relayd> relay_;
@@ -248,11 +216,11 @@ class proxy_auth : public testing::TestWithParam<proxy_auth_scheme> {
 
 TEST_P(proxy_auth, a_mirror_sync_goes_through_the_proxy) {
   relayd& relay = start_relay(squid::user, squid::password, proxy_->client_keytab());
-  const auto entry = first_sync_result(relay);
+  const auto entry = relay.first_sync_result();
   EXPECT_GT(entry.at("files").to_number<int>(), 0) << json::serialize(entry) << relay.log();
   const auto served = relay.request("GET", "/activeupdate/vendor/" + pattern_v1);
   ASSERT_EQ(served.message.result(), http::status::ok);
-  EXPECT_TRUE(served.message.body() == slurp(tree_->file(pattern_v1)));
+  EXPECT_TRUE(served.message.body() == slurp(origin_->tree().file(pattern_v1)));
   // Every file came through squid, as the user.
   std::size_t through = 0;
   for (const auto& line : proxy_->log()) {
@@ -267,7 +235,7 @@ TEST_P(proxy_auth, a_mirror_sync_goes_through_the_proxy) {
 TEST_P(proxy_auth, wrong_credentials_fail_the_sync_naming_the_proxy_and_the_scheme_without_a_retry_loop) {
   relayd& relay = start_relay(proxy_->wrong_user_name(), squid::wrong_password,
                               proxy_->wrong_keytab());
-  const auto entry = first_sync_result(relay);
+  const auto entry = relay.first_sync_result();
   ASSERT_TRUE(entry.at("last_error").is_string()) << json::serialize(entry);
   const std::string error(entry.at("last_error").as_string());
   EXPECT_NE(error.find(proxy_->host_port()), std::string::npos) << error;
@@ -294,7 +262,7 @@ TEST_P(proxy_auth, an_agent_fetch_goes_through_the_proxy_proxyhelperd_names_with
   ASSERT_FALSE(key.empty());
   const auto fetched = agent_fetch(key, squid::user, squid::password, proxy_->client_keytab());
   ASSERT_EQ(fetched.status, 0) << fetched.output << read_file(root_ / "proxyhelperd.log");
-  EXPECT_TRUE(slurp(root_ / "fetched.zip") == slurp(tree_->file(pattern_v1)));
+  EXPECT_TRUE(slurp(root_ / "fetched.zip") == slurp(origin_->tree().file(pattern_v1)));
   EXPECT_NE(fetched.output.find("decided_by=proxyhelper"), std::string::npos) << fetched.output;
   bool through = false;
   for (const auto& line : proxy_->log()) {
@@ -377,7 +345,7 @@ TEST_P(proxy_auth, a_source_with_proxy_auto_logs_in_to_the_bound_environment_pro
   auto environment = kerberos_environment(proxy_->client_keytab());
   environment.push_back("http_proxy=" + proxy_->url());
   relay_ = std::make_unique<relayd>(config, std::vector<std::string>{}, 0, environment);
-  const auto entry = first_sync_result(*relay_);
+  const auto entry = relay_->first_sync_result();
   EXPECT_GT(entry.at("files").to_number<int>(), 0) << json::serialize(entry) << relay_->log();
   EXPECT_NE(relay_->log().find("(environment)"), std::string::npos) << relay_->log();
   std::size_t through = 0;

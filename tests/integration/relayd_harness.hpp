@@ -366,6 +366,26 @@ class relayd {
     return value != nullptr ? value->to_number<std::uint64_t>() : ~0ULL;
   }
 
+  // The first entry of /-/mirror once the source's first sync has ended: failed (last_error set)
+  // or mirrored files. A failure of the test when that takes longer than `timeout`.
+  boost::json::object first_sync_result(std::chrono::milliseconds timeout = 60s) {
+    boost::json::object entry;
+    EXPECT_TRUE(eventually(timeout, [&] {
+      auto status = request("GET", "/-/mirror");
+      boost::system::error_code ec;
+      const auto v = boost::json::parse(status.message.body(), ec);
+      if (ec || !v.is_array() || v.as_array().empty()) {
+        return false;
+      }
+      entry = v.at(0).as_object();
+      const auto& error = entry.at("last_error");
+      return !entry.at("syncing").as_bool() &&
+             ((error.is_string() && !error.as_string().empty()) ||
+              entry.at("files").to_number<int>() > 0);
+    })) << log();
+    return entry;
+  }
+
   // Waits for the process to exit; the wait status, nullopt if it still runs.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
     if (!exit_status_ && process_.running()) {

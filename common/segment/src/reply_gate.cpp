@@ -12,7 +12,6 @@
 #include <cstring>
 #include <optional>
 #include <tuple>
-#include <random>
 
 namespace lanrelay {
 namespace {
@@ -24,15 +23,6 @@ std::array<unsigned char, 16> key_bytes(const ip::address& address) {
     return ip::make_address_v6(ip::v4_mapped, address.to_v4()).to_bytes();
   }
   return address.to_v6().to_bytes();
-}
-
-std::uint64_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
 }
 
 // The queued bytes and the send buffer of `socket`; {0, 0} when the kernel does not say (then
@@ -140,17 +130,11 @@ reply_gate::reply_gate(segment_drop_counters& counters, lookup_function lookup)
     : counters_(counters),
       lookup_(std::move(lookup)),
       kernel_(lookup_ ? nullptr : std::make_unique<neighbour_table>()),
-      slots_(std::make_unique<slot[]>(slots)),
-      key_(std::random_device{}() | static_cast<std::uint64_t>(std::random_device{}()) << 32) {}
+      slots_(std::make_unique<slot[]>(slots)) {}
 
 reply_gate::slot& reply_gate::slot_for(const std::array<unsigned char, 16>& address,
                                        unsigned interface) noexcept {
-  std::uint64_t high = 0;
-  std::uint64_t low = 0;
-  std::memcpy(&high, address.data(), 8);
-  std::memcpy(&low, address.data() + 8, 8);
-  const std::uint64_t h = mix(mix(high ^ key_) ^ low ^ (static_cast<std::uint64_t>(interface) << 32));
-  return slots_[h % slots];
+  return slots_[hash_(address, interface) % slots];
 }
 
 reply_gate::slot& reply_gate::classify(const ip::address& destination, unsigned interface_index,

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <iterator>
-#include <random>
 
 namespace lanrelay {
 
@@ -16,15 +15,6 @@ constexpr double source_burst_seconds = 2.0;
 // The newcomer bucket's burst, in seconds of new_source_rate.
 constexpr double newcomer_burst_seconds = 1.0;
 
-std::uint64_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
 double refill(double tokens, double rate, double burst, clock_type::time_point from,
               clock_type::time_point to) noexcept {
   const std::chrono::duration<double> elapsed = to - from;
@@ -34,22 +24,11 @@ double refill(double tokens, double rate, double burst, clock_type::time_point f
 }  // namespace
 
 source_rate_limiter::source_rate_limiter(settings s)
-    : settings_(s), table_(std::make_unique<entry[]>(entry_count)) {
-  std::random_device random;
-  key0_ = (std::uint64_t{random()} << 32) | random();
-  key1_ = (std::uint64_t{random()} << 32) | random();
-}
+    : settings_(s), table_(std::make_unique<entry[]>(entry_count)) {}
 
 std::size_t source_rate_limiter::set_of(const address_bytes& address,
                                         unsigned interface) const noexcept {
-  std::uint64_t hi = 0;
-  std::uint64_t lo = 0;
-  for (std::size_t i = 0; i < 8; ++i) {
-    hi = (hi << 8) | address[i];
-    lo = (lo << 8) | address[8 + i];
-  }
-  const std::uint64_t h = mix(mix(hi ^ key0_) + (lo ^ key1_) + interface);
-  return static_cast<std::size_t>(h % set_count);
+  return static_cast<std::size_t>(hash_(address, interface) % set_count);
 }
 
 bool source_rate_limiter::take_newcomer_token(bool v6, unsigned interface,

@@ -46,6 +46,7 @@
 //
 // Thread safety: none; each responder runs its gate on its own strand.
 
+#include "lanrelay/segment/address_hash.hpp"
 #include "lanrelay/segment/datagram.hpp"
 #include "lanrelay/segment/responder_guard.hpp"
 
@@ -145,7 +146,7 @@ class reply_gate {
   lookup_function lookup_;
   std::unique_ptr<neighbour_table> kernel_;  // when lookup_ is empty
   std::unique_ptr<slot[]> slots_;
-  std::uint64_t key_;
+  address_hash hash_;
   std::vector<outgoing_datagram> admitted_;
 };
 

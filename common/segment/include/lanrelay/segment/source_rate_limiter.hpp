@@ -27,6 +27,7 @@
 //
 // Thread safety: none; each responder runs its limiter on its own strand.
 
+#include "lanrelay/segment/address_hash.hpp"
 #include "lanrelay/segment/interfaces.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -75,7 +76,7 @@ class source_rate_limiter {
   std::size_t tracked() const noexcept { return tracked_; }
 
  private:
-  using address_bytes = std::array<unsigned char, 16>;  // IPv4 as ::ffff:a.b.c.d
+  using address_bytes = address_hash::address_bytes;
   struct entry {
     address_bytes address{};
     unsigned interface = 0;
@@ -97,8 +98,7 @@ class source_rate_limiter {
   entry* victim(entry* ways, std::chrono::steady_clock::time_point now) noexcept;
 
   settings settings_;
-  std::uint64_t key0_;
-  std::uint64_t key1_;
+  address_hash hash_;
   std::unique_ptr<entry[]> table_;  // entry_count, set s at [s * way_count, (s + 1) * way_count)
   std::size_t tracked_ = 0;
   // One per (family, interface) seen; interfaces come from the kernel, not from senders, so this
