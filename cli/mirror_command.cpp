@@ -3,6 +3,7 @@
 #include "command_error.hpp"
 #include "relay_admin.hpp"
 #include "lanrelay/base/redact.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -118,6 +119,9 @@ void run_status(const mirror_options& o) {
     for (const auto& c : o2.at("versions").as_array()) {
       fmt::print("  {:<14} {}\n", std::string(c.at("component").as_string()) + ":",
                  std::string(c.at("version").as_string()));
+    }
+    if (const auto rate = relay::rate_from_json(o2.if_contains("rate"))) {
+      fmt::print("  rate limit:    {}\n", rate_text(*rate));
     }
     if (const auto* route = o2.if_contains("route"); route && !route->as_string().empty()) {
       fmt::print("  route:         {}\n", redact_urls(route->as_string()));

@@ -10,6 +10,7 @@
 
 #include "lanrelay/base/redact.hpp"
 #include "lanrelay/base/text_format.hpp"
+#include "lanrelay/relay/mirror_service.hpp"
 
 #include <boost/json.hpp>
 #include <fmt/core.h>
@@ -210,9 +211,15 @@ void print_status(const json::object& s, const std::string& where) {
           b != nullptr && b->is_string() && !b->get_string().empty()) {
         fmt::print("    blocked: {}\n", text_of(*b));
       }
+      if (const auto rate = relay::rate_from_json(m.as_object().if_contains("rate"))) {
+        fmt::print("    rate limit: {}\n", rate_text(*rate));
+      }
       if (const auto* f = m.as_object().if_contains("freshness"); f != nullptr && f->is_array()) {
         print_freshness(f->get_array());
       }
+    }
+    if (const auto rate = relay::rate_from_json(mirrors.if_contains("rate"))) {
+      fmt::print("  all sources together: rate limit {}\n", rate_text(*rate));
     }
   }
 }

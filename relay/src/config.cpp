@@ -4,9 +4,11 @@
 #include "lanrelay/base/secret_file.hpp"
 #include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/base/site_key.hpp"
+#include "lanrelay/base/text_format.hpp"
 #include "lanrelay/content/activeupdate_index.hpp"
 #include "lanrelay/serving/admin_access.hpp"
 #include "lanrelay/upstream/http_client.hpp"
+#include "lanrelay/upstream/rate_windows.hpp"
 #include "lanrelay/base/detail/settings_toml.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -168,6 +170,67 @@ settings::setting<relay_config> min_free_setting() {
           [](relay_config& to, const relay_config& from) { to.cache_min_free = from.cache_min_free; }};
 }
 
+// Bandwidth windows: an array of "DAYS HH:MM-HH:MM RATE" ("Mon-Fri 08:00-18:00 2MiB", RATE a size
+// per second or "unlimited"), none overlapping another (rate_windows.hpp).
+template <typename Target>
+settings::setting<Target> rate_windows_setting(std::string_view section, std::string_view doc,
+                                               settings::field_of<Target, std::vector<rate_window>> field) {
+  return settings::with_field(settings::setting<Target>{section, "rate_windows",
+          settings::setting_type::string_list, doc,
+          [field](Target& c, const toml::node& node) -> apply_result {
+            const auto* array = node.as_array();
+            if (array == nullptr) {
+              return "expected an array such as [\"Mon-Fri 08:00-18:00 2MiB\"], got " +
+                     std::string(settings::toml_type_name(node));
+            }
+            std::vector<rate_window> windows;
+            for (const toml::node& element : *array) {
+              const auto* text = element.as_string();
+              if (text == nullptr) {
+                return "expected strings such as \"Mon-Fri 08:00-18:00 2MiB\", but one element is " +
+                       std::string(settings::toml_type_name(element));
+              }
+              const std::string_view whole = trim(text->get(), " ");
+              const auto blank = whole.rfind(' ');
+              const std::string_view rate_text =
+                  blank == std::string_view::npos ? std::string_view{} : whole.substr(blank + 1);
+              std::string why;
+              auto window = parse_window(whole.substr(0, blank == std::string_view::npos ? 0 : blank), &why);
+              if (!window) {
+                return settings::toml_string(text->get()) + ": " + why +
+                       " (a window is \"DAYS HH:MM-HH:MM RATE\", e.g. \"Mon-Fri 08:00-18:00 2MiB\")";
+              }
+              if (rate_text != "unlimited") {
+                const auto rate = settings::parse_size(rate_text);
+                if (!rate) {
+                  return settings::toml_string(text->get()) +
+                         ": expected a rate per second such as \"2MiB\" or \"unlimited\" last, got " +
+                         settings::toml_string(rate_text);
+                }
+                window->rate = *rate;
+              }
+              for (const rate_window& earlier : windows) {
+                if (overlaps(earlier, *window)) {
+                  return settings::toml_string(text->get()) + " overlaps \"" + window_text(earlier) +
+                         "\"; at most one window may hold at a time";
+                }
+              }
+              windows.push_back(*window);
+            }
+            field(c) = std::move(windows);
+            return std::nullopt;
+          },
+          [field](const Target& c) {
+            std::string out = "[";
+            for (const rate_window& w : field(const_cast<Target&>(c))) {
+              out += out.size() > 1 ? ", " : "";
+              out += settings::toml_string(window_text(w) + " " +
+                                           (w.rate == 0 ? "unlimited" : settings::size_text(w.rate)));
+            }
+            return out + "]";
+          }}, field);
+}
+
 settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_list() {
   using milliseconds = std::chrono::milliseconds;
   using namespace std::chrono_literals;
@@ -231,6 +294,12 @@ settings::list_of_tables<relay_config, mirror_source_settings> mirror_source_lis
                                        "Download rate for this source in bytes per second. 0: "
                                        "unlimited.",
                                        [](item& s) -> auto& { return s.rate_limit; }),
+          rate_windows_setting<item>(
+              "", "Bandwidth windows for this source: \"DAYS HH:MM-HH:MM RATE\" in local time, "
+              "e.g. [\"Mon-Fri 08:00-18:00 2MiB\"]; while one holds its RATE (a size per second, "
+              "or \"unlimited\") replaces rate_limit. Days: Mon-Fri, Sat,Sun, daily; a window "
+              "across midnight is written as two; windows must not overlap.",
+              [](item& s) -> auto& { return s.rate_windows; }),
           settings::path_setting<item>("", "ca_file",
                                        "CA bundle for an https upstream. Empty: the system store.",
                                        [](item& s) -> auto& { return s.ca_file; }),
@@ -437,6 +506,11 @@ const settings::table<relay_config>& settings_table() {
                                  "Download rate of all mirror sources together, in bytes per "
                                  "second (\"10MiB\"). 0: unlimited.",
                                  [](relay_config& c) -> auto& { return c.mirror.rate_limit; }),
+      rate_windows_setting<relay_config>(
+          "mirror", "Bandwidth windows for all sources together, written like a source's "
+          "rate_windows (e.g. [\"Mon-Fri 08:00-18:00 2MiB\"], local time); while one holds its "
+          "rate replaces [mirror] rate_limit.",
+          [](relay_config& c) -> auto& { return c.mirror.rate_windows; }),
       settings::duration_setting<milliseconds, relay_config>(
           "mirror", "pull_through_wait",
           "Agents asking for a mirrored file the relay is still fetching wait this long for it.",

@@ -104,10 +104,12 @@ daemon::daemon(net::io_context& ioc, relay_config config, std::unique_ptr<conten
         r.syncs_failed = view.syncs_failed;
         r.freshness = std::move(view.freshness);
         r.interval = view.interval;
+        r.rate = std::move(view.rate);
         out.push_back(std::move(r));
       }
       return out;
     });
+    server_->monitor().set_mirror_total_rate([mirrors = mirrors_.get()] { return mirrors->total_rate(); });
   }
   server_->monitor().set_disk(config_.state_dir, config_.cache_min_free);
   server_->monitor().set_upstream_bytes(

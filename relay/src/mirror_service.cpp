@@ -290,6 +290,7 @@ json::array to_json(const std::vector<mirror_source_view>& sources) {
     o["versions"] = std::move(versions);
     o["interval_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(v.interval).count();
     o["freshness"] = to_json(v.freshness, std::chrono::system_clock::now());
+    o["rate"] = to_json(v.rate);
     out.push_back(std::move(o));
   }
   return out;
@@ -395,6 +396,8 @@ struct mirror_service::source {
 
   const mirror_source_settings settings;
   mirror_source upstream;
+  const scheduled_rate rate{settings.rate_limit, settings.rate_windows};  // its own limit
+  std::string rate_window;  // guarded by the service's rate_mutex_: the window applied to `rate`
   // `pull_through`: what may be fetched on demand beyond `upstream.include`; unset: nothing.
   std::function<bool(const au::listed_file&)> pull_filter;
   unsigned failures = 0;  // strand: syncs failed in a row (retry backoff)
@@ -567,10 +570,10 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
       pull_wait_(config.mirror.pull_through_wait),
       retry_after_(config.retry_after),
       min_free_(config.cache_min_free),
-      budget_(std::make_unique<pull_budget>(config.mirror.max_pulls, config.mirror.pull_volume)) {
-  if (config.mirror.rate_limit != 0) {
-    total_rate_ = std::make_shared<rate_limiter>(config.mirror.rate_limit);
-  }
+      budget_(std::make_unique<pull_budget>(config.mirror.max_pulls, config.mirror.pull_volume)),
+      rate_strand_(net::make_strand(ioc)),
+      rate_timer_(rate_strand_) {
+  total_rate_ = std::make_unique<scheduled_rate>(config.mirror.rate_limit, config.mirror.rate_windows);
   for (const auto& settings : config.mirror.sources) {
     auto s = std::make_unique<source>(ioc, settings, config.state_dir / "mirror" / settings.name);
     mirror_source& up = s->upstream;
@@ -592,17 +595,18 @@ mirror_service::mirror_service(net::io_context& ioc, const relay_config& config,
         up.proxy->ca_file = config.upstream_proxy.ca_file;
       }
     }
-    if (settings.rate_limit != 0) {
-      up.rate_limits.push_back(std::make_shared<rate_limiter>(settings.rate_limit));
+    if (s->rate.limiter()) {
+      up.rate_limits.push_back(s->rate.limiter());
     }
-    if (total_rate_) {
-      up.rate_limits.push_back(total_rate_);
+    if (total_rate_->limiter()) {
+      up.rate_limits.push_back(total_rate_->limiter());
     }
     up.include = include_filter(settings.include);
     up.min_free = config.cache_min_free;
     s->pull_filter = include_filter(settings.pull_through);
     sources_.push_back(std::move(s));
   }
+  apply_rate_windows();  // the first sync runs at the rate in effect
   set_public_base(std::move(public_base));
 }
 
@@ -640,6 +644,13 @@ void mirror_service::start() {
   if (routes_) {
     net::co_spawn(routes_->watch_strand, routes_->watch_addresses(), log_failure("address watch"));
   }
+  const bool windows = !total_rate_->windows().empty() ||
+                       std::any_of(sources_.begin(), sources_.end(), [](const auto& s) {
+                         return !s->rate.windows().empty();
+                       });
+  if (windows) {
+    net::co_spawn(rate_strand_, rate_window_loop(), log_failure("rate windows"));
+  }
   for (auto& s : sources_) {
     net::co_spawn(
         s->strand,
@@ -669,6 +680,7 @@ void mirror_service::stop() {
   if (routes_) {
     net::post(routes_->watch_strand, [r = routes_.get()] { r->stop.cancel(); });
   }
+  net::post(rate_strand_, [this] { rate_timer_.cancel(); });
   for (auto& s : sources_) {
     net::post(s->strand, [&src = *s] {
       src.schedule.cancel();
@@ -727,6 +739,58 @@ net::awaitable<void> mirror_service::schedule_loop(source& s) {
       wait += jitter(std::min(s.settings.jitter, wait / 4));
     }
   }
+}
+
+json::object to_json(const rate_in_effect& rate) {
+  return {{"bytes_per_second", rate.bytes_per_second}, {"window", rate.window}};
+}
+
+std::optional<rate_in_effect> rate_from_json(const json::value* v) {
+  const auto* o = v != nullptr ? v->if_object() : nullptr;
+  const auto* rate = o != nullptr ? o->if_contains("bytes_per_second") : nullptr;
+  const auto* window = o != nullptr ? o->if_contains("window") : nullptr;
+  if (rate == nullptr || !rate->is_uint64() && !rate->is_int64() || window == nullptr ||
+      !window->is_string()) {
+    return std::nullopt;
+  }
+  return rate_in_effect{rate->to_number<std::uint64_t>(), std::string(window->get_string())};
+}
+
+std::chrono::seconds mirror_service::apply_rate_windows() {
+  const auto now = to_local_time(std::chrono::system_clock::now());
+  // Applies `rate` and logs a change of window; `applied` is the window text last applied.
+  const auto apply = [&](const scheduled_rate& rate, std::string& applied, std::string_view source) {
+    auto effect = rate.in_effect(now);
+    rate.apply(now);
+    if (effect.window != applied) {
+      spdlog::info("event=mirror_rate_window source={} window=\"{}\" bytes_per_second={}", source,
+                   effect.window.empty() ? "none" : effect.window, effect.bytes_per_second);
+      applied = std::move(effect.window);
+    }
+    return until_next_change(rate.windows(), now);
+  };
+  std::lock_guard lock(rate_mutex_);
+  auto wait = apply(*total_rate_, total_window_, "all");
+  for (auto& s : sources_) {
+    wait = std::min(wait, apply(s->rate, s->rate_window, s->settings.name));
+  }
+  return wait;
+}
+
+net::awaitable<void> mirror_service::rate_window_loop() {
+  // Woken at each window edge, and every ten minutes besides: the wall clock may be set or the
+  // time zone change (summer time) under a steady timer.
+  constexpr std::chrono::seconds recheck{600};
+  while (!stopping_.load()) {
+    rate_timer_.expires_after(std::min(apply_rate_windows(), recheck));
+    co_await rate_timer_.async_wait(use_tuple);
+  }
+}
+
+rate_in_effect mirror_service::total_rate() const {
+  std::lock_guard lock(rate_mutex_);
+  const auto& limiter = total_rate_->limiter();
+  return {limiter ? limiter->bytes_per_second() : 0, total_window_};
 }
 
 net::awaitable<sync_result> mirror_service::run_sync(source& s) {
@@ -1234,6 +1298,11 @@ std::vector<mirror_source_view> mirror_service::status() const {
     v.syncs_failed = s->syncs_failed;
     v.freshness = s->freshness;
     v.interval = s->settings.interval;
+    {
+      std::lock_guard rate_lock(rate_mutex_);
+      const auto& limiter = s->rate.limiter();
+      v.rate = {limiter ? limiter->bytes_per_second() : 0, s->rate_window};
+    }
     out.push_back(std::move(v));
   }
   return out;

@@ -53,6 +53,20 @@ void monitor::set_mirror_provider(mirror_provider provider) {
   mirror_provider_ = std::move(provider);
 }
 
+void monitor::set_mirror_total_rate(std::function<rate_in_effect()> source) {
+  std::lock_guard lock(provider_mutex_);
+  mirror_total_rate_ = std::move(source);
+}
+
+rate_in_effect monitor::mirror_total_rate() const {
+  std::function<rate_in_effect()> source;
+  {
+    std::lock_guard lock(provider_mutex_);
+    source = mirror_total_rate_;
+  }
+  return source ? source() : rate_in_effect{};
+}
+
 void monitor::set_upstream_bytes(std::function<std::uint64_t()> source) {
   std::lock_guard lock(provider_mutex_);
   upstream_bytes_ = std::move(source);
@@ -111,6 +125,7 @@ status_report monitor::report() const {
   }
   r.mirrors = mirrors();
   r.mirrors_configured = r.mirrors_configured && !r.mirrors.empty();
+  r.mirror_rate = mirror_total_rate();
   r.transfers = transfers_.running();
   r.top_peers = transfers_.top_peers(10);
   r.stats = take_snapshot(counters_, slots_);
@@ -311,6 +326,23 @@ void monitor::register_metrics() {
                     return out;
                   });
 
+  r.add_collector("lanrelay_mirror_rate_limit_bytes_per_second",
+                  "The source's own download limit now (rate_limit or the bandwidth window "
+                  "holding); 0: unlimited.",
+                  metric_type::gauge, {"source"}, [this] {
+                    std::vector<sample> out;
+                    for (const auto& m : mirrors()) {
+                      out.push_back({{m.name}, static_cast<double>(m.rate.bytes_per_second)});
+                    }
+                    return out;
+                  });
+  r.add_collector("lanrelay_mirror_total_rate_limit_bytes_per_second",
+                  "The download limit of all mirror sources together now ([mirror] rate_limit or "
+                  "the bandwidth window holding); 0: unlimited.",
+                  metric_type::gauge, {}, [this] {
+                    return std::vector<sample>{
+                        {{}, static_cast<double>(mirror_total_rate().bytes_per_second)}};
+                  });
   r.add_collector("lanrelay_mirror_sync_interval_seconds",
                   "The source's schedule: seconds between syncs (plus jitter).", metric_type::gauge,
                   {"source"}, [this] {

@@ -1,5 +1,6 @@
 #include "lanrelay/relay/status.hpp"
 
+#include "lanrelay/relay/mirror_service.hpp"
 #include "lanrelay/relay/request_target.hpp"
 
 #include <boost/json/array.hpp>
@@ -75,9 +76,11 @@ std::string to_json(const status_report& r) {
                               {"failed", m.syncs_failed}};
     o["interval_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(m.interval).count();
     o["freshness"] = to_json(m.freshness, r.now);
+    o["rate"] = to_json(m.rate);
     sources.push_back(std::move(o));
   }
   root["mirrors"] = json::object{{"configured", r.mirrors_configured},
+                                 {"rate", to_json(r.mirror_rate)},
                                  {"sources", std::move(sources)}};
 
   json::array running;

@@ -211,7 +211,7 @@ std::string render_status_page(const status_report& r) {
   } else {
     out += "<table id=\"mirrors\"><tr><th>source</th><th>upstream</th><th>snapshot</th>"
            "<th>last success</th><th>last attempt</th><th>syncs ok / 304 / failed</th>"
-           "<th>last error</th></tr>\n";
+           "<th>download limit</th><th>last error</th></tr>\n";
     for (const auto& m : r.mirrors) {
       std::string error = m.status_error.empty() ? m.status.last_error : m.status_error;
       if (!m.blocked.empty()) {
@@ -225,9 +225,11 @@ std::string render_status_page(const status_report& r) {
              "</td><td>" + html_escape(age(m.status.last_success, r.now)) + "</td><td>" +
              html_escape(age(m.status.last_attempt, r.now)) + "</td><td class=\"num\">" +
              fmt::format("{} / {} / {}", m.syncs_ok, m.syncs_not_modified, m.syncs_failed) +
-             "</td><td class=\"error\">" + html_escape(error) + "</td></tr>\n";
+             "</td><td>" + html_escape(rate_text(m.rate)) + "</td><td class=\"error\">" +
+             html_escape(error) + "</td></tr>\n";
     }
-    out += "</table>\n";
+    out += "</table>\n<p id=\"mirror-rate\">All sources together: " +
+           html_escape(rate_text(r.mirror_rate)) + "</p>\n";
 
     out += "<h2>Freshness</h2>\n<table id=\"freshness\"><tr><th>source</th><th>component</th>"
            "<th>served</th><th>served for</th><th>upstream lists</th><th>listed for</th>"

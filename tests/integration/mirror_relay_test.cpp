@@ -1,7 +1,7 @@
 // The mirror inside the real lanrelayd, against a real nginx upstream on 127.0.0.1: serving
 // /activeupdate/<source>/ with the cache's rules, "update now" through `lanrelay mirror sync`,
 // pull-through with 30 simultaneous requests, chained relays, the catalog of mirrored files, and
-// a full disk that keeps the old snapshot served.
+// a full disk that keeps the old snapshot served, bandwidth windows.
 
 #include "au_upstream.hpp"
 #include "relayd_harness.hpp"
@@ -10,6 +10,7 @@
 #include "lanrelay/content/activeupdate_index.hpp"
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <sched.h>
@@ -580,6 +581,75 @@ TEST_F(mirror_relay, downloads_keep_to_the_total_rate_limit) {
   EXPECT_GE(std::chrono::steady_clock::now() - started, 1200ms);
   EXPECT_TRUE(relay.request("GET", "/activeupdate/vendor/" + engine).message.body() ==
               slurp(tree_->file(engine)));
+}
+
+// Bandwidth windows. A window that holds all week replaces the source's base rate (unlimited
+// here): the sync keeps to it (a bound from below only, as above), and the status, the status
+// page, `lanrelay mirror status` and the metrics name the window in effect.
+TEST_F(mirror_relay, a_bandwidth_window_limits_the_sync_and_shows_in_the_status) {
+  publish_v1();
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  const auto started = std::chrono::steady_clock::now();
+  relayd& relay = start_relay(upstream_url(), "rate_windows = [\"daily 00:00-24:00 1MiB\"]\n");
+  ASSERT_TRUE(serves(relay, pattern_v1)) << relay.log();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1200ms);
+
+  const auto status = json::parse(relay.request("GET", "/-/status").message.body());
+  const auto& mirrors = status.at("mirrors");
+  EXPECT_EQ(mirrors.at("sources").at(0).at("rate"),
+            (json::value{{"bytes_per_second", 1048576}, {"window", "daily 00:00-24:00"}}));
+  EXPECT_EQ(mirrors.at("rate"), (json::value{{"bytes_per_second", 0}, {"window", ""}}));
+  const auto metrics = relay.request("GET", "/-/metrics").message.body();
+  EXPECT_NE(metrics.find("lanrelay_mirror_rate_limit_bytes_per_second{source=\"vendor\"} 1048576"),
+            std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("lanrelay_mirror_total_rate_limit_bytes_per_second 0"), std::string::npos);
+  const auto page = relay.request("GET", "/").message.body();
+  EXPECT_NE(page.find("1.0 MiB/s (window daily 00:00-24:00)"), std::string::npos) << page;
+  auto shown = cli({"mirror", "status", "--relay", "127.0.0.1:" + std::to_string(relay.port())});
+  EXPECT_NE(shown.output.find("rate limit:    1.0 MiB/s (window daily 00:00-24:00)"), std::string::npos)
+      << shown.output;
+}
+
+// The switch at a window's end, in a running relay: the daemon runs in a time zone made for the
+// test (TZ with seconds) so that its local clock reads 11:59:40 now and a window "daily
+// 00:00-12:00" over all sources ends 20 s later. The test waits for the event, not for a time.
+TEST_F(mirror_relay, the_limit_switches_when_a_window_ends) {
+  publish_v1();
+  ASSERT_NO_FATAL_FAILURE(upstream_->start());
+  constexpr long lead = 20;
+  const auto now = std::chrono::system_clock::now();
+  const long utc = static_cast<long>(std::chrono::system_clock::to_time_t(now) % 86400);
+  long offset = 43200 - lead - utc;  // local = utc + offset lands at 11:59:40
+  offset = ((offset + 43200) % 86400 + 86400) % 86400 - 43200;
+  const long magnitude = offset < 0 ? -offset : offset;
+  // POSIX TZ counts west of Greenwich: UTC+1 is "XXX-1".
+  const std::string tz = fmt::format("TZ=LRT{}{:02}:{:02}:{:02}", offset < 0 ? '+' : '-',
+                                     magnitude / 3600, magnitude / 60 % 60, magnitude % 60);
+  const auto boundary = now + std::chrono::seconds(lead);
+
+  std::string config = "[mirror]\nrate_windows = [\"daily 00:00-12:00 1MiB\"]\n";
+  config += "[[mirror.source]]\nname = \"vendor\"\nurl = \"" + upstream_url() + "\"\njitter = \"0ms\"\n";
+  relays_.push_back(std::make_unique<relayd>(config, std::vector<std::string>{}, 0,
+                                             std::vector<std::string>{tz}));
+  relayd& relay = *relays_.back();
+  const auto total_rate = [&] {
+    return json::parse(relay.request("GET", "/-/status").message.body()).at("mirrors").at("rate");
+  };
+  const json::value in_window{{"bytes_per_second", 1048576}, {"window", "daily 00:00-12:00"}};
+  const json::value after{{"bytes_per_second", 0}, {"window", ""}};
+  const auto read_before = std::chrono::system_clock::now();
+  const auto first = total_rate();
+  if (read_before < boundary - 2s) {  // a very slow start may reach the boundary first
+    EXPECT_EQ(first, in_window) << tz;
+  }
+  EXPECT_NE(relay.log().find("event=mirror_rate_window source=all window=\"daily 00:00-12:00\" "
+                             "bytes_per_second=1048576"),
+            std::string::npos) << tz << "\n" << relay.log();
+  ASSERT_TRUE(eventually(std::chrono::seconds(lead) + 60s, [&] { return total_rate() == after; }))
+      << tz << "\n" << relay.log();
+  EXPECT_GE(std::chrono::system_clock::now(), boundary - 1s);  // not before the window's end
+  EXPECT_NE(relay.log().find("event=mirror_rate_window source=all window=\"none\" bytes_per_second=0"),
+            std::string::npos) << relay.log();
 }
 
 TEST_F(mirror_relay, relays_chain_into_a_hierarchy) {

@@ -50,15 +50,17 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return parse_with_unit(text, size_units);
 }
 
-std::string show_size(std::uint64_t bytes) {
+std::string size_text(std::uint64_t bytes) {
   for (const unit_factor& u : size_units) {
     // The largest unit that divides evenly; size_units runs largest first.
     if (bytes != 0 && bytes % u.factor == 0 && u.factor != 1) {
-      return toml_string(std::to_string(bytes / u.factor) + std::string(u.suffix));
+      return std::to_string(bytes / u.factor) + std::string(u.suffix);
     }
   }
-  return toml_string(std::to_string(bytes) + "B");
+  return std::to_string(bytes) + "B";
 }
+
+std::string show_size(std::uint64_t bytes) { return toml_string(size_text(bytes)); }
 
 std::string show_duration(std::chrono::milliseconds d) {
   return toml_string(format_duration(d));

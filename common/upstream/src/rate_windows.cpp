@@ -1,5 +1,7 @@
 #include "lanrelay/upstream/rate_windows.hpp"
 
+#include "lanrelay/base/text_format.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -31,15 +33,7 @@ std::optional<int> day_index(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view trim_spaces(std::string_view s) {
-  while (!s.empty() && s.front() == ' ') {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && s.back() == ' ') {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+std::string_view trim_spaces(std::string_view s) { return trim(s, " "); }
 
 // Minute of the week (Monday 00:00 = 0) of each start and end of `w`'s intervals.
 template <typename Each>
@@ -153,6 +147,37 @@ std::optional<std::string> check_window(const rate_window& w) {
   return std::nullopt;
 }
 
+std::optional<rate_window> parse_window(std::string_view text, std::string* why) {
+  text = trim_spaces(text);
+  const auto blank = text.rfind(' ');
+  const auto dash = blank == std::string_view::npos ? blank : text.find('-', blank);
+  const auto fail = [&](std::string reason) -> std::optional<rate_window> {
+    if (why != nullptr) {
+      *why = std::move(reason);
+    }
+    return std::nullopt;
+  };
+  if (dash == std::string_view::npos) {
+    return fail("expected days and hours such as \"Mon-Fri 08:00-18:00\"");
+  }
+  const auto days = parse_days(text.substr(0, blank));
+  if (!days) {
+    return fail("expected days such as \"Mon-Fri\", \"Sat,Sun\" or \"daily\", got \"" +
+                std::string(trim_spaces(text.substr(0, blank))) + "\"");
+  }
+  const auto start = parse_clock(text.substr(blank + 1, dash - blank - 1), false);
+  const auto end = parse_clock(text.substr(dash + 1), true);
+  if (!start || !end) {
+    return fail("expected hours HH:MM-HH:MM from 00:00 to 24:00, got \"" +
+                std::string(text.substr(blank + 1)) + "\"");
+  }
+  rate_window w{.days = *days, .start = *start, .end = *end};
+  if (auto problem = check_window(w)) {
+    return fail(std::move(*problem));
+  }
+  return w;
+}
+
 bool overlaps(const rate_window& a, const rate_window& b) noexcept {
   return (a.days & b.days & 0x7f) != 0 && a.start < b.end && b.start < a.end;
 }
@@ -201,12 +226,25 @@ std::uint64_t scheduled_rate::rate_at(local_time now) const noexcept {
   return w != nullptr ? w->rate : base_rate_;
 }
 
+rate_in_effect scheduled_rate::in_effect(local_time now) const {
+  const auto* w = active_window(windows_, now);
+  return {w != nullptr ? w->rate : base_rate_, w != nullptr ? window_text(*w) : std::string()};
+}
+
 const rate_window* scheduled_rate::apply(local_time now) const {
   const auto* w = active_window(windows_, now);
   if (limiter_) {
     limiter_->set_rate(w != nullptr ? w->rate : base_rate_);
   }
   return w;
+}
+
+std::string rate_text(const rate_in_effect& rate) {
+  std::string out = rate.bytes_per_second == 0 ? "unlimited" : human_bytes(rate.bytes_per_second) + "/s";
+  if (!rate.window.empty()) {
+    out += " (window " + rate.window + ")";
+  }
+  return out;
 }
 
 }  // namespace lanrelay

@@ -114,6 +114,28 @@ TEST(rate_windows, a_scheduled_rate_switches_its_limiter) {
   EXPECT_EQ(base_only.rate_at(at(0, 0, 0)), mib);
 }
 
+TEST(rate_windows, a_window_is_read_from_days_and_hours) {
+  EXPECT_EQ(parse_window("Mon-Fri 08:00-18:00"), (rate_window{.days = 0x1f, .start = 480, .end = 1080}));
+  EXPECT_EQ(parse_window("  Mon-Wed, Fri 07:30-24:00 "),
+            (rate_window{.days = 0x17, .start = 450, .end = 1440}));
+  std::string why;
+  EXPECT_FALSE(parse_window("Mon-Fri", &why));
+  EXPECT_NE(why.find("expected days and hours"), std::string::npos) << why;
+  EXPECT_FALSE(parse_window("Someday 08:00-18:00", &why));
+  EXPECT_NE(why.find("expected days"), std::string::npos) << why;
+  EXPECT_FALSE(parse_window("daily 08:00-25:00", &why));
+  EXPECT_NE(why.find("expected hours"), std::string::npos) << why;
+  EXPECT_FALSE(parse_window("daily 18:00-08:00", &why));
+  EXPECT_NE(why.find("across midnight"), std::string::npos) << why;
+  EXPECT_FALSE(parse_window("daily 08:00"));
+}
+
+TEST(rate_windows, the_rate_in_effect_names_its_window) {
+  const scheduled_rate schedule(mib, {business_hours()});
+  EXPECT_EQ(schedule.in_effect(at(2, 9, 0)), (rate_in_effect{2 * mib, "Mon-Fri 08:00-18:00"}));
+  EXPECT_EQ(schedule.in_effect(at(5, 9, 0)), (rate_in_effect{mib, ""}));
+}
+
 TEST(rate_windows, local_time_follows_the_time_zone) {
   const char* old = std::getenv("TZ");
   const std::string saved = old != nullptr ? old : "";

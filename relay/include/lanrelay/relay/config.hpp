@@ -8,6 +8,7 @@
 #include "lanrelay/base/settings_table.hpp"
 #include "lanrelay/base/state_dir.hpp"
 #include "lanrelay/serving/settings.hpp"
+#include "lanrelay/upstream/rate_windows.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -102,6 +103,9 @@ struct mirror_source_settings {
   // socks5://[user:password@]host:port; "auto": resolved ([upstream_proxy]); empty: direct
   std::string proxy;
   std::uint64_t rate_limit = 0;  // bytes per second for this source; 0: unlimited
+  // Bandwidth windows: rate limits by weekday and time of day that replace rate_limit while they
+  // hold (upstream/rate_windows.hpp); at most one holds at a time.
+  std::vector<rate_window> rate_windows;
   std::filesystem::path ca_file;  // extra CA bundle for https upstreams; empty: system store
 
   bool operator==(const mirror_source_settings&) const = default;
@@ -112,6 +116,7 @@ struct mirror_settings {
   // <public_url>/activeupdate/<name>/. Empty: http://<host name>:<http.port>.
   std::string public_url;
   std::uint64_t rate_limit = 0;  // bytes per second for all sources together; 0: unlimited
+  std::vector<rate_window> rate_windows;  // replace rate_limit while they hold, like a source's
   // How long agents asking for a file that is being pulled through from upstream wait for it.
   std::chrono::milliseconds pull_through_wait{60'000};
   std::uint32_t max_pulls = 4;             // pull-throughs running at once, all sources

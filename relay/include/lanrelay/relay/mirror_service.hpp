@@ -17,7 +17,10 @@
 //     sources, nothing below cache.min_free, and a pull whose every waiting client hung up is
 //     cancelled (its partial file is kept for the next request to resume).
 //   - after a failed sync, tries again after `retry`, doubling up to `interval`; keeps the last
-//     error in memory too (state.json may be unwritable: a full disk).
+//     error in memory too (state.json may be unwritable: a full disk),
+//   - switches the download limits ([mirror] and each source's rate_limit) to the bandwidth
+//     window in effect (rate_windows.hpp) when one starts or ends, in local time; downloads
+//     running then go on at the new rate.
 //
 // Directory of a source: <state_dir>/mirror/<name>, laid out as mirror.hpp describes, plus
 // staging/<path>.pull for pull-through downloads in progress (kept when a pull is cancelled, so
@@ -35,6 +38,8 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -44,6 +49,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,6 +88,7 @@ struct mirror_source_view {
   // Per component: served and upstream versions and since when (mirror_freshness.hpp).
   std::vector<component_freshness> freshness;
   std::chrono::milliseconds interval{0};  // the source's schedule
+  rate_in_effect rate;  // this source's own download limit now (rate_limit, rate_windows)
 };
 
 enum class mirror_lookup_verdict {
@@ -103,6 +110,10 @@ struct mirror_lookup {
 // For /-/mirror, /-/mirror/sync and `lanrelay mirror status`.
 boost::json::object to_json(const sync_result& r);
 boost::json::array to_json(const std::vector<mirror_source_view>& sources);
+// {"bytes_per_second": 2097152, "window": "Mon-Fri 08:00-18:00"} (0: unlimited; "": the base rate)
+boost::json::object to_json(const rate_in_effect& rate);
+// The same read back (the CLI); nullopt when `v` is not such an object (an older relay).
+std::optional<rate_in_effect> rate_from_json(const boost::json::value* v);
 
 class mirror_service {
  public:
@@ -144,6 +155,8 @@ class mirror_service {
   std::vector<mirrored_item> items() const;
 
   std::vector<mirror_source_view> status() const;
+  // The limit of all sources together now ([mirror] rate_limit and rate_windows).
+  rate_in_effect total_rate() const;
 
   // Payload bytes fetched from upstreams by syncs and pull-throughs since start.
   std::uint64_t upstream_bytes() const noexcept {
@@ -156,6 +169,9 @@ class mirror_service {
 
  private:
   boost::asio::awaitable<void> schedule_loop(source& s);
+  // Applies the windows in effect now to every limit; how long until one may change.
+  std::chrono::seconds apply_rate_windows();
+  boost::asio::awaitable<void> rate_window_loop();  // on rate_strand_, while any window is set
   boost::asio::awaitable<sync_result> run_sync(source& s);
   boost::asio::awaitable<sync_result> sync_and_replan(source& s);  // sync_now, on s.strand
   boost::asio::awaitable<pull_outcome> pull_and_wait(source& s, std::string path);
@@ -175,7 +191,11 @@ class mirror_service {
   std::chrono::seconds retry_after_;  // peers.retry_after: a busy pull-through's Retry-After
   space_floor min_free_;
   std::unique_ptr<pull_budget> budget_;  // mirror.max_pulls and mirror.pull_volume
-  std::shared_ptr<rate_limiter> total_rate_;  // [mirror] rate_limit over all sources; null: none
+  std::unique_ptr<scheduled_rate> total_rate_;  // [mirror] rate_limit and rate_windows
+  boost::asio::strand<boost::asio::io_context::executor_type> rate_strand_;
+  boost::asio::steady_timer rate_timer_;  // rate_strand_: until the next window edge
+  mutable std::mutex rate_mutex_;
+  std::string total_window_;  // guarded by rate_mutex_: the window applied to total_rate_
   std::vector<std::unique_ptr<source>> sources_;
   std::unique_ptr<route_finder> routes_;  // when a source has proxy = "auto"
   boost::asio::thread_pool hashing_{1};  // digests of new files, off the I/O threads

@@ -37,6 +37,8 @@ class monitor {
 
   // The daemon's mirror sources; without one, status says none is configured.
   void set_mirror_provider(mirror_provider provider);
+  // The download limit of all mirror sources together now. Any thread; quick.
+  void set_mirror_total_rate(std::function<rate_in_effect()> source);
   // Bytes downloaded from upstream that are counted elsewhere (the mirror service's own total);
   // added to relay_counters::bytes_fetched_upstream. Any thread; quick.
   void set_upstream_bytes(std::function<std::uint64_t()> source);
@@ -56,6 +58,7 @@ class monitor {
   void register_metrics();
   std::vector<mirror_report> mirrors() const;
   std::uint64_t upstream_total() const;
+  rate_in_effect mirror_total_rate() const;
 
   content_store& store_;
   relay_counters& counters_;
@@ -70,6 +73,7 @@ class monitor {
   mutable std::mutex provider_mutex_;
   mirror_provider mirror_provider_;  // guarded by provider_mutex_
   std::function<std::uint64_t()> upstream_bytes_;  // guarded by provider_mutex_
+  std::function<rate_in_effect()> mirror_total_rate_;  // guarded by provider_mutex_
   std::function<https_report()> https_;  // guarded by provider_mutex_
   std::filesystem::path disk_dir_;        // guarded by provider_mutex_
   space_floor min_free_;                  // guarded by provider_mutex_

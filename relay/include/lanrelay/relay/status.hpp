@@ -13,6 +13,7 @@
 #include "lanrelay/relay/mirror.hpp"
 #include "lanrelay/relay/mirror_freshness.hpp"
 #include "lanrelay/relay/stats.hpp"
+#include "lanrelay/upstream/rate_windows.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -39,6 +40,7 @@ struct mirror_report {
   // Per component: served and upstream versions and since when (mirror_freshness.hpp).
   std::vector<component_freshness> freshness;
   std::chrono::milliseconds interval{0};  // the source's schedule
+  rate_in_effect rate;                    // the source's own download limit now
 };
 
 // Called at each status or metrics request, from any io thread; must be thread safe and quick
@@ -64,6 +66,7 @@ struct status_report {
 
   bool mirrors_configured = false;  // false: the daemon gave no mirror provider or no source
   std::vector<mirror_report> mirrors;
+  rate_in_effect mirror_rate;  // the download limit of all sources together now
 
   std::vector<running_transfer> transfers;
   std::vector<peer_total> top_peers;

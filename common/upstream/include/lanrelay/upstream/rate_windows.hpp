@@ -52,6 +52,9 @@ std::optional<std::uint16_t> parse_clock(std::string_view text, bool end);
 std::string days_text(std::uint8_t days);       // "Mon-Fri", "Sat,Sun", "daily"
 std::string window_text(const rate_window& w);  // "Mon-Fri 08:00-18:00"
 
+// "Mon-Fri 08:00-18:00": days (parse_days), one blank, start-end (parse_clock), checked by
+// check_window; the rate is left 0 for the caller to set. nullopt with the reason in `why`.
+std::optional<rate_window> parse_window(std::string_view text, std::string* why = nullptr);
 // Why `w` is not a usable window (empty days, start not before end), or nullopt.
 std::optional<std::string> check_window(const rate_window& w);
 // True when some minute of some day lies in both.
@@ -62,6 +65,16 @@ const rate_window* active_window(std::span<const rate_window> windows, local_tim
 // How long from `now` until a window starts or ends (the active one may change then); at most a
 // week, and a week when there are no windows.
 std::chrono::seconds until_next_change(std::span<const rate_window> windows, local_time now) noexcept;
+
+// What a limit is now, for status pages and metrics.
+struct rate_in_effect {
+  std::uint64_t bytes_per_second = 0;  // 0: unlimited
+  std::string window;                  // window_text of the window holding; empty: the base rate
+
+  bool operator==(const rate_in_effect&) const = default;
+};
+// "2.0 MiB/s (window Mon-Fri 08:00-18:00)", "unlimited", "1.0 MiB/s".
+std::string rate_text(const rate_in_effect& rate);
 
 // One limit with its windows: a base rate and the windows that replace it (both 0: unlimited).
 class scheduled_rate {
@@ -74,6 +87,7 @@ class scheduled_rate {
   // the base rate).
   const rate_window* apply(local_time now) const;
   std::uint64_t rate_at(local_time now) const noexcept;
+  rate_in_effect in_effect(local_time now) const;
   std::uint64_t base_rate() const noexcept { return base_rate_; }
   const std::vector<rate_window>& windows() const noexcept { return windows_; }
 

@@ -86,6 +86,7 @@ using field_of = T& (*)(Target&);
 std::string_view toml_type_name(const toml::node& node);
 std::string toml_string(std::string_view text);
 std::optional<std::uint64_t> parse_size(std::string_view text);
+std::string size_text(std::uint64_t bytes);  // "2MiB", "1000B": what parse_size reads back
 std::string show_size(std::uint64_t bytes);
 std::string show_duration(std::chrono::milliseconds d);
 apply_result check_address(std::string_view text);
