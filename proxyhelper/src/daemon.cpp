@@ -162,13 +162,12 @@ void daemon::reload_certificate() {
 }
 
 runtime::reload_result daemon::reload_config() {
-  auto loaded = reload_source_();
   runtime::reload_result result;
-  if (!loaded.ok()) {
-    result.diagnostics = std::move(loaded.diagnostics);
+  auto accepted = runtime::accept_reload(reload_source_(), result);
+  if (!accepted) {
     return result;
   }
-  proxyhelper_config next = std::move(loaded.config);
+  proxyhelper_config next = std::move(*accepted);
   const auto running = live_.get();
   // Settings that need a restart keep their running values, so that what /-/status and the
   // next reload compare against is what runs.

@@ -279,13 +279,12 @@ void daemon::reload_certificate() {
 }
 
 runtime::reload_result daemon::reload_config() {
-  config_load_result loaded = reload_source_();
   runtime::reload_result result;
-  if (!loaded.ok()) {
-    result.diagnostics = std::move(loaded.diagnostics);
+  auto accepted = runtime::accept_reload(reload_source_(), result);
+  if (!accepted) {
     return result;
   }
-  relay_config next = std::move(loaded.config);
+  relay_config next = std::move(*accepted);
   result.plan = plan_reload(config_, next);
   result.problems = run_reload_hooks(result.plan, config_, next, *this);
   config_ = std::move(next);

@@ -33,6 +33,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,18 @@ struct reload_result {
   settings::reload_plan plan;
   std::vector<std::string> problems;  // "section.key: why" for hooks that kept a running value
 };
+
+// A reload's first step, the same in both daemons: a refused file ends the reload with its
+// diagnostics in `result` and nothing applied (nullopt); a valid one is the configuration to plan
+// and apply.
+template <class Config>
+std::optional<Config> accept_reload(basic_config_load_result<Config> loaded, reload_result& result) {
+  if (!loaded.ok()) {
+    result.diagnostics = std::move(loaded.diagnostics);
+    return std::nullopt;
+  }
+  return std::move(loaded.config);
+}
 
 // What the runtime adds to a daemon's grace period before it cuts a stop short itself.
 inline constexpr std::chrono::seconds stop_backstop{5};
