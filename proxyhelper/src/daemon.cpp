@@ -24,13 +24,8 @@ result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, proxyhelper
     }
     return errc::invalid_config;
   }
-  std::error_code fs_error;
-  std::filesystem::create_directories(config.state_dir, fs_error);
-  if (fs_error) {
-    spdlog::error("event=state_dir_error path={} error=\"{}\" hint=\"create it, fix its "
-                  "permissions or set state.dir\"",
-                  config.state_dir.string(), fs_error.message());
-    return boost::system::error_code(fs_error);
+  if (const auto error = runtime::create_state_dir(config.state_dir)) {
+    return error;
   }
   const auto key_path = signing_key_path(config);
   bool created = false;

@@ -121,13 +121,8 @@ daemon::~daemon() = default;
 result<std::unique_ptr<daemon>> daemon::create(net::io_context& ioc, relay_config config,
                                                config_source reload_source,
                                                io_pool* connections) {
-  std::error_code fs_error;
-  std::filesystem::create_directories(config.state_dir, fs_error);
-  if (fs_error) {
-    spdlog::error("event=state_dir_error dir={} error=\"{}\" hint=\"create it, fix its "
-                  "permissions or set state.dir\"",
-                  config.state_dir.string(), fs_error.message());
-    return boost::system::error_code(fs_error);
+  if (const auto error = runtime::create_state_dir(config.state_dir)) {
+    return error;
   }
   const auto cache_dir = config.state_dir / "cache";
   auto store = content_store::open({cache_dir, config.cache_max_size});

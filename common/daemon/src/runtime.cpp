@@ -36,6 +36,17 @@ std::string_view signal_name(int signo) {
 
 }  // namespace
 
+boost::system::error_code create_state_dir(const std::filesystem::path& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) {
+    spdlog::error("event=state_dir_error dir={} error=\"{}\" hint=\"create it, fix its "
+                  "permissions or set state.dir\"",
+                  dir.string(), error.message());
+  }
+  return boost::system::error_code(error);
+}
+
 std::string join_names(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& name : names) {

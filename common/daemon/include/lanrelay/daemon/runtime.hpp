@@ -31,7 +31,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <boost/system/error_code.hpp>
+
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -124,6 +127,10 @@ class runtime {
   bool stopping_ = false;  // control strand
   bool stopped_ = false;   // control strand: finish_stop ran
 };
+
+// Creates the daemon's state directory (and its parents) when missing; on failure logs
+// event=state_dir_error with a hint and returns the error.
+boost::system::error_code create_state_dir(const std::filesystem::path& dir);
 
 // "a,b,c", or "none" for an empty list (log lines).
 std::string join_names(const std::vector<std::string>& names);
