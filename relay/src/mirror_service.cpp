@@ -749,7 +749,7 @@ std::optional<rate_in_effect> rate_from_json(const json::value* v) {
   const auto* o = v != nullptr ? v->if_object() : nullptr;
   const auto* rate = o != nullptr ? o->if_contains("bytes_per_second") : nullptr;
   const auto* window = o != nullptr ? o->if_contains("window") : nullptr;
-  if (rate == nullptr || !rate->is_uint64() && !rate->is_int64() || window == nullptr ||
+  if (rate == nullptr || (!rate->is_uint64() && !rate->is_int64()) || window == nullptr ||
       !window->is_string()) {
     return std::nullopt;
   }
@@ -759,11 +759,11 @@ std::optional<rate_in_effect> rate_from_json(const json::value* v) {
 std::chrono::seconds mirror_service::apply_rate_windows() {
   const auto now = to_local_time(std::chrono::system_clock::now());
   // Applies `rate` and logs a change of window; `applied` is the window text last applied.
-  const auto apply = [&](const scheduled_rate& rate, std::string& applied, std::string_view source) {
+  const auto apply = [&](const scheduled_rate& rate, std::string& applied, std::string_view name) {
     auto effect = rate.in_effect(now);
     rate.apply(now);
     if (effect.window != applied) {
-      spdlog::info("event=mirror_rate_window source={} window=\"{}\" bytes_per_second={}", source,
+      spdlog::info("event=mirror_rate_window source={} window=\"{}\" bytes_per_second={}", name,
                    effect.window.empty() ? "none" : effect.window, effect.bytes_per_second);
       applied = std::move(effect.window);
     }

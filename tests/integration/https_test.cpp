@@ -3,6 +3,7 @@
 // picking up a renewed certificate, and pinning refusing any other certificate. (Admin calls from
 // another host need a non-loopback address: tests/segment/https_segment_test.cpp.)
 
+#include "free_port.hpp"
 #include "relayd_harness.hpp"
 
 #include "lanrelay/base/site_key.hpp"
@@ -38,19 +39,6 @@ fetched get(const std::string& url, std::vector<sha256_digest> pins) {
     return {};
   });
   return out;
-}
-
-// A UDP port free right now on loopback (proxyhelperd's query port cannot be 0).
-std::uint16_t free_udp_port() {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 sha256_digest pin_of(const std::string& hex) {
@@ -192,7 +180,7 @@ TEST(https_proxyhelperd, serves_its_monitoring_over_https_with_its_own_certifica
   std::ofstream(config) << "[state]\ndir = \"" << (dir / "state").string() << "\"\n"
                         << "[http]\nlisten = \"127.0.0.1\"\nport = 0\n"
                         << "[https]\nport = 0\n[query]\nipv6 = false\nport = "
-                        << free_udp_port() << "\n"
+                        << free_port(SOCK_DGRAM) << "\n"  // proxyhelperd's query port cannot be 0
                         << "[health]\nprobe_url = \"http://127.0.0.1:9/\"\ninterval = \"1h\"\n"
                         << "[[proxy]]\nurl = \"http://127.0.0.1:9\"\n";
   const fs::path log = dir / "proxyhelperd.log";

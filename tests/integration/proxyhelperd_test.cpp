@@ -2,6 +2,7 @@
 // health checks through a real tinyproxy to a real nginx, signed answers over real UDP sockets,
 // PAC over HTTP, and SIGTERM.
 
+#include "free_port.hpp"
 #include "notify_socket.hpp"
 #include "relayd_harness.hpp"
 
@@ -18,18 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 namespace proxy = proxy_protocol;
-
-std::uint16_t free_port(int type) {
-  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 bool can_connect(std::uint16_t port) {
   try {

@@ -433,9 +433,9 @@ INSTANTIATE_TEST_SUITE_P(
                                      attack::trickle, attack::no_head, attack::many_urls,
                                      attack::third_host, attack::busy),
                      testing::Values(trust::site_key, trust::digest)),
-    [](const testing::TestParamInfo<std::tuple<attack, trust>>& info) {
-      return std::string(name_of(std::get<0>(info.param))) +
-             (std::get<1>(info.param) == trust::site_key ? "_with_pieces" : "_whole_file");
+    [](const testing::TestParamInfo<std::tuple<attack, trust>>& case_info) {
+      return std::string(name_of(std::get<0>(case_info.param))) +
+             (std::get<1>(case_info.param) == trust::site_key ? "_with_pieces" : "_whole_file");
     });
 
 // The one exception to "an offer's URL names its sender": the relay's catalog names the URL. The

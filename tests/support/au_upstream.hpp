@@ -5,6 +5,7 @@
 // https://, with an access log the tests read to count requests.
 
 #include "lanrelay/content/activeupdate_index.hpp"
+#include "free_port.hpp"
 #include "process.hpp"
 #include "segment.hpp"
 
@@ -49,18 +50,6 @@ inline std::uint64_t size_or_zero(const au_fs::path& file) {
   std::error_code ec;
   const auto n = au_fs::file_size(file, ec);
   return ec ? 0 : n;
-}
-
-inline unsigned short free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 inline bool can_connect(unsigned short port) {

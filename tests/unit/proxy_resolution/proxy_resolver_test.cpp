@@ -3,6 +3,8 @@
 
 #include "lanrelay/proxy_resolution/proxy_resolver.hpp"
 
+#include "free_port.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -88,17 +90,8 @@ class tiny_server {
   std::thread thread_;
 };
 
-std::uint16_t closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+// A loopback port nothing listens on.
+std::uint16_t closed_port() { return test::free_port(); }
 
 // The io_context every resolver of these tests is built on; run() runs it until its resolution
 // ends.
