@@ -12,6 +12,7 @@
 // item from the start, so the WAN total is S plus this; goal: zero).
 //
 // Usage (root): bench_segment [AGENTS=50] [MIB=64] [RATE=1gbit] [MODES=star,tree,swarm]
+// LANRELAY_BENCH_KEEP=1 keeps the work directory (the agents' reports and daemons' logs).
 // Everything runs in namespaces the benchmark builds and removes; it stops by itself.
 
 #include "process.hpp"
@@ -256,7 +257,11 @@ int main(int argc, char** argv) {
       results.emplace_back(m, run(m, agents, work, payload, sha, size, rate));
     }
   }
-  fs::remove_all(work);
+  if (std::getenv("LANRELAY_BENCH_KEEP") != nullptr) {
+    std::printf("kept: %s (each agent's fetch.out and lanrelayd.log under it)\n", work.c_str());
+  } else {
+    fs::remove_all(work);
+  }
 
   // tc rate units: kbit, mbit, gbit (decimal).
   const double bits_per_s = std::strtod(rate.c_str(), nullptr) *

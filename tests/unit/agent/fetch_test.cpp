@@ -5,6 +5,8 @@
 #include "lanrelay/agent/fetch.hpp"
 #include "lanrelay/content/piece_list.hpp"
 
+#include "free_port.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -217,15 +219,7 @@ class fetch_test : public testing::Test {
       content_[i] = static_cast<char>((i * 7919) >> 3);
     }
     // A discovery port of our own, free on every 127.0.0.x address we use.
-    const int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    ::close(probe);
+    port_ = test::free_port(SOCK_DGRAM);
     const auto list = encode(built_pieces());
     pieces_.assign(reinterpret_cast<const char*>(list.data()), list.size());
   }
