@@ -43,6 +43,14 @@ struct fixture {
     lan.ipv4.push_back({ip::make_network_v4("10.77.0.1/16"), ip::make_address_v4("10.77.255.255")});
     lan.ipv4.push_back({ip::make_network_v4("10.70.0.1/16"), ip::make_address_v4("10.70.255.255")});
   }
+  // Runs when the fuzzer exits (exit() after -max_total_time or -runs): no directory left behind.
+  ~fixture() {
+    store.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+  fixture(const fixture&) = delete;
+  fixture& operator=(const fixture&) = delete;
   std::filesystem::path dir;
   std::unique_ptr<lanrelay::content_store> store;
   lanrelay::network_interface lan;
